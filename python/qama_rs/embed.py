@@ -167,7 +167,8 @@ def embed_texts(texts, model=None, batch_size: int = 64, progress: bool = True) 
         raise TypeError("texts must contain only strings")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    encoder = model if hasattr(model, "encode") else load_model(model)
+    # str has an .encode method too, so test for a path/name first.
+    encoder = load_model(model) if model is None or isinstance(model, (str, os.PathLike)) else model
     if not texts:
         dim = encoder.get_sentence_embedding_dimension()
         return np.zeros((0, dim), dtype=np.float32)
