@@ -1,8 +1,406 @@
-//! PyO3 binding of qama-core: converts, validates and releases the GIL; no logic of its own.
+//! PyO3 binding of qama-core, built by maturin into `qama_rs._core`.
+//!
+//! Each function converts and validates its arguments (dtype, rank, C-contiguity, widths: see
+//! [`args`]), runs the core with the GIL released (`py.detach`), and hands the result vector to
+//! NumPy without copying it (`into_pyarray`). No logic lives here. Core errors become
+//! `ValueError`; a panic inside the core is caught and becomes `RuntimeError`, so none reaches
+//! Python as a `PanicException`.
+//!
+//! Threads: the core runs on rayon's global pool, sized by `RAYON_NUM_THREADS` (default: all
+//! cores). As with every rayon user, do not fork (e.g. PyTorch DataLoader workers) after a
+//! parallel call and then call the engine in the child; use spawn, or set `RAYON_NUM_THREADS=1`.
+mod args;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, Ix1, Ix2, PyArray2};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use qama_core::hamming::{self, Backend};
+use qama_core::quantize::Thresholds;
+use qama_core::{pack, topk, CodeLayout, QamaError};
+
+use args::{array_arg, rows_cols, slice_of};
+
+/// Runs a core call without the GIL; core errors become `ValueError`, panics `RuntimeError`.
+fn run_core<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce() -> qama_core::Result<T> + Send,
+{
+    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(QamaError::Shape(msg) | QamaError::Value(msg))) => Err(PyValueError::new_err(msg)),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in qama-core (please report): {what}"
+            )))
+        }
+    }
+}
+
+/// Moves a row-major result vector into a `(rows, cols)` NumPy array without copying.
+fn into_2d<'py, T: numpy::Element>(
+    py: Python<'py>,
+    data: Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
+    let array = Array2::from_shape_vec((rows, cols), data).map_err(|e| {
+        PyRuntimeError::new_err(format!(
+            "internal error: result is not ({rows}, {cols}): {e}"
+        ))
+    })?;
+    Ok(array.into_pyarray(py))
+}
+
+/// Builds the code layout from a `uint16` array of per-dimension level counts.
+fn layout_arg(levels: &Bound<'_, PyAny>) -> PyResult<CodeLayout> {
+    let levels = array_arg::<u16, Ix1>(levels, "levels")?;
+    CodeLayout::new(slice_of(&levels, "levels")?)
+        .map_err(|e| PyValueError::new_err(format!("levels: {e}")))
+}
+
+/// Builds validated thresholds (`float32`, concatenated per dimension) for a layout.
+fn thresholds_arg(thresholds: &Bound<'_, PyAny>, layout: CodeLayout) -> PyResult<Thresholds> {
+    let values = array_arg::<f32, Ix1>(thresholds, "thresholds")?;
+    let values = slice_of(&values, "thresholds")?;
+    if values.len() != layout.total_thresholds() {
+        return Err(PyValueError::new_err(format!(
+            "thresholds has {} values but levels needs {} (sum of levels - 1)",
+            values.len(),
+            layout.total_thresholds()
+        )));
+    }
+    Thresholds::new(layout, values.to_vec())
+        .map_err(|e| PyValueError::new_err(format!("thresholds: {e}")))
+}
+
+fn check_columns(name: &str, cols: usize, layout: &CodeLayout) -> PyResult<()> {
+    if cols != layout.dims() {
+        return Err(PyValueError::new_err(format!(
+            "{name} has {cols} columns but levels names {} dimensions",
+            layout.dims()
+        )));
+    }
+    Ok(())
+}
+
+/// Resolves an optional backend name; `None` means the fastest one this CPU runs.
+fn backend_arg(name: Option<&str>) -> PyResult<Backend> {
+    let Some(name) = name else {
+        return Ok(hamming::best_backend());
+    };
+    let backend = [Backend::Scalar, Backend::Avx2, Backend::Avx512Vpopcnt]
+        .into_iter()
+        .find(|b| b.name() == name)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "backend = {name:?}; known backends are 'scalar', 'avx2', 'avx512vpopcntdq'"
+            ))
+        })?;
+    if !backend.is_available() {
+        return Err(PyValueError::new_err(format!(
+            "backend {name:?} is not available on this CPU"
+        )));
+    }
+    Ok(backend)
+}
+
+/// Number of compared bits: `None` means every bit of a row (padding bits are zero).
+fn nbits_arg(nbits: Option<i64>, words: usize) -> PyResult<usize> {
+    let max = words * 64;
+    match nbits {
+        None if words == 0 => Err(PyValueError::new_err(
+            "codes have 0 words per row; nothing to compare",
+        )),
+        None => Ok(max),
+        Some(b) if b >= 1 && (b as u64) <= max as u64 => Ok(b as usize),
+        Some(b) => Err(PyValueError::new_err(format!(
+            "nbits = {b}; must be in 1..={max} for {words}-word codes"
+        ))),
+    }
+}
+
+/// Reads query and database codes and checks that their rows have the same width.
+fn code_pair<'py>(
+    queries: &Bound<'py, PyAny>,
+    database: &Bound<'py, PyAny>,
+) -> PyResult<(
+    numpy::PyReadonlyArray2<'py, u64>,
+    numpy::PyReadonlyArray2<'py, u64>,
+)> {
+    let q = array_arg::<u64, Ix2>(queries, "queries")?;
+    let db = array_arg::<u64, Ix2>(database, "database")?;
+    let (qw, dbw) = (rows_cols(&q).1, rows_cols(&db).1);
+    if qw != dbw {
+        return Err(PyValueError::new_err(format!(
+            "queries has {qw} words per row but database has {dbw}"
+        )));
+    }
+    Ok((q, db))
+}
+
+/// Distances are at most `nbits`; refuse widths whose counts would not fit an int32.
+fn check_int32_range(nbits: usize) -> PyResult<()> {
+    if nbits > i32::MAX as usize {
+        return Err(PyValueError::new_err(format!(
+            "nbits = {nbits} exceeds the int32 distance range"
+        )));
+    }
+    Ok(())
+}
+
+/// Codes `uint8 (n, d)`: per value, the number of its dimension's thresholds it strictly exceeds.
+/// `x` is `float32 (n, d)`; `thresholds` the `float32` thresholds of every dimension concatenated
+/// in order (ascending within a dimension); `levels` the `uint16` level count of each dimension.
+#[pyfunction]
+fn quantize<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    thresholds: &Bound<'py, PyAny>,
+    levels: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let layout = layout_arg(levels)?;
+    let thresholds = thresholds_arg(thresholds, layout)?;
+    let x = array_arg::<f32, Ix2>(x, "x")?;
+    let (n, cols) = rows_cols(&x);
+    check_columns("x", cols, thresholds.layout())?;
+    let data = slice_of(&x, "x")?;
+    let codes = run_core(py, || qama_core::quantize::quantize(data, n, &thresholds))?;
+    into_2d(py, codes, n, cols)
+}
+
+/// Packs `uint8 (n, d)` codes as thermometer bits into `uint64 (n, words)`.
+#[pyfunction]
+fn expand<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+    levels: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u64>>> {
+    let layout = layout_arg(levels)?;
+    let codes = array_arg::<u8, Ix2>(codes, "codes")?;
+    let (n, cols) = rows_cols(&codes);
+    check_columns("codes", cols, &layout)?;
+    let data = slice_of(&codes, "codes")?;
+    let packed = run_core(py, || qama_core::expand::expand(data, n, &layout))?;
+    into_2d(py, packed, n, layout.words())
+}
+
+/// Inverse of `expand`: `uint64 (n, words)` thermometer codes back to `uint8 (n, d)` levels.
+#[pyfunction]
+fn collapse<'py>(
+    py: Python<'py>,
+    packed: &Bound<'py, PyAny>,
+    levels: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let layout = layout_arg(levels)?;
+    let packed = array_arg::<u64, Ix2>(packed, "packed")?;
+    let (n, words) = rows_cols(&packed);
+    if words != layout.words() {
+        return Err(PyValueError::new_err(format!(
+            "packed has {words} words per row but levels needs {}",
+            layout.words()
+        )));
+    }
+    let data = slice_of(&packed, "packed")?;
+    let dims = layout.dims();
+    let codes = run_core(py, || qama_core::expand::collapse(data, n, &layout))?;
+    into_2d(py, codes, n, dims)
+}
+
+/// Fused `quantize` + `expand`: `float32 (n, d)` to packed `uint64 (n, words)` codes.
+#[pyfunction]
+fn encode<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    thresholds: &Bound<'py, PyAny>,
+    levels: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u64>>> {
+    let layout = layout_arg(levels)?;
+    let thresholds = thresholds_arg(thresholds, layout)?;
+    let x = array_arg::<f32, Ix2>(x, "x")?;
+    let (n, cols) = rows_cols(&x);
+    check_columns("x", cols, thresholds.layout())?;
+    let data = slice_of(&x, "x")?;
+    let words = thresholds.layout().words();
+    let packed = run_core(py, || qama_core::expand::encode(data, n, &thresholds))?;
+    into_2d(py, packed, n, words)
+}
+
+/// Packs `uint8 (n, nbits)` 0/1 bytes into `uint64 (n, ceil(nbits / 64))`, stream bit `b` at
+/// word `b // 64`, bit `b % 64` (= `np.packbits(bits, bitorder="little")` read as `<u8`).
+#[pyfunction]
+fn pack_bits<'py>(
+    py: Python<'py>,
+    bits: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u64>>> {
+    let bits = array_arg::<u8, Ix2>(bits, "bits")?;
+    let (n, nbits) = rows_cols(&bits);
+    let data = slice_of(&bits, "bits")?;
+    let packed = run_core(py, || pack::pack_bits(data, n, nbits))?;
+    into_2d(py, packed, n, pack::words_for(nbits))
+}
+
+/// Inverse of `pack_bits`: `uint64 (n, ceil(nbits / 64))` to `uint8 (n, nbits)` 0/1 bytes.
+#[pyfunction]
+fn unpack_bits<'py>(
+    py: Python<'py>,
+    words: &Bound<'py, PyAny>,
+    nbits: i64,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let words = array_arg::<u64, Ix2>(words, "words")?;
+    let (n, w) = rows_cols(&words);
+    if nbits < 0 || pack::words_for(nbits as usize) != w {
+        return Err(PyValueError::new_err(format!(
+            "nbits = {nbits} does not match words, which has {w} words per row (nbits must be in {}..={})",
+            (w * 64).saturating_sub(63),
+            w * 64
+        )));
+    }
+    let nbits = nbits as usize;
+    let data = slice_of(&words, "words")?;
+    let bits = run_core(py, || pack::unpack_bits(data, n, nbits))?;
+    into_2d(py, bits, n, nbits)
+}
+
+/// All-pairs Hamming distances `int32 (q, n)` between `uint64 (q, words)` and `uint64 (n, words)`
+/// codes over the first `nbits` stream bits (default: all).
+#[pyfunction]
+#[pyo3(signature = (queries, database, nbits=None, backend=None))]
+fn hamming_distances<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    database: &Bound<'py, PyAny>,
+    nbits: Option<i64>,
+    backend: Option<&str>,
+) -> PyResult<Bound<'py, PyArray2<i32>>> {
+    let backend = backend_arg(backend)?;
+    let (q, db) = code_pair(queries, database)?;
+    let (nq, words) = rows_cols(&q);
+    let n = rows_cols(&db).0;
+    let nbits = nbits_arg(nbits, words)?;
+    check_int32_range(nbits)?;
+    let (qs, dbs) = (slice_of(&q, "queries")?, slice_of(&db, "database")?);
+    let distances = run_core(py, || {
+        hamming::hamming_distances_with(backend, qs, nq, dbs, n, words, nbits)
+            // In place (same size and alignment): no second allocation; values <= nbits.
+            .map(|d| d.into_iter().map(|v| v as i32).collect::<Vec<i32>>())
+    })?;
+    into_2d(py, distances, nq, n)
+}
+
+/// Exact Hamming top-k over the first `nbits` bits (default: all). Returns `(distances int32
+/// (q, min(k, n)), ids int64 (q, min(k, n)))`, ascending by distance, ties by lower row number.
+#[pyfunction]
+#[pyo3(signature = (queries, database, k, nbits=None, backend=None))]
+#[allow(clippy::type_complexity)]
+fn search<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    database: &Bound<'py, PyAny>,
+    k: i64,
+    nbits: Option<i64>,
+    backend: Option<&str>,
+) -> PyResult<(Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<i64>>)> {
+    let backend = backend_arg(backend)?;
+    if k <= 0 {
+        return Err(PyValueError::new_err(format!("k = {k}; must be positive")));
+    }
+    let (q, db) = code_pair(queries, database)?;
+    let (nq, words) = rows_cols(&q);
+    let n = rows_cols(&db).0;
+    if n == 0 {
+        return Err(PyValueError::new_err(
+            "database is empty; nothing to search",
+        ));
+    }
+    let nbits = nbits_arg(nbits, words)?;
+    check_int32_range(nbits)?;
+    let k = usize::try_from(k).unwrap_or(usize::MAX);
+    let (qs, dbs) = (slice_of(&q, "queries")?, slice_of(&db, "database")?);
+    let (kk, distances, ids) = run_core(py, || {
+        topk::search_with(backend, qs, nq, dbs, n, words, nbits, k).map(|r| {
+            // Both conversions run in place (same size and alignment); ids < n <= i64::MAX.
+            let d: Vec<i32> = r.distances.into_iter().map(|v| v as i32).collect();
+            let i: Vec<i64> = r.ids.into_iter().map(|v| v as i64).collect();
+            (r.k, d, i)
+        })
+    })?;
+    Ok((into_2d(py, distances, nq, kk)?, into_2d(py, ids, nq, kk)?))
+}
+
+/// Names of the distance backends this CPU runs, fastest first (always ends with "scalar").
+#[pyfunction]
+fn available_backends() -> Vec<&'static str> {
+    hamming::available_backends()
+        .into_iter()
+        .map(Backend::name)
+        .collect()
+}
+
+/// Name of the backend `search` uses by default.
+#[pyfunction]
+fn best_backend() -> &'static str {
+    hamming::best_backend().name()
+}
+
+/// The architecture and the CPU features the kernels care about, as detected at run time
+/// (e.g. "x86_64: popcnt avx2 avx512f avx512vpopcntdq"), for benchmark records.
+#[pyfunction]
+fn cpu_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let detected = [
+            ("popcnt", std::arch::is_x86_feature_detected!("popcnt")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+            (
+                "avx512vpopcntdq",
+                std::arch::is_x86_feature_detected!("avx512vpopcntdq"),
+            ),
+        ];
+        let names: Vec<&str> = detected
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect();
+        format!("x86_64: {}", names.join(" "))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        format!("{}: (no feature probe)", std::env::consts::ARCH)
+    }
+}
+
+/// Threads of the engine's rayon pool (set by `RAYON_NUM_THREADS` before the first call).
+#[pyfunction]
+fn num_threads() -> usize {
+    rayon::current_num_threads()
+}
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(expand, m)?)?;
+    m.add_function(wrap_pyfunction!(collapse, m)?)?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(pack_bits, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack_bits, m)?)?;
+    m.add_function(wrap_pyfunction!(hamming_distances, m)?)?;
+    m.add_function(wrap_pyfunction!(search, m)?)?;
+    m.add_function(wrap_pyfunction!(available_backends, m)?)?;
+    m.add_function(wrap_pyfunction!(best_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
+    m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     Ok(())
 }
