@@ -1,0 +1,447 @@
+"""Threshold quantizers: per-dimension ascending thresholds turned into packed thermometer codes.
+
+A value's code is the number of its dimension's thresholds it strictly exceeds, so a dimension
+with ``L`` levels has ``L - 1`` thresholds and ``L - 1`` code bits; Hamming distance between codes is
+the L1 distance between levels. Named schemes (per input dimension):
+
+* ``"1bit"`` 2 levels, ``"1.5bit"`` 3 levels, ``"2bit"`` 4 levels;
+* ``"hybrid"`` (the QAMA paper's mix): of ``D`` input dimensions, the first quarter 2-bit, the
+  second 1.5-bit, the third 1-bit, and the last quarter "0.5-bit": reduced to ``D / 8`` values, then
+  1-bit. 384 input dimensions give 96*3 + 96*2 + 96 + 48 = 624 bits (78 bytes).
+
+Dimensions here (``dims``, ``levels``, ``prefix_bits``) count *quantized values*, the units of the
+code stream; they equal input dimensions except in the pair-reduced tail of a training-free hybrid
+quantizer, where two input dimensions make one value. ``dims=m`` everywhere means the Matryoshka
+prefix of the first ``m`` quantized values, i.e. the first ``prefix_bits(m)`` bits of the code.
+
+Training-free hybrid (``Quantizer.fit(x, "hybrid")``) reduces the last quarter by averaging
+consecutive pairs of input dimensions, at fit and encode time alike (recorded as
+``pair_reduce_start``). A trained QAMA head does its own reduction (a learned layer) and hands over
+already-reduced values with explicit ``levels`` (``qama_rs.thresholds.scheme_levels`` gives the
+same level lists), so no reduction is applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import operator
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from . import _core
+
+FORMAT = "qama-rs/quantizer"
+FORMAT_VERSION = 1
+MAX_LEVELS = 256
+
+_UNIFORM_SCHEMES = {"1bit": 2, "1.5bit": 3, "2bit": 4}
+SCHEMES = (*_UNIFORM_SCHEMES, "hybrid")
+
+
+def _scheme_levels(scheme: str, input_dims: int) -> np.ndarray:
+    """Level count of each quantized value of a named scheme over ``input_dims`` input dimensions.
+
+    For ``"hybrid"`` the result has ``7 * input_dims / 8`` entries (``input_dims`` must be a multiple
+    of 8): ``[4] * D/4 + [3] * D/4 + [2] * D/4 + [2] * D/8``; the last ``D/8`` values are the reduced
+    "0.5-bit" quarter.
+    """
+    input_dims = operator.index(input_dims)
+    if input_dims < 1:
+        raise ValueError(f"input_dims = {input_dims}; must be positive")
+    if scheme in _UNIFORM_SCHEMES:
+        return np.full(input_dims, _UNIFORM_SCHEMES[scheme], dtype=np.uint16)
+    if scheme == "hybrid":
+        if input_dims % 8:
+            raise ValueError(f"the hybrid scheme needs input dims divisible by 8, got {input_dims}")
+        quarter = input_dims // 4
+        return np.array([4] * quarter + [3] * quarter + [2] * quarter + [2] * (quarter // 2), dtype=np.uint16)
+    raise ValueError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+    """Writes a file through ``write(f)`` into a temporary file beside ``path``, then renames it over
+    ``path``: a failure at any point leaves an existing file untouched and no temporary behind."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def float_rows(x: Any, name: str = "x") -> np.ndarray:
+    """``x`` as a C-contiguous ``float32 (n, d)`` array; other float dtypes are converted, anything
+    else (ints, bools, objects) is a ``TypeError``."""
+    array = np.asarray(x)
+    if array.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, d), got shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_dims_arg(dims: Any, total: int) -> int:
+    if dims is None:
+        return total
+    try:
+        m = operator.index(dims)
+    except TypeError:
+        raise TypeError(f"dims must be an int, got {type(dims).__name__}") from None
+    if not 1 <= m <= total:
+        raise ValueError(f"dims = {m}; must be in 1..={total} (quantized values of this quantizer)")
+    return m
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+class Quantizer:
+    """Per-dimension levels and ascending thresholds, plus how inputs become quantized values.
+
+    Build one with :meth:`fit` (training-free, per-dimension quantiles) or from explicit thresholds:
+
+    * ``Quantizer(thresholds_2d)`` with shape ``(d, L - 1)``: ``d`` dimensions of ``L`` levels; with
+      per-dimension ``levels`` as well, row ``j`` holds ``levels[j] - 1`` thresholds then ``+inf``
+      padding (the layout of :mod:`qama_rs.thresholds`);
+    * ``Quantizer(flat, levels)`` with ``levels`` an int or a per-dimension sequence and ``flat`` the
+      thresholds of all dimensions concatenated in order (``sum(levels - 1)`` values);
+    * ``Quantizer([t_0, t_1, ...])`` with one 1-D sequence per dimension (``len(t_j) + 1`` levels).
+
+    ``pair_reduce_start=s`` makes input columns ``s, s+1, ...`` be averaged in consecutive pairs
+    into quantized values ``s, s+1, ...`` (training-free hybrid); by default inputs are quantized
+    as they are.
+    """
+
+    def __init__(
+        self,
+        thresholds: Any,
+        levels: int | Sequence[int] | np.ndarray | None = None,
+        *,
+        pair_reduce_start: int | None = None,
+        scheme: str | None = None,
+    ) -> None:
+        flat, level_counts = _normalize_thresholds(thresholds, levels)
+        self._levels = level_counts
+        self._thresholds = flat
+        self._offsets = np.concatenate([[0], np.cumsum(level_counts.astype(np.int64) - 1)])
+        dims = len(level_counts)
+        if pair_reduce_start is not None:
+            pair_reduce_start = operator.index(pair_reduce_start)
+            if not 0 <= pair_reduce_start < dims:
+                raise ValueError(f"pair_reduce_start = {pair_reduce_start}; must be in 0..{dims - 1}")
+        self._pair_reduce_start = pair_reduce_start
+        if scheme is not None and scheme not in SCHEMES:
+            raise ValueError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
+        self._scheme = scheme
+
+    # ----------------------------------------------------------------------------------- building
+    @classmethod
+    def fit(
+        cls,
+        x: Any,
+        scheme: str | None = None,
+        *,
+        levels: int | Sequence[int] | None = None,
+    ) -> Quantizer:
+        """Training-free quantizer: per-dimension quantile thresholds of ``x`` ``(n, d)``.
+
+        A dimension with ``L`` levels gets the quantiles ``k / L`` for ``k = 1 .. L - 1`` (NumPy's
+        linear interpolation), so each level holds about ``1 / L`` of the fitted values. Give a
+        ``scheme`` (default ``"1bit"``: per-dimension medians) or explicit ``levels`` (an int or a
+        per-dimension sequence), not both. ``"hybrid"`` averages the last quarter in pairs first.
+        """
+        if scheme is not None and levels is not None:
+            raise ValueError("give either scheme or levels, not both")
+        x = float_rows(x)
+        if len(x) == 0:
+            raise ValueError("x has no rows to fit thresholds on")
+        if not np.isfinite(x).all():
+            row, col = np.argwhere(~np.isfinite(x))[0]
+            raise ValueError(f"x has a non-finite value at row {row}, column {col}")
+        input_dims = x.shape[1]
+        pair_reduce_start = None
+        if levels is not None:
+            level_counts = _level_array(levels, input_dims)
+            scheme = None
+        else:
+            scheme = "1bit" if scheme is None else scheme
+            level_counts = _scheme_levels(scheme, input_dims)
+            if scheme == "hybrid":
+                pair_reduce_start = 3 * input_dims // 4
+                x = _pair_reduce(x, pair_reduce_start, len(level_counts))
+        thresholds = np.empty(int(np.sum(level_counts.astype(np.int64) - 1)), dtype=np.float32)
+        offsets = np.concatenate([[0], np.cumsum(level_counts.astype(np.int64) - 1)])
+        for count in np.unique(level_counts):
+            dims_with = np.flatnonzero(level_counts == count)
+            quantiles = np.arange(1, count) / count
+            per_dim = np.quantile(x[:, dims_with].astype(np.float64), quantiles, axis=0).T
+            for row, j in zip(per_dim, dims_with, strict=True):
+                thresholds[offsets[j] : offsets[j + 1]] = row
+        return cls(thresholds, level_counts, pair_reduce_start=pair_reduce_start, scheme=scheme)
+
+    # --------------------------------------------------------------------------------- properties
+    @property
+    def dims(self) -> int:
+        """Quantized values per vector (the code's dimensions)."""
+        return len(self._levels)
+
+    @property
+    def input_dims(self) -> int:
+        """Columns an input row must have (``dims``, plus the second of each reduced pair)."""
+        return self.input_dims_for(self.dims)
+
+    @property
+    def levels(self) -> np.ndarray:
+        """Read-only ``uint16 (dims,)`` level count of each quantized value."""
+        return _readonly(self._levels)
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Read-only ``float32`` thresholds of every dimension, concatenated in order."""
+        return _readonly(self._thresholds)
+
+    @property
+    def scheme(self) -> str | None:
+        """The named scheme this quantizer was fitted with, or None for explicit levels."""
+        return self._scheme
+
+    @property
+    def pair_reduce_start(self) -> int | None:
+        """First input column (and quantized value) of the pair-averaged tail, or None."""
+        return self._pair_reduce_start
+
+    @property
+    def bits(self) -> int:
+        """Bits of one code (the sum of ``levels - 1``)."""
+        return int(self._offsets[-1])
+
+    @property
+    def words(self) -> int:
+        """``uint64`` words of one stored code (``bits`` rounded up to 64; padding bits are zero)."""
+        return -(-self.bits // 64)
+
+    @property
+    def bytes_per_vector(self) -> int:
+        """Bytes of one code, ``ceil(bits / 8)`` (the index stores ``words * 8``)."""
+        return -(-self.bits // 8)
+
+    def thresholds_of(self, dim: int) -> np.ndarray:
+        """Read-only thresholds of quantized value ``dim``."""
+        return _readonly(self._thresholds[self._offsets[dim] : self._offsets[dim + 1]])
+
+    def prefix_bits(self, dims: int) -> int:
+        """Bits covered by the first ``dims`` quantized values (a Matryoshka prefix)."""
+        return int(self._offsets[_check_dims_arg(dims, self.dims)])
+
+    def input_dims_for(self, dims: int) -> int:
+        """Input columns that produce the first ``dims`` quantized values."""
+        m = _check_dims_arg(dims, self.dims)
+        s = self._pair_reduce_start
+        return m if s is None or m <= s else s + 2 * (m - s)
+
+    # ---------------------------------------------------------------------------------- encoding
+    def reduce(self, x: Any, dims: int | None = None) -> np.ndarray:
+        """The ``float32 (n, dims)`` values that get quantized: ``x`` itself, or with the reduced
+        tail averaged in pairs. ``x`` has ``input_dims`` columns or exactly the columns of the
+        ``dims`` prefix (``input_dims_for(dims)``)."""
+        m = _check_dims_arg(dims, self.dims)
+        x = float_rows(x)
+        needed = self.input_dims_for(m)
+        if x.shape[1] not in (self.input_dims, needed):
+            wanted = f"{self.input_dims}" if needed == self.input_dims else f"{self.input_dims} or {needed}"
+            raise ValueError(f"x has {x.shape[1]} columns; this quantizer takes {wanted} for dims={m}")
+        s = self._pair_reduce_start
+        if s is None or m <= s:
+            return np.ascontiguousarray(x[:, :m])
+        if not np.isfinite(x[:, :needed]).all():
+            row, col = np.argwhere(~np.isfinite(x[:, :needed]))[0]
+            raise ValueError(f"x has a non-finite value at row {row}, column {col}")
+        return _pair_reduce(x[:, :needed], s, m)
+
+    def quantize(self, x: Any, dims: int | None = None) -> np.ndarray:
+        """Levels ``uint8 (n, dims)`` of ``x`` (before thermometer expansion)."""
+        m = _check_dims_arg(dims, self.dims)
+        values = self.reduce(x, m)
+        return _core.quantize(values, self._thresholds[: self._offsets[m]], self._levels[:m])
+
+    def encode(self, x: Any, dims: int | None = None) -> np.ndarray:
+        """Packed thermometer codes ``uint64 (n, words)`` of float rows ``x``.
+
+        With ``dims=m`` only the first ``m`` quantized values are encoded, giving
+        ``ceil(prefix_bits(m) / 64)`` words: exactly the leading words of the full code (with the
+        bits past the prefix zeroed). Non-finite input raises ``ValueError``.
+        """
+        m = _check_dims_arg(dims, self.dims)
+        values = self.reduce(x, m)
+        return _core.encode(values, self._thresholds[: self._offsets[m]], self._levels[:m])
+
+    # ------------------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (format tag and version included)."""
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "scheme": self._scheme,
+            "pair_reduce_start": self._pair_reduce_start,
+            "levels": self._levels.tolist(),
+            # float32 -> Python float is exact, and JSON round-trips doubles exactly.
+            "thresholds": self._thresholds.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Quantizer:
+        """Inverse of :meth:`to_dict`; a wrong format tag or version raises ``ValueError``."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a qama-rs quantizer (expected format {FORMAT!r})")
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"quantizer format version {data.get('version')!r} is not supported (this is {FORMAT_VERSION})"
+            )
+        try:
+            return cls(
+                np.asarray(data["thresholds"], dtype=np.float32),
+                np.asarray(data["levels"]),
+                pair_reduce_start=data.get("pair_reduce_start"),
+                scheme=data.get("scheme"),
+            )
+        except KeyError as e:
+            raise ValueError(f"quantizer description lacks {e}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the quantizer as JSON, atomically (an existing file survives a failed save)."""
+        payload = json.dumps(self.to_dict()).encode()
+        atomic_write(path, lambda f: f.write(payload))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Quantizer:
+        """Reads a file written by :meth:`save`; anything else raises ``ValueError``."""
+        raw = Path(path).read_bytes()
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not a qama-rs quantizer file ({e})") from None
+        return cls.from_dict(data)
+
+    # ---------------------------------------------------------------------------------- dunders
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Quantizer):
+            return NotImplemented
+        return (
+            np.array_equal(self._levels, other._levels)
+            and np.array_equal(self._thresholds, other._thresholds)
+            and self._pair_reduce_start == other._pair_reduce_start
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking value type: equality, no hash
+
+    def __repr__(self) -> str:
+        scheme = self._scheme or "custom"
+        reduce = "" if self._pair_reduce_start is None else f", pair_reduce_start={self._pair_reduce_start}"
+        return f"Quantizer(scheme={scheme!r}, dims={self.dims}, bits={self.bits}{reduce})"
+
+
+def encode(x: Any, quantizer: Quantizer, dims: int | None = None) -> np.ndarray:
+    """``quantizer.encode(x, dims)``: packed ``uint64 (n, words)`` codes of float rows ``x``."""
+    return quantizer.encode(x, dims)
+
+
+def _pair_reduce(x: np.ndarray, start: int, dims: int) -> np.ndarray:
+    """Keeps columns ``:start`` and averages the following columns in consecutive pairs, up to
+    ``dims`` values in all. Fit and encode share it, so both see identical float32 values."""
+    end = start + 2 * (dims - start)
+    tail = (x[:, start:end:2] + x[:, start + 1 : end : 2]) * np.float32(0.5)
+    return np.ascontiguousarray(np.concatenate([x[:, :start], tail], axis=1), dtype=np.float32)
+
+
+def _level_array(levels: Any, dims: int | None) -> np.ndarray:
+    """Validated ``uint16`` levels from an int (``dims`` copies) or a per-dimension sequence."""
+    if isinstance(levels, (int, np.integer)):
+        if dims is None:
+            raise ValueError("an int levels needs the number of dimensions")
+        levels = [int(levels)] * dims
+    array = np.asarray(levels)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise TypeError(
+            f"levels must be an int or a 1-D sequence of ints, got {array.dtype} shape {array.shape}"
+        )
+    if len(array) == 0:
+        raise ValueError("levels must name at least one dimension")
+    if dims is not None and len(array) != dims:
+        raise ValueError(f"levels names {len(array)} dimensions, expected {dims}")
+    bad = np.flatnonzero((array < 2) | (array > MAX_LEVELS))
+    if len(bad):
+        j = int(bad[0])
+        raise ValueError(f"levels[{j}] = {array[j]}; each dimension needs 2..={MAX_LEVELS} levels")
+    return array.astype(np.uint16)
+
+
+def _normalize_thresholds(thresholds: Any, levels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ``float32`` thresholds and ``uint16`` levels from the accepted constructor forms."""
+    if not isinstance(thresholds, np.ndarray) and isinstance(thresholds, (list, tuple)) and thresholds:
+        per_dim = [np.asarray(t) for t in thresholds]
+        if all(t.ndim == 1 for t in per_dim) and levels is None:
+            level_counts = _level_array([len(t) + 1 for t in per_dim], None)
+            flat = np.concatenate([t.astype(np.float64) for t in per_dim])
+            return _check_threshold_values(flat, level_counts), level_counts
+    array = np.asarray(thresholds)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"thresholds must be numeric, got dtype {array.dtype}")
+    if array.ndim == 2:
+        dims, width = array.shape
+        level_counts = _level_array(width + 1 if levels is None else levels, dims)
+        if np.any(level_counts > width + 1):
+            raise ValueError(f"thresholds has {width} columns, too few for {int(level_counts.max())} levels")
+        # Rows of dimensions with fewer levels are padded with +inf (the head's layout).
+        keep = np.arange(width)[None, :] < (level_counts.astype(np.int64) - 1)[:, None]
+        if not np.all(np.isposinf(array[~keep])):
+            raise ValueError("thresholds padding (columns past levels - 1 of a row) must be +inf")
+        return _check_threshold_values(array[keep], level_counts), level_counts
+    if array.ndim != 1:
+        raise ValueError(f"thresholds must be 1-D (flat) or 2-D (dims, levels - 1), got shape {array.shape}")
+    if levels is None:
+        raise ValueError("flat thresholds need levels (an int or one per dimension)")
+    if isinstance(levels, (int, np.integer)):
+        per = int(levels) - 1
+        if per < 1 or len(array) % per:
+            raise ValueError(f"{len(array)} thresholds do not split into dimensions of {levels} levels")
+        level_counts = _level_array(levels, len(array) // per)
+    else:
+        level_counts = _level_array(levels, None)
+    expected = int(np.sum(level_counts.astype(np.int64) - 1))
+    if len(array) != expected:
+        raise ValueError(
+            f"thresholds has {len(array)} values but levels needs {expected} (sum of levels - 1)"
+        )
+    return _check_threshold_values(array, level_counts), level_counts
+
+
+def _check_threshold_values(flat: np.ndarray, level_counts: np.ndarray) -> np.ndarray:
+    values = np.ascontiguousarray(flat, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"thresholds has a non-finite value at position {int(np.argmin(np.isfinite(values)))}"
+        )
+    offsets = np.concatenate([[0], np.cumsum(level_counts.astype(np.int64) - 1)])
+    descending = np.flatnonzero(np.diff(values) < 0)
+    # A drop between the last threshold of one dimension and the first of the next is allowed.
+    boundaries = set((offsets[1:-1] - 1).tolist())
+    for i in descending:
+        if int(i) not in boundaries:
+            j = int(np.searchsorted(offsets, i, side="right") - 1)
+            raise ValueError(f"thresholds of dimension {j} are not ascending")
+    return values
