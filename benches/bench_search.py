@@ -1,0 +1,225 @@
+"""Exact Hamming top-k, side by side in one run: qama-rs vs faiss ``IndexBinaryFlat`` vs NumPy.
+
+Random codes (uniform bits) of 384 and 1,152 bits, ``k = 10``: a batch of queries and single
+queries (median of several). Prints the command, CPU model and flags, threads, GB/s of codes
+scanned and the ratio to faiss, checks that the engines return the same distances, and writes the
+table into ``benches/RESULTS.md`` (its own block per mode, replaced on each run).
+
+    python benches/bench_search.py            # 1,000,000 codes, 1,000-query batch (minutes)
+    python benches/bench_search.py --quick    # 100,000 codes, smoke run (seconds)
+
+Machines differ (AVX-512 VPOPCNTDQ vs AVX2 only, cores): compare numbers only within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import qama_rs
+from qama_rs import _core
+from qama_rs.cpu import cpu_flags, cpu_model
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small smoke run: n=100,000, batch=100")
+    p.add_argument("--n", type=int, help="database codes (default 1,000,000; 100,000 with --quick)")
+    p.add_argument("--bits", type=int, nargs="+", default=[384, 1152], help="code widths (multiples of 64)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--batch", type=int, help="queries per batch (default 1,000; 100 with --quick)")
+    p.add_argument("--repeats", type=int, help="batch timings per engine, median kept (default 3; 1 quick)")
+    p.add_argument("--singles", type=int, help="single-query timings, median kept (default 20; 5 quick)")
+    p.add_argument("--numpy-queries", type=int, default=5, help="queries timed for NumPy (it is slow)")
+    p.add_argument("--threads", type=int, help="threads for both engines (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = p.parse_args(argv)
+    args.n = args.n or (100_000 if args.quick else 1_000_000)
+    args.batch = args.batch or (100 if args.quick else 1_000)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.singles = args.singles or (5 if args.quick else 20)
+    for bits in args.bits:
+        if bits <= 0 or bits % 64:
+            p.error(f"--bits {bits}: must be a positive multiple of 64")
+    return args
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def numpy_topk(queries: np.ndarray, database: np.ndarray, k: int) -> np.ndarray:
+    """The QAMA paper's kind of baseline: ``np.bitwise_count`` over XORs, then an exact top-k with
+    the engine's tie rule (every row at the k-th distance is a candidate; lower id wins)."""
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for row, query in enumerate(queries):
+        distances = np.bitwise_count(database ^ query).sum(axis=1, dtype=np.int32)
+        kth = np.partition(distances, k - 1)[k - 1]
+        candidates = np.flatnonzero(distances <= kth)
+        out[row] = candidates[np.argsort(distances[candidates], kind="stable")[:k]]
+    return out
+
+
+def bench_width(args: argparse.Namespace, bits: int, faiss) -> list[dict]:
+    rng = np.random.default_rng(args.seed + bits)
+    words = bits // 64
+    database = rng.integers(0, 2**64, size=(args.n, words), dtype=np.uint64)
+    queries = rng.integers(0, 2**64, size=(args.batch, words), dtype=np.uint64)
+    scanned = args.n * words * 8  # bytes of codes read per query
+    rows: list[dict] = []
+
+    def record(engine: str, mode: str, queries_timed: int, seconds: float) -> None:
+        rows.append(
+            {
+                "bits": bits,
+                "engine": engine,
+                "mode": mode,
+                "ms": 1e3 * seconds,
+                "qps": queries_timed / seconds,
+                "gbps": scanned * queries_timed / seconds / 1e9,
+            }
+        )
+
+    def ours(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return qama_rs.search(q, database, args.k)
+
+    ours(queries[:2])  # warm up the thread pool
+    record("qama-rs", f"batch {args.batch}", args.batch, median_time(lambda: ours(queries), args.repeats))
+    singles = queries[: args.singles]
+    single = statistics.median(median_time(lambda q=q: ours(q[None]), 1) for q in singles)
+    record("qama-rs", "single", 1, single)
+    our_d, our_i = ours(queries)
+
+    if faiss is not None:
+        index = faiss.IndexBinaryFlat(bits)
+        index.add(database.view(np.uint8))  # same bytes: little-endian words = faiss's byte order
+        q8 = queries.view(np.uint8)
+        index.search(q8[:2], args.k)
+        record(
+            "faiss",
+            f"batch {args.batch}",
+            args.batch,
+            median_time(lambda: index.search(q8, args.k), args.repeats),
+        )
+        single = statistics.median(
+            median_time(lambda q=q: index.search(q[None], args.k), 1) for q in q8[: args.singles]
+        )
+        record("faiss", "single", 1, single)
+        faiss_d, faiss_i = index.search(q8, args.k)
+        if not np.array_equal(faiss_d, our_d):
+            sys.exit(f"{bits} bits: faiss and qama-rs distances differ; the benchmark is void")
+        print(
+            f"  {bits} bits: distances identical to faiss; ids agree on {np.mean(faiss_i == our_i):.1%} (ties)"
+        )
+        del index
+
+    few = queries[: args.numpy_queries]
+    record(
+        "numpy bitwise_count",
+        "single",
+        1,
+        median_time(lambda: numpy_topk(few, database, args.k), 1) / len(few),
+    )
+    np_i = numpy_topk(few[:1], database, args.k)
+    if not np.array_equal(np_i, our_i[:1]):
+        sys.exit(f"{bits} bits: NumPy reference and qama-rs ids differ; the benchmark is void")
+    return rows
+
+
+def machine_lines() -> list[str]:
+    threads = _core.num_threads()
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    return [
+        f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); flags: {' '.join(cpu_flags()) or 'none'}",
+        f"- engine: qama-rs {qama_rs.__version__}, backend `{qama_rs.best_backend()}` "
+        f"(available: {', '.join(qama_rs.available_backends())}), {threads} rayon threads; "
+        f"detected: {_core.cpu_features()}",
+        f"- Python {platform.python_version()}, NumPy {np.__version__}",
+        # OpenMP (faiss) degrades badly when its threads are descheduled: a busy machine voids
+        # the comparison, so the load is part of the record.
+        f"- load average at start (1/5/15 min): {load}",
+    ]
+
+
+def table(rows: list[dict], k: int, n: int) -> list[str]:
+    faiss_ms = {(r["bits"], r["mode"]): r["ms"] for r in rows if r["engine"] == "faiss"}
+    out = [
+        f"n = {n:,} random codes, k = {k}; time per batch or per single query (median); "
+        "GB/s = code bytes scanned per second; ratio = faiss time / this time (> 1: faster than faiss).",
+        "",
+        "| bits | engine | mode | time (ms) | queries/s | GB/s scanned | vs faiss |",
+        "|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ref = faiss_ms.get((r["bits"], r["mode"]))
+        ratio = f"{ref / r['ms']:.2f}x" if ref else "—"
+        out.append(
+            f"| {r['bits']} | {r['engine']} | {r['mode']} | {r['ms']:.1f} | {r['qps']:,.0f} | {r['gbps']:.1f} | {ratio} |"
+        )
+    return out
+
+
+def write_results(block_name: str, lines: list[str]) -> None:
+    begin, end = f"<!-- {block_name}:begin -->", f"<!-- {block_name}:end -->"
+    block = "\n".join([begin, *lines, end])
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = RESULTS.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, RESULTS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        # Read when rayon builds its pool, i.e. at the engine's first parallel call (not yet made).
+        os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    command = "python " + shlex.join(["benches/bench_search.py", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+        print("faiss-cpu is not installed (pip install 'qama-rs[bench]'): no faiss column", file=sys.stderr)
+    print(f"$ {command}")
+    machine = machine_lines()
+    print("\n".join(machine))
+    if faiss is not None:
+        if args.threads:
+            faiss.omp_set_num_threads(args.threads)
+        print(f"- faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads")
+        machine.append(
+            f"- faiss {faiss.__version__} `IndexBinaryFlat`, {faiss.omp_get_max_threads()} OpenMP threads"
+        )
+    rows: list[dict] = []
+    for bits in args.bits:
+        rows += bench_width(args, bits, faiss)
+    lines = table(rows, args.k, args.n)
+    print("\n".join(lines))
+    if not args.no_write:
+        mode = "quick" if args.quick else "full"
+        heading = f"### Hamming top-k search ({mode} run, {time.strftime('%Y-%m-%d')})"
+        write_results(f"bench_search:{mode}", [heading, "", f"`{command}`", "", *machine, "", *lines])
+        print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
