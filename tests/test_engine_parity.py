@@ -4,6 +4,9 @@ multiples of 8 or 64, n < k, heavy ties, single rows, Matryoshka prefixes."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -256,3 +259,27 @@ def test_non_writeable_input_is_read_in_place():
     db.flags.writeable = False
     d, _ = _core.search(db, db, 2)
     assert (d == 0).all()
+
+
+def test_search_releases_the_gil():
+    """Python threads keep running while the engine searches (the core runs inside py.detach):
+    the main thread must get to run in the middle of a search made by another thread."""
+    rng = np.random.default_rng(3)
+    db = rng.integers(0, 2**64, size=(300_000, 6), dtype=np.uint64)
+    q = rng.integers(0, 2**64, size=(128, 6), dtype=np.uint64)
+    span: dict[str, float] = {}
+
+    def work():
+        span["start"] = time.perf_counter()
+        _core.search(q, db, 10)
+        span["end"] = time.perf_counter()
+
+    worker = threading.Thread(target=work)
+    stamps = []
+    worker.start()
+    while worker.is_alive():
+        stamps.append(time.perf_counter())
+    worker.join()
+    quarter = (span["end"] - span["start"]) / 4
+    inside = [t for t in stamps if span["start"] + quarter < t < span["end"] - quarter]
+    assert inside, "the main thread never ran during the middle half of the search"

@@ -7,6 +7,22 @@ Every array argument must be a C-contiguous NumPy array of exactly the dtype sho
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "__version__",
+    "quantize",
+    "expand",
+    "collapse",
+    "encode",
+    "pack_bits",
+    "unpack_bits",
+    "hamming_distances",
+    "search",
+    "available_backends",
+    "best_backend",
+    "cpu_features",
+    "num_threads",
+]
+
 __version__: str
 
 def quantize(

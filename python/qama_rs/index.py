@@ -268,7 +268,7 @@ def _file_chunks(quantizer: Quantizer, codes: np.ndarray, ids: np.ndarray) -> It
 
 def _raw_bytes(array: np.ndarray, dtype: str) -> memoryview:
     """The array's bytes in ``dtype``'s byte order, without a copy when it already matches."""
-    return memoryview(np.ascontiguousarray(array, dtype=dtype).reshape(-1).view(np.uint8))
+    return np.ascontiguousarray(array, dtype=dtype).reshape(-1).view(np.uint8).data
 
 
 def _code_rows(codes: Any, words: int, name: str) -> np.ndarray:

@@ -64,7 +64,7 @@ def _scheme_levels(scheme: str, input_dims: int) -> np.ndarray:
     raise ValueError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
     """Writes a file through ``write(f)`` into a temporary file beside ``path``, then renames it over
     ``path``: a failure at any point leaves an existing file untouched and no temporary behind."""
     path = Path(path)
