@@ -1,0 +1,46 @@
+"""What CPU a figure was measured on: every benchmark and result file records this beside its numbers,
+because the machines here differ (AVX-512 VPOPCNTDQ Xeons, AVX2-only EPYCs) and speeds only compare
+within one run."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+_FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_vpopcntdq", "popcnt", "bmi2")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, else platform.processor())."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD flags that decide which Hamming kernel runs (subset of /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [f for f in _FLAGS_OF_INTEREST if f in flags]
+    except OSError:
+        pass
+    return []
+
+
+def cpu_description() -> str:
+    """One line for result files: model, relevant flags, cores, and the engine's chosen backend."""
+    from . import _core
+
+    threads = os.environ.get("RAYON_NUM_THREADS") or str(os.cpu_count())
+    return (
+        f"{cpu_model()}; flags: {' '.join(cpu_flags()) or 'none'}; cores: {os.cpu_count()}; "
+        f"threads: {threads}; qama backend: {_core.best_backend()}"
+    )
