@@ -22,13 +22,18 @@ impl CodeLayout {
         let mut total = 0usize;
         for (j, &l) in levels.iter().enumerate() {
             if !(2..=MAX_LEVELS).contains(&(l as u32)) {
-                return value_err(format!("levels[{j}] = {l}; each dimension needs 2..={MAX_LEVELS} levels"));
+                return value_err(format!(
+                    "levels[{j}] = {l}; each dimension needs 2..={MAX_LEVELS} levels"
+                ));
             }
             bit_offsets.push(total);
             total += l as usize - 1;
         }
         bit_offsets.push(total);
-        Ok(Self { levels: levels.to_vec(), bit_offsets })
+        Ok(Self {
+            levels: levels.to_vec(),
+            bit_offsets,
+        })
     }
 
     /// The same number of levels for every one of `dims` dimensions.

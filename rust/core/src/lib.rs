@@ -14,6 +14,7 @@
 //! Because dimensions are laid out in order, the first `m` dimensions (a Matryoshka prefix) are the
 //! first `CodeLayout::prefix_bits(m)` stream bits: a prefix is searched by comparing only those bits.
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
 pub mod expand;

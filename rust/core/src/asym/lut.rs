@@ -1,0 +1,216 @@
+//! Reconstruction tables and the per-query float lookup tables built from them.
+//!
+//! The score of a row is defined by these tables and one summation order (the contract every
+//! kernel and the NumPy reference `qama_rs._reference.asym_scores` reproduce bit for bit):
+//!
+//! - `T[i][v] = Σ q_j · recon[j][field_j(v)]` over the dimensions `j` of byte `i` in ascending
+//!   order, a float32 sum starting from `0.0` (padding fields add nothing);
+//! - `score = Σ_i T[i][byte_i]` over bytes `i = 0, 1, ...` in order, a float32 sum from `0.0`.
+use crate::error::{shape_err, value_err, Result};
+
+use super::codes::CodeFormat;
+use super::try_zeroed;
+
+/// Entries of one byte's table.
+pub(crate) const BYTE_VALUES: usize = 256;
+
+/// Largest total of per-byte maxima a query may reach: keeps every score (a sum of at most that
+/// much) finite in float32, with room for rounding.
+const MAX_SCORE_MAGNITUDE: f64 = f32::MAX as f64 / 2.0;
+
+/// Per-dimension float32 reconstruction values: `table[j * 2^bits + c]` is what code `c` of
+/// dimension `j` decodes to (Lloyd-Max levels times σ plus the median, int8 scale, ±1, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recon {
+    format: CodeFormat,
+    table: Vec<f32>,
+}
+
+impl Recon {
+    /// Checks that `table` has `dims * 2^bits` finite values.
+    pub fn new(format: CodeFormat, table: Vec<f32>) -> Result<Self> {
+        let levels = format.levels();
+        if format.dims().checked_mul(levels) != Some(table.len()) {
+            return shape_err(format!(
+                "recon has {} values; expected dims * 2^bits = {} * {levels}",
+                table.len(),
+                format.dims()
+            ));
+        }
+        if let Some(at) = table.iter().position(|v| !v.is_finite()) {
+            return value_err(format!(
+                "recon[{}, {}] = {} is not finite",
+                at / levels,
+                at % levels,
+                table[at]
+            ));
+        }
+        Ok(Self { format, table })
+    }
+
+    /// The code format these values decode.
+    pub fn format(&self) -> CodeFormat {
+        self.format
+    }
+
+    /// The values of dimension `j` (`2^bits` of them).
+    pub(crate) fn dim(&self, j: usize) -> &[f32] {
+        let levels = self.format.levels();
+        &self.table[j * levels..(j + 1) * levels]
+    }
+}
+
+/// Checks a query row against a format: `dims` finite values.
+pub(crate) fn check_query(q: &[f32], format: CodeFormat, row: usize) -> Result<()> {
+    if q.len() != format.dims() {
+        return shape_err(format!(
+            "query has {} values; expected {}",
+            q.len(),
+            format.dims()
+        ));
+    }
+    if let Some(j) = q.iter().position(|v| !v.is_finite()) {
+        return value_err(format!("queries[{row}, {j}] = {} is not finite", q[j]));
+    }
+    Ok(())
+}
+
+/// The float lookup tables of one query (`row_bytes` tables of 256 entries).
+#[derive(Debug, Clone)]
+pub struct ByteLuts {
+    table: Vec<f32>,
+    /// `max_v |T[i][v]|` per byte, for the error bounds of the quantized kernel.
+    abs_max: Vec<f64>,
+}
+
+impl ByteLuts {
+    /// Builds the tables of query `q` (`dims` finite values); errors if a score could overflow.
+    pub fn build(q: &[f32], recon: &Recon) -> Result<Self> {
+        let format = recon.format();
+        check_query(q, format, 0)?;
+        let bytes = format.row_bytes();
+        let (bits, per_byte, mask) = (
+            format.bits() as usize,
+            format.fields_per_byte(),
+            usize::from(format.field_mask()),
+        );
+        let mut table = try_zeroed::<f32>(bytes * BYTE_VALUES, "the lookup tables")?;
+        for (i, t) in table.chunks_exact_mut(BYTE_VALUES).enumerate() {
+            for f in 0..per_byte {
+                let j = i * per_byte + f;
+                if j >= format.dims() {
+                    break;
+                }
+                let (qj, values) = (q[j], recon.dim(j));
+                for (v, entry) in t.iter_mut().enumerate() {
+                    *entry += qj * values[(v >> (f * bits)) & mask];
+                }
+            }
+        }
+        let abs_max: Vec<f64> = table
+            .chunks_exact(BYTE_VALUES)
+            .map(|t| t.iter().fold(0f64, |m, &v| m.max(f64::from(v).abs())))
+            .collect();
+        let total: f64 = abs_max.iter().sum();
+        if !(total <= MAX_SCORE_MAGNITUDE) {
+            return value_err(format!(
+                "query x reconstruction values reach {total:e}; scores would overflow float32"
+            ));
+        }
+        Ok(Self { table, abs_max })
+    }
+
+    /// Number of byte tables (= row bytes).
+    pub fn bytes(&self) -> usize {
+        self.abs_max.len()
+    }
+
+    /// The 256 entries of byte `i`.
+    #[inline]
+    pub(crate) fn byte(&self, i: usize) -> &[f32; BYTE_VALUES] {
+        &self.tables()[i]
+    }
+
+    /// All tables, byte-major.
+    pub(crate) fn tables(&self) -> &[[f32; BYTE_VALUES]] {
+        self.table.as_chunks::<BYTE_VALUES>().0
+    }
+
+    /// `max_v |T[i][v]|` per byte.
+    pub(crate) fn abs_max(&self) -> &[f64] {
+        &self.abs_max
+    }
+
+    /// Score of one packed row (`bytes()` bytes): the scalar reference every kernel matches.
+    pub fn score(&self, row: &[u8]) -> f32 {
+        self.tables()
+            .iter()
+            .zip(row)
+            .fold(0f32, |s, (t, &b)| s + t[usize::from(b)])
+    }
+
+    /// Score of row `r` of a transposed block (byte `i` of the row at `block[i * stride + r]`),
+    /// in the same order as [`ByteLuts::score`].
+    #[inline]
+    pub(crate) fn score_strided(&self, block: &[u8], stride: usize, r: usize) -> f32 {
+        self.tables()
+            .iter()
+            .enumerate()
+            .fold(0f32, |s, (i, t)| s + t[usize::from(block[i * stride + r])])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::QamaError;
+
+    #[test]
+    fn hand_computed_tables_and_score() {
+        // 3 dims of 2 bits: one byte holds dims 0..3 (bits 0-1, 2-3, 4-5), bits 6-7 padding.
+        let format = CodeFormat::new(3, 2).unwrap();
+        let recon = Recon::new(
+            format,
+            vec![
+                -1.0, 0.0, 1.0, 2.0, // dim 0
+                10.0, 20.0, 30.0, 40.0, // dim 1
+                0.5, 0.25, 0.125, 0.0625, // dim 2
+            ],
+        )
+        .unwrap();
+        let luts = ByteLuts::build(&[1.0, 0.5, 2.0], &recon).unwrap();
+        assert_eq!(luts.bytes(), 1);
+        // Codes 3, 1, 2 → 0b10_01_11 = 0x27: 2 + 0.5 * 20 + 2 * 0.125 = 12.25.
+        assert_eq!(luts.byte(0)[0x27], 12.25);
+        // Padding bits never change the value.
+        assert_eq!(luts.byte(0)[0x27 | 0xC0], 12.25);
+        assert_eq!(luts.score(&[0x27]), 12.25);
+        assert_eq!(luts.score_strided(&[9, 0x27, 9], 3, 1), 12.25);
+    }
+
+    #[test]
+    fn rejects_non_finite_and_overflowing_inputs() {
+        let format = CodeFormat::new(2, 1).unwrap();
+        assert!(matches!(
+            Recon::new(format, vec![0.0, 1.0, f32::NAN, 0.0]),
+            Err(QamaError::Value(_))
+        ));
+        assert!(matches!(
+            Recon::new(format, vec![0.0; 3]),
+            Err(QamaError::Shape(_))
+        ));
+        let recon = Recon::new(format, vec![0.0, 3e38, 0.0, 3e38]).unwrap();
+        assert!(matches!(
+            ByteLuts::build(&[1.0, 1.0], &recon),
+            Err(QamaError::Value(_))
+        ));
+        assert!(matches!(
+            ByteLuts::build(&[1.0, f32::INFINITY], &recon),
+            Err(QamaError::Value(_))
+        ));
+        assert!(matches!(
+            ByteLuts::build(&[1.0], &recon),
+            Err(QamaError::Shape(_))
+        ));
+    }
+}

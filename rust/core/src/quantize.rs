@@ -1,0 +1,207 @@
+//! Threshold quantization: code of value `x` in dimension `j` = number of thresholds of `j` that `x`
+//! strictly exceeds (so a value equal to a threshold falls in the lower bucket).
+use rayon::prelude::*;
+
+use crate::error::{shape_err, value_err, QamaError, Result};
+use crate::layout::CodeLayout;
+
+/// Rows handed to one rayon task by [`quantize`] and [`crate::expand::encode`]: enough work to
+/// amortise the task, small enough to balance two to a few dozen threads.
+pub(crate) const ROWS_PER_TASK: usize = 256;
+
+/// Per-dimension ascending (non-decreasing) thresholds, concatenated in dimension order:
+/// dimension `j` owns `layout.thresholds_of(j)` values starting at `layout.bit_offset(j)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    layout: CodeLayout,
+    values: Vec<f32>,
+}
+
+impl Thresholds {
+    /// Validates length (= `layout.total_thresholds()`), finiteness and per-dimension order.
+    pub fn new(layout: CodeLayout, values: Vec<f32>) -> Result<Self> {
+        let expected = layout.total_thresholds();
+        if values.len() != expected {
+            return shape_err(format!(
+                "thresholds has {} values; a layout of {} dimensions with these levels needs {expected}",
+                values.len(),
+                layout.dims()
+            ));
+        }
+        for j in 0..layout.dims() {
+            let start = layout.bit_offset(j);
+            let dim = &values[start..start + layout.thresholds_of(j)];
+            if let Some(i) = dim.iter().position(|v| !v.is_finite()) {
+                return value_err(format!(
+                    "thresholds of dimension {j}: value {i} is {}; thresholds must be finite",
+                    dim[i]
+                ));
+            }
+            if let Some(i) = dim.windows(2).position(|pair| pair[1] < pair[0]) {
+                return value_err(format!(
+                    "thresholds of dimension {j} are not ascending: value {i} = {} > value {} = {}",
+                    dim[i],
+                    i + 1,
+                    dim[i + 1]
+                ));
+            }
+        }
+        Ok(Self { layout, values })
+    }
+    /// The layout the thresholds belong to.
+    pub fn layout(&self) -> &CodeLayout {
+        &self.layout
+    }
+    /// All thresholds, concatenated in dimension order.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+    /// The thresholds of dimension `j`.
+    pub fn of(&self, j: usize) -> &[f32] {
+        let start = self.layout.bit_offset(j);
+        &self.values[start..start + self.layout.thresholds_of(j)]
+    }
+}
+
+/// Number of `thresholds` (ascending) that `x` strictly exceeds; `x` must not be NaN.
+#[inline]
+pub(crate) fn level_of(x: f32, thresholds: &[f32]) -> usize {
+    if thresholds.len() <= 16 {
+        // Branch-free count: the usual 1 to 3 thresholds cost a compare each.
+        thresholds.iter().map(|&t| usize::from(x > t)).sum()
+    } else {
+        // Ascending thresholds: the exceeded ones are a prefix.
+        thresholds.partition_point(|&t| t < x)
+    }
+}
+
+/// Checks `x.len() == n * dims`, naming the argument in the error.
+pub(crate) fn check_rows(x_len: usize, n: usize, dims: usize, what: &str) -> Result<()> {
+    match n.checked_mul(dims) {
+        Some(expected) if expected == x_len => Ok(()),
+        _ => shape_err(format!(
+            "{what} has {x_len} values; expected n * dims = {n} * {dims}"
+        )),
+    }
+}
+
+/// The error for the first non-finite value of row-major `x` with `dims` columns (the error
+/// path of the parallel loops, which only know that some value failed).
+pub(crate) fn first_non_finite(x: &[f32], dims: usize) -> QamaError {
+    match x.iter().position(|v| !v.is_finite()) {
+        Some(p) => QamaError::Value(format!(
+            "x[{}, {}] = {} is not finite",
+            p / dims,
+            p % dims,
+            x[p]
+        )),
+        None => QamaError::Value("x has a non-finite value".into()),
+    }
+}
+
+/// Quantizes row-major `x` of shape `(n, dims)` into codes `(n, dims)` (`u8`, `0..levels`).
+/// Errors on a length mismatch or a non-finite value (naming its row and column).
+pub fn quantize(x: &[f32], n: usize, thresholds: &Thresholds) -> Result<Vec<u8>> {
+    let dims = thresholds.layout.dims();
+    check_rows(x.len(), n, dims, "x")?;
+    let mut codes = vec![0u8; x.len()];
+    let chunk = ROWS_PER_TASK * dims;
+    let all_finite = codes
+        .par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .all(|(out, xs)| {
+            for (out_row, x_row) in out.chunks_exact_mut(dims).zip(xs.chunks_exact(dims)) {
+                for (j, (code, &v)) in out_row.iter_mut().zip(x_row).enumerate() {
+                    if !v.is_finite() {
+                        return false;
+                    }
+                    // At most MAX_LEVELS - 1 = 255 thresholds, so the count fits a u8.
+                    *code = level_of(v, thresholds.of(j)) as u8;
+                }
+            }
+            true
+        });
+    if !all_finite {
+        return Err(first_non_finite(x, dims));
+    }
+    Ok(codes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thresholds(levels: &[u16], values: &[f32]) -> Result<Thresholds> {
+        Thresholds::new(CodeLayout::new(levels).unwrap(), values.to_vec())
+    }
+
+    #[test]
+    fn code_counts_thresholds_strictly_exceeded() {
+        // dim 0: 4 levels (-1, 0, 1); dim 1: 2 levels (0.5).
+        let t = thresholds(&[4, 2], &[-1.0, 0.0, 1.0, 0.5]).unwrap();
+        let x = [
+            -2.0, 0.5, // below all; equal to the threshold stays low
+            -1.0, 0.6, // equal to the first threshold stays at 0
+            -0.5, 1.0, //
+            0.0, -9.0, //
+            1.0, 9.0, //
+            1.5, 0.0, //
+        ];
+        let codes = quantize(&x, 6, &t).unwrap();
+        assert_eq!(codes, vec![0, 0, 0, 1, 1, 1, 1, 0, 2, 1, 3, 0]);
+    }
+
+    #[test]
+    fn many_thresholds_use_the_binary_search_path() {
+        let values: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        let t = thresholds(&[41], &values).unwrap();
+        let x = [-1.0, 0.0, 0.5, 17.0, 17.25, 39.0, 39.5];
+        assert_eq!(quantize(&x, 7, &t).unwrap(), vec![0, 0, 1, 17, 18, 39, 40]);
+        for &v in &x {
+            let linear = values.iter().filter(|&&t| v > t).count();
+            assert_eq!(level_of(v, &values), linear);
+        }
+    }
+
+    #[test]
+    fn repeated_thresholds_are_allowed() {
+        let t = thresholds(&[4], &[0.0, 0.0, 1.0]).unwrap();
+        assert_eq!(quantize(&[0.0, 0.5], 2, &t).unwrap(), vec![0, 2]);
+    }
+
+    #[test]
+    fn rejects_bad_thresholds() {
+        let err = thresholds(&[3, 2], &[0.0, 1.0]).unwrap_err();
+        assert!(matches!(err, QamaError::Shape(_)), "{err}");
+        let err = thresholds(&[2, 3], &[0.0, 1.0, f32::NAN]).unwrap_err();
+        assert!(err.to_string().contains("dimension 1"), "{err}");
+        let err = thresholds(&[2, 3], &[0.0, 2.0, 1.0]).unwrap_err();
+        assert!(err.to_string().contains("dimension 1"), "{err}");
+        assert!(err.to_string().contains("not ascending"), "{err}");
+        assert!(thresholds(&[2], &[f32::INFINITY]).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_x() {
+        let t = thresholds(&[2, 2], &[0.0, 0.0]).unwrap();
+        assert!(matches!(
+            quantize(&[0.0; 3], 2, &t),
+            Err(QamaError::Shape(_))
+        ));
+        assert!(quantize(&[0.0; 4], usize::MAX, &t).is_err());
+        let mut x = vec![0.0f32; 2 * 1000];
+        x[2 * 700 + 1] = f32::NEG_INFINITY;
+        x[2 * 900] = f32::NAN;
+        let err = quantize(&x, 1000, &t).unwrap_err();
+        assert_eq!(
+            err,
+            QamaError::Value("x[700, 1] = -inf is not finite".into())
+        );
+    }
+
+    #[test]
+    fn empty_input_gives_empty_codes() {
+        let t = thresholds(&[2], &[0.0]).unwrap();
+        assert!(quantize(&[], 0, &t).unwrap().is_empty());
+    }
+}
