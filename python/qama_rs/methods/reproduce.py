@@ -5,7 +5,8 @@
 Every method is fitted on the corpus documents only and evaluated on the ``test`` split with NDCG@10
 (pytrec_eval, as MTEB). Runs hold the top 1000 documents with their scores, as MTEB's do, so ties
 (integer Hamming distances) are broken by trec_eval's rule; the ``ties by id`` column breaks them
-by lower row number instead (the engine's order) and keeps only that order.
+by lower row number instead (the engine's order) and keeps only that order. The 95 % interval is a
+bootstrap over queries (``qama_rs.eval.metrics.bootstrap_ci``).
 """
 
 from __future__ import annotations
@@ -72,14 +73,27 @@ def load(name: str):
     return dataset, emb.docs, queries
 
 
-def ndcg(dataset, ids: np.ndarray, scores: np.ndarray | None) -> float:
-    from qama_rs.eval.metrics import ndcg_at_10, run_from_topk
+def ndcg(dataset, ids: np.ndarray, scores: np.ndarray | None) -> tuple[float, float, float]:
+    """NDCG@10 and its 95 % bootstrap interval over queries."""
+    from qama_rs.eval.metrics import bootstrap_ci, ndcg_at_10, run_from_topk
 
-    return ndcg_at_10(dataset.qrels, run_from_topk(dataset.query_ids, dataset.doc_ids, ids, scores))[0]
+    mean, per_query = ndcg_at_10(
+        dataset.qrels, run_from_topk(dataset.query_ids, dataset.doc_ids, ids, scores)
+    )
+    return (mean, *bootstrap_ci(per_query))
 
 
-def evaluate(name: str) -> list[tuple[str, str, int, float, float | None]]:
-    """Rows ``(method, scoring, bytes per doc, NDCG@10, NDCG@10 with ties by id or None)``."""
+def level_l1(query_codes: np.ndarray, doc_codes: np.ndarray) -> np.ndarray:
+    """Sum of per-dimension level differences = Hamming distance of thermometer codes."""
+    out = np.empty((query_codes.shape[0], doc_codes.shape[0]), dtype=np.int32)
+    docs = doc_codes.astype(np.int16)
+    for r in range(query_codes.shape[0]):
+        out[r] = np.abs(docs - query_codes[r].astype(np.int16)).sum(axis=1)
+    return out
+
+
+def evaluate(name: str) -> list[tuple[str, str, int, tuple[float, float, float], float | None]]:
+    """Rows ``(method, scoring, bytes per doc, (NDCG@10, CI low, CI high), NDCG@10 with ties by id)``."""
     dataset, docs, queries = load(name)
     rows = []
     s, i = topk_largest(queries @ docs.T, 1000)
@@ -92,11 +106,20 @@ def evaluate(name: str) -> list[tuple[str, str, int, float, float | None]]:
         rows.append((label, "asym", q.bytes_per_vector, ndcg(dataset, i, s), None))
     for method, rotation in SYMMETRIC:
         q = make_method(method, rotation=rotation, seed=0).fit(docs)
-        dist, i = topk_smallest(q.hamming_distances(queries, q.encode(docs)), 1000)
-        by_trec = ndcg(dataset, i, -dist.astype(np.float64))
-        by_id = ndcg(dataset, i[:, :10], None)
-        rows.append((q.name, "hamming", q.bytes_per_vector, by_trec, by_id))
+        dist = q.hamming_distances(queries, q.encode(docs))
+        rows.append((q.name, "hamming", q.bytes_per_vector, *_symmetric(dataset, dist)))
+    # Thermometer codes of the same 2-bit levels as gray_2bit: 3 bits a dimension, exact level distance.
+    q = make_method("lloyd_max_gauss").fit(docs)
+    dist = level_l1(q.encode(queries), q.encode(docs))
+    rows.append(
+        ("lloyd_max_gauss thermometer", "hamming", 3 * docs.shape[1] // 8, *_symmetric(dataset, dist))
+    )
     return rows
+
+
+def _symmetric(dataset, dist: np.ndarray):
+    dist, i = topk_smallest(dist, 1000)
+    return ndcg(dataset, i, -dist.astype(np.float64)), ndcg(dataset, i[:, :10], None)[0]
 
 
 def two_stage_curve(name: str) -> list[tuple[str, int, float, float, float]]:
@@ -115,27 +138,29 @@ def two_stage_curve(name: str) -> list[tuple[str, int, float, float, float]]:
         k_primes = [kp for kp in K_PRIMES if kp < n] + [n]
         for kp, ids in search.sweep(queries, k_primes, k=10).items():
             per_doc = search.bytes_scanned(kp) / n
-            rows.append((label, kp, ndcg(dataset, ids, None), per_doc, per_doc / (4 * d)))
+            rows.append((label, kp, ndcg(dataset, ids, None)[0], per_doc, per_doc / (4 * d)))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=["scifact", "dbpedia-5k"])
-    parser.add_argument("--two-stage", nargs="*", default=["scifact"], dest="two_stage")
+    parser.add_argument("--two-stage", nargs="*", default=["scifact"], dest="two_stage", metavar="DATASET")
     args = parser.parse_args(argv)
     for name in args.datasets:
         t0 = time.time()
         ref = REFERENCE.get(name, {})
         print(f"\n## {name}: NDCG@10 (test)\n")
-        print("| method | scoring | bytes/doc | NDCG@10 | ties by id | reference |")
-        print("|---|---|---:|---:|---:|---:|")
-        for method, scoring, nbytes, value, by_id in evaluate(name):
+        print("| method | scoring | bytes/doc | NDCG@10 | 95 % CI | ties by id | reference |")
+        print("|---|---|---:|---:|---|---:|---:|")
+        for method, scoring, nbytes, (value, lo, hi), by_id in evaluate(name):
             key = method if scoring != "hamming" else f"{method} hamming"
             ref_value = ref.get(key, ref.get(method) if scoring != "hamming" else None)
             tie = "" if by_id is None else f"{by_id:.4f}"
             ref_text = "" if ref_value is None else f"{ref_value:.4f}"
-            print(f"| {method} | {scoring} | {nbytes} | {value:.4f} | {tie} | {ref_text} |")
+            print(
+                f"| {method} | {scoring} | {nbytes} | {value:.4f} | {lo:.3f}–{hi:.3f} | {tie} | {ref_text} |"
+            )
         print(f"\n({time.time() - t0:.1f} s)")
     for name in args.two_stage:
         print(f"\n## {name}: two-stage search, k = 10\n")
