@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from qama_rs.data import data_root, dataset_fingerprint, load_beir, resolve_dataset
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from qama_rs import _reference
 from qama_rs.eval.backend import MethodSearchIndex
 from qama_rs.eval.methods import (
@@ -212,3 +213,18 @@ def test_backend_serves_method_ranking(data):
         backend.add_documents(docs[:3], ["a"])
     with pytest.raises(TypeError, match="Method"):
         MethodSearchIndex(object())
+
+
+def test_training_free_quantizers_are_reachable_and_asymmetric(data):
+    methods = pytest.importorskip("qama_rs.methods")
+    docs, queries = data
+    name = "lloyd_max_gauss"
+    assert name in available_methods()
+    adapter = get_method(name).fit(docs)
+    d, q = prefix_normalize(docs, 32), prefix_normalize(queries, 32)
+    quantizer = methods.make_method(name).fit(d)
+    ref_s, ref_i = reference_topk(quantizer.score(q, quantizer.encode(d)), 12)
+    scores, ids = adapter.search(queries, 12, dims=32)
+    np.testing.assert_array_equal(ids, ref_i)
+    np.testing.assert_allclose(scores, ref_s, rtol=1e-6)
+    assert adapter.bytes_per_vector(32) == quantizer.bytes_per_vector

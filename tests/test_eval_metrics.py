@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from qama_rs.eval.metrics import bootstrap_ci, bootstrap_mean_ci, ndcg_at_10, run_from_topk
 
 

@@ -33,11 +33,13 @@ RESULT_KEYS = (
 )
 
 
-def _dataset(dataset) -> BeirDataset:
+def _dataset(dataset, split: str | None) -> BeirDataset:
     if isinstance(dataset, BeirDataset):
+        if split is not None and dataset.split != split:
+            raise ValueError(f"dataset holds split {dataset.split!r}, split={split!r} was asked for")
         return dataset
     if isinstance(dataset, (str, os.PathLike)):
-        return load_beir(dataset)
+        return load_beir(dataset, split=split or "test")
     raise TypeError(f"dataset must be a name, a path or a BeirDataset, got {type(dataset).__name__}")
 
 
@@ -46,6 +48,7 @@ def evaluate_dims(
     method,
     dims_list: Sequence[int | None],
     *,
+    split: str | None = None,
     bits=None,
     head=None,
     model: str | None = None,
@@ -59,9 +62,11 @@ def evaluate_dims(
     """Fit ``method`` once on the documents, then evaluate each prefix in ``dims_list`` (``None`` = all).
 
     ``method`` is a :class:`Method` (fitted here) or a registry name built with ``get_method(method, bits,
-    None, head)``. ``embeddings`` skips the embedding step (rows must follow the dataset's ids).
+    None, head)``. ``dataset`` is a name, a BEIR folder or a loaded :class:`BeirDataset`; ``split`` defaults to
+    the loaded dataset's split, else ``"test"``.
+    ``embeddings`` skips the embedding step (rows must follow the dataset's ids). Never tune on ``test``.
     """
-    data = _dataset(dataset)
+    data = _dataset(dataset, split)
     if isinstance(method, str):
         method = get_method(method, bits=bits, dims=None, head=head)
     elif head is not None:
