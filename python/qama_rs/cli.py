@@ -1,0 +1,148 @@
+"""The ``qama`` command: one sub-command per job; each delegates to the module that owns the work.
+
+    qama demo      embed scifact → train a head → encode → search → NDCG table (the README's first command)
+    qama train     train a QAMA head (qama_rs.train)
+    qama eval      one method on one or more datasets, a result line or JSON (qama_rs.eval)
+    qama tables    regenerate every table and plot under results/ (qama_rs.eval.tables)
+    qama info      version, CPU, engine backend, data root and cache dir
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+# Everything here runs offline: no model or dataset hub is reachable, and nothing may download.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+BITS_CHOICES = ("1", "1.5", "2", "hybrid", "8", "16", "32")
+
+
+def _bits(value: str):
+    """``--bits`` as the registry takes it: a number, or the string ``"hybrid"``."""
+    if value == "hybrid":
+        return value
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(dataset=args.dataset, out_dir=args.out, epochs=args.epochs, retrain=args.retrain)
+    return 0
+
+
+def _cmd_train(argv: Sequence[str]) -> int:
+    from .train import train_main
+
+    return train_main(list(argv))
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .eval.runner import evaluate, format_result
+
+    head = None
+    if args.head:
+        from .model import QamaModel
+
+        head = QamaModel.load(args.head)
+    elif args.method == "qama":
+        raise SystemExit("qama eval: --method qama needs --head DIR (a trained head from `qama train`)")
+    results = []
+    for dataset in args.dataset:
+        result = evaluate(
+            dataset, args.method, dims=args.dims, bits=_bits(args.bits), head=head,
+            model=args.model, n_resamples=args.resamples,
+        )
+        result.pop("per_query", None)
+        results.append(result)
+        if not args.json:
+            print(format_result(result))
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    return 0
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from .eval.tables import build_tables
+
+    head = None
+    if args.head:
+        from .model import QamaModel
+
+        head = QamaModel.load(args.head)
+    build_tables(args.dataset or ("scifact", "dbpedia-5k"), head=head, out_dir=args.out, model=args.model)
+    print(f"tables written under {args.out}/")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from . import __version__
+    from .cpu import cpu_description
+    from .data import data_root
+    from .embed import cache_root
+
+    print(f"qama-rs {__version__}")
+    print(f"cpu: {cpu_description()}")
+    print(f"data root: {data_root()}")
+    print(f"embedding cache: {cache_root()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qama", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="end-to-end demo on scifact: embed, train, encode, search, NDCG")
+    demo.add_argument("--dataset", default="scifact", help="BEIR dataset name or folder (default: scifact)")
+    demo.add_argument("--out", default=os.path.join("runs", "demo"), help="where the demo head is written")
+    demo.add_argument("--epochs", type=int, default=2, help="training epochs for the demo head (default: 2)")
+    demo.add_argument("--retrain", action="store_true", help="train again even if OUT already holds a head")
+    demo.set_defaults(func=_cmd_demo)
+
+    # `qama train` owns its own parser (qama_rs.train.build_parser); see _dispatch.
+    sub.add_parser("train", help="train a QAMA head (see `qama train --help`)", add_help=False)
+
+    ev = sub.add_parser("eval", help="evaluate one method: NDCG@10 with a bootstrap 95%% CI")
+    ev.add_argument("--dataset", action="append", required=True, metavar="PATH", help="BEIR name or folder (repeatable)")
+    ev.add_argument("--method", required=True, help="fp32, fp16, int8, quantile, sign, qama, or a training-free method")
+    ev.add_argument("--bits", default="32", choices=BITS_CHOICES, help="bits per dimension (32 = float32)")
+    ev.add_argument("--dims", type=int, default=None, help="Matryoshka prefix (default: all dimensions)")
+    ev.add_argument("--head", metavar="DIR", help="trained head (from `qama train`) for --method qama")
+    ev.add_argument("--model", help="base embedding model path or .npy (default: bundled all-MiniLM-L6-v2)")
+    ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the CI (default 1000)")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a result line")
+    ev.set_defaults(func=_cmd_eval)
+
+    tables = sub.add_parser("tables", help="regenerate results/ tables and plots")
+    tables.add_argument("--dataset", action="append", metavar="PATH", help="default: scifact and dbpedia-5k")
+    tables.add_argument("--head", metavar="DIR", help="trained head for the QAMA columns")
+    tables.add_argument("--model", help="base embedding model (default: bundled all-MiniLM-L6-v2)")
+    tables.add_argument("--out", default="results", help="output folder (default: results)")
+    tables.set_defaults(func=_cmd_tables)
+
+    info = sub.add_parser("info", help="version, CPU and engine backend, data and cache folders")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        return _cmd_train(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        # Bad input: one clear line, not a traceback.
+        print(f"qama {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
