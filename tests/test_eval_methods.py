@@ -228,3 +228,46 @@ def test_training_free_quantizers_are_reachable_and_asymmetric(data):
     np.testing.assert_array_equal(ids, ref_i)
     np.testing.assert_allclose(scores, ref_s, rtol=1e-6)
     assert adapter.bytes_per_vector(32) == quantizer.bytes_per_vector
+
+
+class FakeQamaHead:
+    """The QamaModel surface QamaMethod uses: a fixed rotation, per-level slices, per-level thresholds."""
+
+    levels = (64, 32)
+
+    def __init__(self, calibration):
+        self.rotation = np.linalg.qr(np.random.default_rng(9).standard_normal((64, 64)))[0].astype(np.float32)
+        self.calibration = calibration
+
+    def transform(self, emb):
+        return prefix_normalize(emb @ self.rotation, 64)
+
+    def features(self, emb, dims, scheme):
+        return prefix_normalize(emb @ self.rotation, dims)
+
+    def quantizer(self, dims, scheme):
+        return qama_rs.Quantizer.fit(self.features(self.calibration, dims, scheme), scheme)
+
+
+@needs_engine
+def test_qama_method_uses_the_heads_levels_and_thresholds(data):
+    docs, queries = data
+    head = FakeQamaHead(calibration=docs[:50])
+    method = get_method("qama", 2, head=head).fit(docs)
+    for dims in (None, 32):
+        level = dims or 64
+        quantizer = head.quantizer(level, "2bit")
+        index = qama_rs.Index(quantizer)
+        index.add(head.features(docs, level, "2bit"))
+        ref_d, ref_i = index.search(head.features(queries, level, "2bit"), 15)
+        scores, ids = method.search(queries, 15, dims=dims)
+        np.testing.assert_array_equal(ids, ref_i)
+        np.testing.assert_array_equal(-scores, ref_d)
+        assert method.bytes_per_vector(dims) == quantizer.bytes_per_vector
+    with pytest.raises(ValueError, match="Matryoshka levels"):
+        method.search(queries, 5, dims=48)
+    assert isinstance(get_method("qama", 32, head=head), HeadMethod)
+    with pytest.raises(ValueError, match="needs head"):
+        get_method("qama", 2)
+    with pytest.raises(TypeError, match="QamaModel"):
+        get_method("qama", 2, head=lambda x: x)

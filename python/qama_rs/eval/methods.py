@@ -15,7 +15,9 @@ Built in (``get_method(name, bits, dims)``):
   on whatever batch it encodes, queries included, which would calibrate on queries;
 * ``sign`` — 1 bit per dimension with threshold 0 (the untrained baseline), symmetric Hamming in the engine;
 * ``quantile`` — ``qama_rs.Quantizer.fit`` per-dimension quantile thresholds, ``bits`` in ``1, 1.5, 2,
-  "hybrid"``, query quantized with the same thresholds, symmetric Hamming in ``qama_rs.Index``.
+  "hybrid"``, query quantized with the same thresholds, symmetric Hamming in ``qama_rs.Index``;
+* ``qama`` (needs ``head=``, a trained ``QamaModel``) — the head's learned thresholds per Matryoshka level,
+  symmetric Hamming; ``bits=32`` gives the head's float output instead.
 
 Any training-free quantizer of :mod:`qama_rs.methods` (``make_method(name)``) is reachable by its registry
 name and scored asymmetrically (float query · reconstructed documents). Other modules add methods with
@@ -36,6 +38,7 @@ __all__ = [
     "HeadMethod",
     "Int8Method",
     "Method",
+    "QamaMethod",
     "QuantizerAdapter",
     "SCHEME_BITS",
     "ThresholdMethod",
@@ -422,6 +425,65 @@ class HeadMethod:
         return self.inner.bytes_per_vector(dims)
 
 
+class QamaMethod:
+    """A trained QAMA head's codes searched by symmetric Hamming distance in ``qama_rs.Index``.
+
+    ``head`` is a :class:`qama_rs.model.QamaModel` (anything with ``features(emb, dims, scheme)``,
+    ``quantizer(dims, scheme)`` and ``levels``): documents and queries are base-model embeddings; each
+    Matryoshka level ``dims`` (one of ``head.levels``) has its own learned thresholds, so it gets its own index.
+    """
+
+    def __init__(self, head, scheme: str, dims: int | None = None) -> None:
+        if scheme not in _NOMINAL_BITS:
+            raise ValueError(f"scheme must be one of {sorted(_NOMINAL_BITS)}, got {scheme!r}")
+        for attr in ("features", "quantizer", "levels"):
+            if not hasattr(head, attr):
+                raise TypeError(f"head must be a trained QamaModel (missing .{attr}); see qama_rs.model")
+        self.head = head
+        self.scheme = scheme
+        self.name = f"qama-{scheme}"
+        self.bits = _NOMINAL_BITS[scheme]
+        self.default_dims = dims
+        self._docs: np.ndarray | None = None
+        self._indexes: dict[int, Any] = {}
+
+    def fit(self, doc_emb: np.ndarray):
+        self._docs = _check_matrix(doc_emb, "doc_emb")
+        self._indexes = {}
+        self._index(self.default_dims)
+        return self
+
+    def _level(self, dims: int | None) -> int:
+        if self._docs is None:
+            raise RuntimeError(f"{self.name}: call fit(doc_emb) first")
+        dims = dims if dims is not None else self.default_dims
+        levels = tuple(int(m) for m in self.head.levels)
+        if dims is None:
+            return levels[0]
+        if dims not in levels:
+            raise ValueError(f"dims must be one of the head's Matryoshka levels {levels}, got {dims!r}")
+        return int(dims)
+
+    def _index(self, dims: int | None):
+        level = self._level(dims)
+        if level not in self._indexes:
+            _, index_cls = _engine()
+            index = index_cls(self.head.quantizer(level, self.scheme))
+            index.add(self.head.features(self._docs, level, self.scheme))
+            self._indexes[level] = index
+        return self._indexes[level], level
+
+    def search(self, query_emb, k, dims=None):
+        index, level = self._index(dims)
+        queries = _check_matrix(query_emb, "query_emb", self._docs.shape[1])
+        distances, ids = index.search(self.head.features(queries, level, self.scheme), _check_k(k))
+        return -np.asarray(distances, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+
+    def bytes_per_vector(self, dims: int | None = None) -> float:
+        """Bytes of the packed thermometer code at this level (the head's hybrid: 624 bits at 384 dims)."""
+        return float(self._index(dims)[0].quantizer.bytes_per_vector)
+
+
 # ---------------------------------------------------------------------------------------- registry
 
 #: ``factory(bits, dims, head) -> Method``
@@ -483,6 +545,19 @@ register_method("fp16", _float_factory(Fp16Method, 16.0))
 register_method("int8", _float_factory(Int8Method, 8.0))
 register_method("sign", _sign_factory)
 register_method("quantile", _quantile_factory)
+
+
+def _qama_factory(bits, dims, head):
+    if head is None:
+        raise ValueError("method 'qama' needs head= (a trained QamaModel, e.g. QamaModel.load(dir))")
+    if bits is not None and not isinstance(bits, str) and float(bits) == 32:
+        return HeadMethod(Fp32Method(dims), head)  # the head's float output, prefix renormalized
+    if isinstance(bits, bool) or bits not in SCHEME_BITS:
+        raise ValueError(f"qama bits must be one of 1, 1.5, 2, 'hybrid' or 32 (float), got {bits!r}")
+    return QamaMethod(head, SCHEME_BITS[bits], dims)
+
+
+register_method("qama", _qama_factory)
 
 
 def get_method(name: str, bits=None, dims: int | None = None, head=None) -> Method:

@@ -19,6 +19,7 @@ def pareto_plot(payload: dict, path: str | os.PathLike[str]) -> Path:
 
     matplotlib.use("Agg")  # files only; never open a window
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     series: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
     labels: dict[str, str] = {}
@@ -52,6 +53,7 @@ def pareto_plot(payload: dict, path: str | os.PathLike[str]) -> Path:
     fx, fy = zip(*frontier, strict=True)
     ax.step(fx, fy, where="post", color="grey", alpha=0.4, linewidth=3, zorder=0, label="Pareto frontier")
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("bytes per vector (log scale)")
     ax.set_ylabel("NDCG@10 (mean over " + ", ".join(payload["datasets"]) + ")")
     ax.set_title("Quality vs storage across Matryoshka prefixes " + "/".join(str(d) for d in payload["dims"]))

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..data import load_beir
 from ..embed import dataset_embeddings, default_model_path
-from .methods import available_methods, get_method
+from .methods import get_method
 from .metrics import bootstrap_mean_ci
 from .runner import evaluate_dims, format_result
 
@@ -51,7 +51,7 @@ class Column:
 
 
 MAIN_COLUMNS = (
-    Column("sign_1bit", "1-bit (no training)", "sign", 1),
+    Column("sign_1bit", "1-bit sign (no training)", "sign", 1),
     Column("qama_1bit", "QAMA 1-bit", "qama", 1, uses_head=True),
     Column("qama_1.5bit", "QAMA 1.5-bit", "qama", 1.5, uses_head=True),
     Column("qama_hybrid", "QAMA hybrid", "qama", "hybrid", uses_head=True),
@@ -72,13 +72,17 @@ TRAINING_FREE_COLUMNS = (
 )
 
 
+def _has_learned_thresholds(head) -> bool:
+    return all(hasattr(head, attr) for attr in ("features", "quantizer", "levels"))
+
+
 def _column_method(column: Column, head):
-    """The unfitted method of a column. Without a registered ``qama`` method, QAMA columns fall back to
-    quantile thresholds fitted on the head's outputs (noted in the tables)."""
+    """The unfitted method of a column. QAMA columns use the head's learned thresholds (``qama``); a head
+    without them (a plain transform) gets quantile thresholds fitted on its outputs (noted in the tables)."""
     if not column.uses_head:
         return get_method(column.method, column.bits)
     name = column.method
-    if name == "qama" and "qama" not in available_methods():
+    if name == "qama" and not _has_learned_thresholds(head):
         name = "quantile"
     return get_method(name, column.bits, None, head)
 
@@ -92,6 +96,7 @@ def _cell(results: dict, key: str, dims: int, datasets: Sequence[str], n_resampl
         "ndcg@10": float(np.mean([r["ndcg@10"] for r in found])),
         "ci95": [lo, hi],
         "bytes_per_vector": found[0]["bytes_per_vector"],
+        "bits": found[0]["bits"],
         "per_dataset": {r["dataset"]: {"ndcg@10": r["ndcg@10"], "ci95": r["ci95"]} for r in found},
     }
 
@@ -146,6 +151,7 @@ def _storage(columns, grid: dict, full_dims: int) -> dict:
             {
                 "key": column["key"],
                 "label": column["label"],
+                "nominal_bits_per_dim": float(cell["bits"]),
                 "bits_per_dim": nbytes * 8.0 / full_dims,
                 "bytes_per_vector": nbytes,
                 "mb_per_million": nbytes,  # 1e6 vectors × bytes / 1e6 bytes per MB
@@ -161,17 +167,19 @@ def _storage_markdown(storage: dict, datasets: Sequence[str]) -> str:
     out = [
         f"# Storage and quality at {storage['dims']} dims",
         "",
-        "Bits/dim and bytes/vector are what the index stores and scans (thermometer-expanded codes for the "
-        "threshold methods: 2-bit = 3 bits, 1.5-bit = 2 bits per dimension). Size = 1M vectors, codes only. "
+        "Nominal bits/dim count information (log2 of the levels; hybrid = 2, 1.5, 1, 0.5 over four quarters). "
+        "Stored bits/dim and bytes/vector are what the index keeps and scans: thermometer-expanded codes for the "
+        "threshold methods (2-bit = 3 bits, 1.5-bit = 2 bits per dimension). Size = 1M vectors, codes only. "
         f"NDCG@10 is the mean over {', '.join(datasets)}.",
         "",
-        "| format | bits/dim | bytes/vector | 1M vectors | savings vs fp32 | NDCG@10 | % of fp32 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| format | nominal bits/dim | stored bits/dim | bytes/vector | 1M vectors | savings vs fp32 | NDCG@10 "
+        "| % of fp32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in storage["rows"]:
         rel = "—" if r["relative_to_fp32_pct"] is None else f"{r['relative_to_fp32_pct']:.1f} %"
         out.append(
-            f"| {r['label']} | {r['bits_per_dim']:.3g} | {r['bytes_per_vector']:g} | {r['mb_per_million']:.1f} MB | "
+            f"| {r['label']} | {r['nominal_bits_per_dim']:g} | {r['bits_per_dim']:.3g} | {r['bytes_per_vector']:g} | {r['mb_per_million']:.1f} MB | "
             f"{r['savings_pct']:.1f} % | {r['ndcg@10']:.4f} | {rel} |"
         )
     return "\n".join(out) + "\n"
@@ -251,13 +259,16 @@ def build_tables(
             "QAMA columns: head "
             + str(getattr(head, "name", type(head).__name__))
             + (
-                "."
-                if "qama" in available_methods()
-                else "; quantile thresholds of the head outputs (no 'qama' method)."
+                " (learned thresholds)."
+                if _has_learned_thresholds(head)
+                else "; quantile thresholds fitted on the head outputs (the head has no learned thresholds)."
             )
         )
+    model_label = Path(model_path).name
+    if model_label == "model":  # the bundled package keeps its files in <package>/model
+        model_label = Path(model_path).parent.name
     note = (
-        f"NDCG@10 [bootstrap 95 % CI, {n_resamples} resamples] of {Path(model_path).name} embeddings, "
+        f"NDCG@10 [bootstrap 95 % CI, {n_resamples} resamples] of {model_label} embeddings, "
         "exhaustive search of the Matryoshka prefix (float: truncated and renormalized; codes: first dims "
         f"quantized dimensions, symmetric Hamming). {qama_note}"
     )
