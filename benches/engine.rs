@@ -1,1 +1,159 @@
-fn main() {}
+//! Criterion benchmarks of the qama-core engine: bit packing, fused encode, and Hamming top-k per
+//! backend (the scalar reference, each SIMD backend this CPU runs, and the dispatched default).
+//!
+//! ```text
+//! cargo bench -p qama-core                # full run
+//! cargo bench -p qama-core -- --quick     # about two minutes on 2 cores
+//! cargo bench -p qama-core -- topk_batch  # one group
+//! ```
+//!
+//! Sizes are modest so a quick run stays short: the top-k groups time both regimes (a batch of
+//! queries over a database tile set, and single queries over a database larger than L2), for
+//! 6-word (384-bit), 18-word (1152-bit) and a ragged 7-word / 437-bit prefix code. The 1M-code
+//! figures are produced by the `perf` timing run (see `rust/core/src/topk/perf.rs`).
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use qama_core::expand::encode;
+use qama_core::hamming::{available_backends, best_backend, Backend};
+use qama_core::pack::{pack_bits, unpack_bits};
+use qama_core::quantize::Thresholds;
+use qama_core::topk::search_with;
+use qama_core::CodeLayout;
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+
+/// `(words, nbits, label)`: the usual 1-bit and 1.5-bit sizes, and an ugly prefix with a tail.
+const CODE_SIZES: [(usize, usize, &str); 3] = [
+    (6, 384, "6w_384b"),
+    (18, 1152, "18w_1152b"),
+    (7, 437, "7w_437b"),
+];
+
+fn random_words(seed: u64, len: usize) -> Vec<u64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.next_u64()).collect()
+}
+
+/// Rows of the benchmark table: every backend this CPU runs, plus what `search` picks by default.
+fn backends() -> Vec<(String, Backend)> {
+    let mut rows: Vec<(String, Backend)> = available_backends()
+        .into_iter()
+        .map(|b| (b.name().to_string(), b))
+        .collect();
+    rows.push(("dispatched".to_string(), best_backend()));
+    rows
+}
+
+fn bench_pack(c: &mut Criterion) {
+    let (n, nbits) = (20_000, 624);
+    let mut rng = StdRng::seed_from_u64(1);
+    let bits: Vec<u8> = (0..n * nbits).map(|_| rng.random_range(0..2u8)).collect();
+    let packed = pack_bits(&bits, n, nbits).unwrap();
+    let mut group = c.benchmark_group("pack");
+    group.throughput(Throughput::Bytes((n * nbits) as u64));
+    group.bench_function(BenchmarkId::new("pack_bits", format!("{n}x{nbits}")), |b| {
+        b.iter(|| pack_bits(black_box(&bits), n, nbits).unwrap())
+    });
+    group.bench_function(
+        BenchmarkId::new("unpack_bits", format!("{n}x{nbits}")),
+        |b| b.iter(|| unpack_bits(black_box(&packed), n, nbits).unwrap()),
+    );
+    group.finish();
+}
+
+fn bench_encode(c: &mut Criterion) {
+    let (n, dims) = (20_000, 384);
+    let mut rng = StdRng::seed_from_u64(2);
+    let x: Vec<f32> = (0..n * dims)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
+    // The hybrid scheme: 96 dims at 4 levels, 96 at 3, 192 at 2 (624 bits, 10 words).
+    let mut levels = vec![4u16; 96];
+    levels.extend([3u16; 96]);
+    levels.extend([2u16; 192]);
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(n as u64));
+    for (label, levels) in [
+        ("1bit_384d", vec![2u16; dims]),
+        ("2bit_384d", vec![4u16; dims]),
+        ("hybrid_384d", levels),
+    ] {
+        let layout = CodeLayout::new(&levels).unwrap();
+        let values: Vec<f32> = (0..dims)
+            .flat_map(|j| {
+                let t = layout.thresholds_of(j);
+                (0..t).map(move |i| (i as f32 + 1.0) / (t as f32 + 1.0) * 2.0 - 1.0)
+            })
+            .collect();
+        let thresholds = Thresholds::new(layout, values).unwrap();
+        group.bench_function(BenchmarkId::new(label, n), |b| {
+            b.iter(|| encode(black_box(&x), n, &thresholds).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// Compute-bound regime: a batch of queries against a database of a few tiles.
+fn bench_topk_batch(c: &mut Criterion) {
+    let (nq, n, k) = (64, 20_000, 10);
+    let mut group = c.benchmark_group("topk_batch");
+    group
+        .throughput(Throughput::Elements((nq * n) as u64))
+        .sample_size(10);
+    for (words, nbits, label) in CODE_SIZES {
+        let db = random_words(3, n * words);
+        let q = random_words(4, nq * words);
+        for (name, backend) in backends() {
+            group.bench_function(BenchmarkId::new(name, label), |b| {
+                b.iter(|| search_with(backend, black_box(&q), nq, &db, n, words, nbits, k).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Memory-bound regime: one query against a database larger than L2 (about 10-30 MB).
+fn bench_topk_single(c: &mut Criterion) {
+    let (n, k) = (200_000, 10);
+    let mut group = c.benchmark_group("topk_single");
+    group
+        .throughput(Throughput::Elements(n as u64))
+        .sample_size(20);
+    for (words, nbits, label) in CODE_SIZES {
+        let db = random_words(5, n * words);
+        let q = random_words(6, words);
+        for (name, backend) in backends() {
+            group.bench_function(BenchmarkId::new(name, label), |b| {
+                b.iter(|| search_with(backend, black_box(&q), 1, &db, n, words, nbits, k).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    targets = bench_pack, bench_encode, bench_topk_batch, bench_topk_single
+}
+
+fn main() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.replace("model name\t: ", ""))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let names: Vec<&str> = available_backends().iter().map(|b| b.name()).collect();
+    println!(
+        "qama-core engine bench: {cpu}, {} rayon threads, backends {names:?}, dispatched = {}",
+        rayon::current_num_threads(),
+        best_backend().name()
+    );
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -5,7 +5,10 @@ use rayon::prelude::*;
 
 use crate::error::{shape_err, value_err, Result};
 use crate::layout::CodeLayout;
-use crate::quantize::{check_rows, first_non_finite, level_of, Thresholds, ROWS_PER_TASK};
+use crate::quantize::{
+    all_finite, check_rows, first_non_finite, for_each_dim, level_of, FewLevels, Thresholds,
+    ROWS_PER_TASK,
+};
 
 /// The `n` lowest bits set (`n <= 64`).
 #[inline]
@@ -135,37 +138,78 @@ pub fn encode(x: &[f32], n: usize, thresholds: &Thresholds) -> Result<Vec<u64>> 
     let (dims, words) = (layout.dims(), layout.words());
     check_rows(x.len(), n, dims, "x")?;
     let mut packed = vec![0u64; n * words];
-    let all_finite = packed
+    let few = FewLevels::new(thresholds);
+    let finite = packed
         .par_chunks_mut(ROWS_PER_TASK * words)
         .zip(x.par_chunks(ROWS_PER_TASK * dims))
-        .all(|(out, xs)| encode_rows(xs, thresholds, out));
-    if !all_finite {
+        .all(|(out, xs)| {
+            // One vectorised pass first, so the encode loops need no per-value check.
+            if !all_finite(xs) {
+                return false;
+            }
+            match &few {
+                Some(few) => encode_rows_few_levels(xs, few, layout, out),
+                None => encode_rows(xs, thresholds, out),
+            }
+            true
+        });
+    if !finite {
         return Err(first_non_finite(x, dims));
     }
     Ok(packed)
 }
 
-/// Encodes the rows of `xs` into the zeroed `out`; false on a non-finite value.
-fn encode_rows(xs: &[f32], thresholds: &Thresholds, out: &mut [u64]) -> bool {
-    let layout = thresholds.layout();
+/// Encodes finite rows `xs` into the zeroed `out` when every dimension has at most 4 levels:
+/// the row's codes first (one vectorised loop), then groups of at most 3 bits collected in a
+/// 128-bit window, so a group that straddles two words needs no special case.
+fn encode_rows_few_levels(xs: &[f32], few: &FewLevels, layout: &CodeLayout, out: &mut [u64]) {
     let (dims, words) = (layout.dims(), layout.words());
+    let mut codes = vec![0u8; dims];
     for (row, x_row) in out.chunks_exact_mut(words).zip(xs.chunks_exact(dims)) {
-        for (j, &v) in x_row.iter().enumerate() {
-            if !v.is_finite() {
-                return false;
+        few.codes(x_row, &mut codes);
+        // The words being filled live in a register: or-ing each group straight into memory
+        // chains every dimension on a store-to-load forward (several cycles each).
+        let (mut window, mut word, mut offset) = (0u128, 0usize, 0usize);
+        for (&code, &l) in codes.iter().zip(layout.levels()) {
+            if offset / 64 != word {
+                row[word] = window as u64;
+                window >>= 64;
+                word += 1;
             }
-            let code = level_of(v, thresholds.of(j));
-            let offset = layout.bit_offset(j);
-            let (w, b) = (offset / 64, offset % 64);
-            if code + b <= 64 {
-                // The usual case (groups of 1 to 3 bits): the run fits the current word.
-                row[w] |= low_mask(code) << b;
-            } else {
-                set_ones(row, offset, code);
-            }
+            window |= u128::from((1u8 << code) - 1) << (offset % 64);
+            offset += usize::from(l) - 1;
+        }
+        row[word] = window as u64;
+        // The last group may straddle into the final word.
+        if let Some(next) = row.get_mut(word + 1) {
+            *next = (window >> 64) as u64;
         }
     }
-    true
+}
+
+/// Encodes finite rows `xs` into the zeroed `out`, for any levels (up to 256 per dimension).
+fn encode_rows(xs: &[f32], thresholds: &Thresholds, out: &mut [u64]) {
+    let layout = thresholds.layout();
+    let (dims, words) = (layout.dims(), layout.words());
+    let (levels, values) = (layout.levels(), thresholds.values());
+    for (row, x_row) in out.chunks_exact_mut(words).zip(xs.chunks_exact(dims)) {
+        let (mut acc, mut word) = (0u64, 0usize);
+        for_each_dim(x_row, levels, values, |_, x, offset, t| {
+            let code = level_of(x, t);
+            let (w, b) = (offset / 64, offset % 64);
+            if w != word {
+                row[word] |= acc;
+                (acc, word) = (0, w);
+            }
+            let here = code.min(64 - b);
+            acc |= low_mask(here) << b;
+            if here < code {
+                // A run that crosses into the next word(s); only wide groups get here.
+                set_ones(row, (w + 1) * 64, code - here);
+            }
+        });
+        row[word] |= acc;
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +304,42 @@ mod tests {
         let mut row = vec![0u64; 5];
         row[1] = 1;
         assert!(collapse(&row, 1, &wide).is_err());
+    }
+
+    /// Quantize and encode against the definition, on layouts of at most 4 levels (the fast
+    /// paths) whose groups straddle words, including the very last group.
+    #[test]
+    fn few_level_fast_paths_match_the_definition() {
+        let mut straddle_end = vec![2u16; 63];
+        straddle_end.push(4); // bits 63..66: the last group crosses into word 1
+        let mut hybrid = vec![4u16; 30];
+        hybrid.extend([3u16; 30]);
+        hybrid.extend([2u16; 45]);
+        for levels in [straddle_end, hybrid, vec![4u16; 43], vec![2u16; 130]] {
+            let layout = CodeLayout::new(&levels).unwrap();
+            // Repeated thresholds and values landing exactly on them.
+            let values: Vec<f32> = (0..layout.dims())
+                .flat_map(|j| match layout.thresholds_of(j) {
+                    1 => vec![0.0],
+                    2 => vec![-0.25, 0.25],
+                    _ => vec![-0.5, 0.0, if j % 2 == 0 { 0.0 } else { 0.5 }],
+                })
+                .collect();
+            let t = Thresholds::new(layout.clone(), values).unwrap();
+            let n = 300;
+            let x: Vec<f32> = (0..n * layout.dims())
+                .map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0)
+                .collect();
+            let codes = quantize(&x, n, &t).unwrap();
+            for (i, (&c, &v)) in codes.iter().zip(&x).enumerate() {
+                let want = t.of(i % layout.dims()).iter().filter(|&&th| v > th).count();
+                assert_eq!(usize::from(c), want, "value {i}");
+            }
+            assert_eq!(
+                encode(&x, n, &t).unwrap(),
+                expand(&codes, n, &layout).unwrap()
+            );
+        }
     }
 
     #[test]

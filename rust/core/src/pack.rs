@@ -37,22 +37,36 @@ static SPREAD: [[u8; 8]; 256] = {
 
 /// Packs one row of 0/1 bytes into its zeroed words; false on a byte other than 0/1.
 fn pack_row(bits: &[u8], out: &mut [u64]) -> bool {
-    let mut bad = 0u8;
+    let mut bad = 0u64;
     for (word, chunk) in out.iter_mut().zip(bits.chunks(64)) {
         let mut acc = 0u64;
         let (eights, tail) = chunk.as_chunks::<8>();
         for (i, &eight) in eights.iter().enumerate() {
-            bad |= eight.iter().fold(0, |a, &b| a | b) & !1;
+            bad |= u64::from_le_bytes(eight) & 0xFEFE_FEFE_FEFE_FEFE;
             acc |= gather8(eight) << (8 * i);
         }
         let done = 8 * eights.len();
         for (i, &b) in tail.iter().enumerate() {
-            bad |= b & !1;
+            bad |= u64::from(b & !1);
             acc |= u64::from(b & 1) << (done + i);
         }
         *word = acc;
     }
     bad == 0
+}
+
+/// Spreads the first `out.len()` stream bits of `words` into 0/1 bytes.
+fn unpack_row(words: &[u64], out: &mut [u8]) {
+    let (eights, tail) = out.as_chunks_mut::<8>();
+    // Byte `i` of the stream is byte `i % 8` (little-endian) of word `i / 8`.
+    let byte = |i: usize| usize::from(words[i / 8].to_le_bytes()[i % 8]);
+    for (i, dst) in eights.iter_mut().enumerate() {
+        *dst = SPREAD[byte(i)];
+    }
+    if !tail.is_empty() {
+        let len = tail.len();
+        tail.copy_from_slice(&SPREAD[byte(eights.len())][..len]);
+    }
 }
 
 /// Packs `bits` (row-major `(n, nbits)`, each byte 0 or 1) into `(n, words_for(nbits))` words,
@@ -106,11 +120,7 @@ pub fn unpack_bits(words: &[u64], n: usize, nbits: usize) -> Result<Vec<u8>> {
         .zip(words.par_chunks(ROWS_PER_TASK * per_row))
         .for_each(|(out, ws)| {
             for (o, w) in out.chunks_exact_mut(nbits).zip(ws.chunks_exact(per_row)) {
-                // Bytes of the little-endian words in stream order; the last may be partial.
-                let bytes = w.iter().flat_map(|x| x.to_le_bytes());
-                for (dst, byte) in o.chunks_mut(8).zip(bytes) {
-                    dst.copy_from_slice(&SPREAD[usize::from(byte)][..dst.len()]);
-                }
+                unpack_row(w, o);
             }
         });
     Ok(bits)

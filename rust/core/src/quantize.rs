@@ -66,13 +66,74 @@ impl Thresholds {
 /// Number of `thresholds` (ascending) that `x` strictly exceeds; `x` must not be NaN.
 #[inline]
 pub(crate) fn level_of(x: f32, thresholds: &[f32]) -> usize {
-    if thresholds.len() <= 16 {
-        // Branch-free count: the usual 1 to 3 thresholds cost a compare each.
-        thresholds.iter().map(|&t| usize::from(x > t)).sum()
-    } else {
+    let above = |t: f32| usize::from(x > t);
+    match *thresholds {
+        // The schemes in use (1, 1.5 and 2 bits) have 1 to 3 thresholds: unrolled, branch-free.
+        [t0] => above(t0),
+        [t0, t1] => above(t0) + above(t1),
+        [t0, t1, t2] => above(t0) + above(t1) + above(t2),
+        _ if thresholds.len() <= 16 => thresholds.iter().map(|&t| above(t)).sum(),
         // Ascending thresholds: the exceeded ones are a prefix.
-        thresholds.partition_point(|&t| t < x)
+        _ => thresholds.partition_point(|&t| t < x),
     }
+}
+
+/// Calls `f(j, x, offset, thresholds of j)` for each value of one row, walking the concatenated
+/// thresholds in step (dimension `j`'s thresholds and stream bits both start at `offset`).
+#[inline]
+pub(crate) fn for_each_dim(
+    x_row: &[f32],
+    levels: &[u16],
+    values: &[f32],
+    mut f: impl FnMut(usize, f32, usize, &[f32]),
+) {
+    let mut offset = 0;
+    for (j, (&x, &l)) in x_row.iter().zip(levels).enumerate() {
+        let count = usize::from(l) - 1;
+        f(j, x, offset, &values[offset..offset + count]);
+        offset += count;
+    }
+}
+
+/// The thresholds of a layout whose dimensions all have at most 4 levels (the 1, 1.5, 2-bit and
+/// hybrid schemes), as three per-dimension columns padded with `+inf` (which no finite value
+/// exceeds): a code is three compares with no per-dimension branching, and a row of codes is
+/// one loop the compiler vectorises.
+pub(crate) struct FewLevels {
+    columns: [Vec<f32>; 3],
+}
+
+impl FewLevels {
+    /// `None` when some dimension has more than 4 levels.
+    pub(crate) fn new(thresholds: &Thresholds) -> Option<Self> {
+        let layout = &thresholds.layout;
+        if layout.levels().iter().any(|&l| l > 4) {
+            return None;
+        }
+        let column = |i: usize| -> Vec<f32> {
+            (0..layout.dims())
+                .map(|j| thresholds.of(j).get(i).copied().unwrap_or(f32::INFINITY))
+                .collect()
+        };
+        Some(Self {
+            columns: [column(0), column(1), column(2)],
+        })
+    }
+
+    /// Codes of one row of finite values.
+    #[inline]
+    pub(crate) fn codes(&self, x_row: &[f32], out: &mut [u8]) {
+        let [t0, t1, t2] = &self.columns;
+        for ((((code, &x), &a), &b), &c) in out.iter_mut().zip(x_row).zip(t0).zip(t1).zip(t2) {
+            *code = u8::from(x > a) + u8::from(x > b) + u8::from(x > c);
+        }
+    }
+}
+
+/// Whether every value is finite; no early exit, so it vectorises.
+#[inline]
+pub(crate) fn all_finite(x: &[f32]) -> bool {
+    x.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
 /// Checks `x.len() == n * dims`, naming the argument in the error.
@@ -106,22 +167,30 @@ pub fn quantize(x: &[f32], n: usize, thresholds: &Thresholds) -> Result<Vec<u8>>
     check_rows(x.len(), n, dims, "x")?;
     let mut codes = vec![0u8; x.len()];
     let chunk = ROWS_PER_TASK * dims;
-    let all_finite = codes
+    let few = FewLevels::new(thresholds);
+    let finite = codes
         .par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk))
         .all(|(out, xs)| {
-            for (out_row, x_row) in out.chunks_exact_mut(dims).zip(xs.chunks_exact(dims)) {
-                for (j, (code, &v)) in out_row.iter_mut().zip(x_row).enumerate() {
-                    if !v.is_finite() {
-                        return false;
-                    }
-                    // At most MAX_LEVELS - 1 = 255 thresholds, so the count fits a u8.
-                    *code = level_of(v, thresholds.of(j)) as u8;
+            if !all_finite(xs) {
+                return false;
+            }
+            if let Some(few) = &few {
+                for (out_row, x_row) in out.chunks_exact_mut(dims).zip(xs.chunks_exact(dims)) {
+                    few.codes(x_row, out_row);
                 }
+                return true;
+            }
+            let (levels, values) = (thresholds.layout.levels(), &thresholds.values[..]);
+            for (out_row, x_row) in out.chunks_exact_mut(dims).zip(xs.chunks_exact(dims)) {
+                for_each_dim(x_row, levels, values, |j, x, _, t| {
+                    // At most MAX_LEVELS - 1 = 255 thresholds, so the count fits a u8.
+                    out_row[j] = level_of(x, t) as u8;
+                });
             }
             true
         });
-    if !all_finite {
+    if !finite {
         return Err(first_non_finite(x, dims));
     }
     Ok(codes)

@@ -216,3 +216,49 @@ fn perf_single_query() {
         );
     }
 }
+
+/// CPU time per value of the fused encode (1-bit, 2-bit and hybrid layouts of 384 dims).
+#[test]
+#[ignore = "timing run; see the module doc"]
+fn perf_encode() {
+    use crate::expand::encode;
+    use crate::quantize::Thresholds;
+    use crate::CodeLayout;
+    let (n, dims) = (100_000, 384);
+    let x: Vec<f32> = random_words(9, n * dims / 2)
+        .into_iter()
+        .flat_map(|w| {
+            [
+                (w as u32) as f32 / u32::MAX as f32 - 0.5,
+                (w >> 32) as f32 / u32::MAX as f32 - 0.5,
+            ]
+        })
+        .collect();
+    let mut hybrid = vec![4u16; 96];
+    hybrid.extend([3u16; 96]);
+    hybrid.extend([2u16; 192]);
+    for (label, levels) in [
+        ("1-bit", vec![2u16; dims]),
+        ("2-bit", vec![4u16; dims]),
+        ("hybrid", hybrid),
+    ] {
+        let layout = CodeLayout::new(&levels).unwrap();
+        let values: Vec<f32> = (0..dims)
+            .flat_map(|j| {
+                let t = layout.thresholds_of(j);
+                (0..t).map(move |i| (i as f32 + 1.0) / (t as f32 + 1.0) - 0.5)
+            })
+            .collect();
+        let thresholds = Thresholds::new(layout, values).unwrap();
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let before = cpu_seconds();
+            std::hint::black_box(encode(&x, n, &thresholds).unwrap());
+            best = best.min(cpu_seconds() - before);
+        }
+        println!(
+            "encode {label:<7} {:.2} CPU ns per value",
+            best * 1e9 / (n * dims) as f64
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The quantized kernel (FastScan style): approximate integer scores of 32-row blocks from 4-bit
+//! lookups, then exact float scores of the rows that might make the top-k.
+//!
+//! Per query, each nibble of a code byte (`4 / bits` dimensions; so `bits` ∈ {1, 2, 4}) gets a
+//! 16-entry table of its dimensions' contributions, quantized to `u8` with one scale `delta`
+//! shared by all tables and an offset per table. A row's approximate score is the integer sum `A`
+//! of its nibbles' entries, and its float score `S` (the [`ByteLuts`] sum) satisfies
+//! `|S - (offset + delta * A)| <= slack`, where `slack` is computed per query from the actual
+//! rounding errors of every byte value plus a bound on float32 summation error. A row whose `A`
+//! is below [`NibbleLuts::min_sum`] of the current k-th float score therefore cannot enter the
+//! top-k; every other row is scored exactly from the float tables and offered. The result is the
+//! exact top-k of the float scores, with the same scores as the float kernels.
+//!
+//! Kernels: the AVX2 one looks up 32 rows per `vpshufb` and accumulates in 16-bit lanes (the
+//! even/odd trick: adding the byte results as `u16` and, separately, their high bytes, recovers
+//! both per-row sums exactly, since they stay below 2^16); the scalar twin computes the same
+//! integers one row at a time and is the parity baseline for it.
+use super::blocks::BLOCK_ROWS;
+use super::lut::{ByteLuts, Recon};
+
+/// Entries of a nibble table.
+const NIBBLE_VALUES: usize = 16;
+
+/// Table bytes per code byte: the low-nibble table twice, then the high-nibble table twice (one
+/// copy per 128-bit lane of an AVX2 register, so a plain load gives the `vpshufb` operand).
+pub(crate) const TABLE_STRIDE: usize = 4 * NIBBLE_VALUES;
+
+/// Kernel over one block: `(tables, block, threshold, sums) -> mask`. Writes the 32 integer sums
+/// in lane order (rows 0, 2, ..., 30, then 1, 3, ..., 31) and returns bit `r` set iff row `r`'s sum
+/// is at least `threshold`. `tables.len() == block.len() / BLOCK_ROWS * TABLE_STRIDE`.
+pub(crate) type BlockKernel = unsafe fn(&[u8], &[u8], u16, &mut [u16; BLOCK_ROWS]) -> u32;
+
+/// Where row `r`'s sum is written by a [`BlockKernel`].
+#[inline]
+pub(crate) fn lane_of(r: usize) -> usize {
+    r / 2 + (r % 2) * (BLOCK_ROWS / 2)
+}
+
+/// The quantized tables of one query and the constants relating their sums to float scores.
+#[derive(Debug, Clone)]
+pub(crate) struct NibbleLuts {
+    tables: Vec<u8>,
+    offset: f64,
+    delta: f64,
+    slack: f64,
+}
+
+impl NibbleLuts {
+    /// Quantizes the nibble tables of query `q`; `None` when the format has no nibble-separable
+    /// tables (`bits == 8`) or rows are too long for 16-bit sums.
+    pub(crate) fn build(q: &[f32], recon: &Recon, luts: &ByteLuts) -> Option<Self> {
+        let format = recon.format();
+        let per_byte = format.fields_per_byte();
+        if per_byte < 2 {
+            return None;
+        }
+        let bytes = format.row_bytes();
+        // Per-byte cap on `lo + hi` so that `bytes * cap` fits a u16 sum.
+        let cap = (u16::MAX as usize / bytes).min(255);
+        if cap < 2 {
+            return None;
+        }
+        let (bits, mask) = (format.bits() as usize, usize::from(format.field_mask()));
+        let per_nibble = per_byte / 2;
+        // Float64 nibble tables: [byte][half][value].
+        let mut nibble = vec![[[0f64; NIBBLE_VALUES]; 2]; bytes];
+        for (i, halves) in nibble.iter_mut().enumerate() {
+            for (h, table) in halves.iter_mut().enumerate() {
+                for f in 0..per_nibble {
+                    let j = i * per_byte + h * per_nibble + f;
+                    if j >= format.dims() {
+                        break;
+                    }
+                    let (qj, values) = (f64::from(q[j]), recon.dim(j));
+                    for (u, entry) in table.iter_mut().enumerate() {
+                        *entry += qj * f64::from(values[(u >> (f * bits)) & mask]);
+                    }
+                }
+            }
+        }
+        let min_max = |t: &[f64; NIBBLE_VALUES]| {
+            t.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                })
+        };
+        let ranges: Vec<[(f64, f64); 2]> = nibble
+            .iter()
+            .map(|[lo, hi]| [min_max(lo), min_max(hi)])
+            .collect();
+        let spread = ranges
+            .iter()
+            .map(|[(a, b), (c, d)]| (b - a) + (d - c))
+            .fold(0f64, f64::max);
+        let delta = if spread > 0.0 && spread.is_finite() {
+            spread / (cap - 1) as f64
+        } else {
+            1.0
+        };
+        let mut tables = vec![0u8; bytes * TABLE_STRIDE];
+        let mut offset = 0f64;
+        let mut rounding = 0f64;
+        for (i, ((halves, range), out)) in nibble
+            .iter()
+            .zip(&ranges)
+            .zip(tables.chunks_exact_mut(TABLE_STRIDE))
+            .enumerate()
+        {
+            let mut quantized = [[0u8; NIBBLE_VALUES]; 2];
+            for h in 0..2 {
+                let low = range[h].0;
+                for (u, &v) in halves[h].iter().enumerate() {
+                    quantized[h][u] = ((v - low) / delta).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+            let top = |t: &[u8; NIBBLE_VALUES]| usize::from(*t.iter().max().unwrap_or(&0));
+            if top(&quantized[0]) + top(&quantized[1]) > cap {
+                return None; // cannot happen with `delta` above; refuse rather than wrap
+            }
+            let base = range[0].0 + range[1].0;
+            offset += base;
+            // The error of every byte value against the float table the exact scores use.
+            let exact = luts.byte(i);
+            let worst = (0..256).fold(0f64, |m, v| {
+                let approx = base
+                    + delta
+                        * f64::from(
+                            u16::from(quantized[0][v & 15]) + u16::from(quantized[1][v >> 4]),
+                        );
+                m.max((f64::from(exact[v]) - approx).abs())
+            });
+            rounding += worst;
+            for copy in 0..2 {
+                out[copy * NIBBLE_VALUES..][..NIBBLE_VALUES].copy_from_slice(&quantized[0]);
+                out[(2 + copy) * NIBBLE_VALUES..][..NIBBLE_VALUES].copy_from_slice(&quantized[1]);
+            }
+        }
+        let magnitude: f64 = luts.abs_max().iter().sum();
+        // A float32 sum of `bytes` terms errs by at most about bytes * 2^-24 * Σ|terms|.
+        let summation = 1.01 * bytes as f64 * f64::from(f32::EPSILON) / 2.0 * magnitude;
+        // Margin for the float64 arithmetic of the bound itself.
+        let arithmetic = 1e-12 * (offset.abs() + magnitude + delta * f64::from(u16::MAX));
+        let slack = (rounding + summation) * (1.0 + 1e-9) + arithmetic;
+        Some(Self {
+            tables,
+            offset,
+            delta,
+            slack,
+        })
+    }
+
+    /// The tables, [`TABLE_STRIDE`] bytes per code byte.
+    pub(crate) fn tables(&self) -> &[u8] {
+        &self.tables
+    }
+
+    /// A threshold on integer sums below which no row can score `kth` or more.
+    pub(crate) fn min_sum(&self, kth: f32) -> u16 {
+        if kth == f32::NEG_INFINITY {
+            return 0;
+        }
+        let x = ((f64::from(kth) - self.offset - self.slack) / self.delta).floor();
+        x.clamp(0.0, f64::from(u16::MAX)) as u16
+    }
+
+    /// The float score interval `[lo, hi]` an integer sum stands for (for tests).
+    #[cfg(test)]
+    pub(crate) fn interval(&self, sum: u16) -> (f64, f64) {
+        let mid = self.offset + self.delta * f64::from(sum);
+        (mid - self.slack, mid + self.slack)
+    }
+}
+
+/// Scalar twin of the AVX2 kernel (see [`BlockKernel`]).
+///
+/// # Safety
+/// None beyond the length contract of [`BlockKernel`] (checked by the iterators); `unsafe` only to
+/// share the kernel type.
+pub(crate) unsafe fn block_scalar(
+    tables: &[u8],
+    block: &[u8],
+    threshold: u16,
+    sums: &mut [u16; BLOCK_ROWS],
+) -> u32 {
+    let mut mask = 0u32;
+    for r in 0..BLOCK_ROWS {
+        let sum: u32 = tables
+            .chunks_exact(TABLE_STRIDE)
+            .zip(block.chunks_exact(BLOCK_ROWS))
+            .map(|(t, b)| {
+                let v = usize::from(b[r]);
+                u32::from(t[v & 15]) + u32::from(t[2 * NIBBLE_VALUES + (v >> 4)])
+            })
+            .sum();
+        // Sums fit: `NibbleLuts::build` caps a byte's entries so that all bytes sum below 2^16.
+        sums[lane_of(r)] = sum as u16;
+        mask |= u32::from(sum >= u32::from(threshold)) << r;
+    }
+    mask
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    //! The AVX2 block kernel.
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK_ROWS, TABLE_STRIDE};
+
+    /// AVX2 kernel (see [`super::BlockKernel`]): per code byte one 32-byte load, two masks, a
+    /// shift, two `vpshufb` lookups, a byte add and three 16-bit operations for 32 rows.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2. Lengths are bounded by the iterators.
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn block(
+        tables: &[u8],
+        block: &[u8],
+        threshold: u16,
+        sums: &mut [u16; BLOCK_ROWS],
+    ) -> u32 {
+        let low = _mm256_set1_epi8(0x0f);
+        let mut all = _mm256_setzero_si256();
+        let mut odd = _mm256_setzero_si256();
+        for (t, b) in tables
+            .chunks_exact(TABLE_STRIDE)
+            .zip(block.chunks_exact(BLOCK_ROWS))
+        {
+            // SAFETY: `t` has 64 bytes and `b` 32; unaligned loads.
+            let (x, lut_lo, lut_hi) = unsafe {
+                (
+                    _mm256_loadu_si256(b.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(t.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(t.as_ptr().add(32) as *const __m256i),
+                )
+            };
+            let lo = _mm256_and_si256(x, low);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), low);
+            // Entries are capped so that lo + hi fits a byte.
+            let s = _mm256_add_epi8(
+                _mm256_shuffle_epi8(lut_lo, lo),
+                _mm256_shuffle_epi8(lut_hi, hi),
+            );
+            // As u16 lanes: even row + 256 * odd row (mod 2^16), and the odd row alone.
+            all = _mm256_add_epi16(all, s);
+            odd = _mm256_add_epi16(odd, _mm256_srli_epi16::<8>(s));
+        }
+        let even = _mm256_sub_epi16(all, _mm256_slli_epi16::<8>(odd));
+        // SAFETY: `sums` holds 32 u16 = two 32-byte stores.
+        unsafe {
+            _mm256_storeu_si256(sums.as_mut_ptr() as *mut __m256i, even);
+            _mm256_storeu_si256(sums.as_mut_ptr().add(16) as *mut __m256i, odd);
+        }
+        let t = _mm256_set1_epi16(threshold as i16);
+        // Unsigned `x >= t` as `max(x, t) == x`.
+        let ge_even = _mm256_cmpeq_epi16(_mm256_max_epu16(even, t), even);
+        let ge_odd = _mm256_cmpeq_epi16(_mm256_max_epu16(odd, t), odd);
+        // Lane m of `even` is row 2m (mask bit 2m), of `odd` row 2m + 1 (bit 2m + 1).
+        (_mm256_movemask_epi8(ge_even) as u32 & 0x5555_5555)
+            | (_mm256_movemask_epi8(ge_odd) as u32 & 0xAAAA_AAAA)
+    }
+}

@@ -1,0 +1,107 @@
+//! Timing runs, not unit tests (ignored by default). Run with fat LTO:
+//!
+//! ```text
+//! cargo test --release -p qama-core --lib asym::perf -- --ignored --nocapture --test-threads=1
+//! ```
+//!
+//! One query and a small batch against 1M random 384-d 2-bit codes (`QAMA_PERF_N` overrides n),
+//! k = 10: each asymmetric kernel, next to the 1-bit Hamming scan of the same corpus (384 bits, the
+//! engine's `topk::search`) that the issue's "at most 2x" target refers to.
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+
+use super::*;
+
+const DIMS: usize = 384;
+
+fn rows() -> usize {
+    std::env::var("QAMA_PERF_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Median wall time of `reps` runs (the machine is shared: the median resists neighbours).
+fn median_time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
+    let mut times: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[reps / 2]
+}
+
+/// 2-bit Lloyd-Max Gaussian levels times a per-dimension σ plus a median: what a caller passes.
+fn lloyd_max_recon(rng: &mut StdRng) -> Recon {
+    let levels = [-1.5104f32, -0.4528, 0.4528, 1.5104];
+    let table: Vec<f32> = (0..DIMS)
+        .flat_map(|_| {
+            let (sigma, median) = (rng.random_range(0.02f32..0.08), rng.random_range(-0.02f32..0.02));
+            levels.map(|l| l * sigma + median)
+        })
+        .collect();
+    Recon::new(CodeFormat::new(DIMS, 2).unwrap(), table).unwrap()
+}
+
+fn gaussian_queries(rng: &mut StdRng, nq: usize) -> Vec<f32> {
+    // Sum of uniforms: close enough to Gaussian for timing.
+    (0..nq * DIMS)
+        .map(|_| (0..4).map(|_| rng.random_range(-1.0f32..1.0)).sum::<f32>() * 0.03)
+        .collect()
+}
+
+#[test]
+#[ignore]
+fn perf_single_query_and_batch_vs_hamming() {
+    let n = rows();
+    let mut rng = StdRng::seed_from_u64(1);
+    let format = CodeFormat::new(DIMS, 2).unwrap();
+    let codes: Vec<u8> = (0..n * DIMS).map(|_| rng.random_range(0..4u8)).collect();
+    let packed = pack_codes(&codes, n, format).unwrap();
+    drop(codes);
+    let blocks = to_blocks(&packed, n, format.row_bytes()).unwrap();
+    let recon = lloyd_max_recon(&mut rng);
+    let hamming_db: Vec<u64> = (0..n * 6).map(|_| rng.next_u64()).collect();
+    let threads = rayon::current_num_threads();
+    println!("n = {n}, d = {DIMS}, 2-bit asymmetric vs 1-bit Hamming (384 bits), k = 10, {threads} threads");
+    for nq in [1usize, 32] {
+        let q = gaussian_queries(&mut rng, nq);
+        let hq: Vec<u64> = (0..nq * 6).map(|_| rng.next_u64()).collect();
+        let reps = if nq == 1 { 15 } else { 3 };
+        let hamming = median_time(reps, || crate::topk::search(&hq, nq, &hamming_db, n, 6, 384, 10).unwrap());
+        println!("nq={nq:>3} hamming 1-bit topk::search        {:>9.2} ms", hamming.as_secs_f64() * 1e3);
+        let want = search_with(Kernel::Interleaved, &q, nq, &recon, &packed, n, 10).unwrap();
+        for kernel in available_kernels() {
+            let (t, got) = if kernel.scans_blocks() {
+                (
+                    median_time(reps, || search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap()),
+                    search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap(),
+                )
+            } else {
+                (
+                    median_time(reps.min(5), || search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap()),
+                    search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap(),
+                )
+            };
+            assert_eq!(got, want, "{kernel:?}");
+            println!("candidates: {}", super::search::CANDIDATES.swap(0, std::sync::atomic::Ordering::Relaxed));
+            let layout = if kernel.scans_blocks() { "blocks" } else { "rows" };
+            println!(
+                "nq={nq:>3} asym {:<11} ({layout:<6})          {:>9.2} ms  = {:.2}x hamming",
+                kernel.name(),
+                t.as_secs_f64() * 1e3,
+                t.as_secs_f64() / hamming.as_secs_f64()
+            );
+        }
+        // The scalar row reference, once, for the record (slow).
+        if nq == 1 {
+            let t = median_time(1, || search_with(Kernel::Scalar, &q, nq, &recon, &packed, n, 10).unwrap());
+            println!("nq={nq:>3} asym scalar      (rows  )          {:>9.2} ms", t.as_secs_f64() * 1e3);
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! Parity and exactness tests across kernels and layouts.
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::fastscan::{block_scalar, lane_of, NibbleLuts, TABLE_STRIDE};
+use super::*;
+use crate::error::QamaError;
+
+/// Dims that exercise full bytes, ragged last bytes, one byte and long rows.
+const PARITY_DIMS: [usize; 8] = [1, 3, 7, 8, 13, 64, 100, 384];
+
+fn random_codes(rng: &mut StdRng, n: usize, format: CodeFormat) -> Vec<u8> {
+    let levels = format.levels();
+    (0..n * format.dims())
+        .map(|_| rng.random_range(0..levels) as u8)
+        .collect()
+}
+
+fn random_floats(rng: &mut StdRng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+fn random_recon(rng: &mut StdRng, format: CodeFormat) -> Recon {
+    let table = random_floats(rng, format.dims() * format.levels());
+    Recon::new(format, table).unwrap()
+}
+
+/// Every score from the scalar reference, then a full sort (score descending, id ascending).
+fn brute_force(q: &[f32], nq: usize, recon: &Recon, packed: &[u8], n: usize, k: usize) -> TopScores {
+    let dims = recon.format().dims();
+    let row_bytes = recon.format().row_bytes();
+    let kk = k.min(n);
+    let mut out = TopScores {
+        k: kk,
+        scores: vec![],
+        ids: vec![],
+    };
+    for query in q.chunks(dims).take(nq) {
+        let luts = ByteLuts::build(query, recon).unwrap();
+        let mut pairs: Vec<(f32, u64)> = packed
+            .chunks(row_bytes)
+            .enumerate()
+            .map(|(i, row)| (luts.score(row), i as u64))
+            .collect();
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(s, i) in &pairs[..kk] {
+            out.scores.push(s);
+            out.ids.push(i);
+        }
+    }
+    out
+}
+
+/// The search on every kernel and layout, in a fixed 2-thread pool (so the regime does not depend
+/// on the machine), against the brute force.
+fn check_all_kernels(q: &[f32], nq: usize, recon: &Recon, packed: &[u8], n: usize, k: usize) {
+    let want = brute_force(q, nq, recon, packed, n, k);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let format = recon.format();
+    let blocks = to_blocks(packed, n, format.row_bytes()).unwrap();
+    for kernel in available_kernels() {
+        if kernel.scans_rows() {
+            let got = pool
+                .install(|| search_with(kernel, q, nq, recon, packed, n, k))
+                .unwrap();
+            assert!(got == want, "rows kernel={} format={format:?} nq={nq} n={n} k={k}", kernel.name());
+        }
+        if kernel.scans_blocks() && format.bits() <= 4 {
+            let got = pool
+                .install(|| search_blocked_with(kernel, q, nq, recon, &blocks, n, k))
+                .unwrap();
+            assert!(got == want, "blocks kernel={} format={format:?} nq={nq} n={n} k={k}", kernel.name());
+        }
+    }
+}
+
+#[test]
+fn hand_computed_search() {
+    // 2 dims of 1 bit, recon ±1: q = (1, 2) scores codes (0,0), (1,0), (0,1), (1,1), (1,0) as
+    // -3, -1, 1, 3, -1.
+    let format = CodeFormat::new(2, 1).unwrap();
+    let recon = Recon::new(format, vec![-1.0, 1.0, -1.0, 1.0]).unwrap();
+    let packed = pack_codes(&[0, 0, 1, 0, 0, 1, 1, 1, 1, 0], 5, format).unwrap();
+    for kernel in available_kernels() {
+        let top = if kernel.scans_rows() {
+            search_with(kernel, &[1.0, 2.0], 1, &recon, &packed, 5, 4).unwrap()
+        } else {
+            let blocks = to_blocks(&packed, 5, 1).unwrap();
+            search_blocked_with(kernel, &[1.0, 2.0], 1, &recon, &blocks, 5, 4).unwrap()
+        };
+        assert_eq!(top.k, 4);
+        assert_eq!(top.scores, vec![3.0, 1.0, -1.0, -1.0], "{kernel:?}");
+        // Rows 1 and 4 tie at -1: the lower row first.
+        assert_eq!(top.ids, vec![3, 2, 1, 4], "{kernel:?}");
+    }
+}
+
+#[test]
+fn interleaved_scores_equal_scalar_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(1);
+    for bits in SUPPORTED_BITS {
+        for dims in PARITY_DIMS {
+            let format = CodeFormat::new(dims, bits).unwrap();
+            let recon = random_recon(&mut rng, format);
+            let n = 8 * 3 + 5; // a ragged last group
+            let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+            let luts = ByteLuts::build(&random_floats(&mut rng, dims), &recon).unwrap();
+            let mut want = vec![0f32; n];
+            let mut got = vec![0f32; n];
+            scan::scores_scalar(&luts, &packed, format.row_bytes(), &mut want);
+            scan::scores_interleaved(&luts, &packed, format.row_bytes(), &mut got);
+            let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits_of(&got), bits_of(&want), "bits={bits} dims={dims}");
+        }
+    }
+}
+
+#[test]
+fn scores_match_float_reconstruction_within_rounding() {
+    // score = q · reconstruct(codes), up to float32 rounding of a different summation order.
+    let mut rng = StdRng::seed_from_u64(2);
+    for bits in SUPPORTED_BITS {
+        let format = CodeFormat::new(100, bits).unwrap();
+        let recon = random_recon(&mut rng, format);
+        let codes = random_codes(&mut rng, 20, format);
+        let packed = pack_codes(&codes, 20, format).unwrap();
+        let q = random_floats(&mut rng, 100);
+        let luts = ByteLuts::build(&q, &recon).unwrap();
+        for (row, fields) in packed.chunks(format.row_bytes()).zip(codes.chunks(100)) {
+            let exact: f64 = fields
+                .iter()
+                .enumerate()
+                .map(|(j, &c)| f64::from(q[j]) * f64::from(recon.dim(j)[usize::from(c)]))
+                .sum();
+            let got = f64::from(luts.score(row));
+            assert!((got - exact).abs() < 1e-4, "bits={bits}: {got} vs {exact}");
+        }
+    }
+}
+
+/// The AVX2 block kernel returns the scalar twin's sums and masks exactly.
+#[test]
+fn block_kernels_match_scalar_twin() {
+    let mut rng = StdRng::seed_from_u64(3);
+    for bytes in [1usize, 2, 3, 15, 16, 31, 32, 63, 96, 128, 257] {
+        let tables: Vec<u8> = (0..bytes)
+            .flat_map(|_| {
+                // Entries keep lo + hi <= 255, as built tables do; include the extremes.
+                let lo: Vec<u8> = (0..16).map(|u| if u == 0 { 0 } else { rng.random_range(0..=127) }).collect();
+                let hi: Vec<u8> = (0..16).map(|u| if u == 15 { 128 } else { rng.random_range(0..=128) }).collect();
+                [lo.clone(), lo, hi.clone(), hi].concat()
+            })
+            .collect();
+        assert_eq!(tables.len(), bytes * TABLE_STRIDE);
+        let mut block: Vec<u8> = (0..bytes * BLOCK_ROWS).map(|_| rng.random()).collect();
+        // Row 0 all 0xFF (the largest entries where allowed), row 1 all zero.
+        for i in 0..bytes {
+            block[i * BLOCK_ROWS] = 0xFF;
+            block[i * BLOCK_ROWS + 1] = 0;
+        }
+        let mut want = [0u16; BLOCK_ROWS];
+        let max_sum = (bytes * 255).min(usize::from(u16::MAX));
+        for threshold in [0u16, 1, 1000, (max_sum / 2) as u16, u16::MAX] {
+            // SAFETY: lengths as the kernel type requires.
+            let want_mask = unsafe { block_scalar(&tables, &block, threshold, &mut want) };
+            for r in 0..BLOCK_ROWS {
+                assert_eq!(
+                    want_mask >> r & 1 == 1,
+                    want[lane_of(r)] >= threshold,
+                    "bytes={bytes} r={r}"
+                );
+            }
+            #[cfg(target_arch = "x86_64")]
+            if Kernel::Avx2.is_available() && bytes * 255 <= usize::from(u16::MAX) {
+                let mut got = [0u16; BLOCK_ROWS];
+                // SAFETY: AVX2 is available; lengths as required.
+                let mask = unsafe { fastscan::avx2::block(&tables, &block, threshold, &mut got) };
+                assert_eq!(got, want, "bytes={bytes}");
+                assert_eq!(mask, want_mask, "bytes={bytes} threshold={threshold}");
+            }
+        }
+    }
+}
+
+/// Every row's float score lies within the interval its integer sum stands for.
+#[test]
+fn quantized_sums_bound_the_float_scores() {
+    let mut rng = StdRng::seed_from_u64(4);
+    for bits in [1, 2, 4] {
+        for dims in PARITY_DIMS {
+            let format = CodeFormat::new(dims, bits).unwrap();
+            let recon = random_recon(&mut rng, format);
+            let n = 64;
+            let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+            let blocks = to_blocks(&packed, n, format.row_bytes()).unwrap();
+            let q = random_floats(&mut rng, dims);
+            let luts = ByteLuts::build(&q, &recon).unwrap();
+            let nibbles = NibbleLuts::build(&q, &recon, &luts).unwrap();
+            let mut sums = [0u16; BLOCK_ROWS];
+            for (b, block) in blocks.chunks(BLOCK_ROWS * format.row_bytes()).enumerate() {
+                // SAFETY: lengths as the kernel type requires.
+                unsafe { block_scalar(nibbles.tables(), block, 0, &mut sums) };
+                for r in 0..BLOCK_ROWS {
+                    let row = &packed[(b * BLOCK_ROWS + r) * format.row_bytes()..][..format.row_bytes()];
+                    let score = f64::from(luts.score(row));
+                    let (lo, hi) = nibbles.interval(sums[lane_of(r)]);
+                    assert!(lo <= score && score <= hi, "bits={bits} dims={dims}: {lo} <= {score} <= {hi}");
+                    // The threshold of a score never excludes a row reaching it.
+                    assert!(sums[lane_of(r)] >= nibbles.min_sum(score as f32));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn search_matches_brute_force_in_both_regimes() {
+    let mut rng = StdRng::seed_from_u64(5);
+    for bits in SUPPORTED_BITS {
+        for dims in [5, 64, 384] {
+            let format = CodeFormat::new(dims, bits).unwrap();
+            let recon = random_recon(&mut rng, format);
+            let n = 3_001; // several tiles when rows are long, a ragged last block
+            let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+            // Few-query regime, then the batch regime (2 threads * 8 queries).
+            for nq in [1, 3, 20] {
+                let q = random_floats(&mut rng, nq * dims);
+                for k in [1, 10] {
+                    check_all_kernels(&q, nq, &recon, &packed, n, k);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ties_small_databases_and_large_k() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let format = CodeFormat::new(6, 2).unwrap();
+    // Integer recon values and queries: many exactly equal scores.
+    let recon = Recon::new(format, (0..24).map(|i| (i % 3) as f32).collect()).unwrap();
+    for n in [1, 2, 31, 32, 33, 100] {
+        let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+        let nq = 17;
+        let q: Vec<f32> = (0..nq * 6).map(|_| rng.random_range(-2..=2) as f32).collect();
+        for k in [1, 5, n, n + 1, 1000] {
+            check_all_kernels(&q, nq, &recon, &packed, n, k);
+            check_all_kernels(&q[..6], 1, &recon, &packed, n, k);
+        }
+    }
+}
+
+/// Rows whose quantized sums rank in the opposite order of their float scores: the block search
+/// must still return the float order (re-scoring is exact, not an approximation).
+#[test]
+fn block_search_is_exact_where_the_approximation_misranks() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let format = CodeFormat::new(384, 2).unwrap();
+    let recon = random_recon(&mut rng, format);
+    let n = 4000;
+    let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+    let blocks = to_blocks(&packed, n, format.row_bytes()).unwrap();
+    let q = random_floats(&mut rng, 384);
+    let luts = ByteLuts::build(&q, &recon).unwrap();
+    let nibbles = NibbleLuts::build(&q, &recon, &luts).unwrap();
+    let rb = format.row_bytes();
+    let mut sums = vec![0u16; n];
+    let mut buf = [0u16; BLOCK_ROWS];
+    for (b, block) in blocks.chunks(BLOCK_ROWS * rb).enumerate() {
+        // SAFETY: lengths as the kernel type requires.
+        unsafe { block_scalar(nibbles.tables(), block, 0, &mut buf) };
+        for r in 0..BLOCK_ROWS.min(n - b * BLOCK_ROWS) {
+            sums[b * BLOCK_ROWS + r] = buf[lane_of(r)];
+        }
+    }
+    let score = |i: usize| luts.score(&packed[i * rb..][..rb]);
+    // A pair (x, y) with sum(x) > sum(y) but score(x) < score(y).
+    let (x, y) = (0..n)
+        .flat_map(|x| (0..n).map(move |y| (x, y)))
+        .find(|&(x, y)| sums[x] > sums[y] && score(x) < score(y))
+        .expect("random rows include a pair the approximation misranks");
+    let pair = [&packed[x * rb..][..rb], &packed[y * rb..][..rb]].concat();
+    let pair_blocks = to_blocks(&pair, 2, rb).unwrap();
+    for kernel in available_kernels().into_iter().filter(|k| k.scans_blocks()) {
+        let top = search_blocked_with(kernel, &q, 1, &recon, &pair_blocks, 2, 1).unwrap();
+        assert_eq!(top.ids, vec![1], "{kernel:?}: row y (float-better) must win");
+        assert_eq!(top.scores, vec![score(y)]);
+    }
+    // And on the full database the block search equals the float brute force.
+    check_all_kernels(&q, 1, &recon, &packed, n, 25);
+}
+
+#[test]
+fn rescore_matches_brute_force_over_candidates() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let format = CodeFormat::new(50, 2).unwrap();
+    let recon = random_recon(&mut rng, format);
+    let n = 500;
+    let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+    let nq = 4;
+    let q = random_floats(&mut rng, nq * 50);
+    let kc = 30;
+    let cands: Vec<i64> = (0..nq)
+        .flat_map(|i| (0..kc).map(move |c| ((c * 16 + i * 7) % n) as i64))
+        .collect();
+    let scores = score_candidates(&q, nq, &recon, &packed, n, &cands, kc).unwrap();
+    let top = rescore(&q, nq, &recon, &packed, n, &cands, kc, 10).unwrap();
+    assert_eq!(top.k, 10);
+    for i in 0..nq {
+        let luts = ByteLuts::build(&q[i * 50..][..50], &recon).unwrap();
+        let mut pairs: Vec<(f32, u64)> = cands[i * kc..][..kc]
+            .iter()
+            .map(|&c| (luts.score(&packed[c as usize * 13..][..13]), c as u64))
+            .collect();
+        for (j, p) in pairs.iter().enumerate() {
+            assert_eq!(scores[i * kc + j].to_bits(), p.0.to_bits());
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        assert_eq!(&top.ids[i * 10..][..10], &pairs[..10].iter().map(|p| p.1).collect::<Vec<_>>()[..]);
+        assert_eq!(&top.scores[i * 10..][..10], &pairs[..10].iter().map(|p| p.0).collect::<Vec<_>>()[..]);
+    }
+    // Rescoring every row gives the full search's answer, scores bit for bit.
+    let all: Vec<i64> = (0..nq).flat_map(|_| (0..n as i64).rev()).collect();
+    let full = search(&q, nq, &recon, &packed, n, 10).unwrap();
+    assert_eq!(rescore(&q, nq, &recon, &packed, n, &all, n, 10).unwrap(), full);
+    // k above the candidate count returns every candidate.
+    assert_eq!(rescore(&q, nq, &recon, &packed, n, &cands, kc, 99).unwrap().k, kc);
+}
+
+#[test]
+fn float_rescore_matches_float64_dot_products() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let (n, dims, nq, kc) = (300, 37, 3, 40);
+    let vectors = random_floats(&mut rng, n * dims);
+    let q = random_floats(&mut rng, nq * dims);
+    let cands: Vec<i64> = (0..nq * kc).map(|i| ((i * 11) % n) as i64).collect();
+    let top = rescore_float(&q, nq, dims, &vectors, n, &cands, kc, 5).unwrap();
+    for i in 0..nq {
+        let mut pairs: Vec<(f64, i64)> = cands[i * kc..][..kc]
+            .iter()
+            .map(|&c| {
+                let v = &vectors[c as usize * dims..][..dims];
+                let s: f64 = v.iter().zip(&q[i * dims..]).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                (s, c)
+            })
+            .collect();
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for r in 0..5 {
+            assert_eq!(top.ids[i * 5 + r] as i64, pairs[r].1);
+            assert!((f64::from(top.scores[i * 5 + r]) - pairs[r].0).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn rejects_bad_arguments() {
+    let format = CodeFormat::new(4, 2).unwrap();
+    let recon = Recon::new(format, vec![0.5; 16]).unwrap();
+    let packed = vec![0u8; 3];
+    let q = [1.0f32; 4];
+    let value = |r: Result<TopScores>| matches!(r, Err(QamaError::Value(_)));
+    let shape = |r: Result<TopScores>| matches!(r, Err(QamaError::Shape(_)));
+    assert!(value(search(&q, 1, &recon, &packed, 3, 0)));
+    assert!(value(search(&q, 1, &recon, &[], 0, 1)));
+    assert!(shape(search(&q, 1, &recon, &packed, 2, 1)));
+    assert!(shape(search(&q[..3], 1, &recon, &packed, 3, 1)));
+    assert!(shape(search(&q, usize::MAX, &recon, &packed, 3, 1)));
+    assert!(value(search(&[f32::NAN, 0.0, 0.0, 0.0], 1, &recon, &packed, 3, 1)));
+    assert!(value(search_with(Kernel::Avx2, &q, 1, &recon, &packed, 3, 1)));
+    let blocks = to_blocks(&packed, 3, 1).unwrap();
+    assert!(value(search_blocked_with(Kernel::Interleaved, &q, 1, &recon, &blocks, 3, 1)));
+    assert!(shape(search_blocked(&q, 1, &recon, &packed, 3, 1)));
+    let wide = CodeFormat::new(4, 8).unwrap();
+    let wide_recon = Recon::new(wide, vec![0.0; 4 * 256]).unwrap();
+    let wide_blocks = to_blocks(&[0u8; 4], 1, 4).unwrap();
+    assert!(value(search_blocked(&q, 1, &wide_recon, &wide_blocks, 1, 1)));
+    // Candidates: out of range, negative, duplicated, wrong count.
+    assert!(value(rescore(&q, 1, &recon, &packed, 3, &[0, 3], 2, 1)));
+    assert!(value(rescore(&q, 1, &recon, &packed, 3, &[-1, 0], 2, 1)));
+    assert!(value(rescore(&q, 1, &recon, &packed, 3, &[1, 1], 2, 1)));
+    assert!(shape(rescore(&q, 1, &recon, &packed, 3, &[1, 2], 3, 1)));
+    assert!(value(rescore(&q, 1, &recon, &packed, 3, &[1, 2], 2, 0)));
+    assert!(value(rescore_float(&q, 1, 4, &[f32::INFINITY; 8], 2, &[1], 1, 1)));
+    // Empty query batches and huge k are fine.
+    assert_eq!(search(&[], 0, &recon, &packed, 3, 5).unwrap().scores.len(), 0);
+    assert_eq!(search(&q, 1, &recon, &packed, 3, usize::MAX).unwrap().k, 3);
+}
+
+#[test]
+fn kernel_names_round_trip() {
+    for k in Kernel::ALL {
+        assert_eq!(Kernel::from_name(k.name()), Some(k));
+    }
+    assert!(available_kernels().contains(&Kernel::Scalar));
+    assert!(Kernel::best_blocks().scans_blocks() && Kernel::best_rows().scans_rows());
+}
