@@ -34,6 +34,20 @@ def test_scifact_truncation_figures():
     assert result["ndcg@10"] == pytest.approx(0.6016, abs=0.002)
 
 
+@pytest.mark.parametrize(
+    ("dataset", "method", "expected"),
+    [
+        ("scifact", "int8", 0.646),
+        ("scifact", "sign", 0.5864),  # symmetric Hamming; ties broken as trec_eval does (doc id, descending)
+        ("dbpedia-5k", "int8", 0.5122),
+        ("dbpedia-5k", "sign", 0.4918),
+    ],
+)
+def test_quantized_reference_figures(dataset, method, expected):
+    result = evaluate(_shared(dataset), method, n_resamples=10)
+    assert result["ndcg@10"] == pytest.approx(expected, abs=0.002)
+
+
 def test_dbpedia_fp32_reference_figure():
     result = evaluate(_shared("dbpedia-5k"), "fp32", n_resamples=10)
     assert result["n_queries"] == 40
