@@ -56,7 +56,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     results = []
     for dataset in args.dataset:
         result = evaluate(
-            dataset, args.method, dims=args.dims, bits=_bits(args.bits), head=head,
+            dataset, args.method, dims=args.dims, bits=None if args.bits is None else _bits(args.bits), head=head,
             model=args.model, n_resamples=args.resamples,
         )
         result.pop("per_query", None)
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate one method: NDCG@10 with a bootstrap 95%% CI")
     ev.add_argument("--dataset", action="append", required=True, metavar="PATH", help="BEIR name or folder (repeatable)")
     ev.add_argument("--method", required=True, help="fp32, fp16, int8, quantile, sign, qama, or a training-free method")
-    ev.add_argument("--bits", default="32", choices=BITS_CHOICES, help="bits per dimension (32 = float32)")
+    ev.add_argument("--bits", default=None, choices=BITS_CHOICES, help="bits per dimension (32 = float32; default: the method's own)")
     ev.add_argument("--dims", type=int, default=None, help="Matryoshka prefix (default: all dimensions)")
     ev.add_argument("--head", metavar="DIR", help="trained head (from `qama train`) for --method qama")
     ev.add_argument("--model", help="base embedding model path or .npy (default: bundled all-MiniLM-L6-v2)")

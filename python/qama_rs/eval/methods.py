@@ -560,6 +560,18 @@ def _qama_factory(bits, dims, head):
 register_method("qama", _qama_factory)
 
 
+def _two_stage_factory(bits, dims, head):
+    """Hamming top-k′ on 1-bit sign codes, then 2-bit Lloyd-Max float-query rescoring (k′ = 100)."""
+    if dims is not None:
+        raise ValueError("two_stage searches full dimensions only; leave dims unset")
+    from qama_rs.methods.two_stage import TwoStageSearch
+
+    return _wrap_head(TwoStageSearch(), head)
+
+
+register_method("two_stage", _two_stage_factory)
+
+
 def get_method(name: str, bits=None, dims: int | None = None, head=None) -> Method:
     """An unfitted method by registry name (see :func:`available_methods`).
 
@@ -568,8 +580,11 @@ def get_method(name: str, bits=None, dims: int | None = None, head=None) -> Meth
     """
     if name in _REGISTRY:
         return _REGISTRY[name](bits, dims, head)
-    if name in _training_free_names():
+    # A training-free quantizer, optionally behind a rotation: "lloyd_max_gauss@hadamard".
+    base, _, rotation = name.partition("@")
+    if base in _training_free_names():
         from qama_rs.methods import make_method
 
-        return _wrap_head(QuantizerAdapter(lambda: make_method(name), name, dims), head)
+        rotation = rotation or "none"
+        return _wrap_head(QuantizerAdapter(lambda: make_method(base, rotation=rotation), name, dims), head)
     raise ValueError(f"unknown method {name!r}; available: {available_methods()}")
