@@ -5,7 +5,7 @@
 //! 16-entry table of its dimensions' contributions, quantized to `u8` with one scale `delta`
 //! shared by all tables and an offset per table. A row's approximate score is the integer sum `A`
 //! of its nibbles' entries, and its float score `S` (the [`ByteLuts`] sum) satisfies
-//! `|S - (offset + delta * A)| <= slack`, where `slack` is computed per query from the actual
+//! `S <= offset + delta * A + upper`, where `upper` is computed per query from the actual signed
 //! rounding errors of every byte value plus a bound on float32 summation error. A row whose `A`
 //! is below [`NibbleLuts::min_sum`] of the current k-th float score therefore cannot enter the
 //! top-k; every other row is scored exactly from the float tables and offered. The result is the
@@ -42,7 +42,10 @@ pub(crate) struct NibbleLuts {
     tables: Vec<u8>,
     offset: f64,
     delta: f64,
-    slack: f64,
+    /// `S <= offset + delta * A + upper` for every row.
+    upper: f64,
+    /// `S >= offset + delta * A - lower` for every row.
+    lower: f64,
 }
 
 impl NibbleLuts {
@@ -99,7 +102,8 @@ impl NibbleLuts {
         };
         let mut tables = vec![0u8; bytes * TABLE_STRIDE];
         let mut offset = 0f64;
-        let mut rounding = 0f64;
+        // Sums over bytes of the most negative and most positive table errors.
+        let (mut below, mut above) = (0f64, 0f64);
         for (i, ((halves, range), out)) in nibble
             .iter()
             .zip(&ranges)
@@ -119,17 +123,19 @@ impl NibbleLuts {
             }
             let base = range[0].0 + range[1].0;
             offset += base;
-            // The error of every byte value against the float table the exact scores use.
+            // The signed error of every byte value against the float table the exact scores use.
             let exact = luts.byte(i);
-            let worst = (0..256).fold(0f64, |m, v| {
+            let (low_err, high_err) = (0..256).fold((0f64, 0f64), |(lo, hi), v| {
                 let approx = base
                     + delta
                         * f64::from(
                             u16::from(quantized[0][v & 15]) + u16::from(quantized[1][v >> 4]),
                         );
-                m.max((f64::from(exact[v]) - approx).abs())
+                let e = f64::from(exact[v]) - approx;
+                (lo.min(e), hi.max(e))
             });
-            rounding += worst;
+            below += low_err;
+            above += high_err;
             for copy in 0..2 {
                 out[copy * NIBBLE_VALUES..][..NIBBLE_VALUES].copy_from_slice(&quantized[0]);
                 out[(2 + copy) * NIBBLE_VALUES..][..NIBBLE_VALUES].copy_from_slice(&quantized[1]);
@@ -140,12 +146,13 @@ impl NibbleLuts {
         let summation = 1.01 * bytes as f64 * f64::from(f32::EPSILON) / 2.0 * magnitude;
         // Margin for the float64 arithmetic of the bound itself.
         let arithmetic = 1e-12 * (offset.abs() + magnitude + delta * f64::from(u16::MAX));
-        let slack = (rounding + summation) * (1.0 + 1e-9) + arithmetic;
+        let margin = |x: f64| x * (1.0 + 1e-9) + summation * (1.0 + 1e-9) + arithmetic;
         Some(Self {
             tables,
             offset,
             delta,
-            slack,
+            upper: margin(above.max(0.0)),
+            lower: margin((-below).max(0.0)),
         })
     }
 
@@ -159,7 +166,7 @@ impl NibbleLuts {
         if kth == f32::NEG_INFINITY {
             return 0;
         }
-        let x = ((f64::from(kth) - self.offset - self.slack) / self.delta).floor();
+        let x = ((f64::from(kth) - self.offset - self.upper) / self.delta).floor();
         x.clamp(0.0, f64::from(u16::MAX)) as u16
     }
 
@@ -167,7 +174,7 @@ impl NibbleLuts {
     #[cfg(test)]
     pub(crate) fn interval(&self, sum: u16) -> (f64, f64) {
         let mid = self.offset + self.delta * f64::from(sum);
-        (mid - self.slack, mid + self.slack)
+        (mid - self.lower, mid + self.upper)
     }
 }
 
@@ -234,7 +241,7 @@ pub(crate) mod avx2 {
                 )
             };
             let lo = _mm256_and_si256(x, low);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), low);
+            let hi = _mm256_and_si256(_mm256_mulhi_epu16(x, _mm256_set1_epi16(1 << 12)), low);
             // Entries are capped so that lo + hi fits a byte.
             let s = _mm256_add_epi8(
                 _mm256_shuffle_epi8(lut_lo, lo),
@@ -242,7 +249,7 @@ pub(crate) mod avx2 {
             );
             // As u16 lanes: even row + 256 * odd row (mod 2^16), and the odd row alone.
             all = _mm256_add_epi16(all, s);
-            odd = _mm256_add_epi16(odd, _mm256_srli_epi16::<8>(s));
+            odd = _mm256_add_epi16(odd, _mm256_mulhi_epu16(s, _mm256_set1_epi16(256)));
         }
         let even = _mm256_sub_epi16(all, _mm256_slli_epi16::<8>(odd));
         // SAFETY: `sums` holds 32 u16 = two 32-byte stores.

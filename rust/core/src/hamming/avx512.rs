@@ -6,6 +6,7 @@
 
 use std::arch::x86_64::*;
 
+use super::tile::GroupShape;
 use super::TiledKernel;
 
 /// Rows per register.
@@ -78,8 +79,9 @@ unsafe fn tiled_any(q: &[u64], tile: &[u64], cw: usize, mask: u64, out: &mut [u3
     }
 }
 
-/// The kernel for `cw` compared words: specialised up to 24 words, else the generic loop.
-pub(crate) fn select(cw: usize) -> TiledKernel {
+/// The kernel for `cw` compared words and its group shape: specialised up to 24 words, else
+/// the generic loop.
+pub(crate) fn select(cw: usize) -> (TiledKernel, GroupShape) {
     macro_rules! fixed {
         ($($n:literal)*) => {
             match cw {
@@ -88,5 +90,12 @@ pub(crate) fn select(cw: usize) -> TiledKernel {
             }
         };
     }
-    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24)
+    let kernel = fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+    (
+        kernel,
+        GroupShape {
+            lanes: LANES,
+            extra: 0,
+        },
+    )
 }

@@ -6,15 +6,15 @@
 //!
 //! Each x86 backend has two kernels, and a scan picks one per database tile:
 //! - a row-major kernel on the scalar `popcnt` instruction (`popcnt.rs`), which reads the database
-//!   in place: used when few queries share a tile (one query is memory-bound: copying the tile
-//!   would cost more than it saves);
-//! - a batch kernel on lane-interleaved tiles (`avx2.rs`: `vpshufb` nibble lookups, 4 rows per
-//!   register; `avx512.rs`: `vpopcntq`, 8 rows per register), used when at least
-//!   [`TILED_MIN_QUERIES`] queries share a tile so the interleaving copy is amortised.
+//!   in place: used when fewer than `TILED_MIN_QUERIES` (4) queries share a tile. One query is
+//!   memory-bound, and copying the tile would cost more than the faster kernel saves;
+//! - a batch kernel on lane-interleaved tiles (`avx2.rs`: `vpshufb` nibble lookups on 4 rows per
+//!   register plus one scalar-`popcnt` row per group; `avx512.rs`: `vpopcntq`, 8 rows per
+//!   register), used when enough queries share a tile to amortise the interleaving copy.
 //!
-//! Measured on the AMD EPYC Zen 3 (AVX2, no AVX-512) this was built on, 1,000 queries x 1M codes
-//! of 6 words: see `benches/RESULTS.md` and the `perf` example; the batch kernel beats the
-//! `popcnt` kernel on compute-bound batches, the `popcnt` kernel wins for single queries.
+//! The AVX2 choice was measured on an AMD EPYC Zen 3 (AVX2, no AVX-512): see `avx2.rs`. The
+//! AVX-512 kernel could not be run there; it compiles everywhere and its parity tests run where
+//! the CPU has the feature.
 use rayon::prelude::*;
 
 use crate::error::{shape_err, value_err, QamaError, Result};
@@ -24,6 +24,8 @@ mod avx512;
 mod popcnt;
 mod scalar;
 pub(crate) mod tile;
+
+use tile::GroupShape;
 
 /// Largest `nbits` a search accepts: distances must fit the 24 bits the top-k keys give them.
 pub const MAX_BITS: usize = (1 << 24) - 1;
@@ -167,8 +169,8 @@ pub(crate) struct Kernels {
     /// Mask of the last compared word.
     mask: u64,
     rows: RowKernel,
-    /// The batch kernel and its rows per register, where the backend has one.
-    tiled: Option<(TiledKernel, usize)>,
+    /// The batch kernel and its group shape, where the backend has one.
+    tiled: Option<(TiledKernel, GroupShape)>,
     /// Queries that must share a tile before the batch kernel is used.
     tiled_min_queries: usize,
 }
@@ -190,15 +192,12 @@ impl Kernels {
             0 => u64::MAX,
             r => (1u64 << r) - 1,
         };
-        let (rows, tiled): (RowKernel, Option<(TiledKernel, usize)>) = match backend {
+        let (rows, tiled): (RowKernel, Option<(TiledKernel, GroupShape)>) = match backend {
             Backend::Scalar => (scalar::rows, None),
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => (popcnt::select(cw), Some((avx2::select(cw), avx2::LANES))),
+            Backend::Avx2 => (popcnt::select(cw), Some(avx2::select(cw))),
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512Vpopcnt => (
-                popcnt::select(cw),
-                Some((avx512::select(cw), avx512::LANES)),
-            ),
+            Backend::Avx512Vpopcnt => (popcnt::select(cw), Some(avx512::select(cw))),
             #[cfg(not(target_arch = "x86_64"))]
             Backend::Avx2 | Backend::Avx512Vpopcnt => (scalar::rows, None),
         };
@@ -219,6 +218,17 @@ impl Kernels {
         self
     }
 
+    /// The vector-only batch kernel in place of the hybrid one (AVX2), for comparisons.
+    #[cfg(test)]
+    pub(crate) fn vector_only(mut self) -> Self {
+        // Only the AVX2 kernel has extra (scalar) rows.
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.tiled, Some((_, shape)) if shape.extra > 0) {
+            self.tiled = Some(avx2::select_vector_only(self.cw));
+        }
+        self
+    }
+
     /// The batch kernel whenever the backend has one, even for a single query.
     #[cfg(test)]
     pub(crate) fn always_tiled(mut self) -> Self {
@@ -231,9 +241,9 @@ impl Kernels {
         self.words
     }
 
-    /// Rows per database tile: about [`TILE_BYTES`], a multiple of every lane count.
+    /// Rows per database tile: about [`TILE_BYTES`], a multiple of every group size (4, 5, 8).
     pub(crate) fn tile_rows(&self) -> usize {
-        (TILE_BYTES / (self.words * 8)).clamp(64, 1 << 16) / 8 * 8
+        (TILE_BYTES / (self.words * 8)).clamp(64, 1 << 16) / 40 * 40
     }
 
     /// Distances of one query to every row of `db` with the row kernel, into `out`.
@@ -255,19 +265,20 @@ impl Kernels {
         let rows = block.len() / self.words;
         let nqueries = queries.len() / self.words;
         match self.tiled {
-            Some((kernel, lanes)) if nqueries >= self.tiled_min_queries => {
+            Some((kernel, shape)) if nqueries >= self.tiled_min_queries => {
                 let groups = tile::interleave(
                     block,
                     self.words,
                     self.cw,
                     self.mask,
-                    lanes,
+                    shape,
                     &mut scratch.tile,
                 );
-                if scratch.dist.len() < groups * lanes {
-                    scratch.dist.resize(groups * lanes, 0);
+                let len = groups * shape.rows();
+                if scratch.dist.len() < len {
+                    scratch.dist.resize(len, 0);
                 }
-                let dist = &mut scratch.dist[..groups * lanes];
+                let dist = &mut scratch.dist[..len];
                 for (i, q) in queries.chunks_exact(self.words).enumerate() {
                     // SAFETY: `new` only picks kernels the CPU supports; the kernels check lengths.
                     unsafe { kernel(q, &scratch.tile, self.cw, self.mask, dist) };
@@ -439,11 +450,13 @@ mod tests {
                 assert_eq!(want[0], nbits as u32);
                 assert_eq!(want[1], 0);
                 for backend in available_backends() {
-                    for row_only in [false, true] {
-                        let mut kernels = Kernels::new(backend, words, nbits).unwrap();
-                        if row_only {
-                            kernels = kernels.without_tiles();
-                        }
+                    for variant in ["dispatched", "rows", "vector-only"] {
+                        let kernels = Kernels::new(backend, words, nbits).unwrap();
+                        let kernels = match variant {
+                            "rows" => kernels.without_tiles(),
+                            "vector-only" => kernels.vector_only(),
+                            _ => kernels,
+                        };
                         let mut got = vec![u32::MAX; TILED_MIN_QUERIES * n];
                         let mut scratch = Scratch::default();
                         kernels.scan(&q, &db, &mut scratch, |i, d| {
@@ -452,7 +465,7 @@ mod tests {
                         assert_eq!(
                             got,
                             want,
-                            "backend={} row_only={row_only} words={words} nbits={nbits}",
+                            "backend={} kernel={variant} words={words} nbits={nbits}",
                             backend.name()
                         );
                     }

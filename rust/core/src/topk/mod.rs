@@ -2,7 +2,7 @@
 //! lower id. Parallel over queries (batches, cache-resident database tiles) and over database
 //! blocks (few queries).
 //!
-//! - Batch (at least [`QUERIES_PER_CHUNK`] queries per thread; compute-bound): each rayon task
+//! - Batch (at least `QUERIES_PER_CHUNK` (16) queries per thread; compute-bound): each rayon task
 //!   owns a chunk of queries and walks the database in tiles of a few thousand rows that stay in
 //!   L2 while every query of the chunk scans them (with the interleaved batch kernel).
 //! - Few queries (memory-bound): the database is split into blocks scanned in parallel, each

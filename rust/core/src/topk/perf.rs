@@ -50,6 +50,12 @@ fn variants(words: usize, nbits: usize) -> Vec<(String, Kernels)> {
                 format!("{name} interleaved tiles always"),
                 make().always_tiled(),
             ));
+            if backend == Backend::Avx2 {
+                out.push((
+                    format!("{name} vector-only tiles always"),
+                    make().always_tiled().vector_only(),
+                ));
+            }
         }
     }
     out
