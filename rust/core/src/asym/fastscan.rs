@@ -241,7 +241,7 @@ pub(crate) mod avx2 {
                 )
             };
             let lo = _mm256_and_si256(x, low);
-            let hi = _mm256_and_si256(_mm256_mulhi_epu16(x, _mm256_set1_epi16(1 << 12)), low);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), low);
             // Entries are capped so that lo + hi fits a byte.
             let s = _mm256_add_epi8(
                 _mm256_shuffle_epi8(lut_lo, lo),

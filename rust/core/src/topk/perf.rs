@@ -268,3 +268,60 @@ fn perf_encode() {
         );
     }
 }
+
+/// Few queries against 1M codes: the row kernel against the interleaved batch kernel, to place
+/// `TILED_MIN_QUERIES`.
+#[test]
+#[ignore = "timing run; see the module doc"]
+fn perf_few_queries() {
+    let n: usize = env_or("QAMA_PERF_N", 1_000_000);
+    let words = 6;
+    let db = random_words(1, n * words);
+    let q = random_words(2, 64 * words);
+    let rows = Kernels::new(best_backend(), words, 64 * words)
+        .unwrap()
+        .without_tiles();
+    let tiled = Kernels::new(best_backend(), words, 64 * words)
+        .unwrap()
+        .always_tiled();
+    for nq in [1, 2, 3, 4, 6, 8, 16] {
+        let best = |kernels: &Kernels| {
+            (0..7)
+                .map(|_| timed(|| search_kernels(kernels, &q[..nq * words], &db, n, 10)).1)
+                .min()
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1e3
+        };
+        println!(
+            "{nq:>2} queries: rows {:.2} ms, tiles {:.2} ms",
+            best(&rows),
+            best(&tiled)
+        );
+    }
+}
+
+/// Cost of copying a cache-resident block into the interleaved tile layout.
+#[test]
+#[ignore = "timing run; see the module doc"]
+fn perf_interleave() {
+    use crate::hamming::tile::{interleave, GroupShape};
+    let rows = 4000;
+    for words in [6, 18] {
+        let db = random_words(1, rows * words);
+        let mut tile = Vec::new();
+        for shape in [
+            GroupShape { lanes: 4, extra: 1 },
+            GroupShape { lanes: 8, extra: 0 },
+        ] {
+            let best = (0..200)
+                .map(|_| timed(|| interleave(&db, words, words, u64::MAX >> 3, shape, &mut tile)).1)
+                .min()
+                .unwrap_or_default();
+            println!(
+                "{words:>2} words {shape:?}: {:.2} ns per row",
+                best.as_secs_f64() * 1e9 / rows as f64
+            );
+        }
+    }
+}
