@@ -112,7 +112,10 @@ pub fn unpack_bits(words: &[u64], n: usize, nbits: usize) -> Result<Vec<u8>> {
             words.len()
         ));
     }
-    let mut bits = vec![0u8; n * nbits];
+    let Some(total) = n.checked_mul(nbits) else {
+        return shape_err(format!("n * nbits = {n} * {nbits} bytes overflow"));
+    };
+    let mut bits = vec![0u8; total];
     if nbits == 0 {
         return Ok(bits);
     }

@@ -56,7 +56,7 @@ impl Thresholds {
     pub fn values(&self) -> &[f32] {
         &self.values
     }
-    /// The thresholds of dimension `j`.
+    /// The thresholds of dimension `j`; panics if `j >= layout().dims()`, as slice indexing does.
     pub fn of(&self, j: usize) -> &[f32] {
         let start = self.layout.bit_offset(j);
         &self.values[start..start + self.layout.thresholds_of(j)]
