@@ -2,11 +2,19 @@
 //!
 //! ```text
 //! cargo test --release -p qama-core --lib perf -- --ignored --nocapture --test-threads=1
+//! cargo test --release -p qama-core --lib perf_1m -- --ignored --nocapture   # one of them
 //! ```
 //!
-//! 1,000 queries and single queries against 1M random codes (`QAMA_PERF_N` overrides), k = 10,
-//! 6 and 18 words, for the dispatched backend and for each x86 kernel forced, so the dispatch
-//! choice can be checked on the machine at hand.
+//! - `perf_1m_codes`: 1,000 queries and single queries against 1M random codes
+//!   (`QAMA_PERF_N` overrides), k = 10, 6 and 18 words, for the dispatched backend and for each
+//!   x86 kernel forced, so the dispatch choice can be checked on the machine at hand. Filters:
+//!   `QAMA_PERF_WORDS=6`, `QAMA_PERF_VARIANT=dispatched`, `QAMA_PERF_SCALAR=1` (scalar batch).
+//! - `perf_single_query`: one query, many repetitions, next to a plain read of the same bytes.
+//! - `perf_few_queries`: row kernel against interleaved kernel for 1..16 queries.
+//! - `perf_kernels_in_cache`, `perf_interleave`, `perf_encode`: per-row costs of the parts.
+//!
+//! Wall times on a shared machine depend on the neighbours; the batch run also prints the CPU
+//! time the process used, which depends on them much less.
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
