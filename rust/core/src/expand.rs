@@ -147,8 +147,9 @@ pub fn encode(x: &[f32], n: usize, thresholds: &Thresholds) -> Result<Vec<u64>> 
             if !all_finite(xs) {
                 return false;
             }
-            match &few {
-                Some(few) => encode_rows_few_levels(xs, few, layout, out),
+            match few.as_ref().map(|f| (f, f.one_bit())) {
+                Some((_, Some(t))) => encode_rows_one_bit(xs, t, out),
+                Some((few, None)) => encode_rows_few_levels(xs, few, layout, out),
                 None => encode_rows(xs, thresholds, out),
             }
             true
@@ -157,6 +158,21 @@ pub fn encode(x: &[f32], n: usize, thresholds: &Thresholds) -> Result<Vec<u64>> 
         return Err(first_non_finite(x, dims));
     }
     Ok(packed)
+}
+
+/// Encodes finite rows `xs` into `out` when every dimension has 2 levels: dimension `j` is
+/// stream bit `j`, so each word is 64 compares against the thresholds `t`.
+fn encode_rows_one_bit(xs: &[f32], t: &[f32], out: &mut [u64]) {
+    let (dims, words) = (t.len(), t.len().div_ceil(64));
+    for (row, x_row) in out.chunks_exact_mut(words).zip(xs.chunks_exact(dims)) {
+        for (word, (x64, t64)) in row.iter_mut().zip(x_row.chunks(64).zip(t.chunks(64))) {
+            let mut bits = 0u64;
+            for (i, (&x, &t)) in x64.iter().zip(t64).enumerate() {
+                bits |= u64::from(x > t) << i;
+            }
+            *word = bits;
+        }
+    }
 }
 
 /// Encodes finite rows `xs` into the zeroed `out` when every dimension has at most 4 levels:

@@ -120,6 +120,12 @@ impl FewLevels {
         })
     }
 
+    /// The single threshold of every dimension when all have 2 levels (the 1-bit scheme).
+    pub(crate) fn one_bit(&self) -> Option<&[f32]> {
+        let [t0, t1, _] = &self.columns;
+        t1.iter().all(|t| *t == f32::INFINITY).then_some(&t0[..])
+    }
+
     /// Codes of one row of finite values.
     #[inline]
     pub(crate) fn codes(&self, x_row: &[f32], out: &mut [u8]) {
