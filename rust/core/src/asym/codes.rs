@@ -98,7 +98,10 @@ pub fn pack_codes(codes: &[u8], n: usize, format: CodeFormat) -> Result<Vec<u8>>
     out.par_chunks_mut(ROWS_PER_TASK * row_bytes)
         .zip(codes.par_chunks(ROWS_PER_TASK * dims))
         .for_each(|(out, codes)| {
-            for (row, fields) in out.chunks_exact_mut(row_bytes).zip(codes.chunks_exact(dims)) {
+            for (row, fields) in out
+                .chunks_exact_mut(row_bytes)
+                .zip(codes.chunks_exact(dims))
+            {
                 for (byte, group) in row.iter_mut().zip(fields.chunks(per_byte)) {
                     *byte = group
                         .iter()
@@ -133,7 +136,10 @@ pub fn unpack_codes(packed: &[u8], n: usize, format: CodeFormat) -> Result<Vec<u
     out.par_chunks_mut(ROWS_PER_TASK * dims)
         .zip(packed.par_chunks(ROWS_PER_TASK * row_bytes))
         .for_each(|(out, packed)| {
-            for (fields, row) in out.chunks_exact_mut(dims).zip(packed.chunks_exact(row_bytes)) {
+            for (fields, row) in out
+                .chunks_exact_mut(dims)
+                .zip(packed.chunks_exact(row_bytes))
+            {
                 for (group, &byte) in fields.chunks_mut(per_byte).zip(row) {
                     for (f, c) in group.iter_mut().enumerate() {
                         *c = (byte >> (f * bits)) & mask;
@@ -156,7 +162,10 @@ mod tests {
         assert_eq!(format.row_bytes(), 2);
         let packed = pack_codes(&[3, 0, 1, 2, 1], 1, format).unwrap();
         assert_eq!(packed, vec![0b1001_0011, 0b01]);
-        assert_eq!(unpack_codes(&packed, 1, format).unwrap(), vec![3, 0, 1, 2, 1]);
+        assert_eq!(
+            unpack_codes(&packed, 1, format).unwrap(),
+            vec![3, 0, 1, 2, 1]
+        );
     }
 
     #[test]
@@ -172,10 +181,7 @@ mod tests {
                 assert_eq!(packed.len(), n * (dims * bits as usize).div_ceil(8));
                 assert_eq!(unpack_codes(&packed, n, format).unwrap(), codes);
                 // Field j sits at bit j * bits of the row stream.
-                for (row, fields) in packed
-                    .chunks(format.row_bytes())
-                    .zip(codes.chunks(dims))
-                {
+                for (row, fields) in packed.chunks(format.row_bytes()).zip(codes.chunks(dims)) {
                     for (j, &c) in fields.iter().enumerate() {
                         let bit = j * bits as usize;
                         let got = (row[bit / 8] >> (bit % 8)) & format.field_mask();

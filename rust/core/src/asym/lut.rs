@@ -89,30 +89,54 @@ impl ByteLuts {
         let format = recon.format();
         check_query(q, format, 0)?;
         let bytes = format.row_bytes();
-        let (bits, per_byte, mask) = (
-            format.bits() as usize,
-            format.fields_per_byte(),
-            usize::from(format.field_mask()),
-        );
+        let per_byte = format.fields_per_byte();
         let mut table = try_zeroed::<f32>(bytes * BYTE_VALUES, "the lookup tables")?;
+        let levels = format.levels();
         for (i, t) in table.chunks_exact_mut(BYTE_VALUES).enumerate() {
+            // Built field by field: after field f, entries 0..2^((f+1) * bits) hold the partial
+            // sums of fields 0..=f, each extended from the previous partial sum by one add, which
+            // is exactly the ascending-order sum (from 0.0) of the definition.
+            t[0] = 0.0;
+            let mut filled = 1;
             for f in 0..per_byte {
                 let j = i * per_byte + f;
+                let (lo, hi) = t.split_at_mut(filled);
                 if j >= format.dims() {
-                    break;
+                    // Padding field: every value of it leaves the sum unchanged.
+                    for c in 1..levels {
+                        hi[(c - 1) * filled..c * filled].copy_from_slice(lo);
+                    }
+                } else {
+                    let (qj, values) = (q[j], recon.dim(j));
+                    for c in (0..levels).rev() {
+                        let product = qj * values[c];
+                        for v in 0..filled {
+                            let sum = lo[v] + product;
+                            if c == 0 {
+                                lo[v] = sum;
+                            } else {
+                                hi[(c - 1) * filled + v] = sum;
+                            }
+                        }
+                    }
                 }
-                let (qj, values) = (q[j], recon.dim(j));
-                for (v, entry) in t.iter_mut().enumerate() {
-                    *entry += qj * values[(v >> (f * bits)) & mask];
-                }
+                filled *= levels;
             }
         }
+        // A NaN entry (inf - inf after an overflowing product) counts as infinite.
+        let magnitude = |v: f32| {
+            if v.is_nan() {
+                f64::INFINITY
+            } else {
+                f64::from(v).abs()
+            }
+        };
         let abs_max: Vec<f64> = table
             .chunks_exact(BYTE_VALUES)
-            .map(|t| t.iter().fold(0f64, |m, &v| m.max(f64::from(v).abs())))
+            .map(|t| t.iter().fold(0f64, |m, &v| m.max(magnitude(v))))
             .collect();
         let total: f64 = abs_max.iter().sum();
-        if !(total <= MAX_SCORE_MAGNITUDE) {
+        if total > MAX_SCORE_MAGNITUDE {
             return value_err(format!(
                 "query x reconstruction values reach {total:e}; scores would overflow float32"
             ));
@@ -202,6 +226,12 @@ mod tests {
         let recon = Recon::new(format, vec![0.0, 3e38, 0.0, 3e38]).unwrap();
         assert!(matches!(
             ByteLuts::build(&[1.0, 1.0], &recon),
+            Err(QamaError::Value(_))
+        ));
+        // Products overflow to +inf and -inf in one byte: the NaN sum is refused too.
+        let opposed = Recon::new(format, vec![3e38, 3e38, -3e38, -3e38]).unwrap();
+        assert!(matches!(
+            ByteLuts::build(&[10.0, 10.0], &opposed),
             Err(QamaError::Value(_))
         ));
         assert!(matches!(

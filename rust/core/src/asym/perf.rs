@@ -41,7 +41,10 @@ fn lloyd_max_recon(rng: &mut StdRng) -> Recon {
     let levels = [-1.5104f32, -0.4528, 0.4528, 1.5104];
     let table: Vec<f32> = (0..DIMS)
         .flat_map(|_| {
-            let (sigma, median) = (rng.random_range(0.02f32..0.08), rng.random_range(-0.02f32..0.02));
+            let (sigma, median) = (
+                rng.random_range(0.02f32..0.08),
+                rng.random_range(-0.02f32..0.02),
+            );
             levels.map(|l| l * sigma + median)
         })
         .collect();
@@ -73,35 +76,61 @@ fn perf_single_query_and_batch_vs_hamming() {
         let q = gaussian_queries(&mut rng, nq);
         let hq: Vec<u64> = (0..nq * 6).map(|_| rng.next_u64()).collect();
         let reps = if nq == 1 { 15 } else { 3 };
-        let hamming = min_time(reps, || crate::topk::search(&hq, nq, &hamming_db, n, 6, 384, 10).unwrap());
-        println!("nq={nq:>3} hamming 1-bit topk::search        {:>9.2} ms", hamming.as_secs_f64() * 1e3);
+        let hamming = min_time(reps, || {
+            crate::topk::search(&hq, nq, &hamming_db, n, 6, 384, 10).unwrap()
+        });
+        println!(
+            "nq={nq:>3} hamming 1-bit topk::search        {:>9.2} ms",
+            hamming.as_secs_f64() * 1e3
+        );
         let want = search_with(Kernel::Interleaved, &q, nq, &recon, &packed, n, 10).unwrap();
         for kernel in available_kernels() {
             let (t, got) = if kernel.scans_blocks() {
                 (
-                    min_time(reps, || search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap()),
+                    min_time(reps, || {
+                        search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap()
+                    }),
                     search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap(),
                 )
             } else {
                 (
-                    min_time(reps.min(5), || search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap()),
+                    min_time(reps.min(5), || {
+                        search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap()
+                    }),
                     search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap(),
                 )
             };
             assert_eq!(got, want, "{kernel:?}");
-            println!("candidates: {}", super::search::CANDIDATES.swap(0, std::sync::atomic::Ordering::Relaxed));
-            let layout = if kernel.scans_blocks() { "blocks" } else { "rows" };
+            let rescored = super::search::RESCORED.swap(0, std::sync::atomic::Ordering::Relaxed);
+            let layout = if kernel.scans_blocks() {
+                "blocks"
+            } else {
+                "rows"
+            };
             println!(
-                "nq={nq:>3} asym {:<11} ({layout:<6})          {:>9.2} ms  = {:.2}x hamming",
+                "nq={nq:>3} asym {:<11} ({layout:<6})          {:>9.2} ms  = {:.2}x hamming{}",
                 kernel.name(),
                 t.as_secs_f64() * 1e3,
-                t.as_secs_f64() / hamming.as_secs_f64()
+                t.as_secs_f64() / hamming.as_secs_f64(),
+                if kernel.scans_blocks() {
+                    format!(
+                        ", {:.0} rows re-scored per query",
+                        rescored as f64 / ((reps + 1) * nq) as f64
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
         // The scalar row reference, once, for the record (slow).
         if nq == 1 {
-            let t = min_time(1, || search_with(Kernel::Scalar, &q, nq, &recon, &packed, n, 10).unwrap());
-            println!("nq={nq:>3} asym scalar      (rows  )          {:>9.2} ms", t.as_secs_f64() * 1e3);
+            let t = min_time(1, || {
+                search_with(Kernel::Scalar, &q, nq, &recon, &packed, n, 10).unwrap()
+            });
+            println!(
+                "nq={nq:>3} asym scalar      (rows  )          {:>9.2} ms",
+                t.as_secs_f64() * 1e3
+            );
         }
     }
 }
@@ -124,12 +153,17 @@ fn perf_kernels_in_cache_and_setup() {
         super::fastscan::NibbleLuts::build(&q, &recon, &luts)
     });
     let luts_only = min_time(201, || ByteLuts::build(&q, &recon).unwrap());
-    println!("per-query setup: byte tables {:.1} us, + nibble tables {:.1} us", luts_only.as_secs_f64() * 1e6, setup.as_secs_f64() * 1e6);
+    println!(
+        "per-query setup: byte tables {:.1} us, + nibble tables {:.1} us",
+        luts_only.as_secs_f64() * 1e6,
+        setup.as_secs_f64() * 1e6
+    );
     let luts = ByteLuts::build(&q, &recon).unwrap();
     let nibbles = super::fastscan::NibbleLuts::build(&q, &recon, &luts).unwrap();
     let mut sums = [0u16; BLOCK_ROWS];
     let block_bytes = BLOCK_ROWS * format.row_bytes();
-    let mut kernels: Vec<(&str, super::fastscan::BlockKernel)> = vec![("scalar twin", super::fastscan::block_scalar)];
+    let mut kernels: Vec<(&str, super::fastscan::BlockKernel)> =
+        vec![("scalar twin", super::fastscan::block_scalar)];
     #[cfg(target_arch = "x86_64")]
     if Kernel::Avx2.is_available() {
         kernels.push(("avx2", super::fastscan::avx2::block));
@@ -145,11 +179,17 @@ fn perf_kernels_in_cache_and_setup() {
             }
             acc
         });
-        println!("block kernel {name:<12} {:>6.2} ns/row", t.as_secs_f64() * 1e9 / (n * reps / 10) as f64);
+        println!(
+            "block kernel {name:<12} {:>6.2} ns/row",
+            t.as_secs_f64() * 1e9 / (n * reps / 10) as f64
+        );
     }
     let mut out = vec![0f32; n];
     for (name, f) in [
-        ("rows scalar", super::scan::scores_scalar as fn(&ByteLuts, &[u8], usize, &mut [f32])),
+        (
+            "rows scalar",
+            super::scan::scores_scalar as fn(&ByteLuts, &[u8], usize, &mut [f32]),
+        ),
         ("rows interleaved", super::scan::scores_interleaved),
     ] {
         let t = min_time(5, || {
@@ -157,6 +197,9 @@ fn perf_kernels_in_cache_and_setup() {
                 f(&luts, &packed, format.row_bytes(), &mut out);
             }
         });
-        println!("{name:<25} {:>6.2} ns/row", t.as_secs_f64() * 1e9 / (n * reps / 100) as f64);
+        println!(
+            "{name:<25} {:>6.2} ns/row",
+            t.as_secs_f64() * 1e9 / (n * reps / 100) as f64
+        );
     }
 }

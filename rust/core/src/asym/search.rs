@@ -147,7 +147,10 @@ pub fn search_blocked_with(
                 for (b, block) in tile.chunks_exact(block_bytes).enumerate() {
                     let base = first + b * BLOCK_ROWS;
                     for r in 0..BLOCK_ROWS.min(n.saturating_sub(base)) {
-                        best.offer(prep.luts.score_strided(block, BLOCK_ROWS, r), (base + r) as u64);
+                        best.offer(
+                            prep.luts.score_strided(block, BLOCK_ROWS, r),
+                            (base + r) as u64,
+                        );
                     }
                 }
                 return;
@@ -182,7 +185,8 @@ fn scan_blocks(
             if base + r >= n {
                 break; // padding rows (the last block's tail; bits ascend with rows)
             }
-            CANDIDATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            #[cfg(test)]
+            RESCORED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if best.offer(luts.score_strided(block, BLOCK_ROWS, r), (base + r) as u64) {
                 threshold = nibbles.min_sum(best.kth());
             }
@@ -319,4 +323,6 @@ pub(crate) fn write_results(best: Vec<Best>, kk: usize, scores: &mut [f32], ids:
     }
 }
 
-pub static CANDIDATES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Rows the block scans re-scored exactly (test builds only: the perf runs report it).
+#[cfg(test)]
+pub(crate) static RESCORED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

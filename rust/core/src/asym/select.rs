@@ -26,7 +26,11 @@ fn canonical(score: f32) -> f32 {
 fn key(score: f32, id: u64) -> u128 {
     let bits = canonical(score).to_bits();
     // Order-preserving map of a float to an unsigned integer, then complemented (high = worse).
-    let ordered = if bits >> 31 == 1 { !bits } else { bits | 1 << 31 };
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    };
     (u128::from(!ordered) << 64) | u128::from(id)
 }
 

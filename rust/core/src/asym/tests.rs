@@ -26,7 +26,14 @@ fn random_recon(rng: &mut StdRng, format: CodeFormat) -> Recon {
 }
 
 /// Every score from the scalar reference, then a full sort (score descending, id ascending).
-fn brute_force(q: &[f32], nq: usize, recon: &Recon, packed: &[u8], n: usize, k: usize) -> TopScores {
+fn brute_force(
+    q: &[f32],
+    nq: usize,
+    recon: &Recon,
+    packed: &[u8],
+    n: usize,
+    k: usize,
+) -> TopScores {
     let dims = recon.format().dims();
     let row_bytes = recon.format().row_bytes();
     let kk = k.min(n);
@@ -66,13 +73,21 @@ fn check_all_kernels(q: &[f32], nq: usize, recon: &Recon, packed: &[u8], n: usiz
             let got = pool
                 .install(|| search_with(kernel, q, nq, recon, packed, n, k))
                 .unwrap();
-            assert!(got == want, "rows kernel={} format={format:?} nq={nq} n={n} k={k}", kernel.name());
+            assert!(
+                got == want,
+                "rows kernel={} format={format:?} nq={nq} n={n} k={k}",
+                kernel.name()
+            );
         }
         if kernel.scans_blocks() && format.bits() <= 4 {
             let got = pool
                 .install(|| search_blocked_with(kernel, q, nq, recon, &blocks, n, k))
                 .unwrap();
-            assert!(got == want, "blocks kernel={} format={format:?} nq={nq} n={n} k={k}", kernel.name());
+            assert!(
+                got == want,
+                "blocks kernel={} format={format:?} nq={nq} n={n} k={k}",
+                kernel.name()
+            );
         }
     }
 }
@@ -149,8 +164,18 @@ fn block_kernels_match_scalar_twin() {
         let tables: Vec<u8> = (0..bytes)
             .flat_map(|_| {
                 // Entries keep lo + hi <= 255, as built tables do; include the extremes.
-                let lo: Vec<u8> = (0..16).map(|u| if u == 0 { 0 } else { rng.random_range(0..=127) }).collect();
-                let hi: Vec<u8> = (0..16).map(|u| if u == 15 { 128 } else { rng.random_range(0..=128) }).collect();
+                let lo: Vec<u8> = (0..16)
+                    .map(|u| if u == 0 { 0 } else { rng.random_range(0..=127) })
+                    .collect();
+                let hi: Vec<u8> = (0..16)
+                    .map(|u| {
+                        if u == 15 {
+                            128
+                        } else {
+                            rng.random_range(0..=128)
+                        }
+                    })
+                    .collect();
                 [lo.clone(), lo, hi.clone(), hi].concat()
             })
             .collect();
@@ -204,10 +229,14 @@ fn quantized_sums_bound_the_float_scores() {
                 // SAFETY: lengths as the kernel type requires.
                 unsafe { block_scalar(nibbles.tables(), block, 0, &mut sums) };
                 for r in 0..BLOCK_ROWS {
-                    let row = &packed[(b * BLOCK_ROWS + r) * format.row_bytes()..][..format.row_bytes()];
+                    let row =
+                        &packed[(b * BLOCK_ROWS + r) * format.row_bytes()..][..format.row_bytes()];
                     let score = f64::from(luts.score(row));
                     let (lo, hi) = nibbles.interval(sums[lane_of(r)]);
-                    assert!(lo <= score && score <= hi, "bits={bits} dims={dims}: {lo} <= {score} <= {hi}");
+                    assert!(
+                        lo <= score && score <= hi,
+                        "bits={bits} dims={dims}: {lo} <= {score} <= {hi}"
+                    );
                     // The threshold of a score never excludes a row reaching it.
                     assert!(sums[lane_of(r)] >= nibbles.min_sum(score as f32));
                 }
@@ -245,7 +274,9 @@ fn ties_small_databases_and_large_k() {
     for n in [1, 2, 31, 32, 33, 100] {
         let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
         let nq = 17;
-        let q: Vec<f32> = (0..nq * 6).map(|_| rng.random_range(-2..=2) as f32).collect();
+        let q: Vec<f32> = (0..nq * 6)
+            .map(|_| rng.random_range(-2..=2) as f32)
+            .collect();
         for k in [1, 5, n, n + 1, 1000] {
             check_all_kernels(&q, nq, &recon, &packed, n, k);
             check_all_kernels(&q[..6], 1, &recon, &packed, n, k);
@@ -286,7 +317,11 @@ fn block_search_is_exact_where_the_approximation_misranks() {
     let pair_blocks = to_blocks(&pair, 2, rb).unwrap();
     for kernel in available_kernels().into_iter().filter(|k| k.scans_blocks()) {
         let top = search_blocked_with(kernel, &q, 1, &recon, &pair_blocks, 2, 1).unwrap();
-        assert_eq!(top.ids, vec![1], "{kernel:?}: row y (float-better) must win");
+        assert_eq!(
+            top.ids,
+            vec![1],
+            "{kernel:?}: row y (float-better) must win"
+        );
         assert_eq!(top.scores, vec![score(y)]);
     }
     // And on the full database the block search equals the float brute force.
@@ -319,15 +354,29 @@ fn rescore_matches_brute_force_over_candidates() {
             assert_eq!(scores[i * kc + j].to_bits(), p.0.to_bits());
         }
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        assert_eq!(&top.ids[i * 10..][..10], &pairs[..10].iter().map(|p| p.1).collect::<Vec<_>>()[..]);
-        assert_eq!(&top.scores[i * 10..][..10], &pairs[..10].iter().map(|p| p.0).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            &top.ids[i * 10..][..10],
+            &pairs[..10].iter().map(|p| p.1).collect::<Vec<_>>()[..]
+        );
+        assert_eq!(
+            &top.scores[i * 10..][..10],
+            &pairs[..10].iter().map(|p| p.0).collect::<Vec<_>>()[..]
+        );
     }
     // Rescoring every row gives the full search's answer, scores bit for bit.
     let all: Vec<i64> = (0..nq).flat_map(|_| (0..n as i64).rev()).collect();
     let full = search(&q, nq, &recon, &packed, n, 10).unwrap();
-    assert_eq!(rescore(&q, nq, &recon, &packed, n, &all, n, 10).unwrap(), full);
+    assert_eq!(
+        rescore(&q, nq, &recon, &packed, n, &all, n, 10).unwrap(),
+        full
+    );
     // k above the candidate count returns every candidate.
-    assert_eq!(rescore(&q, nq, &recon, &packed, n, &cands, kc, 99).unwrap().k, kc);
+    assert_eq!(
+        rescore(&q, nq, &recon, &packed, n, &cands, kc, 99)
+            .unwrap()
+            .k,
+        kc
+    );
 }
 
 #[test]
@@ -343,14 +392,18 @@ fn float_rescore_matches_float64_dot_products() {
             .iter()
             .map(|&c| {
                 let v = &vectors[c as usize * dims..][..dims];
-                let s: f64 = v.iter().zip(&q[i * dims..]).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                let s: f64 = v
+                    .iter()
+                    .zip(&q[i * dims..])
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum();
                 (s, c)
             })
             .collect();
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for r in 0..5 {
-            assert_eq!(top.ids[i * 5 + r] as i64, pairs[r].1);
-            assert!((f64::from(top.scores[i * 5 + r]) - pairs[r].0).abs() < 1e-5);
+        for (r, &(score, id)) in pairs.iter().take(5).enumerate() {
+            assert_eq!(top.ids[i * 5 + r] as i64, id);
+            assert!((f64::from(top.scores[i * 5 + r]) - score).abs() < 1e-5);
         }
     }
 }
@@ -368,24 +421,66 @@ fn rejects_bad_arguments() {
     assert!(shape(search(&q, 1, &recon, &packed, 2, 1)));
     assert!(shape(search(&q[..3], 1, &recon, &packed, 3, 1)));
     assert!(shape(search(&q, usize::MAX, &recon, &packed, 3, 1)));
-    assert!(value(search(&[f32::NAN, 0.0, 0.0, 0.0], 1, &recon, &packed, 3, 1)));
-    assert!(value(search_with(Kernel::Avx2, &q, 1, &recon, &packed, 3, 1)));
+    assert!(value(search(
+        &[f32::NAN, 0.0, 0.0, 0.0],
+        1,
+        &recon,
+        &packed,
+        3,
+        1
+    )));
+    assert!(value(search_with(
+        Kernel::Avx2,
+        &q,
+        1,
+        &recon,
+        &packed,
+        3,
+        1
+    )));
     let blocks = to_blocks(&packed, 3, 1).unwrap();
-    assert!(value(search_blocked_with(Kernel::Interleaved, &q, 1, &recon, &blocks, 3, 1)));
+    assert!(value(search_blocked_with(
+        Kernel::Interleaved,
+        &q,
+        1,
+        &recon,
+        &blocks,
+        3,
+        1
+    )));
     assert!(shape(search_blocked(&q, 1, &recon, &packed, 3, 1)));
     let wide = CodeFormat::new(4, 8).unwrap();
     let wide_recon = Recon::new(wide, vec![0.0; 4 * 256]).unwrap();
     let wide_blocks = to_blocks(&[0u8; 4], 1, 4).unwrap();
-    assert!(value(search_blocked(&q, 1, &wide_recon, &wide_blocks, 1, 1)));
+    assert!(value(search_blocked(
+        &q,
+        1,
+        &wide_recon,
+        &wide_blocks,
+        1,
+        1
+    )));
     // Candidates: out of range, negative, duplicated, wrong count.
     assert!(value(rescore(&q, 1, &recon, &packed, 3, &[0, 3], 2, 1)));
     assert!(value(rescore(&q, 1, &recon, &packed, 3, &[-1, 0], 2, 1)));
     assert!(value(rescore(&q, 1, &recon, &packed, 3, &[1, 1], 2, 1)));
     assert!(shape(rescore(&q, 1, &recon, &packed, 3, &[1, 2], 3, 1)));
     assert!(value(rescore(&q, 1, &recon, &packed, 3, &[1, 2], 2, 0)));
-    assert!(value(rescore_float(&q, 1, 4, &[f32::INFINITY; 8], 2, &[1], 1, 1)));
+    assert!(value(rescore_float(
+        &q,
+        1,
+        4,
+        &[f32::INFINITY; 8],
+        2,
+        &[1],
+        1,
+        1
+    )));
     // Empty query batches and huge k are fine.
-    assert_eq!(search(&[], 0, &recon, &packed, 3, 5).unwrap().scores.len(), 0);
+    assert_eq!(
+        search(&[], 0, &recon, &packed, 3, 5).unwrap().scores.len(),
+        0
+    );
     assert_eq!(search(&q, 1, &recon, &packed, 3, usize::MAX).unwrap().k, 3);
 }
 
