@@ -21,6 +21,16 @@ __all__ = [
     "best_backend",
     "cpu_features",
     "num_threads",
+    "asym_pack",
+    "asym_unpack",
+    "asym_to_blocks",
+    "asym_from_blocks",
+    "asym_search",
+    "asym_search_blocked",
+    "asym_score_candidates",
+    "asym_rescore",
+    "float_rescore",
+    "asym_kernels",
 ]
 
 __version__: str
@@ -52,3 +62,45 @@ def available_backends() -> list[str]: ...
 def best_backend() -> str: ...
 def cpu_features() -> str: ...
 def num_threads() -> int: ...
+
+# Asymmetric scoring (rust/python/src/asym.rs). `recon` is float32 (dims, 2^bits): 2, 4, 16 or 256
+# columns give bits 1, 2, 4, 8. Packed codes are uint8 (n, ceil(dims * bits / 8)).
+def asym_pack(codes: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]: ...
+def asym_unpack(packed: npt.NDArray[np.uint8], dims: int, bits: int) -> npt.NDArray[np.uint8]: ...
+def asym_to_blocks(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
+def asym_from_blocks(blocks: npt.NDArray[np.uint8], n: int, row_bytes: int) -> npt.NDArray[np.uint8]: ...
+def asym_search(
+    queries: npt.NDArray[np.float32],
+    recon: npt.NDArray[np.float32],
+    codes: npt.NDArray[np.uint8],
+    k: int,
+    kernel: str | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def asym_search_blocked(
+    queries: npt.NDArray[np.float32],
+    recon: npt.NDArray[np.float32],
+    blocks: npt.NDArray[np.uint8],
+    n: int,
+    k: int,
+    kernel: str | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def asym_score_candidates(
+    queries: npt.NDArray[np.float32],
+    recon: npt.NDArray[np.float32],
+    codes: npt.NDArray[np.uint8],
+    candidates: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]: ...
+def asym_rescore(
+    queries: npt.NDArray[np.float32],
+    recon: npt.NDArray[np.float32],
+    codes: npt.NDArray[np.uint8],
+    candidates: npt.NDArray[np.int64],
+    k: int,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def float_rescore(
+    queries: npt.NDArray[np.float32],
+    vectors: npt.NDArray[np.float32],
+    candidates: npt.NDArray[np.int64],
+    k: int,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def asym_kernels() -> list[str]: ...

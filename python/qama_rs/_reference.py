@@ -95,3 +95,105 @@ def search(
     kk = min(k, len(database))
     order = np.argsort(distances, axis=1, kind="stable")[:, :kk]
     return np.take_along_axis(distances, order, axis=1), order.astype(np.int64)
+
+
+# ------------------------------------------------------------------ asymmetric scoring (qama_core::asym)
+# Compact codes: field j (the code of dimension j, `bits` bits) at bit j * bits of the row's
+# little-endian byte stream, rows zero-padded to whole bytes. Scores: per query one float32 table
+# per code byte, T[i][v] = sum over the dimensions j of byte i, ascending, of q_j * recon[j][field_j(v)]
+# (from 0.0), then score = sum over bytes i = 0, 1, ... of T[i][byte_i] (from 0.0), all in float32:
+# the engine computes exactly these sums in exactly this order, so the comparison is bit for bit.
+
+
+def _bits_of(recon: np.ndarray) -> int:
+    levels = recon.shape[1]
+    bits = {2: 1, 4: 2, 16: 4, 256: 8}.get(levels)
+    if bits is None:
+        raise ValueError(f"recon must have 2, 4, 16 or 256 columns, got {levels}")
+    return bits
+
+
+def asym_row_bytes(dims: int, bits: int) -> int:
+    """Bytes per packed row: ``ceil(dims * bits / 8)``."""
+    return -(-dims * bits // 8)
+
+
+def asym_pack(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Packs ``uint8 (n, dims)`` codes (each ``< 2^bits``) into ``uint8 (n, row_bytes)``."""
+    codes = np.asarray(codes, dtype=np.uint8)
+    n, dims = codes.shape
+    per_byte = 8 // bits
+    padded = np.zeros((n, asym_row_bytes(dims, bits) * per_byte), dtype=np.uint16)
+    padded[:, :dims] = codes
+    shifts = (np.arange(per_byte) * bits).astype(np.uint16)
+    fields = padded.reshape(n, asym_row_bytes(dims, bits), per_byte) << shifts
+    return np.bitwise_or.reduce(fields, axis=2).astype(np.uint8)
+
+
+def asym_unpack(packed: np.ndarray, dims: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`asym_pack`: ``uint8 (n, row_bytes)`` back to ``uint8 (n, dims)``."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    per_byte = 8 // bits
+    shifts = (np.arange(per_byte) * bits).astype(np.uint8)
+    fields = (packed[:, :, None] >> shifts) & np.uint8((1 << bits) - 1)
+    return fields.reshape(len(packed), packed.shape[1] * per_byte)[:, :dims]
+
+
+def asym_byte_luts(query: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """The float32 tables ``(row_bytes, 256)`` of one query (``recon`` is ``(dims, 2^bits)``)."""
+    query = np.asarray(query, dtype=np.float32)
+    recon = np.asarray(recon, dtype=np.float32)
+    bits = _bits_of(recon)
+    dims, levels = recon.shape
+    per_byte = 8 // bits
+    row_bytes = asym_row_bytes(dims, bits)
+    values = np.arange(256)
+    tables = np.zeros((row_bytes, 256), dtype=np.float32)
+    for f in range(per_byte):
+        j = np.arange(row_bytes) * per_byte + f
+        valid = j < dims
+        field = (values >> (f * bits)) & (levels - 1)
+        tables[valid] += query[j[valid], None] * recon[j[valid]][:, field]
+    return tables
+
+
+def asym_scores(queries: np.ndarray, recon: np.ndarray, packed: np.ndarray) -> np.ndarray:
+    """All asymmetric scores ``float32 (q, n)`` of packed rows, in the engine's summation order."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    out = np.empty((len(queries), len(packed)), dtype=np.float32)
+    for i, query in enumerate(np.asarray(queries, dtype=np.float32)):
+        tables = asym_byte_luts(query, recon)
+        scores = np.zeros(len(packed), dtype=np.float32)
+        for byte, table in enumerate(tables):
+            scores += table[packed[:, byte]]
+        out[i] = scores
+    return out
+
+
+def asym_reconstruct(codes: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Float32 vectors ``(n, dims)`` the codes ``(n, dims)`` stand for: ``recon[j, codes[:, j]]``."""
+    codes = np.asarray(codes)
+    return np.asarray(recon, dtype=np.float32)[np.arange(codes.shape[1]), codes]
+
+
+def top_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of a score matrix ``(q, n)``: scores descending, ties by lower column (stable sort)."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
+    return np.take_along_axis(scores, order, axis=1), order.astype(np.int64)
+
+
+def asym_search(
+    queries: np.ndarray, recon: np.ndarray, packed: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact asymmetric top-k: ``(scores float32, ids int64)``, both ``(q, min(k, n))``."""
+    return top_scores(asym_scores(queries, recon, packed), k)
+
+
+def asym_to_blocks(packed: np.ndarray) -> np.ndarray:
+    """Block layout (1-D): blocks of 32 rows, byte ``i`` of row ``r`` at ``i * 32 + r``."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    n, row_bytes = packed.shape
+    blocks = -(-n // 32)
+    padded = np.zeros((blocks * 32, row_bytes), dtype=np.uint8)
+    padded[:n] = packed
+    return padded.reshape(blocks, 32, row_bytes).transpose(0, 2, 1).reshape(-1)

@@ -10,6 +10,7 @@
 //! cores). As with every rayon user, do not fork (e.g. PyTorch DataLoader workers) after a
 //! parallel call and then call the engine in the child; use spawn, or set `RAYON_NUM_THREADS=1`.
 mod args;
+mod asym;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -402,5 +403,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(best_backend, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    asym::register(m)?;
     Ok(())
 }

@@ -1,0 +1,572 @@
+"""Asymmetric search: float32 queries scored against compact per-dimension codes, and two-stage
+search (Hamming candidates from an :class:`~qama_rs.Index`, rescored asymmetrically or with float32
+vectors).
+
+Scoring. A document is stored as one code ``c_j`` per dimension, ``bits`` bits each (``bits`` ∈
+{1, 2, 4, 8}, the smallest that holds the reconstruction table's levels). A float32 query ``q``
+scores it as ``Σ_j q_j · recon[j, c_j]``, where ``recon`` (``(dims, levels)`` float32) is what each
+code decodes to: Lloyd-Max levels times σ plus the median, int8 scales, ±1 signs, centroids. So
+``score(q, codes) == q @ reconstruct(codes).T`` up to float32 rounding; the engine's exact
+summation order is documented in ``qama_core::asym`` and reproduced bit for bit by
+``qama_rs._reference.asym_scores``.
+
+Methods that score in a transformed space (centring, rotation, ``q ⊙ σ``) hand their prepared
+queries to :meth:`AsymmetricIndex.search` (e.g. ``method.prepare_query(xq)``) and their codes to
+:meth:`AsymmetricIndex.add_codes` (``method.encode(x)``), with ``method.reconstruction_values`` as
+the table.
+
+Speed. A full scan (:meth:`AsymmetricIndex.search`) of codes of at most 4 bits uses the quantized
+block kernel (codes transposed in blocks of 32 documents, 4-bit lookups with AVX2 ``vpshufb``,
+exact float re-scoring of the few documents that might make the top-k), so results equal the
+float scan's exactly. That needs a transposed copy of the codes, built on the first search after
+an ``add`` and kept: a searched index holds its codes twice. 8-bit codes use the float tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import operator
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .index import Index, _check_k
+from .quantizer import Quantizer, atomic_write, float_rows
+
+MAGIC = b"QAMAASY\0"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sIIQQQQ")  # magic, version, bits, ntotal, dims, levels, qlen
+_DIGEST_BYTES = 32
+_BITS_FOR_LEVELS = ((2, 1), (4, 2), (16, 4), (256, 8))
+
+__all__ = ["AsymmetricIndex", "FloatVectors", "TwoStageIndex", "recon_table"]
+
+
+def recon_table(values: Any) -> tuple[np.ndarray, int, int]:
+    """``(table, bits, levels)`` from reconstruction values: a ``(dims, levels)`` float array, or one
+    1-D array per dimension (``method.reconstruction_values``; dimensions may have fewer levels).
+
+    ``table`` is float32 ``(dims, 2^bits)``, zero-padded past each dimension's levels; ``bits`` is the
+    smallest of 1, 2, 4, 8 with ``2^bits >= levels`` (the largest level count).
+    """
+    if isinstance(values, np.ndarray) and values.ndim == 2:
+        rows: Sequence[Any] = list(values)
+    elif isinstance(values, np.ndarray):
+        raise ValueError(
+            f"recon must be 2-D (dims, levels) or a list of 1-D arrays, got shape {values.shape}"
+        )
+    elif isinstance(values, Sequence) and not isinstance(values, str | bytes):
+        rows = values
+    else:
+        raise TypeError(f"recon must be an array or a list of arrays, got {type(values).__name__}")
+    if len(rows) == 0:
+        raise ValueError("recon is empty; it needs one row per dimension")
+    arrays = []
+    for j, row in enumerate(rows):
+        row = np.asarray(row)
+        if row.dtype.kind not in "fiu" or row.ndim != 1 or row.size == 0:
+            raise ValueError(
+                f"recon[{j}] must be a non-empty 1-D array of real numbers, got {row.dtype} {row.shape}"
+            )
+        arrays.append(row.astype(np.float32))
+    levels = max(len(a) for a in arrays)
+    bits = next((b for cap, b in _BITS_FOR_LEVELS if levels <= cap), None)
+    if bits is None:
+        raise ValueError(f"recon has {levels} levels per dimension; at most 256 are supported")
+    table = np.zeros((len(arrays), 1 << bits), dtype=np.float32)
+    for j, a in enumerate(arrays):
+        table[j, : len(a)] = a
+    if not np.isfinite(table).all():
+        j, c = np.argwhere(~np.isfinite(table))[0]
+        raise ValueError(f"recon[{j}][{c}] is not finite")
+    return table, bits, levels
+
+
+class _Rows:
+    """Ids of stored rows and the way back from ids to row numbers."""
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.n = 0
+        self.next_id = 0
+        self.are_rows = True  # ids == arange(n)
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+
+    def new_ids(self, ids: Any, m: int) -> np.ndarray:
+        if ids is None:
+            return np.arange(self.next_id, self.next_id + m, dtype=np.int64)
+        array = np.asarray(ids)
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got dtype {array.dtype}")
+        if array.shape != (m,):
+            raise ValueError(f"ids must have shape ({m},), got {array.shape}")
+        if array.dtype.kind == "u" and m and int(array.max()) > np.iinfo(np.int64).max:
+            raise ValueError("ids must fit in int64")
+        array = array.astype(np.int64)
+        if len(np.unique(array)) != m:
+            raise ValueError("ids contains duplicates")
+        clash = np.isin(array, self.ids[: self.n])
+        if clash.any():
+            raise ValueError(f"id {int(array[np.argmax(clash)])} is already in the index")
+        return array
+
+    def append(self, new_ids: np.ndarray) -> None:
+        m = len(new_ids)
+        if self.n + m > len(self.ids):
+            self.ids = _grow(self.ids, self.n, max(self.n + m, 2 * len(self.ids), 1024))
+        self.ids[self.n : self.n + m] = new_ids
+        if m:
+            self.are_rows = self.are_rows and bool(np.array_equal(new_ids, np.arange(self.n, self.n + m)))
+            self.next_id = max(self.next_id, int(new_ids.max()) + 1)
+            self._sorted = None
+        self.n += m
+
+    def rows_of(self, ids: Any, name: str = "ids") -> np.ndarray:
+        """Row numbers of ``ids`` (any shape); unknown ids are a ``ValueError``."""
+        array = np.asarray(ids)
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be integers, got dtype {array.dtype}")
+        array = array.astype(np.int64)
+        if self.are_rows:
+            bad = (array < 0) | (array >= self.n)
+            if bad.any():
+                raise ValueError(f"{name} contains id {int(array[bad][0])}, which is not in the index")
+            return array
+        if self._sorted is None:
+            order = np.argsort(self.ids[: self.n], kind="stable")
+            self._sorted = (self.ids[: self.n][order], order)
+        keys, order = self._sorted
+        at = np.searchsorted(keys, array).clip(0, max(self.n - 1, 0))
+        found = keys[at] == array if self.n else np.zeros(array.shape, dtype=bool)
+        if not found.all():
+            raise ValueError(f"{name} contains id {int(array[~found][0])}, which is not in the index")
+        return order[at].astype(np.int64)
+
+    def ids_of(self, rows: np.ndarray) -> np.ndarray:
+        return rows if self.are_rows else self.ids[rows]
+
+
+class AsymmetricIndex:
+    """Compact per-dimension codes of documents, searched exactly by float32 queries.
+
+    ``recon``: reconstruction values, ``(dims, levels)`` or one array per dimension (see
+    :func:`recon_table`). ``quantizer``: optional :class:`~qama_rs.Quantizer` with ``dims`` quantized
+    values and at most ``levels`` levels each, so that :meth:`add` accepts float vectors; without it
+    use :meth:`add_codes` (``uint8 (n, dims)`` codes) or :meth:`add_packed`.
+
+    ``D, I = index.search(xq, k)`` returns float32 scores (descending; ties by insertion order) and
+    int64 ids, both ``(q, min(k, ntotal))``, like faiss's ``IndexFlatIP``.
+    """
+
+    def __init__(self, recon: Any, quantizer: Quantizer | None = None) -> None:
+        self._recon, self._bits, self._levels = recon_table(recon)
+        self._recon.flags.writeable = False
+        if quantizer is not None:
+            if not isinstance(quantizer, Quantizer):
+                raise TypeError(f"quantizer must be a qama_rs.Quantizer, got {type(quantizer).__name__}")
+            if quantizer.dims != self.dims:
+                raise ValueError(
+                    f"quantizer has {quantizer.dims} quantized values, recon has {self.dims} rows"
+                )
+            if int(quantizer.levels.max()) > self._levels:
+                raise ValueError(
+                    f"quantizer makes up to {int(quantizer.levels.max())} levels, recon has {self._levels}"
+                )
+        self._quantizer = quantizer
+        self._row_bytes = -(-self.dims * self._bits // 8)
+        self._codes = np.zeros((0, self._row_bytes), dtype=np.uint8)
+        self._rows = _Rows()
+        self._blocks: np.ndarray | None = None  # block-layout copy for full scans, built lazily
+
+    # -------------------------------------------------------------------------------- contents
+    @property
+    def dims(self) -> int:
+        """Dimensions (codes per document)."""
+        return int(self._recon.shape[0])
+
+    @property
+    def bits(self) -> int:
+        """Bits per stored code."""
+        return self._bits
+
+    @property
+    def levels(self) -> int:
+        """Codes a dimension may take (the reconstruction table's columns as given)."""
+        return self._levels
+
+    @property
+    def recon(self) -> np.ndarray:
+        """Read-only float32 ``(dims, 2^bits)`` reconstruction table (zero past ``levels``)."""
+        return self._recon
+
+    @property
+    def quantizer(self) -> Quantizer | None:
+        return self._quantizer
+
+    @property
+    def bytes_per_vector(self) -> int:
+        """Stored bytes per document: ``ceil(dims * bits / 8)``."""
+        return self._row_bytes
+
+    @property
+    def ntotal(self) -> int:
+        return self._rows.n
+
+    def __len__(self) -> int:
+        return self._rows.n
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Read-only view ``uint8 (ntotal, bytes_per_vector)`` of the packed codes (no copy)."""
+        view = self._codes[: self._rows.n]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Read-only view ``int64 (ntotal,)`` of the stored ids."""
+        view = self._rows.ids[: self._rows.n]
+        view.flags.writeable = False
+        return view
+
+    def reconstruct(self, ids: Any = None) -> np.ndarray:
+        """Float32 vectors ``(m, dims)`` the stored codes of ``ids`` (default: all) stand for."""
+        rows = np.arange(self.ntotal) if ids is None else self._rows.rows_of(np.ravel(ids))
+        codes = _core.asym_unpack(np.ascontiguousarray(self._codes[rows]), self.dims, self._bits)
+        return self._recon[np.arange(self.dims), codes]
+
+    # ------------------------------------------------------------------------------------- add
+    def add(self, x: Any, ids: Any = None) -> None:
+        """Quantizes float rows ``x`` with the index's quantizer and stores them."""
+        if self._quantizer is None:
+            raise ValueError("this index has no quantizer; use add_codes(codes) or add_packed(packed)")
+        self.add_codes(self._quantizer.quantize(x), ids)
+
+    def add_codes(self, codes: Any, ids: Any = None) -> None:
+        """Stores ``uint8 (n, dims)`` codes, each below :attr:`levels`. ``ids`` (int64, unique, new)
+        default to consecutive numbers after the largest id so far."""
+        if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8:
+            raise TypeError("codes must be a NumPy uint8 array (n, dims)")
+        if codes.ndim != 2 or codes.shape[1] != self.dims:
+            raise ValueError(f"codes must have shape (n, {self.dims}), got {codes.shape}")
+        if codes.size and int(codes.max()) >= self._levels:
+            row, col = np.argwhere(codes >= self._levels)[0]
+            raise ValueError(f"codes[{row}, {col}] = {codes[row, col]} is not below levels = {self._levels}")
+        self._append(_core.asym_pack(np.ascontiguousarray(codes), self._bits), ids)
+
+    def add_packed(self, packed: Any, ids: Any = None) -> None:
+        """Stores already packed ``uint8 (n, bytes_per_vector)`` codes (``qama_rs.asym_pack`` layout)."""
+        if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8:
+            raise TypeError("packed must be a NumPy uint8 array (n, bytes_per_vector)")
+        if packed.ndim != 2 or packed.shape[1] != self._row_bytes:
+            raise ValueError(f"packed must have shape (n, {self._row_bytes}), got {packed.shape}")
+        packed = np.ascontiguousarray(packed)
+        if len(packed) and self._levels < (1 << self._bits):
+            codes = _core.asym_unpack(packed, self.dims, self._bits)
+            if int(codes.max()) >= self._levels:
+                raise ValueError(f"packed holds a code not below levels = {self._levels}")
+        self._append(packed, ids)
+
+    def _append(self, packed: np.ndarray, ids: Any) -> None:
+        new_ids = self._rows.new_ids(ids, len(packed))
+        n, m = self._rows.n, len(packed)
+        if n + m > len(self._codes):
+            self._codes = _grow(self._codes, n, max(n + m, 2 * len(self._codes), 1024))
+        self._codes[n : n + m] = packed
+        self._rows.append(new_ids)
+        if m:
+            self._blocks = None
+
+    # ---------------------------------------------------------------------------------- search
+    def _queries(self, xq: Any, name: str = "xq") -> np.ndarray:
+        q = float_rows(xq, name)
+        if q.shape[1] != self.dims:
+            raise ValueError(f"{name} has {q.shape[1]} columns, the index has {self.dims} dimensions")
+        return q
+
+    def _check_not_empty(self) -> None:
+        if self._rows.n == 0:
+            raise ValueError("the index is empty; add vectors before searching")
+
+    def search(self, xq: Any, k: int, kernel: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k by asymmetric score of float queries ``xq`` ``(q, dims)``: ``(D float32, I
+        int64)``, both ``(q, min(k, ntotal))``, scores descending, ties by insertion order.
+
+        ``kernel`` (tests, benchmarks): ``"avx2"`` the quantized block kernel (bits <= 4), or the
+        float-table row kernels ``"interleaved"`` / ``"scalar"``; default: the fastest. Every kernel
+        returns the same scores and ids.
+        """
+        k = _check_k(k)
+        self._check_not_empty()
+        q = self._queries(xq)
+        n = self._rows.n
+        if kernel is None:
+            kernel = "avx2" if self._bits <= 4 and "avx2" in _core.asym_kernels() else "interleaved"
+        if kernel == "avx2":
+            if self._bits > 4:
+                raise ValueError(f"kernel 'avx2' needs codes of at most 4 bits; these have {self._bits}")
+            if self._blocks is None:
+                self._blocks = _core.asym_to_blocks(self._codes[:n])
+            scores, rows = _core.asym_search_blocked(q, self._recon, self._blocks, n, k, "avx2")
+        else:
+            scores, rows = _core.asym_search(q, self._recon, self._codes[:n], k, kernel)
+        return scores, self._rows.ids_of(rows)
+
+    def score(self, xq: Any, ids: Any) -> np.ndarray:
+        """Asymmetric scores ``float32 (q, m)`` of each query against the documents ``ids`` ``(q, m)``
+        (or ``(m,)``, the same for every query), in the given order."""
+        self._check_not_empty()
+        q = self._queries(xq)
+        rows = self._candidate_rows(ids, len(q))
+        return _core.asym_score_candidates(q, self._recon, self._codes[: self._rows.n], rows)
+
+    def rescore(self, xq: Any, ids: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``min(k, m)`` of each query's candidate ids ``(q, m)`` (distinct per query) by
+        asymmetric score: ``(D float32, I int64)``, descending, ties by insertion order."""
+        k = _check_k(k)
+        self._check_not_empty()
+        q = self._queries(xq)
+        rows = self._candidate_rows(ids, len(q))
+        scores, best = _core.asym_rescore(q, self._recon, self._codes[: self._rows.n], rows, k)
+        return scores, self._rows.ids_of(best)
+
+    def _candidate_rows(self, ids: Any, nq: int) -> np.ndarray:
+        rows = self._rows.rows_of(ids)
+        if rows.ndim == 1:
+            rows = np.broadcast_to(rows, (nq, len(rows)))
+        if rows.ndim != 2 or rows.shape[0] != nq:
+            raise ValueError(f"ids must have shape ({nq}, m) or (m,), got {np.shape(ids)}")
+        return np.ascontiguousarray(rows, dtype=np.int64)
+
+    # ------------------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the index atomically (a failed save leaves an existing file intact). Format
+        (version 1, little-endian): header ``magic b"QAMAASY\\0", version u32, bits u32, ntotal u64,
+        dims u64, levels u64, qlen u64``; the float32 table ``(dims, 2^bits)``; the quantizer as
+        space-padded JSON (``qlen`` bytes, 0 without one); the packed codes; int64 ids; each section
+        zero-padded to 8 bytes; then a SHA-256 of everything before it."""
+
+        def write(f: Any) -> None:
+            digest = hashlib.sha256()
+            for chunk in self._file_chunks():
+                f.write(chunk)
+                digest.update(chunk)
+            f.write(digest.digest())
+
+        atomic_write(path, write)
+
+    def _file_chunks(self) -> Iterator[bytes | memoryview]:
+        qjson = b"" if self._quantizer is None else json.dumps(self._quantizer.to_dict()).encode()
+        qjson += b" " * (-len(qjson) % 8)
+        n = self._rows.n
+        yield _HEADER.pack(MAGIC, FORMAT_VERSION, self._bits, n, self.dims, self._levels, len(qjson))
+        yield _padded(np.ascontiguousarray(self._recon, dtype="<f4").tobytes())
+        yield qjson
+        yield _padded(self._codes[:n].tobytes())
+        yield np.ascontiguousarray(self._rows.ids[:n], dtype="<i8").tobytes()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AsymmetricIndex:
+        """Reads a file written by :meth:`save`; a truncated, corrupted, foreign or newer-version file
+        raises ``ValueError`` saying which."""
+        data = Path(path).read_bytes()
+        name = os.fspath(path)
+        if len(data) < _HEADER.size + _DIGEST_BYTES:
+            if not data.startswith(MAGIC[: len(data)]):
+                raise ValueError(f"{name}: not a qama-rs asymmetric index (bad magic)")
+            raise ValueError(f"{name}: truncated qama-rs asymmetric index ({len(data)} bytes)")
+        magic, version, bits, n, dims, levels, qlen = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise ValueError(f"{name}: not a qama-rs asymmetric index (bad magic)")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{name}: asymmetric index format version {version} is not supported (this is {FORMAT_VERSION})"
+            )
+        if bits not in (1, 2, 4, 8) or not 1 <= levels <= (1 << bits) or dims < 1 or qlen % 8:
+            raise ValueError(f"{name}: corrupt header (bits={bits}, dims={dims}, levels={levels})")
+        row_bytes = -(-dims * bits // 8)
+        recon_at = _HEADER.size
+        quantizer_at = recon_at + _pad8(dims * (1 << bits) * 4)
+        codes_at = quantizer_at + qlen
+        ids_at = codes_at + _pad8(n * row_bytes)
+        expected = ids_at + n * 8 + _DIGEST_BYTES
+        if len(data) != expected:
+            state = "truncated" if len(data) < expected else "corrupt (trailing bytes)"
+            raise ValueError(
+                f"{name}: {state} qama-rs asymmetric index: {len(data)} bytes, header says {expected}"
+            )
+        if hashlib.sha256(memoryview(data)[:-_DIGEST_BYTES]).digest() != data[-_DIGEST_BYTES:]:
+            raise ValueError(f"{name}: corrupt qama-rs asymmetric index (checksum mismatch)")
+        table = np.frombuffer(data, dtype="<f4", count=dims << bits, offset=recon_at).reshape(dims, -1)
+        quantizer = None
+        if qlen:
+            try:
+                quantizer = Quantizer.from_dict(json.loads(data[quantizer_at:codes_at]))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ValueError(f"{name}: corrupt quantizer section ({e})") from None
+        index = cls(table[:, :levels].astype(np.float32), quantizer)
+        if index.bits != bits:
+            raise ValueError(f"{name}: header says {bits} bits, {levels} levels need {index.bits}")
+        codes = np.frombuffer(data, dtype=np.uint8, count=n * row_bytes, offset=codes_at).reshape(
+            n, row_bytes
+        )
+        ids = np.frombuffer(data, dtype="<i8", count=n, offset=ids_at)
+        index.add_packed(codes.copy(), ids.astype(np.int64))
+        return index
+
+    def __repr__(self) -> str:
+        return f"AsymmetricIndex(dims={self.dims}, bits={self._bits}, levels={self._levels}, ntotal={self.ntotal})"
+
+
+class FloatVectors:
+    """Float32 document vectors for second-stage rescoring: row ``r`` is the ``r``-th document added
+    to the first-stage index. From an array, or from a ``.npy`` path opened with
+    ``np.load(mmap_mode="r")``: only the candidates' rows are read from disk."""
+
+    def __init__(self, vectors: Any) -> None:
+        if isinstance(vectors, str | os.PathLike):
+            array = np.load(vectors, mmap_mode="r")
+            if array.dtype != np.float32 or array.ndim != 2:
+                raise ValueError(
+                    f"{os.fspath(vectors)}: needs a 2-D float32 array, got {array.dtype} {array.shape}"
+                )
+            if not array.flags.c_contiguous:
+                raise ValueError(f"{os.fspath(vectors)}: stored in Fortran order; save a C-ordered array")
+        else:
+            array = float_rows(vectors, "vectors")
+        self._vectors = array
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._vectors.shape[0])
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    @property
+    def dims(self) -> int:
+        return int(self._vectors.shape[1])
+
+    def rescore_rows(self, xq: Any, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``min(k, m)`` of each query's distinct candidate rows ``int64 (q, m)`` by dot
+        product: ``(scores float32, rows int64)``, descending, ties by lower row."""
+        q = float_rows(xq, "xq")
+        if q.shape[1] != self.dims:
+            raise ValueError(f"xq has {q.shape[1]} columns, the vectors have {self.dims}")
+        return _core.float_rescore(q, self._vectors, np.ascontiguousarray(rows, dtype=np.int64), _check_k(k))
+
+    def __repr__(self) -> str:
+        return f"FloatVectors(ntotal={self.ntotal}, dims={self.dims})"
+
+
+class TwoStageIndex:
+    """Two-stage search: Hamming top-``k_prime`` over the first stage's codes, then the best ``k`` of
+    those candidates by a finer score.
+
+    ``first_stage``: an :class:`~qama_rs.Index` (1-bit or expanded codes). ``rescorer``: an
+    :class:`AsymmetricIndex` holding the same documents under the same ids (compact codes scored
+    against the float query), or float32 vectors (a :class:`FloatVectors`, an array, or a ``.npy``
+    path, memory-mapped) whose row ``r`` is the ``r``-th document added to ``first_stage``. Only the
+    candidates are rescored, so a query reads every first-stage code plus ``k_prime`` finer ones.
+    """
+
+    def __init__(self, first_stage: Index, rescorer: Any, k_prime: int = 100) -> None:
+        if not isinstance(first_stage, Index):
+            raise TypeError(f"first_stage must be a qama_rs.Index, got {type(first_stage).__name__}")
+        if not isinstance(rescorer, AsymmetricIndex | FloatVectors):
+            rescorer = FloatVectors(rescorer)
+        self._first = first_stage
+        self._rescorer = rescorer
+        self.k_prime = _positive(k_prime, "k_prime")
+        self._row_map: tuple[int, _Rows] | None = None
+
+    @property
+    def first_stage(self) -> Index:
+        return self._first
+
+    @property
+    def rescorer(self) -> AsymmetricIndex | FloatVectors:
+        return self._rescorer
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def candidates(self, xq: Any, k_prime: int | None = None, dims: int | None = None) -> np.ndarray:
+        """First-stage ids ``int64 (q, min(k_prime, ntotal))``, nearest first (Hamming, ties by
+        insertion order). ``dims`` searches the Matryoshka prefix of the first-stage codes."""
+        return self._first.search(xq, self.k_prime if k_prime is None else k_prime, dims)[1]
+
+    def search(
+        self,
+        xq: Any,
+        k: int,
+        k_prime: int | None = None,
+        dims: int | None = None,
+        rescore_queries: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(D float32, I int64)``, both ``(q, min(k, k_prime, ntotal))``: the candidates' second-stage
+        scores, descending (ties by insertion order), and their ids.
+
+        ``rescore_queries``: the float queries the second stage scores with, when its scoring space
+        differs from the first stage's input (e.g. ``method.prepare_query(xq)``); default ``xq``.
+        """
+        k = _check_k(k)
+        k_prime = self.k_prime if k_prime is None else _positive(k_prime, "k_prime")
+        n = len(self._first)
+        if len(self._rescorer) != n:
+            raise ValueError(f"the first stage holds {n} vectors but the rescorer {len(self._rescorer)}")
+        ids = self.candidates(xq, k_prime, dims)
+        q2 = xq if rescore_queries is None else rescore_queries
+        if np.shape(q2)[:1] != (len(ids),):
+            raise ValueError(f"rescore_queries must have {len(ids)} rows, got shape {np.shape(q2)}")
+        if isinstance(self._rescorer, AsymmetricIndex):
+            return self._rescorer.rescore(q2, ids, k)
+        rows = self._rows().rows_of(ids)
+        scores, best = self._rescorer.rescore_rows(q2, rows, k)
+        return scores, self._first.ids[best]
+
+    def _rows(self) -> _Rows:
+        """Id → row map of the first stage, rebuilt when it grew (ids are only ever appended)."""
+        n = len(self._first)
+        if self._row_map is None or self._row_map[0] != n:
+            rows = _Rows()
+            rows.append(np.asarray(self._first.ids, dtype=np.int64))
+            self._row_map = (n, rows)
+        return self._row_map[1]
+
+    def __repr__(self) -> str:
+        return f"TwoStageIndex({self._first!r}, {self._rescorer!r}, k_prime={self.k_prime})"
+
+
+def _positive(value: Any, name: str) -> int:
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if value <= 0:
+        raise ValueError(f"{name} = {value}; must be positive")
+    return value
+
+
+def _pad8(size: int) -> int:
+    return size + (-size % 8)
+
+
+def _padded(raw: bytes) -> bytes:
+    return raw + b"\0" * (-len(raw) % 8)
+
+
+def _grow(array: np.ndarray, live: int, capacity: int) -> np.ndarray:
+    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[:live] = array[:live]
+    return grown

@@ -1,0 +1,373 @@
+//! Binding of `qama_core::asym`: compact b-bit codes scored against float32 queries.
+//!
+//! Reconstruction tables arrive as `float32 (dims, 2^bits)`; their column count gives `bits`
+//! (2, 4, 16 or 256 columns for 1, 2, 4 or 8 bits). Codes are `uint8 (n, row_bytes)` in the
+//! packed row layout, or a 1-D `uint8` array in the block layout (`asym_to_blocks`).
+use numpy::{IntoPyArray, Ix1, Ix2, PyArray1, PyArray2};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use qama_core::asym::{self, CodeFormat, Kernel, Recon, TopScores};
+
+use crate::args::{array_arg, rows_cols, slice_of};
+use crate::{into_2d, run_core};
+
+type Scored<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
+
+/// `bits` of a code array from the column count of its reconstruction table.
+fn bits_of_columns(cols: usize) -> PyResult<u32> {
+    match cols {
+        2 => Ok(1),
+        4 => Ok(2),
+        16 => Ok(4),
+        256 => Ok(8),
+        _ => Err(PyValueError::new_err(format!(
+            "recon has {cols} columns; it must have 2^bits columns: 2, 4, 16 or 256 (bits 1, 2, 4, 8)"
+        ))),
+    }
+}
+
+fn format_arg(dims: i64, bits: i64) -> PyResult<CodeFormat> {
+    let dims = usize::try_from(dims)
+        .map_err(|_| PyValueError::new_err(format!("dims = {dims}; must be positive")))?;
+    let bits = u32::try_from(bits)
+        .map_err(|_| PyValueError::new_err(format!("bits = {bits}; must be one of 1, 2, 4, 8")))?;
+    CodeFormat::new(dims, bits).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The validated reconstruction table `float32 (dims, 2^bits)`.
+fn recon_arg(recon: &Bound<'_, PyAny>) -> PyResult<Recon> {
+    let array = array_arg::<f32, Ix2>(recon, "recon")?;
+    let (dims, cols) = rows_cols(&array);
+    let format = CodeFormat::new(dims, bits_of_columns(cols)?)
+        .map_err(|e| PyValueError::new_err(format!("recon: {e}")))?;
+    Recon::new(format, slice_of(&array, "recon")?.to_vec())
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+fn kernel_arg(name: Option<&str>, blocks: bool) -> PyResult<Kernel> {
+    let Some(name) = name else {
+        return Ok(if blocks {
+            Kernel::best_blocks()
+        } else {
+            Kernel::best_rows()
+        });
+    };
+    let kernel = Kernel::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "kernel = {name:?}; known kernels are 'scalar', 'interleaved', 'avx2'"
+        ))
+    })?;
+    let (fits, layout) = if blocks {
+        (kernel.scans_blocks(), "the block layout ('scalar', 'avx2')")
+    } else {
+        (
+            kernel.scans_rows(),
+            "the row layout ('scalar', 'interleaved')",
+        )
+    };
+    if !fits {
+        return Err(PyValueError::new_err(format!(
+            "kernel {name:?} does not scan {layout}"
+        )));
+    }
+    if !kernel.is_available() {
+        return Err(PyValueError::new_err(format!(
+            "kernel {name:?} is not available on this CPU"
+        )));
+    }
+    Ok(kernel)
+}
+
+fn count_arg(value: i64, name: &str) -> PyResult<usize> {
+    usize::try_from(value)
+        .map_err(|_| PyValueError::new_err(format!("{name} = {value}; must not be negative")))
+}
+
+fn check_k(k: i64) -> PyResult<usize> {
+    if k <= 0 {
+        return Err(PyValueError::new_err(format!("k = {k}; must be positive")));
+    }
+    Ok(usize::try_from(k).unwrap_or(usize::MAX))
+}
+
+/// Queries `float32 (q, dims)` for a table of `dims` rows.
+fn queries_arg<'py>(
+    queries: &Bound<'py, PyAny>,
+    dims: usize,
+) -> PyResult<numpy::PyReadonlyArray2<'py, f32>> {
+    let q = array_arg::<f32, Ix2>(queries, "queries")?;
+    let cols = rows_cols(&q).1;
+    if cols != dims {
+        return Err(PyValueError::new_err(format!(
+            "queries has {cols} columns but recon has {dims} rows (dimensions)"
+        )));
+    }
+    Ok(q)
+}
+
+/// Packed codes `uint8 (n, row_bytes)` for a format.
+fn codes_arg<'py>(
+    codes: &Bound<'py, PyAny>,
+    format: CodeFormat,
+) -> PyResult<numpy::PyReadonlyArray2<'py, u8>> {
+    let codes = array_arg::<u8, Ix2>(codes, "codes")?;
+    let cols = rows_cols(&codes).1;
+    if cols != format.row_bytes() {
+        return Err(PyValueError::new_err(format!(
+            "codes has {cols} bytes per row; {} dims of {} bits need {}",
+            format.dims(),
+            format.bits(),
+            format.row_bytes()
+        )));
+    }
+    Ok(codes)
+}
+
+/// Candidate rows `int64 (q, kc)` for `nq` queries.
+fn candidates_arg<'py>(
+    candidates: &Bound<'py, PyAny>,
+    nq: usize,
+) -> PyResult<numpy::PyReadonlyArray2<'py, i64>> {
+    let c = array_arg::<i64, Ix2>(candidates, "candidates")?;
+    let rows = rows_cols(&c).0;
+    if rows != nq {
+        return Err(PyValueError::new_err(format!(
+            "candidates has {rows} rows but there are {nq} queries"
+        )));
+    }
+    Ok(c)
+}
+
+/// `(scores float32 (q, k), ids int64 (q, k))` of a core result.
+fn scored<'py>(py: Python<'py>, top: TopScores, nq: usize) -> PyResult<Scored<'py>> {
+    // In place (same size and alignment); ids < n <= 2^48.
+    let ids: Vec<i64> = top.ids.into_iter().map(|v| v as i64).collect();
+    Ok((
+        into_2d(py, top.scores, nq, top.k)?,
+        into_2d(py, ids, nq, top.k)?,
+    ))
+}
+
+/// Packs `uint8 (n, dims)` codes (each `< 2^bits`) into `uint8 (n, ceil(dims * bits / 8))`: field
+/// `j` at bit `j * bits` of the row's little-endian byte stream, rows zero-padded to whole bytes.
+#[pyfunction]
+fn asym_pack<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+    bits: i64,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let codes = array_arg::<u8, Ix2>(codes, "codes")?;
+    let (n, dims) = rows_cols(&codes);
+    let format = format_arg(dims as i64, bits)?;
+    let data = slice_of(&codes, "codes")?;
+    let packed = run_core(py, || asym::pack_codes(data, n, format))?;
+    into_2d(py, packed, n, format.row_bytes())
+}
+
+/// Inverse of `asym_pack`: `uint8 (n, row_bytes)` back to `uint8 (n, dims)` codes.
+#[pyfunction]
+fn asym_unpack<'py>(
+    py: Python<'py>,
+    packed: &Bound<'py, PyAny>,
+    dims: i64,
+    bits: i64,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let format = format_arg(dims, bits)?;
+    let packed = codes_arg(packed, format)?;
+    let n = rows_cols(&packed).0;
+    let data = slice_of(&packed, "codes")?;
+    let codes = run_core(py, || asym::unpack_codes(data, n, format))?;
+    into_2d(py, codes, n, format.dims())
+}
+
+/// Packed rows `uint8 (n, row_bytes)` to the block layout of the quantized kernel (1-D `uint8`):
+/// blocks of 32 rows, byte `i` of row `r` of a block at `i * 32 + r`, the last block zero-padded.
+#[pyfunction]
+fn asym_to_blocks<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let codes = array_arg::<u8, Ix2>(codes, "codes")?;
+    let (n, row_bytes) = rows_cols(&codes);
+    let data = slice_of(&codes, "codes")?;
+    let blocks = run_core(py, || asym::to_blocks(data, n, row_bytes))?;
+    Ok(blocks.into_pyarray(py))
+}
+
+/// Inverse of `asym_to_blocks`: the first `n` rows of a block-layout array, `uint8 (n, row_bytes)`.
+#[pyfunction]
+fn asym_from_blocks<'py>(
+    py: Python<'py>,
+    blocks: &Bound<'py, PyAny>,
+    n: i64,
+    row_bytes: i64,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let (n, row_bytes) = (count_arg(n, "n")?, count_arg(row_bytes, "row_bytes")?);
+    let blocks = array_arg::<u8, Ix1>(blocks, "blocks")?;
+    let data = slice_of(&blocks, "blocks")?;
+    let rows = run_core(py, || asym::from_blocks(data, n, row_bytes))?;
+    into_2d(py, rows, n, row_bytes)
+}
+
+/// Exact top-k by asymmetric score `Σ_j q_j · recon[j][c_j]` of `float32 (q, dims)` queries
+/// against packed rows `uint8 (n, row_bytes)`: `(scores float32, ids int64)`, both
+/// `(q, min(k, n))`, scores descending, ties by lower row. `kernel`: "scalar" or "interleaved".
+#[pyfunction]
+#[pyo3(signature = (queries, recon, codes, k, kernel=None))]
+fn asym_search<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    recon: &Bound<'py, PyAny>,
+    codes: &Bound<'py, PyAny>,
+    k: i64,
+    kernel: Option<&str>,
+) -> PyResult<Scored<'py>> {
+    let kernel = kernel_arg(kernel, false)?;
+    let k = check_k(k)?;
+    let recon = recon_arg(recon)?;
+    let format = recon.format();
+    let q = queries_arg(queries, format.dims())?;
+    let codes = codes_arg(codes, format)?;
+    let (nq, n) = (rows_cols(&q).0, rows_cols(&codes).0);
+    let (qs, cs) = (slice_of(&q, "queries")?, slice_of(&codes, "codes")?);
+    let top = run_core(py, || asym::search_with(kernel, qs, nq, &recon, cs, n, k))?;
+    scored(py, top, nq)
+}
+
+/// `asym_search` on codes in the block layout (`asym_to_blocks` of `n` rows; bits 1, 2 or 4):
+/// quantized lookups, then exact re-scoring, so results equal `asym_search`'s.
+/// `kernel`: "scalar" or "avx2".
+#[pyfunction]
+#[pyo3(signature = (queries, recon, blocks, n, k, kernel=None))]
+fn asym_search_blocked<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    recon: &Bound<'py, PyAny>,
+    blocks: &Bound<'py, PyAny>,
+    n: i64,
+    k: i64,
+    kernel: Option<&str>,
+) -> PyResult<Scored<'py>> {
+    let n = count_arg(n, "n")?;
+    let kernel = kernel_arg(kernel, true)?;
+    let k = check_k(k)?;
+    let recon = recon_arg(recon)?;
+    let q = queries_arg(queries, recon.format().dims())?;
+    let blocks = array_arg::<u8, Ix1>(blocks, "blocks")?;
+    let nq = rows_cols(&q).0;
+    let (qs, bs) = (slice_of(&q, "queries")?, slice_of(&blocks, "blocks")?);
+    let top = run_core(py, || {
+        asym::search_blocked_with(kernel, qs, nq, &recon, bs, n, k)
+    })?;
+    scored(py, top, nq)
+}
+
+/// Asymmetric scores `float32 (q, kc)` of each query's candidate rows `int64 (q, kc)` (in the
+/// given order) against packed rows: equal to `asym_search`'s scores bit for bit.
+#[pyfunction]
+fn asym_score_candidates<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    recon: &Bound<'py, PyAny>,
+    codes: &Bound<'py, PyAny>,
+    candidates: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let recon = recon_arg(recon)?;
+    let format = recon.format();
+    let q = queries_arg(queries, format.dims())?;
+    let codes = codes_arg(codes, format)?;
+    let nq = rows_cols(&q).0;
+    let cands = candidates_arg(candidates, nq)?;
+    let (n, kc) = (rows_cols(&codes).0, rows_cols(&cands).1);
+    let (qs, cs, ks) = (
+        slice_of(&q, "queries")?,
+        slice_of(&codes, "codes")?,
+        slice_of(&cands, "candidates")?,
+    );
+    let scores = run_core(py, || asym::score_candidates(qs, nq, &recon, cs, n, ks, kc))?;
+    into_2d(py, scores, nq, kc)
+}
+
+/// The best `min(k, kc)` of each query's distinct candidate rows `int64 (q, kc)` by asymmetric
+/// score: `(scores float32, ids int64)` (row numbers), descending, ties by lower row.
+#[pyfunction]
+fn asym_rescore<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    recon: &Bound<'py, PyAny>,
+    codes: &Bound<'py, PyAny>,
+    candidates: &Bound<'py, PyAny>,
+    k: i64,
+) -> PyResult<Scored<'py>> {
+    let k = check_k(k)?;
+    let recon = recon_arg(recon)?;
+    let format = recon.format();
+    let q = queries_arg(queries, format.dims())?;
+    let codes = codes_arg(codes, format)?;
+    let nq = rows_cols(&q).0;
+    let cands = candidates_arg(candidates, nq)?;
+    let (n, kc) = (rows_cols(&codes).0, rows_cols(&cands).1);
+    let (qs, cs, ks) = (
+        slice_of(&q, "queries")?,
+        slice_of(&codes, "codes")?,
+        slice_of(&cands, "candidates")?,
+    );
+    let top = run_core(py, || asym::rescore(qs, nq, &recon, cs, n, ks, kc, k))?;
+    scored(py, top, nq)
+}
+
+/// The best `min(k, kc)` of each query's distinct candidate rows `int64 (q, kc)` by dot product
+/// with `float32 (n, dims)` vectors (read in place: a `np.load(..., mmap_mode="r")` array reads
+/// only the candidates' rows): `(scores float32, ids int64)`, descending, ties by lower row.
+#[pyfunction]
+fn float_rescore<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    vectors: &Bound<'py, PyAny>,
+    candidates: &Bound<'py, PyAny>,
+    k: i64,
+) -> PyResult<Scored<'py>> {
+    let k = check_k(k)?;
+    let vectors = array_arg::<f32, Ix2>(vectors, "vectors")?;
+    let (n, dims) = rows_cols(&vectors);
+    let q = array_arg::<f32, Ix2>(queries, "queries")?;
+    let (nq, qd) = rows_cols(&q);
+    if qd != dims {
+        return Err(PyValueError::new_err(format!(
+            "queries has {qd} columns but vectors has {dims}"
+        )));
+    }
+    let cands = candidates_arg(candidates, nq)?;
+    let kc = rows_cols(&cands).1;
+    let (qs, vs, ks) = (
+        slice_of(&q, "queries")?,
+        slice_of(&vectors, "vectors")?,
+        slice_of(&cands, "candidates")?,
+    );
+    let top = run_core(py, || asym::rescore_float(qs, nq, dims, vs, n, ks, kc, k))?;
+    scored(py, top, nq)
+}
+
+/// Names of the asymmetric kernels this CPU runs ("avx2", "interleaved", "scalar").
+#[pyfunction]
+fn asym_kernels() -> Vec<&'static str> {
+    asym::available_kernels()
+        .into_iter()
+        .map(Kernel::name)
+        .collect()
+}
+
+/// Registers the functions of this module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(asym_pack, m)?)?;
+    m.add_function(wrap_pyfunction!(asym_unpack, m)?)?;
+    m.add_function(wrap_pyfunction!(asym_to_blocks, m)?)?;
+    m.add_function(wrap_pyfunction!(asym_from_blocks, m)?)?;
+    m.add_function(wrap_pyfunction!(asym_search, m)?)?;
+    m.add_function(wrap_pyfunction!(asym_search_blocked, m)?)?;
+    m.add_function(wrap_pyfunction!(asym_score_candidates, m)?)?;
+    m.add_function(wrap_pyfunction!(asym_rescore, m)?)?;
+    m.add_function(wrap_pyfunction!(float_rescore, m)?)?;
+    m.add_function(wrap_pyfunction!(asym_kernels, m)?)?;
+    Ok(())
+}
