@@ -36,6 +36,29 @@ fn min_time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
     times[0]
 }
 
+/// CPU seconds (user + system, all threads) this process has used, from `/proc/self/stat`
+/// (10 ms ticks): on a shared machine the wall time depends on the neighbours, the CPU time less.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+/// CPU milliseconds per call over `reps` calls.
+fn cpu_ms<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
+    let start = cpu_seconds();
+    for _ in 0..reps {
+        std::hint::black_box(f());
+    }
+    (cpu_seconds() - start) * 1e3 / reps as f64
+}
+
 /// 2-bit Lloyd-Max Gaussian levels times a per-dimension σ plus a median: what a caller passes.
 fn lloyd_max_recon(rng: &mut StdRng) -> Recon {
     let levels = [-1.5104f32, -0.4528, 0.4528, 1.5104];
@@ -72,64 +95,56 @@ fn perf_single_query_and_batch_vs_hamming() {
     let hamming_db: Vec<u64> = (0..n * 6).map(|_| rng.next_u64()).collect();
     let threads = rayon::current_num_threads();
     println!("n = {n}, d = {DIMS}, 2-bit asymmetric vs 1-bit Hamming (384 bits), k = 10, {threads} threads");
+    println!("wall: fastest of several runs; cpu: process CPU time per call over many runs");
     for nq in [1usize, 32] {
         let q = gaussian_queries(&mut rng, nq);
         let hq: Vec<u64> = (0..nq * 6).map(|_| rng.next_u64()).collect();
-        let reps = if nq == 1 { 15 } else { 3 };
-        let hamming = min_time(reps, || {
-            crate::topk::search(&hq, nq, &hamming_db, n, 6, 384, 10).unwrap()
-        });
+        let (reps, cpu_reps) = if nq == 1 { (15, 60) } else { (3, 4) };
+        let hamming = || crate::topk::search(&hq, nq, &hamming_db, n, 6, 384, 10).unwrap();
+        let (hamming_wall, hamming_cpu) = (min_time(reps, hamming), cpu_ms(cpu_reps, hamming));
         println!(
-            "nq={nq:>3} hamming 1-bit topk::search        {:>9.2} ms",
-            hamming.as_secs_f64() * 1e3
+            "nq={nq:>3} hamming 1-bit topk::search   wall {:>8.2} ms  cpu {:>8.2} ms",
+            hamming_wall.as_secs_f64() * 1e3,
+            hamming_cpu
         );
         let want = search_with(Kernel::Interleaved, &q, nq, &recon, &packed, n, 10).unwrap();
         for kernel in available_kernels() {
-            let (t, got) = if kernel.scans_blocks() {
-                (
-                    min_time(reps, || {
-                        search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap()
-                    }),
-                    search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap(),
-                )
-            } else {
-                (
-                    min_time(reps.min(5), || {
-                        search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap()
-                    }),
-                    search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap(),
-                )
+            let blocked = kernel.scans_blocks();
+            let run = || {
+                if blocked {
+                    search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap()
+                } else {
+                    search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap()
+                }
             };
-            assert_eq!(got, want, "{kernel:?}");
+            assert_eq!(run(), want, "{kernel:?}");
+            super::search::RESCORED.store(0, std::sync::atomic::Ordering::Relaxed);
+            let fast = kernel == Kernel::Avx2;
+            let wall = min_time(if fast { reps } else { 1 }, run);
             let rescored = super::search::RESCORED.swap(0, std::sync::atomic::Ordering::Relaxed);
-            let layout = if kernel.scans_blocks() {
-                "blocks"
-            } else {
-                "rows"
-            };
+            let cpu = cpu_ms(if fast { cpu_reps } else { 1 }, run);
+            let layout = if blocked { "blocks" } else { "rows" };
+            let wall_ms = wall.as_secs_f64() * 1e3;
             println!(
-                "nq={nq:>3} asym {:<11} ({layout:<6})          {:>9.2} ms  = {:.2}x hamming{}",
+                "nq={nq:>3} asym {:<11} ({layout:<6}) wall {wall_ms:>8.2} ms  cpu {cpu:>8.2} ms  = {:.2}x / {:.2}x hamming{}",
                 kernel.name(),
-                t.as_secs_f64() * 1e3,
-                t.as_secs_f64() / hamming.as_secs_f64(),
-                if kernel.scans_blocks() {
-                    format!(
-                        ", {:.0} rows re-scored per query",
-                        rescored as f64 / ((reps + 1) * nq) as f64
-                    )
+                wall.as_secs_f64() / hamming_wall.as_secs_f64(),
+                cpu / hamming_cpu,
+                if blocked {
+                    let runs = if fast { reps } else { 1 };
+                    format!(", {:.0} rows re-scored per query", rescored as f64 / (runs * nq) as f64)
                 } else {
                     String::new()
                 }
             );
         }
-        // The scalar row reference, once, for the record (slow).
         if nq == 1 {
-            let t = min_time(1, || {
+            let wall = min_time(1, || {
                 search_with(Kernel::Scalar, &q, nq, &recon, &packed, n, 10).unwrap()
             });
             println!(
-                "nq={nq:>3} asym scalar      (rows  )          {:>9.2} ms",
-                t.as_secs_f64() * 1e3
+                "nq={nq:>3} asym scalar      (rows  ) wall {:>8.2} ms",
+                wall.as_secs_f64() * 1e3
             );
         }
     }
@@ -160,8 +175,8 @@ fn perf_kernels_in_cache_and_setup() {
     );
     let luts = ByteLuts::build(&q, &recon).unwrap();
     let nibbles = super::fastscan::NibbleLuts::build(&q, &recon, &luts).unwrap();
-    let mut sums = [0u16; BLOCK_ROWS];
-    let block_bytes = BLOCK_ROWS * format.row_bytes();
+    let mut sums = [0u16; super::fastscan::GROUP_ROWS];
+    let group_bytes = super::fastscan::GROUP_ROWS * format.row_bytes();
     let mut kernels: Vec<(&str, super::fastscan::BlockKernel)> =
         vec![("scalar twin", super::fastscan::block_scalar)];
     #[cfg(target_arch = "x86_64")]
@@ -170,11 +185,11 @@ fn perf_kernels_in_cache_and_setup() {
     }
     for (name, kernel) in kernels {
         let t = min_time(5, || {
-            let mut acc = 0u32;
+            let mut acc = 0u64;
             for _ in 0..reps / 10 {
-                for block in blocks.chunks_exact(block_bytes) {
+                for group in blocks.chunks_exact(group_bytes) {
                     // SAFETY: kernel available; lengths as required.
-                    acc ^= unsafe { kernel(nibbles.tables(), block, u16::MAX, &mut sums) };
+                    acc ^= unsafe { kernel(nibbles.tables(), group, u16::MAX, &mut sums) };
                 }
             }
             acc

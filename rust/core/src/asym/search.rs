@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::error::{value_err, QamaError, Result};
 
 use super::blocks::{blocked_len, check_rows, BLOCK_ROWS};
-use super::fastscan::{block_scalar, BlockKernel, NibbleLuts};
+use super::fastscan::{block_scalar, BlockKernel, NibbleLuts, GROUP_BLOCKS, GROUP_ROWS};
 use super::lut::{check_query, ByteLuts, Recon};
 use super::scan::{scores_interleaved, scores_scalar};
 use super::select::{Best, TopScores};
@@ -130,7 +130,8 @@ pub fn search_blocked_with(
     }
     check_search(q, nq, recon, n, k)?;
     let block_bytes = BLOCK_ROWS * row_bytes;
-    let tile_blocks = (TILE_BYTES / 3 / block_bytes).max(1);
+    // Whole kernel groups per tile, about 64 KiB.
+    let tile_blocks = (TILE_BYTES / 3 / block_bytes / GROUP_BLOCKS).max(1) * GROUP_BLOCKS;
     drive(
         q,
         nq,
@@ -160,8 +161,8 @@ pub fn search_blocked_with(
     )
 }
 
-/// Scans whole blocks starting at row `first`: quantized sums, then exact scores of the rows
-/// whose sums pass the current threshold.
+/// Scans whole blocks starting at row `first`, two per kernel call: quantized sums, then exact
+/// scores of the rows whose sums pass the current threshold.
 fn scan_blocks(
     kernel: BlockKernel,
     nibbles: &NibbleLuts,
@@ -172,22 +173,24 @@ fn scan_blocks(
     best: &mut Best,
 ) {
     let block_bytes = BLOCK_ROWS * luts.bytes();
-    let mut sums = [0u16; BLOCK_ROWS];
+    let mut sums = [0u16; GROUP_ROWS];
     let mut threshold = nibbles.min_sum(best.kth());
-    for (b, block) in tile.chunks_exact(block_bytes).enumerate() {
+    for (g, group) in tile.chunks(GROUP_BLOCKS * block_bytes).enumerate() {
         // SAFETY: the kernel was picked for this CPU; `tables` has TABLE_STRIDE bytes per code
-        // byte and `block` BLOCK_ROWS.
-        let mut mask = unsafe { kernel(nibbles.tables(), block, threshold, &mut sums) };
-        let base = first + b * BLOCK_ROWS;
+        // byte and `group` one or two whole blocks.
+        let mut mask = unsafe { kernel(nibbles.tables(), group, threshold, &mut sums) };
+        let base = first + g * GROUP_ROWS;
         while mask != 0 {
             let r = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             if base + r >= n {
                 break; // padding rows (the last block's tail; bits ascend with rows)
             }
+            let block = &group[(r / BLOCK_ROWS) * block_bytes..];
+            let score = luts.score_strided(block, BLOCK_ROWS, r % BLOCK_ROWS);
             #[cfg(test)]
             RESCORED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if best.offer(luts.score_strided(block, BLOCK_ROWS, r), (base + r) as u64) {
+            if best.offer(score, (base + r) as u64) {
                 threshold = nibbles.min_sum(best.kth());
             }
         }

@@ -2,7 +2,7 @@
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::fastscan::{block_scalar, lane_of, NibbleLuts, TABLE_STRIDE};
+use super::fastscan::{block_scalar, lane_of, NibbleLuts, GROUP_ROWS, TABLE_STRIDE};
 use super::*;
 use crate::error::QamaError;
 
@@ -180,31 +180,39 @@ fn block_kernels_match_scalar_twin() {
             })
             .collect();
         assert_eq!(tables.len(), bytes * TABLE_STRIDE);
-        let mut block: Vec<u8> = (0..bytes * BLOCK_ROWS).map(|_| rng.random()).collect();
-        // Row 0 all 0xFF (the largest entries where allowed), row 1 all zero.
+        let bb = bytes * BLOCK_ROWS;
+        let mut blocks: Vec<u8> = (0..2 * bb).map(|_| rng.random()).collect();
+        // Row 0 of block 0 and row 33 (block 1, row 1) all 0xFF (the largest entries where
+        // allowed); row 1 and row 32 all zero.
         for i in 0..bytes {
-            block[i * BLOCK_ROWS] = 0xFF;
-            block[i * BLOCK_ROWS + 1] = 0;
+            blocks[i * BLOCK_ROWS] = 0xFF;
+            blocks[i * BLOCK_ROWS + 1] = 0;
+            blocks[bb + i * BLOCK_ROWS] = 0;
+            blocks[bb + i * BLOCK_ROWS + 1] = 0xFF;
         }
-        let mut want = [0u16; BLOCK_ROWS];
         let max_sum = (bytes * 255).min(usize::from(u16::MAX));
-        for threshold in [0u16, 1, 1000, (max_sum / 2) as u16, u16::MAX] {
-            // SAFETY: lengths as the kernel type requires.
-            let want_mask = unsafe { block_scalar(&tables, &block, threshold, &mut want) };
-            for r in 0..BLOCK_ROWS {
-                assert_eq!(
-                    want_mask >> r & 1 == 1,
-                    want[lane_of(r)] >= threshold,
-                    "bytes={bytes} r={r}"
-                );
-            }
-            #[cfg(target_arch = "x86_64")]
-            if Kernel::Avx2.is_available() && bytes * 255 <= usize::from(u16::MAX) {
-                let mut got = [0u16; BLOCK_ROWS];
-                // SAFETY: AVX2 is available; lengths as required.
-                let mask = unsafe { fastscan::avx2::block(&tables, &block, threshold, &mut got) };
-                assert_eq!(got, want, "bytes={bytes}");
-                assert_eq!(mask, want_mask, "bytes={bytes} threshold={threshold}");
+        for group in [&blocks[..bb], &blocks[..]] {
+            let rows = group.len() / bytes;
+            for threshold in [0u16, 1, 1000, (max_sum / 2) as u16, u16::MAX] {
+                let mut want = [0u16; GROUP_ROWS];
+                // SAFETY: lengths as the kernel type requires.
+                let want_mask = unsafe { block_scalar(&tables, group, threshold, &mut want) };
+                for r in 0..GROUP_ROWS {
+                    let expected = r < rows && want[lane_of(r)] >= threshold;
+                    assert_eq!(want_mask >> r & 1 == 1, expected, "bytes={bytes} r={r}");
+                }
+                #[cfg(target_arch = "x86_64")]
+                if Kernel::Avx2.is_available() && bytes * 255 <= usize::from(u16::MAX) {
+                    let mut got = [0u16; GROUP_ROWS];
+                    // SAFETY: AVX2 is available; lengths as required.
+                    let mask =
+                        unsafe { fastscan::avx2::block(&tables, group, threshold, &mut got) };
+                    assert_eq!(got, want, "bytes={bytes} rows={rows}");
+                    assert_eq!(
+                        mask, want_mask,
+                        "bytes={bytes} rows={rows} threshold={threshold}"
+                    );
+                }
             }
         }
     }
@@ -224,7 +232,7 @@ fn quantized_sums_bound_the_float_scores() {
             let q = random_floats(&mut rng, dims);
             let luts = ByteLuts::build(&q, &recon).unwrap();
             let nibbles = NibbleLuts::build(&q, &recon, &luts).unwrap();
-            let mut sums = [0u16; BLOCK_ROWS];
+            let mut sums = [0u16; GROUP_ROWS];
             for (b, block) in blocks.chunks(BLOCK_ROWS * format.row_bytes()).enumerate() {
                 // SAFETY: lengths as the kernel type requires.
                 unsafe { block_scalar(nibbles.tables(), block, 0, &mut sums) };
@@ -299,7 +307,7 @@ fn block_search_is_exact_where_the_approximation_misranks() {
     let nibbles = NibbleLuts::build(&q, &recon, &luts).unwrap();
     let rb = format.row_bytes();
     let mut sums = vec![0u16; n];
-    let mut buf = [0u16; BLOCK_ROWS];
+    let mut buf = [0u16; GROUP_ROWS];
     for (b, block) in blocks.chunks(BLOCK_ROWS * rb).enumerate() {
         // SAFETY: lengths as the kernel type requires.
         unsafe { block_scalar(nibbles.tables(), block, 0, &mut buf) };
