@@ -1,0 +1,219 @@
+"""A trained QAMA head as a ready-to-use model: load, embed, transform, quantize, index.
+
+Artifact layout (a folder):
+
+- ``head.safetensors`` — the head's parameters (FFN, skip, hybrid pair reducers);
+- ``config.json`` — ``format``/``version``, base model id, input width, Matryoshka levels, schemes, the
+  thresholds of every (level, scheme) as per-feature lists, the full training config, and a description of
+  the training data and run.
+
+``dims`` below is always a Matryoshka level of the head (e.g. 384/192/128/96/48): a level's slice is
+L2-normalized on its own and has its own thresholds. Inputs ``emb`` are *base-model* embeddings
+(``qama_rs.embed.embed_texts``); the head is applied here.
+
+Searching: ``index = model.index(doc_texts_or_emb, dims, scheme)``, then
+``D, I = index.search(model.features(query_emb, dims, scheme), k)`` (symmetric Hamming search).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import DEFAULT_BASE_MODEL, QamaConfig
+from .head import QamaHead
+from .thresholds import ThresholdBank, scheme_levels
+
+__all__ = ["QamaModel"]
+
+FORMAT = "qama-rs/head"
+FORMAT_VERSION = 1
+WEIGHTS = "head.safetensors"
+CONFIG = "config.json"
+
+
+class QamaModel:
+    """A trained head, its thresholds and the config it was trained with."""
+
+    def __init__(
+        self,
+        head: QamaHead,
+        thresholds: ThresholdBank,
+        config: QamaConfig,
+        training: dict[str, Any] | None = None,
+    ):
+        if not isinstance(head, QamaHead):
+            raise TypeError(f"head must be a QamaHead, got {type(head).__name__}")
+        if not isinstance(thresholds, ThresholdBank):
+            raise TypeError(f"thresholds must be a ThresholdBank, got {type(thresholds).__name__}")
+        self.head = head.eval()
+        self.thresholds = thresholds
+        self.config = config
+        self.training = training or {}
+
+    # ------------------------------------------------------------------------------- properties
+    @property
+    def base_model(self) -> str:
+        return self.config.base_model
+
+    @property
+    def dim(self) -> int:
+        return self.head.dim
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        return self.head.levels
+
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        return tuple(self.thresholds.schemes)
+
+    # ------------------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``head.safetensors`` and ``config.json`` into the folder ``path`` (created if needed)."""
+        from safetensors.torch import save_file
+
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
+        thresholds: dict[str, dict[str, Any]] = {}
+        for level, scheme in self.thresholds.pairs():
+            levels = self.thresholds.feature_levels(level, scheme)
+            rows = self.thresholds.get(level, scheme).tolist()
+            thresholds.setdefault(str(level), {})[scheme] = {
+                "levels": levels,
+                # float32 -> Python float is exact and JSON round-trips doubles exactly.
+                "thresholds": [row[: n - 1] for row, n in zip(rows, levels, strict=True)],
+            }
+        document = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "base_model": self.config.base_model,
+            "input_dim": self.dim,
+            "levels": list(self.levels),
+            "schemes": list(self.schemes),
+            "thresholds": thresholds,
+            "config": self.config.to_dict(),
+            "training": self.training,
+        }
+        (folder / CONFIG).write_text(json.dumps(document, indent=1) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> QamaModel:
+        """Read a folder written by `save` (or by `qama_rs.train.train`)."""
+        from safetensors.torch import load_file
+
+        folder = Path(path)
+        if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
+            raise FileNotFoundError(f"{folder} does not hold a QAMA model ({CONFIG} + {WEIGHTS})")
+        document = json.loads((folder / CONFIG).read_text())
+        if document.get("format") != FORMAT:
+            raise ValueError(f"{folder / CONFIG}: not a QAMA head (format {document.get('format')!r})")
+        if document.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{folder / CONFIG}: unsupported version {document.get('version')!r}")
+        config = QamaConfig.from_dict(document["config"])
+        head = QamaHead(config.head)
+        head.load_state_dict(load_file(str(folder / WEIGHTS)))
+        bank = ThresholdBank(head.levels, document["schemes"])
+        for level, scheme in bank.pairs():
+            entry = document["thresholds"][str(level)][scheme]
+            if entry["levels"] != bank.feature_levels(level, scheme):
+                raise ValueError(f"{folder / CONFIG}: levels of {level}/{scheme} do not match the scheme")
+            padded = bank.get(level, scheme).clone()
+            for row, values in enumerate(entry["thresholds"]):
+                padded[row, : len(values)] = torch.tensor(values, dtype=torch.float32)
+            bank.set(level, scheme, padded)
+        bank.initialised.fill_(True)
+        return cls(head, bank, config, training=document.get("training"))
+
+    # ------------------------------------------------------------------------------- transforms
+    def embed(self, texts, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Base-model embeddings of ``texts`` passed through the head: ``float32 (n, dim)``, L2-normalized."""
+        return self.transform(self._embed_base(texts, batch_size, progress))
+
+    def transform(self, emb, dims: int | None = None) -> np.ndarray:
+        """Head output of base-model embeddings ``emb`` ``(n, input_dim)``: the level-``dims`` slice
+        (default: full width), L2-normalized, ``float32``."""
+        dims = self._check_dims(dims)
+        with torch.no_grad():
+            h = self.head(self._as_tensor(emb))
+            return self.head.slice(h, dims).numpy().astype(np.float32)
+
+    def features(self, emb, dims: int | None = None, scheme: str = "2bit") -> np.ndarray:
+        """What the quantizer of ``(dims, scheme)`` takes: the normalized slice, or for ``"hybrid"`` its
+        first three quarters plus the pair-reduced last quarter (``7 * dims / 8`` values)."""
+        dims = self._check_dims(dims)
+        self._check_scheme(scheme)
+        with torch.no_grad():
+            z = self.head.slice(self.head(self._as_tensor(emb)), dims)
+            return np.ascontiguousarray(self.head.features(z, scheme).numpy(), dtype=np.float32)
+
+    def quantizer(self, dims: int | None = None, scheme: str = "2bit"):
+        """A `qama_rs.Quantizer` with this model's thresholds for ``(dims, scheme)``; it takes `features`
+        (already pair-reduced for hybrid, so the quantizer does no reduction of its own)."""
+        from . import Quantizer
+
+        dims = self._check_dims(dims)
+        self._check_scheme(scheme)
+        levels = scheme_levels(dims, scheme)
+        thresholds = self.thresholds.get(dims, scheme).numpy().astype(np.float32)
+        return Quantizer(thresholds, np.asarray(levels))
+
+    def index(self, texts_or_emb, dims: int | None = None, scheme: str = "2bit", ids=None):
+        """A `qama_rs.Index` holding the codes of ``texts_or_emb`` (strings are embedded with the base model
+        first; an array is taken as base-model embeddings). Search it with
+        ``index.search(model.features(query_emb, dims, scheme), k)``."""
+        from . import Index
+
+        if _is_texts(texts_or_emb):
+            emb = self._embed_base(texts_or_emb, 64, False)
+        else:
+            emb = texts_or_emb
+        index = Index(self.quantizer(dims, scheme))
+        index.add(self.features(emb, dims, scheme), ids=ids)
+        return index
+
+    # ---------------------------------------------------------------------------------- helpers
+    def _embed_base(self, texts, batch_size: int, progress: bool) -> np.ndarray:
+        from .embed import embed_texts
+
+        model = None if self.config.base_model == DEFAULT_BASE_MODEL else self.config.base_model
+        return embed_texts(texts, model=model, batch_size=batch_size, progress=progress)
+
+    def _as_tensor(self, emb) -> torch.Tensor:
+        array = np.asarray(emb)
+        if array.dtype.kind != "f":
+            raise TypeError(f"emb must be a floating-point array, got dtype {array.dtype}")
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise ValueError(f"emb must have shape (n, {self.dim}), got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError("emb contains a non-finite value")
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+    def _check_dims(self, dims: int | None) -> int:
+        if dims is None:
+            return self.levels[0]
+        if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)):
+            raise TypeError(f"dims must be an int, got {type(dims).__name__}")
+        if int(dims) not in self.levels:
+            raise ValueError(f"dims must be one of the head's levels {self.levels}, got {dims}")
+        return int(dims)
+
+    def _check_scheme(self, scheme: str) -> None:
+        if scheme not in self.schemes:
+            raise ValueError(f"scheme must be one of {self.schemes}, got {scheme!r}")
+
+    def __repr__(self) -> str:
+        return f"QamaModel(base_model={self.base_model!r}, levels={self.levels}, schemes={self.schemes})"
+
+
+def _is_texts(value: Any) -> bool:
+    if isinstance(value, str):
+        raise TypeError("texts must be a sequence of strings, not a single string")
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(t, str) for t in value)

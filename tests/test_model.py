@@ -1,0 +1,141 @@
+"""QamaModel: save/load round trip, transforms, and the engine objects built from the trained thresholds."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from qama_rs.config import HeadConfig, QamaConfig, ThresholdConfig, ablation_config
+from qama_rs.head import QamaHead
+from qama_rs.model import QamaModel
+from qama_rs.thresholds import ThresholdBank, scheme_levels, thermometer_codes, threshold_count
+
+
+def _docs(n=300, d=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 8)) @ rng.standard_normal((8, d)) + 0.3 * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model():
+    config = QamaConfig(
+        head=HeadConfig(input_dim=32, expansion=2, levels=(32, 16, 8)),
+        thresholds=ThresholdConfig(schemes=("1bit", "2bit", "hybrid")),
+    )
+    torch.manual_seed(0)
+    head = QamaHead(config.head)
+    docs = torch.from_numpy(_docs())
+    head.init_from_data(docs)
+    with torch.no_grad():  # make the FFN matter, so a broken save/load of it would show
+        head.down.weight.normal_(0, 0.05)
+        head.reducers["16"].w2.normal_(0, 0.5)
+    bank = ThresholdBank(head.levels, config.thresholds.schemes)
+    with torch.no_grad():
+        h = head(docs)
+        for level, scheme in bank.pairs():
+            bank.fit(level, scheme, head.features(head.slice(h, level), scheme))
+    return QamaModel(head, bank, config, training={"data": [{"name": "synthetic", "docs": 300}]})
+
+
+def test_save_load_round_trip(model, tmp_path):
+    model.save(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"head.safetensors", "config.json"}
+    document = json.loads((tmp_path / "config.json").read_text())
+    assert document["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert document["levels"] == [32, 16, 8] and document["schemes"] == ["1bit", "2bit", "hybrid"]
+    assert document["thresholds"]["16"]["hybrid"]["levels"] == scheme_levels(16, "hybrid")
+    assert document["training"]["data"][0]["name"] == "synthetic"
+    loaded = QamaModel.load(tmp_path)
+    docs = _docs(50, seed=1)
+    for dims in (32, 16, 8):
+        np.testing.assert_array_equal(loaded.transform(docs, dims), model.transform(docs, dims))
+        for scheme in ("1bit", "2bit", "hybrid"):
+            assert torch.equal(loaded.thresholds.get(dims, scheme), model.thresholds.get(dims, scheme))
+            np.testing.assert_array_equal(
+                loaded.features(docs, dims, scheme), model.features(docs, dims, scheme)
+            )
+    assert loaded.config.to_dict() == model.config.to_dict()
+
+
+def test_transform_and_features_shapes(model):
+    docs = _docs(10, seed=2)
+    full = model.transform(docs)
+    assert full.shape == (10, 32) and full.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(model.transform(docs, 8), axis=1), 1.0, rtol=1e-5)
+    assert model.features(docs, 16, "hybrid").shape == (10, 14)
+    assert model.features(docs, 16, "2bit").shape == (10, 16)
+
+
+def test_bad_arguments_raise(model, tmp_path):
+    docs = _docs(4)
+    with pytest.raises(ValueError, match="levels"):
+        model.transform(docs, 12)
+    with pytest.raises(TypeError):
+        model.transform(docs, "16")
+    with pytest.raises(ValueError, match="scheme"):
+        model.features(docs, 16, "1.5bit")
+    with pytest.raises(ValueError, match="shape"):
+        model.transform(docs[:, :16])
+    with pytest.raises(TypeError):
+        model.transform(docs.astype(np.int32))
+    with pytest.raises(FileNotFoundError):
+        QamaModel.load(tmp_path / "missing")
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
+    (tmp_path / "head.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="not a QAMA head"):
+        QamaModel.load(tmp_path)
+
+
+def test_quantizer_matches_the_trained_thresholds(model):
+    core = pytest.importorskip("qama_rs._core")
+    del core
+    docs = _docs(40, seed=3)
+    for dims in (32, 16):
+        for scheme in ("1bit", "2bit", "hybrid"):
+            quantizer = model.quantizer(dims, scheme)
+            levels = scheme_levels(dims, scheme)
+            assert list(quantizer.levels) == levels
+            assert quantizer.bits == threshold_count(levels)
+            assert quantizer.pair_reduce_start is None  # the head already reduced the pairs
+            features = model.features(docs, dims, scheme)
+            expected = thermometer_codes(torch.from_numpy(features), model.thresholds.get(dims, scheme))
+            np.testing.assert_array_equal(quantizer.quantize(features), expected.numpy())
+    assert model.quantizer(32, "hybrid").bits == 4 * 3 * 2 + 8 * 2 + 8 + 4  # 7/8 of dims, 1.625 bits/dim
+
+
+def test_index_finds_each_document_itself(model):
+    pytest.importorskip("qama_rs._core")
+    docs = _docs(200, seed=4)
+    index = model.index(docs, 32, "2bit")
+    assert len(index) == 200
+    distances, ids = index.search(model.features(docs[:20], 32, "2bit"), 1)
+    assert (distances[:, 0] == 0).all()
+    # A duplicate code may tie with a lower id; the top hit is then an exact code match.
+    codes = model.quantizer(32, "2bit").quantize(model.features(docs, 32, "2bit"))
+    for row, hit in enumerate(ids[:, 0]):
+        assert np.array_equal(codes[hit], codes[row])
+
+
+def test_ablation_ladder_adds_one_component_per_step():
+    from qama_rs.config import ABLATION_STEPS
+
+    previous = None
+    for step in ABLATION_STEPS:
+        config = ablation_config(step)
+        assert config.ablation == step
+        losses = config.losses
+        switched = {
+            "train_head": config.optim.train_head,
+            "quantization": losses.quantization > 0,
+            "matryoshka": losses.matryoshka,
+            "orthogonality": losses.orthogonality > 0,
+            "bottleneck": losses.bottleneck > 0,
+            "variance": losses.variance > 0,
+        }
+        on = {name for name, value in switched.items() if value}
+        if previous is not None:
+            assert previous < on and len(on - previous) == 1
+        previous = on
+    assert previous == {"train_head", "quantization", "matryoshka", "orthogonality", "bottleneck", "variance"}

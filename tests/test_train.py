@@ -1,0 +1,181 @@
+"""Training: a short run lowers the loss and improves held-out neighbour preservation; checkpoints; CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from qama_rs.config import HeadConfig, QamaConfig, ablation_config
+from qama_rs.model import QamaModel
+from qama_rs.thresholds import thermometer_bits, threshold_count
+from qama_rs.train import TrainingData, neighbour_recall, train, train_main
+
+D = 32
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: intra-op threads only add overhead (and the CI machine is shared)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _clustered(n, seed):
+    """Anisotropic clustered unit vectors, a small stand-in for sentence embeddings."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((12, D)) * np.linspace(2.0, 0.2, D)
+    x = centres[rng.integers(0, 12, n)] + 0.6 * rng.standard_normal((n, D)) * np.linspace(1.5, 0.3, D)
+    x = x + 1.5  # a common offset, as real embeddings have
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _config(step="variance", epochs=1):
+    config = ablation_config(step, QamaConfig(head=HeadConfig(input_dim=D, expansion=2, levels=(32, 16, 8))))
+    config.optim.epochs = epochs
+    config.optim.batch_size = 64
+    config.optim.lr = 1e-3
+    return config
+
+
+def _hamming_recall(model: QamaModel, docs: np.ndarray, dims: int, scheme: str) -> float:
+    import torch
+
+    features = torch.from_numpy(model.features(docs, dims, scheme))
+    bits = thermometer_bits(features, model.thresholds.get(dims, scheme)).numpy()
+    n_bits = threshold_count(model.thresholds.feature_levels(dims, scheme))
+    hamming = bits.sum(1)[:, None] + bits.sum(1)[None] - 2 * bits @ bits.T
+    return neighbour_recall(docs, 1 - 2 * hamming / n_bits, k=10)
+
+
+def test_short_training_lowers_the_loss_and_improves_heldout_neighbours(tmp_path):
+    docs = _clustered(900, seed=0)
+    train_docs, heldout = docs[:700], docs[700:]
+    data = TrainingData(docs=train_docs, description=[{"name": "synthetic", "docs": 700}])
+    frozen = QamaModel.load(train(_config("thresholds"), data, tmp_path / "frozen", progress=False))
+    trained_dir = train(_config("variance", epochs=2), data, tmp_path / "trained", progress=False)
+    trained = QamaModel.load(trained_dir)
+    summary = json.loads((trained_dir / "config.json").read_text())["training"]
+    assert summary["steps"] == 2 * 11  # ceil(700 / 64) batches per epoch, 2 epochs
+    assert summary["loss_after"] < summary["loss_before"]
+    assert summary["data"] == [{"name": "synthetic", "docs": 700}]
+    before = _hamming_recall(frozen, heldout, 32, "1bit")
+    after = _hamming_recall(trained, heldout, 32, "1bit")
+    assert after > before
+
+
+def test_frozen_head_is_the_untrained_initialisation(tmp_path):
+    docs = _clustered(200, seed=1)
+    model = QamaModel.load(train(_config("thresholds"), TrainingData(docs=docs), tmp_path, progress=False))
+    # PCA init: the full-width head output is a rotation of the input -> the same cosines.
+    np.testing.assert_allclose(model.transform(docs) @ model.transform(docs).T, docs @ docs.T, atol=1e-5)
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path):
+    data = TrainingData(docs=_clustered(200, seed=2))
+    train(_config(epochs=1), data, tmp_path, progress=False)
+    assert (tmp_path / "checkpoint.pt").is_file()
+    train(_config(epochs=2), data, tmp_path / "fresh", progress=False)
+    with pytest.raises(ValueError, match="different config"):
+        train(_config(epochs=2), data, tmp_path, resume=True, progress=False)
+    # Same config: an already finished run resumes as a no-op and keeps its step count.
+    train(_config(epochs=1), data, tmp_path, resume=True, progress=False)
+    assert json.loads((tmp_path / "config.json").read_text())["training"]["steps"] == 4
+
+
+def test_train_rejects_bad_input(tmp_path):
+    with pytest.raises(TypeError):
+        train({"epochs": 1}, TrainingData(docs=_clustered(50, 3)), tmp_path)
+    with pytest.raises(ValueError, match="input_dim"):
+        train(QamaConfig(), TrainingData(docs=_clustered(50, 3)), tmp_path)
+    with pytest.raises(ValueError):
+        TrainingData(docs=np.zeros((1, D), dtype=np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        TrainingData(docs=np.full((4, D), np.nan, dtype=np.float32))
+
+
+def test_labelled_pairs_are_used(tmp_path):
+    docs = _clustered(300, seed=4)
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 300, 40)
+    queries = docs[rows] + 0.1 * rng.standard_normal((40, D)).astype(np.float32)
+    data = TrainingData(
+        docs=docs,
+        pair_queries=queries,
+        pair_docs=docs[rows],
+        pair_query_keys=[f"q{i}" for i in range(40)],
+        pair_doc_keys=[f"d{r}" for r in rows],
+    )
+    trained = train(_config(), data, tmp_path, progress=False)
+    history = json.loads((trained / "config.json").read_text())["training"]["history"]
+    assert history[0]["labelled"] > 0 and history[0]["q_labelled"] > 0
+
+
+def _write_beir(folder, docs):
+    """A tiny BEIR dataset whose 'model' is a .npy of precomputed document embeddings."""
+    folder.mkdir()
+    with open(folder / "corpus.jsonl", "w") as f:
+        for i in range(len(docs)):
+            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": f"document {i}"}) + "\n")
+    with open(folder / "queries.jsonl", "w") as f:
+        f.write(json.dumps({"_id": "q0", "text": "query"}) + "\n")
+    (folder / "qrels").mkdir()
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\n")
+    np.save(folder / "emb.npy", docs)
+    np.save(folder / "emb.queries.npy", docs[:1])
+
+
+def test_train_main_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QAMA_CACHE", str(tmp_path / "cache"))
+    dataset = tmp_path / "tiny"
+    _write_beir(dataset, _clustered(120, seed=5))
+    config_file = tmp_path / "config.json"
+    _config().save(config_file)
+    status = train_main(
+        [
+            "--dataset",
+            str(dataset),
+            "--out",
+            str(tmp_path / "out"),
+            "--config",
+            str(config_file),
+            "--epochs",
+            "1",
+            "--model",
+            str(dataset / "emb.npy"),
+            "--quiet",
+        ]
+    )
+    assert status == 0
+    assert "trained 2 steps on 120 documents" in capsys.readouterr().out
+    model = QamaModel.load(tmp_path / "out")
+    assert model.training["data"][0]["docs"] == 120
+    with pytest.raises(SystemExit):
+        train_main(["--out", str(tmp_path / "x")])  # --dataset is required
+
+
+@pytest.mark.slow
+def test_short_training_on_a_scifact_slice(tmp_path):
+    """Real embeddings: 1 epoch on 1,200 scifact documents, judged on 500 held-out documents."""
+    from qama_rs.data import load_beir
+    from qama_rs.embed import dataset_embeddings
+
+    docs = dataset_embeddings(load_beir("scifact")).docs
+    data = TrainingData(docs=docs[:1200], description=[{"name": "scifact[:1200]", "docs": 1200}])
+    heldout = docs[1200:1700]
+
+    def config(step):
+        config = ablation_config(step, QamaConfig(head=HeadConfig(expansion=4)))
+        config.optim.epochs = 1
+        config.optim.lr = 1e-3
+        return config
+
+    frozen = QamaModel.load(train(config("thresholds"), data, tmp_path / "frozen", progress=False))
+    trained_dir = train(config("variance"), data, tmp_path / "trained", progress=False)
+    summary = json.loads((trained_dir / "config.json").read_text())["training"]
+    assert summary["loss_after"] < summary["loss_before"]
+    trained = QamaModel.load(trained_dir)
+    assert _hamming_recall(trained, heldout, 384, "1bit") > _hamming_recall(frozen, heldout, 384, "1bit")
