@@ -218,3 +218,25 @@ fn perf_kernels_in_cache_and_setup() {
         );
     }
 }
+
+/// The block kernel's batch regime alone (for profilers): 32 queries, `QAMA_PERF_N` rows, 20 runs.
+#[test]
+#[ignore]
+fn perf_batch_blocks_only() {
+    let n = rows();
+    let mut rng = StdRng::seed_from_u64(1);
+    let format = CodeFormat::new(DIMS, 2).unwrap();
+    let codes: Vec<u8> = (0..n * DIMS).map(|_| rng.random_range(0..4u8)).collect();
+    let packed = pack_codes(&codes, n, format).unwrap();
+    let blocks = to_blocks(&packed, n, format.row_bytes()).unwrap();
+    let recon = lloyd_max_recon(&mut rng);
+    let q = gaussian_queries(&mut rng, 32);
+    let wall = min_time(20, || {
+        search_blocked(&q, 32, &recon, &blocks, n, 10).unwrap()
+    });
+    println!(
+        "batch of 32, n = {n}: {:.2} ms, {:.2} ns per (query, row)",
+        wall.as_secs_f64() * 1e3,
+        wall.as_secs_f64() * 1e9 / (32 * n) as f64
+    );
+}

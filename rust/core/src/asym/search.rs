@@ -1,15 +1,17 @@
 //! Exact top-k drivers: parallel over queries (batches, cache-resident code tiles) or over code
 //! tiles (few queries), for the row layout (float tables) and the block layout (quantized
 //! tables plus exact re-scoring).
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use rayon::prelude::*;
 
 use crate::error::{value_err, QamaError, Result};
 
 use super::blocks::{blocked_len, check_rows, BLOCK_ROWS};
-use super::fastscan::{block_scalar, BlockKernel, NibbleLuts, GROUP_BLOCKS, GROUP_ROWS};
+use super::fastscan::{block_scalar, lane_of, BlockKernel, NibbleLuts, GROUP_BLOCKS, GROUP_ROWS};
 use super::lut::{check_query, ByteLuts, Recon};
 use super::scan::{scores_interleaved, scores_scalar};
-use super::select::{Best, TopScores};
+use super::select::{from_ordered, ordered, Best, TopScores};
 use super::{try_zeroed, Kernel};
 
 /// Queries per task from which the batch regime (parallel over queries) is used.
@@ -26,6 +28,27 @@ struct Prepared {
     luts: ByteLuts,
     /// Quantized tables (block layout only).
     nibbles: Option<NibbleLuts>,
+    /// The best k-th score any task has reached for this query (as [`ordered`] bits): every task
+    /// scanning other rows of the same query can skip rows below it, so a task that starts with an
+    /// empty selection does not re-score its first rows needlessly.
+    floor: AtomicU32,
+}
+
+impl Prepared {
+    /// The k-th score to beat: the task's own, or a better one another task published.
+    #[inline]
+    fn kth(&self, best: &Best) -> f32 {
+        best.kth()
+            .max(from_ordered(self.floor.load(Ordering::Relaxed)))
+    }
+
+    /// Publishes a task's k-th score (a lower bound of the final k-th score).
+    #[inline]
+    fn publish(&self, best: &Best) {
+        if best.kth() > f32::NEG_INFINITY {
+            self.floor.fetch_max(ordered(best.kth()), Ordering::Relaxed);
+        }
+    }
 }
 
 /// Exact top-k by asymmetric score of `nq` float queries (`nq * dims` values) against `n`
@@ -156,7 +179,7 @@ pub fn search_blocked_with(
                 }
                 return;
             };
-            scan_blocks(block_kernel, nibbles, &prep.luts, tile, first, n, best);
+            scan_blocks(block_kernel, prep, nibbles, tile, first, n, best);
         },
     )
 }
@@ -165,17 +188,18 @@ pub fn search_blocked_with(
 /// scores of the rows whose sums pass the current threshold.
 fn scan_blocks(
     kernel: BlockKernel,
+    prep: &Prepared,
     nibbles: &NibbleLuts,
-    luts: &ByteLuts,
     tile: &[u8],
     first: usize,
     n: usize,
     best: &mut Best,
 ) {
+    let luts = &prep.luts;
     let block_bytes = BLOCK_ROWS * luts.bytes();
     let mut sums = [0u16; GROUP_ROWS];
-    let mut threshold = nibbles.min_sum(best.kth());
     for (g, group) in tile.chunks(GROUP_BLOCKS * block_bytes).enumerate() {
+        let mut threshold = nibbles.min_sum(prep.kth(best));
         // SAFETY: the kernel was picked for this CPU; `tables` has TABLE_STRIDE bytes per code
         // byte and `group` one or two whole blocks.
         let mut mask = unsafe { kernel(nibbles.tables(), group, threshold, &mut sums) };
@@ -186,12 +210,16 @@ fn scan_blocks(
             if base + r >= n {
                 break; // padding rows (the last block's tail; bits ascend with rows)
             }
+            if (sums[lane_of(r)]) < threshold {
+                continue; // the threshold rose since the kernel ran
+            }
             let block = &group[(r / BLOCK_ROWS) * block_bytes..];
             let score = luts.score_strided(block, BLOCK_ROWS, r % BLOCK_ROWS);
             #[cfg(test)]
             RESCORED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if best.offer(score, (base + r) as u64) {
-                threshold = nibbles.min_sum(best.kth());
+                prep.publish(best);
+                threshold = nibbles.min_sum(prep.kth(best));
             }
         }
     }
@@ -227,7 +255,11 @@ fn prepare(q: &[f32], recon: &Recon, blocked: bool) -> Result<Prepared> {
     } else {
         None
     };
-    Ok(Prepared { luts, nibbles })
+    Ok(Prepared {
+        luts,
+        nibbles,
+        floor: AtomicU32::new(ordered(f32::NEG_INFINITY)),
+    })
 }
 
 /// Runs `scan(prepared, tile, first_row, best, buffer)` over every (query, tile) pair in one of

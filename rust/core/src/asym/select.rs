@@ -21,29 +21,38 @@ fn canonical(score: f32) -> f32 {
     score + 0.0
 }
 
-/// Key of a pair; scores are finite (checked where the tables are built).
+/// Order-preserving map of a non-NaN float to an unsigned integer (`-0.0` maps as `+0.0`).
 #[inline]
-fn key(score: f32, id: u64) -> u128 {
+pub(crate) fn ordered(score: f32) -> u32 {
     let bits = canonical(score).to_bits();
-    // Order-preserving map of a float to an unsigned integer, then complemented (high = worse).
-    let ordered = if bits >> 31 == 1 {
+    if bits >> 31 == 1 {
         !bits
     } else {
         bits | 1 << 31
-    };
-    (u128::from(!ordered) << 64) | u128::from(id)
+    }
+}
+
+/// Inverse of [`ordered`].
+#[inline]
+pub(crate) fn from_ordered(ordered: u32) -> f32 {
+    f32::from_bits(if ordered >> 31 == 1 {
+        ordered & !(1 << 31)
+    } else {
+        !ordered
+    })
+}
+
+/// Key of a pair: the complemented [`ordered`] score high (high = worse), the id low. Scores are
+/// finite (checked where the tables are built).
+#[inline]
+fn key(score: f32, id: u64) -> u128 {
+    (u128::from(!ordered(score)) << 64) | u128::from(id)
 }
 
 /// Score and id of a key.
 #[inline]
 fn split(key: u128) -> (f32, u64) {
-    let ordered = !((key >> 64) as u32);
-    let bits = if ordered >> 31 == 1 {
-        ordered & !(1 << 31)
-    } else {
-        !ordered
-    };
-    (f32::from_bits(bits), key as u64)
+    (from_ordered(!((key >> 64) as u32)), key as u64)
 }
 
 /// The `cap` best pairs offered so far: unordered while filling, then a max-heap of keys.
@@ -181,7 +190,10 @@ mod tests {
         }
         for &v in &values {
             assert_eq!(split(key(v, 7)), (v, 7));
+            assert_eq!(from_ordered(ordered(v)), v);
         }
+        assert_eq!(from_ordered(ordered(f32::NEG_INFINITY)), f32::NEG_INFINITY);
+        assert!(ordered(f32::NEG_INFINITY) < ordered(f32::MIN));
         // -0.0 and +0.0 tie and break on the id.
         assert!(key(-0.0, 1) < key(0.0, 2));
         assert!(key(0.0, 1) < key(-0.0, 2));
