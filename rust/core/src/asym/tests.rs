@@ -292,6 +292,25 @@ fn ties_small_databases_and_large_k() {
     }
 }
 
+/// Heavy ties across several tiles scanned in parallel: tasks share their k-th scores, and a row
+/// tying the shared k-th score must still be considered (it may win on a lower id).
+#[test]
+fn ties_across_parallel_tiles() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let format = CodeFormat::new(6, 2).unwrap();
+    let recon = Recon::new(format, (0..24).map(|i| (i % 2) as f32).collect()).unwrap();
+    let n = 50_000; // several 16k-row tiles
+    let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+    for nq in [1, 3] {
+        let q: Vec<f32> = (0..nq * 6)
+            .map(|_| rng.random_range(0..=2) as f32)
+            .collect();
+        for k in [1, 7, 300] {
+            check_all_kernels(&q, nq, &recon, &packed, n, k);
+        }
+    }
+}
+
 /// Rows whose quantized sums rank in the opposite order of their float scores: the block search
 /// must still return the float order (re-scoring is exact, not an approximation).
 #[test]
