@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 import qama_rs
 from qama_rs import _core
 from qama_rs.cpu import cpu_flags, cpu_model

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from qama_rs import _core
 from qama_rs import _reference as ref
 

@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+
 import qama_rs
 import qama_rs.index as index_module
 from qama_rs import Index, Quantizer

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from scipy.special import ndtr, ndtri
+
 from qama_rs.methods import (
     METHODS,
     AdaptiveBits,
@@ -20,7 +22,6 @@ from qama_rs.methods import (
     gaussian_lloyd_max,
     make_method,
 )
-from scipy.special import ndtr, ndtri
 
 DIM = 96  # >= 64 so adaptive_bits' default split applies
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from qama_rs.methods import (
     GrayTwoBit,
     LloydMaxGauss,

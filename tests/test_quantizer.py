@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 import qama_rs
 from qama_rs import _reference as ref
 from qama_rs.quantizer import FORMAT_VERSION, Quantizer, atomic_write

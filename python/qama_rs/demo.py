@@ -58,13 +58,15 @@ def _float_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarr
     return np.take_along_axis(part_scores, order, axis=1), np.take_along_axis(part, order, axis=1)
 
 
-def _hamming_row(name, index, query_features, data, dims=None) -> DemoRow:
+def _hamming_row(name, index, query_features, data, dims=None, input_dims=None) -> DemoRow:
+    """One Hamming-searched row; ``input_dims`` labels the row when the codes hold fewer values than the
+    embedding has dimensions (hybrid: the last quarter is pair-reduced)."""
     distances, ids = index.search(query_features, RANK_DEPTH, dims=dims)
     ndcg, _ = ndcg_at_10(data.qrels, run_from_topk(data.query_ids, data.doc_ids, ids, -distances.astype(np.float64)))
     qps = _queries_per_second(lambda: index.search(query_features, 10, dims=dims), len(query_features))
     quantizer = index.quantizer
     used_dims = dims or quantizer.dims
-    return DemoRow(name, used_dims, quantizer.prefix_bits(used_dims) / 8, ndcg, qps)
+    return DemoRow(name, input_dims or used_dims, quantizer.prefix_bits(used_dims) / 8, ndcg, qps)
 
 
 def run_demo(dataset: str = "scifact", out_dir: str | Path = "runs/demo", epochs: int = 2, retrain: bool = False) -> list[DemoRow]:
@@ -104,7 +106,8 @@ def run_demo(dataset: str = "scifact", out_dir: str | Path = "runs/demo", epochs
 
     for scheme in ("1bit", "hybrid", "2bit"):
         index = model.index(docs, scheme=scheme)
-        rows.append(_hamming_row(f"QAMA {scheme}", index, model.features(queries, scheme=scheme), data))
+        features = model.features(queries, scheme=scheme)
+        rows.append(_hamming_row(f"QAMA {scheme}", index, features, data, input_dims=model.dim))
     index = model.index(docs, dims=192, scheme="2bit")
     rows.append(_hamming_row("QAMA 2bit, 192-d prefix", index, model.features(queries, dims=192, scheme="2bit"), data))
 
