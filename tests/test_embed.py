@@ -166,3 +166,17 @@ def test_bundled_model_embeds_offline():
     )
     assert x.shape == (3, 384)
     assert x[0] @ x[1] > 0.8 > x[0] @ x[2]
+
+
+def test_model_fingerprint_depends_on_contents_not_location(tmp_path):
+    import shutil
+
+    first = tmp_path / "a" / "model"
+    first.mkdir(parents=True)
+    (first / "config.json").write_text('{"dim": 4}')
+    (first / "model.safetensors").write_bytes(bytes(range(256)) * 4)
+    moved = tmp_path / "elsewhere" / "model"
+    shutil.copytree(first, moved)
+    assert embed.model_fingerprint(str(first)) == embed.model_fingerprint(str(moved))
+    (moved / "model.safetensors").write_bytes(bytes(range(256)) * 3)
+    assert embed.model_fingerprint(str(first)) != embed.model_fingerprint(str(moved))

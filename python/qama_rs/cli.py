@@ -4,6 +4,7 @@
     qama train     train a QAMA head (qama_rs.train)
     qama eval      one method on one or more datasets, a result line or JSON (qama_rs.eval)
     qama tables    regenerate every table and plot under results/ (qama_rs.eval.tables)
+    qama diagnose  embedding statistics and quantizer distortion (qama_rs.diagnose)
     qama info      version, CPU, engine backend, data root and cache dir
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -76,8 +78,26 @@ def _cmd_tables(args: argparse.Namespace) -> int:
         from .model import QamaModel
 
         head = QamaModel.load(args.head)
-    build_tables(args.dataset or ("scifact", "dbpedia-5k"), head=head, out_dir=args.out, model=args.model)
+    command = "qama " + " ".join(shlex.quote(a) for a in args.argv)
+    if args.head:
+        # Name the training run too, from what the head recorded about its data.
+        trained_on = [d.get("path", d.get("name")) for d in (head.training or {}).get("data", [])]
+        if trained_on:
+            datasets = " ".join(f"--dataset {shlex.quote(str(d))}" for d in trained_on)
+            command = f"qama train {datasets} --out {shlex.quote(args.head)} && {command}"
+    build_tables(
+        args.dataset or ("scifact", "dbpedia-5k"), head=head, out_dir=args.out, model=args.model, command=command
+    )
     print(f"tables written under {args.out}/")
+    return 0
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnose import diagnose
+
+    command = "qama " + " ".join(shlex.quote(a) for a in args.argv)
+    diagnose(args.dataset, out_dir=args.out, model=args.model, command=command)
+    print(f"diagnostics written to {args.out}/diagnostics.{{md,json,png}}")
     return 0
 
 
@@ -126,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--out", default="results", help="output folder (default: results)")
     tables.set_defaults(func=_cmd_tables)
 
+    diag = sub.add_parser("diagnose", help="embedding shape statistics and per-method score distortion")
+    diag.add_argument("--dataset", default="scifact", help="BEIR dataset name or folder (default: scifact)")
+    diag.add_argument("--model", help="base embedding model (default: bundled all-MiniLM-L6-v2)")
+    diag.add_argument("--out", default="results", help="output folder (default: results)")
+    diag.set_defaults(func=_cmd_diagnose)
+
     info = sub.add_parser("info", help="version, CPU and engine backend, data and cache folders")
     info.set_defaults(func=_cmd_info)
     return parser
@@ -136,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "train":
         return _cmd_train(argv[1:])
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:

@@ -12,7 +12,7 @@
 Nothing is ever downloaded: the Hugging Face libraries run with ``HF_HUB_OFFLINE=1``/``TRANSFORMERS_OFFLINE=1``.
 
 Cache (``$QAMA_CACHE``, default ``~/.cache/qama-rs``): ``embeddings/<key>.npy`` with ``<key>.json`` beside it
-(ids, shape, model, sha256 of the array file). The key hashes the model identity (folder path + sha256 of its
+(ids, shape, model, sha256 of the array file). The key hashes the model identity (relative names + sha256 of its
 weights and config files) and the sha256 of the embedded file (``corpus.jsonl`` or ``queries.jsonl``), so a
 changed model or dataset never hits a stale entry. All queries of ``queries.jsonl`` are embedded once, so every
 split shares one cache entry. Writes are atomic (temporary file + rename); an entry whose checksum, shape or
@@ -114,9 +114,10 @@ def _sha256_file(file: Path) -> str:
 
 
 def model_fingerprint(model: str | None = None) -> str:
-    """Identity of a model for cache keys: its resolved path plus sha256 of its weight/config files.
+    """Identity of a model for cache keys: sha256 over its weight/config files (relative names and contents),
+    so it does not depend on where the model is installed.
 
-    For a ``.npy`` model: its path plus sha256 of the array and its sidecar files.
+    For a ``.npy`` model: sha256 of the array and its sidecar files.
     """
     model = default_model_path() if model is None else str(model)
     if _is_npy(model):
@@ -134,7 +135,9 @@ def model_fingerprint(model: str | None = None) -> str:
     stat_key = tuple((str(p), p.stat().st_mtime, p.stat().st_size) for p in files)
     memo_key = (ident, hash(stat_key), len(files))
     if memo_key not in _fingerprints:
-        digest = hashlib.sha256(ident.encode())
+        # Content only (relative names + file hashes): the same model installed elsewhere (another venv,
+        # a fresh clone) keeps hitting the cache.
+        digest = hashlib.sha256(b"qama-rs model fingerprint v2")
         for file in files:
             digest.update(str(file.relative_to(root.parent if root.is_file() else root)).encode())
             digest.update(_sha256_file(file).encode())

@@ -204,6 +204,7 @@ def build_tables(
     cache_dir=None,
     plot: bool = True,
     progress: bool = True,
+    command: str | None = None,
 ) -> dict:
     """Evaluate every column at every prefix on every dataset; write the tables and plot under ``out_dir``.
 
@@ -287,13 +288,16 @@ def build_tables(
         "results": [{key: value for key, value in r.items() if key != "per_query"} for r in results.values()],
     }
 
+    # Every results file names the command that regenerates it.
+    footer = f"\nReproduce: `{command}`\n" if command else ""
+    payload["command"] = command
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "main_table.md", _grid_markdown("QAMA main table: NDCG@10", main, names, note))
+    _write_atomic(out / "main_table.md", _grid_markdown("QAMA main table: NDCG@10", main, names, note) + footer)
     _write_atomic(
         out / "training_free_table.md",
-        _grid_markdown("Training-free baselines: NDCG@10", free, names, note),
+        _grid_markdown("Training-free baselines: NDCG@10", free, names, note) + footer,
     )
-    _write_atomic(out / "storage_table.md", _storage_markdown(storage, names))
+    _write_atomic(out / "storage_table.md", _storage_markdown(storage, names) + footer)
     _write_atomic(out / "tables.json", json.dumps(payload, indent=1) + "\n")
     if plot:
         from .plots import pareto_plot
