@@ -107,7 +107,7 @@ def diagnose(dataset="scifact", out_dir: str | os.PathLike[str] = "results", mod
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"dataset": data.name, "command": command, "embedding": stats, "methods": rows}
-    (out / "diagnostics.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    _write_text(out / "diagnostics.json", json.dumps(payload, indent=1) + "\n")
     lines = [
         f"# Diagnostics: {data.name} ({stats['n']} documents, {stats['dims']} dims)",
         "",
@@ -133,9 +133,15 @@ def diagnose(dataset="scifact", out_dir: str | os.PathLike[str] = "results", mod
         )
     if command:
         lines += ["", f"Reproduce: `{command}`"]
-    (out / "diagnostics.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_text(out / "diagnostics.md", "\n".join(lines) + "\n")
     _plot(stats, out / "diagnostics.png")
     return payload
+
+
+def _write_text(path: Path, text: str) -> None:
+    from .quantizer import atomic_write
+
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _plot(stats: dict, path: Path) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..data import load_beir
 from ..embed import dataset_embeddings, default_model_path
+from ..quantizer import atomic_write
 from .methods import get_method
 from .metrics import bootstrap_mean_ci
 from .runner import evaluate_dims, format_result
@@ -186,9 +187,7 @@ def _storage_markdown(storage: dict, datasets: Sequence[str]) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def build_tables(
