@@ -275,7 +275,8 @@ def build_tables(
     payload = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model_path,
+        # The bundled model by package name, not by this machine's install path.
+        "model": model_label if model is None else model_path,
         "head": None if head is None else str(getattr(head, "name", type(head).__name__)),
         "datasets": names,
         "dims": dims_list,
@@ -284,7 +285,10 @@ def build_tables(
         "seed": seed,
         "python": platform.python_version(),
         "tables": {"main": main, "training_free": free, "storage": storage},
-        "results": [{key: value for key, value in r.items() if key != "per_query"} for r in results.values()],
+        "results": [
+            {key: (model_label if key == "model" and model is None else value) for key, value in r.items() if key != "per_query"}
+            for r in results.values()
+        ],
     }
 
     # Every results file names the command that regenerates it.
