@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .index import Index, _check_k
+from .index import Index, _check_k, new_ids
 from .quantizer import Quantizer, atomic_write, float_rows
 
 MAGIC = b"QAMAASY\0"
@@ -99,22 +99,7 @@ class _Rows:
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
     def new_ids(self, ids: Any, m: int) -> np.ndarray:
-        if ids is None:
-            return np.arange(self.next_id, self.next_id + m, dtype=np.int64)
-        array = np.asarray(ids)
-        if array.dtype.kind not in "iu":
-            raise TypeError(f"ids must be integers, got dtype {array.dtype}")
-        if array.shape != (m,):
-            raise ValueError(f"ids must have shape ({m},), got {array.shape}")
-        if array.dtype.kind == "u" and m and int(array.max()) > np.iinfo(np.int64).max:
-            raise ValueError("ids must fit in int64")
-        array = array.astype(np.int64)
-        if len(np.unique(array)) != m:
-            raise ValueError("ids contains duplicates")
-        clash = np.isin(array, self.ids[: self.n])
-        if clash.any():
-            raise ValueError(f"id {int(array[np.argmax(clash)])} is already in the index")
-        return array
+        return new_ids(ids, m, self.ids[: self.n], self.next_id)
 
     def append(self, new_ids: np.ndarray) -> None:
         m = len(new_ids)

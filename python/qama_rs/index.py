@@ -70,6 +70,27 @@ def search(
     return _core.search(queries, database, k, nbits, backend)
 
 
+def new_ids(ids: Any, m: int, existing: np.ndarray, next_id: int) -> np.ndarray:
+    """The int64 ids of ``m`` rows being added: ``next_id, next_id + 1, ...`` when ``ids`` is None, else
+    ``ids`` checked (integers, shape ``(m,)``, within int64, unique, none already in ``existing``)."""
+    if ids is None:
+        return np.arange(next_id, next_id + m, dtype=np.int64)
+    array = np.asarray(ids)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"ids must be integers, got dtype {array.dtype}")
+    if array.shape != (m,):
+        raise ValueError(f"ids must have shape ({m},), got {array.shape}")
+    if array.dtype.kind == "u" and m and int(array.max()) > np.iinfo(np.int64).max:
+        raise ValueError("ids must fit in int64")
+    array = array.astype(np.int64)
+    if len(np.unique(array)) != m:
+        raise ValueError("ids contains duplicates")
+    clash = np.isin(array, existing)
+    if clash.any():
+        raise ValueError(f"id {int(array[np.argmax(clash)])} is already in the index")
+    return array
+
+
 def _check_k(k: Any) -> int:
     try:
         k = operator.index(k)
@@ -145,22 +166,7 @@ class Index:
         self._n += m
 
     def _check_new_ids(self, ids: Any, m: int) -> np.ndarray:
-        if ids is None:
-            return np.arange(self._next_id, self._next_id + m, dtype=np.int64)
-        array = np.asarray(ids)
-        if array.dtype.kind not in "iu":
-            raise TypeError(f"ids must be integers, got dtype {array.dtype}")
-        if array.shape != (m,):
-            raise ValueError(f"ids must have shape ({m},), got {array.shape}")
-        if array.dtype.kind == "u" and m and int(array.max()) > np.iinfo(np.int64).max:
-            raise ValueError("ids must fit in int64")
-        array = array.astype(np.int64)
-        if len(np.unique(array)) != m:
-            raise ValueError("ids contains duplicates")
-        clash = np.isin(array, self._ids[: self._n])
-        if clash.any():
-            raise ValueError(f"id {int(array[np.argmax(clash)])} is already in the index")
-        return array
+        return new_ids(ids, m, self._ids[: self._n], self._next_id)
 
     # ----------------------------------------------------------------------------------- search
     def search(self, xq: Any, k: int, dims: int | None = None) -> tuple[np.ndarray, np.ndarray]:
