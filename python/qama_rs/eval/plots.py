@@ -39,10 +39,16 @@ def pareto_plot(payload: dict, path: str | os.PathLike[str]) -> Path:
 
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=130)
     everything = []
-    for key, points in sorted(series.items()):
+    # Up to 20 distinguishable colours; trained (QAMA) series solid with circles, the rest dashed with squares.
+    colours = plt.get_cmap("tab20").colors
+    for i, (key, points) in enumerate(sorted(series.items())):
         points.sort()
         xs, ys, _ = zip(*points, strict=True)
-        ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.2, label=labels.get(key, key))
+        trained = key.startswith("qama")
+        ax.plot(
+            xs, ys, color=colours[i % len(colours)], marker="o" if trained else "s", markersize=4,
+            linewidth=1.6 if trained else 1.1, linestyle="-" if trained else "--", label=labels.get(key, key),
+        )
         everything.extend(points)
     # Frontier: points no cheaper-or-equal point beats.
     frontier, best = [], -1.0
