@@ -131,26 +131,8 @@ impl Best {
         }
     }
 
-    fn sift_down(&mut self, mut i: usize) {
-        let keys = &mut self.keys;
-        let len = keys.len();
-        loop {
-            let left = 2 * i + 1;
-            if left >= len {
-                break;
-            }
-            let right = left + 1;
-            let child = if right < len && keys[right] > keys[left] {
-                right
-            } else {
-                left
-            };
-            if keys[child] <= keys[i] {
-                break;
-            }
-            keys.swap(i, child);
-            i = child;
-        }
+    fn sift_down(&mut self, i: usize) {
+        crate::topk::sift_down(&mut self.keys, i);
     }
 }
 

@@ -20,6 +20,7 @@ use crate::hamming::{check_codes, query_chunk, try_zeroed, Backend, Kernels, Scr
 mod perf;
 mod select;
 
+pub(crate) use select::sift_down;
 use select::{split, TopKeys, MAX_ROWS};
 
 /// Queries per thread from which the batch regime (parallel over queries) is used.

@@ -105,26 +105,31 @@ impl TopKeys {
         self.bound = split(self.keys[0]).0;
     }
 
-    fn sift_down(&mut self, mut i: usize) {
-        let keys = &mut self.keys;
-        let len = keys.len();
-        loop {
-            let left = 2 * i + 1;
-            if left >= len {
-                break;
-            }
-            let right = left + 1;
-            let child = if right < len && keys[right] > keys[left] {
-                right
-            } else {
-                left
-            };
-            if keys[child] <= keys[i] {
-                break;
-            }
-            keys.swap(i, child);
-            i = child;
+    fn sift_down(&mut self, i: usize) {
+        sift_down(&mut self.keys, i);
+    }
+}
+
+/// Restores the max-heap order of `keys` below position `i` (shared by the Hamming and the
+/// asymmetric selections, whose packed keys differ only in width).
+pub(crate) fn sift_down<K: Ord + Copy>(keys: &mut [K], mut i: usize) {
+    let len = keys.len();
+    loop {
+        let left = 2 * i + 1;
+        if left >= len {
+            break;
         }
+        let right = left + 1;
+        let child = if right < len && keys[right] > keys[left] {
+            right
+        } else {
+            left
+        };
+        if keys[child] <= keys[i] {
+            break;
+        }
+        keys.swap(i, child);
+        i = child;
     }
 }
 
