@@ -27,7 +27,7 @@ import numpy as np
 
 import qama_rs
 from qama_rs import _core
-from qama_rs.cpu import cpu_flags, cpu_model
+from qama_rs.engine.cpu import cpu_flags, cpu_model
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import _reference as ref
 import qama_rs
-import qama_rs.asym as asym_module
+import qama_rs.engine.asym as asym_module
 from qama_rs import AsymmetricIndex, Quantizer, _core
-from qama_rs import _reference as ref
 
 BITS = [1, 2, 4, 8]
 BLOCK_KERNELS = [k for k in ("scalar", "avx2") if k in _core.asym_kernels()]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qama_rs.cli import main
+from qama_rs.cli.main import main
 from qama_rs.eval.methods import get_method
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qama_rs.data import data_root, dataset_fingerprint, load_beir, resolve_dataset
+from qama_rs.data.beir import data_root, dataset_fingerprint, load_beir, resolve_dataset
 
 
 def write_beir(
@@ -159,7 +159,7 @@ def test_fingerprint_tracks_content(tmp_path):
 def _shared(name: str) -> Path:
     path = data_root() / "beir" / name
     if not path.is_dir():
-        pytest.skip(f"shared dataset {name} not available under {data_root()}")
+        pytest.fail(f"shared dataset {name} not found under {data_root()} (CI needs ../shared beside the repo)")
     return path
 
 

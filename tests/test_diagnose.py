@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qama_rs.diagnose import embedding_stats, method_distortion
+from qama_rs.eval.diagnose import embedding_stats, method_distortion
 
 
 def test_embedding_stats_on_gaussian_with_known_structure():

@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from qama_rs import embed
-from qama_rs.data import load_beir
+from qama_rs.data import embed
+from qama_rs.data.beir import load_beir
 from test_data import write_beir
 
 

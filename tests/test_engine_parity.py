@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import _reference as ref
 from qama_rs import _core
-from qama_rs import _reference as ref
 
 BACKENDS = _core.available_backends()
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from qama_rs.config import HeadConfig
-from qama_rs.head import PairReducer, QamaHead
+from qama_rs.qama.config import HeadConfig
+from qama_rs.qama.head import PairReducer, QamaHead
 
 CONFIG = HeadConfig(input_dim=32, expansion=2, levels=(32, 16, 8))
 

@@ -8,10 +8,10 @@ import struct
 import numpy as np
 import pytest
 
+import _reference as ref
 import qama_rs
-import qama_rs.index as index_module
+import qama_rs.engine.index as index_module
 from qama_rs import Index, Quantizer
-from qama_rs import _reference as ref
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from qama_rs import losses as L
-from qama_rs.config import HeadConfig
-from qama_rs.head import QamaHead
-from qama_rs.thresholds import (
+from qama_rs.qama import losses as L
+from qama_rs.qama.config import HeadConfig
+from qama_rs.qama.head import QamaHead
+from qama_rs.qama.thresholds import (
     hamming_similarity,
     quantile_thresholds,
     scheme_levels,

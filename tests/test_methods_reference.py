@@ -9,7 +9,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def scifact_rows():
-    from qama_rs.methods.reproduce import REFERENCE, evaluate
+    from qama_rs.eval.reproduce import REFERENCE, evaluate
 
     rows = {(method, scoring): value for method, scoring, _, (value, _, _), _ in evaluate("scifact")}
     return rows, REFERENCE["scifact"]
@@ -32,7 +32,7 @@ def test_scifact_reference_figures(scifact_rows, method, scoring, key):
 
 
 def test_two_stage_keeps_99_percent_of_float32_at_a_twentieth_of_the_bytes():
-    from qama_rs.methods.reproduce import two_stage_curve
+    from qama_rs.eval.reproduce import two_stage_curve
 
     float32 = 0.6451
     hits = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qama_rs.methods import (
+from qama_rs.quantizers import (
     GrayTwoBit,
     LloydMaxGauss,
     MedianBinary,
@@ -16,8 +16,8 @@ from qama_rs.methods import (
     make_method,
     make_rotation,
 )
-from qama_rs.methods.hamming import hamming_distances, topk_largest, topk_smallest
-from qama_rs.methods.rotation import walsh_hadamard
+from qama_rs.quantizers.hamming import hamming_distances, topk_largest, topk_smallest
+from qama_rs.quantizers.rotation import walsh_hadamard
 
 
 def _unit_rows(n: int, d: int, seed: int) -> np.ndarray:

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
+import _reference as ref
 import qama_rs
-from qama_rs import _reference as ref
-from qama_rs.quantizer import FORMAT_VERSION, Quantizer, atomic_write
+from qama_rs.engine.quantizer import FORMAT_VERSION, Quantizer, atomic_write
 
 
 @pytest.fixture(scope="module")

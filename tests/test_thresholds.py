@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from qama_rs.thresholds import (
+from qama_rs.qama.thresholds import (
     ThresholdBank,
     feature_count,
     hamming_distance_matrix,

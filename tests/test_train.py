@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from qama_rs.config import HeadConfig, QamaConfig, ablation_config
-from qama_rs.model import QamaModel
-from qama_rs.thresholds import thermometer_bits, threshold_count
-from qama_rs.train import TrainingData, neighbour_recall, train, train_main
+from qama_rs.qama.config import HeadConfig, QamaConfig, ablation_config
+from qama_rs.qama.model import QamaModel
+from qama_rs.qama.thresholds import thermometer_bits, threshold_count
+from qama_rs.qama.train import TrainingData, neighbour_recall, train, train_main
 
 D = 32
 
@@ -160,8 +160,8 @@ def test_train_main_cli(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_short_training_on_a_scifact_slice(tmp_path):
     """Real embeddings: 1 epoch on 1,200 scifact documents, judged on 500 held-out documents."""
-    from qama_rs.data import load_beir
-    from qama_rs.embed import dataset_embeddings
+    from qama_rs.data.beir import load_beir
+    from qama_rs.data.embed import dataset_embeddings
 
     docs = dataset_embeddings(load_beir("scifact")).docs
     data = TrainingData(docs=docs[:1200], description=[{"name": "scifact[:1200]", "docs": 1200}])

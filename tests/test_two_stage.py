@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import _reference as ref
 from qama_rs import AsymmetricIndex, FloatVectors, Index, Quantizer, TwoStageIndex
-from qama_rs import _reference as ref
 
 
 @pytest.fixture(scope="module")

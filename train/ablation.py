@@ -3,7 +3,7 @@
     python train/ablation.py --dataset scifact --out runs/ablation [--steps ffn,variance] [--no-labelled]
     python train/ablation.py --write-configs     # regenerate train/configs/<step>.json
 
-Each step adds one component to the previous one (see `qama_rs.config.ablation_config`):
+Each step adds one component to the previous one (see `qama_rs.qama.config.ablation_config`):
 thresholds → ffn → quantization → matryoshka → orthogonality → bottleneck → variance.
 The configs live in ``train/configs/<step>.json`` so that ``qama train --config`` can use them directly.
 """
@@ -35,7 +35,7 @@ COLUMNS = [
 
 
 def write_configs() -> None:
-    from qama_rs.config import ABLATION_STEPS, ablation_config
+    from qama_rs.qama.config import ABLATION_STEPS, ablation_config
 
     CONFIGS.mkdir(exist_ok=True)
     for step in ABLATION_STEPS:
@@ -63,8 +63,8 @@ def main(argv=None) -> int:
     import torch
 
     from evaluate import evaluate
-    from qama_rs.config import ABLATION_STEPS, QamaConfig
-    from qama_rs.train import train
+    from qama_rs.qama.config import ABLATION_STEPS, QamaConfig
+    from qama_rs.qama.train import train
 
     if args.threads:
         torch.set_num_threads(args.threads)

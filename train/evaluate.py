@@ -47,10 +47,10 @@ def run_from_ids(query_ids, doc_ids, top: np.ndarray) -> dict[str, dict[str, flo
 
 
 def evaluate(model_dir: str, dataset: str, split: str = "test", engine: str = "auto") -> dict:
-    from qama_rs.data import load_beir, resolve_dataset
-    from qama_rs.embed import dataset_embeddings
+    from qama_rs.data.beir import load_beir, resolve_dataset
+    from qama_rs.data.embed import dataset_embeddings
     from qama_rs.eval.metrics import ndcg_at_10
-    from qama_rs.model import QamaModel
+    from qama_rs.qama.model import QamaModel
 
     model = QamaModel.load(model_dir)
     data = load_beir(resolve_dataset(dataset), split=split)

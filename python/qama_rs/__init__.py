@@ -15,7 +15,7 @@ The engine runs on a rayon thread pool sized by ``RAYON_NUM_THREADS``; don't for
 (use the "spawn" start method for worker processes).
 """
 
-from ._core import (
+from qama_rs._core import (
     __version__,
     asym_kernels,
     asym_pack,
@@ -26,10 +26,10 @@ from ._core import (
     pack_bits,
     unpack_bits,
 )
-from .asym import AsymmetricIndex, FloatVectors, TwoStageIndex, recon_table
-from .cpu import cpu_description
-from .index import Index, search
-from .quantizer import Quantizer, encode
+from qama_rs.engine.asym import AsymmetricIndex, FloatVectors, TwoStageIndex, recon_table
+from qama_rs.engine.cpu import cpu_description
+from qama_rs.engine.index import Index, search
+from qama_rs.engine.quantizer import Quantizer, encode
 
 __all__ = [
     "AsymmetricIndex",

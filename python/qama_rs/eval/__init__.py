@@ -8,9 +8,9 @@ retrieval evaluator.
 
 from __future__ import annotations
 
-from .methods import Method, available_methods, get_method, register_method
-from .metrics import bootstrap_ci, ndcg_at_10
-from .runner import evaluate, evaluate_dims, format_result
+from qama_rs.eval.methods import Method, available_methods, get_method, register_method
+from qama_rs.eval.metrics import bootstrap_ci, ndcg_at_10
+from qama_rs.eval.runner import evaluate, evaluate_dims, format_result
 
 __all__ = [
     "Method",
@@ -30,11 +30,11 @@ __all__ = [
 def __getattr__(name):
     # mteb and matplotlib take seconds to import; load those modules only when asked for.
     if name == "evaluate_mteb":
-        from .backend import evaluate_mteb
+        from qama_rs.eval.backend import evaluate_mteb
 
         return evaluate_mteb
     if name == "build_tables":
-        from .tables import build_tables
+        from qama_rs.eval.tables import build_tables
 
         return build_tables
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,7 @@ the documents mteb hands it and answers with the method's ranking, so the NDCG@1
 ``RetrievalEvaluator`` (pytrec_eval underneath).
 
 :class:`CachedEncoder` is the mteb encoder: it looks each text up in the embeddings that
-:func:`qama_rs.embed.dataset_embeddings` cached (a text's embedding depends on the text only) and embeds any
+:func:`qama_rs.data.embed.dataset_embeddings` cached (a text's embedding depends on the text only) and embeds any
 text it does not find with the sentence-transformers model, so an evaluation never re-embeds a cached corpus.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import BeirDataset
-from ..embed import dataset_embeddings, default_model_path, embed_texts
-from .methods import Method
+from qama_rs.data.beir import BeirDataset
+from qama_rs.data.embed import dataset_embeddings, default_model_path, embed_texts
+from qama_rs.eval.methods import Method
 
 __all__ = ["CachedEncoder", "MethodSearchIndex", "evaluate_mteb"]
 
@@ -165,7 +165,7 @@ def evaluate_mteb(
     import mteb  # noqa: F401  (registers mteb's task/model machinery)
     from mteb.models.search_wrappers import SearchEncoderWrapper
 
-    from .mteb_tasks import beir_task
+    from qama_rs.eval.mteb_tasks import beir_task
 
     task = beir_task(dataset, split=split)
     encoder = CachedEncoder(model, [task.beir], cache_dir=cache_dir)

@@ -19,7 +19,7 @@ Built in (``get_method(name, bits, dims)``):
 * ``qama`` (needs ``head=``, a trained ``QamaModel``) — the head's learned thresholds per Matryoshka level,
   symmetric Hamming; ``bits=32`` gives the head's float output instead.
 
-Any training-free quantizer of :mod:`qama_rs.methods` (``make_method(name)``) is reachable by its registry
+Any training-free quantizer of :mod:`qama_rs.quantizers` (``make_method(name)``) is reachable by its registry
 name and scored asymmetrically (float query · reconstructed documents). Other modules add methods with
 :func:`register_method` (e.g. ``"qama"`` for a trained head).
 """
@@ -345,7 +345,7 @@ class ThresholdMethod:
 
 
 class QuantizerAdapter:
-    """Asymmetric search with a :mod:`qama_rs.methods` quantizer (float query · reconstructed documents).
+    """Asymmetric search with a :mod:`qama_rs.quantizers` quantizer (float query · reconstructed documents).
 
     The quantizer is calibrated separately for each searched prefix, on the prefix-renormalized documents.
     """
@@ -428,7 +428,7 @@ class HeadMethod:
 class QamaMethod:
     """A trained QAMA head's codes searched by symmetric Hamming distance in ``qama_rs.Index``.
 
-    ``head`` is a :class:`qama_rs.model.QamaModel` (anything with ``features(emb, dims, scheme)``,
+    ``head`` is a :class:`qama_rs.qama.model.QamaModel` (anything with ``features(emb, dims, scheme)``,
     ``quantizer(dims, scheme)`` and ``levels``): documents and queries are base-model embeddings; each
     Matryoshka level ``dims`` (one of ``head.levels``) has its own learned thresholds, so it gets its own index.
     """
@@ -438,7 +438,7 @@ class QamaMethod:
             raise ValueError(f"scheme must be one of {sorted(_NOMINAL_BITS)}, got {scheme!r}")
         for attr in ("features", "quantizer", "levels"):
             if not hasattr(head, attr):
-                raise TypeError(f"head must be a trained QamaModel (missing .{attr}); see qama_rs.model")
+                raise TypeError(f"head must be a trained QamaModel (missing .{attr}); see qama_rs.qama.model")
         self.head = head
         self.scheme = scheme
         self.name = f"qama-{scheme}"
@@ -504,14 +504,14 @@ def register_method(name: str, factory: MethodFactory, *, overwrite: bool = Fals
 
 def _training_free_names() -> list[str]:
     try:
-        from qama_rs.methods import METHODS
+        from qama_rs.quantizers import METHODS
     except ImportError:
         return []
     return sorted(METHODS)
 
 
 def available_methods() -> list[str]:
-    """Registered method names, then the training-free quantizers of :mod:`qama_rs.methods`."""
+    """Registered method names, then the training-free quantizers of :mod:`qama_rs.quantizers`."""
     return sorted(_REGISTRY) + [n for n in _training_free_names() if n not in _REGISTRY]
 
 
@@ -564,7 +564,7 @@ def _two_stage_factory(bits, dims, head):
     """Hamming top-k′ on 1-bit sign codes, then 2-bit Lloyd-Max float-query rescoring (k′ = 100)."""
     if dims is not None:
         raise ValueError("two_stage searches full dimensions only; leave dims unset")
-    from qama_rs.methods.two_stage import TwoStageSearch
+    from qama_rs.quantizers.two_stage import TwoStageSearch
 
     return _wrap_head(TwoStageSearch(), head)
 
@@ -583,7 +583,7 @@ def get_method(name: str, bits=None, dims: int | None = None, head=None) -> Meth
     # A training-free quantizer, optionally behind a rotation: "lloyd_max_gauss@hadamard".
     base, _, rotation = name.partition("@")
     if base in _training_free_names():
-        from qama_rs.methods import make_method
+        from qama_rs.quantizers import make_method
 
         rotation = rotation or "none"
         return _wrap_head(QuantizerAdapter(lambda: make_method(base, rotation=rotation), name, dims), head)

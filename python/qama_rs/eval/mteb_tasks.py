@@ -2,7 +2,7 @@
 
 mteb's own tasks download from the Hugging Face Hub. :func:`beir_task` builds an ``AbsTaskRetrieval`` whose
 ``load_data`` reads ``corpus.jsonl``/``queries.jsonl``/``qrels/<split>.tsv`` from disk through
-:func:`qama_rs.data.load_beir`, so mteb's evaluator (and its ``ndcg_at_10``) runs fully offline on
+:func:`qama_rs.data.beir.load_beir`, so mteb's evaluator (and its ``ndcg_at_10``) runs fully offline on
 ``scifact``, ``dbpedia-5k`` or any user folder. The corpus keeps separate ``title`` and ``text`` columns:
 mteb joins them itself, exactly as it does for its published numbers.
 """
@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from ..data import dataset_fingerprint, load_beir, resolve_dataset
+from qama_rs.data.beir import dataset_fingerprint, load_beir, resolve_dataset
 
 __all__ = ["beir_task"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..data import BeirDataset, load_beir
-from ..embed import DatasetEmbeddings, dataset_embeddings
-from .methods import Method, get_method
-from .metrics import bootstrap_ci, ndcg_at_10, run_from_topk
+from qama_rs.data.beir import BeirDataset, load_beir
+from qama_rs.data.embed import DatasetEmbeddings, dataset_embeddings
+from qama_rs.eval.methods import Method, get_method
+from qama_rs.eval.metrics import bootstrap_ci, ndcg_at_10, run_from_topk
 
 __all__ = ["RESULT_KEYS", "evaluate", "evaluate_dims", "format_result"]
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from ..data import load_beir
-from ..embed import dataset_embeddings, default_model_path
-from ..quantizer import atomic_write
-from .methods import get_method
-from .metrics import bootstrap_mean_ci
-from .runner import evaluate_dims, format_result
+from qama_rs.data.beir import load_beir
+from qama_rs.data.embed import dataset_embeddings, default_model_path
+from qama_rs.engine.quantizer import atomic_write
+from qama_rs.eval.methods import get_method
+from qama_rs.eval.metrics import bootstrap_mean_ci
+from qama_rs.eval.runner import evaluate_dims, format_result
 
 __all__ = ["MAIN_COLUMNS", "MAIN_DIMS", "SCHEMA_VERSION", "TRAINING_FREE_COLUMNS", "Column", "build_tables"]
 
@@ -303,7 +303,7 @@ def build_tables(
     _write_atomic(out / "storage_table.md", _storage_markdown(storage, names) + footer)
     _write_atomic(out / "tables.json", json.dumps(payload, indent=1) + "\n")
     if plot:
-        from .plots import pareto_plot
+        from qama_rs.eval.plots import pareto_plot
 
         pareto_plot(payload, out / "pareto.png")
     return payload

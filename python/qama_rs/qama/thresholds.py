@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import SCHEMES
+from qama_rs.qama.config import SCHEMES
 
 __all__ = [
     "ThresholdBank",

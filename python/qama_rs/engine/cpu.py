@@ -37,7 +37,7 @@ def cpu_flags() -> list[str]:
 
 def cpu_description() -> str:
     """One line for result files: model, relevant flags, cores, and the engine's chosen backend."""
-    from . import _core
+    from qama_rs import _core
 
     threads = os.environ.get("RAYON_NUM_THREADS") or str(os.cpu_count())
     return (

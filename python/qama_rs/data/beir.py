@@ -24,8 +24,8 @@ __all__ = [
     "resolve_dataset",
 ]
 
-# Repository root = three levels above this file (python/qama_rs/data.py); the shared data sits beside the repo.
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+# Repository root = four levels above this file (python/qama_rs/data/beir.py); the shared data sits beside the repo.
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import TrainingFreeQuantizer, check_embeddings
-from .lloyd_max import bucket_means
+from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.lloyd_max import bucket_means
 
 
 class Quaternary(TrainingFreeQuantizer):

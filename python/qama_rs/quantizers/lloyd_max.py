@@ -12,7 +12,7 @@ from functools import cache
 
 import numpy as np
 
-from .base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
 
 _SQRT2 = math.sqrt(2.0)
 

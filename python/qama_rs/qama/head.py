@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import HeadConfig
+from qama_rs.qama.config import HeadConfig
 
 __all__ = ["PairReducer", "QamaHead"]
 

@@ -9,7 +9,7 @@ Artifact layout (a folder):
 
 ``dims`` below is always a Matryoshka level of the head (e.g. 384/192/128/96/48): a level's slice is
 L2-normalized on its own and has its own thresholds. Inputs ``emb`` are *base-model* embeddings
-(``qama_rs.embed.embed_texts``); the head is applied here.
+(``qama_rs.data.embed.embed_texts``); the head is applied here.
 
 Searching: ``index = model.index(doc_texts_or_emb, dims, scheme)``, then
 ``D, I = index.search(model.features(query_emb, dims, scheme), k)`` (symmetric Hamming search).
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import DEFAULT_BASE_MODEL, QamaConfig
-from .head import QamaHead
-from .thresholds import ThresholdBank, scheme_levels
+from qama_rs.qama.config import DEFAULT_BASE_MODEL, QamaConfig
+from qama_rs.qama.head import QamaHead
+from qama_rs.qama.thresholds import ThresholdBank, scheme_levels
 
 __all__ = ["QamaModel"]
 
@@ -106,7 +106,7 @@ class QamaModel:
 
     @classmethod
     def load(cls, path: str | Path) -> QamaModel:
-        """Read a folder written by `save` (or by `qama_rs.train.train`)."""
+        """Read a folder written by `save` (or by `qama_rs.qama.train.train`)."""
         from safetensors.torch import load_file
 
         folder = Path(path)
@@ -157,7 +157,7 @@ class QamaModel:
     def quantizer(self, dims: int | None = None, scheme: str = "2bit"):
         """A `qama_rs.Quantizer` with this model's thresholds for ``(dims, scheme)``; it takes `features`
         (already pair-reduced for hybrid, so the quantizer does no reduction of its own)."""
-        from . import Quantizer
+        from qama_rs.engine import Quantizer
 
         dims = self._check_dims(dims)
         self._check_scheme(scheme)
@@ -169,7 +169,7 @@ class QamaModel:
         """A `qama_rs.Index` holding the codes of ``texts_or_emb`` (strings are embedded with the base model
         first; an array is taken as base-model embeddings). Search it with
         ``index.search(model.features(query_emb, dims, scheme), k)``."""
-        from . import Index
+        from qama_rs.engine import Index
 
         if _is_texts(texts_or_emb):
             emb = self._embed_base(texts_or_emb, 64, False)
@@ -181,7 +181,7 @@ class QamaModel:
 
     # ---------------------------------------------------------------------------------- helpers
     def _embed_base(self, texts, batch_size: int, progress: bool) -> np.ndarray:
-        from .embed import embed_texts
+        from qama_rs.data.embed import embed_texts
 
         model = None if self.config.base_model == DEFAULT_BASE_MODEL else self.config.base_model
         return embed_texts(texts, model=model, batch_size=batch_size, progress=progress)

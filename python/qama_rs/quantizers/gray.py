@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lloyd_max import LloydMaxGauss
+from qama_rs.quantizers.lloyd_max import LloydMaxGauss
 
 
 def gray_encode(codes: np.ndarray) -> np.ndarray:

@@ -2,22 +2,35 @@
 
 ``make_method("lloyd_max_gauss", rotation="hadamard", seed=0)`` builds an unfitted quantizer;
 ``METHODS`` maps each registry name to its class. Every quantizer implements
-:class:`~qama_rs.methods.base.TrainingFreeQuantizer` (``fit``, ``encode``, ``reconstruct``,
+:class:`~qama_rs.quantizers.base.TrainingFreeQuantizer` (``fit``, ``encode``, ``reconstruct``,
 ``score``, ``bytes_per_vector``, ``bits_per_dim``, ``thresholds``/``levels``, ``engine_arguments``);
 ``binary``, ``binary_median`` and ``gray_2bit`` also rank by symmetric Hamming distance.
 """
 
 from __future__ import annotations
 
-from .adaptive import AdaptiveBits
-from .base import TrainingFreeQuantizer, check_embeddings
-from .binary import MedianBinary, SignBinary
-from .gray import GrayTwoBit, gray_decode, gray_encode
-from .int8 import Int8
-from .lloyd_max import CalibrationFree2Bit, LloydMax4Bit, LloydMaxEmpirical, LloydMaxGauss, gaussian_lloyd_max
-from .quaternary import Quaternary
-from .rotation import ROTATIONS, RandomizedHadamard, RandomOrthogonal, Rotated, Rotation, make_rotation
-from .two_stage import TwoStageSearch
+from qama_rs.quantizers.adaptive import AdaptiveBits
+from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.binary import MedianBinary, SignBinary
+from qama_rs.quantizers.gray import GrayTwoBit, gray_decode, gray_encode
+from qama_rs.quantizers.int8 import Int8
+from qama_rs.quantizers.lloyd_max import (
+    CalibrationFree2Bit,
+    LloydMax4Bit,
+    LloydMaxEmpirical,
+    LloydMaxGauss,
+    gaussian_lloyd_max,
+)
+from qama_rs.quantizers.quaternary import Quaternary
+from qama_rs.quantizers.rotation import (
+    ROTATIONS,
+    RandomizedHadamard,
+    RandomOrthogonal,
+    Rotated,
+    Rotation,
+    make_rotation,
+)
+from qama_rs.quantizers.two_stage import TwoStageSearch
 
 METHODS: dict[str, type[TrainingFreeQuantizer]] = {
     cls.name: cls

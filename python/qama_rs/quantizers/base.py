@@ -237,7 +237,7 @@ class TrainingFreeQuantizer(ABC):
 
     def hamming_distances(self, query_emb, codes) -> np.ndarray:
         """Symmetric distances ``(n_queries, n_docs)`` int32: queries are quantized too."""
-        from .hamming import hamming_distances
+        from qama_rs.quantizers.hamming import hamming_distances
 
         qbits = self.pack_hamming(self.encode(query_emb))
         return hamming_distances(qbits, self.pack_hamming(codes))

@@ -1,6 +1,6 @@
 """Check the training-free quantizers against the reference figures, and sweep the two-stage search.
 
-``python -m qama_rs.methods.reproduce [--datasets scifact dbpedia-5k] [--two-stage scifact]``
+``python -m qama_rs.eval.reproduce [--datasets scifact dbpedia-5k] [--two-stage scifact]``
 
 Every method is fitted on the corpus documents only and evaluated on the ``test`` split with NDCG@10
 (pytrec_eval, as MTEB). Runs hold the top 1000 documents with their scores, as MTEB's do, so ties
@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from . import TwoStageSearch, make_method
-from .hamming import topk_largest, topk_smallest
+from qama_rs.quantizers import TwoStageSearch, make_method
+from qama_rs.quantizers.hamming import topk_largest, topk_smallest
 
 # README.md reference figures (all-MiniLM-L6-v2, 384 d, NDCG@10 on test).
 REFERENCE = {
@@ -61,8 +61,8 @@ K_PRIMES = [10, 20, 30, 50, 100, 200, 300, 500, 1000]
 
 
 def load(name: str):
-    from qama_rs.data import load_beir, resolve_dataset
-    from qama_rs.embed import dataset_embeddings
+    from qama_rs.data.beir import load_beir, resolve_dataset
+    from qama_rs.data.embed import dataset_embeddings
 
     dataset = load_beir(resolve_dataset(name), split="test")
     emb = dataset_embeddings(dataset, progress=False)

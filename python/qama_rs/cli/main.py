@@ -1,10 +1,10 @@
 """The ``qama`` command: one sub-command per job; each delegates to the module that owns the work.
 
     qama demo      embed scifact → train a head → encode → search → NDCG table (the README's first command)
-    qama train     train a QAMA head (qama_rs.train)
+    qama train     train a QAMA head (qama_rs.qama.train)
     qama eval      one method on one or more datasets, a result line or JSON (qama_rs.eval)
     qama tables    regenerate every table and plot under results/ (qama_rs.eval.tables)
-    qama diagnose  embedding statistics and quantizer distortion (qama_rs.diagnose)
+    qama diagnose  embedding statistics and quantizer distortion (qama_rs.eval.diagnose)
     qama info      version, CPU, engine backend, data root and cache dir
 """
 
@@ -33,24 +33,24 @@ def _bits(value: str):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from qama_rs.cli.demo import run_demo
 
     run_demo(dataset=args.dataset, out_dir=args.out, epochs=args.epochs, retrain=args.retrain)
     return 0
 
 
 def _cmd_train(argv: Sequence[str]) -> int:
-    from .train import train_main
+    from qama_rs.qama.train import train_main
 
     return train_main(list(argv))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .eval.runner import evaluate, format_result
+    from qama_rs.eval.runner import evaluate, format_result
 
     head = None
     if args.head:
-        from .model import QamaModel
+        from qama_rs.qama.model import QamaModel
 
         head = QamaModel.load(args.head)
     elif args.method == "qama":
@@ -71,11 +71,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
-    from .eval.tables import build_tables
+    from qama_rs.eval.tables import build_tables
 
     head = None
     if args.head:
-        from .model import QamaModel
+        from qama_rs.qama.model import QamaModel
 
         head = QamaModel.load(args.head)
     command = "qama " + " ".join(shlex.quote(a) for a in args.argv)
@@ -93,7 +93,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from .diagnose import diagnose
+    from qama_rs.eval.diagnose import diagnose
 
     command = "qama " + " ".join(shlex.quote(a) for a in args.argv)
     diagnose(args.dataset, out_dir=args.out, model=args.model, command=command)
@@ -102,10 +102,10 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from . import __version__
-    from .cpu import cpu_description
-    from .data import data_root
-    from .embed import cache_root
+    from qama_rs._core import __version__
+    from qama_rs.data.beir import data_root
+    from qama_rs.data.embed import cache_root
+    from qama_rs.engine.cpu import cpu_description
 
     print(f"qama-rs {__version__}")
     print(f"cpu: {cpu_description()}")
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--retrain", action="store_true", help="train again even if OUT already holds a head")
     demo.set_defaults(func=_cmd_demo)
 
-    # `qama train` owns its own parser (qama_rs.train.build_parser); see _dispatch.
+    # `qama train` owns its own parser (qama_rs.qama.train.build_parser); see _dispatch.
     sub.add_parser("train", help="train a QAMA head (see `qama train --help`)", add_help=False)
 
     ev = sub.add_parser("eval", help="evaluate one method: NDCG@10 with a bootstrap 95%% CI")

@@ -17,7 +17,7 @@ prefix of the first ``m`` quantized values, i.e. the first ``prefix_bits(m)`` bi
 Training-free hybrid (``Quantizer.fit(x, "hybrid")``) reduces the last quarter by averaging
 consecutive pairs of input dimensions, at fit and encode time alike (recorded as
 ``pair_reduce_start``). A trained QAMA head does its own reduction (a learned layer) and hands over
-already-reduced values with explicit ``levels`` (``qama_rs.thresholds.scheme_levels`` gives the
+already-reduced values with explicit ``levels`` (``qama_rs.qama.thresholds.scheme_levels`` gives the
 same level lists), so no reduction is applied.
 """
 
@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import _core
+from qama_rs import _core
 
 FORMAT = "qama-rs/quantizer"
 FORMAT_VERSION = 1
@@ -117,7 +117,7 @@ class Quantizer:
 
     * ``Quantizer(thresholds_2d)`` with shape ``(d, L - 1)``: ``d`` dimensions of ``L`` levels; with
       per-dimension ``levels`` as well, row ``j`` holds ``levels[j] - 1`` thresholds then ``+inf``
-      padding (the layout of :mod:`qama_rs.thresholds`);
+      padding (the layout of :mod:`qama_rs.qama.thresholds`);
     * ``Quantizer(flat, levels)`` with ``levels`` an int or a per-dimension sequence and ``flat`` the
       thresholds of all dimensions concatenated in order (``sum(levels - 1)`` values);
     * ``Quantizer([t_0, t_1, ...])`` with one 1-D sequence per dimension (``len(t_j) + 1`` levels).

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cpu import cpu_description
-from .data import load_beir
-from .embed import dataset_embeddings
-from .eval.metrics import ndcg_at_10, run_from_topk
+from qama_rs.data.beir import load_beir
+from qama_rs.data.embed import dataset_embeddings
+from qama_rs.engine.cpu import cpu_description
+from qama_rs.eval.metrics import ndcg_at_10, run_from_topk
 
 # Depth of the ranking handed to pytrec_eval, as MTEB's retrieval evaluator uses.
 RANK_DEPTH = 1000
@@ -71,10 +71,10 @@ def _hamming_row(name, index, query_features, data, dims=None, input_dims=None) 
 
 def run_demo(dataset: str = "scifact", out_dir: str | Path = "runs/demo", epochs: int = 2, retrain: bool = False) -> list[DemoRow]:
     """Run the whole pipeline and print the table; returns its rows."""
-    from . import Index, Quantizer
-    from .config import QamaConfig
-    from .model import QamaModel
-    from .train import train
+    from qama_rs.engine import Index, Quantizer
+    from qama_rs.qama.config import QamaConfig
+    from qama_rs.qama.model import QamaModel
+    from qama_rs.qama.train import train
 
     print(f"qama demo on {dataset}; {cpu_description()}")
     print("[1/4] embedding corpus and queries (cached after the first run)")

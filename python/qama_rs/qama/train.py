@@ -6,14 +6,14 @@ draws a batch of documents and adds, with the weights of `LossConfig`:
 
 - similarity preservation (MSE, symmetric KL, rank, self-contrastive) between the base model's cosine matrix
   and the head's — on the float slices and, per trained scheme, on the Hamming similarity of the thermometer
-  codes (straight-through gradient, see `qama_rs.thresholds`); at every Matryoshka level when
+  codes (straight-through gradient, see `qama_rs.qama.thresholds`); at every Matryoshka level when
   ``matryoshka`` is on, else at full width only;
 - the regularizers: inter-level orthogonality, information bottleneck, adaptive variance control, and the
   quantization loss;
 - with a ``train`` split: InfoNCE over labelled pairs, float and Hamming.
 
 Thresholds start at the quantiles of the untrained head's outputs, follow batch quantiles by EMA, and are
-recalibrated on all training documents at the end. The result is written by `qama_rs.model.QamaModel.save`.
+recalibrated on all training documents at the end. The result is written by `qama_rs.qama.model.QamaModel.save`.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import losses as L
-from .config import ABLATION_STEPS, QamaConfig, ablation_config
-from .head import QamaHead
-from .thresholds import ThresholdBank, hamming_similarity, thermometer_bits, threshold_count
+from qama_rs.qama import losses as L
+from qama_rs.qama.config import ABLATION_STEPS, QamaConfig, ablation_config
+from qama_rs.qama.head import QamaHead
+from qama_rs.qama.thresholds import ThresholdBank, hamming_similarity, thermometer_bits, threshold_count
 
 __all__ = [
     "TrainingData",
@@ -98,14 +98,14 @@ class TrainingData:
 def load_training_data(
     datasets: Sequence[str | Path], model: str | None = None, labelled: bool = True, progress: bool = True
 ) -> TrainingData:
-    """Document embeddings of every dataset (`qama_rs.embed.dataset_embeddings`, cached), plus labelled
+    """Document embeddings of every dataset (`qama_rs.data.embed.dataset_embeddings`, cached), plus labelled
     pairs from each dataset's ``qrels/train.tsv`` when ``labelled`` and the file exists.
 
     Only the documents are read from a dataset without a train split; test queries and test qrels are never
     used.
     """
-    from .data import load_beir, resolve_dataset
-    from .embed import dataset_embeddings
+    from qama_rs.data.beir import load_beir, resolve_dataset
+    from qama_rs.data.embed import dataset_embeddings
 
     if isinstance(datasets, (str, Path)):
         raise TypeError("datasets must be a sequence of dataset names or paths, not a single one")
@@ -469,7 +469,7 @@ def train(
     ``resume``: continue from ``out_dir/checkpoint.pt`` (written after every epoch) — the config must match.
     Returns ``out_dir``.
     """
-    from .model import QamaModel
+    from qama_rs.qama.model import QamaModel
 
     if not isinstance(config, QamaConfig):
         raise TypeError(f"config must be a QamaConfig, got {type(config).__name__}")

@@ -9,7 +9,7 @@ File format (version 1), all integers little-endian::
 
     magic      8 bytes  b"QAMAIDX\\0"
     version    u32      1
-    layout     u32      1 = rows of uint64 words, qama-core bit order (see qama_rs._reference)
+    layout     u32      1 = rows of uint64 words, qama-core bit order (see tests/_reference.py)
     ntotal     u64      number of vectors
     words      u64      words per code
     qlen       u64      bytes of the quantizer section (a multiple of 8, so codes stay aligned)
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from .quantizer import Quantizer, atomic_write
+from qama_rs import _core
+from qama_rs.engine.quantizer import Quantizer, atomic_write
 
 MAGIC = b"QAMAIDX\0"
 FORMAT_VERSION = 1

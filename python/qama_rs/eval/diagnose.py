@@ -71,7 +71,7 @@ def method_distortion(docs, queries, methods=DEFAULT_METHODS, n_queries: int = 1
     scores of real embeddings, whose correlated dimensions can do better."""
     from scipy import stats
 
-    from .methods import make_method
+    from qama_rs.quantizers import make_method
 
     x = _matrix(docs, "docs").astype(np.float32)
     q = _matrix(queries, "queries").astype(np.float32)
@@ -105,8 +105,8 @@ def method_distortion(docs, queries, methods=DEFAULT_METHODS, n_queries: int = 1
 
 def diagnose(dataset="scifact", out_dir: str | os.PathLike[str] = "results", model=None, command: str | None = None) -> dict:
     """Embed (cached) ``dataset``, compute every diagnostic, write ``diagnostics.{json,md,png}``."""
-    from .data import load_beir
-    from .embed import dataset_embeddings
+    from qama_rs.data.beir import load_beir
+    from qama_rs.data.embed import dataset_embeddings
 
     data = load_beir(dataset, split="test")
     emb = dataset_embeddings(data, model)
@@ -147,7 +147,7 @@ def diagnose(dataset="scifact", out_dir: str | os.PathLike[str] = "results", mod
 
 
 def _write_text(path: Path, text: str) -> None:
-    from .quantizer import atomic_write
+    from qama_rs.engine.quantizer import atomic_write
 
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 

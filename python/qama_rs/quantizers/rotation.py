@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
 
 
 class Rotation:

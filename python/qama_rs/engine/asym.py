@@ -8,7 +8,7 @@ scores it as ``Σ_j q_j · recon[j, c_j]``, where ``recon`` (``(dims, levels)`` 
 code decodes to: Lloyd-Max levels times σ plus the median, int8 scales, ±1 signs, centroids. So
 ``score(q, codes) == q @ reconstruct(codes).T`` up to float32 rounding; the engine's exact
 summation order is documented in ``qama_core::asym`` and reproduced bit for bit by
-``qama_rs._reference.asym_scores``.
+``tests/_reference.py.asym_scores``.
 
 Methods that score in a transformed space (centring, rotation, ``q ⊙ σ``) hand their prepared
 queries to :meth:`AsymmetricIndex.search` (e.g. ``method.prepare_query(xq)``) and their codes to
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from .index import Index, _check_k, new_ids
-from .quantizer import Quantizer, atomic_write, float_rows
+from qama_rs import _core
+from qama_rs.engine.index import Index, _check_k, new_ids
+from qama_rs.engine.quantizer import Quantizer, atomic_write, float_rows
 
 MAGIC = b"QAMAASY\0"
 FORMAT_VERSION = 1

@@ -19,7 +19,7 @@ DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 @dataclass
 class HeadConfig:
-    """Shape and initialisation of the transformation head (see `qama_rs.head`)."""
+    """Shape and initialisation of the transformation head (see `qama_rs.qama.head`)."""
 
     input_dim: int = 384
     # hidden width = expansion * input_dim (the paper uses 32).
@@ -62,7 +62,7 @@ class HeadConfig:
 
 @dataclass
 class ThresholdConfig:
-    """Quantization schemes trained and the threshold statistics (see `qama_rs.thresholds`)."""
+    """Quantization schemes trained and the threshold statistics (see `qama_rs.qama.thresholds`)."""
 
     schemes: tuple[str, ...] = SCHEMES
     # EMA momentum of the batch-quantile threshold update.
@@ -82,7 +82,7 @@ class ThresholdConfig:
 
 @dataclass
 class LossConfig:
-    """Weights (0 switches a loss off) and hyper-parameters of every loss (see `qama_rs.losses`).
+    """Weights (0 switches a loss off) and hyper-parameters of every loss (see `qama_rs.qama.losses`).
 
     The defaults are the full QAMA objective (the last ablation step)."""
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import BeirDataset
-from .quantizer import atomic_write
+from qama_rs.data.beir import BeirDataset
+from qama_rs.engine.quantizer import atomic_write
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -349,7 +349,7 @@ def dataset_embeddings(
     """
     if not isinstance(dataset, BeirDataset):
         raise TypeError(
-            f"dataset must be a BeirDataset (see qama_rs.data.load_beir), got {type(dataset).__name__}"
+            f"dataset must be a BeirDataset (see qama_rs.data.beir.load_beir), got {type(dataset).__name__}"
         )
     model = default_model_path() if model is None else str(model)
     if _is_npy(model):

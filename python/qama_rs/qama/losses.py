@@ -2,13 +2,13 @@
 
 Similarity losses compare a *teacher* similarity matrix (cosine of the base model's embeddings) with a
 *student* one: cosine of a head slice (float path) or the Hamming similarity ``1 - 2·hamming/bits`` of its
-thermometer codes (quantized path, see `qama_rs.thresholds`). The two live on different scales — MiniLM
+thermometer codes (quantized path, see `qama_rs.qama.thresholds`). The two live on different scales — MiniLM
 cosines sit around +0.1…0.6, median-thresholded Hamming similarities around 0 — so "normalized similarity
 matrices" are taken row-wise standardized (z-scores over each row's off-diagonal entries). A retrieval ranking
 is per query (per row) and invariant to a per-row affine map, so the standardization keeps exactly what the
 search uses and drops an offset the codes cannot (and need not) reproduce.
 
-Weights and switches live in `qama_rs.config.LossConfig`; `qama_rs.train` adds the weighted terms.
+Weights and switches live in `qama_rs.qama.config.LossConfig`; `qama_rs.qama.train` adds the weighted terms.
 """
 
 from __future__ import annotations

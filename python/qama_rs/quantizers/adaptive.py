@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import TrainingFreeQuantizer, check_embeddings
-from .lloyd_max import gaussian_lloyd_max
+from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.lloyd_max import gaussian_lloyd_max
 
 
 class AdaptiveBits(TrainingFreeQuantizer):

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import TrainingFreeQuantizer, check_embeddings
-from .binary import SignBinary
-from .hamming import hamming_distances
-from .lloyd_max import LloydMaxGauss
+from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.binary import SignBinary
+from qama_rs.quantizers.hamming import hamming_distances
+from qama_rs.quantizers.lloyd_max import LloydMaxGauss
 
 
 class TwoStageSearch:

@@ -1,0 +1,1 @@
+"""Data layer: BEIR folders and user corpora (``beir``) and offline, cached embeddings (``embed``)."""

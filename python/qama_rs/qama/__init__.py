@@ -1,0 +1,1 @@
+"""Learned-head layer: the QAMA head, its thresholds, losses, trainer and saved model."""
