@@ -1,7 +1,7 @@
 //! Reconstruction tables and the per-query float lookup tables built from them.
 //!
 //! The score of a row is defined by these tables and one summation order (the contract every
-//! kernel and the NumPy reference `qama_rs._reference.asym_scores` reproduce bit for bit):
+//! kernel and the NumPy reference `tests/_reference.py.asym_scores` reproduce bit for bit):
 //!
 //! - `T[i][v] = Σ q_j · recon[j][field_j(v)]` over the dimensions `j` of byte `i` in ascending
 //!   order, a float32 sum starting from `0.0` (padding fields add nothing);
