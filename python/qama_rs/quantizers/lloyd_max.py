@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from statistics import NormalDist
 
 import numpy as np
 
@@ -17,14 +18,29 @@ from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
 _SQRT2 = math.sqrt(2.0)
 
 
+_SQRT_HALF = math.sqrt(0.5)
+# The standard library's erf/erfc (correctly rounded to about an ulp) keep scipy out of the core
+# install; elementwise over at most 257 bucket edges, so the Python-level loop costs microseconds.
+_erf = np.frompyfunc(math.erf, 1, 1)
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+_STANDARD_NORMAL = NormalDist()
+
+
 def _phi(z: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
 
 
 def _Phi(z: np.ndarray) -> np.ndarray:
-    from scipy.special import ndtr
-
-    return ndtr(z)
+    """Standard normal CDF, split like Cephes' ``ndtr`` (scipy's): ``erf`` near 0, ``erfc`` in the
+    tails, so tail masses keep their relative precision."""
+    x = np.asarray(z, dtype=np.float64) * _SQRT_HALF
+    near_zero = np.abs(x) < _SQRT_HALF
+    y = np.where(
+        near_zero,
+        0.5 + 0.5 * _erf(x).astype(np.float64),
+        0.5 * _erfc(np.abs(x)).astype(np.float64),
+    )
+    return np.where(~near_zero & (x > 0), 1.0 - y, y)
 
 
 @cache
@@ -33,9 +49,11 @@ def _gaussian_table(n_levels: int) -> tuple[tuple[float, ...], tuple[float, ...]
     for _ in range(100_000):
         bounds = 0.5 * (levels[:-1] + levels[1:])
         edges = np.concatenate(([-np.inf], bounds, [np.inf]))
-        mass = _Phi(edges[1:]) - _Phi(edges[:-1])
+        cdf = _Phi(edges)
+        density = _phi(edges)
+        mass = cdf[1:] - cdf[:-1]
         # E[Z | a < Z < b] = (phi(a) - phi(b)) / (Phi(b) - Phi(a)) for a standard normal Z.
-        new = (_phi(edges[:-1]) - _phi(edges[1:])) / mass
+        new = (density[:-1] - density[1:]) / mass
         if np.max(np.abs(new - levels)) < 1e-13:
             levels = new
             break
@@ -46,9 +64,8 @@ def _gaussian_table(n_levels: int) -> tuple[tuple[float, ...], tuple[float, ...]
 
 
 def _initial_gaussian_levels(n_levels: int) -> np.ndarray:
-    from scipy.special import ndtri
-
-    return ndtri((np.arange(n_levels) + 0.5) / n_levels)
+    """Gaussian quantiles at the bucket centres ``(i + 1/2) / n``: the Lloyd iterations' start."""
+    return np.array([_STANDARD_NORMAL.inv_cdf((i + 0.5) / n_levels) for i in range(n_levels)])
 
 
 def gaussian_lloyd_max(n_levels: int) -> tuple[np.ndarray, np.ndarray]:
