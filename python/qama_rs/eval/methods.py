@@ -2,26 +2,22 @@
 
 A :class:`Method` is calibrated on document embeddings only (``fit``) — never on queries or judgments — and
 answers ``search(query_emb, k, dims=None) -> (scores, ids)``: ``ids`` int64 ``(q, min(k, n))`` row numbers of
-the fitted documents, best first; ``scores`` float ``(q, k)`` where higher is better (so a Hamming method
-returns ``-distance``), or ``None`` when the method has no score to report (the rank is then used).
-``dims=m`` searches the Matryoshka prefix: float methods truncate to ``m`` dimensions and renormalize; code
-methods compare the first ``m`` quantized dimensions of the same codes.
+the fitted documents, best first; ``scores`` float32 ``(q, min(k, n))``, higher is better (a Hamming method
+returns ``-distance``).
 
-Built in (``get_method(name, bits, dims)``):
+Every built-in method is an :class:`IndexMethod`: a factory spec (:mod:`qama_rs.index`) searched by the Rust
+kernels, so every number the evaluation reports comes from the shipped engine. ``method.spec`` is the spec
+string (``method.spec_for(dims)`` at a prefix); :data:`qama_rs.index.names.METHOD_SPECS` is the name -> spec
+table. Any spec string is itself a method name (``get_method("Hadamard,LloydMax2")``).
 
-* ``fp32`` / ``fp16`` — exhaustive inner product on (prefix-renormalized) float32 / float16 documents;
-* ``int8`` — per-dimension min/max calibrated on the documents, 256 levels; a float32 query scores the
-  dequantized documents (asymmetric). mteb's ``CompressionWrapper`` is not used: it estimates the ranges
-  on whatever batch it encodes, queries included, which would calibrate on queries;
-* ``sign`` — 1 bit per dimension with threshold 0 (the untrained baseline), symmetric Hamming in the engine;
-* ``quantile`` — ``qama_rs.Quantizer.fit`` per-dimension quantile thresholds, ``bits`` in ``1, 1.5, 2,
-  "hybrid"``, query quantized with the same thresholds, symmetric Hamming in ``qama_rs.Index``;
-* ``qama`` (needs ``head=``, a trained ``QamaModel``) — the head's learned thresholds per Matryoshka level,
-  symmetric Hamming; ``bits=32`` gives the head's float output instead.
+``dims=m`` searches the Matryoshka prefix, the way each family always has:
 
-Any training-free quantizer of :mod:`qama_rs.quantizers` (``make_method(name)``) is reachable by its registry
-name and scored asymmetrically (float query · reconstructed documents). Other modules add methods with
-:func:`register_method` (e.g. ``"qama"`` for a trained head).
+* float and per-dimension codecs fit a ``Prefix{m},<spec>`` index (first ``m`` dimensions, renormalized);
+* uniform thermometer codes (``Sign``, ``Thermo1/1.5/2``) compare the first ``m`` quantized values of the
+  same codes (engine prefix search);
+* ``Hybrid`` splits *the searched* dimensions into quarters, so each prefix fits its own index on the first
+  ``m`` document columns (``m`` a multiple of 8);
+* ``qama`` uses the head's Matryoshka level ``m`` (its own learned thresholds).
 """
 
 from __future__ import annotations
@@ -32,37 +28,23 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from qama_rs.index import QamaError, index_factory, method_spec, parse_spec
+from qama_rs.index.factory import build_pipeline
+from qama_rs.index.transforms import prefix_normalize
+
 __all__ = [
-    "Fp16Method",
-    "Fp32Method",
     "HeadMethod",
-    "Int8Method",
+    "IndexMethod",
     "Method",
-    "QamaMethod",
-    "QuantizerAdapter",
-    "SCHEME_BITS",
-    "ThresholdMethod",
-    "available_methods",
     "apply_head",
+    "available_methods",
     "get_method",
     "prefix_normalize",
     "register_method",
-    "topk_by_score",
 ]
 
-#: Engine scheme name of each ``bits`` value accepted by the threshold methods.
-#: (1 == 1.0 as a dict key, so float bits work too; engine scheme names are accepted as well.)
-SCHEME_BITS: dict[Any, str] = {
-    1: "1bit",
-    1.5: "1.5bit",
-    2: "2bit",
-    "hybrid": "hybrid",
-    "1bit": "1bit",
-    "1.5bit": "1.5bit",
-    "2bit": "2bit",
-}
-# Nominal information bits per dimension of each scheme (hybrid: 2 + 1.5 + 1 + 0.5 over four quarters).
-_NOMINAL_BITS = {"1bit": 1.0, "1.5bit": 1.5, "2bit": 2.0, "hybrid": 1.25}
+# Nominal information bits per dimension of the thermometer codecs (hybrid: 2 + 1.5 + 1 + 0.5 over quarters).
+_NOMINAL_BITS = {"Sign": 1.0, "Thermo1": 1.0, "Thermo1.5": 1.5, "Thermo2": 2.0, "Hybrid": 1.25}
 
 
 @runtime_checkable
@@ -80,9 +62,6 @@ class Method(Protocol):
     ) -> tuple[np.ndarray | None, np.ndarray]: ...
 
     def bytes_per_vector(self, dims: int | None = None) -> float: ...
-
-
-# ------------------------------------------------------------------------------------------ helpers
 
 
 def _check_matrix(x, argname: str, dim: int | None = None) -> np.ndarray:
@@ -106,288 +85,129 @@ def _check_k(k) -> int:
     return int(k)
 
 
-def _check_dims(dims, full: int) -> int:
-    if dims is None:
-        return full
-    if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or not 1 <= dims <= full:
-        raise ValueError(f"dims must be an integer in 1..{full} or None, got {dims!r}")
-    return int(dims)
+def _prefix_mode(spec: str) -> str:
+    """How a spec searches a prefix: ``engine`` (same codes), ``slice`` (refit on columns), ``level``
+    (a head's Matryoshka level), ``none`` (full dimensions only) or ``refit`` (a ``Prefix{m}`` index)."""
+    stages = parse_spec(spec)
+    names = [s.key for s in stages]
+    if names[0] == "qama":
+        return "level"
+    if any(n in ("rescore", "rflat") for n in names):
+        return "none"
+    if names == ["hybrid"]:
+        return "slice"
+    if names in (["sign"], ["thermo1"], ["thermo1.5"], ["thermo2"]):
+        return "engine"
+    return "refit"
 
 
-def prefix_normalize(x: np.ndarray, dims: int) -> np.ndarray:
-    """First ``dims`` columns, each row rescaled to unit L2 norm (a zero row stays zero)."""
-    head = np.ascontiguousarray(x[:, :dims], dtype=np.float32)
-    norms = np.linalg.norm(head, axis=1, keepdims=True)
-    return head / np.maximum(norms, np.float32(1e-12))
+class IndexMethod:
+    """A method that is a factory spec: fit = train + add the documents into a :class:`qama_rs.index.Index`,
+    search = its ``search``. ``head``: a loaded QAMA model for a ``QAMA(...)`` spec."""
 
-
-def topk_by_score(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``min(k, n)`` per row, best first, ties by lower column: ``(scores, ids int64)``."""
-    n = scores.shape[1]
-    kk = min(k, n)
-    if kk < n:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        # argpartition may cut a tie at the boundary arbitrarily; take everything tied with the k-th best.
-        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-        ids = np.empty((scores.shape[0], kk), dtype=np.int64)
-        for row in range(scores.shape[0]):
-            candidates = np.flatnonzero(scores[row] >= kth[row])
-            order = np.lexsort((candidates, -scores[row, candidates]))[:kk]
-            ids[row] = candidates[order]
-    else:
-        ids = np.lexsort((np.broadcast_to(np.arange(n), scores.shape), -scores), axis=1).astype(np.int64)
-    return np.take_along_axis(scores, ids, axis=1), ids
-
-
-def _exhaustive(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inner-product top-k in query blocks, so a large corpus never needs a (q, n) matrix at once."""
-    block = max(1, (1 << 25) // max(1, docs.shape[0]))
-    out_s, out_i = [], []
-    for start in range(0, queries.shape[0], block):
-        scores = queries[start : start + block] @ docs.T
-        s, i = topk_by_score(scores, k)
-        out_s.append(s)
-        out_i.append(i)
-    return np.concatenate(out_s), np.concatenate(out_i)
-
-
-# ------------------------------------------------------------------------------------ float methods
-
-
-class _FloatMethod:
-    """Shared code of the float-like methods: per-prefix document matrices built lazily from ``fit``."""
-
-    name = "float"
-    bits = 32.0
-    default_dims: int | None = None
-
-    def __init__(self, dims: int | None = None) -> None:
+    def __init__(self, name: str, spec: str, dims: int | None = None, head: Any = None) -> None:
+        self.name = name
+        self.spec = spec
         self.default_dims = dims
+        self.head = head
+        self.mode = _prefix_mode(spec)
+        if self.mode == "none" and dims is not None:
+            raise ValueError(f"{name} ({spec}) searches full dimensions only; leave dims unset")
+        first = parse_spec(spec)[-1 if self.mode != "level" else 1].text
+        self.bits = _NOMINAL_BITS.get(first, float("nan"))
         self._docs: np.ndarray | None = None
-        self._stored: dict[int, np.ndarray] = {}
+        self._indexes: dict[int | None, Any] = {}
 
-    @property
-    def dim(self) -> int:
+    # ------------------------------------------------------------------------------------ prefixes
+    def _dims(self, dims: int | None) -> int | None:
+        """The searched prefix (None = all dimensions), checked against the fitted documents."""
         if self._docs is None:
             raise RuntimeError(f"{self.name}: call fit(doc_emb) first")
-        return self._docs.shape[1]
-
-    def fit(self, doc_emb: np.ndarray):
-        self._docs = _check_matrix(doc_emb, "doc_emb")
-        self._stored = {}
-        if self.default_dims is not None:
-            _check_dims(self.default_dims, self._docs.shape[1])
-        return self
-
-    def _store(self, docs: np.ndarray) -> np.ndarray:
-        """The scoring-space document matrix kept for a prefix (float32 for the exact products)."""
-        return docs
-
-    def _documents(self, dims: int) -> np.ndarray:
-        if dims not in self._stored:
-            self._stored[dims] = self._store(prefix_normalize(self._docs, dims))
-        return self._stored[dims]
-
-    def search(self, query_emb, k, dims=None):
-        dims = _check_dims(dims if dims is not None else self.default_dims, self.dim)
-        queries = prefix_normalize(_check_matrix(query_emb, "query_emb", self.dim), dims)
-        return _exhaustive(queries, self._documents(dims), _check_k(k))
-
-    def bytes_per_vector(self, dims: int | None = None) -> float:
-        dims = dims if dims is not None else (self.default_dims or self.dim)
-        return dims * self.bits / 8
-
-
-class Fp32Method(_FloatMethod):
-    """Exhaustive cosine search on float32 embeddings (the reference every other method is compared to)."""
-
-    name = "fp32"
-    bits = 32.0
-
-
-class Fp16Method(_FloatMethod):
-    """Documents stored as float16; float32 query; products in float32."""
-
-    name = "fp16"
-    bits = 16.0
-
-    def _store(self, docs):
-        return docs.astype(np.float16).astype(np.float32)
-
-
-class Int8Method(_FloatMethod):
-    """Per-dimension min/max scalar quantization to 256 levels, calibrated on the (prefix) documents.
-
-    Scoring is asymmetric: the float32 query is dotted with the dequantized documents.
-    """
-
-    name = "int8"
-    bits = 8.0
-
-    def _store(self, docs):
-        low = docs.min(axis=0)
-        step = (docs.max(axis=0) - low) / 255.0
-        step = np.where(step > 0, step, np.float32(1.0)).astype(np.float32)
-        codes = np.clip(np.rint((docs - low) / step), 0, 255).astype(np.uint8)
-        return (low + codes.astype(np.float32) * step).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------- engine methods
-
-
-def _engine():
-    """``(Quantizer, Index)`` of the Rust engine, or a clear error when it is not built."""
-    try:
-        import qama_rs
-
-        return qama_rs.Quantizer, qama_rs.Index
-    except (ImportError, AttributeError) as err:
-        raise ImportError(
-            "the threshold methods need the compiled engine (qama_rs.Quantizer and qama_rs.Index); "
-            "build it with `maturin develop --release`"
-        ) from err
-
-
-class ThresholdMethod:
-    """Training-free threshold codes searched by symmetric Hamming distance in ``qama_rs.Index``.
-
-    ``scheme`` is an engine scheme (``"1bit"``, ``"1.5bit"``, ``"2bit"``, ``"hybrid"``): thresholds are the
-    per-dimension quantiles of the documents (``Quantizer.fit``). ``zero_threshold=True`` gives the untrained
-    sign binarization instead (1 bit, threshold 0). Queries are quantized with the same thresholds.
-
-    ``dims`` counts input dimensions, as for the float methods. Uniform schemes search the prefix of one
-    index (quantized value ``j`` is input dimension ``j``). ``hybrid`` splits *the searched* dimensions into
-    quarters (2, 1.5, 1, 0.5 bits), so each prefix gets its own quantizer and index, fitted on the first
-    ``dims`` document dimensions (``dims`` a multiple of 8).
-    """
-
-    def __init__(self, scheme: str = "1bit", dims: int | None = None, zero_threshold: bool = False) -> None:
-        if scheme not in _NOMINAL_BITS:
-            raise ValueError(f"scheme must be one of {sorted(_NOMINAL_BITS)}, got {scheme!r}")
-        if zero_threshold and scheme != "1bit":
-            raise ValueError("zero_threshold (sign binarization) is a 1-bit scheme")
-        self.scheme = scheme
-        self.zero_threshold = zero_threshold
-        self.name = "sign" if zero_threshold else f"quantile-{scheme}"
-        self.bits = _NOMINAL_BITS[scheme]
-        self.default_dims = dims
-        self._docs: np.ndarray | None = None
-        self._indexes: dict[int, Any] = {}
-
-    @property
-    def quantizer(self):
-        """The engine quantizer of the full-dimension index."""
-        return self._index(self._dims(None)).quantizer
-
-    def fit(self, doc_emb: np.ndarray):
-        docs = _check_matrix(doc_emb, "doc_emb")
-        if self.default_dims is not None:
-            _check_dims(self.default_dims, docs.shape[1])
-        _engine()  # fail here, not at search time, when the engine is missing
-        self._docs = docs
-        self._indexes = {}
-        self._index(docs.shape[1])
-        return self
-
-    def _dims(self, dims: int | None) -> int:
-        if self._docs is None:
-            raise RuntimeError(f"{self.name}: call fit(doc_emb) first")
-        dims = _check_dims(dims if dims is not None else self.default_dims, self._docs.shape[1])
-        if self.scheme == "hybrid" and dims % 8:
+        full = self._docs.shape[1]
+        dims = dims if dims is not None else self.default_dims
+        if dims is None:
+            return None
+        if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or not 1 <= dims <= full:
+            raise ValueError(f"dims must be an integer in 1..{full} or None, got {dims!r}")
+        dims = int(dims)
+        if self.mode == "none" and dims != full:
+            raise ValueError(f"{self.name} ({self.spec}) searches full dimensions only, got dims={dims}")
+        if self.mode == "slice" and dims % 8:
             raise ValueError(
                 f"hybrid splits dims into quarters and halves its last one: dims must be a multiple of 8, got {dims}"
             )
-        return dims
+        if self.mode == "level":
+            levels = tuple(int(m) for m in self.head.levels)
+            if dims not in levels:
+                raise ValueError(f"dims must be one of the head's Matryoshka levels {levels}, got {dims!r}")
+        return None if dims == full and self.mode != "level" else dims
 
-    def _index(self, dims: int):
-        """The index answering a ``dims`` prefix (built once per prefix for hybrid)."""
-        key = dims if self.scheme == "hybrid" else self._docs.shape[1]
+    def spec_for(self, dims: int | None = None) -> str:
+        """The spec of the index that answers the ``dims`` prefix (what a table should print)."""
+        m = self._dims(dims) if self._docs is not None else dims
+        if m is None or self.mode in ("engine", "slice"):
+            return self.spec
+        if self.mode == "level":
+            first, _, rest = self.spec.partition(",")
+            return f"{first[:-1]},{m}),{rest}"
+        return f"Prefix{m},{self.spec}"
+
+    def _index(self, dims: int | None):
+        key = dims if self.mode in ("refit", "slice", "level") else None
         if key not in self._indexes:
-            quantizer_cls, index_cls = _engine()
-            docs = np.ascontiguousarray(self._docs[:, :key])
-            if self.zero_threshold:
-                quantizer = quantizer_cls(np.zeros(key, dtype=np.float32), 2)
-            else:
-                quantizer = quantizer_cls.fit(docs, self.scheme)
-            index = index_cls(quantizer)
-            index.add(docs)
+            docs = (
+                self._docs
+                if self.mode != "slice" or key is None
+                else np.ascontiguousarray(self._docs[:, :key])
+            )
+            try:
+                index = index_factory(docs.shape[1], self.spec_for(key), head=self.head)
+                if not index.is_trained:
+                    index.train(docs)
+                index.add(docs)
+            except QamaError as err:
+                raise ValueError(f"{self.name}: {err}") from None
             self._indexes[key] = index
         return self._indexes[key]
 
-    def _search_args(self, dims: int | None) -> tuple[Any, int | None, int]:
-        """(index, engine ``dims`` argument, input columns the query needs)."""
-        dims = self._dims(dims)
-        index = self._index(dims)
-        if self.scheme == "hybrid" or dims == self._docs.shape[1]:
-            return index, None, dims
-        return index, dims, self._docs.shape[1]
-
-    def search(self, query_emb, k, dims=None):
-        queries = _check_matrix(query_emb, "query_emb", None if self._docs is None else self._docs.shape[1])
-        index, engine_dims, columns = self._search_args(dims)
-        distances, ids = index.search(
-            np.ascontiguousarray(queries[:, :columns]), _check_k(k), dims=engine_dims
-        )
-        return -np.asarray(distances, dtype=np.float32), np.asarray(ids, dtype=np.int64)
-
-    def stored_bits(self, dims: int | None = None) -> int:
-        """Thermometer bits per vector the search reads for the prefix (2-bit: 3 per dimension)."""
-        index, engine_dims, _ = self._search_args(dims)
-        quantizer = index.quantizer
-        return int(quantizer.bits if engine_dims is None else quantizer.prefix_bits(engine_dims))
-
-    def bytes_per_vector(self, dims: int | None = None) -> float:
-        """Bytes of the packed thermometer code of one vector for the prefix."""
-        return float(math.ceil(self.stored_bits(dims) / 8))
-
-
-# ------------------------------------------------------------------------ training-free quantizers
-
-
-class QuantizerAdapter:
-    """Asymmetric search with a :mod:`qama_rs.quantizers` quantizer (float query · reconstructed documents).
-
-    The quantizer is calibrated separately for each searched prefix, on the prefix-renormalized documents.
-    """
-
-    def __init__(self, factory: Callable[[], Any], name: str, dims: int | None = None) -> None:
-        self._factory = factory
-        self.name = name
-        self.default_dims = dims
-        self._docs: np.ndarray | None = None
-        self._fitted: dict[int, tuple[Any, np.ndarray]] = {}
-        self.bits = float("nan")
-
+    # ------------------------------------------------------------------------------------- method
     def fit(self, doc_emb: np.ndarray):
         self._docs = _check_matrix(doc_emb, "doc_emb")
-        self._fitted = {}
-        self.bits = float(self._prefix(None)[0].bits_per_dim)
+        self._indexes = {}
+        index = self._index(self._dims(None))
+        if math.isnan(self.bits):
+            self.bits = 8.0 * index.bytes_per_vector / self._docs.shape[1]
         return self
 
-    def _prefix(self, dims):
-        if self._docs is None:
-            raise RuntimeError(f"{self.name}: call fit(doc_emb) first")
-        dims = _check_dims(dims if dims is not None else self.default_dims, self._docs.shape[1])
-        if dims not in self._fitted:
-            docs = prefix_normalize(self._docs, dims)
-            quantizer = self._factory().fit(docs)
-            self._fitted[dims] = (quantizer, quantizer.encode(docs))
-        return self._fitted[dims] + (dims,)
+    @property
+    def index(self):
+        """The full-dimension index (after ``fit``)."""
+        return self._index(self._dims(None))
 
     def search(self, query_emb, k, dims=None):
-        quantizer, codes, dims = self._prefix(dims)
-        queries = prefix_normalize(_check_matrix(query_emb, "query_emb", self._docs.shape[1]), dims)
-        k = _check_k(k)
-        block = max(1, (1 << 25) // codes.shape[0])
-        out_s, out_i = [], []
-        for start in range(0, queries.shape[0], block):
-            s, i = topk_by_score(np.asarray(quantizer.score(queries[start : start + block], codes)), k)
-            out_s.append(s)
-            out_i.append(i)
-        return np.concatenate(out_s), np.concatenate(out_i)
+        m = self._dims(dims)
+        queries = _check_matrix(query_emb, "query_emb", self._docs.shape[1])
+        k = min(_check_k(k), self._docs.shape[0])
+        index = self._index(m)
+        if self.mode == "slice" and m is not None:
+            queries = np.ascontiguousarray(queries[:, :m])
+        engine_dims = m if self.mode == "engine" else None
+        try:
+            scores, ids = index.search(queries, k, dims=engine_dims)
+        except QamaError as err:
+            raise ValueError(f"{self.name}: {err}") from None
+        return scores, ids
 
     def bytes_per_vector(self, dims: int | None = None) -> float:
-        return float(self._prefix(dims)[0].bytes_per_vector)
+        """Stored bytes per vector of the index answering the prefix (thermometer prefixes: whole words)."""
+        m = self._dims(dims)
+        index = self._index(m)
+        if self.mode == "engine" and m is not None:
+            return float(-(-index.codec.quantizer.prefix_bits(m) // 64) * 8)
+        return float(index.bytes_per_vector)
+
+    def __repr__(self) -> str:
+        return f"IndexMethod({self.name!r}, spec={self.spec!r})"
 
 
 # ------------------------------------------------------------------------------------------- heads
@@ -412,6 +232,7 @@ class HeadMethod:
         self.head = head
         self.name = f"{inner.name}+head"
         self.bits = inner.bits
+        self.spec = getattr(inner, "spec", None)
 
     def fit(self, doc_emb):
         self.inner.fit(apply_head(self.head, _check_matrix(doc_emb, "doc_emb")))
@@ -424,64 +245,8 @@ class HeadMethod:
     def bytes_per_vector(self, dims=None):
         return self.inner.bytes_per_vector(dims)
 
-
-class QamaMethod:
-    """A trained QAMA head's codes searched by symmetric Hamming distance in ``qama_rs.Index``.
-
-    ``head`` is a :class:`qama_rs.qama.model.QamaModel` (anything with ``features(emb, dims, scheme)``,
-    ``quantizer(dims, scheme)`` and ``levels``): documents and queries are base-model embeddings; each
-    Matryoshka level ``dims`` (one of ``head.levels``) has its own learned thresholds, so it gets its own index.
-    """
-
-    def __init__(self, head, scheme: str, dims: int | None = None) -> None:
-        if scheme not in _NOMINAL_BITS:
-            raise ValueError(f"scheme must be one of {sorted(_NOMINAL_BITS)}, got {scheme!r}")
-        for attr in ("features", "quantizer", "levels"):
-            if not hasattr(head, attr):
-                raise TypeError(f"head must be a trained QamaModel (missing .{attr}); see qama_rs.qama.model")
-        self.head = head
-        self.scheme = scheme
-        self.name = f"qama-{scheme}"
-        self.bits = _NOMINAL_BITS[scheme]
-        self.default_dims = dims
-        self._docs: np.ndarray | None = None
-        self._indexes: dict[int, Any] = {}
-
-    def fit(self, doc_emb: np.ndarray):
-        self._docs = _check_matrix(doc_emb, "doc_emb")
-        self._indexes = {}
-        self._index(self.default_dims)
-        return self
-
-    def _level(self, dims: int | None) -> int:
-        if self._docs is None:
-            raise RuntimeError(f"{self.name}: call fit(doc_emb) first")
-        dims = dims if dims is not None else self.default_dims
-        levels = tuple(int(m) for m in self.head.levels)
-        if dims is None:
-            return levels[0]
-        if dims not in levels:
-            raise ValueError(f"dims must be one of the head's Matryoshka levels {levels}, got {dims!r}")
-        return int(dims)
-
-    def _index(self, dims: int | None):
-        level = self._level(dims)
-        if level not in self._indexes:
-            _, index_cls = _engine()
-            index = index_cls(self.head.quantizer(level, self.scheme))
-            index.add(self.head.features(self._docs, level, self.scheme))
-            self._indexes[level] = index
-        return self._indexes[level], level
-
-    def search(self, query_emb, k, dims=None):
-        index, level = self._index(dims)
-        queries = _check_matrix(query_emb, "query_emb", self._docs.shape[1])
-        distances, ids = index.search(self.head.features(queries, level, self.scheme), _check_k(k))
-        return -np.asarray(distances, dtype=np.float32), np.asarray(ids, dtype=np.int64)
-
-    def bytes_per_vector(self, dims: int | None = None) -> float:
-        """Bytes of the packed thermometer code at this level (the head's hybrid: 624 bits at 384 dims)."""
-        return float(self._index(dims)[0].quantizer.bytes_per_vector)
+    def spec_for(self, dims=None):
+        return f"head,{self.inner.spec_for(dims)}" if hasattr(self.inner, "spec_for") else None
 
 
 # ---------------------------------------------------------------------------------------- registry
@@ -503,10 +268,8 @@ def register_method(name: str, factory: MethodFactory, *, overwrite: bool = Fals
 
 
 def _training_free_names() -> list[str]:
-    try:
-        from qama_rs.quantizers import METHODS
-    except ImportError:
-        return []
+    from qama_rs.quantizers import METHODS
+
     return sorted(METHODS)
 
 
@@ -515,76 +278,52 @@ def available_methods() -> list[str]:
     return sorted(_REGISTRY) + [n for n in _training_free_names() if n not in _REGISTRY]
 
 
-def _wrap_head(method, head):
+def _spec_method(name: str, bits, dims, head) -> Method:
+    """The method of a ``qama eval`` name (via the name -> spec table) or of a spec string."""
+    try:
+        spec = method_spec(name, bits, head=_head_label(head) if name == "qama" else None)
+    except QamaError as err:
+        raise ValueError(str(err)) from None
+    if spec is None:
+        try:
+            if "qama" not in name.lower():
+                build_pipeline(name)
+            else:
+                parse_spec(name)
+        except QamaError as err:
+            raise ValueError(f"unknown method {name!r} ({err}); available: {available_methods()}") from None
+        spec = name
+    if name == "qama":
+        if spec.endswith(",Flat"):
+            return HeadMethod(IndexMethod("fp32", "Flat", dims), head)
+        return IndexMethod(f"qama-{spec.rsplit(',', 1)[1]}", spec, dims, head=head)
+    method = IndexMethod(name, spec, dims)
     return method if head is None else HeadMethod(method, head)
 
 
-def _float_factory(cls, expected_bits):
-    def factory(bits, dims, head):
-        if bits is not None and float(bits) != expected_bits:
-            raise ValueError(f"{cls.name} stores {expected_bits:g} bits per dimension, got bits={bits!r}")
-        return _wrap_head(cls(dims), head)
-
-    return factory
-
-
-def _quantile_factory(bits, dims, head):
-    if isinstance(bits, bool) or bits not in SCHEME_BITS:
-        raise ValueError(f"quantile bits must be one of 1, 1.5, 2 or 'hybrid', got {bits!r}")
-    return _wrap_head(ThresholdMethod(SCHEME_BITS[bits], dims), head)
-
-
-def _sign_factory(bits, dims, head):
-    if bits is not None and bits != 1:
-        raise ValueError(f"sign binarization has 1 bit per dimension, got bits={bits!r}")
-    return _wrap_head(ThresholdMethod("1bit", dims, zero_threshold=True), head)
-
-
-register_method("fp32", _float_factory(Fp32Method, 32.0))
-register_method("fp16", _float_factory(Fp16Method, 16.0))
-register_method("int8", _float_factory(Int8Method, 8.0))
-register_method("sign", _sign_factory)
-register_method("quantile", _quantile_factory)
-
-
-def _qama_factory(bits, dims, head):
+def _head_label(head) -> str:
     if head is None:
         raise ValueError("method 'qama' needs head= (a trained QamaModel, e.g. QamaModel.load(dir))")
-    if bits is not None and not isinstance(bits, str) and float(bits) == 32:
-        return HeadMethod(Fp32Method(dims), head)  # the head's float output, prefix renormalized
-    if isinstance(bits, bool) or bits not in SCHEME_BITS:
-        raise ValueError(f"qama bits must be one of 1, 1.5, 2, 'hybrid' or 32 (float), got {bits!r}")
-    return QamaMethod(head, SCHEME_BITS[bits], dims)
+    for attr in ("features", "quantizer", "levels"):
+        if not hasattr(head, attr):
+            raise TypeError(f"head must be a trained QamaModel (missing .{attr}); see qama_rs.qama.model")
+    return str(getattr(head, "path", None) or "head")
 
 
-register_method("qama", _qama_factory)
+def _builtin(name: str) -> MethodFactory:
+    return lambda bits, dims, head: _spec_method(name, bits, dims, head)
 
 
-def _two_stage_factory(bits, dims, head):
-    """Hamming top-k′ on 1-bit sign codes, then 2-bit Lloyd-Max float-query rescoring (k′ = 100)."""
-    if dims is not None:
-        raise ValueError("two_stage searches full dimensions only; leave dims unset")
-    from qama_rs.quantizers.two_stage import TwoStageSearch
-
-    return _wrap_head(TwoStageSearch(), head)
-
-
-register_method("two_stage", _two_stage_factory)
+for _name in ("fp32", "fp16", "int8", "sign", "quantile", "qama", "two_stage"):
+    register_method(_name, _builtin(_name))
 
 
 def get_method(name: str, bits=None, dims: int | None = None, head=None) -> Method:
-    """An unfitted method by registry name (see :func:`available_methods`).
+    """An unfitted method by registry name (see :func:`available_methods`) or factory spec.
 
     ``bits`` selects the variant where a method has several (``quantile``: 1, 1.5, 2, ``"hybrid"``);
     ``dims`` is the default prefix searched; ``head`` (a trained head) transforms documents and queries.
     """
     if name in _REGISTRY:
         return _REGISTRY[name](bits, dims, head)
-    # A training-free quantizer, optionally behind a rotation: "lloyd_max_gauss@hadamard".
-    base, _, rotation = name.partition("@")
-    if base in _training_free_names():
-        from qama_rs.quantizers import make_method
-
-        rotation = rotation or "none"
-        return _wrap_head(QuantizerAdapter(lambda: make_method(base, rotation=rotation), name, dims), head)
-    raise ValueError(f"unknown method {name!r}; available: {available_methods()}")
+    return _spec_method(name, bits, dims, head)
