@@ -79,8 +79,17 @@ fn scan_rows(c: &mut Criterion, group_name: &str, nq: usize, n: usize, samples: 
             let name = format!("2bit_blocks_{}", kernel.name());
             group.bench_function(BenchmarkId::new(name, &label), |b| {
                 b.iter(|| {
-                    search_blocked_with(kernel, black_box(&q), nq, &data.recon, &data.blocks, n, k)
-                        .unwrap()
+                    search_blocked_with(
+                        kernel,
+                        black_box(&q),
+                        nq,
+                        &data.recon,
+                        &data.blocks,
+                        n,
+                        None,
+                        k,
+                    )
+                    .unwrap()
                 })
             });
         }
@@ -88,7 +97,17 @@ fn scan_rows(c: &mut Criterion, group_name: &str, nq: usize, n: usize, samples: 
             let name = format!("2bit_rows_{}", kernel.name());
             group.bench_function(BenchmarkId::new(name, &label), |b| {
                 b.iter(|| {
-                    search_with(kernel, black_box(&q), nq, &data.recon, &data.packed, n, k).unwrap()
+                    search_with(
+                        kernel,
+                        black_box(&q),
+                        nq,
+                        &data.recon,
+                        &data.packed,
+                        n,
+                        None,
+                        k,
+                    )
+                    .unwrap()
                 })
             });
         }
@@ -121,15 +140,34 @@ fn bench_widths(c: &mut Criterion) {
             let kernel = Kernel::best_blocks();
             group.bench_function(BenchmarkId::new(kernel.name(), &label), |b| {
                 b.iter(|| {
-                    search_blocked_with(kernel, black_box(&q), 1, &data.recon, &data.blocks, n, 10)
-                        .unwrap()
+                    search_blocked_with(
+                        kernel,
+                        black_box(&q),
+                        1,
+                        &data.recon,
+                        &data.blocks,
+                        n,
+                        None,
+                        10,
+                    )
+                    .unwrap()
                 })
             });
         }
         let kernel = Kernel::best_rows();
         group.bench_function(BenchmarkId::new(kernel.name(), &label), |b| {
             b.iter(|| {
-                search_with(kernel, black_box(&q), 1, &data.recon, &data.packed, n, 10).unwrap()
+                search_with(
+                    kernel,
+                    black_box(&q),
+                    1,
+                    &data.recon,
+                    &data.packed,
+                    n,
+                    None,
+                    10,
+                )
+                .unwrap()
             })
         });
     }
@@ -159,6 +197,7 @@ fn bench_rescore(c: &mut Criterion) {
                     &data.recon,
                     &data.packed,
                     n,
+                    None,
                     &candidates,
                     kc,
                     10,

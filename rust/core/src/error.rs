@@ -10,6 +10,9 @@ pub enum QamaError {
     /// An argument has a value outside its domain (NaN, unsorted thresholds, k = 0, ...).
     #[error("{0}")]
     Value(String),
+    /// A result or working buffer could not be allocated (Python: `MemoryError`).
+    #[error("{0}")]
+    Memory(String),
 }
 
 /// Result alias used across the core.
@@ -21,4 +24,21 @@ pub(crate) fn shape_err<T>(msg: impl Into<String>) -> Result<T> {
 
 pub(crate) fn value_err<T>(msg: impl Into<String>) -> Result<T> {
     Err(QamaError::Value(msg.into()))
+}
+
+/// A zeroed vector of `len` entries, or [`QamaError::Memory`] instead of an allocation abort
+/// (sizes come from user arrays, so a failed allocation is an input problem, not a crash).
+pub(crate) fn try_zeroed<T: Clone + Default>(len: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        QamaError::Memory(format!("{what} would need {len} entries; out of memory"))
+    })?;
+    v.resize(len, T::default());
+    Ok(v)
+}
+
+/// `a * b`, or a [`QamaError::Shape`] naming what overflowed.
+pub(crate) fn checked_size(a: usize, b: usize, what: &str) -> Result<usize> {
+    a.checked_mul(b)
+        .ok_or_else(|| QamaError::Shape(format!("{what} = {a} * {b} overflows")))
 }

@@ -60,8 +60,7 @@ pub(crate) struct NibbleLuts {
     delta: f64,
     /// `S <= offset + delta * A + upper` for every row.
     upper: f64,
-    /// `S >= offset + delta * A - lower` for every row (the tests check both sides).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// `S >= offset + delta * A - lower` for every row (negative row scales use this side).
     lower: f64,
 }
 
@@ -190,21 +189,69 @@ impl NibbleLuts {
 
     /// A threshold on integer sums below which no row can score `kth` or more.
     pub(crate) fn min_sum(&self, kth: f32) -> u16 {
-        if kth == f32::NEG_INFINITY {
+        self.min_sum_raw(f64::from(kth))
+    }
+
+    /// A threshold on integer sums below which no row's float (unscaled) score reaches `raw`.
+    pub(crate) fn min_sum_raw(&self, raw: f64) -> u16 {
+        if raw == f64::NEG_INFINITY {
             return 0;
         }
-        let x = (f64::from(kth) - self.offset - self.upper) / self.delta;
+        let x = (raw - self.offset - self.upper) / self.delta;
         // Truncation is the floor for x >= 0; `as u16` saturates (negative and NaN give 0).
         x as u16
     }
 
-    /// The float score interval `[lo, hi]` an integer sum stands for (for tests).
-    #[cfg(test)]
+    /// With per-row scales (`score = fl(s * raw)`), a threshold for a group whose scales are all
+    /// in `[s_min, s_max]`, `0 < s_min`: a row whose sum is below it cannot score `kth` or more.
+    ///
+    /// `fl(s * raw) >= kth` needs `s * raw >= k'` with `k' = kth - |kth| 2^-23 - TINY` (float32
+    /// rounding of the product), so `raw >= k' / s`, which is at least `k' / s_max` when `k' > 0`
+    /// and at least `k' / s_min` otherwise.
+    pub(crate) fn min_sum_scaled(&self, kth: f32, s_min: f32, s_max: f32) -> u16 {
+        if kth == f32::NEG_INFINITY {
+            return 0;
+        }
+        let k = f64::from(kth);
+        let k = k - k.abs() * SCALE_ROUNDING - TINY;
+        let raw = if k > 0.0 {
+            k / f64::from(s_max)
+        } else {
+            k / f64::from(s_min)
+        };
+        // The division rounds (relative 2^-53); step below it.
+        self.min_sum_raw(raw - raw.abs() * 1e-12)
+    }
+
+    /// Whether a row with integer sum `sum` and scale `s` (any sign) may score `kth` or more:
+    /// its unscaled score lies in the sum's interval `[lo, hi]`, so its scaled score is at most
+    /// `max(s lo, s hi)` plus the float32 rounding of the product.
+    #[inline]
+    pub(crate) fn may_reach(&self, sum: u16, s: f32, kth: f32) -> bool {
+        if kth == f32::NEG_INFINITY {
+            return true;
+        }
+        let (lo, hi) = self.interval(sum);
+        let s = f64::from(s);
+        let (a, b) = (s * lo, s * hi);
+        let top = a.max(b);
+        top + a.abs().max(b.abs()) * SCALE_ROUNDING + TINY >= f64::from(kth)
+    }
+
+    /// The float score interval `[lo, hi]` an integer sum stands for.
+    #[inline]
     pub(crate) fn interval(&self, sum: u16) -> (f64, f64) {
         let mid = self.offset + self.delta * f64::from(sum);
         (mid - self.lower, mid + self.upper)
     }
 }
+
+/// Relative rounding allowance of a float32 product computed and compared in float64 (twice the
+/// float32 unit roundoff: the product's rounding plus the float64 arithmetic of the bound).
+const SCALE_ROUNDING: f64 = 1.0 / (1u64 << 23) as f64;
+
+/// Absolute allowance for subnormal results (a float32 product rounds by at most 2^-150 there).
+const TINY: f64 = 1e-40;
 
 /// Scalar twin of the AVX2 kernel (see [`BlockKernel`]).
 ///

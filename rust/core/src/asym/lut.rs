@@ -138,10 +138,61 @@ impl ByteLuts {
         let total: f64 = abs_max.iter().sum();
         if total > MAX_SCORE_MAGNITUDE {
             return value_err(format!(
-                "query x reconstruction values reach {total:e}; scores would overflow float32"
+                "queries x recon values reach {total:e}; scores would overflow float32"
             ));
         }
         Ok(Self { table, abs_max })
+    }
+
+    /// Tables given directly (byte-LUT codecs: product codes, PQ, packed trits): `table` holds
+    /// `m` tables of 256 finite entries, byte-major; `query` numbers the query in messages.
+    pub fn from_table(table: &[f32], m: usize, query: usize) -> Result<Self> {
+        if m.checked_mul(BYTE_VALUES) != Some(table.len()) {
+            return shape_err(format!(
+                "luts[{query}] has {} values; expected m * 256 = {m} * 256",
+                table.len()
+            ));
+        }
+        if let Some(at) = table.iter().position(|v| !v.is_finite()) {
+            return value_err(format!(
+                "luts[{query}, {}, {}] = {} is not finite",
+                at / BYTE_VALUES,
+                at % BYTE_VALUES,
+                table[at]
+            ));
+        }
+        let mut owned = try_zeroed::<f32>(table.len(), "the lookup tables")?;
+        owned.copy_from_slice(table);
+        let abs_max: Vec<f64> = owned
+            .chunks_exact(BYTE_VALUES)
+            .map(|t| t.iter().fold(0f64, |m, &v| m.max(f64::from(v).abs())))
+            .collect();
+        let total: f64 = abs_max.iter().sum();
+        if total > MAX_SCORE_MAGNITUDE {
+            return value_err(format!(
+                "luts[{query}] entries reach {total:e} per row; scores would overflow float32"
+            ));
+        }
+        Ok(Self {
+            table: owned,
+            abs_max,
+        })
+    }
+
+    /// Refuses row scales that could push a score past float32: `max |row_scale| * Σ max |T|`.
+    pub(crate) fn check_scale(&self, max_abs_scale: f64) -> Result<()> {
+        let total = self.magnitude() * max_abs_scale;
+        if total > MAX_SCORE_MAGNITUDE {
+            return value_err(format!(
+                "row_scale x scores reach {total:e}; scores would overflow float32"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Σ_i max_v |T[i][v]|`: no row's score is larger in magnitude.
+    pub(crate) fn magnitude(&self) -> f64 {
+        self.abs_max.iter().sum()
     }
 
     /// Number of byte tables (= row bytes).

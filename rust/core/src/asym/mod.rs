@@ -28,12 +28,21 @@
 //! applied) or over code tiles (few queries: partial top-k per task, merged). Threads: rayon's
 //! global pool (`RAYON_NUM_THREADS`).
 //!
+//! **Per-row scales**: every search and rescoring function of the row and block layouts takes an
+//! optional `row_scale` (`n` finite float32 values): row `i` then scores `row_scale[i] * score_i`
+//! (one float32 product). The block kernel scales its error bounds per row (any sign), so the
+//! top-k stays exact.
+//!
+//! **Byte-LUT codecs** ([`lut_search`], `adc.rs`): product codes / PQ / packed trits give their own
+//! per-query tables `(m, 256)`; the same row kernels, drivers and selection score them.
+//!
 //! **Rescoring** ([`rescore`], [`rescore_float`]): the best `k` of given candidate rows per query,
 //! the second stage of a two-stage search.
 //!
 //! Nothing here panics on bad input: shapes, widths, non-finite values and scores that could
 //! overflow float32 are reported as [`crate::QamaError`].
 
+mod adc;
 mod blocks;
 mod codes;
 mod fastscan;
@@ -47,14 +56,13 @@ mod select;
 #[cfg(test)]
 mod tests;
 
+pub use adc::{lut_rescore, lut_score_candidates, lut_search, lut_search_with};
 pub use blocks::{blocked_len, from_blocks, to_blocks, BLOCK_ROWS};
 pub use codes::{pack_codes, unpack_codes, CodeFormat, SUPPORTED_BITS};
 pub use lut::{ByteLuts, Recon};
 pub use rescore::{rescore, rescore_float, score_candidates};
 pub use search::{search, search_blocked, search_blocked_with, search_with};
 pub use select::TopScores;
-
-use crate::error::{QamaError, Result};
 
 /// A scoring kernel; which layouts it scans is listed per variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,11 +138,4 @@ pub fn available_kernels() -> Vec<Kernel> {
         .collect()
 }
 
-/// A zeroed vector of `len` entries, or an error instead of an allocation abort.
-pub(crate) fn try_zeroed<T: Clone + Default>(len: usize, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| QamaError::Value(format!("{what} would need {len} entries; out of memory")))?;
-    v.resize(len, T::default());
-    Ok(v)
-}
+pub(crate) use crate::error::try_zeroed;

@@ -107,14 +107,14 @@ fn perf_single_query_and_batch_vs_hamming() {
             hamming_wall.as_secs_f64() * 1e3,
             hamming_cpu
         );
-        let want = search_with(Kernel::Interleaved, &q, nq, &recon, &packed, n, 10).unwrap();
+        let want = search_with(Kernel::Interleaved, &q, nq, &recon, &packed, n, None, 10).unwrap();
         for kernel in available_kernels() {
             let blocked = kernel.scans_blocks();
             let run = || {
                 if blocked {
-                    search_blocked_with(kernel, &q, nq, &recon, &blocks, n, 10).unwrap()
+                    search_blocked_with(kernel, &q, nq, &recon, &blocks, n, None, 10).unwrap()
                 } else {
-                    search_with(kernel, &q, nq, &recon, &packed, n, 10).unwrap()
+                    search_with(kernel, &q, nq, &recon, &packed, n, None, 10).unwrap()
                 }
             };
             assert_eq!(run(), want, "{kernel:?}");
@@ -140,7 +140,7 @@ fn perf_single_query_and_batch_vs_hamming() {
         }
         if nq == 1 {
             let wall = min_time(1, || {
-                search_with(Kernel::Scalar, &q, nq, &recon, &packed, n, 10).unwrap()
+                search_with(Kernel::Scalar, &q, nq, &recon, &packed, n, None, 10).unwrap()
             });
             println!(
                 "nq={nq:>3} asym scalar      (rows  ) wall {:>8.2} ms",

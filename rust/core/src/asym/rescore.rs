@@ -2,11 +2,11 @@
 //! top-k' over 1-bit codes), from compact codes or from float32 vectors.
 use rayon::prelude::*;
 
-use crate::error::{shape_err, value_err, QamaError, Result};
+use crate::error::{checked_size, shape_err, value_err, QamaError, Result};
 
 use super::blocks::check_rows;
 use super::lut::{ByteLuts, Recon};
-use super::search::write_results;
+use super::search::{check_finite_queries, check_row_scale, write_results};
 use super::select::{Best, TopScores};
 use super::try_zeroed;
 
@@ -32,10 +32,10 @@ fn check_candidates(candidates: &[i64], nq: usize, kc: usize, n: usize) -> Resul
     Ok(())
 }
 
-fn check_queries(q: &[f32], nq: usize, dims: usize) -> Result<()> {
-    if nq.checked_mul(dims) != Some(q.len()) {
+pub(crate) fn check_queries(q: &[f32], nq: usize, query_len: usize, name: &str) -> Result<()> {
+    if nq.checked_mul(query_len) != Some(q.len()) {
         return shape_err(format!(
-            "queries have {} values; expected nq * dims = {nq} * {dims}",
+            "{name} has {} values; expected nq * {query_len} = {nq} * {query_len}",
             q.len()
         ));
     }
@@ -43,7 +43,8 @@ fn check_queries(q: &[f32], nq: usize, dims: usize) -> Result<()> {
 }
 
 /// Asymmetric scores `(nq, kc)` of each query's candidate rows, in the given order, from `n`
-/// row-major packed codes. The scores equal those of [`super::search`] bit for bit.
+/// row-major packed codes, times `row_scale[row]` when given. The scores equal those of
+/// [`super::search_with`] bit for bit.
 #[allow(clippy::too_many_arguments)]
 pub fn score_candidates(
     q: &[f32],
@@ -51,33 +52,81 @@ pub fn score_candidates(
     recon: &Recon,
     codes: &[u8],
     n: usize,
+    row_scale: Option<&[f32]>,
     candidates: &[i64],
     kc: usize,
 ) -> Result<Vec<f32>> {
     let format = recon.format();
-    let row_bytes = format.row_bytes();
-    check_rows(codes, n, row_bytes)?;
-    check_queries(q, nq, format.dims())?;
+    check_rows(codes, n, format.row_bytes())?;
+    check_queries(q, nq, format.dims(), "queries")?;
+    check_finite_queries(q, format.dims())?;
+    score_rows(
+        q,
+        format.dims(),
+        nq,
+        codes,
+        n,
+        format.row_bytes(),
+        row_scale,
+        candidates,
+        kc,
+        |query, _| ByteLuts::build(query, recon),
+    )
+}
+
+/// Scores of given candidate rows for any byte-table codec: `q` holds `nq` queries of
+/// `query_len` values, `build(query, index)` makes a query's tables.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn score_rows<B>(
+    q: &[f32],
+    query_len: usize,
+    nq: usize,
+    codes: &[u8],
+    n: usize,
+    row_bytes: usize,
+    row_scale: Option<&[f32]>,
+    candidates: &[i64],
+    kc: usize,
+    build: B,
+) -> Result<Vec<f32>>
+where
+    B: Fn(&[f32], usize) -> Result<ByteLuts> + Sync,
+{
     check_candidates(candidates, nq, kc, n)?;
-    let mut out = try_zeroed::<f32>(nq * kc, "the scores")?;
-    if kc == 0 {
+    let max_scale = check_row_scale(row_scale, n)?;
+    let mut out = try_zeroed::<f32>(checked_size(nq, kc, "nq * kc")?, "the scores")?;
+    if kc == 0 || nq == 0 || query_len == 0 {
         return Ok(out);
     }
     out.par_chunks_mut(kc)
-        .zip(q.par_chunks(format.dims()))
+        .zip(q.par_chunks(query_len))
         .zip(candidates.par_chunks(kc))
-        .try_for_each(|((out, query), cands)| -> Result<()> {
-            let luts = ByteLuts::build(query, recon)?;
+        .enumerate()
+        .try_for_each(|(i, ((out, query), cands))| -> Result<()> {
+            let luts = build(query, i)?;
+            luts.check_scale(max_scale)?;
             for (s, &c) in out.iter_mut().zip(cands) {
-                *s = luts.score(&codes[c as usize * row_bytes..][..row_bytes]);
+                let row = c as usize;
+                let raw = luts.score(row_of(codes, row, row_bytes));
+                *s = match row_scale {
+                    Some(scale) => raw * scale[row],
+                    None => raw,
+                };
             }
             Ok(())
         })?;
     Ok(out)
 }
 
+/// Row `row` of row-major codes (the row was checked to be in range).
+#[inline]
+fn row_of(codes: &[u8], row: usize, row_bytes: usize) -> &[u8] {
+    &codes[row * row_bytes..][..row_bytes]
+}
+
 /// Per query, the `min(k, kc)` best of its `kc` candidate rows by asymmetric score (descending,
-/// ties by lower row), from row-major packed codes. Candidates must be distinct per query.
+/// ties by lower row), from row-major packed codes, times `row_scale[row]` when given.
+/// Candidates must be distinct per query.
 #[allow(clippy::too_many_arguments)]
 pub fn rescore(
     q: &[f32],
@@ -85,24 +134,69 @@ pub fn rescore(
     recon: &Recon,
     codes: &[u8],
     n: usize,
+    row_scale: Option<&[f32]>,
     candidates: &[i64],
     kc: usize,
     k: usize,
 ) -> Result<TopScores> {
     let format = recon.format();
-    let row_bytes = format.row_bytes();
-    check_rows(codes, n, row_bytes)?;
-    check_queries(q, nq, format.dims())?;
+    check_rows(codes, n, format.row_bytes())?;
+    check_queries(q, nq, format.dims(), "queries")?;
+    check_finite_queries(q, format.dims())?;
+    rescore_rows(
+        q,
+        format.dims(),
+        nq,
+        codes,
+        n,
+        format.row_bytes(),
+        row_scale,
+        candidates,
+        kc,
+        k,
+        |query, _| ByteLuts::build(query, recon),
+    )
+}
+
+/// [`rescore`] for any byte-table codec (see [`score_rows`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rescore_rows<B>(
+    q: &[f32],
+    query_len: usize,
+    nq: usize,
+    codes: &[u8],
+    n: usize,
+    row_bytes: usize,
+    row_scale: Option<&[f32]>,
+    candidates: &[i64],
+    kc: usize,
+    k: usize,
+    build: B,
+) -> Result<TopScores>
+where
+    B: Fn(&[f32], usize) -> Result<ByteLuts> + Sync,
+{
+    let max_scale = check_row_scale(row_scale, n)?;
     select_candidates(
         nq,
-        format.dims(),
+        query_len,
         q,
         candidates,
         kc,
         n,
         k,
-        |query| ByteLuts::build(query, recon),
-        |luts, _, row| luts.score(&codes[row * row_bytes..][..row_bytes]),
+        |query, i| {
+            let luts = build(query, i)?;
+            luts.check_scale(max_scale)?;
+            Ok(luts)
+        },
+        |luts, _, row| {
+            let raw = luts.score(row_of(codes, row, row_bytes));
+            match row_scale {
+                Some(scale) => raw * scale[row],
+                None => raw,
+            }
+        },
     )
 }
 
@@ -120,7 +214,7 @@ pub fn rescore_float(
     k: usize,
 ) -> Result<TopScores> {
     if dims == 0 {
-        return shape_err("dims = 0; vectors need at least one value");
+        return shape_err("vectors have 0 columns (dims = 0); they need at least one value");
     }
     if n.checked_mul(dims) != Some(vectors.len()) {
         return shape_err(format!(
@@ -128,7 +222,8 @@ pub fn rescore_float(
             vectors.len()
         ));
     }
-    check_queries(q, nq, dims)?;
+    check_queries(q, nq, dims, "queries")?;
+    check_finite_queries(q, dims)?;
     select_candidates(
         nq,
         dims,
@@ -137,23 +232,23 @@ pub fn rescore_float(
         kc,
         n,
         k,
-        |_| Ok(()),
+        |_, _| Ok(()),
         |_, query, row| dot(query, &vectors[row * dims..][..dims]),
     )
 }
 
-/// Shared top-k over candidates: `prepare(query)` builds a query's state, `score(state, query,
-/// row)` scores one row.
+/// Shared top-k over candidates: `prepare(query, index)` builds a query's state, `score(state,
+/// query, row)` scores one row.
 #[allow(clippy::too_many_arguments)]
 fn select_candidates<P, S>(
     nq: usize,
-    dims: usize,
+    query_len: usize,
     q: &[f32],
     candidates: &[i64],
     kc: usize,
     n: usize,
     k: usize,
-    prepare: impl Fn(&[f32]) -> Result<P> + Sync,
+    prepare: impl Fn(&[f32], usize) -> Result<P> + Sync,
     score: S,
 ) -> Result<TopScores>
 where
@@ -163,19 +258,15 @@ where
         return value_err("k = 0; must be at least 1");
     }
     check_candidates(candidates, nq, kc, n)?;
-    for (i, row) in q.chunks_exact(dims).enumerate() {
-        if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-            return value_err(format!("queries[{i}, {j}] = {} is not finite", row[j]));
-        }
-    }
     let kk = k.min(kc);
-    let mut scores = try_zeroed::<f32>(nq * kk, "the scores")?;
-    let mut ids = try_zeroed::<u64>(nq * kk, "the ids")?;
-    if kk == 0 || nq == 0 {
+    let total = checked_size(nq, kk, "nq * k")?;
+    let mut scores = try_zeroed::<f32>(total, "the scores")?;
+    let mut ids = try_zeroed::<u64>(total, "the ids")?;
+    if kk == 0 || nq == 0 || query_len == 0 {
         return Ok(TopScores { k: kk, scores, ids });
     }
     let best = q
-        .par_chunks(dims)
+        .par_chunks(query_len)
         .zip(candidates.par_chunks(kc))
         .enumerate()
         .map(|(i, (query, cands))| -> Result<Best> {
@@ -188,13 +279,13 @@ where
                     w[0]
                 )));
             }
-            let state = prepare(query)?;
+            let state = prepare(query, i)?;
             let mut best = Best::new(kk);
             for row in rows {
                 let s = score(&state, query, row);
                 if !s.is_finite() {
                     return Err(QamaError::Value(format!(
-                        "query {i} scores row {row} as {s}; the stored values are not finite or too large"
+                        "queries[{i}] scores row {row} as {s}; the stored values (codes, vectors) are not finite or too large"
                     )));
                 }
                 best.offer(s, row as u64);

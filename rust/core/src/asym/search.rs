@@ -9,7 +9,7 @@ use crate::error::{value_err, QamaError, Result};
 
 use super::blocks::{blocked_len, check_rows, BLOCK_ROWS};
 use super::fastscan::{block_scalar, lane_of, BlockKernel, NibbleLuts, GROUP_BLOCKS, GROUP_ROWS};
-use super::lut::{check_query, ByteLuts, Recon};
+use super::lut::{ByteLuts, Recon};
 use super::scan::{scores_interleaved, scores_scalar};
 use super::select::{from_ordered, ordered, Best, TopScores};
 use super::{try_zeroed, Kernel};
@@ -51,6 +51,18 @@ impl Prepared {
     }
 }
 
+/// A row-layout scan: scores of every row of a tile (row-major, `row_bytes` per row) into `out`.
+pub(crate) type RowKernel = fn(&ByteLuts, &[u8], usize, &mut [f32]);
+
+/// The row-layout scan of a row kernel ([`Kernel::Scalar`] or [`Kernel::Interleaved`]).
+pub(crate) fn row_kernel(kernel: Kernel) -> Result<RowKernel> {
+    match kernel {
+        Kernel::Scalar => Ok(scores_scalar),
+        Kernel::Interleaved => Ok(scores_interleaved),
+        Kernel::Avx2 => value_err("kernel 'avx2' scans the block layout; use search_blocked"),
+    }
+}
+
 /// Exact top-k by asymmetric score of `nq` float queries (`nq * dims` values) against `n`
 /// row-major packed codes, on the fastest row kernel. Scores descending, ties by lower row.
 pub fn search(
@@ -61,10 +73,13 @@ pub fn search(
     n: usize,
     k: usize,
 ) -> Result<TopScores> {
-    search_with(Kernel::best_rows(), q, nq, recon, codes, n, k)
+    search_with(Kernel::best_rows(), q, nq, recon, codes, n, None, k)
 }
 
-/// [`search`] with a chosen row kernel ([`Kernel::Scalar`] or [`Kernel::Interleaved`]).
+/// [`search`] with a chosen row kernel ([`Kernel::Scalar`] or [`Kernel::Interleaved`]) and
+/// optional per-row scales: row `i` scores `row_scale[i] * Σ_j q_j · recon[j][c_ij]` (the float32
+/// product of the scale and the unscaled score, so scaled scores are bit-for-bit reproducible).
+#[allow(clippy::too_many_arguments)]
 pub fn search_with(
     kernel: Kernel,
     q: &[f32],
@@ -72,33 +87,67 @@ pub fn search_with(
     recon: &Recon,
     codes: &[u8],
     n: usize,
+    row_scale: Option<&[f32]>,
     k: usize,
 ) -> Result<TopScores> {
-    let scores = match kernel {
-        Kernel::Scalar => scores_scalar,
-        Kernel::Interleaved => scores_interleaved,
-        Kernel::Avx2 => {
-            return value_err("the avx2 kernel scans the block layout; use search_blocked")
-        }
-    };
-    let row_bytes = recon.format().row_bytes();
-    check_rows(codes, n, row_bytes)?;
-    check_search(q, nq, recon, n, k)?;
-    let tile_rows = (TILE_BYTES / row_bytes).max(1);
+    let scores = row_kernel(kernel)?;
+    let format = recon.format();
+    check_rows(codes, n, format.row_bytes())?;
+    check_search(q, nq, format.dims(), "queries", n, k)?;
+    check_finite_queries(q, format.dims())?;
+    scan_rows(
+        scores,
+        q,
+        format.dims(),
+        nq,
+        codes,
+        n,
+        format.row_bytes(),
+        row_scale,
+        k,
+        |query, _| ByteLuts::build(query, recon),
+    )
+}
+
+/// The row-layout search proper on checked arguments: `q` holds `nq` queries of `query_len`
+/// values, each turned into its byte tables by `build(query, index)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_rows<B>(
+    scores: RowKernel,
+    q: &[f32],
+    query_len: usize,
+    nq: usize,
+    codes: &[u8],
+    n: usize,
+    row_bytes: usize,
+    row_scale: Option<&[f32]>,
+    k: usize,
+    build: B,
+) -> Result<TopScores>
+where
+    B: Fn(&[f32], usize) -> Result<ByteLuts> + Sync,
+{
+    let max_scale = check_row_scale(row_scale, n)?;
+    let tile_rows = (TILE_BYTES / row_bytes.max(1)).max(1);
     drive(
         q,
+        query_len,
         nq,
-        recon,
         n,
         k,
         codes,
         tile_rows * row_bytes,
         tile_rows,
-        false,
+        |query, i| prepared(build(query, i)?, None, max_scale),
         |prep, tile, first, best, buf| {
             let rows = tile.len() / row_bytes;
             buf.resize(rows, 0.0);
             scores(&prep.luts, tile, row_bytes, buf);
+            if let Some(scale) = row_scale {
+                for (s, &r) in buf.iter_mut().zip(&scale[first..]) {
+                    *s *= r;
+                }
+            }
             best.offer_all(buf, first as u64);
         },
     )
@@ -114,10 +163,13 @@ pub fn search_blocked(
     n: usize,
     k: usize,
 ) -> Result<TopScores> {
-    search_blocked_with(Kernel::best_blocks(), q, nq, recon, blocks, n, k)
+    search_blocked_with(Kernel::best_blocks(), q, nq, recon, blocks, n, None, k)
 }
 
-/// [`search_blocked`] with a chosen block kernel ([`Kernel::Scalar`] or [`Kernel::Avx2`]).
+/// [`search_blocked`] with a chosen block kernel ([`Kernel::Scalar`] or [`Kernel::Avx2`]) and
+/// optional per-row scales (as in [`search_with`]; any sign: the bounds are scaled per row, so
+/// the top-k stays exact). Same results as [`search_with`].
+#[allow(clippy::too_many_arguments)]
 pub fn search_blocked_with(
     kernel: Kernel,
     q: &[f32],
@@ -125,61 +177,77 @@ pub fn search_blocked_with(
     recon: &Recon,
     blocks: &[u8],
     n: usize,
+    row_scale: Option<&[f32]>,
     k: usize,
 ) -> Result<TopScores> {
     let block_kernel: BlockKernel = match kernel {
         Kernel::Scalar => block_scalar,
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 if kernel.is_available() => super::fastscan::avx2::block,
-        Kernel::Avx2 => return value_err("the avx2 kernel is not available on this CPU"),
+        Kernel::Avx2 => return value_err("kernel 'avx2' is not available on this CPU"),
         Kernel::Interleaved => {
-            return value_err("the interleaved kernel scans the row layout; use search")
+            return value_err("kernel 'interleaved' scans the row layout; use search")
         }
     };
     let format = recon.format();
     if format.bits() > 4 {
         return value_err(format!(
-            "the block layout needs bits <= 4 (nibble tables); got {}; use search",
+            "the block layout needs bits <= 4 (nibble tables); recon has {} bits; use search",
             format.bits()
         ));
     }
     let row_bytes = format.row_bytes();
     if blocked_len(n, row_bytes) != Some(blocks.len()) {
         return Err(QamaError::Shape(format!(
-            "blocked codes have {} bytes; {n} rows of {row_bytes} bytes need {:?}",
+            "blocks has {} bytes; n = {n} rows of {row_bytes} bytes need {}",
             blocks.len(),
-            blocked_len(n, row_bytes)
+            blocked_len(n, row_bytes).map_or("too many".into(), |l| l.to_string())
         )));
     }
-    check_search(q, nq, recon, n, k)?;
+    check_search(q, nq, format.dims(), "queries", n, k)?;
+    check_finite_queries(q, format.dims())?;
+    let max_scale = check_row_scale(row_scale, n)?;
     let block_bytes = BLOCK_ROWS * row_bytes;
     // Whole kernel groups per tile, about 64 KiB.
     let tile_blocks = (TILE_BYTES / 3 / block_bytes / GROUP_BLOCKS).max(1) * GROUP_BLOCKS;
     drive(
         q,
+        format.dims(),
         nq,
-        recon,
         n,
         k,
         blocks,
         tile_blocks * block_bytes,
         tile_blocks * BLOCK_ROWS,
-        true,
+        |query, _| {
+            let luts = ByteLuts::build(query, recon)?;
+            let nibbles = NibbleLuts::build(query, recon, &luts);
+            prepared(luts, nibbles, max_scale)
+        },
         |prep, tile, first, best, _| {
             let Some(nibbles) = &prep.nibbles else {
                 // Rows too long for 16-bit sums: score every row exactly.
                 for (b, block) in tile.chunks_exact(block_bytes).enumerate() {
                     let base = first + b * BLOCK_ROWS;
                     for r in 0..BLOCK_ROWS.min(n.saturating_sub(base)) {
-                        best.offer(
-                            prep.luts.score_strided(block, BLOCK_ROWS, r),
-                            (base + r) as u64,
-                        );
+                        let raw = prep.luts.score_strided(block, BLOCK_ROWS, r);
+                        let scale = row_scale.map_or(1.0, |s| s[base + r]);
+                        let score = if row_scale.is_some() {
+                            raw * scale
+                        } else {
+                            raw
+                        };
+                        best.offer(score, (base + r) as u64);
                     }
                 }
                 return;
             };
-            scan_blocks(block_kernel, prep, nibbles, tile, first, n, best);
+            match row_scale {
+                None => scan_blocks(block_kernel, prep, nibbles, tile, first, n, best),
+                Some(scale) => {
+                    scan_blocks_scaled(block_kernel, prep, nibbles, tile, first, n, scale, best)
+                }
+            }
         },
     )
 }
@@ -225,11 +293,74 @@ fn scan_blocks(
     }
 }
 
-fn check_search(q: &[f32], nq: usize, recon: &Recon, n: usize, k: usize) -> Result<()> {
-    let dims = recon.format().dims();
-    if nq.checked_mul(dims) != Some(q.len()) {
+/// [`scan_blocks`] with per-row scales. A group whose scales are all positive gets one integer
+/// threshold valid for its whole scale range (the kernel's mask prunes most rows); a group with a
+/// zero or negative scale is scanned with threshold 0. Either way each surviving row is checked
+/// against its own scaled bound before its exact score is computed.
+#[allow(clippy::too_many_arguments)]
+fn scan_blocks_scaled(
+    kernel: BlockKernel,
+    prep: &Prepared,
+    nibbles: &NibbleLuts,
+    tile: &[u8],
+    first: usize,
+    n: usize,
+    scale: &[f32],
+    best: &mut Best,
+) {
+    let luts = &prep.luts;
+    let block_bytes = BLOCK_ROWS * luts.bytes();
+    let mut sums = [0u16; GROUP_ROWS];
+    for (g, group) in tile.chunks(GROUP_BLOCKS * block_bytes).enumerate() {
+        let base = first + g * GROUP_ROWS;
+        let Some(scales) = scale.get(base..n.min(base + GROUP_ROWS)) else {
+            break;
+        };
+        let (s_min, s_max) = scales
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| {
+                (lo.min(s), hi.max(s))
+            });
+        let threshold = if s_min > 0.0 {
+            nibbles.min_sum_scaled(prep.kth(best), s_min, s_max)
+        } else {
+            0
+        };
+        // SAFETY: as in `scan_blocks`.
+        let mut mask = unsafe { kernel(nibbles.tables(), group, threshold, &mut sums) };
+        while mask != 0 {
+            let r = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let Some(&s) = scales.get(r) else {
+                break; // padding rows
+            };
+            if !nibbles.may_reach(sums[lane_of(r)], s, prep.kth(best)) {
+                continue;
+            }
+            let block = &group[(r / BLOCK_ROWS) * block_bytes..];
+            let score = luts.score_strided(block, BLOCK_ROWS, r % BLOCK_ROWS) * s;
+            #[cfg(test)]
+            RESCORED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if best.offer(score, (base + r) as u64) {
+                prep.publish(best);
+            }
+        }
+    }
+}
+
+/// Checks the shared arguments of a search: `nq` queries of `query_len` values in `q` (called
+/// `name` in messages), `k >= 1`, `1 <= n <= MAX_ROWS`.
+pub(crate) fn check_search(
+    q: &[f32],
+    nq: usize,
+    query_len: usize,
+    name: &str,
+    n: usize,
+    k: usize,
+) -> Result<()> {
+    if nq.checked_mul(query_len) != Some(q.len()) {
         return Err(QamaError::Shape(format!(
-            "queries have {} values; expected nq * dims = {nq} * {dims}",
+            "{name} has {} values; expected nq * {query_len} = {nq} * {query_len}",
             q.len()
         )));
     }
@@ -237,24 +368,46 @@ fn check_search(q: &[f32], nq: usize, recon: &Recon, n: usize, k: usize) -> Resu
         return value_err("k = 0; must be at least 1");
     }
     if n == 0 {
-        return value_err("the database is empty (n = 0); nothing to search");
+        return value_err("codes are empty (n = 0); nothing to search");
     }
     if n > MAX_ROWS {
         return value_err(format!("n = {n} rows; at most {MAX_ROWS} are supported"));
     }
-    for (i, row) in q.chunks_exact(dims).enumerate() {
-        check_query(row, recon.format(), i)?;
+    Ok(())
+}
+
+/// Every query value finite (`q` holds rows of `dims`).
+pub(crate) fn check_finite_queries(q: &[f32], dims: usize) -> Result<()> {
+    if let Some(at) = q.iter().position(|v| !v.is_finite()) {
+        return value_err(format!(
+            "queries[{}, {}] = {} is not finite",
+            at / dims.max(1),
+            at % dims.max(1),
+            q[at]
+        ));
     }
     Ok(())
 }
 
-fn prepare(q: &[f32], recon: &Recon, blocked: bool) -> Result<Prepared> {
-    let luts = ByteLuts::build(q, recon)?;
-    let nibbles = if blocked {
-        NibbleLuts::build(q, recon, &luts)
-    } else {
-        None
+/// Checks optional per-row scales (`n` finite values) and returns `max |row_scale|` (1 without).
+pub(crate) fn check_row_scale(row_scale: Option<&[f32]>, n: usize) -> Result<f64> {
+    let Some(scale) = row_scale else {
+        return Ok(1.0);
     };
+    if scale.len() != n {
+        return Err(QamaError::Shape(format!(
+            "row_scale has {} values; expected one per row (n = {n})",
+            scale.len()
+        )));
+    }
+    if let Some(at) = scale.iter().position(|v| !v.is_finite()) {
+        return value_err(format!("row_scale[{at}] = {} is not finite", scale[at]));
+    }
+    Ok(scale.iter().fold(0f64, |m, &s| m.max(f64::from(s).abs())))
+}
+
+fn prepared(luts: ByteLuts, nibbles: Option<NibbleLuts>, max_scale: f64) -> Result<Prepared> {
+    luts.check_scale(max_scale)?;
     Ok(Prepared {
         luts,
         nibbles,
@@ -263,32 +416,33 @@ fn prepare(q: &[f32], recon: &Recon, blocked: bool) -> Result<Prepared> {
 }
 
 /// Runs `scan(prepared, tile, first_row, best, buffer)` over every (query, tile) pair in one of
-/// the two parallel regimes and collects the results. Tiles are `tile_bytes` of `data` holding
+/// the two parallel regimes and collects the results. `q` holds `nq` queries of `query_len`
+/// values, each made ready by `prepare(query, index)`; tiles are `tile_bytes` of `data` holding
 /// `tile_rows` rows each.
 #[allow(clippy::too_many_arguments)]
-fn drive<F>(
+fn drive<P, F>(
     q: &[f32],
+    query_len: usize,
     nq: usize,
-    recon: &Recon,
     n: usize,
     k: usize,
     data: &[u8],
     tile_bytes: usize,
     tile_rows: usize,
-    blocked: bool,
+    prepare: P,
     scan: F,
 ) -> Result<TopScores>
 where
+    P: Fn(&[f32], usize) -> Result<Prepared> + Sync,
     F: Fn(&Prepared, &[u8], usize, &mut Best, &mut Vec<f32>) + Sync,
 {
-    let dims = recon.format().dims();
     let kk = k.min(n);
     let total = nq
         .checked_mul(kk)
         .ok_or_else(|| QamaError::Value(format!("nq * k = {nq} * {kk} results overflow")))?;
     let mut scores = try_zeroed::<f32>(total, "the scores")?;
     let mut ids = try_zeroed::<u64>(total, "the ids")?;
-    if nq == 0 {
+    if nq == 0 || tile_bytes == 0 {
         return Ok(TopScores { k: kk, scores, ids });
     }
     let threads = rayon::current_num_threads();
@@ -297,11 +451,13 @@ where
         scores
             .par_chunks_mut(chunk * kk)
             .zip(ids.par_chunks_mut(chunk * kk))
-            .zip(q.par_chunks(chunk * dims))
-            .try_for_each(|((scores, ids), queries)| -> Result<()> {
+            .zip(q.par_chunks(chunk * query_len))
+            .enumerate()
+            .try_for_each(|(c, ((scores, ids), queries))| -> Result<()> {
                 let prepared = queries
-                    .chunks_exact(dims)
-                    .map(|row| prepare(row, recon, blocked))
+                    .chunks_exact(query_len)
+                    .enumerate()
+                    .map(|(i, row)| prepare(row, c * chunk + i))
                     .collect::<Result<Vec<_>>>()?;
                 let mut best = vec![Best::new(kk); prepared.len()];
                 let mut buf = Vec::new();
@@ -315,8 +471,9 @@ where
             })?;
     } else {
         let prepared = q
-            .chunks_exact(dims)
-            .map(|row| prepare(row, recon, blocked))
+            .chunks_exact(query_len)
+            .enumerate()
+            .map(|(i, row)| prepare(row, i))
             .collect::<Result<Vec<_>>>()?;
         let best = data
             .par_chunks(tile_bytes)

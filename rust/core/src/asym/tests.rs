@@ -4,7 +4,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::fastscan::{block_scalar, lane_of, NibbleLuts, GROUP_ROWS, TABLE_STRIDE};
 use super::*;
-use crate::error::QamaError;
+use crate::error::{QamaError, Result};
 
 /// Dims that exercise full bytes, ragged last bytes, one byte and long rows.
 const PARITY_DIMS: [usize; 8] = [1, 3, 7, 8, 13, 64, 100, 384];
@@ -71,7 +71,7 @@ fn check_all_kernels(q: &[f32], nq: usize, recon: &Recon, packed: &[u8], n: usiz
     for kernel in available_kernels() {
         if kernel.scans_rows() {
             let got = pool
-                .install(|| search_with(kernel, q, nq, recon, packed, n, k))
+                .install(|| search_with(kernel, q, nq, recon, packed, n, None, k))
                 .unwrap();
             assert!(
                 got == want,
@@ -81,7 +81,7 @@ fn check_all_kernels(q: &[f32], nq: usize, recon: &Recon, packed: &[u8], n: usiz
         }
         if kernel.scans_blocks() && format.bits() <= 4 {
             let got = pool
-                .install(|| search_blocked_with(kernel, q, nq, recon, &blocks, n, k))
+                .install(|| search_blocked_with(kernel, q, nq, recon, &blocks, n, None, k))
                 .unwrap();
             assert!(
                 got == want,
@@ -101,10 +101,10 @@ fn hand_computed_search() {
     let packed = pack_codes(&[0, 0, 1, 0, 0, 1, 1, 1, 1, 0], 5, format).unwrap();
     for kernel in available_kernels() {
         let top = if kernel.scans_rows() {
-            search_with(kernel, &[1.0, 2.0], 1, &recon, &packed, 5, 4).unwrap()
+            search_with(kernel, &[1.0, 2.0], 1, &recon, &packed, 5, None, 4).unwrap()
         } else {
             let blocks = to_blocks(&packed, 5, 1).unwrap();
-            search_blocked_with(kernel, &[1.0, 2.0], 1, &recon, &blocks, 5, 4).unwrap()
+            search_blocked_with(kernel, &[1.0, 2.0], 1, &recon, &blocks, 5, None, 4).unwrap()
         };
         assert_eq!(top.k, 4);
         assert_eq!(top.scores, vec![3.0, 1.0, -1.0, -1.0], "{kernel:?}");
@@ -343,7 +343,7 @@ fn block_search_is_exact_where_the_approximation_misranks() {
     let pair = [&packed[x * rb..][..rb], &packed[y * rb..][..rb]].concat();
     let pair_blocks = to_blocks(&pair, 2, rb).unwrap();
     for kernel in available_kernels().into_iter().filter(|k| k.scans_blocks()) {
-        let top = search_blocked_with(kernel, &q, 1, &recon, &pair_blocks, 2, 1).unwrap();
+        let top = search_blocked_with(kernel, &q, 1, &recon, &pair_blocks, 2, None, 1).unwrap();
         assert_eq!(
             top.ids,
             vec![1],
@@ -368,8 +368,8 @@ fn rescore_matches_brute_force_over_candidates() {
     let cands: Vec<i64> = (0..nq)
         .flat_map(|i| (0..kc).map(move |c| ((c * 16 + i * 7) % n) as i64))
         .collect();
-    let scores = score_candidates(&q, nq, &recon, &packed, n, &cands, kc).unwrap();
-    let top = rescore(&q, nq, &recon, &packed, n, &cands, kc, 10).unwrap();
+    let scores = score_candidates(&q, nq, &recon, &packed, n, None, &cands, kc).unwrap();
+    let top = rescore(&q, nq, &recon, &packed, n, None, &cands, kc, 10).unwrap();
     assert_eq!(top.k, 10);
     for i in 0..nq {
         let luts = ByteLuts::build(&q[i * 50..][..50], &recon).unwrap();
@@ -394,12 +394,12 @@ fn rescore_matches_brute_force_over_candidates() {
     let all: Vec<i64> = (0..nq).flat_map(|_| (0..n as i64).rev()).collect();
     let full = search(&q, nq, &recon, &packed, n, 10).unwrap();
     assert_eq!(
-        rescore(&q, nq, &recon, &packed, n, &all, n, 10).unwrap(),
+        rescore(&q, nq, &recon, &packed, n, None, &all, n, 10).unwrap(),
         full
     );
     // k above the candidate count returns every candidate.
     assert_eq!(
-        rescore(&q, nq, &recon, &packed, n, &cands, kc, 99)
+        rescore(&q, nq, &recon, &packed, n, None, &cands, kc, 99)
             .unwrap()
             .k,
         kc
@@ -463,6 +463,7 @@ fn rejects_bad_arguments() {
         &recon,
         &packed,
         3,
+        None,
         1
     )));
     let blocks = to_blocks(&packed, 3, 1).unwrap();
@@ -473,6 +474,7 @@ fn rejects_bad_arguments() {
         &recon,
         &blocks,
         3,
+        None,
         1
     )));
     assert!(shape(search_blocked(&q, 1, &recon, &packed, 3, 1)));
@@ -488,11 +490,61 @@ fn rejects_bad_arguments() {
         1
     )));
     // Candidates: out of range, negative, duplicated, wrong count.
-    assert!(value(rescore(&q, 1, &recon, &packed, 3, &[0, 3], 2, 1)));
-    assert!(value(rescore(&q, 1, &recon, &packed, 3, &[-1, 0], 2, 1)));
-    assert!(value(rescore(&q, 1, &recon, &packed, 3, &[1, 1], 2, 1)));
-    assert!(shape(rescore(&q, 1, &recon, &packed, 3, &[1, 2], 3, 1)));
-    assert!(value(rescore(&q, 1, &recon, &packed, 3, &[1, 2], 2, 0)));
+    assert!(value(rescore(
+        &q,
+        1,
+        &recon,
+        &packed,
+        3,
+        None,
+        &[0, 3],
+        2,
+        1
+    )));
+    assert!(value(rescore(
+        &q,
+        1,
+        &recon,
+        &packed,
+        3,
+        None,
+        &[-1, 0],
+        2,
+        1
+    )));
+    assert!(value(rescore(
+        &q,
+        1,
+        &recon,
+        &packed,
+        3,
+        None,
+        &[1, 1],
+        2,
+        1
+    )));
+    assert!(shape(rescore(
+        &q,
+        1,
+        &recon,
+        &packed,
+        3,
+        None,
+        &[1, 2],
+        3,
+        1
+    )));
+    assert!(value(rescore(
+        &q,
+        1,
+        &recon,
+        &packed,
+        3,
+        None,
+        &[1, 2],
+        2,
+        0
+    )));
     assert!(value(rescore_float(
         &q,
         1,
@@ -518,4 +570,287 @@ fn kernel_names_round_trip() {
     }
     assert!(available_kernels().contains(&Kernel::Scalar));
     assert!(Kernel::best_blocks().scans_blocks() && Kernel::best_rows().scans_rows());
+}
+
+/// Brute force with optional row scales: `fl(scale * raw)`, full sort.
+fn brute_force_scaled(
+    q: &[f32],
+    nq: usize,
+    recon: &Recon,
+    packed: &[u8],
+    n: usize,
+    scale: &[f32],
+    k: usize,
+) -> TopScores {
+    let dims = recon.format().dims();
+    let row_bytes = recon.format().row_bytes();
+    let kk = k.min(n);
+    let mut out = TopScores {
+        k: kk,
+        scores: vec![],
+        ids: vec![],
+    };
+    for query in q.chunks(dims).take(nq) {
+        let luts = ByteLuts::build(query, recon).unwrap();
+        let mut pairs: Vec<(f32, u64)> = packed
+            .chunks(row_bytes)
+            .enumerate()
+            // `+ 0.0`: the engine returns -0.0 as +0.0 (they tie and break on the id).
+            .map(|(i, row)| (luts.score(row) * scale[i] + 0.0, i as u64))
+            .collect();
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(s, i) in &pairs[..kk] {
+            out.scores.push(s);
+            out.ids.push(i);
+        }
+    }
+    out
+}
+
+/// Scale patterns the block kernel's bounds must survive: all positive (one group threshold),
+/// mixed signs, zeros, all negative, tiny and huge magnitudes, constant.
+fn scale_patterns(rng: &mut StdRng, n: usize) -> Vec<(&'static str, Vec<f32>)> {
+    vec![
+        (
+            "positive",
+            (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect(),
+        ),
+        (
+            "mixed",
+            (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect(),
+        ),
+        (
+            "zeros",
+            (0..n).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect(),
+        ),
+        (
+            "negative",
+            (0..n).map(|_| rng.random_range(-3.0f32..-0.1)).collect(),
+        ),
+        (
+            "spread",
+            (0..n)
+                .map(|i| if i % 2 == 0 { 1e-6 } else { 1e4 })
+                .collect(),
+        ),
+        ("constant", vec![0.75; n]),
+    ]
+}
+
+#[test]
+fn row_scale_every_kernel_equals_brute_force() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for bits in SUPPORTED_BITS {
+        for (dims, n, nq, k) in [(13, 301, 3, 10), (64, 700, 40, 25), (384, 130, 2, 200)] {
+            let format = CodeFormat::new(dims, bits).unwrap();
+            let recon = random_recon(&mut rng, format);
+            let codes = random_codes(&mut rng, n, format);
+            let packed = pack_codes(&codes, n, format).unwrap();
+            let blocks = to_blocks(&packed, n, format.row_bytes()).unwrap();
+            let q = random_floats(&mut rng, nq * dims);
+            for (name, scale) in scale_patterns(&mut rng, n) {
+                let want = brute_force_scaled(&q, nq, &recon, &packed, n, &scale, k);
+                for kernel in available_kernels() {
+                    let got = if kernel.scans_rows() {
+                        pool.install(|| {
+                            search_with(kernel, &q, nq, &recon, &packed, n, Some(&scale), k)
+                        })
+                    } else if bits <= 4 {
+                        pool.install(|| {
+                            search_blocked_with(kernel, &q, nq, &recon, &blocks, n, Some(&scale), k)
+                        })
+                    } else {
+                        continue;
+                    }
+                    .unwrap();
+                    assert!(
+                        got == want,
+                        "{} scales={name} bits={bits} dims={dims} nq={nq}",
+                        kernel.name()
+                    );
+                }
+                if bits <= 4 {
+                    for kernel in available_kernels().into_iter().filter(|k| k.scans_blocks()) {
+                        let got = search_blocked_with(
+                            kernel,
+                            &q,
+                            nq,
+                            &recon,
+                            &blocks,
+                            n,
+                            Some(&scale),
+                            k,
+                        )
+                        .unwrap();
+                        assert!(got == want, "{} blocks scales={name}", kernel.name());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn row_scale_rescoring_equals_scaled_search() {
+    let mut rng = StdRng::seed_from_u64(22);
+    let format = CodeFormat::new(40, 2).unwrap();
+    let (n, nq, kc) = (500, 4, 60);
+    let recon = random_recon(&mut rng, format);
+    let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+    let q = random_floats(&mut rng, nq * 40);
+    let scale: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..3.0)).collect();
+    let mut cands = Vec::new();
+    for _ in 0..nq {
+        let mut rows: Vec<i64> = (0..n as i64).collect();
+        for i in 0..kc {
+            let j = rng.random_range(i..n);
+            rows.swap(i, j);
+        }
+        cands.extend_from_slice(&rows[..kc]);
+    }
+    let scores = score_candidates(&q, nq, &recon, &packed, n, Some(&scale), &cands, kc).unwrap();
+    for (i, query) in q.chunks(40).enumerate() {
+        let luts = ByteLuts::build(query, &recon).unwrap();
+        for (c, &row) in cands[i * kc..][..kc].iter().enumerate() {
+            let r = row as usize;
+            let want =
+                luts.score(&packed[r * format.row_bytes()..][..format.row_bytes()]) * scale[r];
+            assert_eq!(scores[i * kc + c].to_bits(), want.to_bits());
+        }
+    }
+    let all: Vec<i64> = (0..nq).flat_map(|_| 0..n as i64).collect();
+    assert_eq!(
+        rescore(&q, nq, &recon, &packed, n, Some(&scale), &all, n, 10).unwrap(),
+        brute_force_scaled(&q, nq, &recon, &packed, n, &scale, 10)
+    );
+}
+
+#[test]
+fn row_scale_errors() {
+    let format = CodeFormat::new(4, 2).unwrap();
+    let recon = Recon::new(format, vec![0.5; 16]).unwrap();
+    let packed = vec![0u8; 3];
+    let q = [1.0f32; 4];
+    let short = [1.0f32; 2];
+    let nan = [1.0, f32::NAN, 1.0];
+    let huge = [1.0, 1e38, 1.0];
+    for scale in [&short[..], &nan[..], &huge[..]] {
+        assert!(search_with(Kernel::Scalar, &q, 1, &recon, &packed, 3, Some(scale), 1).is_err());
+        assert!(score_candidates(&q, 1, &recon, &packed, 3, Some(scale), &[0], 1).is_err());
+        assert!(rescore(&q, 1, &recon, &packed, 3, Some(scale), &[0], 1, 1).is_err());
+    }
+    assert!(matches!(
+        search_with(Kernel::Scalar, &q, 1, &recon, &packed, 3, Some(&nan), 1),
+        Err(QamaError::Value(m)) if m.contains("row_scale[1]")
+    ));
+}
+
+/// Brute force of byte-LUT scores: `Σ_b lut[b][code_b]` in order, times the scale.
+fn lut_brute_force(
+    luts: &[f32],
+    nq: usize,
+    m: usize,
+    codes: &[u8],
+    scale: Option<&[f32]>,
+    k: usize,
+) -> TopScores {
+    let n = codes.len() / m;
+    let kk = k.min(n);
+    let mut out = TopScores {
+        k: kk,
+        scores: vec![],
+        ids: vec![],
+    };
+    for table in luts.chunks(m * 256).take(nq) {
+        let mut pairs: Vec<(f32, u64)> = codes
+            .chunks(m)
+            .enumerate()
+            .map(|(i, row)| {
+                let raw = row
+                    .iter()
+                    .enumerate()
+                    .fold(0f32, |s, (b, &v)| s + table[b * 256 + usize::from(v)]);
+                (scale.map_or(raw, |s| raw * s[i]) + 0.0, i as u64)
+            })
+            .collect();
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(s, i) in &pairs[..kk] {
+            out.scores.push(s);
+            out.ids.push(i);
+        }
+    }
+    out
+}
+
+#[test]
+fn lut_search_equals_brute_force_on_every_row_kernel() {
+    let mut rng = StdRng::seed_from_u64(23);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (m, n, nq, k) in [
+        (1, 50, 2, 5),
+        (7, 333, 3, 10),
+        (16, 1000, 40, 20),
+        (77, 90, 1, 200),
+    ] {
+        let codes: Vec<u8> = (0..n * m).map(|_| rng.random_range(0..=255u8)).collect();
+        let luts = random_floats(&mut rng, nq * m * 256);
+        let scale: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..2.0)).collect();
+        for scale in [None, Some(&scale[..])] {
+            let want = lut_brute_force(&luts, nq, m, &codes, scale, k);
+            for kernel in [Kernel::Scalar, Kernel::Interleaved] {
+                let got = pool
+                    .install(|| lut_search_with(kernel, &luts, nq, m, &codes, n, scale, k))
+                    .unwrap();
+                assert!(got == want, "{} m={m} n={n} nq={nq}", kernel.name());
+            }
+            let all: Vec<i64> = (0..nq).flat_map(|_| (0..n as i64).rev()).collect();
+            assert_eq!(
+                lut_rescore(&luts, nq, m, &codes, n, scale, &all, n, k).unwrap(),
+                want
+            );
+            let scores = lut_score_candidates(&luts, nq, m, &codes, n, scale, &all, n).unwrap();
+            for (i, (got, want_q)) in scores.chunks(n).zip(want.scores.chunks(want.k)).enumerate() {
+                // Candidate order is reversed rows: the best row's score sits at n - 1 - id.
+                let best = want.ids[i * want.k] as usize;
+                assert_eq!(got[n - 1 - best] + 0.0, want_q[0]);
+            }
+        }
+    }
+}
+
+#[test]
+fn lut_search_errors_name_the_argument() {
+    let codes = [0u8; 6];
+    let luts = vec![0.5f32; 2 * 256];
+    let msg = |r: Result<TopScores>| match r {
+        Err(e) => e.to_string(),
+        Ok(_) => String::from("ok"),
+    };
+    assert!(msg(lut_search(&luts, 1, 2, &codes, 3, None, 0)).contains("k = 0"));
+    assert!(msg(lut_search(&luts, 1, 0, &[], 3, None, 1)).contains("m = 0"));
+    assert!(msg(lut_search(&luts[..300], 1, 2, &codes, 3, None, 1)).contains("luts"));
+    assert!(msg(lut_search(&luts, 1, 2, &codes[..5], 3, None, 1)).contains("codes"));
+    let mut bad = luts.clone();
+    bad[256 + 7] = f32::INFINITY;
+    assert!(msg(lut_search(&bad, 1, 2, &codes, 3, None, 1)).contains("luts[0, 1, 7]"));
+    let big = vec![3e38f32; 2 * 256];
+    assert!(msg(lut_search(&big, 1, 2, &codes, 3, None, 1)).contains("overflow"));
+    assert!(msg(lut_search(&luts, 1, 2, &codes, 3, Some(&[1.0; 2]), 1)).contains("row_scale"));
+    assert_eq!(
+        lut_search(&luts, 1, 2, &codes, 3, None, usize::MAX)
+            .unwrap()
+            .k,
+        3
+    );
+    assert!(lut_search(&[], 0, 2, &codes, 3, None, 4)
+        .unwrap()
+        .scores
+        .is_empty());
 }

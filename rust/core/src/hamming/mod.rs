@@ -138,14 +138,7 @@ pub(crate) fn check_codes(
     Ok(())
 }
 
-/// A zeroed vector of `len` entries, or an error instead of an allocation abort.
-pub(crate) fn try_zeroed<T: Clone + Default>(len: usize, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| QamaError::Value(format!("{what} would need {len} entries; out of memory")))?;
-    v.resize(len, T::default());
-    Ok(v)
-}
+pub(crate) use crate::error::try_zeroed;
 
 /// Query chunk of the batch regime: at least `min` queries, and a few chunks per thread so the
 /// pool balances.
