@@ -6,6 +6,8 @@
     qama tables    regenerate every table and plot under results/ (qama_rs.eval.tables)
     qama diagnose  embedding statistics and quantizer distortion (qama_rs.eval.diagnose)
     qama info      version, CPU, engine backend, data root and cache dir
+    qama index     build an index file of your own corpus / embeddings (`index build`), describe one (`index info`)
+    qama search    search an index file: a TREC run for a query file, or ranked ids for one query
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from qama_rs.qama.model import QamaModel
 
         head = QamaModel.load(args.head)
+        head.path = args.head  # names the head in the spec the results print: QAMA(DIR),...
     elif args.method == "qama":
         raise SystemExit("qama eval: --method qama needs --head DIR (a trained head from `qama train`)")
     results = []
@@ -130,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate one method: NDCG@10 with a bootstrap 95%% CI")
     ev.add_argument("--dataset", action="append", required=True, metavar="PATH", help="BEIR name or folder (repeatable)")
-    ev.add_argument("--method", required=True, help="fp32, fp16, int8, quantile, sign, qama, or a training-free method")
+    ev.add_argument(
+        "--method", required=True,
+        help="fp32, fp16, int8, quantile, sign, qama, two_stage, a training-free method, or a factory spec",
+    )
     ev.add_argument("--bits", default=None, choices=BITS_CHOICES, help="bits per dimension (32 = float32; default: the method's own)")
     ev.add_argument("--dims", type=int, default=None, help="Matryoshka prefix (default: all dimensions)")
     ev.add_argument("--head", metavar="DIR", help="trained head (from `qama train`) for --method qama")
@@ -154,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="version, CPU and engine backend, data and cache folders")
     info.set_defaults(func=_cmd_info)
+
+    from qama_rs.cli.index_cmd import add_index_parsers
+
+    add_index_parsers(sub, BITS_CHOICES)
     return parser
 
 
@@ -165,9 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError, MemoryError) as exc:
         # Bad input: one clear line, not a traceback.
-        print(f"qama {args.command}: error: {exc}", file=sys.stderr)
+        command = args.command + (f" {args.index_command}" if getattr(args, "index_command", None) else "")
+        print(f"qama {command}: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "bootstrap_mean_ci", "ndcg_at_10", "run_from_topk"]
+__all__ = ["bootstrap_ci", "bootstrap_mean_ci", "ndcg_at_10", "read_trec_run", "run_from_topk"]
 
 
 def ndcg_at_10(
@@ -72,6 +72,25 @@ def run_from_topk(
                 raise ValueError(f"row id {row} out of range for {n_docs} documents")
             hits[doc_ids[row]] = score
         run[str(qid)] = hits
+    return run
+
+
+def read_trec_run(path) -> dict[str, dict[str, float]]:
+    """A TREC run file (``qid Q0 docid rank score tag`` per line, as ``qama search --out`` writes) as a
+    pytrec_eval run ``{qid: {docid: score}}``. Malformed lines raise ``ValueError`` naming the line."""
+    run: dict[str, dict[str, float]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 6:
+                raise ValueError(f"{path}:{line_no}: expected 6 fields (qid Q0 docid rank score tag), got {len(parts)}")
+            qid, _, doc, _, score, _ = parts
+            try:
+                run.setdefault(qid, {})[doc] = float(score)
+            except ValueError:
+                raise ValueError(f"{path}:{line_no}: score {score!r} is not a number") from None
     return run
 
 

@@ -22,6 +22,7 @@ RESULT_KEYS = (
     "dataset",
     "split",
     "method",
+    "spec",
     "bits",
     "dims",
     "ndcg@10",
@@ -88,6 +89,7 @@ def evaluate_dims(
             "dataset": data.name,
             "split": data.split,
             "method": method.name,
+            "spec": _spec_of(method, dims),
             "bits": float(method.bits),
             "dims": int(dims if dims is not None else embeddings.dim),
             "ndcg@10": mean,
@@ -103,6 +105,12 @@ def evaluate_dims(
     return results
 
 
+def _spec_of(method, dims) -> str | None:
+    """The factory spec that answered this prefix (pasteable into ``qama_rs.index_factory``), if any."""
+    spec_for = getattr(method, "spec_for", None)
+    return spec_for(dims) if callable(spec_for) else getattr(method, "spec", None)
+
+
 def evaluate(dataset, method, dims: int | None = None, **kwargs) -> dict:
     """NDCG@10 (+ bootstrap 95 % CI, storage) of one method at one prefix; see :func:`evaluate_dims`.
 
@@ -112,10 +120,11 @@ def evaluate(dataset, method, dims: int | None = None, **kwargs) -> dict:
 
 
 def format_result(result: dict) -> str:
-    """One aligned line, e.g. ``scifact  fp32  32 bits  384 d  NDCG@10 0.6451 [0.6180, 0.6722]  1536 B``."""
+    """One aligned line, e.g. ``scifact  fp32 [Flat]  32 bits  384 d  NDCG@10 0.6451 [0.6180, 0.6722]  1536 B``."""
     lo, hi = result["ci95"]
+    spec = f" [{result['spec']}]" if result.get("spec") and result["spec"] != result["method"] else ""
     return (
-        f"{result['dataset']:<12} {result['method']:<18} {result['bits']:>5g} bits {result['dims']:>4} d  "
+        f"{result['dataset']:<12} {result['method'] + spec:<30} {result['bits']:>5g} bits {result['dims']:>4} d  "
         f"NDCG@10 {result['ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]  {result['bytes_per_vector']:>6g} B/vector  "
         f"({result['n_queries']} queries, {result['n_docs']} docs)"
     )

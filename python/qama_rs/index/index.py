@@ -102,6 +102,8 @@ class Index:
         self._mapped = False
         self._header: dict[str, Any] | None = None
         self._sections: dict[str, np.ndarray] | None = None
+        #: JSON-ready notes saved with the index (the CLI records the embedding model and the source here).
+        self.metadata: dict[str, Any] = {}
         if self.needs_training:
             return
         self._train_stages(None)
@@ -406,6 +408,7 @@ class Index:
             "next_id": self._next_id,
             "transforms": stages,
             "codecs": codecs,
+            "metadata": self.metadata,
         }
         fileformat.write_index(path, header, sections)
 
@@ -453,6 +456,7 @@ class Index:
             raise
         except (KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
             raise QamaError(f"{name}: corrupt qama-rs index ({type(err).__name__}: {err})") from None
+        index.metadata = dict(header.get("metadata") or {})
         index._mapped = bool(mmap)
         index._header, index._sections = header, sections
         return index

@@ -1,0 +1,271 @@
+"""``qama index build``, ``qama index info`` and ``qama search``: index your own corpus, answer queries.
+
+    qama index build --dataset scifact --codec lloyd_max_gauss --out scifact.qidx
+    qama index build --corpus corpus.jsonl --codec "Hadamard,LloydMax2" --out my.qidx
+    qama index build --embeddings emb.npy --ids ids.json --codec Thermo2 --out my.qidx
+    qama search my.qidx --queries queries.jsonl --k 100 --out run.tsv     (TREC run file)
+    qama search my.qidx --query "what causes migraines?"                  (ranked ids and scores)
+    qama index info my.qidx
+
+``--codec`` takes a ``qama eval --method`` name (with ``--bits`` where it applies, ``--head`` for ``qama``) or
+any factory spec (:mod:`qama_rs.index`). Documents are embedded as ``title + " " + text`` with the bundled
+all-MiniLM-L6-v2 (or ``--model``), in batches with a progress bar; a BEIR ``--dataset`` reuses the embedding
+cache ``qama eval`` fills, so a run file scored with pytrec_eval gives the NDCG@10 ``qama eval`` reports.
+The index file stores the document ids and the model name, and is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from qama_rs.index._errors import QamaError
+
+__all__ = ["add_index_parsers", "read_jsonl_texts", "resolve_codec"]
+
+_EMBED_CHUNK = 8192  # documents per embedding call: a progress step, and bounded memory per step
+
+
+def resolve_codec(codec: str, bits=None, head: str | None = None) -> str:
+    """The factory spec of ``--codec`` (a method name via the name -> spec table, or a spec as given)."""
+    from qama_rs.index import method_spec, parse_spec
+
+    spec = method_spec(codec, bits, head=head)
+    if spec is not None:
+        return spec
+    if bits is not None:
+        raise QamaError(f"--bits applies to method names; {codec!r} is a spec (write the bits into it)")
+    parse_spec(codec)
+    return codec
+
+
+def read_jsonl_texts(path: Path, what: str) -> tuple[list[str], list[str]]:
+    """``(ids, texts)`` of a BEIR-style JSONL file: ``_id`` plus ``title``/``text`` joined as MTEB does."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} does not exist")
+    ids, texts, seen = [], [], set()
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise QamaError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or "_id" not in row or "text" not in row:
+                raise QamaError(f"{path}:{line_no}: expected an object with _id and text")
+            doc_id = str(row["_id"])
+            if doc_id in seen:
+                raise QamaError(f"{path}:{line_no}: duplicate id {doc_id!r}")
+            seen.add(doc_id)
+            title, text = row.get("title") or "", row["text"] or ""
+            ids.append(doc_id)
+            texts.append((title + " " + text).strip() if title else text.strip())
+    if not ids:
+        raise QamaError(f"{path}: no {what} in the file")
+    return ids, texts
+
+
+def _embed(texts: list[str], model: str | None, batch_size: int, what: str) -> np.ndarray:
+    from tqdm import tqdm
+
+    from qama_rs.data.embed import embed_texts
+
+    if len(texts) <= _EMBED_CHUNK:
+        return embed_texts(texts, model=model, batch_size=batch_size, progress=sys.stderr.isatty())
+    parts = []
+    with tqdm(total=len(texts), desc=f"embedding {what}", unit=" texts", file=sys.stderr) as bar:
+        for start in range(0, len(texts), _EMBED_CHUNK):
+            block = texts[start : start + _EMBED_CHUNK]
+            parts.append(embed_texts(block, model=model, batch_size=batch_size, progress=False))
+            bar.update(len(block))
+    return np.concatenate(parts)
+
+
+def _load_embeddings(path: Path, ids_path: Path | None) -> tuple[np.ndarray, list[str]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"embeddings file {path} does not exist")
+    try:
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise QamaError(f"--embeddings {path}: not a .npy array ({err})") from None
+    if matrix.ndim != 2 or matrix.dtype.kind != "f":
+        raise QamaError(f"--embeddings {path}: expected a 2-D float array, got {matrix.dtype} {matrix.shape}")
+    if ids_path is None:
+        ids = [str(i) for i in range(len(matrix))]
+    else:
+        if not ids_path.is_file():
+            raise FileNotFoundError(f"--ids file {ids_path} does not exist")
+        ids = json.loads(ids_path.read_text())
+        if not isinstance(ids, list) or len(ids) != len(matrix):
+            raise QamaError(f"--ids {ids_path}: expected a JSON list of {len(matrix)} ids (one per row)")
+        ids = [str(i) for i in ids]
+    return np.ascontiguousarray(matrix, dtype=np.float32), ids
+
+
+def _documents(args) -> tuple[np.ndarray, list[str], dict]:
+    """``(embeddings, doc ids, metadata)`` from ``--dataset``, ``--corpus`` or ``--embeddings``."""
+    given = [a for a in ("dataset", "corpus", "embeddings") if getattr(args, a)]
+    if len(given) != 1:
+        raise QamaError("give exactly one of --dataset, --corpus or --embeddings")
+    if args.ids and not args.embeddings:
+        raise QamaError("--ids goes with --embeddings (a corpus names its own documents)")
+    if args.embeddings:
+        x, ids = _load_embeddings(Path(args.embeddings), Path(args.ids) if args.ids else None)
+        return x, ids, {"source": os.fspath(args.embeddings), "model": args.model}
+    if args.dataset:
+        from qama_rs.data.beir import load_beir
+        from qama_rs.data.embed import dataset_embeddings
+
+        data = load_beir(args.dataset, split=args.split)
+        emb = dataset_embeddings(data, args.model, batch_size=args.batch_size, progress=True)
+        return emb.docs, list(emb.doc_ids), {"source": os.fspath(data.path), "model": args.model}
+    ids, texts = read_jsonl_texts(Path(args.corpus), "documents")
+    x = _embed(texts, args.model, args.batch_size, "documents")
+    return x, ids, {"source": os.fspath(args.corpus), "model": args.model}
+
+
+def cmd_index_build(args) -> int:
+    from qama_rs.index import index_factory
+
+    bits = None if args.bits is None else _bits(args.bits)
+    spec = resolve_codec(args.codec, bits, head=args.head)
+    head = None
+    if args.head:
+        from qama_rs.qama.model import QamaModel
+
+        head = QamaModel.load(args.head)
+    x, ids, meta = _documents(args)
+    index = index_factory(x.shape[1], spec, head=head)
+    if not index.is_trained:
+        index.train(x)
+    for start in range(0, len(x), 1 << 16):
+        index.add(x[start : start + (1 << 16)], ids=ids[start : start + (1 << 16)])
+    index.metadata = {**meta, "codec": args.codec, "bits": args.bits}
+    out = Path(args.out)
+    if out.parent and not out.parent.is_dir():
+        raise FileNotFoundError(f"--out: folder {out.parent} does not exist")
+    index.save(out)
+    print(f"{out}: {index.ntotal} documents, spec {spec!r}, {index.bytes_per_vector} bytes/vector, {out.stat().st_size} bytes")
+    return 0
+
+
+def cmd_index_info(args) -> int:
+    from qama_rs.index import Index
+
+    path = Path(args.file)
+    index = Index.load(path, mmap=True)
+    info = {
+        "file": os.fspath(path),
+        "spec": index.spec,
+        "dims": index.dims,
+        "ntotal": index.ntotal,
+        "bytes_per_vector": index.bytes_per_vector,
+        "file_bytes": path.stat().st_size,
+        "named_documents": index.names is not None,
+        **index.metadata,
+    }
+    if args.verify:
+        index.verify()
+        info["verified"] = True
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:>17}: {value}")
+    return 0
+
+
+def _query_input(args, model: str | None) -> tuple[list[str], np.ndarray]:
+    given = [a for a in ("query", "queries", "query_embeddings") if getattr(args, a)]
+    if len(given) != 1:
+        raise QamaError("give exactly one of --query, --queries or --query-embeddings")
+    if args.query:
+        from qama_rs.data.embed import embed_texts
+
+        return ["query"], embed_texts([args.query], model=model, progress=False)
+    if args.queries:
+        qids, texts = read_jsonl_texts(Path(args.queries), "queries")
+        return qids, _embed(texts, model, args.batch_size, "queries")
+    x, qids = _load_embeddings(Path(args.query_embeddings), Path(args.query_ids) if args.query_ids else None)
+    return qids, x
+
+
+def cmd_search(args) -> int:
+    from qama_rs.index import Index
+
+    index = Index.load(args.file, mmap=True)
+    if index.names is None:
+        raise QamaError(f"{args.file}: the index stores no document ids (build it with `qama index build`)")
+    model = args.model or index.metadata.get("model")
+    qids, xq = _query_input(args, model)
+    tag = args.tag or index.spec
+    lines = []
+    for start in range(0, len(xq), 1024):
+        D, I = index.search(xq[start : start + 1024], args.k)  # noqa: E741 - faiss's names
+        names = index.names_of(I)
+        for qid, scores, docs in zip(qids[start : start + 1024], D.tolist(), names.tolist(), strict=True):
+            for rank, (score, doc) in enumerate(zip(scores, docs, strict=True), start=1):
+                if doc == "":
+                    break
+                if args.query:
+                    lines.append(f"{rank:>5}  {score:>12.6g}  {doc}\n")
+                else:
+                    # 9 significant digits print a float32 exactly, so trec_eval sees the engine's order.
+                    lines.append(f"{qid} Q0 {doc} {rank} {score:.9g} {tag.replace(' ', '_')}\n")
+    if args.out:
+        from qama_rs.engine.quantizer import atomic_write
+
+        atomic_write(args.out, lambda f: f.write("".join(lines).encode()))
+        print(f"{args.out}: {len(qids)} queries, top {args.k}, run tag {tag!r}")
+    else:
+        sys.stdout.write("".join(lines))
+    return 0
+
+
+def _bits(value: str):
+    if value == "hybrid":
+        return value
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def add_index_parsers(sub, bits_choices) -> None:
+    """Adds ``index`` (``build``, ``info``) and ``search`` to the ``qama`` sub-command parser."""
+    index = sub.add_parser("index", help="build an index of your own corpus or embeddings; show an index file")
+    isub = index.add_subparsers(dest="index_command", required=True)
+    build = isub.add_parser("build", help="embed documents, encode them with a codec, write an index file")
+    build.add_argument("--dataset", metavar="PATH", help="a BEIR folder or dataset name (its corpus; cached embeddings)")
+    build.add_argument("--corpus", metavar="JSONL", help="documents: one JSON object per line with _id, title, text")
+    build.add_argument("--embeddings", metavar="NPY", help="precomputed document embeddings (n, d) float")
+    build.add_argument("--ids", metavar="JSON", help="with --embeddings: a JSON list of document ids, one per row")
+    build.add_argument("--codec", required=True, help="a `qama eval --method` name or a factory spec, e.g. 'Hadamard,LloydMax2'")
+    build.add_argument("--bits", choices=bits_choices, help="bits of a method name that has variants (quantile, qama, ...)")
+    build.add_argument("--head", metavar="DIR", help="trained QAMA head for --codec qama")
+    build.add_argument("--model", help="sentence-transformers model folder (default: bundled all-MiniLM-L6-v2)")
+    build.add_argument("--split", default="test", help="with --dataset: the qrels split that must exist (default test)")
+    build.add_argument("--batch-size", type=int, default=64, help="embedding batch size (default 64)")
+    build.add_argument("--out", required=True, metavar="FILE", help="index file to write (atomically)")
+    build.set_defaults(func=cmd_index_build)
+    info = isub.add_parser("info", help="spec, size and provenance of an index file")
+    info.add_argument("file")
+    info.add_argument("--verify", action="store_true", help="also check every section's checksum (reads the file)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_index_info)
+
+    search = sub.add_parser("search", help="search an index file: a TREC run for a query file, or one query")
+    search.add_argument("file", help="index file from `qama index build`")
+    search.add_argument("--queries", metavar="JSONL", help="queries: one JSON object per line with _id and text")
+    search.add_argument("--query", metavar="TEXT", help="one query; prints ranked document ids and scores")
+    search.add_argument("--query-embeddings", metavar="NPY", help="precomputed query embeddings (nq, d) float")
+    search.add_argument("--query-ids", metavar="JSON", help="with --query-embeddings: a JSON list of query ids")
+    search.add_argument("--k", type=int, default=10, help="results per query (default 10)")
+    search.add_argument("--out", metavar="FILE", help="write a TREC run file (qid Q0 docid rank score tag)")
+    search.add_argument("--tag", help="run tag (default: the index's spec)")
+    search.add_argument("--model", help="embedding model (default: the one the index was built with)")
+    search.add_argument("--batch-size", type=int, default=64, help="embedding batch size (default 64)")
+    search.set_defaults(func=cmd_search)
