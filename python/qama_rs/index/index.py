@@ -84,7 +84,21 @@ def _float_rows(x: Any, name: str, dims: int, allow_empty: bool = True) -> np.nd
 
 
 class Index:
-    """Stores vectors under one codec and searches them with float queries (see the module docs)."""
+    """Stores vectors under one codec and searches them with float queries (see the module docs).
+
+    ``Index(dims, spec)`` (or :func:`index_factory`). For compatibility, ``Index(quantizer)`` with a
+    :class:`~qama_rs.engine.Quantizer` still builds the engine's symmetric Hamming index
+    (:class:`qama_rs.engine.Index`), and :meth:`load` reads that class's files too.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        from qama_rs.engine.index import Index as HammingIndex
+        from qama_rs.engine.quantizer import Quantizer
+
+        one_arg = len(args) == 1 and "spec" not in kwargs and not isinstance(args[0], int | np.integer)
+        if args and (isinstance(args[0], Quantizer) or one_arg):
+            return HammingIndex(*args, **kwargs)  # raises its own clear error for a non-Quantizer
+        return super().__new__(cls)
 
     def __init__(self, dims: int, spec: str, *, head: Any = None) -> None:
         self._dims = _check_int(dims, "dims", 1, 1 << 24)
@@ -418,6 +432,9 @@ class Index:
         are served from the page cache as they are touched (section checksums are then checked only by
         :meth:`verify`). A foreign, truncated, corrupt or newer file raises :class:`QamaError`."""
         name = os.fspath(path)
+        legacy = _engine_file_class(path)
+        if legacy is not None:
+            return legacy.load(path)
         header, sections = fileformat.read_index(path, mmap_mode=bool(mmap))
         if header.get("format") != FORMAT:
             raise QamaError(f"{name}: not a qama-rs factory index (format {header.get('format')!r})")
@@ -466,6 +483,19 @@ class Index:
         if self._header is None or self._sections is None:
             raise QamaError("verify() checks an index loaded from a file; this one was built in memory")
         fileformat.verify_sections(self._header, self._sections, self._spec)
+
+
+def _engine_file_class(path: str | os.PathLike[str]):
+    """The engine class whose file format ``path`` has (by its magic), or None."""
+    from qama_rs.engine import asym
+    from qama_rs.engine import index as hamming
+
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+    except OSError:
+        return None
+    return {hamming.MAGIC: hamming.Index, asym.MAGIC: asym.AsymmetricIndex}.get(magic)
 
 
 def _prefixed(sections: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
