@@ -8,6 +8,7 @@ from qama_rs.eval.methods import get_method
 def test_rotation_suffix_builds_a_rotated_training_free_method():
     rng = np.random.default_rng(0)
     docs = rng.standard_normal((300, 16)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)  # embeddings are unit vectors
     plain = get_method("lloyd_max_gauss").fit(docs)
     rotated = get_method("lloyd_max_gauss@orthogonal").fit(docs)
     scores_plain, ids_plain = plain.search(docs[:5], 3)

@@ -1,4 +1,4 @@
-"""Search methods of the evaluation harness against NumPy references on random data."""
+"""Search methods of the evaluation harness (factory indexes) against NumPy references on random data."""
 
 from __future__ import annotations
 
@@ -7,22 +7,23 @@ import importlib
 import numpy as np
 import pytest
 
+import _oracles
 import _reference
 import qama_rs
 from qama_rs.eval.backend import MethodSearchIndex
 from qama_rs.eval.methods import (
-    Fp16Method,
-    Fp32Method,
     HeadMethod,
-    Int8Method,
+    IndexMethod,
     Method,
-    ThresholdMethod,
     available_methods,
     get_method,
     prefix_normalize,
     register_method,
-    topk_by_score,
 )
+
+
+def Fp32Method(dims=None):  # noqa: N802 - reads like the class it replaces
+    return get_method("fp32", dims=dims)
 
 
 def unit_rows(rng, n, d):
@@ -42,13 +43,13 @@ def reference_topk(scores, k):
     return np.take_along_axis(scores, order, axis=1), order
 
 
-def test_topk_ties_lower_id_first_and_k_capped():
-    scores = np.array([[0.5, 0.9, 0.5, 0.9, 0.1], [1.0, 1.0, 1.0, 1.0, 1.0]], dtype=np.float32)
-    s, i = topk_by_score(scores, 3)
-    assert i.tolist() == [[1, 3, 0], [0, 1, 2]] and i.dtype == np.int64
-    assert s.tolist() == [[pytest.approx(0.9), pytest.approx(0.9), 0.5], [1.0, 1.0, 1.0]]
-    s, i = topk_by_score(scores, 10)
-    assert i.shape == (2, 5) and i[0].tolist() == [1, 3, 0, 2, 4]
+def test_ties_lower_id_first_and_k_capped():
+    docs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    method = get_method("fp32").fit(docs)
+    s, i = method.search(np.array([[1.0, 0.0]], dtype=np.float32), 3)
+    assert i.tolist() == [[0, 2, 4]] and i.dtype == np.int64 and s.dtype == np.float32
+    s, i = method.search(np.array([[0.0, 1.0]], dtype=np.float32), 10)
+    assert i.shape == (1, 5) and i[0].tolist() == [1, 3, 4, 0, 2]
 
 
 @pytest.mark.parametrize("dims", [None, 64, 32, 8])
@@ -67,22 +68,24 @@ def test_fp16_and_int8_equal_reference_on_their_stored_documents(data):
     d = prefix_normalize(docs, m)
     q = prefix_normalize(queries, m)
     _, ref_i = reference_topk(q @ d.astype(np.float16).astype(np.float32).T, 15)
-    np.testing.assert_array_equal(Fp16Method().fit(docs).search(queries, 15, dims=m)[1], ref_i)
+    np.testing.assert_array_equal(get_method("fp16").fit(docs).search(queries, 15, dims=m)[1], ref_i)
 
+    # The one int8: per-dimension [min, max] in 256 steps, step midpoints (qama_rs.quantizers.Int8).
     low, high = d.min(axis=0), d.max(axis=0)
-    step = (high - low) / 255
-    recon = low + np.clip(np.rint((d - low) / step), 0, 255) * step
+    step = (high - low) / 256
+    recon = low + (np.clip(np.floor((d - low) / step), 0, 255) + 0.5) * step
     assert np.abs(recon - d).max() <= step.max() / 2 + 1e-6
     _, ref_i = reference_topk(q @ recon.astype(np.float32).T, 15)
-    np.testing.assert_array_equal(Int8Method().fit(docs).search(queries, 15, dims=m)[1], ref_i)
+    np.testing.assert_array_equal(get_method("int8").fit(docs).search(queries, 15, dims=m)[1], ref_i)
+    assert get_method("int8").spec == "Int8"
 
 
 def test_storage_accounting():
     docs = unit_rows(np.random.default_rng(0), 10, 384)
     assert Fp32Method().fit(docs).bytes_per_vector() == 1536
     assert Fp32Method().fit(docs).bytes_per_vector(128) == 512
-    assert Fp16Method().fit(docs).bytes_per_vector(96) == 192
-    assert Int8Method().fit(docs).bytes_per_vector(48) == 48
+    assert get_method("fp16").fit(docs).bytes_per_vector(96) == 192
+    assert get_method("int8").fit(docs).bytes_per_vector(48) == 48
 
 
 def test_float_method_errors(data):
@@ -114,13 +117,13 @@ def test_registry():
     with pytest.raises(ValueError, match="quantile bits"):
         get_method("quantile", 3)
     with pytest.raises(ValueError, match="already registered"):
-        register_method("fp32", lambda bits, dims, head: Fp32Method(dims))
+        register_method("fp32", lambda bits, dims, head: IndexMethod("fp32", "Flat", dims))
 
     calls = []
 
     def factory(bits, dims, head):
         calls.append((bits, dims, head))
-        return Fp16Method(dims)
+        return IndexMethod("fp16", "Flat16", dims)
 
     register_method("test-custom", factory, overwrite=True)
     assert get_method("test-custom", 16, 32, None).name == "fp16"
@@ -161,7 +164,7 @@ def test_quantile_method_equals_numpy_reference(data, bits, n_levels, dims):
     scores, ids = method.search(queries, 25, dims=dims)
     np.testing.assert_array_equal(ids, ref_i)
     np.testing.assert_array_equal(-scores, ref_d)
-    assert method.bytes_per_vector(dims) == -(-(dims or 64) * (n_levels - 1) // 8)
+    assert method.bytes_per_vector(dims) == -(-(dims or 64) * (n_levels - 1) // 64) * 8  # whole words read
 
 
 def test_sign_method_equals_numpy_reference(data):
@@ -175,9 +178,9 @@ def test_sign_method_equals_numpy_reference(data):
 def test_hybrid_fits_each_prefix_and_counts_624_bits():
     rng = np.random.default_rng(5)
     docs, queries = unit_rows(rng, 200, 384), unit_rows(rng, 6, 384)
-    method = ThresholdMethod("hybrid").fit(docs)
-    assert method.stored_bits() == 624 and method.bytes_per_vector() == 78
-    assert method.stored_bits(192) == 312
+    method = get_method("quantile", "hybrid").fit(docs)
+    assert method.index.codec.quantizer.bits == 624 and method.bytes_per_vector() == 80  # 10 stored words
+    assert method._index(192).codec.quantizer.bits == 312 and method.bytes_per_vector(192) == 40
     quantizer = qama_rs.Quantizer.fit(docs[:, :192], "hybrid")
     ref_d, ref_i = qama_rs.search(quantizer.encode(queries[:, :192]), quantizer.encode(docs[:, :192]), 20)
     scores, ids = method.search(queries, 20, dims=192)
@@ -215,10 +218,11 @@ def test_training_free_quantizers_are_reachable_and_asymmetric(data):
     adapter = get_method(name).fit(docs)
     d, q = prefix_normalize(docs, 32), prefix_normalize(queries, 32)
     quantizer = methods.make_method(name).fit(d)
-    ref_s, ref_i = reference_topk(quantizer.score(q, quantizer.encode(d)), 12)
+    ref_s, ref_i = reference_topk(_oracles.quantizer_scores(quantizer, q, quantizer.encode(d)), 12)
     scores, ids = adapter.search(queries, 12, dims=32)
     np.testing.assert_array_equal(ids, ref_i)
-    np.testing.assert_allclose(scores, ref_s, rtol=1e-6)
+    np.testing.assert_allclose(scores, ref_s, rtol=1e-5, atol=1e-6)
+    assert adapter.spec_for(32) == "Prefix32,LloydMax2"
     assert adapter.bytes_per_vector(32) == quantizer.bytes_per_vector
 
 
@@ -254,7 +258,7 @@ def test_qama_method_uses_the_heads_levels_and_thresholds(data):
         scores, ids = method.search(queries, 15, dims=dims)
         np.testing.assert_array_equal(ids, ref_i)
         np.testing.assert_array_equal(-scores, ref_d)
-        assert method.bytes_per_vector(dims) == quantizer.bytes_per_vector
+        assert method.bytes_per_vector(dims) == quantizer.words * 8
     with pytest.raises(ValueError, match="Matryoshka levels"):
         method.search(queries, 5, dims=48)
     assert isinstance(get_method("qama", 32, head=head), HeadMethod)
@@ -262,3 +266,26 @@ def test_qama_method_uses_the_heads_levels_and_thresholds(data):
         get_method("qama", 2)
     with pytest.raises(TypeError, match="QamaModel"):
         get_method("qama", 2, head=lambda x: x)
+
+
+def test_a_spec_is_a_method_and_results_name_their_spec(data):
+    from qama_rs.eval.runner import _spec_of
+
+    docs, queries = data
+    method = get_method("Hadamard,LloydMax2").fit(docs)
+    index = qama_rs.index_factory(64, "Hadamard,LloydMax2")
+    index.train(docs)
+    index.add(docs)
+    np.testing.assert_array_equal(method.search(queries, 9)[1], index.search(queries, 9)[1])
+    assert _spec_of(get_method("lloyd_max_gauss").fit(docs), 16) == "Prefix16,LloydMax2"
+    assert _spec_of(get_method("quantile", 2).fit(docs), 16) == "Thermo2"
+    assert get_method("two_stage").spec == "Sign,Rescore(LloydMax2,100)"
+    with pytest.raises(ValueError, match="unknown method 'Nope,Flat'"):
+        get_method("Nope,Flat")
+
+
+def test_two_stage_method_equals_the_numpy_oracle(data):
+    docs, queries = data
+    oracle = _oracles.TwoStageSearch(k_prime=100).fit(docs)
+    ref_i = oracle.search(queries, 10)[1]
+    np.testing.assert_array_equal(get_method("two_stage").fit(docs).search(queries, 10)[1], ref_i)

@@ -94,9 +94,10 @@ def test_build_tables_schema_and_files(folders, tmp_path):
     storage = {r["key"]: r for r in on_disk["tables"]["storage"]["rows"]}
     assert storage["fp32"]["bytes_per_vector"] == 64 and storage["fp32"]["savings_pct"] == 0
     assert storage["fp32"]["relative_to_fp32_pct"] == pytest.approx(100)
-    assert storage["sign_1bit"]["bytes_per_vector"] == 2 and storage["sign_1bit"]["mb_per_million"] == 2
-    assert storage["quantile_2bit"]["bits_per_dim"] == 3  # thermometer: 3 stored bits for 4 levels
-    assert storage["quantile_hybrid"]["bytes_per_vector"] == 4  # 16 dims -> 4*3 + 4*2 + 4 + 2 = 26 bits
+    # Thermometer codes are stored in whole uint64 words: 16 bits take 8 bytes (counted honestly).
+    assert storage["sign_1bit"]["bytes_per_vector"] == 8 and storage["sign_1bit"]["mb_per_million"] == 8
+    assert storage["quantile_2bit"]["bits_per_dim"] == 4  # 3 thermometer bits x 16 dims = 48, stored in one 64-bit word
+    assert storage["quantile_hybrid"]["bytes_per_vector"] == 8  # 16 dims -> 4*3 + 4*2 + 4 + 2 = 26 bits, one word
     results = on_disk["results"]
     assert len(results) == 2 * 2 * len(
         {c.key for c in TRAINING_FREE_COLUMNS + MAIN_COLUMNS if not c.uses_head}

@@ -1,0 +1,534 @@
+"""index_factory / qama_rs.Index: every spec builds and round-trips, search agrees with the engine objects
+and with the NumPy oracles, add/remove, faiss shapes and padding, clear errors."""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+import pytest
+
+import _oracles
+import _reference
+import qama_rs
+from qama_rs import AsymmetricIndex, FloatVectors, HammingIndex, Index, QamaError, Quantizer, TwoStageIndex
+from qama_rs.index import METHOD_SPECS, index_factory, method_spec, parse_spec, register_codec
+from qama_rs.quantizers import LloydMaxGauss, MedianBinary, SignBinary
+
+DIMS = 72
+SPECS = [
+    "Flat",
+    "Flat16",
+    "Sign",
+    "Thermo1",
+    "Thermo1.5",
+    "Thermo2",
+    "Hybrid",
+    "Binary",
+    "BinaryMedian",
+    "LloydMax2",
+    "LloydMax4",
+    "LloydMaxEmp2",
+    "Int8",
+    "Quaternary",
+    "CalFree2",
+    "Adaptive",
+    "Gray2",
+    "lloyd_max_gauss",
+    "Hadamard,LloydMax2",
+    "Orthogonal(3),Binary",
+    "Prefix32,LloydMax2",
+    "Prefix24,Thermo2",
+    "Sign,Rescore(LloydMax2,40)",
+    "Thermo1,RFlat(30)",
+    "LloydMax2,Rescore(Int8,25)",
+    "Hadamard,Sign,RFlat(20)",
+]
+
+
+def unit_rows(rng, n, d):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(11)
+    return unit_rows(rng, 600, DIMS), unit_rows(rng, 9, DIMS)
+
+
+def built(spec, docs, dims=DIMS):
+    index = index_factory(dims, spec)
+    if not index.is_trained:
+        index.train(docs)
+    index.add(docs)
+    return index
+
+
+def mapped_base(array):
+    """The object at the bottom of an array's chain of bases (an mmap for a mapped section)."""
+    while isinstance(array, np.ndarray | memoryview):
+        array = array.base if isinstance(array, np.ndarray) else array.obj
+    return array
+
+
+# ------------------------------------------------------------------------------------------ every spec
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_spec_builds_searches_and_round_trips(spec, data, tmp_path):
+    docs, queries = data
+    index = built(spec, docs)
+    assert len(index) == index.ntotal == 600 and spec in repr(index)
+    D, I = index.search(queries, 7)
+    assert D.dtype == np.float32 and I.dtype == np.int64 and D.shape == I.shape == (9, 7)
+    assert (I >= 0).all() and (I < 600).all()
+    assert (np.diff(D, axis=1) <= 0).all()  # best first, higher is better
+    # Each query is a random unit vector; its best document must score at least as well as a random one.
+    assert index.bytes_per_vector > 0
+    path = tmp_path / "index.qidx"
+    index.save(path)
+    for use_mmap in (False, True):
+        loaded = Index.load(path, mmap=use_mmap)
+        assert loaded.spec == spec and len(loaded) == 600
+        assert loaded.bytes_per_vector == index.bytes_per_vector
+        D2, I2 = loaded.search(queries, 7)
+        np.testing.assert_array_equal(I2, I)
+        np.testing.assert_array_equal(D2, D)
+        loaded.verify()
+
+
+def test_mapped_load_serves_codes_from_the_file(data, tmp_path):
+    docs, _ = data
+    for spec in ("Thermo1", "LloydMax2", "Flat", "Sign,RFlat(10)"):
+        path = tmp_path / "m.qidx"
+        built(spec, docs).save(path)
+        loaded = Index.load(path, mmap=True)
+        codec = loaded.codec
+        stored = codec.vectors if spec == "Flat" else codec.codes
+        assert isinstance(mapped_base(stored), mmap.mmap), spec
+        assert not stored.flags.writeable
+        assert isinstance(mapped_base(loaded.ids), mmap.mmap)
+        if spec.endswith("RFlat(10)"):
+            assert isinstance(mapped_base(loaded._pipe.refine.vectors), mmap.mmap)
+        # Adding to a mapped index copies the rows once; the file is never written.
+        before = path.read_bytes()
+        loaded.add(docs[:3])
+        assert len(loaded) == 603 and path.read_bytes() == before
+        full = Index.load(path)
+        assert not isinstance(mapped_base(full.ids), mmap.mmap)
+
+
+def test_method_names_map_to_specs_that_build(data):
+    docs, queries = data
+    for name, spec in METHOD_SPECS.items():
+        assert method_spec(name) == spec
+        built(spec, docs).search(queries, 3)
+    assert method_spec("quantile", 1.5) == "Thermo1.5" and method_spec("quantile", "hybrid") == "Hybrid"
+    assert method_spec("lloyd_max_gauss@hadamard") == "Hadamard,LloydMax2"
+    assert method_spec("lloyd_max_gauss", 4) == "LloydMax4"
+    assert method_spec("qama", 2, head="runs/h") == "QAMA(runs/h),Thermo2"
+    assert method_spec("qama", 32, head="runs/h") == "QAMA(runs/h),Flat"
+    assert method_spec("Hadamard,LloydMax2") is None  # a spec is not a method name
+    with pytest.raises(QamaError, match="quantile bits"):
+        method_spec("quantile", 3)
+    with pytest.raises(QamaError, match="needs a trained head"):
+        method_spec("qama", 2)
+
+
+# ------------------------------------------------------------------------ parity with engine and oracles
+
+
+def test_per_dimension_codec_equals_engine_asymmetric_index_and_oracle(data):
+    docs, queries = data
+    for spec, quantizer in (("LloydMax2", LloydMaxGauss()), ("BinaryMedian", MedianBinary()), ("LloydMax4", LloydMaxGauss(4))):
+        quantizer.fit(docs)
+        engine = AsymmetricIndex(quantizer.reconstruction_values)
+        engine.add_codes(quantizer.encode(docs))
+        prepared = quantizer.prepare_query(queries)
+        ref_s, ref_i = engine.search(prepared, 20)
+        D, I = built(spec, docs).search(queries, 20)
+        np.testing.assert_array_equal(I, ref_i)
+        np.testing.assert_array_equal(D, ref_s)
+        # The NumPy oracle of the engine's summation order, bit for bit.
+        oracle_s, oracle_i = _reference.asym_search(prepared, engine.recon, engine.codes, 20)
+        np.testing.assert_array_equal(I, oracle_i)
+        np.testing.assert_array_equal(D, oracle_s)
+        # And the quantizer's own float scores (prepared query . reconstructed documents), to rounding.
+        scores = _oracles.quantizer_scores(quantizer, queries, quantizer.encode(docs))
+        np.testing.assert_allclose(D, np.take_along_axis(scores, I, axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_thermometer_codec_equals_engine_hamming_index(data):
+    docs, queries = data
+    for spec, scheme in (("Thermo1", "1bit"), ("Thermo1.5", "1.5bit"), ("Thermo2", "2bit"), ("Hybrid", "hybrid")):
+        engine = HammingIndex(Quantizer.fit(docs, scheme))
+        engine.add(docs)
+        index = built(spec, docs)
+        for dims in (None, 24) if scheme != "hybrid" else (None,):
+            ref_d, ref_i = engine.search(queries, 30, dims=dims)
+            D, I = index.search(queries, 30, dims=dims)
+            np.testing.assert_array_equal(I, ref_i)
+            np.testing.assert_array_equal(D, -ref_d.astype(np.float32))
+    sign = built("Sign", docs)
+    codes = Quantizer(np.zeros(DIMS, dtype=np.float32), 2)
+    ref_d, ref_i = _reference.search(codes.encode(queries), codes.encode(docs), 15)
+    D, I = sign.search(queries, 15)
+    np.testing.assert_array_equal(I, ref_i)
+    np.testing.assert_array_equal(D, -ref_d.astype(np.float32))
+
+
+def test_two_stage_specs_equal_engine_two_stage_index(data, tmp_path):
+    docs, queries = data
+    first = HammingIndex(Quantizer(np.zeros(DIMS, dtype=np.float32), 2))
+    first.add(docs)
+    lloyd = LloydMaxGauss().fit(docs)
+    second = AsymmetricIndex(lloyd.reconstruction_values)
+    second.add_codes(lloyd.encode(docs))
+    ref_s, ref_i = TwoStageIndex(first, second, k_prime=40).search(queries, 10, rescore_queries=lloyd.prepare_query(queries))
+    D, I = built("Sign,Rescore(LloydMax2,40)", docs).search(queries, 10)
+    np.testing.assert_array_equal(I, ref_i)
+    np.testing.assert_array_equal(D, ref_s)
+    np.save(tmp_path / "docs.npy", docs)
+    ref_s, ref_i = TwoStageIndex(first, FloatVectors(tmp_path / "docs.npy"), k_prime=30).search(queries, 10)
+    D, I = built("Sign,RFlat(30)", docs).search(queries, 10)
+    np.testing.assert_array_equal(I, ref_i)
+    np.testing.assert_array_equal(D, ref_s)
+    # The NumPy two-stage oracle agrees on the ids (its scores are float32 dot products too).
+    oracle = _oracles.TwoStageSearch(first_stage=SignBinary(), rescorer="float32", k_prime=30).fit(docs)
+    np.testing.assert_array_equal(oracle.search(queries, 10)[1], I)
+
+
+def test_flat_equals_exact_inner_product(data):
+    docs, queries = data
+    D, I = built("Flat", docs).search(queries, 25)
+    ref_s, ref_i = _oracles.topk_largest(queries @ docs.T, 25)
+    np.testing.assert_array_equal(I, ref_i)
+    np.testing.assert_allclose(D, ref_s, rtol=1e-6, atol=1e-6)
+    # Prefix: the first 16 dimensions, renormalized, for documents and queries alike.
+    def norm(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    ref_s, ref_i = _oracles.topk_largest(norm(queries[:, :16]) @ norm(docs[:, :16]).T, 25)
+    D, I = built("Prefix16,Flat", docs).search(queries, 25)
+    np.testing.assert_array_equal(I, ref_i)
+    np.testing.assert_allclose(D, ref_s, rtol=1e-5, atol=1e-6)
+
+
+def test_flat_scan_over_many_blocks_merges_exactly(monkeypatch, data):
+    from qama_rs.index import codecs
+
+    docs, queries = data
+    whole = built("Flat", docs).search(queries, 50)
+    monkeypatch.setattr(codecs, "_FLAT_BLOCK_ENTRIES", 9 * 37)  # 37-row blocks: 17 partial top-ks merged
+    np.testing.assert_array_equal(built("Flat", docs).search(queries, 50)[1], whole[1])
+
+
+def test_rotation_spec_equals_rotated_quantizer(data):
+    from qama_rs.quantizers import make_method
+
+    docs, queries = data
+    rotated = make_method("lloyd_max_gauss", rotation="hadamard", seed=0).fit(docs)
+    engine = AsymmetricIndex(rotated.reconstruction_values)
+    engine.add_codes(rotated.encode(docs))
+    ref_s, ref_i = engine.search(rotated.prepare_query(queries), 12)
+    D, I = built("Hadamard,LloydMax2", docs).search(queries, 12)
+    np.testing.assert_array_equal(I, ref_i)
+    np.testing.assert_array_equal(D, ref_s)
+    assert built("Hadamard,LloydMax2", docs).bytes_per_vector == 128 * 2 // 8  # 72 -> 128 padded dims
+
+
+# ----------------------------------------------------------------------------------- contents and ids
+
+
+def test_faiss_shapes_padding_and_empty_index(data):
+    docs, queries = data
+    for spec in ("Flat", "Thermo2", "LloydMax2", "Sign,Rescore(LloydMax2,4)"):
+        index = index_factory(DIMS, spec)
+        if not index.is_trained:
+            index.train(docs)
+        D, I = index.search(queries, 5)
+        assert D.shape == I.shape == (9, 5) and (I == -1).all() and np.isneginf(D).all()
+        index.add(docs[:6])
+        D, I = index.search(queries, 10)
+        assert D.shape == (9, 10)
+        got = 4 if "Rescore" in spec else 6
+        assert (I[:, :got] >= 0).all() and (I[:, got:] == -1).all() and np.isneginf(D[:, got:]).all()
+        D, I = index.search(queries[:0], 3)
+        assert D.shape == I.shape == (0, 3)
+
+
+def test_add_with_ids_remove_and_names(data):
+    docs, queries = data
+    index = index_factory(DIMS, "LloydMax2")
+    index.train(docs)
+    ids = np.arange(1000, 1600, dtype=np.int64)[::-1].copy()
+    index.add(docs, ids=ids)
+    D, I = index.search(queries, 10)
+    reference = built("LloydMax2", docs)
+    D_ref, rows = reference.search(queries, 10)
+    np.testing.assert_array_equal(I, ids[rows])
+    removed = index.remove(I[:, 0])
+    assert removed == len(set(I[:, 0].tolist())) and len(index) == 600 - removed
+    assert index.remove([123456]) == 0
+    D2, I2 = index.search(queries, 10)
+    assert not np.isin(I2, I[:, 0]).any()
+    keep = ~np.isin(ids, I[:, 0])
+    fresh = index_factory(DIMS, "LloydMax2")
+    fresh.train(docs)  # same training data: same codes
+    fresh.add(docs[keep], ids=ids[keep])
+    np.testing.assert_array_equal(fresh.search(queries, 10)[1], I2)
+    with pytest.raises(QamaError, match="already in the index"):
+        index.add(docs[:1], ids=[int(ids[keep][0])])
+    with pytest.raises(QamaError, match="duplicates"):
+        index.add(docs[:2], ids=[7, 7])
+    # Default ids continue after the largest so far.
+    index.add(docs[:1])
+    assert index.ids[-1] == 1600
+
+    named = index_factory(DIMS, "Thermo2")
+    named.train(docs)
+    names = [f"doc-{i}" for i in range(600)]
+    named.add(docs, ids=names)
+    D, I = named.search(queries[:2], 3)
+    assert named.names_of(I).tolist() == [[names[i] for i in row] for row in I]
+    assert named.remove(["doc-5", "doc-6"]) == 2 and "doc-5" not in named.names
+    with pytest.raises(QamaError, match="appears twice"):
+        named.add(docs[:1], ids=["doc-7"])
+    with pytest.raises(QamaError, match="string id per row"):
+        named.add(docs[:1])
+    padded = named.names_of(np.array([[-1, int(named.ids[0])]]))
+    assert padded.tolist() == [["", named.names[0]]]
+
+
+def test_names_survive_save_and_mapped_load(data, tmp_path):
+    docs, queries = data
+    index = index_factory(DIMS, "Binary")
+    index.train(docs)
+    names = [f"d{i}-ü" for i in range(600)]
+    index.add(docs, ids=names)
+    index.metadata = {"model": None, "source": "test"}
+    index.save(tmp_path / "n.qidx")
+    loaded = Index.load(tmp_path / "n.qidx", mmap=True)
+    assert loaded.names == names and loaded.metadata == {"model": None, "source": "test"}
+    np.testing.assert_array_equal(loaded.names_of(loaded.search(queries, 4)[1]), index.names_of(index.search(queries, 4)[1]))
+
+
+def test_register_codec_plugs_in_a_protocol_a_codec(data):
+    docs, queries = data
+
+    class Ternary:
+        """Protocol (A): 3 levels at +-0.5 sigma, reconstruction -1/0/1 (no row_scale)."""
+
+        def fit(self, x):
+            self.t = 0.5 * x.std(axis=0)
+            return self
+
+        def encode(self, x):
+            return ((x > -self.t).astype(np.uint8) + (x > self.t)).astype(np.uint8)
+
+        @property
+        def reconstruction_values(self):
+            return np.tile(np.array([-1.0, 0.0, 1.0], dtype=np.float32), (len(self.t), 1))
+
+        def prepare_query(self, xq):
+            return np.asarray(xq, dtype=np.float32)
+
+        @property
+        def bytes_per_vector(self):
+            return -(-len(self.t) * 2 // 8)
+
+    register_codec("TestTernary", Ternary, overwrite=True)
+    index = built("testternary", docs)
+    codec = Ternary().fit(docs)
+    recon = np.array([-1.0, 0.0, 1.0], dtype=np.float32)[codec.encode(docs)]
+    ref_s, ref_i = _oracles.topk_largest(queries @ recon.T, 8)
+    D, I = index.search(queries, 8)
+    np.testing.assert_array_equal(I, ref_i)
+    np.testing.assert_allclose(D, ref_s, rtol=1e-5, atol=1e-6)
+    assert index.bytes_per_vector == codec.bytes_per_vector
+    with pytest.raises(QamaError, match="cannot be saved"):
+        index.save("/tmp/never-written.qidx")
+    with pytest.raises(QamaError, match="already registered"):
+        register_codec("TestTernary", Ternary)
+    register_codec("NotACodec", lambda: object(), overwrite=True)
+    with pytest.raises(QamaError, match="none of the codec protocols"):
+        index_factory(DIMS, "NotACodec")
+
+
+def test_qama_stage_uses_a_heads_features_and_thresholds(data, tmp_path):
+    docs, queries = data
+    rotation = np.linalg.qr(np.random.default_rng(9).standard_normal((DIMS, DIMS)))[0].astype(np.float32)
+
+    class Head:
+        levels = (DIMS, 24)
+        dim = DIMS
+
+        def transform(self, emb, dims=None):
+            z = (emb @ rotation)[:, : dims or DIMS]
+            return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+        def features(self, emb, dims, scheme):
+            return self.transform(emb, dims)
+
+        def quantizer(self, dims, scheme):
+            return Quantizer.fit(self.features(docs[:100], dims, scheme), scheme)
+
+    head = Head()
+    for level in (None, 24):
+        spec = "QAMA(fake),Thermo2" if level is None else f"QAMA(fake,{level}),Thermo2"
+        index = index_factory(DIMS, spec, head=head)
+        assert index.is_trained  # the head's thresholds: nothing to fit
+        index.add(docs)
+        engine = HammingIndex(head.quantizer(level or DIMS, "2bit"))
+        engine.add(head.features(docs, level or DIMS, "2bit"))
+        ref_d, ref_i = engine.search(head.features(queries, level or DIMS, "2bit"), 10)
+        D, I = index.search(queries, 10)
+        np.testing.assert_array_equal(I, ref_i)
+        np.testing.assert_array_equal(D, -ref_d.astype(np.float32))
+    index = index_factory(DIMS, "QAMA(fake),LloydMax2", head=head)
+    index.train(docs)
+    index.add(docs)
+    lloyd = LloydMaxGauss().fit(head.transform(docs))
+    engine = AsymmetricIndex(lloyd.reconstruction_values)
+    engine.add_codes(lloyd.encode(head.transform(docs)))
+    np.testing.assert_array_equal(index.search(queries, 10)[1], engine.search(head.transform(queries), 10)[1])
+    with pytest.raises(QamaError, match="not one of the head's levels"):
+        index_factory(DIMS, "QAMA(fake,7),Thermo2", head=head)
+    with pytest.raises(QamaError, match=r"QAMA\(.*nowhere"):
+        index_factory(DIMS, f"QAMA({tmp_path / 'nowhere'}),Thermo2")
+
+
+def test_qama_pretrained_without_a_pretrained_head_is_a_clear_error(monkeypatch):
+    from qama_rs.qama.model import QamaModel
+
+    monkeypatch.delattr(QamaModel, "pretrained", raising=False)
+    with pytest.raises(QamaError, match="no pretrained head"):
+        index_factory(DIMS, "QAMA(pretrained),Thermo2")
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "empty"),
+        ("Nope", "unknown codec 'Nope'"),
+        ("Flat,Flat", "after the codec"),
+        ("Hadamard", "names no codec"),
+        ("Rescore(Flat,10)", "refines a codec"),
+        ("Sign,Rescore(LloydMax2)", "Rescore\\(codec,k'\\)"),
+        ("Sign,Rescore(LloydMax2,0)", "k' = 0"),
+        ("Sign,RFlat(x)", "must be an integer"),
+        ("Sign,RFlat(10),Flat", "nothing may follow"),
+        ("Flat(3)", "takes no arguments"),
+        ("LloydMax9", "bits = 9"),
+        ("Prefix99,Flat", "prefix of 99"),
+        ("Flat,,Sign", "empty stage"),
+        ("Thermo2(", "missing '\\)'"),
+        ("Thermo2)", "unbalanced"),
+        ("Hadamard(1,2),Flat", "at most one argument"),
+        ("LloydMax2,Hadamard", "transform"),
+    ],
+)
+def test_bad_specs_are_one_clear_error(spec, message):
+    with pytest.raises(QamaError, match=message):
+        index_factory(DIMS, spec)
+
+
+def test_bad_arguments_name_themselves(data):
+    docs, queries = data
+    index = built("LloydMax2", docs)
+    cases = [
+        (lambda: index.search(queries.astype(np.int32), 3), qama_rs.QamaTypeError, "xq must be a floating-point"),
+        (lambda: index.search(queries[:, :5], 3), QamaError, "xq has 5 columns"),
+        (lambda: index.search(queries[0], 3), QamaError, "xq must be 2-D"),
+        (lambda: index.search(np.where(np.arange(DIMS) == 2, np.nan, queries), 3), QamaError, "xq has a non-finite"),
+        (lambda: index.search(queries, 0), QamaError, "k = 0"),
+        (lambda: index.search(queries, 2.5), TypeError, "k must be an int"),
+        (lambda: index.search(queries, True), TypeError, "k must be an int"),
+        (lambda: index.search(queries, 2**31), QamaError, "k = 2147483648"),
+        (lambda: index.search(queries, 2**30), QamaError, "at most"),
+        (lambda: index.search(queries, 3, dims=0), QamaError, "dims = 0"),
+        (lambda: index.add(np.full((2, DIMS), np.inf, np.float32)), QamaError, "x has a non-finite"),
+        (lambda: index.add(docs, ids=np.arange(3)), QamaError, "ids must have shape"),
+        (lambda: index.add(docs[:2], ids=[1.5, 2.5]), TypeError, "ids must be integers"),
+        (lambda: index.add(docs[:2], ids=[-1, 4]), QamaError, "non-negative"),
+        (lambda: index_factory(0, "Flat"), QamaError, "dims = 0"),
+        (lambda: index_factory(DIMS, 7), QamaError, "spec must be a string"),
+        (lambda: index_factory(DIMS, "Thermo2").add(docs), QamaError, "not trained"),
+        (lambda: index_factory(DIMS, "Thermo2").train(docs[:0]), QamaError, "x has no rows"),
+        (lambda: index.train(docs), QamaError, "already holds vectors"),
+        (lambda: built("Hadamard,LloydMax2", docs).search(queries, 3, dims=8), QamaError, "no Matryoshka prefix"),
+        (lambda: index.add_codes(np.zeros((2, 3), np.int8)), QamaError, "codes must be a uint8"),
+        (lambda: index.verify(), QamaError, "loaded from a file"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message):
+            call()
+    assert issubclass(QamaError, ValueError) and issubclass(qama_rs.QamaTypeError, TypeError)
+
+
+def test_corrupt_truncated_and_foreign_files(data, tmp_path):
+    docs, _ = data
+    path = tmp_path / "c.qidx"
+    built("LloydMax2", docs).save(path)
+    good = path.read_bytes()
+    from qama_rs.index import fileformat
+
+    header, _ = fileformat.read_index(path, mmap_mode=True)
+    flipped = bytearray(good)
+    flipped[header["sections"]["codec.codes"]["offset"] + 5] ^= 0xFF
+    (tmp_path / "flip.qidx").write_bytes(bytes(flipped))
+    with pytest.raises(QamaError, match="checksum"):
+        Index.load(tmp_path / "flip.qidx")
+    mapped = Index.load(tmp_path / "flip.qidx", mmap=True)  # a mapped load reads no codes ...
+    with pytest.raises(QamaError, match="section 'codec.codes' checksum"):
+        mapped.verify()  # ... until asked to
+    header = bytearray(good)
+    header[100] ^= 0x01
+    (tmp_path / "head.qidx").write_bytes(bytes(header))
+    for use_mmap in (False, True):
+        with pytest.raises(QamaError, match="header checksum"):
+            Index.load(tmp_path / "head.qidx", mmap=use_mmap)
+    (tmp_path / "short.qidx").write_bytes(good[:-100])
+    (tmp_path / "tiny.qidx").write_bytes(good[:20])
+    (tmp_path / "foreign.qidx").write_bytes(b"PK\x03\x04" + good[4:])
+    (tmp_path / "empty.qidx").write_bytes(b"")
+    newer = bytearray(good)
+    newer[8] = 9
+    (tmp_path / "newer.qidx").write_bytes(bytes(newer))
+    for name, message in (("short", "truncated"), ("tiny", "truncated"), ("foreign", "bad magic"), ("empty", "empty|truncated"),
+                          ("newer", "version 9"), ("missing", "no such index file")):
+        for use_mmap in (False, True):
+            with pytest.raises(QamaError, match=message):
+                Index.load(tmp_path / f"{name}.qidx", mmap=use_mmap)
+
+
+def test_failed_save_leaves_the_old_file(data, tmp_path, monkeypatch):
+    from qama_rs.index import fileformat
+
+    docs, _ = data
+    path = tmp_path / "keep.qidx"
+    built("Thermo1", docs).save(path)
+    before = path.read_bytes()
+    real_chunks = fileformat._chunks
+
+    def failing_chunks(*args):
+        chunks = real_chunks(*args)
+        yield next(chunks)
+        yield next(chunks)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fileformat, "_chunks", failing_chunks)
+    with pytest.raises(OSError, match="disk full"):
+        built("Sign", docs).save(path)  # fails half-way through writing the sections
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.qidx"]
+
+
+def test_parse_spec_keeps_nested_stages():
+    stages = parse_spec(" Hadamard(7) , Sign,Rescore( LloydMax2 , 100 )")
+    assert [s.name for s in stages] == ["Hadamard", "Sign", "Rescore"]
+    assert stages[0].args == ("7",) and stages[2].args == ("LloydMax2", "100")
