@@ -80,9 +80,9 @@ def test_every_spec_builds_searches_and_round_trips(spec, data, tmp_path):
     docs, queries = data
     index = built(spec, docs)
     assert len(index) == index.ntotal == 600 and spec in repr(index)
-    D, I = index.search(queries, 7)
-    assert D.dtype == np.float32 and I.dtype == np.int64 and D.shape == I.shape == (9, 7)
-    assert (I >= 0).all() and (I < 600).all()
+    D, labels = index.search(queries, 7)
+    assert D.dtype == np.float32 and labels.dtype == np.int64 and D.shape == labels.shape == (9, 7)
+    assert (labels >= 0).all() and (labels < 600).all()
     assert (np.diff(D, axis=1) <= 0).all()  # best first, higher is better
     # Each query is a random unit vector; its best document must score at least as well as a random one.
     assert index.bytes_per_vector > 0
@@ -92,8 +92,8 @@ def test_every_spec_builds_searches_and_round_trips(spec, data, tmp_path):
         loaded = Index.load(path, mmap=use_mmap)
         assert loaded.spec == spec and len(loaded) == 600
         assert loaded.bytes_per_vector == index.bytes_per_vector
-        D2, I2 = loaded.search(queries, 7)
-        np.testing.assert_array_equal(I2, I)
+        D2, labels2 = loaded.search(queries, 7)
+        np.testing.assert_array_equal(labels2, labels)
         np.testing.assert_array_equal(D2, D)
         loaded.verify()
 
@@ -147,16 +147,16 @@ def test_per_dimension_codec_equals_engine_asymmetric_index_and_oracle(data):
         engine.add_codes(quantizer.encode(docs))
         prepared = quantizer.prepare_query(queries)
         ref_s, ref_i = engine.search(prepared, 20)
-        D, I = built(spec, docs).search(queries, 20)
-        np.testing.assert_array_equal(I, ref_i)
+        D, labels = built(spec, docs).search(queries, 20)
+        np.testing.assert_array_equal(labels, ref_i)
         np.testing.assert_array_equal(D, ref_s)
         # The NumPy oracle of the engine's summation order, bit for bit.
         oracle_s, oracle_i = _reference.asym_search(prepared, engine.recon, engine.codes, 20)
-        np.testing.assert_array_equal(I, oracle_i)
+        np.testing.assert_array_equal(labels, oracle_i)
         np.testing.assert_array_equal(D, oracle_s)
         # And the quantizer's own float scores (prepared query . reconstructed documents), to rounding.
         scores = _oracles.quantizer_scores(quantizer, queries, quantizer.encode(docs))
-        np.testing.assert_allclose(D, np.take_along_axis(scores, I, axis=1), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(D, np.take_along_axis(scores, labels, axis=1), rtol=1e-5, atol=1e-6)
 
 
 def test_thermometer_codec_equals_engine_hamming_index(data):
@@ -167,14 +167,14 @@ def test_thermometer_codec_equals_engine_hamming_index(data):
         index = built(spec, docs)
         for dims in (None, 24) if scheme != "hybrid" else (None,):
             ref_d, ref_i = engine.search(queries, 30, dims=dims)
-            D, I = index.search(queries, 30, dims=dims)
-            np.testing.assert_array_equal(I, ref_i)
+            D, labels = index.search(queries, 30, dims=dims)
+            np.testing.assert_array_equal(labels, ref_i)
             np.testing.assert_array_equal(D, -ref_d.astype(np.float32))
     sign = built("Sign", docs)
     codes = Quantizer(np.zeros(DIMS, dtype=np.float32), 2)
     ref_d, ref_i = _reference.search(codes.encode(queries), codes.encode(docs), 15)
-    D, I = sign.search(queries, 15)
-    np.testing.assert_array_equal(I, ref_i)
+    D, labels = sign.search(queries, 15)
+    np.testing.assert_array_equal(labels, ref_i)
     np.testing.assert_array_equal(D, -ref_d.astype(np.float32))
 
 
@@ -186,32 +186,32 @@ def test_two_stage_specs_equal_engine_two_stage_index(data, tmp_path):
     second = AsymmetricIndex(lloyd.reconstruction_values)
     second.add_codes(lloyd.encode(docs))
     ref_s, ref_i = TwoStageIndex(first, second, k_prime=40).search(queries, 10, rescore_queries=lloyd.prepare_query(queries))
-    D, I = built("Sign,Rescore(LloydMax2,40)", docs).search(queries, 10)
-    np.testing.assert_array_equal(I, ref_i)
+    D, labels = built("Sign,Rescore(LloydMax2,40)", docs).search(queries, 10)
+    np.testing.assert_array_equal(labels, ref_i)
     np.testing.assert_array_equal(D, ref_s)
     np.save(tmp_path / "docs.npy", docs)
     ref_s, ref_i = TwoStageIndex(first, FloatVectors(tmp_path / "docs.npy"), k_prime=30).search(queries, 10)
-    D, I = built("Sign,RFlat(30)", docs).search(queries, 10)
-    np.testing.assert_array_equal(I, ref_i)
+    D, labels = built("Sign,RFlat(30)", docs).search(queries, 10)
+    np.testing.assert_array_equal(labels, ref_i)
     np.testing.assert_array_equal(D, ref_s)
     # The NumPy two-stage oracle agrees on the ids (its scores are float32 dot products too).
     oracle = _oracles.TwoStageSearch(first_stage=SignBinary(), rescorer="float32", k_prime=30).fit(docs)
-    np.testing.assert_array_equal(oracle.search(queries, 10)[1], I)
+    np.testing.assert_array_equal(oracle.search(queries, 10)[1], labels)
 
 
 def test_flat_equals_exact_inner_product(data):
     docs, queries = data
-    D, I = built("Flat", docs).search(queries, 25)
+    D, labels = built("Flat", docs).search(queries, 25)
     ref_s, ref_i = _oracles.topk_largest(queries @ docs.T, 25)
-    np.testing.assert_array_equal(I, ref_i)
+    np.testing.assert_array_equal(labels, ref_i)
     np.testing.assert_allclose(D, ref_s, rtol=1e-6, atol=1e-6)
     # Prefix: the first 16 dimensions, renormalized, for documents and queries alike.
     def norm(x):
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     ref_s, ref_i = _oracles.topk_largest(norm(queries[:, :16]) @ norm(docs[:, :16]).T, 25)
-    D, I = built("Prefix16,Flat", docs).search(queries, 25)
-    np.testing.assert_array_equal(I, ref_i)
+    D, labels = built("Prefix16,Flat", docs).search(queries, 25)
+    np.testing.assert_array_equal(labels, ref_i)
     np.testing.assert_allclose(D, ref_s, rtol=1e-5, atol=1e-6)
 
 
@@ -232,8 +232,8 @@ def test_rotation_spec_equals_rotated_quantizer(data):
     engine = AsymmetricIndex(rotated.reconstruction_values)
     engine.add_codes(rotated.encode(docs))
     ref_s, ref_i = engine.search(rotated.prepare_query(queries), 12)
-    D, I = built("Hadamard,LloydMax2", docs).search(queries, 12)
-    np.testing.assert_array_equal(I, ref_i)
+    D, labels = built("Hadamard,LloydMax2", docs).search(queries, 12)
+    np.testing.assert_array_equal(labels, ref_i)
     np.testing.assert_array_equal(D, ref_s)
     assert built("Hadamard,LloydMax2", docs).bytes_per_vector == 128 * 2 // 8  # 72 -> 128 padded dims
 
@@ -247,15 +247,15 @@ def test_faiss_shapes_padding_and_empty_index(data):
         index = index_factory(DIMS, spec)
         if not index.is_trained:
             index.train(docs)
-        D, I = index.search(queries, 5)
-        assert D.shape == I.shape == (9, 5) and (I == -1).all() and np.isneginf(D).all()
+        D, labels = index.search(queries, 5)
+        assert D.shape == labels.shape == (9, 5) and (labels == -1).all() and np.isneginf(D).all()
         index.add(docs[:6])
-        D, I = index.search(queries, 10)
+        D, labels = index.search(queries, 10)
         assert D.shape == (9, 10)
         got = 4 if "Rescore" in spec else 6
-        assert (I[:, :got] >= 0).all() and (I[:, got:] == -1).all() and np.isneginf(D[:, got:]).all()
-        D, I = index.search(queries[:0], 3)
-        assert D.shape == I.shape == (0, 3)
+        assert (labels[:, :got] >= 0).all() and (labels[:, got:] == -1).all() and np.isneginf(D[:, got:]).all()
+        D, labels = index.search(queries[:0], 3)
+        assert D.shape == labels.shape == (0, 3)
 
 
 def test_add_with_ids_remove_and_names(data):
@@ -264,20 +264,20 @@ def test_add_with_ids_remove_and_names(data):
     index.train(docs)
     ids = np.arange(1000, 1600, dtype=np.int64)[::-1].copy()
     index.add(docs, ids=ids)
-    D, I = index.search(queries, 10)
+    D, labels = index.search(queries, 10)
     reference = built("LloydMax2", docs)
     D_ref, rows = reference.search(queries, 10)
-    np.testing.assert_array_equal(I, ids[rows])
-    removed = index.remove(I[:, 0])
-    assert removed == len(set(I[:, 0].tolist())) and len(index) == 600 - removed
+    np.testing.assert_array_equal(labels, ids[rows])
+    removed = index.remove(labels[:, 0])
+    assert removed == len(set(labels[:, 0].tolist())) and len(index) == 600 - removed
     assert index.remove([123456]) == 0
-    D2, I2 = index.search(queries, 10)
-    assert not np.isin(I2, I[:, 0]).any()
-    keep = ~np.isin(ids, I[:, 0])
+    D2, labels2 = index.search(queries, 10)
+    assert not np.isin(labels2, labels[:, 0]).any()
+    keep = ~np.isin(ids, labels[:, 0])
     fresh = index_factory(DIMS, "LloydMax2")
     fresh.train(docs)  # same training data: same codes
     fresh.add(docs[keep], ids=ids[keep])
-    np.testing.assert_array_equal(fresh.search(queries, 10)[1], I2)
+    np.testing.assert_array_equal(fresh.search(queries, 10)[1], labels2)
     with pytest.raises(QamaError, match="already in the index"):
         index.add(docs[:1], ids=[int(ids[keep][0])])
     with pytest.raises(QamaError, match="duplicates"):
@@ -290,8 +290,8 @@ def test_add_with_ids_remove_and_names(data):
     named.train(docs)
     names = [f"doc-{i}" for i in range(600)]
     named.add(docs, ids=names)
-    D, I = named.search(queries[:2], 3)
-    assert named.names_of(I).tolist() == [[names[i] for i in row] for row in I]
+    D, labels = named.search(queries[:2], 3)
+    assert named.names_of(labels).tolist() == [[names[i] for i in row] for row in labels]
     assert named.remove(["doc-5", "doc-6"]) == 2 and "doc-5" not in named.names
     with pytest.raises(QamaError, match="appears twice"):
         named.add(docs[:1], ids=["doc-7"])
@@ -343,8 +343,8 @@ def test_register_codec_plugs_in_a_protocol_a_codec(data):
     codec = Ternary().fit(docs)
     recon = np.array([-1.0, 0.0, 1.0], dtype=np.float32)[codec.encode(docs)]
     ref_s, ref_i = _oracles.topk_largest(queries @ recon.T, 8)
-    D, I = index.search(queries, 8)
-    np.testing.assert_array_equal(I, ref_i)
+    D, labels = index.search(queries, 8)
+    np.testing.assert_array_equal(labels, ref_i)
     np.testing.assert_allclose(D, ref_s, rtol=1e-5, atol=1e-6)
     assert index.bytes_per_vector == codec.bytes_per_vector
     with pytest.raises(QamaError, match="cannot be saved"):
@@ -383,8 +383,8 @@ def test_qama_stage_uses_a_heads_features_and_thresholds(data, tmp_path):
         engine = HammingIndex(head.quantizer(level or DIMS, "2bit"))
         engine.add(head.features(docs, level or DIMS, "2bit"))
         ref_d, ref_i = engine.search(head.features(queries, level or DIMS, "2bit"), 10)
-        D, I = index.search(queries, 10)
-        np.testing.assert_array_equal(I, ref_i)
+        D, labels = index.search(queries, 10)
+        np.testing.assert_array_equal(labels, ref_i)
         np.testing.assert_array_equal(D, -ref_d.astype(np.float32))
     index = index_factory(DIMS, "QAMA(fake),LloydMax2", head=head)
     index.train(docs)
