@@ -83,7 +83,7 @@ fn bench_encode(c: &mut Criterion) {
         let layout = CodeLayout::new(&levels).unwrap();
         let values: Vec<f32> = (0..dims)
             .flat_map(|j| {
-                let t = layout.thresholds_of(j);
+                let t = layout.thresholds_of(j).unwrap_or(0);
                 (0..t).map(move |i| (i as f32 + 1.0) / (t as f32 + 1.0) * 2.0 - 1.0)
             })
             .collect();

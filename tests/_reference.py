@@ -197,3 +197,36 @@ def asym_to_blocks(packed: np.ndarray) -> np.ndarray:
     padded = np.zeros((blocks * 32, row_bytes), dtype=np.uint8)
     padded[:n] = packed
     return padded.reshape(blocks, 32, row_bytes).transpose(0, 2, 1).reshape(-1)
+
+
+def canonical_zero(scores: np.ndarray) -> np.ndarray:
+    """``-0.0`` as ``+0.0`` (the engine's selection ties them and returns ``+0.0``)."""
+    return np.asarray(scores, dtype=np.float32) + np.float32(0.0)
+
+
+def asym_scores_scaled(
+    queries: np.ndarray, recon: np.ndarray, packed: np.ndarray, row_scale: np.ndarray | None
+) -> np.ndarray:
+    """:func:`asym_scores` times ``row_scale`` per row: one float32 product, like the engine."""
+    scores = asym_scores(queries, recon, packed)
+    if row_scale is None:
+        return scores
+    return scores * np.asarray(row_scale, dtype=np.float32)[None, :]
+
+
+def lut_scores(luts: np.ndarray, codes: np.ndarray, row_scale: np.ndarray | None = None) -> np.ndarray:
+    """Byte-LUT scores ``float32 (nq, n)``: ``Σ_b luts[q, b, codes[i, b]]`` summed over ``b`` in order
+    from 0.0 in float32, times ``row_scale[i]`` when given (the engine's order, bit for bit)."""
+    luts = np.asarray(luts, dtype=np.float32)
+    codes = np.asarray(codes, dtype=np.uint8)
+    out = np.zeros((luts.shape[0], codes.shape[0]), dtype=np.float32)
+    for b in range(codes.shape[1]):
+        out += luts[:, b, :][:, codes[:, b]]
+    if row_scale is not None:
+        out *= np.asarray(row_scale, dtype=np.float32)[None, :]
+    return out
+
+
+def top_scores_canonical(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_scores` after :func:`canonical_zero` (``-0.0`` and ``+0.0`` tie, lower id first)."""
+    return top_scores(canonical_zero(scores), k)

@@ -200,7 +200,7 @@ def test_engine_argument_errors_name_the_argument():
     with pytest.raises(ValueError, match="bits <= 4"):
         wide = np.zeros((4, 256), dtype=np.float32)
         _core.asym_search_blocked(q, wide, _core.asym_to_blocks(np.zeros((3, 4), np.uint8)), 3, 1)
-    with pytest.raises(ValueError, match="blocked codes"):
+    with pytest.raises(ValueError, match="blocks has 5 bytes"):
         _core.asym_search_blocked(q, recon, np.zeros(5, dtype=np.uint8), 3, 1)
     with pytest.raises(ValueError, match="does not fit 2 bits"):
         qama_rs.asym_pack(np.full((1, 3), 4, dtype=np.uint8), 2)
@@ -371,7 +371,7 @@ def test_load_rejects_damaged_files(tmp_path, lloyd_max_case):
         "truncated": data[:-10],
         "checksum": data[:100] + bytes([data[100] ^ 1]) + data[101:],
         "bad magic": b"NOTQAMA\0" + data[8:],
-        "version 2": data[:8] + struct.pack("<I", 2) + data[12:],
+        "version 99": data[:8] + struct.pack("<I", 99) + data[12:],
         "trailing": data + b"\0",
     }
     for expected, blob in cases.items():

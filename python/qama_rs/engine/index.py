@@ -26,6 +26,7 @@ import json
 import operator
 import os
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import numpy as np
 
 from qama_rs import _core
 from qama_rs.engine.quantizer import Quantizer, atomic_write
+from qama_rs.errors import QamaError, QamaTypeError
 
 MAGIC = b"QAMAIDX\0"
 FORMAT_VERSION = 1
@@ -63,9 +65,9 @@ def search(
     k = _check_k(k)
     if dims is not None:
         if nbits is not None:
-            raise ValueError("give dims or nbits, not both")
+            raise QamaError("give dims or nbits, not both")
         if quantizer is None:
-            raise ValueError("dims counts quantized values; pass quantizer= to map it to bits, or use nbits=")
+            raise QamaError("dims counts quantized values; pass quantizer= to map it to bits, or use nbits=")
         nbits = quantizer.prefix_bits(dims)
     return _core.search(queries, database, k, nbits, backend)
 
@@ -77,17 +79,17 @@ def new_ids(ids: Any, m: int, existing: np.ndarray, next_id: int) -> np.ndarray:
         return np.arange(next_id, next_id + m, dtype=np.int64)
     array = np.asarray(ids)
     if array.dtype.kind not in "iu":
-        raise TypeError(f"ids must be integers, got dtype {array.dtype}")
+        raise QamaTypeError(f"ids must be integers, got dtype {array.dtype}")
     if array.shape != (m,):
-        raise ValueError(f"ids must have shape ({m},), got {array.shape}")
+        raise QamaError(f"ids must have shape ({m},), got {array.shape}")
     if array.dtype.kind == "u" and m and int(array.max()) > np.iinfo(np.int64).max:
-        raise ValueError("ids must fit in int64")
+        raise QamaError("ids must fit in int64")
     array = array.astype(np.int64)
     if len(np.unique(array)) != m:
-        raise ValueError("ids contains duplicates")
+        raise QamaError("ids contains duplicates")
     clash = np.isin(array, existing)
     if clash.any():
-        raise ValueError(f"id {int(array[np.argmax(clash)])} is already in the index")
+        raise QamaError(f"id {int(array[np.argmax(clash)])} is already in the index")
     return array
 
 
@@ -95,18 +97,24 @@ def _check_k(k: Any) -> int:
     try:
         k = operator.index(k)
     except TypeError:
-        raise TypeError(f"k must be an int, got {type(k).__name__}") from None
+        raise QamaTypeError(f"k must be an int, got {type(k).__name__}") from None
     if k <= 0:
-        raise ValueError(f"k = {k}; must be positive")
+        raise QamaError(f"k = {k}; must be positive")
     return k
 
 
 class Index:
-    """Stores packed codes of one :class:`Quantizer` with int64 ids and searches them exactly."""
+    """Stores packed codes of one :class:`Quantizer` with int64 ids and searches them exactly.
+
+    Threads: searches may run from many threads at once, also while another thread adds; each
+    search sees the vectors added before it started. Adds only append (into spare capacity or a new
+    buffer) under a lock, and a search hands the engine a read-only view of the rows that existed
+    when it took the lock, which the engine reads in place (no copy).
+    """
 
     def __init__(self, quantizer: Quantizer) -> None:
         if not isinstance(quantizer, Quantizer):
-            raise TypeError(f"quantizer must be a qama_rs.Quantizer, got {type(quantizer).__name__}")
+            raise QamaTypeError(f"quantizer must be a qama_rs.Quantizer, got {type(quantizer).__name__}")
         self._quantizer = quantizer
         # Row buffers with spare capacity (amortized growth); rows [:_n] are live.
         self._codes = np.zeros((0, quantizer.words), dtype=np.uint64)
@@ -114,6 +122,7 @@ class Index:
         self._n = 0
         self._next_id = 0
         self._ids_are_rows = True  # ids == arange(n): search can skip the id lookup
+        self._lock = threading.Lock()
 
     # -------------------------------------------------------------------------------- contents
     @property
@@ -150,6 +159,10 @@ class Index:
     def add_codes(self, codes: Any, ids: Any = None) -> None:
         """Stores already encoded ``uint64 (n, words)`` codes (e.g. from ``Quantizer.encode``)."""
         codes = _code_rows(codes, self._quantizer.words, "codes")
+        with self._lock:
+            self._append(codes, ids)
+
+    def _append(self, codes: np.ndarray, ids: Any) -> None:
         new_ids = self._check_new_ids(ids, len(codes))
         m = len(codes)
         if self._n + m > len(self._codes):
@@ -193,14 +206,17 @@ class Index:
             padded[:, : qcodes.shape[1]] = qcodes
             qcodes = padded
         qcodes = _code_rows(qcodes, words, "qcodes")
-        distances, rows = _core.search(qcodes, self._codes[: self._n], k, nbits)
-        if self._ids_are_rows:
+        with self._lock:
+            codes, ids, ids_are_rows = self._codes[: self._n].view(), self._ids, self._ids_are_rows
+        codes.flags.writeable = False  # read in place: later adds write only past these rows
+        distances, rows = _core.search(qcodes, codes, k, nbits)
+        if ids_are_rows:
             return distances, rows
-        return distances, self._ids[rows]
+        return distances, ids[rows]
 
     def _check_not_empty(self) -> None:
         if self._n == 0:
-            raise ValueError("the index is empty; add vectors before searching")
+            raise QamaError("the index is empty; add vectors before searching")
 
     # ------------------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -208,7 +224,9 @@ class Index:
 
         def write(f: Any) -> None:
             digest = hashlib.sha256()
-            for chunk in _file_chunks(self._quantizer, self._codes[: self._n], self._ids[: self._n]):
+            with self._lock:
+                n, codes, ids = self._n, self._codes, self._ids
+            for chunk in _file_chunks(self._quantizer, codes[:n], ids[:n]):
                 f.write(chunk)
                 digest.update(chunk)
             f.write(digest.digest())
@@ -223,32 +241,32 @@ class Index:
         name = os.fspath(path)
         if len(data) < _HEADER.size + _DIGEST_BYTES:
             if not data.startswith(MAGIC[: len(data)]):
-                raise ValueError(f"{name}: not a qama-rs index (bad magic)")
-            raise ValueError(f"{name}: truncated qama-rs index ({len(data)} bytes)")
+                raise QamaError(f"{name}: not a qama-rs index (bad magic)")
+            raise QamaError(f"{name}: truncated qama-rs index ({len(data)} bytes)")
         magic, version, layout, n, words, qlen = _HEADER.unpack_from(data)
         if magic != MAGIC:
-            raise ValueError(f"{name}: not a qama-rs index (bad magic)")
+            raise QamaError(f"{name}: not a qama-rs index (bad magic)")
         if version != FORMAT_VERSION:
-            raise ValueError(
+            raise QamaError(
                 f"{name}: index format version {version} is not supported (this is {FORMAT_VERSION})"
             )
         if layout != LAYOUT_U64_WORDS:
-            raise ValueError(f"{name}: unknown code layout {layout}")
+            raise QamaError(f"{name}: unknown code layout {layout}")
         codes_at = _HEADER.size + qlen
         ids_at = codes_at + n * words * 8
         expected = ids_at + n * 8 + _DIGEST_BYTES
         if len(data) != expected:
             state = "truncated" if len(data) < expected else "corrupt (trailing bytes)"
-            raise ValueError(f"{name}: {state} qama-rs index: {len(data)} bytes, header says {expected}")
+            raise QamaError(f"{name}: {state} qama-rs index: {len(data)} bytes, header says {expected}")
         body = memoryview(data)[:-_DIGEST_BYTES]
         if hashlib.sha256(body).digest() != data[-_DIGEST_BYTES:]:
-            raise ValueError(f"{name}: corrupt qama-rs index (checksum mismatch)")
+            raise QamaError(f"{name}: corrupt qama-rs index (checksum mismatch)")
         try:
             quantizer = Quantizer.from_dict(json.loads(data[_HEADER.size : codes_at]))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{name}: corrupt quantizer section ({e})") from None
+            raise QamaError(f"{name}: corrupt quantizer section ({e})") from None
         if quantizer.words != words:
-            raise ValueError(
+            raise QamaError(
                 f"{name}: header says {words} words per code, the quantizer makes {quantizer.words}"
             )
         index = cls(quantizer)
@@ -281,11 +299,11 @@ def _code_rows(codes: Any, words: int, name: str) -> np.ndarray:
     """``codes`` as ``uint64 (n, words)``; other dtypes are a ``TypeError`` (codes are bit patterns,
     never converted)."""
     if not isinstance(codes, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy uint64 array, got {type(codes).__name__}")
+        raise QamaTypeError(f"{name} must be a NumPy uint64 array, got {type(codes).__name__}")
     if codes.dtype != np.uint64:
-        raise TypeError(f"{name} must have dtype uint64, got {codes.dtype}")
+        raise QamaTypeError(f"{name} must have dtype uint64, got {codes.dtype}")
     if codes.ndim != 2 or codes.shape[1] != words:
-        raise ValueError(f"{name} must have shape (n, {words}), got {codes.shape}")
+        raise QamaError(f"{name} must have shape (n, {words}), got {codes.shape}")
     return np.ascontiguousarray(codes)
 
 

@@ -35,6 +35,7 @@ from typing import IO, Any
 import numpy as np
 
 from qama_rs import _core
+from qama_rs.errors import QamaError, QamaTypeError
 
 FORMAT = "qama-rs/quantizer"
 FORMAT_VERSION = 1
@@ -53,15 +54,15 @@ def _scheme_levels(scheme: str, input_dims: int) -> np.ndarray:
     """
     input_dims = operator.index(input_dims)
     if input_dims < 1:
-        raise ValueError(f"input_dims = {input_dims}; must be positive")
+        raise QamaError(f"input_dims = {input_dims}; must be positive")
     if scheme in _UNIFORM_SCHEMES:
         return np.full(input_dims, _UNIFORM_SCHEMES[scheme], dtype=np.uint16)
     if scheme == "hybrid":
         if input_dims % 8:
-            raise ValueError(f"the hybrid scheme needs input dims divisible by 8, got {input_dims}")
+            raise QamaError(f"the hybrid scheme needs input dims divisible by 8, got {input_dims}")
         quarter = input_dims // 4
         return np.array([4] * quarter + [3] * quarter + [2] * quarter + [2] * (quarter // 2), dtype=np.uint16)
-    raise ValueError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
+    raise QamaError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
@@ -86,9 +87,9 @@ def float_rows(x: Any, name: str = "x") -> np.ndarray:
     else (ints, bools, objects) is a ``TypeError``."""
     array = np.asarray(x)
     if array.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
+        raise QamaTypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
     if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n, d), got shape {array.shape}")
+        raise QamaError(f"{name} must be 2-D (n, d), got shape {array.shape}")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
@@ -98,9 +99,9 @@ def _check_dims_arg(dims: Any, total: int) -> int:
     try:
         m = operator.index(dims)
     except TypeError:
-        raise TypeError(f"dims must be an int, got {type(dims).__name__}") from None
+        raise QamaTypeError(f"dims must be an int, got {type(dims).__name__}") from None
     if not 1 <= m <= total:
-        raise ValueError(f"dims = {m}; must be in 1..={total} (quantized values of this quantizer)")
+        raise QamaError(f"dims = {m}; must be in 1..={total} (quantized values of this quantizer)")
     return m
 
 
@@ -143,10 +144,10 @@ class Quantizer:
         if pair_reduce_start is not None:
             pair_reduce_start = operator.index(pair_reduce_start)
             if not 0 <= pair_reduce_start < dims:
-                raise ValueError(f"pair_reduce_start = {pair_reduce_start}; must be in 0..{dims - 1}")
+                raise QamaError(f"pair_reduce_start = {pair_reduce_start}; must be in 0..{dims - 1}")
         self._pair_reduce_start = pair_reduce_start
         if scheme is not None and scheme not in SCHEMES:
-            raise ValueError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
+            raise QamaError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
         self._scheme = scheme
 
     # ----------------------------------------------------------------------------------- building
@@ -166,13 +167,13 @@ class Quantizer:
         per-dimension sequence), not both. ``"hybrid"`` averages the last quarter in pairs first.
         """
         if scheme is not None and levels is not None:
-            raise ValueError("give either scheme or levels, not both")
+            raise QamaError("give either scheme or levels, not both")
         x = float_rows(x)
         if len(x) == 0:
-            raise ValueError("x has no rows to fit thresholds on")
+            raise QamaError("x has no rows to fit thresholds on")
         if not np.isfinite(x).all():
             row, col = np.argwhere(~np.isfinite(x))[0]
-            raise ValueError(f"x has a non-finite value at row {row}, column {col}")
+            raise QamaError(f"x has a non-finite value at row {row}, column {col}")
         input_dims = x.shape[1]
         pair_reduce_start = None
         if levels is not None:
@@ -264,13 +265,13 @@ class Quantizer:
         needed = self.input_dims_for(m)
         if x.shape[1] not in (self.input_dims, needed):
             wanted = f"{self.input_dims}" if needed == self.input_dims else f"{self.input_dims} or {needed}"
-            raise ValueError(f"x has {x.shape[1]} columns; this quantizer takes {wanted} for dims={m}")
+            raise QamaError(f"x has {x.shape[1]} columns; this quantizer takes {wanted} for dims={m}")
         s = self._pair_reduce_start
         if s is None or m <= s:
             return np.ascontiguousarray(x[:, :m])
         if not np.isfinite(x[:, :needed]).all():
             row, col = np.argwhere(~np.isfinite(x[:, :needed]))[0]
-            raise ValueError(f"x has a non-finite value at row {row}, column {col}")
+            raise QamaError(f"x has a non-finite value at row {row}, column {col}")
         return _pair_reduce(x[:, :needed], s, m)
 
     def quantize(self, x: Any, dims: int | None = None) -> np.ndarray:
@@ -307,9 +308,9 @@ class Quantizer:
     def from_dict(cls, data: Any) -> Quantizer:
         """Inverse of :meth:`to_dict`; a wrong format tag or version raises ``ValueError``."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"not a qama-rs quantizer (expected format {FORMAT!r})")
+            raise QamaError(f"not a qama-rs quantizer (expected format {FORMAT!r})")
         if data.get("version") != FORMAT_VERSION:
-            raise ValueError(
+            raise QamaError(
                 f"quantizer format version {data.get('version')!r} is not supported (this is {FORMAT_VERSION})"
             )
         try:
@@ -320,7 +321,7 @@ class Quantizer:
                 scheme=data.get("scheme"),
             )
         except KeyError as e:
-            raise ValueError(f"quantizer description lacks {e}") from None
+            raise QamaError(f"quantizer description lacks {e}") from None
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the quantizer as JSON, atomically (an existing file survives a failed save)."""
@@ -334,7 +335,7 @@ class Quantizer:
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not a qama-rs quantizer file ({e})") from None
+            raise QamaError(f"{path}: not a qama-rs quantizer file ({e})") from None
         return cls.from_dict(data)
 
     # ---------------------------------------------------------------------------------- dunders
@@ -372,21 +373,21 @@ def _level_array(levels: Any, dims: int | None) -> np.ndarray:
     """Validated ``uint16`` levels from an int (``dims`` copies) or a per-dimension sequence."""
     if isinstance(levels, (int, np.integer)):
         if dims is None:
-            raise ValueError("an int levels needs the number of dimensions")
+            raise QamaError("an int levels needs the number of dimensions")
         levels = [int(levels)] * dims
     array = np.asarray(levels)
     if array.ndim != 1 or array.dtype.kind not in "iu":
-        raise TypeError(
+        raise QamaTypeError(
             f"levels must be an int or a 1-D sequence of ints, got {array.dtype} shape {array.shape}"
         )
     if len(array) == 0:
-        raise ValueError("levels must name at least one dimension")
+        raise QamaError("levels must name at least one dimension")
     if dims is not None and len(array) != dims:
-        raise ValueError(f"levels names {len(array)} dimensions, expected {dims}")
+        raise QamaError(f"levels names {len(array)} dimensions, expected {dims}")
     bad = np.flatnonzero((array < 2) | (array > MAX_LEVELS))
     if len(bad):
         j = int(bad[0])
-        raise ValueError(f"levels[{j}] = {array[j]}; each dimension needs 2..={MAX_LEVELS} levels")
+        raise QamaError(f"levels[{j}] = {array[j]}; each dimension needs 2..={MAX_LEVELS} levels")
     return array.astype(np.uint16)
 
 
@@ -400,31 +401,31 @@ def _normalize_thresholds(thresholds: Any, levels: Any) -> tuple[np.ndarray, np.
             return _check_threshold_values(flat, level_counts), level_counts
     array = np.asarray(thresholds)
     if array.dtype.kind not in "fiu":
-        raise TypeError(f"thresholds must be numeric, got dtype {array.dtype}")
+        raise QamaTypeError(f"thresholds must be numeric, got dtype {array.dtype}")
     if array.ndim == 2:
         dims, width = array.shape
         level_counts = _level_array(width + 1 if levels is None else levels, dims)
         if np.any(level_counts > width + 1):
-            raise ValueError(f"thresholds has {width} columns, too few for {int(level_counts.max())} levels")
+            raise QamaError(f"thresholds has {width} columns, too few for {int(level_counts.max())} levels")
         # Rows of dimensions with fewer levels are padded with +inf (the head's layout).
         keep = np.arange(width)[None, :] < (level_counts.astype(np.int64) - 1)[:, None]
         if not np.all(np.isposinf(array[~keep])):
-            raise ValueError("thresholds padding (columns past levels - 1 of a row) must be +inf")
+            raise QamaError("thresholds padding (columns past levels - 1 of a row) must be +inf")
         return _check_threshold_values(array[keep], level_counts), level_counts
     if array.ndim != 1:
-        raise ValueError(f"thresholds must be 1-D (flat) or 2-D (dims, levels - 1), got shape {array.shape}")
+        raise QamaError(f"thresholds must be 1-D (flat) or 2-D (dims, levels - 1), got shape {array.shape}")
     if levels is None:
-        raise ValueError("flat thresholds need levels (an int or one per dimension)")
+        raise QamaError("flat thresholds need levels (an int or one per dimension)")
     if isinstance(levels, (int, np.integer)):
         per = int(levels) - 1
         if per < 1 or len(array) % per:
-            raise ValueError(f"{len(array)} thresholds do not split into dimensions of {levels} levels")
+            raise QamaError(f"{len(array)} thresholds do not split into dimensions of {levels} levels")
         level_counts = _level_array(levels, len(array) // per)
     else:
         level_counts = _level_array(levels, None)
     expected = int(np.sum(level_counts.astype(np.int64) - 1))
     if len(array) != expected:
-        raise ValueError(
+        raise QamaError(
             f"thresholds has {len(array)} values but levels needs {expected} (sum of levels - 1)"
         )
     return _check_threshold_values(array, level_counts), level_counts
@@ -433,7 +434,7 @@ def _normalize_thresholds(thresholds: Any, levels: Any) -> tuple[np.ndarray, np.
 def _check_threshold_values(flat: np.ndarray, level_counts: np.ndarray) -> np.ndarray:
     values = np.ascontiguousarray(flat, dtype=np.float32)
     if not np.isfinite(values).all():
-        raise ValueError(
+        raise QamaError(
             f"thresholds has a non-finite value at position {int(np.argmin(np.isfinite(values)))}"
         )
     offsets = np.concatenate([[0], np.cumsum(level_counts.astype(np.int64) - 1)])
@@ -443,5 +444,5 @@ def _check_threshold_values(flat: np.ndarray, level_counts: np.ndarray) -> np.nd
     for i in descending:
         if int(i) not in boundaries:
             j = int(np.searchsorted(offsets, i, side="right") - 1)
-            raise ValueError(f"thresholds of dimension {j} are not ascending")
+            raise QamaError(f"thresholds of dimension {j} are not ascending")
     return values

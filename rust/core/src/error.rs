@@ -42,3 +42,10 @@ pub(crate) fn checked_size(a: usize, b: usize, what: &str) -> Result<usize> {
     a.checked_mul(b)
         .ok_or_else(|| QamaError::Shape(format!("{what} = {a} * {b} overflows")))
 }
+
+/// Elements per parallel task over rows of `width` elements: `rows_per_task` rows, never more than
+/// the `n` rows there are (so the product cannot overflow when the `n * width` buffer exists) and
+/// never zero (rayon refuses zero-sized chunks).
+pub(crate) fn chunk_len(rows_per_task: usize, n: usize, width: usize) -> usize {
+    rows_per_task.min(n).max(1).saturating_mul(width).max(1)
+}

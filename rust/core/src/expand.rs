@@ -3,7 +3,7 @@
 //! between levels. Packs straight into `u64` words (layout documented in the crate root).
 use rayon::prelude::*;
 
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{checked_size, chunk_len, shape_err, try_zeroed, value_err, Result};
 use crate::layout::CodeLayout;
 use crate::quantize::{
     all_finite, check_rows, first_non_finite, for_each_dim, level_of, FewLevels, Thresholds,
@@ -64,14 +64,15 @@ pub fn expand(codes: &[u8], n: usize, layout: &CodeLayout) -> Result<Vec<u64>> {
         ));
     }
     let words = layout.words();
-    let mut packed = vec![0u64; codes.len() / dims * words];
+    let mut packed = try_zeroed::<u64>(checked_size(n, words, "n * words")?, "the packed codes")?;
     packed
-        .par_chunks_mut(ROWS_PER_TASK * words)
-        .zip(codes.par_chunks(ROWS_PER_TASK * dims))
+        .par_chunks_mut(chunk_len(ROWS_PER_TASK, n, words))
+        .zip(codes.par_chunks(chunk_len(ROWS_PER_TASK, n, dims)))
         .for_each(|(out, cs)| {
+            let offsets = layout.bit_offsets();
             for (row, code_row) in out.chunks_exact_mut(words).zip(cs.chunks_exact(dims)) {
-                for (j, &c) in code_row.iter().enumerate() {
-                    set_ones(row, layout.bit_offset(j), usize::from(c));
+                for (&start, &c) in offsets.iter().zip(code_row) {
+                    set_ones(row, start, usize::from(c));
                 }
             }
         });
@@ -83,7 +84,7 @@ pub fn expand(codes: &[u8], n: usize, layout: &CodeLayout) -> Result<Vec<u64>> {
 pub fn collapse(packed: &[u64], n: usize, layout: &CodeLayout) -> Result<Vec<u8>> {
     let (dims, words) = (layout.dims(), layout.words());
     check_packed(packed.len(), n, words, "packed")?;
-    let mut codes = vec![0u8; n * dims];
+    let mut codes = try_zeroed::<u8>(checked_size(n, dims, "n * dims")?, "the codes")?;
     let bad_row = codes
         .par_chunks_mut(dims)
         .zip(packed.par_chunks(words))
@@ -101,8 +102,12 @@ fn collapse_row(
     layout: &CodeLayout,
     out: &mut [u8],
 ) -> std::result::Result<(), String> {
-    for (j, code) in out.iter_mut().enumerate() {
-        let (mut start, mut len) = (layout.bit_offset(j), layout.thresholds_of(j));
+    for (j, (code, span)) in out
+        .iter_mut()
+        .zip(layout.bit_offsets().windows(2))
+        .enumerate()
+    {
+        let (mut start, mut len) = (span[0], span[1] - span[0]);
         let mut ones = 0usize;
         let mut saw_zero = false;
         while len > 0 {
@@ -137,11 +142,11 @@ pub fn encode(x: &[f32], n: usize, thresholds: &Thresholds) -> Result<Vec<u64>> 
     let layout = thresholds.layout();
     let (dims, words) = (layout.dims(), layout.words());
     check_rows(x.len(), n, dims, "x")?;
-    let mut packed = vec![0u64; n * words];
+    let mut packed = try_zeroed::<u64>(checked_size(n, words, "n * words")?, "the packed codes")?;
     let few = FewLevels::new(thresholds);
     let finite = packed
-        .par_chunks_mut(ROWS_PER_TASK * words)
-        .zip(x.par_chunks(ROWS_PER_TASK * dims))
+        .par_chunks_mut(chunk_len(ROWS_PER_TASK, n, words))
+        .zip(x.par_chunks(chunk_len(ROWS_PER_TASK, n, dims)))
         .all(|(out, xs)| {
             // One vectorised pass first, so the encode loops need no per-value check.
             if !all_finite(xs) {
@@ -335,7 +340,7 @@ mod tests {
             let layout = CodeLayout::new(&levels).unwrap();
             // Repeated thresholds and values landing exactly on them.
             let values: Vec<f32> = (0..layout.dims())
-                .flat_map(|j| match layout.thresholds_of(j) {
+                .flat_map(|j| match layout.thresholds_of(j).unwrap() {
                     1 => vec![0.0],
                     2 => vec![-0.25, 0.25],
                     _ => vec![-0.5, 0.0, if j % 2 == 0 { 0.0 } else { 0.5 }],
@@ -348,7 +353,12 @@ mod tests {
                 .collect();
             let codes = quantize(&x, n, &t).unwrap();
             for (i, (&c, &v)) in codes.iter().zip(&x).enumerate() {
-                let want = t.of(i % layout.dims()).iter().filter(|&&th| v > th).count();
+                let want = t
+                    .of(i % layout.dims())
+                    .unwrap()
+                    .iter()
+                    .filter(|&&th| v > th)
+                    .count();
                 assert_eq!(usize::from(c), want, "value {i}");
             }
             assert_eq!(
@@ -365,7 +375,8 @@ mod tests {
         let layout = CodeLayout::new(&levels).unwrap();
         let values: Vec<f32> = (0..layout.dims())
             .flat_map(|j| {
-                (0..layout.thresholds_of(j)).map(move |i| i as f32 * 0.01 - 0.3 + j as f32 * 0.001)
+                (0..layout.thresholds_of(j).unwrap())
+                    .map(move |i| i as f32 * 0.01 - 0.3 + j as f32 * 0.001)
             })
             .collect();
         let t = Thresholds::new(layout.clone(), values).unwrap();

@@ -51,9 +51,10 @@ impl CodeLayout {
         &self.levels
     }
 
-    /// Number of thresholds of dimension `j` (`levels[j] - 1`), also its thermometer bit count.
-    pub fn thresholds_of(&self, j: usize) -> usize {
-        self.levels[j] as usize - 1
+    /// Number of thresholds of dimension `j` (`levels[j] - 1`), also its thermometer bit count;
+    /// `None` past the last dimension.
+    pub fn thresholds_of(&self, j: usize) -> Option<usize> {
+        self.levels.get(j).map(|&l| usize::from(l) - 1)
     }
 
     /// Total thresholds over all dimensions (= total stream bits).
@@ -61,14 +62,20 @@ impl CodeLayout {
         self.bits()
     }
 
-    /// First stream bit of dimension `j`; `bit_offset(dims())` is the total bit count.
-    pub fn bit_offset(&self, j: usize) -> usize {
-        self.bit_offsets[j]
+    /// First stream bit of dimension `j`; `bit_offset(dims())` is the total bit count; `None`
+    /// past that.
+    pub fn bit_offset(&self, j: usize) -> Option<usize> {
+        self.bit_offsets.get(j).copied()
+    }
+
+    /// Every dimension's first stream bit, then the total (`dims() + 1` values).
+    pub fn bit_offsets(&self) -> &[usize] {
+        &self.bit_offsets
     }
 
     /// Total bits of one code (before padding).
     pub fn bits(&self) -> usize {
-        self.bit_offsets[self.levels.len()]
+        self.bit_offsets.last().copied().unwrap_or(0)
     }
 
     /// `u64` words per packed code (padding bits are zero).
@@ -78,10 +85,10 @@ impl CodeLayout {
 
     /// Stream bits covered by the first `dims` dimensions (a Matryoshka prefix).
     pub fn prefix_bits(&self, dims: usize) -> Result<usize> {
-        if dims == 0 || dims > self.dims() {
-            return value_err(format!("dims = {dims}; must be in 1..={}", self.dims()));
+        match self.bit_offsets.get(dims) {
+            Some(&bits) if dims > 0 => Ok(bits),
+            _ => value_err(format!("dims = {dims}; must be in 1..={}", self.dims())),
         }
-        Ok(self.bit_offsets[dims])
     }
 }
 
@@ -107,6 +114,12 @@ mod tests {
         assert!(CodeLayout::new(&[]).is_err());
         assert!(CodeLayout::new(&[1]).is_err());
         assert!(CodeLayout::new(&[257]).is_err());
-        assert!(CodeLayout::uniform(4, 2).unwrap().prefix_bits(5).is_err());
+        let four = CodeLayout::uniform(4, 2).unwrap();
+        assert!(four.prefix_bits(5).is_err() && four.prefix_bits(0).is_err());
+        assert_eq!((four.bit_offset(4), four.bit_offset(5)), (Some(4), None));
+        assert_eq!(
+            (four.thresholds_of(3), four.thresholds_of(4)),
+            (Some(1), None)
+        );
     }
 }

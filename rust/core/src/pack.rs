@@ -2,7 +2,7 @@
 //! (least significant first, as `np.packbits(..., bitorder="little")` viewed as little-endian u64).
 use rayon::prelude::*;
 
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{chunk_len, shape_err, try_zeroed, value_err, Result};
 
 /// Rows per rayon task: packing is memory-bound, so tasks only need to be big enough to amortise.
 const ROWS_PER_TASK: usize = 1024;
@@ -79,13 +79,15 @@ pub fn pack_bits(bits: &[u8], n: usize, nbits: usize) -> Result<Vec<u64>> {
         ));
     }
     let words = words_for(nbits);
-    let mut packed = vec![0u64; n * words];
-    if words == 0 {
+    // n * words <= n * nbits = bits.len() when nbits > 0; n = 0 or nbits = 0 give no words.
+    let total = if nbits == 0 { 0 } else { n * words };
+    let mut packed = try_zeroed::<u64>(total, "the packed words")?;
+    if total == 0 {
         return Ok(packed);
     }
     let all_binary = packed
-        .par_chunks_mut(ROWS_PER_TASK * words)
-        .zip(bits.par_chunks(ROWS_PER_TASK * nbits))
+        .par_chunks_mut(chunk_len(ROWS_PER_TASK, n, words))
+        .zip(bits.par_chunks(chunk_len(ROWS_PER_TASK, n, nbits)))
         .all(|(out, rows)| {
             out.chunks_exact_mut(words)
                 .zip(rows.chunks_exact(nbits))
@@ -115,12 +117,12 @@ pub fn unpack_bits(words: &[u64], n: usize, nbits: usize) -> Result<Vec<u8>> {
     let Some(total) = n.checked_mul(nbits) else {
         return shape_err(format!("n * nbits = {n} * {nbits} bytes overflow"));
     };
-    let mut bits = vec![0u8; total];
-    if nbits == 0 {
+    let mut bits = try_zeroed::<u8>(total, "the unpacked bits")?;
+    if total == 0 {
         return Ok(bits);
     }
-    bits.par_chunks_mut(ROWS_PER_TASK * nbits)
-        .zip(words.par_chunks(ROWS_PER_TASK * per_row))
+    bits.par_chunks_mut(chunk_len(ROWS_PER_TASK, n, nbits))
+        .zip(words.par_chunks(chunk_len(ROWS_PER_TASK, n, per_row)))
         .for_each(|(out, ws)| {
             for (o, w) in out.chunks_exact_mut(nbits).zip(ws.chunks_exact(per_row)) {
                 unpack_row(w, o);

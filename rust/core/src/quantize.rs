@@ -28,9 +28,8 @@ impl Thresholds {
                 layout.dims()
             ));
         }
-        for j in 0..layout.dims() {
-            let start = layout.bit_offset(j);
-            let dim = &values[start..start + layout.thresholds_of(j)];
+        for (j, span) in layout.bit_offsets().windows(2).enumerate() {
+            let dim = &values[span[0]..span[1]];
             if let Some(i) = dim.iter().position(|v| !v.is_finite()) {
                 return value_err(format!(
                     "thresholds of dimension {j}: value {i} is {}; thresholds must be finite",
@@ -56,10 +55,11 @@ impl Thresholds {
     pub fn values(&self) -> &[f32] {
         &self.values
     }
-    /// The thresholds of dimension `j`; panics if `j >= layout().dims()`, as slice indexing does.
-    pub fn of(&self, j: usize) -> &[f32] {
-        let start = self.layout.bit_offset(j);
-        &self.values[start..start + self.layout.thresholds_of(j)]
+    /// The thresholds of dimension `j`; `None` if `j >= layout().dims()`.
+    pub fn of(&self, j: usize) -> Option<&[f32]> {
+        let offsets = self.layout.bit_offsets();
+        let (start, end) = (*offsets.get(j)?, *offsets.get(j + 1)?);
+        self.values.get(start..end)
     }
 }
 
@@ -112,7 +112,13 @@ impl FewLevels {
         }
         let column = |i: usize| -> Vec<f32> {
             (0..layout.dims())
-                .map(|j| thresholds.of(j).get(i).copied().unwrap_or(f32::INFINITY))
+                .map(|j| {
+                    thresholds
+                        .of(j)
+                        .and_then(|t| t.get(i))
+                        .copied()
+                        .unwrap_or(f32::INFINITY)
+                })
                 .collect()
         };
         Some(Self {
@@ -171,8 +177,8 @@ pub(crate) fn first_non_finite(x: &[f32], dims: usize) -> QamaError {
 pub fn quantize(x: &[f32], n: usize, thresholds: &Thresholds) -> Result<Vec<u8>> {
     let dims = thresholds.layout.dims();
     check_rows(x.len(), n, dims, "x")?;
-    let mut codes = vec![0u8; x.len()];
-    let chunk = ROWS_PER_TASK * dims;
+    let mut codes = crate::error::try_zeroed::<u8>(x.len(), "the codes")?;
+    let chunk = crate::error::chunk_len(ROWS_PER_TASK, n, dims);
     let few = FewLevels::new(thresholds);
     let finite = codes
         .par_chunks_mut(chunk)

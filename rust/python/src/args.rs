@@ -1,16 +1,25 @@
-//! Argument checks at the Python boundary: every array is read in place (no copy) once it is a
-//! NumPy array of exactly the expected dtype and rank, C-contiguous and aligned; anything else is
-//! refused with an exception that names the argument.
+//! Argument conversion at the Python boundary. The binding only converts: the core validates
+//! sizes and values. Conversion problems raise `QamaTypeError` (dtype, non-array, byte order,
+//! layout, argument type) or `QamaError` (rank), each naming the argument.
+//!
+//! Thread safety (the GIL is released while the core runs, so another Python thread may write an
+//! argument meanwhile): the small query-side arrays (queries, tables, candidates, thresholds) are
+//! always copied before the call, so what the core validated is what it uses; every other array
+//! is read in place when it is read-only (`flags.writeable == False`: the engine's indexes pass
+//! read-only views of buffers they own and only append to) and copied when it is writeable.
+//! Copies are allocated with `try_reserve` (failure: `MemoryError`).
+use std::borrow::Cow;
+
 use numpy::ndarray::Dimension;
 use numpy::prelude::*;
 use numpy::{Element, PyArray, PyReadonlyArray, PyUntypedArray};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::errors::{type_error, value_error};
 
 /// Borrows `obj` as a read-only `T` array of rank `D`.
-///
-/// Dtype, non-array, byte-order and memory-layout problems raise `TypeError` (the caller must
-/// convert); a wrong rank raises `ValueError` (a shape problem).
 pub fn array_arg<'py, T: Element, D: Dimension>(
     obj: &Bound<'py, PyAny>,
     name: &str,
@@ -18,18 +27,17 @@ pub fn array_arg<'py, T: Element, D: Dimension>(
     let py = obj.py();
     let expected = numpy::dtype::<T>(py);
     let Ok(untyped) = obj.cast::<PyUntypedArray>() else {
-        let type_name = obj
-            .get_type()
-            .qualname()
-            .map(|s| s.to_string())
-            .unwrap_or_default();
-        return Err(PyTypeError::new_err(format!(
-            "{name} must be a NumPy array of dtype {expected}, got {type_name}"
-        )));
+        return Err(type_error(
+            py,
+            format!(
+                "{name} must be a NumPy array of dtype {expected}, got {}",
+                type_name(obj)
+            ),
+        ));
     };
     let rank = D::NDIM.unwrap_or(untyped.ndim());
     if untyped.ndim() != rank {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "{name} must be a {rank}-D array, got shape {:?}",
             untyped.shape()
         )));
@@ -37,36 +45,139 @@ pub fn array_arg<'py, T: Element, D: Dimension>(
     let actual = untyped.dtype();
     // `is_equiv_to` also rejects a non-native byte order ('>f4'), which the kernels cannot read.
     if !actual.is_equiv_to(&expected) {
-        return Err(PyTypeError::new_err(format!(
-            "{name} must have dtype {expected} (native byte order), got {actual}"
-        )));
+        return Err(type_error(
+            py,
+            format!("{name} must have dtype {expected} (native byte order), got {actual}"),
+        ));
     }
     // `as_slice` alone would accept a Fortran-ordered 2-D array and read it in the wrong order.
     if !untyped.is_c_contiguous() || !untyped.is_aligned() {
-        return Err(PyTypeError::new_err(format!(
-            "{name} must be C-contiguous and aligned; pass np.ascontiguousarray({name})"
-        )));
+        return Err(type_error(
+            py,
+            format!("{name} must be C-contiguous and aligned; pass np.ascontiguousarray({name})"),
+        ));
     }
     let typed = obj.cast::<PyArray<T, D>>().map_err(|_| {
-        PyTypeError::new_err(format!("{name} must be a NumPy array of dtype {expected}"))
+        type_error(
+            py,
+            format!("{name} must be a NumPy array of dtype {expected}"),
+        )
     })?;
     typed
         .try_readonly()
-        .map_err(|e| PyValueError::new_err(format!("{name} cannot be read: {e}")))
+        .map_err(|e| value_error(format!("{name} cannot be read: {e}")))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .qualname()
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 /// The contiguous data of an array returned by [`array_arg`].
-pub fn slice_of<'a, T: Element, D: Dimension>(
+fn slice_of<'a, T: Element, D: Dimension>(
     array: &'a PyReadonlyArray<'_, T, D>,
     name: &str,
 ) -> PyResult<&'a [T]> {
     array
         .as_slice()
-        .map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))
+        .map_err(|e| type_error(array.py(), format!("{name}: {e}")))
+}
+
+/// A copy of `data`, or `MemoryError`.
+fn copy_of<T: Clone>(data: &[T], name: &str) -> PyResult<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(data.len()).map_err(|_| {
+        PyMemoryError::new_err(format!(
+            "cannot copy {name} ({} values): out of memory",
+            data.len()
+        ))
+    })?;
+    v.extend_from_slice(data);
+    Ok(v)
+}
+
+/// The data of a query-side array, always copied (see the module docs).
+pub fn copied<T: Element + Clone, D: Dimension>(
+    array: &PyReadonlyArray<'_, T, D>,
+    name: &str,
+) -> PyResult<Vec<T>> {
+    copy_of(slice_of(array, name)?, name)
+}
+
+/// The data of a stored-side array: in place when read-only, else a copy (see the module docs).
+pub fn shared<'a, T: Element + Clone, D: Dimension>(
+    array: &'a PyReadonlyArray<'_, T, D>,
+    name: &str,
+) -> PyResult<Cow<'a, [T]>> {
+    let data = slice_of(array, name)?;
+    let writeable = array
+        .as_any()
+        .getattr("flags")?
+        .getattr("writeable")?
+        .is_truthy()?;
+    Ok(if writeable {
+        Cow::Owned(copy_of(data, name)?)
+    } else {
+        Cow::Borrowed(data)
+    })
 }
 
 /// `(rows, columns)` of a 2-D array.
 pub fn rows_cols<T: Element>(array: &PyReadonlyArray<'_, T, numpy::Ix2>) -> (usize, usize) {
     let shape = array.shape();
     (shape[0], shape[1])
+}
+
+/// An integer argument (anything with `__index__`: int, bool, NumPy integers), saturated to the
+/// `i64` range (a huge `k` means "all rows"; a huge negative value is refused by the caller).
+pub fn int_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
+    let py = obj.py();
+    let index = obj
+        .call_method0("__index__")
+        .map_err(|_| type_error(py, format!("{name} must be an int, got {}", type_name(obj))))?;
+    match index.extract::<i64>() {
+        Ok(v) => Ok(v),
+        Err(_) => Ok(if index.gt(0)? { i64::MAX } else { i64::MIN }),
+    }
+}
+
+/// An optional integer argument (`None` stays `None`).
+pub fn opt_int_arg(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<i64>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => int_arg(o, name).map(Some),
+    }
+}
+
+/// A count (`n`, `dims`, `row_bytes`): a non-negative integer.
+pub fn count_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
+    let v = int_arg(obj, name)?;
+    usize::try_from(v).map_err(|_| value_error(format!("{name} = {v}; must not be negative")))
+}
+
+/// `k`: a positive integer; values past `usize` saturate (`k > n` returns `n` results).
+pub fn k_arg(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let k = int_arg(obj, "k")?;
+    if k <= 0 {
+        return Err(value_error(format!("k = {k}; must be positive")));
+    }
+    Ok(usize::try_from(k).unwrap_or(usize::MAX))
+}
+
+/// An optional string argument.
+pub fn opt_str_arg(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<String>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => match o.cast::<PyString>() {
+            Ok(s) => Ok(Some(s.to_str()?.to_owned())),
+            Err(_) => Err(type_error(
+                o.py(),
+                format!("{name} must be a str or None, got {}", type_name(o)),
+            )),
+        },
+    }
 }

@@ -1,14 +1,18 @@
-//! Binding of `qama_core::asym`: compact b-bit codes scored against float32 queries.
+//! Binding of `qama_core::asym`: compact b-bit codes scored against float32 queries, and
+//! byte-LUT codecs (product codes, PQ, packed trits) scored from the caller's tables.
 //!
 //! Reconstruction tables arrive as `float32 (dims, 2^bits)`; their column count gives `bits`
 //! (2, 4, 16 or 256 columns for 1, 2, 4 or 8 bits). Codes are `uint8 (n, row_bytes)` in the
-//! packed row layout, or a 1-D `uint8` array in the block layout (`asym_to_blocks`).
-use numpy::{IntoPyArray, Ix1, Ix2, PyArray1, PyArray2};
-use pyo3::exceptions::PyValueError;
+//! packed row layout, or a 1-D `uint8` array in the block layout (`asym_to_blocks`). Byte-LUT
+//! tables are `float32 (nq, m, 256)` against `uint8 (n, m)` codes. `row_scale` (optional, float32
+//! `(n,)`) multiplies row `i`'s score.
+use numpy::prelude::*;
+use numpy::{IntoPyArray, Ix1, Ix2, Ix3, PyArray1, PyArray2};
 use pyo3::prelude::*;
 use qama_core::asym::{self, CodeFormat, Kernel, Recon, TopScores};
 
-use crate::args::{array_arg, rows_cols, slice_of};
+use crate::args::{array_arg, copied, count_arg, int_arg, k_arg, opt_str_arg, rows_cols, shared};
+use crate::errors::{core_error, value_error};
 use crate::{into_2d, run_core};
 
 type Scored<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
@@ -20,40 +24,37 @@ fn bits_of_columns(cols: usize) -> PyResult<u32> {
         4 => Ok(2),
         16 => Ok(4),
         256 => Ok(8),
-        _ => Err(PyValueError::new_err(format!(
+        _ => Err(value_error(format!(
             "recon has {cols} columns; it must have 2^bits columns: 2, 4, 16 or 256 (bits 1, 2, 4, 8)"
         ))),
     }
 }
 
-fn format_arg(dims: i64, bits: i64) -> PyResult<CodeFormat> {
-    let dims = usize::try_from(dims)
-        .map_err(|_| PyValueError::new_err(format!("dims = {dims}; must be positive")))?;
+fn format_arg(dims: usize, bits: i64) -> PyResult<CodeFormat> {
     let bits = u32::try_from(bits)
-        .map_err(|_| PyValueError::new_err(format!("bits = {bits}; must be one of 1, 2, 4, 8")))?;
-    CodeFormat::new(dims, bits).map_err(|e| PyValueError::new_err(e.to_string()))
+        .map_err(|_| value_error(format!("bits = {bits}; must be one of 1, 2, 4, 8")))?;
+    CodeFormat::new(dims, bits).map_err(|e| value_error(format!("dims/bits: {e}")))
 }
 
-/// The validated reconstruction table `float32 (dims, 2^bits)`.
+/// The validated reconstruction table `float32 (dims, 2^bits)` (copied: a small query-side table).
 fn recon_arg(recon: &Bound<'_, PyAny>) -> PyResult<Recon> {
     let array = array_arg::<f32, Ix2>(recon, "recon")?;
     let (dims, cols) = rows_cols(&array);
     let format = CodeFormat::new(dims, bits_of_columns(cols)?)
-        .map_err(|e| PyValueError::new_err(format!("recon: {e}")))?;
-    Recon::new(format, slice_of(&array, "recon")?.to_vec())
-        .map_err(|e| PyValueError::new_err(e.to_string()))
+        .map_err(|e| value_error(format!("recon: {e}")))?;
+    Recon::new(format, copied(&array, "recon")?).map_err(core_error)
 }
 
-fn kernel_arg(name: Option<&str>, blocks: bool) -> PyResult<Kernel> {
-    let Some(name) = name else {
+fn kernel_arg(name: Option<&Bound<'_, PyAny>>, blocks: bool) -> PyResult<Kernel> {
+    let Some(name) = opt_str_arg(name, "kernel")? else {
         return Ok(if blocks {
             Kernel::best_blocks()
         } else {
             Kernel::best_rows()
         });
     };
-    let kernel = Kernel::from_name(name).ok_or_else(|| {
-        PyValueError::new_err(format!(
+    let kernel = Kernel::from_name(&name).ok_or_else(|| {
+        value_error(format!(
             "kernel = {name:?}; known kernels are 'scalar', 'interleaved', 'avx2'"
         ))
     })?;
@@ -66,28 +67,16 @@ fn kernel_arg(name: Option<&str>, blocks: bool) -> PyResult<Kernel> {
         )
     };
     if !fits {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "kernel {name:?} does not scan {layout}"
         )));
     }
     if !kernel.is_available() {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "kernel {name:?} is not available on this CPU"
         )));
     }
     Ok(kernel)
-}
-
-fn count_arg(value: i64, name: &str) -> PyResult<usize> {
-    usize::try_from(value)
-        .map_err(|_| PyValueError::new_err(format!("{name} = {value}; must not be negative")))
-}
-
-fn check_k(k: i64) -> PyResult<usize> {
-    if k <= 0 {
-        return Err(PyValueError::new_err(format!("k = {k}; must be positive")));
-    }
-    Ok(usize::try_from(k).unwrap_or(usize::MAX))
 }
 
 /// Queries `float32 (q, dims)` for a table of `dims` rows.
@@ -98,7 +87,7 @@ fn queries_arg<'py>(
     let q = array_arg::<f32, Ix2>(queries, "queries")?;
     let cols = rows_cols(&q).1;
     if cols != dims {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "queries has {cols} columns but recon has {dims} rows (dimensions)"
         )));
     }
@@ -108,13 +97,14 @@ fn queries_arg<'py>(
 /// Packed codes `uint8 (n, row_bytes)` for a format.
 fn codes_arg<'py>(
     codes: &Bound<'py, PyAny>,
+    name: &str,
     format: CodeFormat,
 ) -> PyResult<numpy::PyReadonlyArray2<'py, u8>> {
-    let codes = array_arg::<u8, Ix2>(codes, "codes")?;
+    let codes = array_arg::<u8, Ix2>(codes, name)?;
     let cols = rows_cols(&codes).1;
     if cols != format.row_bytes() {
-        return Err(PyValueError::new_err(format!(
-            "codes has {cols} bytes per row; {} dims of {} bits need {}",
+        return Err(value_error(format!(
+            "{name} has {cols} bytes per row; {} dims of {} bits need {}",
             format.dims(),
             format.bits(),
             format.row_bytes()
@@ -123,19 +113,26 @@ fn codes_arg<'py>(
     Ok(codes)
 }
 
-/// Candidate rows `int64 (q, kc)` for `nq` queries.
-fn candidates_arg<'py>(
-    candidates: &Bound<'py, PyAny>,
-    nq: usize,
-) -> PyResult<numpy::PyReadonlyArray2<'py, i64>> {
+/// Candidate rows `int64 (q, kc)` for `nq` queries (copied: validated, then used).
+fn candidates_arg(candidates: &Bound<'_, PyAny>, nq: usize) -> PyResult<(Vec<i64>, usize)> {
     let c = array_arg::<i64, Ix2>(candidates, "candidates")?;
-    let rows = rows_cols(&c).0;
+    let (rows, kc) = rows_cols(&c);
     if rows != nq {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "candidates has {rows} rows but there are {nq} queries"
         )));
     }
-    Ok(c)
+    Ok((copied(&c, "candidates")?, kc))
+}
+
+/// Optional per-row scales `float32 (n,)`.
+fn row_scale_arg<'py>(
+    row_scale: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<numpy::PyReadonlyArray1<'py, f32>>> {
+    match row_scale {
+        Some(s) if !s.is_none() => Ok(Some(array_arg::<f32, Ix1>(s, "row_scale")?)),
+        _ => Ok(None),
+    }
 }
 
 /// `(scores float32 (q, k), ids int64 (q, k))` of a core result.
@@ -154,13 +151,14 @@ fn scored<'py>(py: Python<'py>, top: TopScores, nq: usize) -> PyResult<Scored<'p
 fn asym_pack<'py>(
     py: Python<'py>,
     codes: &Bound<'py, PyAny>,
-    bits: i64,
+    bits: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let bits = int_arg(bits, "bits")?;
     let codes = array_arg::<u8, Ix2>(codes, "codes")?;
     let (n, dims) = rows_cols(&codes);
-    let format = format_arg(dims as i64, bits)?;
-    let data = slice_of(&codes, "codes")?;
-    let packed = run_core(py, || asym::pack_codes(data, n, format))?;
+    let format = format_arg(dims, bits)?;
+    let data = shared(&codes, "codes")?;
+    let packed = run_core(py, || asym::pack_codes(&data, n, format))?;
     into_2d(py, packed, n, format.row_bytes())
 }
 
@@ -169,14 +167,14 @@ fn asym_pack<'py>(
 fn asym_unpack<'py>(
     py: Python<'py>,
     packed: &Bound<'py, PyAny>,
-    dims: i64,
-    bits: i64,
+    dims: &Bound<'py, PyAny>,
+    bits: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    let format = format_arg(dims, bits)?;
-    let packed = codes_arg(packed, format)?;
+    let format = format_arg(count_arg(dims, "dims")?, int_arg(bits, "bits")?)?;
+    let packed = codes_arg(packed, "packed", format)?;
     let n = rows_cols(&packed).0;
-    let data = slice_of(&packed, "codes")?;
-    let codes = run_core(py, || asym::unpack_codes(data, n, format))?;
+    let data = shared(&packed, "packed")?;
+    let codes = run_core(py, || asym::unpack_codes(&data, n, format))?;
     into_2d(py, codes, n, format.dims())
 }
 
@@ -189,8 +187,8 @@ fn asym_to_blocks<'py>(
 ) -> PyResult<Bound<'py, PyArray1<u8>>> {
     let codes = array_arg::<u8, Ix2>(codes, "codes")?;
     let (n, row_bytes) = rows_cols(&codes);
-    let data = slice_of(&codes, "codes")?;
-    let blocks = run_core(py, || asym::to_blocks(data, n, row_bytes))?;
+    let data = shared(&codes, "codes")?;
+    let blocks = run_core(py, || asym::to_blocks(&data, n, row_bytes))?;
     Ok(blocks.into_pyarray(py))
 }
 
@@ -199,65 +197,74 @@ fn asym_to_blocks<'py>(
 fn asym_from_blocks<'py>(
     py: Python<'py>,
     blocks: &Bound<'py, PyAny>,
-    n: i64,
-    row_bytes: i64,
+    n: &Bound<'py, PyAny>,
+    row_bytes: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (n, row_bytes) = (count_arg(n, "n")?, count_arg(row_bytes, "row_bytes")?);
     let blocks = array_arg::<u8, Ix1>(blocks, "blocks")?;
-    let data = slice_of(&blocks, "blocks")?;
-    let rows = run_core(py, || asym::from_blocks(data, n, row_bytes))?;
+    let data = shared(&blocks, "blocks")?;
+    let rows = run_core(py, || asym::from_blocks(&data, n, row_bytes))?;
     into_2d(py, rows, n, row_bytes)
 }
 
-/// Exact top-k by asymmetric score `Σ_j q_j · recon[j][c_j]` of `float32 (q, dims)` queries
-/// against packed rows `uint8 (n, row_bytes)`: `(scores float32, ids int64)`, both
+/// Exact top-k by asymmetric score `row_scale_i * Σ_j q_j · recon[j][c_ij]` of `float32 (q, dims)`
+/// queries against packed rows `uint8 (n, row_bytes)`: `(scores float32, ids int64)`, both
 /// `(q, min(k, n))`, scores descending, ties by lower row. `kernel`: "scalar" or "interleaved".
 #[pyfunction]
-#[pyo3(signature = (queries, recon, codes, k, kernel=None))]
+#[pyo3(signature = (queries, recon, codes, k, kernel=None, row_scale=None))]
 fn asym_search<'py>(
     py: Python<'py>,
     queries: &Bound<'py, PyAny>,
     recon: &Bound<'py, PyAny>,
     codes: &Bound<'py, PyAny>,
-    k: i64,
-    kernel: Option<&str>,
+    k: &Bound<'py, PyAny>,
+    kernel: Option<&Bound<'py, PyAny>>,
+    row_scale: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Scored<'py>> {
     let kernel = kernel_arg(kernel, false)?;
-    let k = check_k(k)?;
+    let k = k_arg(k)?;
     let recon = recon_arg(recon)?;
     let format = recon.format();
     let q = queries_arg(queries, format.dims())?;
-    let codes = codes_arg(codes, format)?;
+    let codes = codes_arg(codes, "codes", format)?;
+    let scale = row_scale_arg(row_scale)?;
     let (nq, n) = (rows_cols(&q).0, rows_cols(&codes).0);
-    let (qs, cs) = (slice_of(&q, "queries")?, slice_of(&codes, "codes")?);
-    let top = run_core(py, || asym::search_with(kernel, qs, nq, &recon, cs, n, k))?;
+    let (qs, cs) = (copied(&q, "queries")?, shared(&codes, "codes")?);
+    let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
+    let top = run_core(py, || {
+        asym::search_with(kernel, &qs, nq, &recon, &cs, n, scale.as_deref(), k)
+    })?;
     scored(py, top, nq)
 }
 
 /// `asym_search` on codes in the block layout (`asym_to_blocks` of `n` rows; bits 1, 2 or 4):
-/// quantized lookups, then exact re-scoring, so results equal `asym_search`'s.
-/// `kernel`: "scalar" or "avx2".
+/// quantized lookups, then exact re-scoring, so results equal `asym_search`'s (with or without
+/// `row_scale`). `kernel`: "scalar" or "avx2".
 #[pyfunction]
-#[pyo3(signature = (queries, recon, blocks, n, k, kernel=None))]
+#[pyo3(signature = (queries, recon, blocks, n, k, kernel=None, row_scale=None))]
+#[allow(clippy::too_many_arguments)]
 fn asym_search_blocked<'py>(
     py: Python<'py>,
     queries: &Bound<'py, PyAny>,
     recon: &Bound<'py, PyAny>,
     blocks: &Bound<'py, PyAny>,
-    n: i64,
-    k: i64,
-    kernel: Option<&str>,
+    n: &Bound<'py, PyAny>,
+    k: &Bound<'py, PyAny>,
+    kernel: Option<&Bound<'py, PyAny>>,
+    row_scale: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Scored<'py>> {
     let n = count_arg(n, "n")?;
     let kernel = kernel_arg(kernel, true)?;
-    let k = check_k(k)?;
+    let k = k_arg(k)?;
     let recon = recon_arg(recon)?;
     let q = queries_arg(queries, recon.format().dims())?;
     let blocks = array_arg::<u8, Ix1>(blocks, "blocks")?;
+    let scale = row_scale_arg(row_scale)?;
     let nq = rows_cols(&q).0;
-    let (qs, bs) = (slice_of(&q, "queries")?, slice_of(&blocks, "blocks")?);
+    let (qs, bs) = (copied(&q, "queries")?, shared(&blocks, "blocks")?);
+    let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
     let top = run_core(py, || {
-        asym::search_blocked_with(kernel, qs, nq, &recon, bs, n, k)
+        asym::search_blocked_with(kernel, &qs, nq, &recon, &bs, n, scale.as_deref(), k)
     })?;
     scored(py, top, nq)
 }
@@ -265,86 +272,186 @@ fn asym_search_blocked<'py>(
 /// Asymmetric scores `float32 (q, kc)` of each query's candidate rows `int64 (q, kc)` (in the
 /// given order) against packed rows: equal to `asym_search`'s scores bit for bit.
 #[pyfunction]
+#[pyo3(signature = (queries, recon, codes, candidates, row_scale=None))]
 fn asym_score_candidates<'py>(
     py: Python<'py>,
     queries: &Bound<'py, PyAny>,
     recon: &Bound<'py, PyAny>,
     codes: &Bound<'py, PyAny>,
     candidates: &Bound<'py, PyAny>,
+    row_scale: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let recon = recon_arg(recon)?;
     let format = recon.format();
     let q = queries_arg(queries, format.dims())?;
-    let codes = codes_arg(codes, format)?;
+    let codes = codes_arg(codes, "codes", format)?;
     let nq = rows_cols(&q).0;
-    let cands = candidates_arg(candidates, nq)?;
-    let (n, kc) = (rows_cols(&codes).0, rows_cols(&cands).1);
-    let (qs, cs, ks) = (
-        slice_of(&q, "queries")?,
-        slice_of(&codes, "codes")?,
-        slice_of(&cands, "candidates")?,
-    );
-    let scores = run_core(py, || asym::score_candidates(qs, nq, &recon, cs, n, ks, kc))?;
+    let (cands, kc) = candidates_arg(candidates, nq)?;
+    let scale = row_scale_arg(row_scale)?;
+    let n = rows_cols(&codes).0;
+    let (qs, cs) = (copied(&q, "queries")?, shared(&codes, "codes")?);
+    let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
+    let scores = run_core(py, || {
+        asym::score_candidates(&qs, nq, &recon, &cs, n, scale.as_deref(), &cands, kc)
+    })?;
     into_2d(py, scores, nq, kc)
 }
 
 /// The best `min(k, kc)` of each query's distinct candidate rows `int64 (q, kc)` by asymmetric
 /// score: `(scores float32, ids int64)` (row numbers), descending, ties by lower row.
 #[pyfunction]
+#[pyo3(signature = (queries, recon, codes, candidates, k, row_scale=None))]
 fn asym_rescore<'py>(
     py: Python<'py>,
     queries: &Bound<'py, PyAny>,
     recon: &Bound<'py, PyAny>,
     codes: &Bound<'py, PyAny>,
     candidates: &Bound<'py, PyAny>,
-    k: i64,
+    k: &Bound<'py, PyAny>,
+    row_scale: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Scored<'py>> {
-    let k = check_k(k)?;
+    let k = k_arg(k)?;
     let recon = recon_arg(recon)?;
     let format = recon.format();
     let q = queries_arg(queries, format.dims())?;
-    let codes = codes_arg(codes, format)?;
+    let codes = codes_arg(codes, "codes", format)?;
     let nq = rows_cols(&q).0;
-    let cands = candidates_arg(candidates, nq)?;
-    let (n, kc) = (rows_cols(&codes).0, rows_cols(&cands).1);
-    let (qs, cs, ks) = (
-        slice_of(&q, "queries")?,
-        slice_of(&codes, "codes")?,
-        slice_of(&cands, "candidates")?,
-    );
-    let top = run_core(py, || asym::rescore(qs, nq, &recon, cs, n, ks, kc, k))?;
+    let (cands, kc) = candidates_arg(candidates, nq)?;
+    let scale = row_scale_arg(row_scale)?;
+    let n = rows_cols(&codes).0;
+    let (qs, cs) = (copied(&q, "queries")?, shared(&codes, "codes")?);
+    let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
+    let top = run_core(py, || {
+        asym::rescore(&qs, nq, &recon, &cs, n, scale.as_deref(), &cands, kc, k)
+    })?;
     scored(py, top, nq)
 }
 
 /// The best `min(k, kc)` of each query's distinct candidate rows `int64 (q, kc)` by dot product
-/// with `float32 (n, dims)` vectors (read in place: a `np.load(..., mmap_mode="r")` array reads
-/// only the candidates' rows): `(scores float32, ids int64)`, descending, ties by lower row.
+/// with `float32 (n, dims)` vectors (read in place when read-only: a `np.load(..., mmap_mode="r")`
+/// array reads only the candidates' rows): `(scores float32, ids int64)`, descending, ties by
+/// lower row.
 #[pyfunction]
 fn float_rescore<'py>(
     py: Python<'py>,
     queries: &Bound<'py, PyAny>,
     vectors: &Bound<'py, PyAny>,
     candidates: &Bound<'py, PyAny>,
-    k: i64,
+    k: &Bound<'py, PyAny>,
 ) -> PyResult<Scored<'py>> {
-    let k = check_k(k)?;
+    let k = k_arg(k)?;
     let vectors = array_arg::<f32, Ix2>(vectors, "vectors")?;
     let (n, dims) = rows_cols(&vectors);
     let q = array_arg::<f32, Ix2>(queries, "queries")?;
     let (nq, qd) = rows_cols(&q);
     if qd != dims {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "queries has {qd} columns but vectors has {dims}"
         )));
     }
-    let cands = candidates_arg(candidates, nq)?;
-    let kc = rows_cols(&cands).1;
-    let (qs, vs, ks) = (
-        slice_of(&q, "queries")?,
-        slice_of(&vectors, "vectors")?,
-        slice_of(&cands, "candidates")?,
-    );
-    let top = run_core(py, || asym::rescore_float(qs, nq, dims, vs, n, ks, kc, k))?;
+    let (cands, kc) = candidates_arg(candidates, nq)?;
+    let (qs, vs) = (copied(&q, "queries")?, shared(&vectors, "vectors")?);
+    let top = run_core(py, || {
+        asym::rescore_float(&qs, nq, dims, &vs, n, &cands, kc, k)
+    })?;
+    scored(py, top, nq)
+}
+
+/// Byte tables `float32 (nq, m, 256)` and codes `uint8 (n, m)` with matching `m`.
+fn lut_args<'py>(
+    luts: &Bound<'py, PyAny>,
+    codes: &Bound<'py, PyAny>,
+) -> PyResult<(Vec<f32>, usize, usize, numpy::PyReadonlyArray2<'py, u8>)> {
+    let luts = array_arg::<f32, Ix3>(luts, "luts")?;
+    let shape = luts.shape().to_vec();
+    let (nq, m, values) = (shape[0], shape[1], shape[2]);
+    if values != 256 {
+        return Err(value_error(format!(
+            "luts must have shape (nq, m, 256); got {:?}",
+            shape
+        )));
+    }
+    let codes = array_arg::<u8, Ix2>(codes, "codes")?;
+    let cols = rows_cols(&codes).1;
+    if cols != m {
+        return Err(value_error(format!(
+            "codes has {cols} bytes per row but luts has m = {m} tables per query"
+        )));
+    }
+    Ok((copied(&luts, "luts")?, nq, m, codes))
+}
+
+/// Exact top-k by byte-LUT score `row_scale_i * Σ_b luts[q, b, codes[i, b]]` (float32 sum over
+/// `b` in order): `(scores float32, ids int64)`, both `(nq, min(k, n))`, descending, ties by lower
+/// row. `kernel`: "scalar" or "interleaved" (default: the fastest).
+#[pyfunction]
+#[pyo3(signature = (luts, codes, k, row_scale=None, kernel=None))]
+fn lut_search<'py>(
+    py: Python<'py>,
+    luts: &Bound<'py, PyAny>,
+    codes: &Bound<'py, PyAny>,
+    k: &Bound<'py, PyAny>,
+    row_scale: Option<&Bound<'py, PyAny>>,
+    kernel: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Scored<'py>> {
+    let kernel = kernel_arg(kernel, false)?;
+    let k = k_arg(k)?;
+    let (tables, nq, m, codes) = lut_args(luts, codes)?;
+    let scale = row_scale_arg(row_scale)?;
+    let n = rows_cols(&codes).0;
+    let cs = shared(&codes, "codes")?;
+    let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
+    let top = run_core(py, || {
+        asym::lut_search_with(kernel, &tables, nq, m, &cs, n, scale.as_deref(), k)
+    })?;
+    scored(py, top, nq)
+}
+
+/// Byte-LUT scores `float32 (nq, kc)` of each query's candidate rows `int64 (nq, kc)`, in the
+/// given order: equal to `lut_search`'s scores bit for bit.
+#[pyfunction]
+#[pyo3(signature = (luts, codes, candidates, row_scale=None))]
+fn lut_score_candidates<'py>(
+    py: Python<'py>,
+    luts: &Bound<'py, PyAny>,
+    codes: &Bound<'py, PyAny>,
+    candidates: &Bound<'py, PyAny>,
+    row_scale: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let (tables, nq, m, codes) = lut_args(luts, codes)?;
+    let (cands, kc) = candidates_arg(candidates, nq)?;
+    let scale = row_scale_arg(row_scale)?;
+    let n = rows_cols(&codes).0;
+    let cs = shared(&codes, "codes")?;
+    let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
+    let scores = run_core(py, || {
+        asym::lut_score_candidates(&tables, nq, m, &cs, n, scale.as_deref(), &cands, kc)
+    })?;
+    into_2d(py, scores, nq, kc)
+}
+
+/// The best `min(k, kc)` of each query's distinct candidate rows `int64 (nq, kc)` by byte-LUT
+/// score: `(scores float32, ids int64)`, descending, ties by lower row.
+#[pyfunction]
+#[pyo3(signature = (luts, codes, candidates, k, row_scale=None))]
+fn lut_rescore<'py>(
+    py: Python<'py>,
+    luts: &Bound<'py, PyAny>,
+    codes: &Bound<'py, PyAny>,
+    candidates: &Bound<'py, PyAny>,
+    k: &Bound<'py, PyAny>,
+    row_scale: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Scored<'py>> {
+    let k = k_arg(k)?;
+    let (tables, nq, m, codes) = lut_args(luts, codes)?;
+    let (cands, kc) = candidates_arg(candidates, nq)?;
+    let scale = row_scale_arg(row_scale)?;
+    let n = rows_cols(&codes).0;
+    let cs = shared(&codes, "codes")?;
+    let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
+    let top = run_core(py, || {
+        asym::lut_rescore(&tables, nq, m, &cs, n, scale.as_deref(), &cands, kc, k)
+    })?;
     scored(py, top, nq)
 }
 
@@ -368,6 +475,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(asym_score_candidates, m)?)?;
     m.add_function(wrap_pyfunction!(asym_rescore, m)?)?;
     m.add_function(wrap_pyfunction!(float_rescore, m)?)?;
+    m.add_function(wrap_pyfunction!(lut_search, m)?)?;
+    m.add_function(wrap_pyfunction!(lut_score_candidates, m)?)?;
+    m.add_function(wrap_pyfunction!(lut_rescore, m)?)?;
     m.add_function(wrap_pyfunction!(asym_kernels, m)?)?;
     Ok(())
 }

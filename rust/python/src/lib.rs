@@ -1,38 +1,65 @@
 //! PyO3 binding of qama-core, built by maturin into `qama_rs._core`.
 //!
-//! Each function converts and validates its arguments (dtype, rank, C-contiguity, widths: see
-//! [`args`]), runs the core with the GIL released (`py.detach`), and hands the result vector to
-//! NumPy without copying it (`into_pyarray`). No logic lives here. Core errors become
-//! `ValueError`; a panic inside the core is caught and becomes `RuntimeError`, so none reaches
-//! Python as a `PanicException`.
+//! Each function converts its arguments (dtype, rank, C-contiguity, integers: see [`args`]), runs
+//! the core with the GIL released ([`run_core`]), and hands the result vector to NumPy without
+//! copying it (`into_pyarray`). No logic lives here. Errors: see [`errors`] (`QamaError`,
+//! `QamaTypeError`, `MemoryError`); a panic inside the core (a bug) is caught and becomes
+//! `RuntimeError`, so none reaches Python as a `PanicException`.
 //!
 //! Threads: the core runs on rayon's global pool, sized by `RAYON_NUM_THREADS` (default: all
 //! cores). As with every rayon user, do not fork (e.g. PyTorch DataLoader workers) after a
 //! parallel call and then call the engine in the child; use spawn, or set `RAYON_NUM_THREADS=1`.
+//! Arguments another thread may write during a call are copied first (see [`args`]).
 mod args;
 mod asym;
+mod errors;
 
+use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, Ix1, Ix2, PyArray2};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use qama_core::hamming::{self, Backend};
 use qama_core::quantize::Thresholds;
-use qama_core::{pack, topk, CodeLayout, QamaError};
+use qama_core::{pack, topk, CodeLayout};
 
-use args::{array_arg, rows_cols, slice_of};
+use args::{array_arg, copied, k_arg, opt_int_arg, opt_str_arg, rows_cols, shared};
+use errors::{core_error, value_error};
 
-/// Runs a core call without the GIL; core errors become `ValueError`, panics `RuntimeError`.
+extern "C" {
+    /// 1 iff this thread holds the GIL (CPython exports it in every build; not in the limited
+    /// API's headers, hence the declaration).
+    fn PyGILState_Check() -> c_int;
+}
+
+/// Core calls that found the GIL released / held inside their detached closure (see
+/// `_gil_checks`): the GIL test reads these instead of timing threads.
+static GIL_RELEASED: AtomicU64 = AtomicU64::new(0);
+static GIL_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// Runs a core call without the GIL (every binding function goes through here); core errors
+/// become Python exceptions ([`core_error`]), panics `RuntimeError`.
 fn run_core<T, F>(py: Python<'_>, f: F) -> PyResult<T>
 where
     T: Send,
     F: FnOnce() -> qama_core::Result<T> + Send,
 {
-    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+    let outcome = py.detach(|| {
+        // SAFETY: `PyGILState_Check` only reads the calling thread's state.
+        let counter = if unsafe { PyGILState_Check() } == 0 {
+            &GIL_RELEASED
+        } else {
+            &GIL_HELD
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        catch_unwind(AssertUnwindSafe(f))
+    });
+    match outcome {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(QamaError::Shape(msg) | QamaError::Value(msg))) => Err(PyValueError::new_err(msg)),
+        Ok(Err(e)) => Err(core_error(e)),
         Err(payload) => {
             let what = payload
                 .downcast_ref::<&str>()
@@ -64,28 +91,26 @@ fn into_2d<'py, T: numpy::Element>(
 /// Builds the code layout from a `uint16` array of per-dimension level counts.
 fn layout_arg(levels: &Bound<'_, PyAny>) -> PyResult<CodeLayout> {
     let levels = array_arg::<u16, Ix1>(levels, "levels")?;
-    CodeLayout::new(slice_of(&levels, "levels")?)
-        .map_err(|e| PyValueError::new_err(format!("levels: {e}")))
+    CodeLayout::new(&copied(&levels, "levels")?).map_err(|e| value_error(format!("levels: {e}")))
 }
 
 /// Builds validated thresholds (`float32`, concatenated per dimension) for a layout.
 fn thresholds_arg(thresholds: &Bound<'_, PyAny>, layout: CodeLayout) -> PyResult<Thresholds> {
     let values = array_arg::<f32, Ix1>(thresholds, "thresholds")?;
-    let values = slice_of(&values, "thresholds")?;
+    let values = copied(&values, "thresholds")?;
     if values.len() != layout.total_thresholds() {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "thresholds has {} values but levels needs {} (sum of levels - 1)",
             values.len(),
             layout.total_thresholds()
         )));
     }
-    Thresholds::new(layout, values.to_vec())
-        .map_err(|e| PyValueError::new_err(format!("thresholds: {e}")))
+    Thresholds::new(layout, values).map_err(|e| value_error(format!("thresholds: {e}")))
 }
 
 fn check_columns(name: &str, cols: usize, layout: &CodeLayout) -> PyResult<()> {
     if cols != layout.dims() {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "{name} has {cols} columns but levels names {} dimensions",
             layout.dims()
         )));
@@ -94,20 +119,17 @@ fn check_columns(name: &str, cols: usize, layout: &CodeLayout) -> PyResult<()> {
 }
 
 /// Resolves an optional backend name; `None` means the fastest one this CPU runs.
-fn backend_arg(name: Option<&str>) -> PyResult<Backend> {
-    let Some(name) = name else {
+fn backend_arg(name: Option<&Bound<'_, PyAny>>) -> PyResult<Backend> {
+    let Some(name) = opt_str_arg(name, "backend")? else {
         return Ok(hamming::best_backend());
     };
-    let backend = [Backend::Scalar, Backend::Avx2, Backend::Avx512Vpopcnt]
-        .into_iter()
-        .find(|b| b.name() == name)
-        .ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "backend = {name:?}; known backends are 'scalar', 'avx2', 'avx512vpopcntdq'"
-            ))
-        })?;
+    let backend = Backend::from_name(&name).ok_or_else(|| {
+        value_error(format!(
+            "backend = {name:?}; known backends are 'scalar', 'avx2', 'avx512vpopcntdq'"
+        ))
+    })?;
     if !backend.is_available() {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "backend {name:?} is not available on this CPU"
         )));
     }
@@ -115,15 +137,15 @@ fn backend_arg(name: Option<&str>) -> PyResult<Backend> {
 }
 
 /// Number of compared bits: `None` means every bit of a row (padding bits are zero).
-fn nbits_arg(nbits: Option<i64>, words: usize) -> PyResult<usize> {
-    let max = words * 64;
-    match nbits {
-        None if words == 0 => Err(PyValueError::new_err(
-            "codes have 0 words per row; nothing to compare",
+fn nbits_arg(nbits: Option<&Bound<'_, PyAny>>, words: usize) -> PyResult<usize> {
+    let max = words.saturating_mul(64);
+    match opt_int_arg(nbits, "nbits")? {
+        None if words == 0 => Err(value_error(
+            "queries and database have 0 words per row; nothing to compare (nbits = 0)",
         )),
         None => Ok(max),
         Some(b) if b >= 1 && (b as u64) <= max as u64 => Ok(b as usize),
-        Some(b) => Err(PyValueError::new_err(format!(
+        Some(b) => Err(value_error(format!(
             "nbits = {b}; must be in 1..={max} for {words}-word codes"
         ))),
     }
@@ -141,7 +163,7 @@ fn code_pair<'py>(
     let db = array_arg::<u64, Ix2>(database, "database")?;
     let (qw, dbw) = (rows_cols(&q).1, rows_cols(&db).1);
     if qw != dbw {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "queries has {qw} words per row but database has {dbw}"
         )));
     }
@@ -151,7 +173,7 @@ fn code_pair<'py>(
 /// Distances are at most `nbits`; refuse widths whose counts would not fit an int32.
 fn check_int32_range(nbits: usize) -> PyResult<()> {
     if nbits > i32::MAX as usize {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "nbits = {nbits} exceeds the int32 distance range"
         )));
     }
@@ -173,8 +195,8 @@ fn quantize<'py>(
     let x = array_arg::<f32, Ix2>(x, "x")?;
     let (n, cols) = rows_cols(&x);
     check_columns("x", cols, thresholds.layout())?;
-    let data = slice_of(&x, "x")?;
-    let codes = run_core(py, || qama_core::quantize::quantize(data, n, &thresholds))?;
+    let data = shared(&x, "x")?;
+    let codes = run_core(py, || qama_core::quantize::quantize(&data, n, &thresholds))?;
     into_2d(py, codes, n, cols)
 }
 
@@ -189,8 +211,8 @@ fn expand<'py>(
     let codes = array_arg::<u8, Ix2>(codes, "codes")?;
     let (n, cols) = rows_cols(&codes);
     check_columns("codes", cols, &layout)?;
-    let data = slice_of(&codes, "codes")?;
-    let packed = run_core(py, || qama_core::expand::expand(data, n, &layout))?;
+    let data = shared(&codes, "codes")?;
+    let packed = run_core(py, || qama_core::expand::expand(&data, n, &layout))?;
     into_2d(py, packed, n, layout.words())
 }
 
@@ -205,14 +227,14 @@ fn collapse<'py>(
     let packed = array_arg::<u64, Ix2>(packed, "packed")?;
     let (n, words) = rows_cols(&packed);
     if words != layout.words() {
-        return Err(PyValueError::new_err(format!(
+        return Err(value_error(format!(
             "packed has {words} words per row but levels needs {}",
             layout.words()
         )));
     }
-    let data = slice_of(&packed, "packed")?;
+    let data = shared(&packed, "packed")?;
     let dims = layout.dims();
-    let codes = run_core(py, || qama_core::expand::collapse(data, n, &layout))?;
+    let codes = run_core(py, || qama_core::expand::collapse(&data, n, &layout))?;
     into_2d(py, codes, n, dims)
 }
 
@@ -229,9 +251,9 @@ fn encode<'py>(
     let x = array_arg::<f32, Ix2>(x, "x")?;
     let (n, cols) = rows_cols(&x);
     check_columns("x", cols, thresholds.layout())?;
-    let data = slice_of(&x, "x")?;
+    let data = shared(&x, "x")?;
     let words = thresholds.layout().words();
-    let packed = run_core(py, || qama_core::expand::encode(data, n, &thresholds))?;
+    let packed = run_core(py, || qama_core::expand::encode(&data, n, &thresholds))?;
     into_2d(py, packed, n, words)
 }
 
@@ -244,8 +266,8 @@ fn pack_bits<'py>(
 ) -> PyResult<Bound<'py, PyArray2<u64>>> {
     let bits = array_arg::<u8, Ix2>(bits, "bits")?;
     let (n, nbits) = rows_cols(&bits);
-    let data = slice_of(&bits, "bits")?;
-    let packed = run_core(py, || pack::pack_bits(data, n, nbits))?;
+    let data = shared(&bits, "bits")?;
+    let packed = run_core(py, || pack::pack_bits(&data, n, nbits))?;
     into_2d(py, packed, n, pack::words_for(nbits))
 }
 
@@ -254,20 +276,23 @@ fn pack_bits<'py>(
 fn unpack_bits<'py>(
     py: Python<'py>,
     words: &Bound<'py, PyAny>,
-    nbits: i64,
+    nbits: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let nbits = args::int_arg(nbits, "nbits")?;
     let words = array_arg::<u64, Ix2>(words, "words")?;
     let (n, w) = rows_cols(&words);
-    if nbits < 0 || pack::words_for(nbits as usize) != w {
-        return Err(PyValueError::new_err(format!(
+    let Some(nbits) = usize::try_from(nbits)
+        .ok()
+        .filter(|&b| pack::words_for(b) == w)
+    else {
+        return Err(value_error(format!(
             "nbits = {nbits} does not match words, which has {w} words per row (nbits must be in {}..={})",
-            (w * 64).saturating_sub(63),
-            w * 64
+            w.saturating_mul(64).saturating_sub(63),
+            w.saturating_mul(64)
         )));
-    }
-    let nbits = nbits as usize;
-    let data = slice_of(&words, "words")?;
-    let bits = run_core(py, || pack::unpack_bits(data, n, nbits))?;
+    };
+    let data = shared(&words, "words")?;
+    let bits = run_core(py, || pack::unpack_bits(&data, n, nbits))?;
     into_2d(py, bits, n, nbits)
 }
 
@@ -279,8 +304,8 @@ fn hamming_distances<'py>(
     py: Python<'py>,
     queries: &Bound<'py, PyAny>,
     database: &Bound<'py, PyAny>,
-    nbits: Option<i64>,
-    backend: Option<&str>,
+    nbits: Option<&Bound<'py, PyAny>>,
+    backend: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyArray2<i32>>> {
     let backend = backend_arg(backend)?;
     let (q, db) = code_pair(queries, database)?;
@@ -288,9 +313,9 @@ fn hamming_distances<'py>(
     let n = rows_cols(&db).0;
     let nbits = nbits_arg(nbits, words)?;
     check_int32_range(nbits)?;
-    let (qs, dbs) = (slice_of(&q, "queries")?, slice_of(&db, "database")?);
+    let (qs, dbs) = (copied(&q, "queries")?, shared(&db, "database")?);
     let distances = run_core(py, || {
-        hamming::hamming_distances_with(backend, qs, nq, dbs, n, words, nbits)
+        hamming::hamming_distances_with(backend, &qs, nq, &dbs, n, words, nbits)
             // In place (same size and alignment): no second allocation; values <= nbits.
             .map(|d| d.into_iter().map(|v| v as i32).collect::<Vec<i32>>())
     })?;
@@ -306,28 +331,20 @@ fn search<'py>(
     py: Python<'py>,
     queries: &Bound<'py, PyAny>,
     database: &Bound<'py, PyAny>,
-    k: i64,
-    nbits: Option<i64>,
-    backend: Option<&str>,
+    k: &Bound<'py, PyAny>,
+    nbits: Option<&Bound<'py, PyAny>>,
+    backend: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<i64>>)> {
     let backend = backend_arg(backend)?;
-    if k <= 0 {
-        return Err(PyValueError::new_err(format!("k = {k}; must be positive")));
-    }
+    let k = k_arg(k)?;
     let (q, db) = code_pair(queries, database)?;
     let (nq, words) = rows_cols(&q);
     let n = rows_cols(&db).0;
-    if n == 0 {
-        return Err(PyValueError::new_err(
-            "database is empty; nothing to search",
-        ));
-    }
     let nbits = nbits_arg(nbits, words)?;
     check_int32_range(nbits)?;
-    let k = usize::try_from(k).unwrap_or(usize::MAX);
-    let (qs, dbs) = (slice_of(&q, "queries")?, slice_of(&db, "database")?);
+    let (qs, dbs) = (copied(&q, "queries")?, shared(&db, "database")?);
     let (kk, distances, ids) = run_core(py, || {
-        topk::search_with(backend, qs, nq, dbs, n, words, nbits, k).map(|r| {
+        topk::search_with(backend, &qs, nq, &dbs, n, words, nbits, k).map(|r| {
             // Both conversions run in place (same size and alignment); ids < n <= i64::MAX.
             let d: Vec<i32> = r.distances.into_iter().map(|v| v as i32).collect();
             let i: Vec<i64> = r.ids.into_iter().map(|v| v as i64).collect();
@@ -388,9 +405,21 @@ fn num_threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// `(released, held)`: how many core calls, since import, found the GIL released / held inside
+/// their detached closure (`PyGILState_Check`). For the GIL test; `held` stays 0.
+#[pyfunction]
+fn _gil_checks() -> (u64, u64) {
+    (
+        GIL_RELEASED.load(Ordering::Relaxed),
+        GIL_HELD.load(Ordering::Relaxed),
+    )
+}
+
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("QamaError", m.py().get_type::<errors::QamaError>())?;
+    m.add("QamaTypeError", errors::qama_type_error(m.py())?)?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(expand, m)?)?;
     m.add_function(wrap_pyfunction!(collapse, m)?)?;
@@ -403,6 +432,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(best_backend, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_gil_checks, m)?)?;
     asym::register(m)?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! `vpshufb` lookup per nibble. The last block is padded with zero rows, which searches skip.
 use rayon::prelude::*;
 
-use crate::error::{shape_err, Result};
+use crate::error::{chunk_len, shape_err, Result};
 
 use super::try_zeroed;
 
@@ -27,12 +27,14 @@ pub fn to_blocks(rows: &[u8], n: usize, row_bytes: usize) -> Result<Vec<u8>> {
     check_rows(rows, n, row_bytes)?;
     let len = blocked_len(n, row_bytes).unwrap_or(usize::MAX);
     let mut out = try_zeroed::<u8>(len, "the blocked codes")?;
-    let block_bytes = BLOCK_ROWS * row_bytes;
-    if block_bytes == 0 {
+    if n == 0 || row_bytes == 0 {
         return Ok(out);
     }
-    out.par_chunks_mut(BLOCKS_PER_TASK * block_bytes)
-        .zip(rows.par_chunks(BLOCKS_PER_TASK * block_bytes))
+    // Fits: at least one block exists and blocked_len was checked.
+    let block_bytes = BLOCK_ROWS * row_bytes;
+    let task = chunk_len(BLOCKS_PER_TASK, n.div_ceil(BLOCK_ROWS), block_bytes);
+    out.par_chunks_mut(task)
+        .zip(rows.par_chunks(task))
         .for_each(|(out, rows)| {
             for (block, src) in out.chunks_mut(block_bytes).zip(rows.chunks(block_bytes)) {
                 for (r, row) in src.chunks_exact(row_bytes).enumerate() {
@@ -54,13 +56,15 @@ pub fn from_blocks(blocks: &[u8], n: usize, row_bytes: usize) -> Result<Vec<u8>>
             blocked_len(n, row_bytes).map_or("too many".into(), |l| l.to_string())
         ));
     }
+    // Fits: n * row_bytes <= blocked_len(n, row_bytes), checked above.
     let mut out = try_zeroed::<u8>(n * row_bytes, "the row-major codes")?;
-    let block_bytes = BLOCK_ROWS * row_bytes;
-    if block_bytes == 0 || n == 0 {
+    if n == 0 || row_bytes == 0 {
         return Ok(out);
     }
-    out.par_chunks_mut(BLOCKS_PER_TASK * block_bytes)
-        .zip(blocks.par_chunks(BLOCKS_PER_TASK * block_bytes))
+    let block_bytes = BLOCK_ROWS * row_bytes;
+    let rows_task = chunk_len(BLOCKS_PER_TASK, n.div_ceil(BLOCK_ROWS), block_bytes);
+    out.par_chunks_mut(rows_task)
+        .zip(blocks.par_chunks(rows_task))
         .for_each(|(out, blocks)| {
             for (dst, block) in out.chunks_mut(block_bytes).zip(blocks.chunks(block_bytes)) {
                 for (r, row) in dst.chunks_exact_mut(row_bytes).enumerate() {

@@ -6,7 +6,7 @@
 //! two bytes, which is what lets one byte be scored with one lookup.
 use rayon::prelude::*;
 
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{checked_size, chunk_len, shape_err, value_err, Result};
 
 use super::try_zeroed;
 
@@ -90,13 +90,16 @@ pub fn pack_codes(codes: &[u8], n: usize, format: CodeFormat) -> Result<Vec<u8>>
         ));
     }
     let row_bytes = format.row_bytes();
-    let mut out = try_zeroed::<u8>(n * row_bytes, "the packed codes")?;
+    let mut out = try_zeroed::<u8>(
+        checked_size(n, row_bytes, "n * row_bytes")?,
+        "the packed codes",
+    )?;
     if n == 0 {
         return Ok(out);
     }
     let (bits, per_byte) = (format.bits() as usize, format.fields_per_byte());
-    out.par_chunks_mut(ROWS_PER_TASK * row_bytes)
-        .zip(codes.par_chunks(ROWS_PER_TASK * dims))
+    out.par_chunks_mut(chunk_len(ROWS_PER_TASK, n, row_bytes))
+        .zip(codes.par_chunks(chunk_len(ROWS_PER_TASK, n, dims)))
         .for_each(|(out, codes)| {
             for (row, fields) in out
                 .chunks_exact_mut(row_bytes)
@@ -124,7 +127,7 @@ pub fn unpack_codes(packed: &[u8], n: usize, format: CodeFormat) -> Result<Vec<u
         ));
     }
     let dims = format.dims();
-    let mut out = try_zeroed::<u8>(n * dims, "the unpacked codes")?;
+    let mut out = try_zeroed::<u8>(checked_size(n, dims, "n * dims")?, "the unpacked codes")?;
     if n == 0 {
         return Ok(out);
     }
@@ -133,8 +136,8 @@ pub fn unpack_codes(packed: &[u8], n: usize, format: CodeFormat) -> Result<Vec<u
         format.fields_per_byte(),
         format.field_mask(),
     );
-    out.par_chunks_mut(ROWS_PER_TASK * dims)
-        .zip(packed.par_chunks(ROWS_PER_TASK * row_bytes))
+    out.par_chunks_mut(chunk_len(ROWS_PER_TASK, n, dims))
+        .zip(packed.par_chunks(chunk_len(ROWS_PER_TASK, n, row_bytes)))
         .for_each(|(out, packed)| {
             for (fields, row) in out
                 .chunks_exact_mut(dims)

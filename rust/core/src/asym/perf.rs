@@ -240,3 +240,37 @@ fn perf_batch_blocks_only() {
         wall.as_secs_f64() * 1e9 / (32 * n) as f64
     );
 }
+
+/// Byte-LUT ADC (`lut_search`) and the 8-bit row scan on each row kernel, one thread: 48-byte PQ
+/// codes and 96-byte 2-bit codes, 200k rows (`QAMA_PERF_N`), one query, k = 10.
+#[test]
+#[ignore]
+fn perf_row_kernels_one_thread() {
+    let n = rows().min(200_000);
+    let mut rng = StdRng::seed_from_u64(9);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for m in [16usize, 48, 96] {
+        let codes: Vec<u8> = (0..n * m).map(|_| rng.random::<u8>()).collect();
+        let luts: Vec<f32> = (0..m * 256)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let want = lut_search_with(Kernel::Scalar, &luts, 1, m, &codes, n, None, 10).unwrap();
+        for kernel in [Kernel::Scalar, Kernel::Interleaved] {
+            let t = pool.install(|| {
+                min_time(5, || {
+                    lut_search_with(kernel, &luts, 1, m, &codes, n, None, 10).unwrap()
+                })
+            });
+            let got = lut_search_with(kernel, &luts, 1, m, &codes, n, None, 10).unwrap();
+            assert_eq!(got, want);
+            println!(
+                "lut m={m} n={n} {:>11}: {:.2} ns/row",
+                kernel.name(),
+                t.as_secs_f64() * 1e9 / n as f64
+            );
+        }
+    }
+}

@@ -259,7 +259,7 @@ fn perf_encode() {
         let layout = CodeLayout::new(&levels).unwrap();
         let values: Vec<f32> = (0..dims)
             .flat_map(|j| {
-                let t = layout.thresholds_of(j);
+                let t = layout.thresholds_of(j).unwrap();
                 (0..t).map(move |i| (i as f32 + 1.0) / (t as f32 + 1.0) - 0.5)
             })
             .collect();
