@@ -1,22 +1,29 @@
-"""Symmetric Hamming variants, Gray codes, rotations and the NumPy two-stage search."""
+"""Symmetric Hamming variants, Gray codes, rotations, and two-stage search through the factory index
+(against the NumPy oracles of tests/_oracles.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from _oracles import (
+    hamming_distances,
+    quantizer_hamming_distances,
+    quantizer_scores,
+    topk_largest,
+    topk_smallest,
+)
+from qama_rs import QamaError, index_factory
 from qama_rs.quantizers import (
     GrayTwoBit,
     LloydMaxGauss,
     MedianBinary,
     SignBinary,
-    TwoStageSearch,
     gray_decode,
     gray_encode,
     make_method,
     make_rotation,
 )
-from qama_rs.quantizers.hamming import hamming_distances, topk_largest, topk_smallest
 from qama_rs.quantizers.rotation import walsh_hadamard
 
 
@@ -51,7 +58,7 @@ def test_binary_hamming_counts_disagreeing_signs(cls):
     x = _unit_rows(300, 70, 1)  # 70 bits: a partial last byte
     q = cls().fit(x)
     queries = _unit_rows(4, 70, 2)
-    dist = q.hamming_distances(queries, q.encode(x))
+    dist = quantizer_hamming_distances(q, queries, q.encode(x))
     c = q.center
     expected = ((queries[:, None, :] > c) != (x[None, :, :] > c)).sum(axis=2)
     np.testing.assert_array_equal(dist, expected)
@@ -78,11 +85,11 @@ def test_gray_2bit_hamming_bits_and_distances():
     all_codes = q.encode(x[:50])
     queries = x[50:53]
     expected = table[q.encode(queries)[:, None, :], all_codes[None, :, :]].sum(axis=2)
-    np.testing.assert_array_equal(q.hamming_distances(queries, all_codes), expected)
+    np.testing.assert_array_equal(quantizer_hamming_distances(q, queries, all_codes), expected)
     # its codes and asymmetric scores are those of 2-bit Lloyd-Max
     lm = LloydMaxGauss().fit(x)
     np.testing.assert_array_equal(lm.encode(x), q.encode(x))
-    np.testing.assert_allclose(lm.score(queries, all_codes), q.score(queries, all_codes))
+    np.testing.assert_allclose(quantizer_scores(lm, queries, all_codes), quantizer_scores(q, queries, all_codes))
 
 
 # -------------------------------------------------------------------------- rotations
@@ -125,8 +132,8 @@ def test_rotated_quantizer_quantizes_rotated_vectors():
     np.testing.assert_array_equal(rotated.encode(x), plain.encode(rotated.rotation.apply(x)))
     q = _unit_rows(3, 48, 9)
     np.testing.assert_allclose(
-        rotated.score(q, rotated.encode(x)),
-        plain.score(rotated.rotation.apply(q), plain.encode(rotated.rotation.apply(x))),
+        quantizer_scores(rotated, q, rotated.encode(x)),
+        quantizer_scores(plain, rotated.rotation.apply(q), plain.encode(rotated.rotation.apply(x))),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -138,75 +145,56 @@ def corpus() -> tuple[np.ndarray, np.ndarray]:
     return _unit_rows(600, 64, 10), _unit_rows(9, 64, 11)
 
 
-@pytest.mark.parametrize("rescorer", [None, "float32", "int8"])
-def test_two_stage_with_all_candidates_equals_full_rescoring(rescorer, corpus):
-    docs, queries = corpus
-    second = make_method(rescorer) if rescorer == "int8" else rescorer
-    search = TwoStageSearch(rescorer=second).fit(docs)
-    scores, ids = search.search(queries, k=10, k_prime=len(docs))
-    if rescorer == "float32":
-        full = queries @ docs.T
-    else:
-        q = search.rescorer
-        full = q.score(queries, q.encode(docs))
-    exp_scores, exp_ids = topk_largest(full, 10)
-    np.testing.assert_array_equal(ids, exp_ids)
-    np.testing.assert_allclose(scores, exp_scores, rtol=1e-5, atol=1e-6)
-    # k_prime beyond n clips to n
-    np.testing.assert_array_equal(search.search(queries, k=10, k_prime=10 * len(docs))[1], ids)
+def _index(spec, docs):
+    index = index_factory(docs.shape[1], spec)
+    index.train(docs)
+    index.add(docs)
+    return index
 
 
-@pytest.mark.parametrize("mode", ["hamming", "asymmetric"])
-def test_two_stage_rescores_only_first_stage_candidates(mode, corpus):
+@pytest.mark.parametrize(("refine", "alone"), [("Rescore(LloydMax2,{k})", "LloydMax2"), ("RFlat({k})", "Flat"), ("Rescore(Int8,{k})", "Int8")])
+def test_two_stage_with_all_candidates_equals_full_rescoring(refine, alone, corpus):
     docs, queries = corpus
-    search = TwoStageSearch(first_stage_mode=mode).fit(docs)
+    expected = _index(alone, docs).search(queries, 10)
+    for k_prime in (len(docs), 10 * len(docs)):  # k' beyond n clips to n
+        scores, ids = _index("Sign," + refine.format(k=k_prime), docs).search(queries, 10)
+        np.testing.assert_array_equal(ids, expected[1])
+        np.testing.assert_array_equal(scores, expected[0])
+
+
+@pytest.mark.parametrize("first", ["Sign", "Binary"])
+def test_two_stage_rescores_only_first_stage_candidates(first, corpus):
+    docs, queries = corpus
     binary = SignBinary().fit(docs)
     codes = binary.encode(docs)
-    if mode == "hamming":
-        _, candidates = topk_smallest(binary.hamming_distances(queries, codes), 40)
+    if first == "Sign":
+        _, candidates = topk_smallest(quantizer_hamming_distances(binary, queries, codes), 40)
     else:
-        _, candidates = topk_largest(binary.score(queries, codes), 40)
-    _, ids = search.search(queries, k=5, k_prime=40)
-    full = search.rescorer.score(queries, search.rescorer.encode(docs))
+        _, candidates = topk_largest(quantizer_scores(binary, queries, codes), 40)
+    _, ids = _index(f"{first},Rescore(LloydMax2,40)", docs).search(queries, 5)
+    lloyd = LloydMaxGauss().fit(docs)
+    full = quantizer_scores(lloyd, queries, lloyd.encode(docs))
     for i in range(len(queries)):
         assert set(ids[i]) <= set(candidates[i])
         best = candidates[i][np.argsort(-full[i, candidates[i]], kind="stable")][:5]
         assert set(ids[i]) == set(best)
-    # k_prime = k: the result is the first stage's top k, reordered by the finer scores
-    _, ids_k = search.search(queries, k=5, k_prime=5)
+    # k' = k: the result is the first stage's top k, reordered by the finer scores
+    _, ids_k = _index(f"{first},Rescore(LloydMax2,5)", docs).search(queries, 5)
     for i in range(len(queries)):
         assert set(ids_k[i]) == set(candidates[i][:5])
 
 
-def test_two_stage_sweep_matches_single_searches_and_counts_bytes(corpus):
+def test_two_stage_counts_both_stages_bytes_and_refuses_a_prefix(corpus):
     docs, queries = corpus
-    search = TwoStageSearch().fit(docs)
-    sweep = search.sweep(queries, [10, 50, 600], k=10)
-    for kp, ids in sweep.items():
-        np.testing.assert_array_equal(ids, search.search(queries, k=10, k_prime=kp)[1])
-    assert search.first_stage_bytes_per_doc == 8 and search.rescore_bytes_per_doc == 16
-    assert search.bytes_scanned(50) == 600 * 8 + 50 * 16
-    assert search.bytes_scanned(10_000) == 600 * 8 + 600 * 16
-    assert TwoStageSearch(rescorer="float32").fit(docs).rescore_bytes_per_doc == 64 * 4
-    # the evaluation's Method protocol: default k_prime, stored bytes, full-dimension search only
-    assert search.bytes_per_vector() == 8 + 16 and search.bits == 1.0
-    np.testing.assert_array_equal(search.search(queries, 10)[1], search.search(queries, k=10, k_prime=100)[1])
-    with pytest.raises(ValueError, match="dims"):
-        search.search(queries, 10, dims=32)
-
-
-def test_two_stage_errors(corpus):
-    docs, queries = corpus
-    with pytest.raises(RuntimeError, match="fit"):
-        TwoStageSearch().search(queries)
-    with pytest.raises(ValueError, match="Hamming"):
-        TwoStageSearch(first_stage=LloydMaxGauss())
-    with pytest.raises(ValueError, match="rescorer"):
-        TwoStageSearch(rescorer="float16")
-    search = TwoStageSearch().fit(docs)
-    with pytest.raises(ValueError, match="k_prime"):
-        search.search(queries, k=10, k_prime=0)
-    with pytest.raises(ValueError, match="k must"):
-        search.search(queries, k=-1)
-    with pytest.raises(ValueError, match="query_emb has 63"):
-        search.search(queries[:, :63])
+    assert _index("Sign,Rescore(LloydMax2,50)", docs).bytes_per_vector == 8 + 16
+    assert _index("Sign,RFlat(50)", docs).bytes_per_vector == 8 + 64 * 4
+    # dims reaches the first stage: candidates from the 32-dimension prefix, rescored with all dimensions.
+    two = _index("Sign,RFlat(50)", docs)
+    prefix_candidates = _index("Sign", docs).search(queries, 50, dims=32)[1]
+    _, ids = two.search(queries, 10, dims=32)
+    assert all(set(row) <= set(c) for row, c in zip(ids.tolist(), prefix_candidates.tolist(), strict=True))
+    assert not np.array_equal(ids, two.search(queries, 10)[1])
+    with pytest.raises(QamaError, match="dims"):
+        two.search(queries, 10, dims=65)
+    with pytest.raises(QamaError, match="cannot rescore"):
+        _index("Sign,Rescore(Thermo2,50)", docs).search(queries, 10)

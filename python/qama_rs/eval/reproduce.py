@@ -2,11 +2,12 @@
 
 ``python -m qama_rs.eval.reproduce [--datasets scifact dbpedia-5k] [--two-stage scifact]``
 
-Every method is fitted on the corpus documents only and evaluated on the ``test`` split with NDCG@10
-(pytrec_eval, as MTEB). Runs hold the top 1000 documents with their scores, as MTEB's do, so ties
-(integer Hamming distances) are broken by trec_eval's rule; the ``ties by id`` column breaks them
-by lower row number instead (the engine's order) and keeps only that order. The 95 % interval is a
-bootstrap over queries (``qama_rs.eval.metrics.bootstrap_ci``).
+Every row is a factory spec (``qama_rs.index_factory``) searched by the Rust engine, fitted on the
+corpus documents only and evaluated on the ``test`` split with NDCG@10 (pytrec_eval, as MTEB). Runs
+hold the top 1000 documents with their scores, as MTEB's do, so ties (integer Hamming distances) are
+broken by trec_eval's rule; the ``ties by id`` column breaks them by lower row number instead (the
+engine's order) and keeps only that order. The 95 % interval is a bootstrap over queries
+(``qama_rs.eval.metrics.bootstrap_ci``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import time
 
 import numpy as np
 
-from qama_rs.quantizers import TwoStageSearch, make_method
-from qama_rs.quantizers.hamming import topk_largest, topk_smallest
+from qama_rs.index import index_factory
 
 # README.md reference figures (all-MiniLM-L6-v2, 384 d, NDCG@10 on test).
 REFERENCE = {
@@ -40,23 +40,31 @@ REFERENCE = {
     },
 }
 
+# (row label, spec): float queries scored asymmetrically.
 ASYMMETRIC = [
-    ("binary", "none", {}),
-    ("binary_median", "none", {}),
-    ("quaternary", "none", {}),
-    ("lloyd_max_gauss", "none", {}),
-    ("lloyd_max_empirical", "none", {}),
-    ("calibration_free_2bit", "none", {}),
-    ("lloyd_max_4bit", "none", {}),
-    ("int8", "none", {}),
-    ("adaptive_bits", "none", {}),
-    ("adaptive_bits", "none", {"high_dims": 64, "low_dims": 192, "order": "variance"}),
-    ("binary", "orthogonal", {}),
-    ("binary", "hadamard", {}),
-    ("lloyd_max_gauss", "orthogonal", {}),
-    ("lloyd_max_gauss", "hadamard", {}),
+    ("binary", "Binary"),
+    ("binary_median", "BinaryMedian"),
+    ("quaternary", "Quaternary"),
+    ("lloyd_max_gauss", "LloydMax2"),
+    ("lloyd_max_empirical", "LloydMaxEmp2"),
+    ("calibration_free_2bit", "CalFree2"),
+    ("lloyd_max_4bit", "LloydMax4"),
+    ("int8", "Int8"),
+    ("adaptive_bits", "Adaptive"),
+    ("adaptive_bits[high_dims=64,low_dims=192,order=variance]", "Adaptive(high_dims=64,low_dims=192,order=variance)"),
+    ("binary@orthogonal", "Orthogonal,Binary"),
+    ("binary@hadamard", "Hadamard,Binary"),
+    ("lloyd_max_gauss@orthogonal", "Orthogonal,LloydMax2"),
+    ("lloyd_max_gauss@hadamard", "Hadamard,LloydMax2"),
 ]
-SYMMETRIC = [("binary", "none"), ("binary_median", "none"), ("gray_2bit", "none"), ("binary", "orthogonal")]
+# Symmetric Hamming: the query is quantized too. (gray_2bit's Gray-coded Hamming has no engine kernel:
+# it is not a thermometer code; its asymmetric scores are LloydMax2's.)
+SYMMETRIC = [
+    ("binary", "Sign"),
+    ("binary_median", "Thermo1"),
+    ("binary@orthogonal", "Orthogonal,Sign"),
+    ("lloyd_max_gauss thermometer", "ThermoLloydMax2"),
+]
 K_PRIMES = [10, 20, 30, 50, 100, 200, 300, 500, 1000]
 
 
@@ -83,43 +91,36 @@ def ndcg(dataset, ids: np.ndarray, scores: np.ndarray | None) -> tuple[float, fl
     return (mean, *bootstrap_ci(per_query))
 
 
-def level_l1(query_codes: np.ndarray, doc_codes: np.ndarray) -> np.ndarray:
-    """Sum of per-dimension level differences = Hamming distance of thermometer codes."""
-    out = np.empty((query_codes.shape[0], doc_codes.shape[0]), dtype=np.int32)
-    docs = doc_codes.astype(np.int16)
-    for r in range(query_codes.shape[0]):
-        out[r] = np.abs(docs - query_codes[r].astype(np.int16)).sum(axis=1)
-    return out
+def _search(spec: str, docs: np.ndarray, queries: np.ndarray, k: int = 1000):
+    index = index_factory(docs.shape[1], spec)
+    if not index.is_trained:
+        index.train(docs)
+    index.add(docs)
+    scores, ids = index.search(queries, min(k, len(docs)))
+    return index, scores, ids
 
 
 def evaluate(name: str) -> list[tuple[str, str, int, tuple[float, float, float], float | None]]:
     """Rows ``(method, scoring, bytes per doc, (NDCG@10, CI low, CI high), NDCG@10 with ties by id)``."""
     dataset, docs, queries = load(name)
     rows = []
-    s, i = topk_largest(queries @ docs.T, 1000)
-    rows.append(("float32", "exact", docs.shape[1] * 4, ndcg(dataset, i, s), None))
-    for method, rotation, kwargs in ASYMMETRIC:
-        q = make_method(method, rotation=rotation, seed=0, **kwargs).fit(docs)
-        codes = q.encode(docs)
-        s, i = topk_largest(q.score(queries, codes), 1000)
-        label = q.name + ("" if not kwargs else f"[{','.join(f'{k}={v}' for k, v in kwargs.items())}]")
-        rows.append((label, "asym", q.bytes_per_vector, ndcg(dataset, i, s), None))
-    for method, rotation in SYMMETRIC:
-        q = make_method(method, rotation=rotation, seed=0).fit(docs)
-        dist = q.hamming_distances(queries, q.encode(docs))
-        rows.append((q.name, "hamming", q.bytes_per_vector, *_symmetric(dataset, dist)))
-    # Thermometer codes of the same 2-bit levels as gray_2bit: 3 bits a dimension, exact level distance.
-    q = make_method("lloyd_max_gauss").fit(docs)
-    dist = level_l1(q.encode(queries), q.encode(docs))
-    rows.append(
-        ("lloyd_max_gauss thermometer", "hamming", 3 * docs.shape[1] // 8, *_symmetric(dataset, dist))
-    )
+    index, s, i = _search("Flat", docs, queries)
+    rows.append(("float32", "exact", index.bytes_per_vector, ndcg(dataset, i, s), None))
+    for label, spec in ASYMMETRIC:
+        index, s, i = _search(spec, docs, queries)
+        rows.append((label, "asym", index.bytes_per_vector, ndcg(dataset, i, s), None))
+    for label, spec in SYMMETRIC:
+        index, s, i = _search(spec, docs, queries)
+        rows.append((label, "hamming", index.bytes_per_vector, ndcg(dataset, i, s), ndcg(dataset, i[:, :10], None)[0]))
     return rows
 
 
-def _symmetric(dataset, dist: np.ndarray):
-    dist, i = topk_smallest(dist, 1000)
-    return ndcg(dataset, i, -dist.astype(np.float64)), ndcg(dataset, i[:, :10], None)[0]
+TWO_STAGE = [
+    ("hamming→lloyd_max_gauss", "Sign,Rescore(LloydMax2,{k})"),
+    ("asym→lloyd_max_gauss", "Binary,Rescore(LloydMax2,{k})"),
+    ("hamming→int8", "Sign,Rescore(Int8,{k})"),
+    ("hamming→float32", "Sign,RFlat({k})"),
+]
 
 
 def two_stage_curve(name: str) -> list[tuple[str, int, float, float, float]]:
@@ -127,17 +128,11 @@ def two_stage_curve(name: str) -> list[tuple[str, int, float, float, float]]:
     dataset, docs, queries = load(name)
     n, d = docs.shape
     rows = []
-    configs = [
-        ("hamming→lloyd_max_gauss", TwoStageSearch()),
-        ("asym→lloyd_max_gauss", TwoStageSearch(first_stage_mode="asymmetric")),
-        ("hamming→int8", TwoStageSearch(rescorer=make_method("int8"))),
-        ("hamming→float32", TwoStageSearch(rescorer="float32")),
-    ]
-    for label, search in configs:
-        search.fit(docs)
-        k_primes = [kp for kp in K_PRIMES if kp < n] + [n]
-        for kp, ids in search.sweep(queries, k_primes, k=10).items():
-            per_doc = search.bytes_scanned(kp) / n
+    for label, template in TWO_STAGE:
+        for kp in [kp for kp in K_PRIMES if kp < n] + [n]:
+            index, _, ids = _search(template.format(k=kp), docs, queries, k=10)
+            first = index.codec.bytes_per_vector
+            per_doc = (n * first + kp * (index.bytes_per_vector - first)) / n
             rows.append((label, kp, ndcg(dataset, ids, None)[0], per_doc, per_doc / (4 * d)))
     return rows
 

@@ -9,6 +9,7 @@ Codec names (case-insensitive; ``b`` a number of bits):
 ``Thermo1.5``,         Hamming between thermometer codes (= L1 between levels)
 ``Thermo2``
 ``Hybrid``             the QAMA paper's 2 / 1.5 / 1 / 0.5-bit quarters, symmetric Hamming
+``ThermoLloydMax{b}``  thermometer codes at the Gaussian Lloyd-Max boundaries, symmetric Hamming
 ``Binary``             sign bits, float query scored against ±1 (asymmetric, protocol A)
 ``BinaryMedian``       median-centred sign bits, asymmetric
 ``LloydMax{b}``        Gaussian Lloyd-Max levels on median/std-standardized values, asymmetric
@@ -19,6 +20,9 @@ Codec names (case-insensitive; ``b`` a number of bits):
 ``Adaptive``,
 ``Gray2``
 =====================  ===========================================================================
+
+Training-free codec stages take their quantizer's constructor keywords as arguments, e.g.
+``Adaptive(high_dims=64,low_dims=192,order=variance)`` or ``LloydMaxEmp2(iterations=50)``.
 
 Any name of ``qama_rs.quantizers.METHODS`` (``lloyd_max_gauss``, a codec added later) is a codec too,
 and :func:`register_codec` adds more: a builder ``builder(*args) -> codec`` returns an unfitted object
@@ -90,8 +94,43 @@ def _training_free_methods() -> dict[str, type]:
     return {name.lower(): cls for name, cls in METHODS.items()}
 
 
+def _keyword_args(stage: Stage) -> dict[str, Any]:
+    """``key=value`` stage arguments as constructor keywords (ints, floats or words)."""
+    kwargs: dict[str, Any] = {}
+    for arg in stage.args:
+        key, eq, value = arg.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise QamaError(f"spec stage {stage.text!r}: arguments are key=value, got {arg!r}")
+        value = value.strip()
+        for convert in (int, float):
+            try:
+                kwargs[key.strip()] = convert(value)
+                break
+            except ValueError:
+                continue
+        else:
+            kwargs[key.strip()] = value
+    return kwargs
+
+
+class _LloydMaxThermo(ThermoCodec):
+    """Thermometer codes at the Gaussian Lloyd-Max boundaries (symmetric Hamming = L1 between levels)."""
+
+    def __init__(self, label: str, bits: int) -> None:
+        super().__init__(label, "lloydmax")
+        self.bits = bits
+
+    def _train(self, x):
+        from qama_rs.quantizers import LloydMaxGauss
+
+        lloyd = LloydMaxGauss(bits=self.bits).fit(x)
+        self.quantizer = Quantizer(**lloyd.engine_arguments())
+        super()._train(x)
+
+
 def _builtin_quantizer(key: str, stage: Stage):
-    """The training-free quantizer named by a CamelCase stage, or None."""
+    """The training-free quantizer named by a CamelCase stage, or None. Stage arguments are keywords of
+    the quantizer's constructor: ``Adaptive(high_dims=64,low_dims=192,order=variance)``."""
     from qama_rs import quantizers as q
 
     simple = {
@@ -103,14 +142,16 @@ def _builtin_quantizer(key: str, stage: Stage):
         "adaptive": q.AdaptiveBits,
         "gray2": q.GrayTwoBit,
     }
-    if key in simple:
-        _no_args(stage)
-        return simple[key]()
-    match = re.fullmatch(r"lloydmax(emp)?(\d+)", key)
-    if match:
-        _no_args(stage)
-        bits = _int_arg(stage, match.group(2), "bits", 1, 8)
-        return q.LloydMaxEmpirical(bits=bits) if match.group(1) else q.LloydMaxGauss(bits=bits)
+    kwargs = _keyword_args(stage)
+    try:
+        if key in simple:
+            return simple[key](**kwargs)
+        match = re.fullmatch(r"lloydmax(emp)?(\d+)", key)
+        if match:
+            bits = _int_arg(stage, match.group(2), "bits", 1, 8)
+            return q.LloydMaxEmpirical(bits=bits, **kwargs) if match.group(1) else q.LloydMaxGauss(bits=bits, **kwargs)
+    except TypeError as err:
+        raise QamaError(f"spec stage {stage.text!r}: {err}") from None
     return None
 
 
@@ -140,6 +181,10 @@ def build_codec(stage: Stage) -> Codec:
     if key in _THERMO:
         _no_args(stage)
         return ThermoCodec(stage.text, _THERMO[key])
+    match = re.fullmatch(r"thermolloydmax(\d+)", key)
+    if match:
+        _no_args(stage)
+        return _LloydMaxThermo(stage.text, _int_arg(stage, match.group(1), "bits", 1, 8))
     if key in _CODECS:
         try:
             obj = _CODECS[key](*stage.args)

@@ -3,7 +3,7 @@
 ``make_method("lloyd_max_gauss", rotation="hadamard", seed=0)`` builds an unfitted quantizer;
 ``METHODS`` maps each registry name to its class. Every quantizer implements
 :class:`~qama_rs.quantizers.base.TrainingFreeQuantizer` (``fit``, ``encode``, ``reconstruct``,
-``score``, ``bytes_per_vector``, ``bits_per_dim``, ``thresholds``/``levels``, ``engine_arguments``);
+``prepare_query``, ``reconstruction_values``, ``bytes_per_vector``, ``bits_per_dim``, ``thresholds``/``levels``, ``engine_arguments``);
 ``binary``, ``binary_median`` and ``gray_2bit`` also rank by symmetric Hamming distance.
 """
 
@@ -30,7 +30,6 @@ from qama_rs.quantizers.rotation import (
     Rotation,
     make_rotation,
 )
-from qama_rs.quantizers.two_stage import TwoStageSearch
 
 METHODS: dict[str, type[TrainingFreeQuantizer]] = {
     cls.name: cls
@@ -77,7 +76,6 @@ __all__ = [
     "Rotation",
     "SignBinary",
     "TrainingFreeQuantizer",
-    "TwoStageSearch",
     "check_embeddings",
     "gaussian_lloyd_max",
     "gray_decode",

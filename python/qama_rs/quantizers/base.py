@@ -7,8 +7,10 @@ it strictly exceeds — the same rule as the Rust engine's ``qama_rs.Quantizer``
 :meth:`~TrainingFreeQuantizer.encode` code for code.
 
 Scoring is asymmetric: a float32 query is mapped into the quantizer's scoring space by
-:meth:`~TrainingFreeQuantizer.prepare_query` and dotted with the reconstructed documents, so
-``score(q, codes) == prepare_query(q) @ reconstruct(codes).T`` for every method.
+:meth:`~TrainingFreeQuantizer.prepare_query` and dotted with the reconstructed documents
+(``prepare_query(q) @ reconstruct(codes).T``). The scoring itself is the engine's: ``qama_rs.index``
+(``index_factory(d, "LloydMax2")``) or ``qama_rs.AsymmetricIndex`` with :attr:`reconstruction_values`;
+the NumPy version lives in ``tests/_oracles.py`` as a test oracle only.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class TrainingFreeQuantizer(ABC):
 
     #: Registry name of the method (without rotation suffix).
     name: str = "quantizer"
-    #: Whether :meth:`hamming_distances` is meaningful for this method.
+    #: Whether the method has a symmetric Hamming variant (:meth:`hamming_bits`).
     supports_hamming: bool = False
 
     def __init__(self) -> None:
@@ -165,11 +167,6 @@ class TrainingFreeQuantizer(ABC):
         self._require_fitted()
         return self._to_code_space(check_embeddings(query_emb, "query_emb", self.input_dim))
 
-    def score(self, query_emb, codes) -> np.ndarray:
-        """Asymmetric scores ``(n_queries, n_docs)`` float32: prepared query · reconstructed docs."""
-        q = self.prepare_query(query_emb)
-        return q @ self.reconstruct(codes).T
-
     # ------------------------------------------------------------ accounting
     @property
     def levels(self) -> np.ndarray:
@@ -234,13 +231,6 @@ class TrainingFreeQuantizer(ABC):
     def pack_hamming(self, codes) -> np.ndarray:
         """Hamming bits packed 8 per byte (little bit order, as the engine's words)."""
         return np.packbits(self.hamming_bits(codes), axis=1, bitorder="little")
-
-    def hamming_distances(self, query_emb, codes) -> np.ndarray:
-        """Symmetric distances ``(n_queries, n_docs)`` int32: queries are quantized too."""
-        from qama_rs.quantizers.hamming import hamming_distances
-
-        qbits = self.pack_hamming(self.encode(query_emb))
-        return hamming_distances(qbits, self.pack_hamming(codes))
 
     def __repr__(self) -> str:
         state = f"dim={self.dim}" if self.is_fitted else "unfitted"
