@@ -5,8 +5,6 @@ qama_rs.AsymmetricIndex (search, rescoring, ids, file format, input errors)."""
 from __future__ import annotations
 
 import struct
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -214,30 +212,6 @@ def test_engine_argument_errors_name_the_argument():
         _core.asym_rescore(q, recon, packed, np.zeros((2, 1), dtype=np.int64), 1)
 
 
-def test_search_releases_the_gil():
-    """The main thread keeps running while another thread searches (the core runs detached)."""
-    rng = np.random.default_rng(8)
-    packed = rng.integers(0, 256, size=(100_000, 96), dtype=np.uint8)
-    recon = rng.normal(size=(384, 4)).astype(np.float32)
-    queries = rng.normal(size=(4, 384)).astype(np.float32)
-    span: dict[str, float] = {}
-
-    def work():
-        span["start"] = time.perf_counter()
-        _core.asym_search(queries, recon, packed, 10, "scalar")
-        span["end"] = time.perf_counter()
-
-    worker = threading.Thread(target=work)
-    stamps = []
-    worker.start()
-    while worker.is_alive():
-        stamps.append(time.perf_counter())
-    worker.join()
-    quarter = (span["end"] - span["start"]) / 4
-    inside = [t for t in stamps if span["start"] + quarter < t < span["end"] - quarter]
-    assert inside, "the main thread never ran during the middle half of the search"
-
-
 # ---------------------------------------------------------------------------- AsymmetricIndex
 @pytest.fixture(scope="module")
 def lloyd_max_case():
@@ -397,3 +371,258 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
         index.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.qasym"]
+
+
+# ------------------------------------------------------------------------------ per-row scales
+SCALE_KINDS = ["positive", "mixed", "zeros", "negative", "spread"]
+
+
+def make_scale(rng, n, kind):
+    if kind == "positive":
+        return rng.uniform(0.5, 2.0, n).astype(np.float32)
+    if kind == "mixed":
+        return rng.uniform(-2.0, 2.0, n).astype(np.float32)
+    if kind == "zeros":
+        return np.where(np.arange(n) % 3 == 0, 0.0, 1.0).astype(np.float32)
+    if kind == "negative":
+        return rng.uniform(-3.0, -0.1, n).astype(np.float32)
+    return np.where(np.arange(n) % 2 == 0, 1e-6, 1e4).astype(np.float32)
+
+
+@given(
+    bits=st.sampled_from(BITS),
+    n=st.integers(1, 300),
+    dims=st.integers(1, 70),
+    nq=st.integers(1, 4),
+    k=st.integers(1, 40),
+    kind=st.sampled_from(SCALE_KINDS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_row_scale_every_kernel_equals_the_reference_bit_for_bit(bits, n, dims, nq, k, kind, seed):
+    """Scaled scores are ``fl(row_scale_i * raw_i)`` on every kernel, and the block kernel's scaled
+    bounds keep the top-k exact for scales of any sign (zeros tie at +0.0, lower row first)."""
+    rng = np.random.default_rng(seed)
+    codes, recon, queries = random_case(rng, n, dims, bits, nq)
+    packed = ref.asym_pack(codes, bits)
+    scale = make_scale(rng, n, kind)
+    want_s, want_i = ref.top_scores_canonical(ref.asym_scores_scaled(queries, recon, packed, scale), k)
+    for kernel in ROW_KERNELS:
+        s, i = _core.asym_search(queries, recon, packed, k, kernel, scale)
+        assert bits_equal(s, want_s), kernel
+        np.testing.assert_array_equal(i, want_i)
+    if bits <= 4:
+        blocks = _core.asym_to_blocks(packed)
+        for kernel in BLOCK_KERNELS:
+            s, i = _core.asym_search_blocked(queries, recon, blocks, n, k, kernel, scale)
+            assert bits_equal(s, want_s), kernel
+            np.testing.assert_array_equal(i, want_i)
+
+
+def test_row_scale_block_kernel_is_exact_at_scale_on_many_rows():
+    """Many rows, positive scales near 1 (so the group thresholds prune) and a batch: the same
+    results as the scaled float scan."""
+    rng = np.random.default_rng(31)
+    codes, recon, queries = random_case(rng, 5000, 96, 2, nq=40)
+    packed = ref.asym_pack(codes, 2)
+    scale = rng.uniform(0.9, 1.1, 5000).astype(np.float32)
+    want = ref.top_scores_canonical(ref.asym_scores_scaled(queries, recon, packed, scale), 10)
+    blocks = _core.asym_to_blocks(packed)
+    for kernel in BLOCK_KERNELS:
+        s, i = _core.asym_search_blocked(queries, recon, blocks, 5000, 10, kernel, scale)
+        assert bits_equal(s, want[0]), kernel
+        np.testing.assert_array_equal(i, want[1])
+
+
+def test_row_scale_candidates_and_rescore():
+    rng = np.random.default_rng(32)
+    codes, recon, queries = random_case(rng, 400, 40, 2, nq=4)
+    packed = qama_rs.asym_pack(codes, 2)
+    scale = rng.uniform(-1.0, 3.0, 400).astype(np.float32)
+    cands = np.stack([rng.permutation(400)[:50] for _ in range(4)]).astype(np.int64)
+    full = ref.asym_scores_scaled(queries, recon, packed, scale)
+    got = _core.asym_score_candidates(queries, recon, packed, cands, scale)
+    assert bits_equal(got, np.take_along_axis(full, cands, axis=1))
+    s, i = _core.asym_rescore(queries, recon, packed, cands, 7, scale)
+    sorted_cands = np.sort(cands, axis=1)
+    want_s, pos = ref.top_scores_canonical(np.take_along_axis(full, sorted_cands, axis=1), 7)
+    assert bits_equal(s, want_s)
+    np.testing.assert_array_equal(i, np.take_along_axis(sorted_cands, pos, axis=1))
+
+
+def test_row_scale_errors_name_the_argument():
+    recon = np.zeros((4, 4), dtype=np.float32)
+    packed = np.zeros((3, 1), dtype=np.uint8)
+    q = np.zeros((1, 4), dtype=np.float32)
+    with pytest.raises(qama_rs.QamaError, match="row_scale has 2 values"):
+        _core.asym_search(q, recon, packed, 1, None, np.ones(2, np.float32))
+    with pytest.raises(qama_rs.QamaError, match=r"row_scale\[1\] = NaN"):
+        _core.asym_search(q, recon, packed, 1, None, np.array([1, np.nan, 1], np.float32))
+    with pytest.raises(qama_rs.QamaTypeError, match="row_scale must have dtype float32"):
+        _core.asym_rescore(q, recon, packed, np.zeros((1, 1), np.int64), 1, np.ones(3))
+    big = np.ones((4, 4), dtype=np.float32)
+    with pytest.raises(qama_rs.QamaError, match="overflow"):
+        _core.asym_score_candidates(q + 1, big, packed, np.zeros((1, 1), np.int64), np.full(3, 3e38, np.float32))
+
+
+def test_index_with_row_scale(tmp_path, lloyd_max_case):
+    docs, queries, quantizer, codes, recon = lloyd_max_case
+    scale = np.linalg.norm(docs, axis=1).astype(np.float32)
+    index = AsymmetricIndex(recon, quantizer=quantizer)
+    index.add(docs[:1000])  # before any scale: these rows scale by 1
+    index.add(docs[1000:], row_scale=scale[1000:])
+    assert index.bytes_per_vector == 12 + 4
+    full_scale = np.concatenate([np.ones(1000, np.float32), scale[1000:]])
+    np.testing.assert_array_equal(index.row_scale, full_scale)
+    packed = ref.asym_pack(codes, 2)
+    want_s, want_i = ref.top_scores_canonical(ref.asym_scores_scaled(queries, recon, packed, full_scale), 10)
+    for kernel in (None, "scalar", "interleaved", *(["avx2"] if "avx2" in BLOCK_KERNELS else [])):
+        s, i = index.search(queries, 10, kernel=kernel)
+        assert bits_equal(s, want_s), kernel
+        np.testing.assert_array_equal(i, want_i)
+    s2, i2 = index.rescore(queries, want_i[:, ::-1], 4)
+    np.testing.assert_array_equal(i2, want_i[:, :4])
+    np.testing.assert_allclose(index.reconstruct([1500])[0], ref.asym_reconstruct(codes[1500:1501], recon)[0] * scale[1500])
+    path = tmp_path / "scaled.qasym"
+    index.save(path)
+    loaded = AsymmetricIndex.load(path)
+    np.testing.assert_array_equal(loaded.row_scale, full_scale)
+    for a, b in zip(loaded.search(queries, 7), index.search(queries, 7), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(qama_rs.QamaError, match="row_scale must have shape"):
+        index.add(docs[:2], row_scale=np.ones(3))
+    with pytest.raises(qama_rs.QamaError, match="not finite"):
+        index.add(docs[:2], row_scale=[1.0, np.inf])
+
+
+def test_version_1_files_still_load(tmp_path, lloyd_max_case):
+    """A file in the version-1 layout (no flags word, no scales), written by hand."""
+    docs, queries, quantizer, codes, recon = lloyd_max_case
+    import hashlib
+
+    packed = ref.asym_pack(codes[:20], 2)
+    ids = np.arange(20, dtype="<i8") * 2
+    body = struct.pack("<8sIIQQQQ", b"QAMAASY\0", 1, 2, 20, 48, 4, 0)
+    body += recon.astype("<f4").tobytes() + packed.tobytes() + b"\0" * (-packed.size % 8) + ids.tobytes()
+    path = tmp_path / "v1.qasym"
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    loaded = AsymmetricIndex.load(path)
+    assert len(loaded) == 20 and loaded.row_scale is None
+    np.testing.assert_array_equal(loaded.codes, packed)
+    np.testing.assert_array_equal(loaded.ids, ids)
+
+
+# ------------------------------------------------------------------------------ byte-LUT (ADC)
+@given(
+    n=st.integers(1, 300),
+    m=st.integers(1, 40),
+    nq=st.integers(1, 4),
+    k=st.integers(1, 50),
+    scaled=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_lut_search_equals_the_reference_bit_for_bit(n, m, nq, k, scaled, seed):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, size=(n, m), dtype=np.uint8)
+    luts = rng.normal(size=(nq, m, 256)).astype(np.float32)
+    scale = rng.uniform(-1.0, 2.0, n).astype(np.float32) if scaled else None
+    full = ref.lut_scores(luts, codes, scale)
+    want_s, want_i = ref.top_scores_canonical(full, k)
+    for kernel in ROW_KERNELS:
+        s, i = _core.lut_search(luts, codes, k, scale, kernel)
+        assert s.shape == (nq, min(k, n)) and i.dtype == np.int64
+        assert bits_equal(s, want_s), kernel
+        np.testing.assert_array_equal(i, want_i)
+    cands = np.stack([rng.permutation(n)[: min(n, 17)] for _ in range(nq)]).astype(np.int64)
+    got = _core.lut_score_candidates(luts, codes, cands, scale)
+    assert bits_equal(ref.canonical_zero(got), ref.canonical_zero(np.take_along_axis(full, cands, axis=1)))
+    s, i = _core.lut_rescore(luts, codes, cands, k, scale)
+    sorted_cands = np.sort(cands, axis=1)
+    want_s, pos = ref.top_scores_canonical(np.take_along_axis(full, sorted_cands, axis=1), k)
+    assert bits_equal(s, want_s)
+    np.testing.assert_array_equal(i, np.take_along_axis(sorted_cands, pos, axis=1))
+
+
+def test_lut_search_matches_product_quantization():
+    """A real PQ: 4 sub-spaces of 8 dims, 256 centroids each; the LUT score of a code equals the inner
+    product of the query with the reconstructed vector (float32 rounding aside)."""
+    rng = np.random.default_rng(33)
+    m, sub, n = 4, 8, 2000
+    centroids = rng.normal(size=(m, 256, sub)).astype(np.float32)
+    codes = rng.integers(0, 256, size=(n, m), dtype=np.uint8)
+    recon = np.concatenate([centroids[b][codes[:, b]] for b in range(m)], axis=1)
+    queries = rng.normal(size=(3, m * sub)).astype(np.float32)
+    luts = np.einsum("qbd,bcd->qbc", queries.reshape(3, m, sub), centroids).astype(np.float32)
+    s, i = _core.lut_search(luts, codes, 10)
+    exact = queries.astype(np.float64) @ recon.astype(np.float64).T
+    np.testing.assert_allclose(s, np.take_along_axis(exact, i, axis=1), atol=1e-4)
+    np.testing.assert_array_equal(i, np.argsort(-exact, axis=1, kind="stable")[:, :10])
+
+
+def test_lut_errors_name_the_argument():
+    codes = np.zeros((3, 2), dtype=np.uint8)
+    luts = np.zeros((1, 2, 256), dtype=np.float32)
+    with pytest.raises(qama_rs.QamaError, match=r"luts must have shape \(nq, m, 256\)"):
+        _core.lut_search(np.zeros((1, 2, 16), np.float32), codes, 1)
+    with pytest.raises(qama_rs.QamaError, match="codes has 3 bytes per row"):
+        _core.lut_search(luts, np.zeros((3, 3), np.uint8), 1)
+    with pytest.raises(qama_rs.QamaError, match=r"luts\[0, 1, 5\] = inf"):
+        bad = luts.copy()
+        bad[0, 1, 5] = np.inf
+        _core.lut_search(bad, codes, 1)
+    with pytest.raises(qama_rs.QamaTypeError, match="luts must have dtype float32"):
+        _core.lut_search(luts.astype(np.float64), codes, 1)
+    with pytest.raises(qama_rs.QamaError, match="k = 0"):
+        _core.lut_search(luts, codes, 0)
+    with pytest.raises(qama_rs.QamaError, match="empty"):
+        _core.lut_search(luts, codes[:0], 1)
+    with pytest.raises(qama_rs.QamaError, match="m = 0"):
+        _core.lut_search(np.zeros((1, 0, 256), np.float32), np.zeros((3, 0), np.uint8), 1)
+    with pytest.raises(qama_rs.QamaError, match="not a row"):
+        _core.lut_rescore(luts, codes, np.array([[3]], np.int64), 1)
+    s, i = _core.lut_search(luts, codes, 2**40)
+    assert s.shape == (1, 3) and i.tolist() == [[0, 1, 2]]
+
+
+def test_lut_index_search_ids_save_and_mmap_load(tmp_path):
+    rng = np.random.default_rng(34)
+    codes = rng.integers(0, 256, size=(500, 12), dtype=np.uint8)
+    luts = rng.normal(size=(5, 12, 256)).astype(np.float32)
+    scale = rng.uniform(0.5, 1.5, 500).astype(np.float32)
+    ids = np.arange(500, dtype=np.int64) * 7 + 3
+    index = qama_rs.engine.LutIndex()
+    index.add_codes(codes[:200], ids[:200], row_scale=scale[:200])
+    index.add(codes[200:], ids[200:], row_scale=scale[200:])
+    assert (len(index), index.m, index.bytes_per_vector) == (500, 12, 16)
+    want_s, want_rows = ref.top_scores_canonical(ref.lut_scores(luts, codes, scale), 10)
+    s, i = index.search(luts, 10)
+    assert bits_equal(s, want_s)
+    np.testing.assert_array_equal(i, ids[want_rows])
+    s2, i2 = index.rescore(luts, i[:, ::-1], 3)
+    np.testing.assert_array_equal(i2, i[:, :3])
+    assert bits_equal(index.score(luts, i), s)
+    path = tmp_path / "a.qlut"
+    index.save(path)
+    for mmap in (False, True):
+        loaded = qama_rs.engine.LutIndex.load(path, mmap=mmap)
+        assert loaded.codes.flags.writeable is False
+        for a, b in zip(loaded.search(luts, 10), (s, i), strict=True):
+            np.testing.assert_array_equal(a, b)
+        loaded.add_codes(codes[:1], ids=[10**9], row_scale=[2.0])  # grows out of the mapping
+        assert len(loaded) == 501 and loaded.row_scale[-1] == 2.0
+    data = path.read_bytes()
+    for expected, blob in {
+        "truncated": data[:-3],
+        "checksum": data[:40] + bytes([data[40] ^ 1]) + data[41:],
+        "bad magic": b"NOTQAMA\0" + data[8:],
+        "version 7": data[:8] + struct.pack("<I", 7) + data[12:],
+        "trailing": data + b"\0",
+    }.items():
+        path.write_bytes(blob)
+        with pytest.raises(qama_rs.QamaError, match=expected.split()[0]):
+            qama_rs.engine.LutIndex.load(path)
+    with pytest.raises(qama_rs.QamaError, match="empty"):
+        qama_rs.engine.LutIndex().search(luts, 1)
+    with pytest.raises(qama_rs.QamaError, match=r"shape \(n, 12\)"):
+        index.add_codes(codes[:, :5])
+    with pytest.raises(qama_rs.QamaError, match=r"luts must have shape \(nq, 12, 256\)"):
+        index.search(luts[:, :5], 1)
