@@ -532,3 +532,157 @@ def test_parse_spec_keeps_nested_stages():
     stages = parse_spec(" Hadamard(7) , Sign,Rescore( LloydMax2 , 100 )")
     assert [s.name for s in stages] == ["Hadamard", "Sign", "Rescore"]
     assert stages[0].args == ("7",) and stages[2].args == ("LloydMax2", "100")
+
+
+# ----------------------------------------------------------------- plugged-in codecs: row_scale and LUTs
+
+
+class ScaledSigns:
+    """Protocol (A) with a per-vector scale: sign bits, reconstruction +-1, row_scale = mean |x_i|."""
+
+    def fit(self, x):
+        self.d = x.shape[1]
+        return self
+
+    def encode(self, x):
+        return (np.asarray(x) > 0).astype(np.uint8)
+
+    @property
+    def reconstruction_values(self):
+        return np.tile(np.array([-1.0, 1.0], dtype=np.float32), (self.d, 1))
+
+    def prepare_query(self, xq):
+        return np.asarray(xq, dtype=np.float32)
+
+    def row_scale(self, x):
+        return np.abs(x).mean(axis=1).astype(np.float32)
+
+    @property
+    def bytes_per_vector(self):
+        return -(-self.d // 8) + 4
+
+    def to_state(self):
+        return {"d": self.d}
+
+    @classmethod
+    def from_state(cls, state):
+        codec = cls()
+        codec.d = int(state["d"])
+        return codec
+
+
+class PairProduct:
+    """Protocol (B): one byte per pair of dimensions, 16 cells (4 Lloyd-Max levels each side)."""
+
+    def fit(self, x):
+        self.sigma = float(x.std())
+        self.levels = (np.array([-1.5104, -0.4528, 0.4528, 1.5104]) * self.sigma).astype(np.float32)
+        self.m = x.shape[1] // 2
+        return self
+
+    def _level_codes(self, x):
+        return np.searchsorted(0.5 * (self.levels[1:] + self.levels[:-1]), np.asarray(x, np.float32)).astype(np.uint8)
+
+    def encode(self, x):
+        c = self._level_codes(x)
+        return (c[:, 0::2] | (c[:, 1::2] << 2)).astype(np.uint8)
+
+    def query_luts(self, xq):
+        xq = np.asarray(xq, dtype=np.float32)
+        v = np.arange(256)
+        low, high = self.levels[v & 3], self.levels[(v >> 2) & 3]
+        luts = xq[:, 0::2, None] * low[None, None, :] + xq[:, 1::2, None] * high[None, None, :]
+        return np.where(v < 16, luts, 0.0).astype(np.float32)
+
+    @property
+    def bytes_per_vector(self):
+        return self.m
+
+    def to_state(self):
+        return {"sigma": self.sigma, "levels": self.levels.tolist(), "m": self.m}
+
+    @classmethod
+    def from_state(cls, state):
+        codec = cls()
+        codec.sigma, codec.m = state["sigma"], state["m"]
+        codec.levels = np.array(state["levels"], dtype=np.float32)
+        return codec
+
+
+def test_row_scaled_codec_scores_through_the_engine(data, tmp_path):
+    docs, queries = data
+    register_codec("TestScaledSigns", ScaledSigns, overwrite=True)
+    index = built("TestScaledSigns", docs)
+    assert index.bytes_per_vector == 9 + 4
+    scale = np.abs(docs).mean(axis=1).astype(np.float32)
+    signs = np.where(docs > 0, 1.0, -1.0).astype(np.float32)
+    ref_s, ref_i = _oracles.topk_largest((queries @ signs.T) * scale[None, :], 15)
+    D, labels = index.search(queries, 15)
+    np.testing.assert_array_equal(labels, ref_i)
+    np.testing.assert_allclose(D, ref_s, rtol=1e-5, atol=1e-6)
+    # As a rescorer, and saved / mapped with its scales.
+    two = built("Sign,Rescore(TestScaledSigns,600)", docs)
+    np.testing.assert_array_equal(two.search(queries, 15)[1], labels)
+    index.save(tmp_path / "s.qidx")
+    loaded = Index.load(tmp_path / "s.qidx", mmap=True)
+    np.testing.assert_array_equal(loaded.search(queries, 15)[1], labels)
+    assert isinstance(mapped_base(loaded.codec._scales.view), mmap.mmap)
+    assert loaded.remove(labels[:, 0]) > 0 and not np.isin(loaded.search(queries, 15)[1], labels[:, 0]).any()
+
+
+def test_lookup_table_codec_scores_through_the_engine(data, tmp_path):
+    docs, queries = data
+    register_codec("TestPairProduct", PairProduct, overwrite=True)
+    index = built("TestPairProduct", docs)
+    codec = PairProduct().fit(docs)
+    scores = _reference.lut_scores(codec.query_luts(queries), codec.encode(docs))
+    ref_s, ref_i = _oracles.topk_largest(scores, 12)
+    D, labels = index.search(queries, 12)
+    np.testing.assert_array_equal(labels, ref_i)
+    np.testing.assert_array_equal(D, ref_s)
+    assert index.bytes_per_vector == DIMS // 2
+    np.testing.assert_array_equal(built("Sign,Rescore(TestPairProduct,600)", docs).search(queries, 12)[1], labels)
+    index.save(tmp_path / "l.qidx")
+    for use_mmap in (False, True):
+        np.testing.assert_array_equal(Index.load(tmp_path / "l.qidx", mmap=use_mmap).search(queries, 12)[1], labels)
+    with pytest.raises(QamaError, match="dims"):
+        index.search(queries, 3, dims=8)
+
+
+def test_concurrent_searches_and_adds_agree_with_a_serial_run(data):
+    import threading
+
+    docs, queries = data
+    index = index_factory(DIMS, "LloydMax2")
+    index.train(docs)
+    index.add(docs[:300])
+    before = index.search(queries, 10)
+    results, errors = [], []
+
+    def searcher():
+        try:
+            for _ in range(20):
+                results.append(index.search(queries, 10))
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=searcher) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for start in range(300, 600, 50):
+        index.add(docs[start : start + 50])
+    for t in threads:
+        t.join()
+    after = index.search(queries, 10)
+    assert not errors
+    serial = {before[1].tobytes(): before, after[1].tobytes(): after}
+    # Every concurrent answer is the answer of some prefix of the adds, computed serially.
+    for n in range(350, 600, 50):
+        ref = index_factory(DIMS, "LloydMax2")
+        ref.train(docs)  # the same training data as the shared index
+        ref.add(docs[:n])
+        r = ref.search(queries, 10)
+        serial[r[1].tobytes()] = r
+    for D, labels in results:
+        assert labels.tobytes() in serial
+        np.testing.assert_array_equal(D, serial[labels.tobytes()][0])

@@ -10,8 +10,8 @@ buffers (or memory-mapped file sections) and scores with the Rust kernels of ``q
 * :class:`PerDimCodec` — protocol (A), one code per dimension and a reconstruction table, float query
   scored asymmetrically (``asym_search_blocked`` / ``asym_search`` / ``asym_rescore``), the same
   kernels and kernel choice as :class:`~qama_rs.engine.AsymmetricIndex`;
-* :class:`LutCodec` — protocol (B), byte codes scored through per-query lookup tables (the engine's
-  ``LutIndex`` when the build has one).
+* :class:`LutCodec` — protocol (B), byte codes scored through per-query lookup tables
+  (``lut_search`` / ``lut_rescore``, the kernels of :class:`~qama_rs.engine.asym.LutIndex`).
 
 Every adapter returns ``(scores float32, rows int64)`` of shape ``(nq, min(k, n))``, higher scores
 first, ties by lower row — one convention for all codecs.
@@ -439,10 +439,10 @@ class PerDimCodec(Codec):
             prepared[:, dims:] = 0.0
         n = self.ntotal
         extra = self._scale_args()
-        if self.bits <= 4 and "avx2" in _core.asym_kernels() and not extra:
+        if self.bits <= 4 and "avx2" in _core.asym_kernels():
             if self._blocks is None:
                 self._blocks = _core.asym_to_blocks(self.codes)
-            return _core.asym_search_blocked(prepared, self.recon, self._blocks, n, min(k, n), "avx2")
+            return _core.asym_search_blocked(prepared, self.recon, self._blocks, n, min(k, n), "avx2", **extra)
         return _core.asym_search(prepared, self.recon, self.codes, min(k, n), "interleaved", **extra)
 
     def rescore(self, q, rows, k):
@@ -507,62 +507,96 @@ class PerDimCodec(Codec):
 
 class LutCodec(Codec):
     """Protocol (B): ``impl`` (``fit``, ``encode -> uint8 (n, m)``, ``query_luts -> float32 (nq, m, 256)``,
-    optional ``row_scale``) scored by the engine's ``LutIndex``."""
+    optional ``row_scale``) scored by the engine's byte-LUT kernels (``lut_search`` / ``lut_rescore``):
+    ``score_i = row_scale_i * sum_b lut[b, code_ib]``. Saving needs ``impl.to_state()`` /
+    ``type(impl).from_state(state)`` (the queries' tables come from the codec)."""
 
     kind = "lut"
 
     def __init__(self, label: str, impl: Any) -> None:
         super().__init__(label)
         self.impl = impl
-        self._engine = None
-
-    def _lut_index_class(self):
-        from qama_rs.engine import asym
-
-        cls = getattr(asym, "LutIndex", None)
-        if cls is None:
-            raise QamaError(
-                f"codec {self.label!r} scores through byte lookup tables; this build has no engine LutIndex"
-            )
-        return cls
+        self.has_row_scale = hasattr(type(impl), "row_scale")
+        self.m: int | None = None
+        self._codes = Rows(np.uint8, (0,))
+        self._scales = Rows(np.float32, ())
 
     def _train(self, x):
-        cls = self._lut_index_class()
         self.impl.fit(x)
-        self._engine = cls(self.impl) if _takes_codec(cls) else cls()
+        self.m = None
 
     @property
     def ntotal(self) -> int:
-        return 0 if self._engine is None else len(self._engine)
+        return self._codes.n
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self._codes.view
 
     def add(self, x):
+        if not len(x):
+            return
         codes = np.ascontiguousarray(self.impl.encode(x))
-        kwargs = (
-            {"row_scale": np.asarray(self.impl.row_scale(x), np.float32)}
-            if hasattr(type(self.impl), "row_scale")
-            else {}
-        )
-        self._engine.add_codes(codes, **kwargs)
+        if codes.dtype != np.uint8 or codes.ndim != 2 or len(codes) != len(x):
+            raise QamaError(f"codec {self.label!r} encoded to {codes.dtype} {codes.shape}, expected uint8 (n, m)")
+        if self.m is None:
+            self.m = codes.shape[1]
+            self._codes = Rows(np.uint8, (self.m,))
+        elif codes.shape[1] != self.m:
+            raise QamaError(f"codec {self.label!r} encoded {codes.shape[1]} bytes a vector, earlier {self.m}")
+        if self.has_row_scale:
+            scale = np.ascontiguousarray(self.impl.row_scale(x), dtype=np.float32)
+            if scale.shape != (len(x),):
+                raise QamaError(f"codec {self.label!r}: row_scale returned shape {scale.shape}, expected ({len(x)},)")
+            self._scales.append(scale)
+        self._codes.append(codes)
 
     def keep(self, mask):
-        raise QamaError(f"codec {self.label!r}: remove is not supported for lookup-table codecs yet")
+        self._codes.keep(mask)
+        if self.has_row_scale:
+            self._scales.keep(mask)
 
     @property
     def bytes_per_vector(self) -> int:
-        return int(self.impl.bytes_per_vector)
+        return (self.m if self.m is not None else int(self.impl.bytes_per_vector)) + (4 if self.has_row_scale else 0)
+
+    def luts(self, q: np.ndarray) -> np.ndarray:
+        luts = np.ascontiguousarray(self.impl.query_luts(q), dtype=np.float32)
+        if luts.shape != (len(q), self.m, 256):
+            raise QamaError(f"codec {self.label!r}: query_luts gave {luts.shape}, expected ({len(q)}, {self.m}, 256)")
+        return luts
+
+    def _scale(self):
+        return self._scales.view if self.has_row_scale else None
 
     def search(self, q, k, dims):
         if dims is not None:
-            raise QamaError(f"codec {self.label!r} has no Matryoshka prefix search")
-        luts = np.ascontiguousarray(self.impl.query_luts(q), dtype=np.float32)
-        return self._engine.search(luts, min(k, self.ntotal))
+            raise QamaError(f"dims: codec {self.label!r} has no Matryoshka prefix search")
+        return _core.lut_search(self.luts(q), self.codes, min(k, self.ntotal), self._scale())
+
+    def rescore(self, q, rows, k):
+        return _core.lut_rescore(self.luts(q), self.codes, np.ascontiguousarray(rows, dtype=np.int64), k, self._scale())
 
     def state(self):
-        raise QamaError(f"codec {self.label!r}: saving lookup-table codecs is not supported yet")
+        if not hasattr(type(self.impl), "to_state"):
+            raise QamaError(f"codec {self.label!r} ({type(self.impl).__name__}) cannot be saved: it has no to_state()/from_state()")
+        arrays = {"codes": self.codes}
+        if self.has_row_scale:
+            arrays["row_scale"] = self._scales.view
+        return {"m": self.m, "dims": self.dims, "object": self.impl.to_state()}, arrays
 
-
-def _takes_codec(cls) -> bool:
-    try:
-        return len(inspect.signature(cls).parameters) > 0
-    except (TypeError, ValueError):
-        return False
+    def restore(self, meta, arrays):
+        if not hasattr(type(self.impl), "from_state"):
+            raise QamaError(f"codec {self.label!r}: {type(self.impl).__name__} has no from_state() to load with")
+        self.impl = type(self.impl).from_state(meta["object"])
+        self.has_row_scale = hasattr(type(self.impl), "row_scale")
+        self.m, self.dims = meta["m"], int(meta["dims"])
+        codes = arrays["codes"]
+        if codes.dtype != np.uint8 or codes.ndim != 2:
+            raise QamaError(f"codes section has {codes.dtype} {codes.shape}, expected uint8 (n, m)")
+        self._codes = Rows(np.uint8, (codes.shape[1],))
+        self._codes.attach(codes)
+        self._scales = Rows(np.float32, ())
+        if self.has_row_scale:
+            self._scales.attach(arrays["row_scale"])
+        self.trained = True

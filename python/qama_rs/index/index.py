@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import operator
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,6 +119,9 @@ class Index:
         self._sections: dict[str, np.ndarray] | None = None
         #: JSON-ready notes saved with the index (the CLI records the embedding model and the source here).
         self.metadata: dict[str, Any] = {}
+        # One lock for every call that reads or changes the stored rows: a search never sees a half-done
+        # add or remove (codecs, ids and names change together). The kernels parallelize inside a call.
+        self._lock = threading.RLock()
         if self.needs_training:
             return
         self._train_stages(None)
@@ -184,7 +188,7 @@ class Index:
         return f"Index(dims={self._dims}, spec={self._spec!r}, ntotal={self.ntotal}{state}{mapped})"
 
     # ------------------------------------------------------------------------------- training
-    def train(self, x: Any) -> None:
+    def _train_unlocked(self, x: Any) -> None:
         """Fits the transforms and codecs on float rows ``x`` (documents only; nothing is stored)."""
         if self.ntotal:
             raise QamaError("the index already holds vectors; train an empty index")
@@ -232,7 +236,7 @@ class Index:
         return x
 
     # ------------------------------------------------------------------------------- contents
-    def add(self, x: Any, ids: Any = None) -> None:
+    def _add_unlocked(self, x: Any, ids: Any = None) -> None:
         """Encodes and stores float rows ``x`` ``(n, dims)``. ``ids``: unique int64 ids not yet in the index
         (default: consecutive after the largest so far), or a sequence of ``n`` distinct strings (document
         names; the int64 ids are then consecutive)."""
@@ -246,7 +250,7 @@ class Index:
             codec.add(xt)
         self._commit(new_ids, names)
 
-    def add_codes(self, codes: Any, ids: Any = None) -> None:
+    def _add_codes_unlocked(self, codes: Any, ids: Any = None) -> None:
         """Stores already encoded codes of a single-codec index (``Thermo*``: ``uint64 (n, words)``;
         per-dimension codecs: ``uint8`` codes, packed or one per dimension)."""
         self._require_trained()
@@ -305,7 +309,7 @@ class Index:
         if len(new_ids):
             self._next_id = max(self._next_id, int(new_ids.max()) + 1)
 
-    def remove(self, ids: Any) -> int:
+    def _remove_unlocked(self, ids: Any) -> int:
         """Removes the vectors with these int64 ids (or string names); unknown ids are ignored, as in
         faiss's ``remove_ids``. Returns how many were removed. Costs one pass over the stored codes."""
         if isinstance(ids, str):
@@ -343,7 +347,7 @@ class Index:
         return np.where(found, names[order[at]] if len(keys) else "", "")
 
     # --------------------------------------------------------------------------------- search
-    def search(self, xq: Any, k: int, dims: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _search_unlocked(self, xq: Any, k: int, dims: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(D float32, I int64)``, both ``(nq, k)``: the ``k`` best stored vectors for each float query
         (see the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions of
         the same codes (thermometer codes, per-dimension codes and Flat; not after a rotation or a head)."""
@@ -373,6 +377,44 @@ class Index:
         I[:, :got] = self._ids.view[rows]
         return D, I
 
+    def train(self, x: Any) -> None:
+        """Fits the transforms and codecs on float rows ``x`` (documents only; nothing is stored)."""
+        with self._lock:
+            self._train_unlocked(x)
+
+    def add(self, x: Any, ids: Any = None) -> None:
+        """Encodes and stores float rows ``x`` ``(n, dims)``. ``ids``: unique non-negative int64 ids not yet
+        in the index (default: consecutive after the largest so far), or a sequence of ``n`` distinct strings
+        (document names; the int64 ids are then consecutive)."""
+        with self._lock:
+            self._add_unlocked(x, ids)
+
+    def add_codes(self, codes: Any, ids: Any = None) -> None:
+        """Stores already encoded codes of a single-codec index (``Thermo*``: ``uint64 (n, words)``;
+        per-dimension codecs: ``uint8`` codes, packed or one per dimension)."""
+        with self._lock:
+            self._add_codes_unlocked(codes, ids)
+
+    def remove(self, ids: Any) -> int:
+        """Removes the vectors with these int64 ids (or string names); unknown ids are ignored, as in
+        faiss's ``remove_ids``. Returns how many were removed. Costs one pass over the stored codes."""
+        with self._lock:
+            return self._remove_unlocked(ids)
+
+    def search(self, xq: Any, k: int, dims: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(D float32, I int64)``, both ``(nq, k)``: the ``k`` best stored vectors for each float query
+        (see the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions
+        of the same codes (thermometer, per-dimension and Flat codecs, not after a rotation or a head; with a
+        refinement stage the prefix applies to the first stage)."""
+        with self._lock:
+            return self._search_unlocked(xq, k, dims)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the index atomically (:mod:`qama_rs.index.fileformat`): a failed save leaves an existing
+        file untouched. The spec is stored verbatim; a ``QAMA(path)`` head is stored by its path."""
+        with self._lock:
+            self._save_unlocked(path)
+
     def _check_dims(self, dims: Any) -> int | None:
         if dims is None:
             return None
@@ -393,7 +435,7 @@ class Index:
         return m
 
     # ---------------------------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def _save_unlocked(self, path: str | os.PathLike[str]) -> None:
         """Writes the index atomically (:mod:`qama_rs.index.fileformat`): a failed save leaves an existing
         file untouched. The spec is stored verbatim; a ``QAMA(path)`` head is stored by its path."""
         self._require_trained()
