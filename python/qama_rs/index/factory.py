@@ -150,7 +150,7 @@ def _builtin_quantizer(key: str, stage: Stage):
         if match:
             bits = _int_arg(stage, match.group(2), "bits", 1, 8)
             return q.LloydMaxEmpirical(bits=bits, **kwargs) if match.group(1) else q.LloydMaxGauss(bits=bits, **kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise QamaError(f"spec stage {stage.text!r}: {err}") from None
     return None
 
