@@ -98,6 +98,7 @@ def _cell(results: dict, key: str, dims: int, datasets: Sequence[str], n_resampl
         "ci95": [lo, hi],
         "bytes_per_vector": found[0]["bytes_per_vector"],
         "bits": found[0]["bits"],
+        "spec": found[0].get("spec"),
         "per_dataset": {r["dataset"]: {"ndcg@10": r["ndcg@10"], "ci95": r["ci95"]} for r in found},
     }
 
@@ -152,6 +153,7 @@ def _storage(columns, grid: dict, full_dims: int) -> dict:
             {
                 "key": column["key"],
                 "label": column["label"],
+                "spec": cell.get("spec"),
                 "nominal_bits_per_dim": float(cell["bits"]),
                 "bits_per_dim": nbytes * 8.0 / full_dims,
                 "bytes_per_vector": nbytes,
@@ -171,16 +173,17 @@ def _storage_markdown(storage: dict, datasets: Sequence[str]) -> str:
         "Nominal bits/dim count information (log2 of the levels; hybrid = 2, 1.5, 1, 0.5 over four quarters). "
         "Stored bits/dim and bytes/vector are what the index keeps and scans: thermometer-expanded codes for the "
         "threshold methods (2-bit = 3 bits, 1.5-bit = 2 bits per dimension). Size = 1M vectors, codes only. "
-        f"NDCG@10 is the mean over {', '.join(datasets)}.",
+        f"NDCG@10 is the mean over {', '.join(datasets)}. Spec: the `qama_rs.index_factory` string that "
+        "builds the index (every figure is computed by it, in the Rust engine).",
         "",
-        "| format | nominal bits/dim | stored bits/dim | bytes/vector | 1M vectors | savings vs fp32 | NDCG@10 "
+        "| format | spec | nominal bits/dim | stored bits/dim | bytes/vector | 1M vectors | savings vs fp32 | NDCG@10 "
         "| % of fp32 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in storage["rows"]:
         rel = "—" if r["relative_to_fp32_pct"] is None else f"{r['relative_to_fp32_pct']:.1f} %"
         out.append(
-            f"| {r['label']} | {r['nominal_bits_per_dim']:g} | {r['bits_per_dim']:.3g} | {r['bytes_per_vector']:g} | {r['mb_per_million']:.1f} MB | "
+            f"| {r['label']} | {'`' + r['spec'] + '`' if r.get('spec') else '—'} | {r['nominal_bits_per_dim']:g} | {r['bits_per_dim']:.3g} | {r['bytes_per_vector']:g} | {r['mb_per_million']:.1f} MB | "
             f"{r['savings_pct']:.1f} % | {r['ndcg@10']:.4f} | {rel} |"
         )
     return "\n".join(out) + "\n"

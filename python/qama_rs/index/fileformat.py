@@ -14,7 +14,7 @@ Layout (version 1; integers little-endian; every section starts on a 64-byte bou
     sections      raw little-endian arrays (codes, ids, vectors, tables), zero-padded
     file_sha256   32 bytes over everything before it
 
-A full read checks the file's SHA-256 and every section's. A memory-mapped read checks the magic,
+A full read checks the file's SHA-256 (which covers every section). A memory-mapped read checks the magic,
 version, header checksum, the sizes and the file length, then maps the sections without reading them
 (:func:`verify_sections` reads and checks them on demand), so a 10M-row index opens in milliseconds
 and its codes reach the kernels as views of the mapping.
@@ -132,11 +132,8 @@ def read_index(
     if not mmap_mode:
         if hashlib.sha256(memoryview(data)[:-_DIGEST]).digest() != data[-_DIGEST:]:
             raise QamaError(f"{name}: corrupt qama-rs index (file checksum mismatch)")
-    sections = {}
-    for key, entry in header["sections"].items():
-        sections[key] = _section(data, entry, key, name)
-    if not mmap_mode:
-        verify_sections(header, sections, name)
+    # The file checksum covers every section, so a full read needs no per-section pass.
+    sections = {key: _section(data, entry, key, name) for key, entry in header["sections"].items()}
     return header, sections
 
 
