@@ -3,7 +3,8 @@
     python benches/bench_mmap.py [--n 10000000] [--spec Thermo1] [--dims 384] [--path /tmp/qama_mmap.qidx]
 
 Builds an index of ``--n`` random codes (``Thermo1`` at 384 dimensions: 48 bytes a vector, the issue's
-10M x 48-byte case; codes are random, the search cost does not depend on them), saves it, then in a fresh
+10M x 48-byte case; ``--spec Binary`` gives 48-byte asymmetric codes; codes are random, the search cost
+does not depend on them), saves it, then in a fresh
 process per mode loads it with ``Index.load(path, mmap=True)`` and ``Index.load(path)`` and reports the
 wall time of the load, the process's resident memory after it (anonymous and file-backed pages apart,
 from /proc/self/status), and the same after one query has scanned every code. The page cache is left
@@ -60,8 +61,14 @@ def build(path: str, n: int, spec: str, dims: int, seed: int) -> None:
     index = index_factory(dims, spec)
     if not index.is_trained:
         index.train(rng.standard_normal((2048, dims)).astype(np.float32))
-    words = index.codec.quantizer.words
-    codes = rng.integers(0, np.iinfo(np.uint64).max, size=(n, words), dtype=np.uint64, endpoint=True)
+    codec = index.codec
+    if codec.kind == "thermo":
+        words = codec.quantizer.words
+        codes = rng.integers(0, np.iinfo(np.uint64).max, size=(n, words), dtype=np.uint64, endpoint=True)
+    elif codec.kind == "perdim" and codec.levels == 1 << codec.bits:
+        codes = rng.integers(0, 256, size=(n, codec.row_bytes), dtype=np.uint8)  # packed: every byte is valid
+    else:
+        raise SystemExit(f"--spec {spec}: the bench generates thermometer or full-range per-dimension codes")
     index.add_codes(codes)
     del codes
     index.save(path)
