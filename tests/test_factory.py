@@ -686,3 +686,18 @@ def test_concurrent_searches_and_adds_agree_with_a_serial_run(data):
     for D, labels in results:
         assert labels.tobytes() in serial
         np.testing.assert_array_equal(D, serial[labels.tobytes()][0])
+
+
+def test_every_training_free_registry_name_is_a_codec(data):
+    """Codecs added to qama_rs.quantizers.METHODS (e.g. by later work) plug into the factory by name."""
+    from qama_rs.quantizers import METHODS
+
+    docs, queries = data
+    for name in METHODS:
+        index = built(name, docs)
+        D, labels = index.search(queries, 5)
+        assert D.shape == labels.shape == (9, 5) and (labels >= 0).all() and (np.diff(D, axis=1) <= 0).all()
+    index = built("adaptive_bits(high_dims=8,low_bits=1)", docs)
+    assert index.bytes_per_vector == DIMS * 4 // 8  # stored at the widest code (4 bits) for every dimension
+    with pytest.raises(QamaError, match="unexpected keyword"):
+        index_factory(DIMS, "lloyd_max_gauss(nonsense=1)")

@@ -198,8 +198,12 @@ def build_codec(stage: Stage) -> Codec:
         return as_codec(builtin, stage.text)
     methods = _training_free_methods()
     if key in methods:
-        _no_args(stage)
-        return as_codec(methods[key](), stage.text)
+        try:
+            return as_codec(methods[key](**_keyword_args(stage)), stage.text)
+        except (TypeError, ValueError) as err:
+            if isinstance(err, QamaError):
+                raise
+            raise QamaError(f"spec stage {stage.text!r}: {err}") from None
     raise QamaError(f"unknown codec {stage.name!r} in spec; known: {', '.join(available_codecs())}")
 
 
