@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from qama_rs.quantizers.adaptive import AdaptiveBits
+from qama_rs.quantizers.allocated import Allocated, AllocatedScaled, TritRotation
 from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
 from qama_rs.quantizers.binary import MedianBinary, SignBinary
 from qama_rs.quantizers.gray import GrayTwoBit, gray_decode, gray_encode
@@ -21,6 +22,7 @@ from qama_rs.quantizers.lloyd_max import (
     LloydMaxGauss,
     gaussian_lloyd_max,
 )
+from qama_rs.quantizers.product import PcaProduct
 from qama_rs.quantizers.quaternary import Quaternary
 from qama_rs.quantizers.rotation import (
     ROTATIONS,
@@ -48,6 +50,12 @@ METHODS: dict[str, type[TrainingFreeQuantizer]] = {
 }
 
 
+#: Byte-LUT codecs (protocol B of the factory: ``fit``, ``encode -> uint8 (n, m)``, ``query_luts``,
+#: optional ``row_scale``) that take the recall-per-byte frontier; not TrainingFreeQuantizers, so kept
+#: apart from ``METHODS`` (whose entries all have per-dimension thresholds and reconstruction values).
+CODECS: dict[str, type] = {cls.name: cls for cls in (Allocated, AllocatedScaled, TritRotation, PcaProduct)}
+
+
 def make_method(name: str, rotation: str = "none", seed: int = 0, **kwargs) -> TrainingFreeQuantizer:
     """An unfitted quantizer by registry name, optionally behind a seeded rotation."""
     if name not in METHODS:
@@ -59,7 +67,12 @@ def make_method(name: str, rotation: str = "none", seed: int = 0, **kwargs) -> T
 
 
 __all__ = [
+    "CODECS",
     "METHODS",
+    "Allocated",
+    "AllocatedScaled",
+    "PcaProduct",
+    "TritRotation",
     "ROTATIONS",
     "AdaptiveBits",
     "CalibrationFree2Bit",

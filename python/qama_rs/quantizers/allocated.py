@@ -1,0 +1,370 @@
+"""PCA + bit allocation: scalar Lloyd-Max codes with a different level count per principal
+component, packed into bytes (mixed radix) and scored with per-query byte lookup tables.
+
+Why. A unit embedding's variance is far from uniform over its principal components, so equal bits
+per dimension waste bytes on weak directions. The error a scalar code adds to the score
+``<q, x>`` is ``Σ_i q_i² λ_i D(L_i)`` (``λ_i`` the component's variance, ``D(L)`` the Lloyd-Max
+distortion of an ``L``-level code on a unit Gaussian). Queries are taken to be spread like the
+documents (``E[q_i²] ∝ λ_i``), so the allocation minimises ``Σ λ_i^2 D(L_i)`` under a byte budget:
+reverse water-filling on the lower convex hull of ``(bits, D)``, solved greedily by marginal gain
+(``weight_power`` = 1 gives the textbook isotropic-query version). Components given no levels are
+dropped, so small budgets are PCA truncation plus the best code for the kept components.
+
+Codes. Each component with ``L_i`` levels gets a digit ``0..L_i-1``; digits are packed into bytes
+whose level counts multiply to at most 256 (first-fit decreasing: 8 one-bit digits, 5 trits,
+4 two-bit digits, two 4-bit digits, a 6-bit digit with a 2-bit one, ...). Byte ``b`` of a document
+is ``Σ_t digit_t · stride_t``. A query's table for byte ``b`` holds, for each of the 256 byte values,
+``Σ_t q'_{d_t} · recon_{d_t}[digit_t]``, so the engine's ``lut_search`` computes exactly
+``<q', x̂>``. Inside each group of components that share a level count, a seeded random rotation
+spreads the variance evenly (every member then gets the Lloyd-Max table it was allocated for).
+
+Length correction (:class:`AllocatedScaled`, +4 bytes a vector). The centred, rotated residual
+``r`` is coded by direction ``u = r / |r|``; the stored ``row_scale = |r| · <u, û> / |û|²`` is the
+least-squares factor that makes ``row_scale · û`` closest to ``r``. Ranking by ``<q', r̂>`` equals
+ranking by the estimate of ``<q, x>`` (the mean's share ``<q, μ>`` is the same for every document).
+Levels are fitted with 1-D Lloyd iterations on the corpus values (documents only).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from qama_rs.errors import QamaError
+from qama_rs.quantizers.base import check_embeddings
+from qama_rs.quantizers.lloyd_max import gaussian_lloyd_max, lloyd_1d
+
+#: Level counts a component may get (1 = dropped). Powers of two plus 3 and 6, which pack
+#: 5 or 3 to a byte (1.6 and 2.67 bits).
+LEVEL_OPTIONS = (2, 3, 4, 6, 8, 16, 32, 64)
+
+
+def gaussian_distortion(levels: int) -> float:
+    """Mean squared error of the ``levels``-level Lloyd-Max code of a unit Gaussian (1 for 1 level).
+
+    For centroid levels the error is ``1 - Σ_k P_k c_k²`` (the code keeps the variance of the means).
+    """
+    if levels == 1:
+        return 1.0
+    bounds, values = gaussian_lloyd_max(levels)
+    edges = np.concatenate(([-np.inf], bounds, [np.inf]))
+    cdf = np.array([0.5 * math.erfc(-e / math.sqrt(2.0)) for e in edges])
+    return float(1.0 - np.sum(np.diff(cdf) * values**2))
+
+
+def _hull(options) -> list[tuple[float, float, int]]:
+    """Lower convex hull of ``(bits, distortion, levels)`` from the dropped component (0 bits, 1)."""
+    points = [(0.0, 1.0, 1)] + sorted((math.log2(L), gaussian_distortion(L), L) for L in set(options))
+    hull = [points[0]]
+    for p in points[1:]:
+        if p[1] >= hull[-1][1]:
+            continue
+        while len(hull) >= 2:
+            (b0, d0, _), (b1, d1, _) = hull[-2], hull[-1]
+            if (d0 - d1) / (b1 - b0) <= (d0 - p[1]) / (p[0] - b0):
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    return hull
+
+
+def allocate_levels(weights, budget_bits: float, options=LEVEL_OPTIONS) -> np.ndarray:
+    """Level count per component minimising ``Σ w_i D(L_i)`` with ``Σ log2 L_i <= budget_bits``.
+
+    Greedy by marginal gain per bit along each component's convex hull of (bits, distortion); the
+    slopes decrease along a hull, so one global sort of all steps is the greedy order.
+    """
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 0.0)
+    hull = _hull(options)
+    costs = np.array([hull[i + 1][0] - hull[i][0] for i in range(len(hull) - 1)])
+    slopes = np.array([(hull[i][1] - hull[i + 1][1]) / costs[i] for i in range(len(hull) - 1)])
+    gains = (w[:, None] * slopes[None, :]).ravel()
+    order = np.argsort(-gains, kind="stable")
+    taken = order[np.cumsum(np.tile(costs, len(w))[order]) <= budget_bits + 1e-9]
+    steps = np.bincount(taken // len(slopes), minlength=len(w))
+    return np.array([hull[s][2] for s in steps], dtype=np.int64)
+
+
+def pack_components(levels) -> list[list[int]]:
+    """Components (indices with ``levels > 1``) grouped into bytes whose level counts multiply to at
+    most 256 (first-fit decreasing). Returns one list of component indices per byte."""
+    items = sorted(((int(L), j) for j, L in enumerate(levels) if L > 1), key=lambda t: (-t[0], t[1]))
+    bins: list[list] = []  # [product, members]
+    for L, j in items:
+        for b in bins:
+            if b[0] * L <= 256:
+                b[0] *= L
+                b[1].append(j)
+                break
+        else:
+            bins.append([L, [j]])
+    return [b[1] for b in bins]
+
+
+def levels_for_budget(weights, budget_bytes: int, options=LEVEL_OPTIONS) -> np.ndarray:
+    """The allocation with the most bits whose packing fits ``budget_bytes`` bytes (bisection on bits)."""
+    lo, hi = 0.0, 8.0 * budget_bytes + 8.0
+    best = allocate_levels(weights, 0.0, options)
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        levels = allocate_levels(weights, mid, options)
+        if len(pack_components(levels)) <= budget_bytes:
+            best, lo = levels, mid
+        else:
+            hi = mid
+    return best
+
+
+def _orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))[None, :]
+
+
+def _check_int(value, name: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise QamaError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise QamaError(f"{name} = {value}; must be in {low}..{high if high is not None else 'inf'}")
+    return int(value)
+
+
+class Allocated:
+    """``pca_alloc``: protocol (B) byte-LUT codec, ``budget_bytes`` code bytes a vector, no factor.
+
+    ``transform``: ``"pca"`` (principal components of the corpus, bits allocated by variance) or
+    ``"rotation"`` (a seeded random rotation; every dimension then has the same variance, so the
+    allocation is uniform). ``levels``: a fixed level count for every dimension (e.g. 3 for a 1.6-bit
+    trit code packed 5 per byte) instead of the allocation; ``budget_bytes`` is then ignored.
+    ``weight_power``: allocation weight ``λ^p`` (2: queries spread like the documents; 1: isotropic).
+    """
+
+    name = "pca_alloc"
+    #: Bytes of per-vector factors on top of the code bytes.
+    factor_bytes = 0
+
+    def __init__(
+        self,
+        budget_bytes: int = 48,
+        transform: str = "pca",
+        levels: int | None = None,
+        weight_power: float = 2.0,
+        seed: int = 0,
+    ) -> None:
+        self.budget_bytes = _check_int(budget_bytes, "budget_bytes", self.factor_bytes + 1)
+        if transform not in ("pca", "rotation"):
+            raise QamaError(f"transform must be 'pca' or 'rotation', got {transform!r}")
+        self.transform = transform
+        self.fixed_levels = None if levels is None else _check_int(levels, "levels", 2, 256)
+        self.weight_power = float(weight_power)
+        if not math.isfinite(self.weight_power) or self.weight_power < 0:
+            raise QamaError(f"weight_power must be a finite number >= 0, got {weight_power!r}")
+        self.seed = _check_int(seed, "seed", 0)
+        self.dim: int | None = None
+
+    # ------------------------------------------------------------------------------- fitting
+    def fit(self, x) -> Allocated:
+        x = check_embeddings(x, "x").astype(np.float64)
+        n, d = x.shape
+        if n < 2:
+            raise QamaError(f"x: fitting needs at least 2 documents, got {n}")
+        self.dim = d
+        self.mean = x.mean(axis=0)
+        centred = x - self.mean
+        rng = np.random.default_rng(self.seed)
+        if self.transform == "pca":
+            variance, vectors = np.linalg.eigh(centred.T @ centred / n)
+            order = np.argsort(-variance, kind="stable")
+            basis, variance = vectors[:, order], np.maximum(variance[order], 0.0)
+        else:
+            basis = _orthogonal(d, rng)
+            variance = np.full(d, float(np.mean(np.sum(centred**2, axis=1))) / d)
+        if self.fixed_levels is not None:
+            levels = np.full(d, self.fixed_levels, dtype=np.int64)
+        else:
+            levels = levels_for_budget(variance**self.weight_power, self.budget_bytes - self.factor_bytes)
+        # Equalise variance inside each group of equal level count (rotation within the group).
+        for L in np.unique(levels):
+            group = np.flatnonzero(levels == L)
+            if L > 1 and len(group) > 1:
+                basis[:, group] = basis[:, group] @ _orthogonal(len(group), rng)
+        self.levels = levels
+        self.basis = basis.astype(np.float32)
+        z = self._coordinates(x.astype(np.float32))[0]
+        self.bounds: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        for j, L in enumerate(levels):
+            if L <= 1:
+                self.bounds.append(np.zeros(0, np.float32))
+                self.values.append(np.zeros(1, np.float32))
+                continue
+            col = np.sort(z[:, j].astype(np.float64))
+            _, g = gaussian_lloyd_max(int(L))
+            b, v = lloyd_1d(col, col.mean() + col.std() * g, 50, 1e-9 * max(col.std(), 1e-30))
+            self.bounds.append(b.astype(np.float32))
+            self.values.append(v.astype(np.float32))
+        self._build_layout()
+        return self
+
+    def _build_layout(self) -> None:
+        """Byte layout: members, strides and the ``(m, T, 256)`` table of decoded values."""
+        self.bytes_members = pack_components(self.levels)
+        m = len(self.bytes_members)
+        width = max((len(b) for b in self.bytes_members), default=1)
+        self._slot_dims = np.zeros((m, width), dtype=np.int64)
+        self._slot_values = np.zeros((m, width, 256), dtype=np.float32)
+        self._strides: list[np.ndarray] = []
+        codes = np.arange(256)
+        for b, members in enumerate(self.bytes_members):
+            strides = np.cumprod([1] + [int(self.levels[j]) for j in members[:-1]])
+            self._strides.append(strides)
+            for t, j in enumerate(members):
+                digit = (codes // strides[t]) % int(self.levels[j])
+                self._slot_dims[b, t] = j
+                self._slot_values[b, t] = self.values[j][digit]
+
+    def _require_fitted(self) -> None:
+        if self.dim is None:
+            raise QamaError(f"{self.name}: call fit(x) before using the codec")
+
+    def _coordinates(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rotated centred residuals as coded (unit length for a scaled codec) and their lengths."""
+        r = (x - self.mean.astype(np.float32)) @ self.basis
+        length = np.linalg.norm(r, axis=1)
+        if self.factor_bytes:
+            r = r / np.maximum(length, 1e-30)[:, None]
+        return r, length
+
+    # ------------------------------------------------------------------------------ encoding
+    @property
+    def m(self) -> int:
+        """Code bytes per vector."""
+        self._require_fitted()
+        return len(self.bytes_members)
+
+    @property
+    def bytes_per_vector(self) -> int:
+        """Stored bytes per vector: code bytes plus per-vector factors."""
+        return self.m + self.factor_bytes
+
+    def _digits(self, z: np.ndarray) -> np.ndarray:
+        digits = np.zeros(z.shape, dtype=np.int64)
+        for j, b in enumerate(self.bounds):
+            if b.size:
+                digits[:, j] = np.searchsorted(b, z[:, j], side="left")
+        return digits
+
+    def encode(self, x) -> np.ndarray:
+        """``(n, dim)`` floats → ``uint8 (n, m)`` packed codes."""
+        self._require_fitted()
+        z = self._coordinates(check_embeddings(x, "x", self.dim))[0]
+        digits = self._digits(z)
+        out = np.zeros((len(z), self.m), dtype=np.uint8)
+        for b, members in enumerate(self.bytes_members):
+            out[:, b] = digits[:, members] @ self._strides[b]
+        return out
+
+    def decode(self, codes) -> np.ndarray:
+        """Packed codes → float32 ``(n, dim)`` coded coordinates ``û`` (zero on dropped components)."""
+        self._require_fitted()
+        codes = _check_codes(codes, self.m)
+        out = np.zeros((len(codes), self.dim), dtype=np.float32)
+        for b in range(self.m):
+            members = self.bytes_members[b]
+            out[:, self._slot_dims[b, : len(members)]] = self._slot_values[b, : len(members)][:, codes[:, b]].T
+        return out
+
+    def prepare_query(self, xq) -> np.ndarray:
+        """Queries in the coded coordinates: ``q' = q · basis`` (the mean's share is a per-query constant)."""
+        self._require_fitted()
+        return check_embeddings(xq, "xq", self.dim) @ self.basis
+
+    def query_luts(self, xq) -> np.ndarray:
+        """Float32 ``(nq, m, 256)``: ``lut[q, b, c] = Σ_t q'[d_t] · value_t(c)`` over byte ``b``'s members."""
+        q = self.prepare_query(xq)
+        luts = np.einsum("qmt,mtc->qmc", q[:, self._slot_dims], self._slot_values, optimize=True)
+        return np.ascontiguousarray(luts, dtype=np.float32)
+
+    # ----------------------------------------------------------------------------- persistence
+    def to_state(self) -> dict:
+        self._require_fitted()
+        return {
+            "class": type(self).__name__,
+            "budget_bytes": self.budget_bytes,
+            "transform": self.transform,
+            "fixed_levels": self.fixed_levels,
+            "weight_power": self.weight_power,
+            "seed": self.seed,
+            "mean": self.mean.tolist(),
+            "basis": self.basis.tolist(),
+            "levels": self.levels.tolist(),
+            "bounds": [b.tolist() for b in self.bounds],
+            "values": [v.tolist() for v in self.values],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict):
+        codec = cls.__new__(cls)
+        try:
+            codec.budget_bytes = int(state["budget_bytes"])
+            codec.transform = str(state["transform"])
+            codec.fixed_levels = None if state["fixed_levels"] is None else int(state["fixed_levels"])
+            codec.weight_power = float(state["weight_power"])
+            codec.seed = int(state["seed"])
+            codec.mean = np.asarray(state["mean"], dtype=np.float64)
+            codec.basis = np.asarray(state["basis"], dtype=np.float32)
+            codec.levels = np.asarray(state["levels"], dtype=np.int64)
+            codec.bounds = [np.asarray(b, dtype=np.float32) for b in state["bounds"]]
+            codec.values = [np.asarray(v, dtype=np.float32) for v in state["values"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise QamaError(f"{cls.__name__}: corrupt saved state ({err})") from None
+        d = codec.mean.shape[0]
+        if codec.basis.shape != (d, d) or codec.levels.shape != (d,) or len(codec.values) != d:
+            raise QamaError(f"{cls.__name__}: corrupt saved state (shapes do not match dim {d})")
+        codec.dim = d
+        codec._build_layout()
+        return codec
+
+    def __repr__(self) -> str:
+        if self.dim is None:
+            return f"{type(self).__name__}(budget_bytes={self.budget_bytes}, unfitted)"
+        counts = {int(L): int((self.levels == L).sum()) for L in np.unique(self.levels)}
+        return f"{type(self).__name__}(bytes={self.bytes_per_vector}, levels={counts})"
+
+
+class AllocatedScaled(Allocated):
+    """``pca_alloc_scaled``: :class:`Allocated` coding each residual's direction, plus a float32
+    least-squares length factor ``row_scale`` (4 bytes, counted in ``budget_bytes``)."""
+
+    name = "pca_alloc_scaled"
+    factor_bytes = 4
+
+    def row_scale(self, x) -> np.ndarray:
+        """Float32 ``(n,)``: ``|r| · <u, û> / |û|²`` (0 for a vector whose code decodes to zero)."""
+        self._require_fitted()
+        u, length = self._coordinates(check_embeddings(x, "x", self.dim))
+        u_hat = self.decode(self.encode(x))
+        energy = np.sum(u_hat.astype(np.float64) ** 2, axis=1)
+        dot = np.sum(u.astype(np.float64) * u_hat, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(energy > 0, length * dot / energy, 0.0)
+        return scale.astype(np.float32)
+
+
+class TritRotation(AllocatedScaled):
+    """``trit_rotation``: 1.6-bit asymmetric code: random rotation, 3 Lloyd-Max levels on every
+    dimension packed 5 trits per byte (77 bytes at 384 d) and the length factor (4 bytes)."""
+
+    name = "trit_rotation"
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(budget_bytes=5, transform="rotation", levels=3, seed=seed)
+
+
+def _check_codes(codes, m: int) -> np.ndarray:
+    if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8:
+        raise QamaError("codes must be a uint8 numpy array from encode()")
+    if codes.ndim != 2 or codes.shape[1] != m:
+        raise QamaError(f"codes must have shape (n, {m}), got {codes.shape}")
+    return codes
