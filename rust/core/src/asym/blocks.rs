@@ -51,7 +51,7 @@ pub fn to_blocks(rows: &[u8], n: usize, row_bytes: usize) -> Result<Vec<u8>> {
 pub fn from_blocks(blocks: &[u8], n: usize, row_bytes: usize) -> Result<Vec<u8>> {
     if blocked_len(n, row_bytes) != Some(blocks.len()) {
         return shape_err(format!(
-            "blocked codes have {} bytes; {n} rows of {row_bytes} bytes need {}",
+            "blocks has {} bytes; n = {n} rows of row_bytes = {row_bytes} need {}",
             blocks.len(),
             blocked_len(n, row_bytes).map_or("too many".into(), |l| l.to_string())
         ));
