@@ -701,3 +701,54 @@ def test_every_training_free_registry_name_is_a_codec(data):
     assert index.bytes_per_vector == DIMS * 4 // 8  # stored at the widest code (4 bits) for every dimension
     with pytest.raises(QamaError, match="unexpected keyword"):
         index_factory(DIMS, "lloyd_max_gauss(nonsense=1)")
+
+
+def test_a_saved_qama_head_by_path_round_trips_with_the_index(tmp_path, capsys):
+    """QAMA(path): a real QamaModel folder; the index file names the head by path and reloads it for queries."""
+    torch = pytest.importorskip("torch")
+    from qama_rs.cli.main import main
+    from qama_rs.qama.config import HeadConfig, QamaConfig, ThresholdConfig
+    from qama_rs.qama.head import QamaHead
+    from qama_rs.qama.model import QamaModel
+    from qama_rs.qama.thresholds import ThresholdBank
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 8)) @ rng.standard_normal((8, 32)) + 0.3 * rng.standard_normal((300, 32))
+    docs = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    config = QamaConfig(head=HeadConfig(input_dim=32, expansion=2, levels=(32, 16)), thresholds=ThresholdConfig(schemes=("2bit", "hybrid")))
+    torch.manual_seed(0)
+    head = QamaHead(config.head)
+    head.init_from_data(torch.from_numpy(docs))
+    bank = ThresholdBank(head.levels, config.thresholds.schemes)
+    with torch.no_grad():
+        h = head(torch.from_numpy(docs))
+        for level, scheme in bank.pairs():
+            bank.fit(level, scheme, head.features(head.slice(h, level), scheme))
+    model = QamaModel(head, bank, config)
+    folder = tmp_path / "head"
+    model.save(folder)
+    queries = docs[:7] + 0.05
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    for spec, level, scheme in ((f"QAMA({folder}),Hybrid", 32, "hybrid"), (f"QAMA({folder},16),Thermo2", 16, "2bit")):
+        index = index_factory(32, spec)
+        assert index.is_trained
+        index.add(docs)
+        engine = HammingIndex(model.quantizer(level, scheme))
+        engine.add(model.features(docs, level, scheme))
+        ref_d, ref_i = engine.search(model.features(queries, level, scheme), 10)
+        D, labels = index.search(queries, 10)
+        np.testing.assert_array_equal(labels, ref_i)
+        np.testing.assert_array_equal(D, -ref_d.astype(np.float32))
+        index.save(tmp_path / "q.qidx")
+        loaded = Index.load(tmp_path / "q.qidx", mmap=True)
+        np.testing.assert_array_equal(loaded.search(queries, 10)[1], labels)
+    # The CLI: --codec qama --bits hybrid --head DIR, on precomputed 32-d embeddings.
+    np.save(tmp_path / "emb.npy", docs)
+    out = tmp_path / "cli.qidx"
+    assert main(["index", "build", "--embeddings", str(tmp_path / "emb.npy"), "--codec", "qama", "--bits", "hybrid",
+                 "--head", str(folder), "--out", str(out)]) == 0
+    assert f"QAMA({folder}),Hybrid" in capsys.readouterr().out
+    cli_index = Index.load(out)
+    ref = index_factory(32, f"QAMA({folder}),Hybrid")
+    ref.add(docs, ids=[str(i) for i in range(300)])
+    np.testing.assert_array_equal(cli_index.search(queries, 10)[1], ref.search(queries, 10)[1])

@@ -179,6 +179,8 @@ class QamaTransform(Transform):
 
     def apply(self, x):
         level = self.resolved_level()
+        if not x.flags.writeable:
+            x = x.copy()  # torch refuses to wrap read-only arrays (e.g. rows of a memory-mapped .npy)
         if self.scheme is not None:
             return np.ascontiguousarray(self.model.features(x, level, self.scheme), dtype=np.float32)
         return np.ascontiguousarray(self.model.transform(x, level), dtype=np.float32)
