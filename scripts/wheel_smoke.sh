@@ -9,14 +9,17 @@
 #   QAMA_VENV: the dev environment with maturin + ziglang (default .venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${QAMA_VENV:-.venv}"
+venv="$(cd "${QAMA_VENV:-.venv}" && pwd)"
+# maturin finds zig as `python -m ziglang` on PATH: the dev venv's python must come first.
+export PATH="$venv/bin:$PATH"
 out=target/wheel-smoke
 rm -rf "$out"
 mkdir -p "$out/dist"
 
 echo "== wheel (maturin build --release --zig, compatibility from pyproject.toml: manylinux2014)"
-"$venv/bin/maturin" build --release --zig --compatibility manylinux2014 --out "$out/dist" --quiet
-"$venv/bin/maturin" sdist --out "$out/dist" >/dev/null
+"$venv/bin/maturin" build --release --zig --compatibility manylinux2014 -i "$venv/bin/python" \
+  --out "$out/dist" --quiet
+"$venv/bin/maturin" sdist --out "$out/dist" >"$out/sdist.log" 2>&1 || { cat "$out/sdist.log" >&2; exit 1; }
 ls -1 "$out/dist"
 shopt -s nullglob
 wheels=("$out"/dist/qama_rs-*-cp310-abi3-*manylinux_2_17_x86_64*.whl)
