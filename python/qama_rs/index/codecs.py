@@ -308,7 +308,10 @@ class PerDimCodec(Codec):
         self.has_row_scale = hasattr(type(impl), "row_scale")
         self._codes = Rows(np.uint8, (0,))
         self._scales = Rows(np.float32, ())
+        # Block layout (32 rows transposed) for full scans, built on the first search, or mapped from a
+        # file saved in that layout; the row layout is then rebuilt only if rows are needed.
         self._blocks: np.ndarray | None = None
+        self._n = 0
 
     # --------------------------------------------------------------------------------- training
     def _train(self, x):
@@ -318,6 +321,7 @@ class PerDimCodec(Codec):
         self._capture_tables(x)
         self._codes = Rows(np.uint8, (self.row_bytes,))
         self._scales = Rows(np.float32, ())
+        self._blocks, self._n = None, 0
 
     def _capture_tables(self, x: np.ndarray) -> None:
         """Tables mode when the codec is thresholds on raw values and a shifted query (checked exactly)."""
@@ -353,11 +357,22 @@ class PerDimCodec(Codec):
     # ---------------------------------------------------------------------------------- storage
     @property
     def ntotal(self) -> int:
-        return self._codes.n
+        return self._n
 
     @property
     def codes(self) -> np.ndarray:
+        """Row-layout packed codes ``uint8 (n, row_bytes)`` (rebuilt from the blocks of a file saved in
+        block layout the first time rows are needed: rescoring, add, remove)."""
+        if self._codes.n != self._n:
+            self._codes = Rows(np.uint8, (self.row_bytes,))
+            self._codes.attach(_core.asym_from_blocks(self._blocks, self._n, self.row_bytes))
         return self._codes.view
+
+    def _block_kernel(self) -> str | None:
+        """The block kernel of a full scan (codes of at most 4 bits), or None for the row kernel."""
+        if self.bits > 4:
+            return None
+        return "avx2" if "avx2" in _core.asym_kernels() else ("scalar" if self._blocks is not None else None)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         codes = self.encoder.quantize(x) if self.encoder is not None else self.impl.encode(x)
@@ -396,11 +411,15 @@ class PerDimCodec(Codec):
         self._append_packed(np.ascontiguousarray(codes))
 
     def _append_packed(self, packed: np.ndarray) -> None:
+        self.codes  # noqa: B018 - materializes the row layout of a block-layout file first
         self._codes.append(packed)
+        self._n = self._codes.n
         self._blocks = None
 
     def keep(self, mask):
+        self.codes  # noqa: B018 - as above
         self._codes.keep(mask)
+        self._n = self._codes.n
         if self.has_row_scale:
             self._scales.keep(mask)
         self._blocks = None
@@ -439,10 +458,13 @@ class PerDimCodec(Codec):
             prepared[:, dims:] = 0.0
         n = self.ntotal
         extra = self._scale_args()
-        if self.bits <= 4 and "avx2" in _core.asym_kernels():
+        kernel = self._block_kernel()
+        if kernel is not None:
             if self._blocks is None:
                 self._blocks = _core.asym_to_blocks(self.codes)
-            return _core.asym_search_blocked(prepared, self.recon, self._blocks, n, min(k, n), "avx2", **extra)
+            return _core.asym_search_blocked(
+                prepared, self.recon, self._blocks, n, min(k, n), kernel, **extra
+            )
         return _core.asym_search(prepared, self.recon, self.codes, min(k, n), "interleaved", **extra)
 
     def rescore(self, q, rows, k):
@@ -453,8 +475,17 @@ class PerDimCodec(Codec):
 
     # ------------------------------------------------------------------------------ persistence
     def state(self):
-        meta: dict[str, Any] = {"bits": self.bits, "levels": self.levels, "dims": self.dims}
-        arrays = {"recon": self.recon, "codes": self.codes}
+        meta: dict[str, Any] = {"bits": self.bits, "levels": self.levels, "dims": self.dims, "n": self._n}
+        arrays = {"recon": self.recon}
+        if self.bits <= 4:
+            # Saved in the block layout the full scan reads, so a mapped load scans the file in place.
+            if self._blocks is None:
+                self._blocks = _core.asym_to_blocks(self.codes)
+            meta["layout"] = "blocks"
+            arrays["blocks"] = self._blocks
+        else:
+            meta["layout"] = "rows"
+            arrays["codes"] = self.codes
         if self.has_row_scale:
             arrays["row_scale"] = self._scales.view
         if self.encoder is not None:
@@ -489,13 +520,27 @@ class PerDimCodec(Codec):
                 )
             self.impl = type(self.impl).from_state(meta["object"])
             self.has_row_scale = hasattr(type(self.impl), "row_scale")
-        codes = arrays["codes"]
-        if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != self.row_bytes:
-            raise QamaError(
-                f"codes section has {codes.dtype} {codes.shape}, expected (n, {self.row_bytes}) uint8"
-            )
         self._codes = Rows(np.uint8, (self.row_bytes,))
-        self._codes.attach(codes)
+        self._blocks = None
+        if meta["layout"] == "blocks":
+            blocks, self._n = arrays["blocks"], int(meta["n"])
+            if (
+                blocks.dtype != np.uint8
+                or blocks.ndim != 1
+                or blocks.size != -(-self._n // 32) * 32 * self.row_bytes
+            ):
+                raise QamaError(
+                    f"blocks section has {blocks.dtype} {blocks.shape}, expected {self._n} rows of {self.row_bytes} bytes"
+                )
+            self._blocks = blocks
+        else:
+            codes = arrays["codes"]
+            if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != self.row_bytes:
+                raise QamaError(
+                    f"codes section has {codes.dtype} {codes.shape}, expected (n, {self.row_bytes}) uint8"
+                )
+            self._codes.attach(codes)
+            self._n = len(codes)
         self._scales = Rows(np.float32, ())
         if self.has_row_scale:
             self._scales.attach(arrays["row_scale"])
@@ -538,7 +583,9 @@ class LutCodec(Codec):
             return
         codes = np.ascontiguousarray(self.impl.encode(x))
         if codes.dtype != np.uint8 or codes.ndim != 2 or len(codes) != len(x):
-            raise QamaError(f"codec {self.label!r} encoded to {codes.dtype} {codes.shape}, expected uint8 (n, m)")
+            raise QamaError(
+                f"codec {self.label!r} encoded to {codes.dtype} {codes.shape}, expected uint8 (n, m)"
+            )
         if self.m is None:
             self.m = codes.shape[1]
             self._codes = Rows(np.uint8, (self.m,))
@@ -547,7 +594,9 @@ class LutCodec(Codec):
         if self.has_row_scale:
             scale = np.ascontiguousarray(self.impl.row_scale(x), dtype=np.float32)
             if scale.shape != (len(x),):
-                raise QamaError(f"codec {self.label!r}: row_scale returned shape {scale.shape}, expected ({len(x)},)")
+                raise QamaError(
+                    f"codec {self.label!r}: row_scale returned shape {scale.shape}, expected ({len(x)},)"
+                )
             self._scales.append(scale)
         self._codes.append(codes)
 
@@ -558,12 +607,16 @@ class LutCodec(Codec):
 
     @property
     def bytes_per_vector(self) -> int:
-        return (self.m if self.m is not None else int(self.impl.bytes_per_vector)) + (4 if self.has_row_scale else 0)
+        return (self.m if self.m is not None else int(self.impl.bytes_per_vector)) + (
+            4 if self.has_row_scale else 0
+        )
 
     def luts(self, q: np.ndarray) -> np.ndarray:
         luts = np.ascontiguousarray(self.impl.query_luts(q), dtype=np.float32)
         if luts.shape != (len(q), self.m, 256):
-            raise QamaError(f"codec {self.label!r}: query_luts gave {luts.shape}, expected ({len(q)}, {self.m}, 256)")
+            raise QamaError(
+                f"codec {self.label!r}: query_luts gave {luts.shape}, expected ({len(q)}, {self.m}, 256)"
+            )
         return luts
 
     def _scale(self):
@@ -575,11 +628,15 @@ class LutCodec(Codec):
         return _core.lut_search(self.luts(q), self.codes, min(k, self.ntotal), self._scale())
 
     def rescore(self, q, rows, k):
-        return _core.lut_rescore(self.luts(q), self.codes, np.ascontiguousarray(rows, dtype=np.int64), k, self._scale())
+        return _core.lut_rescore(
+            self.luts(q), self.codes, np.ascontiguousarray(rows, dtype=np.int64), k, self._scale()
+        )
 
     def state(self):
         if not hasattr(type(self.impl), "to_state"):
-            raise QamaError(f"codec {self.label!r} ({type(self.impl).__name__}) cannot be saved: it has no to_state()/from_state()")
+            raise QamaError(
+                f"codec {self.label!r} ({type(self.impl).__name__}) cannot be saved: it has no to_state()/from_state()"
+            )
         arrays = {"codes": self.codes}
         if self.has_row_scale:
             arrays["row_scale"] = self._scales.view
@@ -587,7 +644,9 @@ class LutCodec(Codec):
 
     def restore(self, meta, arrays):
         if not hasattr(type(self.impl), "from_state"):
-            raise QamaError(f"codec {self.label!r}: {type(self.impl).__name__} has no from_state() to load with")
+            raise QamaError(
+                f"codec {self.label!r}: {type(self.impl).__name__} has no from_state() to load with"
+            )
         self.impl = type(self.impl).from_state(meta["object"])
         self.has_row_scale = hasattr(type(self.impl), "row_scale")
         self.m, self.dims = meta["m"], int(meta["dims"])
