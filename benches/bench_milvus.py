@@ -145,6 +145,14 @@ def main(argv: list[str] | None = None) -> None:
         f"stored codes with 15 % of bits flipped; milvus-lite upserts in columnar batches of "
         f"{args.batch_size:,}; server start {start_s:.1f} s (not in the insert time)",
         f"- Milvus top-10 identical to the in-process top-10 (ids and distances, every query): {same}",
+        *(
+            [
+                f"- the {os.cpu_count()} cores were shared with other jobs (load above): absolute times "
+                "are inflated; compare the two engines within this run"
+            ]
+            if max(load_start[0], load_end[0]) > (os.cpu_count() or 1)
+            else []
+        ),
         "",
         "| engine | insert codes/s | insert (s) | one query (ms) | one-query QPS | batch "
         f"{nq} (ms) | batch QPS | recall@10 vs in-process |",
