@@ -40,32 +40,37 @@ whenever ids ascend in insertion order (the default ids).
 
 Scaling out (Milvus standalone or cluster; the same code, another ``uri``)
 -----------------------------------------------------------------------------
-* Start a standalone server: ``docker run -d --name milvus -p 19530:19530 -p 9091:9091
-  milvusdb/milvus:v2.5.x milvus run standalone`` with its embedded etcd (see the Milvus
-  "Run Milvus in Docker" guide: it ships ``standalone_embed.sh start``), or Milvus Operator /
-  Helm for a cluster; then ``MilvusIndex(q, "http://host:19530", token="root:Milvus")``.
-* Index types for large collections: ``BIN_FLAT`` (exact; every query reads all codes),
+* Start a standalone server (Milvus 2.5, one machine): the Milvus guide "Run Milvus in Docker"
+  ships ``standalone_embed.sh``; ``bash standalone_embed.sh start`` runs one container
+  (``milvusdb/milvus:v2.5.x``, embedded etcd, local storage) listening on port 19530. With etcd
+  and MinIO as separate services use its docker-compose file; a cluster is deployed with Milvus
+  Operator or the Helm chart. Then ``MilvusIndex(q, "http://host:19530", token="root:Milvus")``:
+  the same code as with a ``.db`` file (tested here against milvus-lite only).
+* Index types for large collections: ``BIN_FLAT`` (exact; every query reads every code) and
   ``BIN_IVF_FLAT`` (``index_type="BIN_IVF_FLAT", index_params={"nlist": 4 * sqrt(n)}``, searched
-  with ``search_params={"nprobe": ...}``: approximate, recall set by ``nprobe``; rescoring
-  ``k_prime`` candidates recovers most of what the coarse step loses). Milvus 2.5 exposes no HNSW
-  for ``BINARY_VECTOR`` (HNSW takes float vectors there; a graph over binary codes is a Milvus 2.6+
-  / knowhere feature): for sub-linear search on 100M+ codes use ``BIN_IVF_FLAT`` and shard the
-  collection across query nodes.
-* Memory (query nodes hold loaded segments in RAM): per vector the code, plus 8 B id, plus about
-  16 B of Milvus's own per-row fields (row id and timestamp), plus ``4 * ceil(b / 3)`` B for an
-  optional ``rescore`` field of ``b`` bytes. ``BIN_IVF_FLAT`` keeps the codes inside its inverted
-  lists (about the same size again while the raw field is also loaded).
+  with ``search_params={"nprobe": 16...128}``: approximate, recall set by ``nprobe``; rescoring
+  ``k_prime`` candidates in qama-rs recovers part of what the coarse step loses, and the exact tie
+  order no longer applies). Milvus 2.5 lists only these two for ``BINARY_VECTOR`` — its ``HNSW``
+  takes float vectors — so a graph index over binary codes needs a Milvus version that lists one
+  for binary vectors (check the server's index documentation before relying on it). milvus-lite
+  accepts ``BIN_FLAT`` only. For 100M+ codes: ``BIN_IVF_FLAT``, several shards, several query
+  nodes.
+* Memory (query nodes hold loaded segments in RAM; estimates from the stored field sizes, not
+  measured on a cluster): per vector the code, plus 8 B id, plus 16 B of Milvus's own per-row
+  fields (row id and timestamp), plus ``4 * ceil(b / 3)`` B for an optional ``rescore`` field of
+  ``b`` bytes. ``BIN_IVF_FLAT`` holds the codes in its inverted lists (plus ``nlist`` centroids)
+  and serves them from there; leave headroom (~1.5x) for growing segments and compaction.
 
-  ============================= ======= ============ ===========
-  code                          bytes   100M vectors 1B vectors
-  ============================= ======= ============ ===========
-  1-bit, 384 d                  48      4.8 GB       48 GB
-  hybrid (624 bits), 384 d      78      7.8 GB       78 GB
-  2-bit thermometer, 384 d      144     14.4 GB      144 GB
-  + id and Milvus row fields    +24     +2.4 GB      +24 GB
-  ============================= ======= ============ ===========
+  ============================ ===== ======= ============ ==========
+  code (384-d embeddings)      code  + 24 B  100M vectors 1B vectors
+  ============================ ===== ======= ============ ==========
+  1-bit                        48 B  72 B    7.2 GB       72 GB
+  hybrid (624 bits)            78 B  102 B   10.2 GB      102 GB
+  2-bit thermometer            144 B 168 B   16.8 GB      168 GB
+  ============================ ===== ======= ============ ==========
 
-  So 1B 1-bit codes need ~72 GB of query-node memory (several nodes), 1B 2-bit codes ~168 GB.
+  A 2-bit asymmetric ``rescore`` field (96 B, 128 B as base64) adds 12.8 GB per 100M; rescoring
+  from in-process codes or memory-mapped float32 vectors keeps it out of Milvus.
 
 Errors are :class:`qama_rs.errors.QamaError` (a ``ValueError``): an unreachable server, a
 collection whose code dimension (or bit count, or quantizer) differs from the codec's, a codec with
