@@ -322,6 +322,11 @@ def test_bad_arguments(data, db, tmp_path):
         MilvusIndex(quantizer, str(tmp_path / "codes.sqlite"))
     with pytest.raises(QamaError, match="does not exist"):
         MilvusIndex(quantizer, str(tmp_path / "missing" / "codes.db"))
+    with pytest.raises(QamaError, match="refused collection 'ivf' \\(BIN_IVF_FLAT\\).*only support BIN_FLAT"):
+        MilvusIndex(quantizer, db, "ivf", index_type="BIN_IVF_FLAT", index_params={"nlist": 16})
+    with MilvusIndex(quantizer, db, "ivf") as store:  # nothing half-made was left behind
+        store.add(docs[:10], progress=False)
+        assert store.ntotal == 10
     with MilvusIndex(quantizer, db, "bad_args") as store:
         with pytest.raises(QamaError, match="is empty"):
             store.search(queries, 10)

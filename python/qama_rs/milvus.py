@@ -346,6 +346,11 @@ class MilvusIndex:
         self._connect(token, db_name, timeout)
         try:
             self._collection, self._meta = self._open_or_create(rescore_bytes, index_type, index_params)
+        except self._pm.exceptions.MilvusException as e:
+            self.close()
+            raise QamaError(
+                f"Milvus at {self.uri!r} refused collection {collection!r} ({index_type}): {e.message}"
+            ) from None
         except BaseException:
             self.close()
             raise
@@ -424,10 +429,14 @@ class MilvusIndex:
             collection = pm.Collection(
                 name, schema, using=self._alias, consistency_level=self.consistency_level
             )
-            collection.create_index(
-                CODE_FIELD,
-                {"index_type": index_type, "metric_type": "HAMMING", "params": dict(index_params or {})},
-            )
+            try:
+                collection.create_index(
+                    CODE_FIELD,
+                    {"index_type": index_type, "metric_type": "HAMMING", "params": dict(index_params or {})},
+                )
+            except pm.exceptions.MilvusException:
+                collection.drop()  # leave no half-made collection behind
+                raise
         collection.load()
         return collection, meta
 
