@@ -52,6 +52,7 @@ import numpy as np
 
 import qama_rs
 from qama_rs.engine import AsymmetricIndex, Index, Quantizer, TwoStageIndex
+from qama_rs.index import index_factory
 from qama_rs.quantizers import make_method
 
 assert "site-packages" in qama_rs.__file__, qama_rs.__file__  # the installed wheel, not the checkout
@@ -79,14 +80,12 @@ D, I = two_stage.search(queries, 5)
 assert (I[:, 0] == np.arange(20)).all()
 print(f"Quantizer/Index/TwoStageIndex ok; backend {qama_rs.best_backend()}; {qama_rs.cpu_description()}")
 
-if importlib.util.find_spec("qama_rs.index") is not None:
-    from qama_rs.index import index_factory
-
-    unified = index_factory(64, "LloydMax2")
+for spec in ("LloydMax2", "Thermo2", "Sign,Rescore(LloydMax2,50)"):
+    unified = index_factory(64, spec)
     unified.train(docs)
     unified.add(docs)
     D, I = unified.search(queries, 5)
-    assert (I[:, 0] == np.arange(20)).all()
-    print("unified Index (index_factory) ok")
+    assert (I[:, 0] == np.arange(20)).all(), spec
+print("unified Index (index_factory: LloydMax2, Thermo2, Sign + Rescore) ok")
 print(f"wheel smoke test passed (Python {sys.version.split()[0]}, NumPy {np.__version__})")
 EOF

@@ -87,8 +87,8 @@ def test_wide_gaussian_tables_close_to_scipy_ones(n_levels):
 
 
 def test_core_path_imports_no_optional_package():
-    """In a fresh interpreter where every optional package fails to import, the engine and every
-    registered training-free quantizer still fit, encode and search."""
+    """In a fresh interpreter where every optional package fails to import, the engine, every
+    registered training-free quantizer and the index factory still fit, encode and search."""
     script = textwrap.dedent(
         f"""
         import importlib.abc, sys
@@ -101,19 +101,22 @@ def test_core_path_imports_no_optional_package():
         sys.meta_path.insert(0, Block())
         import numpy as np
         import qama_rs
+        from qama_rs.index import index_factory
         from qama_rs.quantizers import METHODS, make_method
 
         rng = np.random.default_rng(0)
         x = rng.standard_normal((400, 64)).astype(np.float32)
+        specs = [*METHODS, "Flat", "Sign", "Thermo2", "Hybrid", "LloydMax2", "Hadamard,LloydMax2",
+                 "Sign,Rescore(LloydMax2,50)", "Thermo1,RFlat(50)"]
         for name in METHODS:
-            method = make_method(name).fit(x)
-            codes = method.encode(x[:10])
+            codes = make_method(name).fit(x).encode(x[:10])
             assert len(codes) == 10, name
-            table, bits, levels = qama_rs.recon_table(method.reconstruction_values)
-            index = qama_rs.AsymmetricIndex(method.reconstruction_values)
-            index.add_codes(method.encode(x))
-            scores, ids = index.search(method.prepare_query(x[:5]), 3)
-            assert ids.shape == (5, 3), name
+        for spec in specs:
+            index = index_factory(64, spec)
+            index.train(x)
+            index.add(x)
+            D, I = index.search(x[:5], 3)
+            assert (I[:, 0] == np.arange(5)).all(), spec
         q = qama_rs.Quantizer.fit(x, "2bit")
         flat = qama_rs.Index(q)
         flat.add(x)
