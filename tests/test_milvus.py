@@ -19,7 +19,8 @@ with warnings.catch_warnings():
 
 import qama_rs
 from qama_rs.engine import AsymmetricIndex, FloatVectors, Index, Quantizer, TwoStageIndex
-from qama_rs.milvus import MAX_TOP_K, MilvusIndex, QamaError, binary_codec
+from qama_rs.errors import QamaError, QamaTypeError
+from qama_rs.milvus import MAX_TOP_K, MilvusIndex, binary_codec
 from qama_rs.quantizers import make_method
 
 N_DOCS, DIM, N_QUERIES = 3_000, 64, 40
@@ -332,9 +333,9 @@ def test_bad_arguments(data, db, tmp_path):
             store.search(queries, 10)
         with pytest.raises(QamaError, match="duplicates"):
             store.add(docs[:3], [1, 2, 1], progress=False)
-        with pytest.raises(TypeError, match="ids must be integers"):
+        with pytest.raises(QamaTypeError, match="ids must be integers"):
             store.add(docs[:3], [1.0, 2.0, 3.0], progress=False)
-        with pytest.raises(TypeError, match="uint8"):
+        with pytest.raises(QamaTypeError, match="uint8"):
             store.add_codes(quantizer.encode(docs[:3]).astype(np.int64), progress=False)
         with pytest.raises(QamaError, match="bytes per row"):
             store.add_codes(np.zeros((3, 7), dtype=np.uint8), progress=False)

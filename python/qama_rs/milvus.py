@@ -72,7 +72,8 @@ Scaling out (Milvus standalone or cluster; the same code, another ``uri``)
   A 2-bit asymmetric ``rescore`` field (96 B, 128 B as base64) adds 12.8 GB per 100M; rescoring
   from in-process codes or memory-mapped float32 vectors keeps it out of Milvus.
 
-Errors are :class:`qama_rs.errors.QamaError` (a ``ValueError``): an unreachable server, a
+Errors are :class:`qama_rs.errors.QamaError` (a ``ValueError``; wrong types and dtypes are its
+``QamaTypeError``, also a ``TypeError``): an unreachable server, a
 collection whose code dimension (or bit count, or quantizer) differs from the codec's, a codec with
 no binary form, bad ids or codes. A missing pymilvus / milvus-lite is an ``ImportError`` naming the
 extra.
@@ -100,11 +101,7 @@ from tqdm.auto import tqdm
 from qama_rs.engine.asym import AsymmetricIndex, FloatVectors
 from qama_rs.engine.index import Index as HammingIndex
 from qama_rs.engine.quantizer import Quantizer, atomic_write, float_rows
-
-try:
-    from qama_rs.errors import QamaError
-except ImportError:  # the shared error base lands with the binding's errors module
-    QamaError = ValueError  # type: ignore[misc,assignment]
+from qama_rs.errors import QamaError, QamaTypeError
 
 __all__ = ["BinaryCodec", "MilvusIndex", "binary_codec"]
 
@@ -234,7 +231,7 @@ def binary_codec(codec: Any) -> BinaryCodec:
 def _code_bytes(codes: Any, nbytes: int, name: str) -> np.ndarray:
     """Codes as ``uint8 (n, nbytes)``: given as such, or as engine words ``uint64 (n, words)``."""
     if not isinstance(codes, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, got {type(codes).__name__}")
+        raise QamaTypeError(f"{name} must be a NumPy array, got {type(codes).__name__}")
     if codes.ndim != 2:
         raise QamaError(f"{name} must be 2-D, got shape {codes.shape}")
     if codes.dtype == np.uint64:
@@ -244,7 +241,9 @@ def _code_bytes(codes: Any, nbytes: int, name: str) -> np.ndarray:
             )
         return _words_as_bytes(codes, nbytes)
     if codes.dtype != np.uint8:
-        raise TypeError(f"{name} must be uint8 (n, {nbytes}) bytes or uint64 engine words, got {codes.dtype}")
+        raise QamaTypeError(
+            f"{name} must be uint8 (n, {nbytes}) bytes or uint64 engine words, got {codes.dtype}"
+        )
     if codes.shape[1] != nbytes:
         raise QamaError(f"{name} has {codes.shape[1]} bytes per row; the codec makes {nbytes}")
     return np.ascontiguousarray(codes)
@@ -255,7 +254,7 @@ def _check_ids(ids: Any, n: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)  # row numbers: re-running the same load is idempotent
     array = np.asarray(ids)
     if array.dtype.kind not in "iu":
-        raise TypeError(f"ids must be integers, got dtype {array.dtype}")
+        raise QamaTypeError(f"ids must be integers, got dtype {array.dtype}")
     if array.shape != (n,):
         raise QamaError(f"ids must have shape ({n},), got {array.shape}")
     if array.dtype.kind == "u" and n and int(array.max()) > np.iinfo(np.int64).max:
@@ -270,7 +269,7 @@ def _check_k(k: Any, name: str = "k") -> int:
     try:
         k = operator.index(k)
     except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(k).__name__}") from None
+        raise QamaTypeError(f"{name} must be an int, got {type(k).__name__}") from None
     if k <= 0:
         raise QamaError(f"{name} = {k}; must be positive")
     if k > MAX_TOP_K:
@@ -593,7 +592,7 @@ class MilvusIndex:
                 f"collection {self.collection_name!r} has no rescore field; create it with rescore_bytes="
             )
         if not isinstance(rescore_codes, np.ndarray) or rescore_codes.dtype != np.uint8:
-            raise TypeError("rescore_codes must be a NumPy uint8 array (n, rescore_bytes)")
+            raise QamaTypeError("rescore_codes must be a NumPy uint8 array (n, rescore_bytes)")
         if rescore_codes.shape != (n, width):
             raise QamaError(f"rescore_codes must have shape ({n}, {width}), got {rescore_codes.shape}")
         return np.ascontiguousarray(rescore_codes)
@@ -818,7 +817,7 @@ def _check_batch(batch_size: Any) -> int:
     try:
         batch_size = operator.index(batch_size)
     except TypeError:
-        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}") from None
+        raise QamaTypeError(f"batch_size must be an int, got {type(batch_size).__name__}") from None
     if batch_size <= 0:
         raise QamaError(f"batch_size = {batch_size}; must be positive")
     return batch_size
