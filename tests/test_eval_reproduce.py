@@ -13,7 +13,7 @@ import pytest
 
 from qama_rs.data.beir import data_root
 from qama_rs.eval import evaluate
-from qama_rs.eval.methods import Fp32Method, get_method
+from qama_rs.eval.methods import get_method
 from test_data import write_beir
 
 pytestmark = pytest.mark.slow
@@ -71,7 +71,7 @@ def test_mteb_evaluator_agrees_with_ours_on_a_tiny_folder(tmp_path):
         tmp_path / "emb.queries.npy", docs[::4][:10] + 0.5 * rng.standard_normal((10, 16)).astype(np.float32)
     )
     model = str(tmp_path / "emb.npy")
-    for method, dims in ((Fp32Method(), None), (Fp32Method(), 8), (get_method("sign"), 8)):
+    for method, dims in ((get_method("fp32"), None), (get_method("fp32"), 8), (get_method("sign"), 8)):
         ours = evaluate(folder, method, dims=dims, model=model, n_resamples=10)
         theirs = evaluate_mteb(folder, method, dims=dims, model=model)
         assert theirs["cache_misses"] == 0
@@ -82,6 +82,6 @@ def test_mteb_path_reproduces_scifact():
     importlib.import_module("mteb")
     from qama_rs.eval.backend import evaluate_mteb
 
-    result = evaluate_mteb(_shared("scifact"), Fp32Method())
+    result = evaluate_mteb(_shared("scifact"), get_method("fp32"))
     assert result["cache_misses"] == 0  # served from our embedding cache, not re-encoded
     assert result["ndcg@10"] == pytest.approx(0.6451, abs=0.002)
