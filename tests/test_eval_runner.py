@@ -128,3 +128,18 @@ def test_build_tables_bad_arguments(folders, tmp_path):
     shutil.rmtree(tmp_path / "set-a")
     with pytest.raises(FileNotFoundError):
         build_tables([str(a)], out_dir=tmp_path, model=model, progress=False)
+
+
+def test_recall_at_10_is_measured_against_the_exact_float32_top10():
+    from qama_rs.eval.runner import exact_top10, recall_at_10
+
+    rng = np.random.default_rng(3)
+    docs = rng.standard_normal((200, 16)).astype(np.float32)
+    queries = rng.standard_normal((5, 16)).astype(np.float32)
+    truth = exact_top10(docs, queries)
+    np.testing.assert_array_equal(truth, np.argsort(-(queries @ docs.T), axis=1, kind="stable")[:, :10])
+    assert recall_at_10(truth, truth) == 1.0
+    shifted = truth.copy()
+    shifted[:, 5:] = 199 - shifted[:, 5:]  # half of each row replaced (the replacements are other rows)
+    expected = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(shifted.tolist(), truth.tolist(), strict=True)])
+    assert recall_at_10(shifted, truth) == pytest.approx(expected) and expected < 1

@@ -27,6 +27,7 @@ RESULT_KEYS = (
     "dims",
     "ndcg@10",
     "ci95",
+    "recall@10",
     "bytes_per_vector",
     "n_docs",
     "n_queries",
@@ -79,6 +80,7 @@ def evaluate_dims(
     elif list(embeddings.doc_ids) != list(data.doc_ids) or list(embeddings.query_ids) != list(data.query_ids):
         raise ValueError("embeddings ids do not match the dataset's doc_ids/query_ids")
     method.fit(embeddings.docs)
+    truth = exact_top10(embeddings.docs, embeddings.queries)
     results = []
     for dims in dims_list:
         scores, ids = method.search(embeddings.queries, min(k, data.n_docs), dims=dims)
@@ -94,6 +96,7 @@ def evaluate_dims(
             "dims": int(dims if dims is not None else embeddings.dim),
             "ndcg@10": mean,
             "ci95": [lo, hi],
+            "recall@10": recall_at_10(ids, truth),
             "bytes_per_vector": float(method.bytes_per_vector(dims)),
             "n_docs": data.n_docs,
             "n_queries": data.n_queries,
@@ -103,6 +106,22 @@ def evaluate_dims(
             result["per_query"] = per_query
         results.append(result)
     return results
+
+
+def exact_top10(docs, queries):
+    """Row numbers ``(q, 10)`` of each query's exact float32 top-10 (inner product of the full embeddings,
+    the factory's ``Flat`` index: what the uncompressed search would return)."""
+    from qama_rs.index import index_factory
+
+    index = index_factory(docs.shape[1], "Flat")
+    index.add(docs)
+    return index.search(queries, min(10, len(docs)))[1]
+
+
+def recall_at_10(ids, truth) -> float:
+    """Mean over queries of the share of the exact float32 top-10 found in the method's top 10."""
+    found = [len(set(row[:10].tolist()) & set(ref.tolist())) / len(ref) for row, ref in zip(ids, truth, strict=True)]
+    return float(sum(found) / max(len(found), 1))
 
 
 def _spec_of(method, dims) -> str | None:
@@ -125,6 +144,7 @@ def format_result(result: dict) -> str:
     spec = f" [{result['spec']}]" if result.get("spec") and result["spec"] != result["method"] else ""
     return (
         f"{result['dataset']:<12} {result['method'] + spec:<30} {result['bits']:>5g} bits {result['dims']:>4} d  "
-        f"NDCG@10 {result['ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]  {result['bytes_per_vector']:>6g} B/vector  "
+        f"NDCG@10 {result['ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]  recall@10 {result.get('recall@10', float('nan')):.3f}  "
+        f"{result['bytes_per_vector']:>6g} B/vector  "
         f"({result['n_queries']} queries, {result['n_docs']} docs)"
     )
