@@ -121,7 +121,12 @@ def _documents(args) -> tuple[np.ndarray, list[str], dict]:
         from qama_rs.data.beir import load_beir
         from qama_rs.data.embed import dataset_embeddings
 
-        data = load_beir(args.dataset, split=args.split)
+        try:
+            data = load_beir(args.dataset, split=args.split)
+        except FileNotFoundError as err:
+            if "qrels" not in str(err):
+                raise
+            raise QamaError(f"{err}; to index a folder without judgments, give --corpus PATH/corpus.jsonl") from None
         emb = dataset_embeddings(data, args.model, batch_size=args.batch_size, progress=True)
         return emb.docs, list(emb.doc_ids), {"source": os.fspath(data.path), "model": args.model}
     ids, texts = read_jsonl_texts(Path(args.corpus), "documents")

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -55,7 +56,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from qama_rs.qama.model import QamaModel
 
         head = QamaModel.load(args.head)
-        head.path = args.head  # names the head in the spec the results print: QAMA(DIR),...
+        with contextlib.suppress(AttributeError):
+            head.path = args.head  # names the head in the spec the results print: QAMA(DIR),...
     elif args.method == "qama":
         raise SystemExit("qama eval: --method qama needs --head DIR (a trained head from `qama train`)")
     results = []
