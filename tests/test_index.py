@@ -269,3 +269,37 @@ def test_failed_save_keeps_the_old_file(saved, data, monkeypatch):
     assert saved.read_bytes() == before
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
     assert len(Index.load(saved)) == 200
+
+
+def test_huge_k_returns_every_vector():
+    """k up to 2^31 and beyond is fine at the engine level: k > ntotal returns ntotal columns."""
+    rng = np.random.default_rng(40)
+    docs = rng.normal(size=(30, 16)).astype(np.float32)
+    quantizer = Quantizer.fit(docs, "2bit")
+    index = Index(quantizer)
+    index.add(docs)
+    for k in (2**31, 2**31 + 7, 2**63 - 1, 2**80):
+        d, i = index.search(docs[:2], k)
+        assert d.shape == i.shape == (2, 30)
+        assert sorted(i[0].tolist()) == list(range(30))
+    asym = qama_rs.AsymmetricIndex(rng.normal(size=(16, 4)).astype(np.float32), quantizer=quantizer)
+    asym.add(docs)
+    s, i = asym.search(docs[:2], 2**31)
+    assert s.shape == (2, 30) and sorted(i[1].tolist()) == list(range(30))
+
+
+def test_engine_errors_are_qama_errors():
+    rng = np.random.default_rng(41)
+    quantizer = Quantizer.fit(rng.normal(size=(50, 8)).astype(np.float32), "1bit")
+    index = Index(quantizer)
+    with pytest.raises(qama_rs.QamaError, match="empty"):
+        index.search(np.zeros((1, 8), np.float32), 1)
+    index.add(rng.normal(size=(5, 8)).astype(np.float32))
+    with pytest.raises(qama_rs.QamaTypeError, match="k must be an int"):
+        index.search(np.zeros((1, 8), np.float32), 1.5)
+    with pytest.raises(qama_rs.QamaError, match="k = 0"):
+        index.search(np.zeros((1, 8), np.float32), 0)
+    with pytest.raises(qama_rs.QamaTypeError, match="codes must have dtype uint64"):
+        index.add_codes(np.zeros((1, 1), np.int64))
+    with pytest.raises(TypeError):  # QamaTypeError is a TypeError too
+        index.add_codes(np.zeros((1, 1), np.int64))

@@ -105,6 +105,16 @@ def _check_dims_arg(dims: Any, total: int) -> int:
     return m
 
 
+def _engine_input(values: np.ndarray, x: Any) -> np.ndarray:
+    """``values`` marked read-only when it is a temporary of ours (a conversion or reduction of
+    ``x``), so the engine reads it in place; a view of the caller's array stays writeable and the
+    binding copies it (another thread may write the caller's array during the call)."""
+    if isinstance(x, np.ndarray) and np.may_share_memory(values, x):
+        return values
+    values.flags.writeable = False
+    return values
+
+
 def _readonly(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
@@ -277,7 +287,7 @@ class Quantizer:
     def quantize(self, x: Any, dims: int | None = None) -> np.ndarray:
         """Levels ``uint8 (n, dims)`` of ``x`` (before thermometer expansion)."""
         m = _check_dims_arg(dims, self.dims)
-        values = self.reduce(x, m)
+        values = _engine_input(self.reduce(x, m), x)
         return _core.quantize(values, self._thresholds[: self._offsets[m]], self._levels[:m])
 
     def encode(self, x: Any, dims: int | None = None) -> np.ndarray:
@@ -288,7 +298,7 @@ class Quantizer:
         bits past the prefix zeroed). Non-finite input raises ``ValueError``.
         """
         m = _check_dims_arg(dims, self.dims)
-        values = self.reduce(x, m)
+        values = _engine_input(self.reduce(x, m), x)
         return _core.encode(values, self._thresholds[: self._offsets[m]], self._levels[:m])
 
     # ------------------------------------------------------------------------------ persistence

@@ -16,6 +16,7 @@ use numpy::{Element, PyArray, PyReadonlyArray, PyUntypedArray};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+use rayon::prelude::*;
 
 use crate::errors::{type_error, value_error};
 
@@ -85,8 +86,10 @@ fn slice_of<'a, T: Element, D: Dimension>(
         .map_err(|e| type_error(array.py(), format!("{name}: {e}")))
 }
 
-/// A copy of `data`, or `MemoryError`.
-fn copy_of<T: Clone>(data: &[T], name: &str) -> PyResult<Vec<T>> {
+/// A copy of `data`, or `MemoryError`. Made while the GIL is held (no Python thread can write the
+/// array meanwhile), on the rayon pool: the copy of a large database is bound by page faults and
+/// memory bandwidth, which the pool's threads share.
+fn copy_of<T: Clone + Send + Sync>(data: &[T], name: &str) -> PyResult<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(data.len()).map_err(|_| {
         PyMemoryError::new_err(format!(
@@ -94,12 +97,19 @@ fn copy_of<T: Clone>(data: &[T], name: &str) -> PyResult<Vec<T>> {
             data.len()
         ))
     })?;
-    v.extend_from_slice(data);
+    if data.len() < PARALLEL_COPY {
+        v.extend_from_slice(data);
+    } else {
+        v.par_extend(data.par_iter().cloned());
+    }
     Ok(v)
 }
 
+/// Values from which a copy runs on the rayon pool.
+const PARALLEL_COPY: usize = 1 << 18;
+
 /// The data of a query-side array, always copied (see the module docs).
-pub fn copied<T: Element + Clone, D: Dimension>(
+pub fn copied<T: Element + Clone + Send + Sync, D: Dimension>(
     array: &PyReadonlyArray<'_, T, D>,
     name: &str,
 ) -> PyResult<Vec<T>> {
@@ -107,7 +117,7 @@ pub fn copied<T: Element + Clone, D: Dimension>(
 }
 
 /// The data of a stored-side array: in place when read-only, else a copy (see the module docs).
-pub fn shared<'a, T: Element + Clone, D: Dimension>(
+pub fn shared<'a, T: Element + Clone + Send + Sync, D: Dimension>(
     array: &'a PyReadonlyArray<'_, T, D>,
     name: &str,
 ) -> PyResult<Cow<'a, [T]>> {
