@@ -38,6 +38,7 @@ from qama_rs.quantizers.lloyd_max import gaussian_lloyd_max, lloyd_1d
 #: Level counts a component may get (1 = dropped). Powers of two plus 3 and 6, which pack
 #: 5 or 3 to a byte (1.6 and 2.67 bits).
 LEVEL_OPTIONS = (2, 3, 4, 6, 8, 16, 32, 64)
+_BLOCK = 65536  # rows encoded at a time
 
 
 def gaussian_distortion(levels: int) -> float:
@@ -256,13 +257,14 @@ class Allocated:
         return digits
 
     def encode(self, x) -> np.ndarray:
-        """``(n, dim)`` floats → ``uint8 (n, m)`` packed codes."""
+        """``(n, dim)`` floats → ``uint8 (n, m)`` packed codes (in row blocks to bound memory)."""
         self._require_fitted()
-        z = self._coordinates(check_embeddings(x, "x", self.dim))[0]
-        digits = self._digits(z)
-        out = np.zeros((len(z), self.m), dtype=np.uint8)
-        for b, members in enumerate(self.bytes_members):
-            out[:, b] = digits[:, members] @ self._strides[b]
+        x = check_embeddings(x, "x", self.dim)
+        out = np.zeros((len(x), self.m), dtype=np.uint8)
+        for start in range(0, len(x), _BLOCK):
+            digits = self._digits(self._coordinates(x[start : start + _BLOCK])[0])
+            for b, members in enumerate(self.bytes_members):
+                out[start : start + len(digits), b] = digits[:, members] @ self._strides[b]
         return out
 
     def decode(self, codes) -> np.ndarray:
@@ -343,13 +345,17 @@ class AllocatedScaled(Allocated):
     def row_scale(self, x) -> np.ndarray:
         """Float32 ``(n,)``: ``|r| · <u, û> / |û|²`` (0 for a vector whose code decodes to zero)."""
         self._require_fitted()
-        u, length = self._coordinates(check_embeddings(x, "x", self.dim))
-        u_hat = self.decode(self.encode(x))
-        energy = np.sum(u_hat.astype(np.float64) ** 2, axis=1)
-        dot = np.sum(u.astype(np.float64) * u_hat, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(energy > 0, length * dot / energy, 0.0)
-        return scale.astype(np.float32)
+        x = check_embeddings(x, "x", self.dim)
+        out = np.empty(len(x), dtype=np.float32)
+        for start in range(0, len(x), _BLOCK):
+            block = x[start : start + _BLOCK]
+            u, length = self._coordinates(block)
+            u_hat = self.decode(self.encode(block))
+            energy = np.sum(u_hat.astype(np.float64) ** 2, axis=1)
+            dot = np.sum(u.astype(np.float64) * u_hat, axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[start : start + len(block)] = np.where(energy > 0, length * dot / energy, 0.0)
+        return out
 
 
 class TritRotation(AllocatedScaled):

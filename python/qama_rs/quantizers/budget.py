@@ -1,0 +1,168 @@
+"""Budget chooser: given corpus documents and a byte budget, the codec (and its dimensions) with the
+best recall@10 on pseudo-queries, plus the frontier it chose from.
+
+No labels and no real queries are needed: ``n_queries`` documents drawn at random are held out and
+used as queries against the rest (the codecs are fitted on the rest only), and each candidate's
+recall@10 against the exact float32 top-10 is measured with the engine's byte-LUT search. Held-out
+documents stand in for queries because they come from the same corpus; the bench reports how well
+that tracks real-query recall.
+
+    python -m qama_rs.quantizers.budget --dataset scifact --budget 48
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from qama_rs.errors import QamaError
+from qama_rs.quantizers.allocated import Allocated, AllocatedScaled, TritRotation, _check_int
+from qama_rs.quantizers.base import check_embeddings
+from qama_rs.quantizers.product import PcaProduct
+
+_SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
+
+
+def codec_spec(codec: Any) -> str:
+    """A ``name(key=value,...)`` string that :func:`build_codec` turns back into an equal, unfitted codec."""
+    if isinstance(codec, TritRotation):
+        return f"trit_rotation(seed={codec.seed})"
+    if isinstance(codec, Allocated):
+        return f"{codec.name}(budget_bytes={codec.budget_bytes})"
+    if isinstance(codec, PcaProduct):
+        dims = "" if codec.dims is None else f",dims={codec.dims}"
+        return f"pca_pq(m={codec.m_bytes}{dims})"
+    raise QamaError(f"no spec for {type(codec).__name__}")
+
+
+def build_codec(spec: str):
+    """The unfitted codec of a spec such as ``pca_alloc_scaled(budget_bytes=48)`` or ``pca_pq(m=12,dims=72)``."""
+    from qama_rs.quantizers import CODECS
+
+    match = _SPEC.match(spec) if isinstance(spec, str) else None
+    if match is None or match.group(1) not in CODECS:
+        raise QamaError(f"codec spec {spec!r}: expected one of {sorted(CODECS)} with optional (key=value,...)")
+    kwargs: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip().isidentifier() or not value.strip().lstrip("-").isdigit():
+            raise QamaError(f"codec spec {spec!r}: arguments are key=integer, got {part!r}")
+        kwargs[key.strip()] = int(value)
+    try:
+        return CODECS[match.group(1)](**kwargs)
+    except TypeError as err:
+        raise QamaError(f"codec spec {spec!r}: {err}") from None
+
+
+def candidates(budget_bytes: int, dim: int) -> list[Any]:
+    """Unfitted codecs that fit ``budget_bytes`` at ``dim`` input dimensions: the allocated scalar
+    codes (with and without the 4-byte length factor), PCA + PQ at three sub-space widths (4, 6, 8
+    components a byte, budgets up to 64 bytes), and the trit rotation code when it fits."""
+    budget_bytes = _check_int(budget_bytes, "budget_bytes", 1)
+    out: list[Any] = [Allocated(budget_bytes=budget_bytes)]
+    if budget_bytes > AllocatedScaled.factor_bytes + 4:
+        out.append(AllocatedScaled(budget_bytes=budget_bytes))
+    if budget_bytes <= 64:
+        widths = sorted({min(dim, w * budget_bytes) for w in (4, 6, 8) if w * budget_bytes <= dim} | {min(dim, 4 * budget_bytes)})
+        out += [PcaProduct(m=budget_bytes, dims=w) for w in widths if w >= budget_bytes]
+    if -(-dim // 5) + TritRotation.factor_bytes <= budget_bytes:
+        out.append(TritRotation())
+    return out
+
+
+def _lut_topk(codec, docs: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    from qama_rs import _core
+
+    codes = codec.encode(docs)
+    scale = codec.row_scale(docs) if hasattr(type(codec), "row_scale") else None
+    return _core.lut_search(codec.query_luts(queries), codes, k, scale)[1]
+
+
+def pseudo_query_split(n: int, n_queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(document rows, held-out query rows) of a seeded random split."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_queries:]), np.sort(order[:n_queries])
+
+
+def choose_codec(docs, budget_bytes: int, n_queries: int = 200, seed: int = 0, codecs=None, progress=None):
+    """``(spec, table)``: the codec spec with the best pseudo-query recall@10 among those whose
+    ``bytes_per_vector`` fits ``budget_bytes``, and every candidate's row ``{"spec", "bytes",
+    "recall10", "seconds"}`` sorted by bytes then recall (over-budget candidates are measured with
+    ``"fits": False`` and never chosen). Ties go to fewer bytes. ``codecs``: candidates to use instead
+    of :func:`candidates` (unfitted objects of protocol B)."""
+    x = check_embeddings(docs, "docs")
+    budget_bytes = _check_int(budget_bytes, "budget_bytes", 1)
+    n_queries = _check_int(n_queries, "n_queries", 1)
+    if x.shape[0] < n_queries + 20:
+        raise QamaError(f"docs: {x.shape[0]} documents; the chooser needs at least n_queries + 20 = {n_queries + 20}")
+    doc_rows, query_rows = pseudo_query_split(len(x), n_queries, seed)
+    base, queries = x[doc_rows], x[query_rows]
+    exact = queries @ base.T
+    truth = np.argpartition(-exact, 9, axis=1)[:, :10]
+    table = []
+    for codec in candidates(budget_bytes, x.shape[1]) if codecs is None else codecs:
+        start = time.perf_counter()
+        codec.fit(base)
+        ids = _lut_topk(codec, base, queries, 10)
+        recall = float(np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(ids, truth, strict=True)]))
+        nbytes = int(codec.bytes_per_vector)
+        row = {
+            "spec": codec_spec(codec) if codecs is None else _label(codec),
+            "bytes": nbytes,
+            "recall10": recall,
+            "fits": nbytes <= budget_bytes,
+            "seconds": time.perf_counter() - start,
+        }
+        table.append(row)
+        if progress:
+            progress(row)
+    fitting = [r for r in table if r["fits"]]
+    if not fitting:
+        raise QamaError(f"budget_bytes = {budget_bytes}: no candidate codec fits")
+    best = max(fitting, key=lambda r: (r["recall10"], -r["bytes"]))
+    table.sort(key=lambda r: (r["bytes"], -r["recall10"]))
+    return best["spec"], table
+
+
+def _label(codec) -> str:
+    try:
+        return codec_spec(codec)
+    except QamaError:
+        return repr(codec)
+
+
+def format_table(table: list[dict], chosen: str) -> str:
+    lines = ["| codec | bytes | pseudo-query recall@10 | fits | s |", "|---|---:|---:|---|---:|"]
+    for r in table:
+        mark = " **chosen**" if r["spec"] == chosen else ""
+        lines.append(f"| `{r['spec']}`{mark} | {r['bytes']} | {r['recall10']:.3f} | {'yes' if r['fits'] else 'no'} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``qama frontier --dataset NAME --budget BYTES``: prints the candidates' pseudo-query recall and the choice."""
+    parser = argparse.ArgumentParser(prog="qama frontier", description="choose the codec for a byte budget")
+    parser.add_argument("--dataset", required=True, help="BEIR dataset name or folder (documents only are read)")
+    parser.add_argument("--budget", type=int, required=True, help="bytes per vector (codes + factors)")
+    parser.add_argument("--queries", type=int, default=200, help="held-out documents used as queries")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from qama_rs.data.beir import load_beir, resolve_dataset
+    from qama_rs.data.embed import dataset_embeddings
+
+    docs = dataset_embeddings(load_beir(resolve_dataset(args.dataset)), progress=False).docs
+    spec, table = choose_codec(
+        docs, args.budget, args.queries, args.seed, progress=lambda r: print(f"  {r['spec']}: {r['recall10']:.3f}", file=sys.stderr)
+    )
+    print(format_table(table, spec))
+    print(f"\nchosen for {args.budget} B: {spec}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

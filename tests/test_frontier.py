@@ -1,0 +1,253 @@
+"""Frontier codecs (PCA bit allocation, trit rotation, PCA + PQ) and the budget chooser, on generated data.
+
+Every codec is a byte-LUT codec: its score is ``row_scale_i * Σ_b lut[b, code_ib]``. The tests check
+the packing and byte counts, that the lookup tables reproduce ``prepare_query(q) · decode(codes)``
+(NumPy) and that the engine's ``lut_search`` returns the NumPy brute-force ranking and scores.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from qama_rs import _core
+from qama_rs.errors import QamaError
+from qama_rs.quantizers import CODECS, Allocated, AllocatedScaled, PcaProduct, TritRotation
+from qama_rs.quantizers.allocated import (
+    allocate_levels,
+    gaussian_distortion,
+    levels_for_budget,
+    pack_components,
+)
+from qama_rs.quantizers.budget import build_codec, candidates, choose_codec, codec_spec
+
+DIM = 40
+
+
+def _corpus(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    """Unit vectors with a decaying spectrum and a common mean direction, like sentence embeddings."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)) * (1.0 / np.arange(1, dim + 1) ** 0.7) + 0.3 / math.sqrt(dim)
+    x = x @ np.linalg.qr(rng.standard_normal((dim, dim)))[0]
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def docs() -> np.ndarray:
+    return _corpus(1500)
+
+
+@pytest.fixture(scope="module")
+def queries() -> np.ndarray:
+    return _corpus(9, seed=5)
+
+
+def _scores_numpy(codec, q, x):
+    """Brute force: row_scale * prepare_query(q) · decode(encode(x)), dropped components excluded."""
+    s = codec.prepare_query(q) @ codec.decode(codec.encode(x)).T
+    if hasattr(type(codec), "row_scale"):
+        s = s * codec.row_scale(x)[None, :]
+    return s
+
+
+# ------------------------------------------------------------------------- allocation and packing
+def test_gaussian_distortion_matches_known_lloyd_max_values():
+    assert gaussian_distortion(1) == 1.0
+    assert gaussian_distortion(2) == pytest.approx(1 - 2 / math.pi, abs=1e-9)  # sign code: 0.3634
+    assert gaussian_distortion(4) == pytest.approx(0.1175, abs=1e-4)
+    assert gaussian_distortion(3) == pytest.approx(0.1902, abs=1e-4)
+
+
+def test_allocation_respects_bits_and_favours_strong_components():
+    w = np.array([100.0, 10.0, 1.0, 0.1, 0.01])
+    for bits in (0, 1, 3.2, 7, 12):
+        levels = allocate_levels(w, bits)
+        assert np.log2(levels).sum() <= bits + 1e-9
+        assert (np.diff(levels) <= 0).all()  # weaker components never get more levels
+    assert (allocate_levels(w, 0) == 1).all()
+    assert allocate_levels(w, 12)[0] > allocate_levels(w, 12)[-1]
+
+
+def test_pack_components_fills_bytes_with_level_products_at_most_256():
+    levels = np.array([3] * 384)
+    packed = pack_components(levels)
+    assert len(packed) == 77 and all(len(b) <= 5 for b in packed)  # 5 trits a byte
+    mixed = np.array([64, 16, 16, 8, 6, 6, 6, 4, 3, 3, 2, 2, 2, 1, 1])
+    packed = pack_components(mixed)
+    assert sorted(j for b in packed for j in b) == list(range(13))  # every coded component once
+    assert all(math.prod(int(mixed[j]) for j in b) <= 256 for b in packed)
+
+
+@pytest.mark.parametrize("budget", [1, 3, 8, 20])
+def test_levels_for_budget_packs_into_the_budget(budget):
+    levels = levels_for_budget(np.linspace(1, 0.01, DIM) ** 2, budget)
+    assert len(pack_components(levels)) <= budget
+    assert len(pack_components(levels_for_budget(np.ones(DIM), budget))) <= budget
+
+
+# ------------------------------------------------------------------------------------- codecs
+def _codecs():
+    return [
+        Allocated(budget_bytes=6),
+        Allocated(budget_bytes=14, weight_power=1.0),
+        AllocatedScaled(budget_bytes=12),
+        TritRotation(seed=3),
+        PcaProduct(m=4, dims=16, iterations=8),
+    ]
+
+
+@pytest.mark.parametrize("codec", _codecs(), ids=lambda c: type(c).__name__)
+def test_codes_shapes_and_honest_bytes(codec, docs):
+    codec.fit(docs)
+    codes = codec.encode(docs[:50])
+    assert codes.dtype == np.uint8 and codes.shape == (50, codec.m)
+    factor = 4 if hasattr(type(codec), "row_scale") else 0
+    assert codec.bytes_per_vector == codes.shape[1] + factor
+    if isinstance(codec, Allocated) and not isinstance(codec, TritRotation):
+        assert codec.bytes_per_vector <= codec.budget_bytes
+    luts = codec.query_luts(docs[:3])
+    assert luts.shape == (3, codec.m, 256) and luts.dtype == np.float32 and luts.flags.c_contiguous
+
+
+def test_trit_rotation_is_five_trits_a_byte(docs):
+    codec = TritRotation().fit(docs)
+    assert codec.m == math.ceil(DIM / 5) and codec.bytes_per_vector == codec.m + 4
+    assert codec.encode(docs).max() < 3**5
+    digits = codec._digits(codec._coordinates(docs)[0])
+    assert set(np.unique(digits)) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("codec", _codecs(), ids=lambda c: type(c).__name__)
+def test_luts_reproduce_decoded_inner_products(codec, docs, queries):
+    codec.fit(docs)
+    codes = codec.encode(docs[:200])
+    luts = codec.query_luts(queries).astype(np.float64)
+    from_luts = np.stack([luts[:, b, codes[:, b]] for b in range(codec.m)]).sum(axis=0)
+    expected = codec.prepare_query(queries).astype(np.float64) @ codec.decode(codes).astype(np.float64).T
+    np.testing.assert_allclose(from_luts, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("codec", _codecs(), ids=lambda c: type(c).__name__)
+def test_engine_lut_search_matches_numpy_brute_force(codec, docs, queries):
+    codec.fit(docs)
+    codes = codec.encode(docs)
+    scale = codec.row_scale(docs) if hasattr(type(codec), "row_scale") else None
+    scores, ids = _core.lut_search(codec.query_luts(queries), codes, 10, scale)
+    brute = _scores_numpy(codec, queries, docs)
+    # The engine's ids are a top-10 of the brute-force scores, and its scores are those documents' scores.
+    np.testing.assert_allclose(scores, np.take_along_axis(brute, ids, 1), rtol=1e-4, atol=1e-5)
+    tenth = np.sort(brute, axis=1)[:, -10]
+    assert (scores[:, -1] >= tenth - 1e-4).all()
+
+
+def test_row_scale_is_the_least_squares_length(docs):
+    codec = AllocatedScaled(budget_bytes=12).fit(docs)
+    x = docs[:40]
+    residual = (x - codec.mean.astype(np.float32)) @ codec.basis
+    u_hat = codec.decode(codec.encode(x)).astype(np.float64)
+    scale = codec.row_scale(x)
+    for i in range(len(x)):
+        best = np.linalg.lstsq(u_hat[i][:, None], residual[i].astype(np.float64), rcond=None)[0][0]
+        assert scale[i] == pytest.approx(best, rel=1e-4)
+
+
+def test_length_correction_improves_the_estimate_of_the_inner_product(docs, queries):
+    plain = Allocated(budget_bytes=12).fit(docs)
+    scaled = AllocatedScaled(budget_bytes=16).fit(docs)  # same 12 code bytes + the factor
+    assert scaled.m == plain.m
+    truth = queries @ (docs - plain.mean.astype(np.float32)).T
+    err_scaled = np.abs(_scores_numpy(scaled, queries, docs) - truth).mean()
+    # The same code bytes without the factor (the residual is coded as is, not by direction).
+    err_plain = np.abs(_scores_numpy(plain, queries, docs) - truth).mean()
+    assert err_scaled < err_plain
+
+
+def test_more_bytes_give_better_recall(docs):
+    q, base = docs[:60], docs[60:]
+    truth = np.argsort(-(q @ base.T), axis=1)[:, :10]
+
+    def recall(codec):
+        codec.fit(base)
+        scale = codec.row_scale(base) if hasattr(type(codec), "row_scale") else None
+        ids = _core.lut_search(codec.query_luts(q), codec.encode(base), 10, scale)[1]
+        return np.mean([len(np.intersect1d(a, b)) for a, b in zip(ids, truth, strict=True)]) / 10
+
+    r = [recall(Allocated(budget_bytes=b)) for b in (2, 6, 20)]
+    assert r[0] < r[1] < r[2]
+    assert recall(PcaProduct(m=2, dims=8, iterations=8)) < recall(PcaProduct(m=8, dims=32, iterations=8))
+
+
+@pytest.mark.parametrize("codec", _codecs(), ids=lambda c: type(c).__name__)
+def test_state_round_trip_keeps_codes_and_tables(codec, docs, queries):
+    import json
+
+    codec.fit(docs)
+    again = type(codec).from_state(json.loads(json.dumps(codec.to_state())))
+    np.testing.assert_array_equal(again.encode(docs[:100]), codec.encode(docs[:100]))
+    np.testing.assert_allclose(again.query_luts(queries), codec.query_luts(queries), rtol=1e-6, atol=1e-7)
+    assert again.bytes_per_vector == codec.bytes_per_vector
+
+
+def test_bad_input_names_the_argument(docs):
+    with pytest.raises(QamaError, match="fit"):
+        Allocated(8).encode(docs)
+    codec = Allocated(8).fit(docs)
+    bad = docs[:3].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="x has a non-finite"):
+        codec.encode(bad)
+    with pytest.raises(ValueError, match="xq has 7 dimensions"):
+        codec.query_luts(np.ones((2, 7), np.float32))
+    with pytest.raises(QamaError, match="codes must have shape"):
+        codec.decode(np.zeros((2, codec.m + 1), np.uint8))
+    with pytest.raises(QamaError, match="budget_bytes"):
+        AllocatedScaled(budget_bytes=4)
+    with pytest.raises(QamaError, match="transform"):
+        Allocated(8, transform="dct")
+    with pytest.raises(QamaError, match="dims"):
+        PcaProduct(m=8, dims=DIM + 1).fit(docs)
+    with pytest.raises(QamaError, match="corrupt"):
+        Allocated.from_state({"budget_bytes": 3})
+
+
+def test_codecs_registry_names_and_specs_round_trip():
+    assert set(CODECS) == {"pca_alloc", "pca_alloc_scaled", "trit_rotation", "pca_pq"}
+    for codec in candidates(24, 384):
+        assert codec_spec(build_codec(codec_spec(codec))) == codec_spec(codec)
+    with pytest.raises(QamaError, match="codec spec"):
+        build_codec("pca_alloc(budget_bytes=big)")
+    with pytest.raises(QamaError, match="codec spec"):
+        build_codec("nope")
+
+
+# -------------------------------------------------------------------------------------- chooser
+def test_candidates_fit_the_budget():
+    for budget in (6, 12, 48, 81, 200):
+        for codec in candidates(budget, 384):
+            if not isinstance(codec, PcaProduct):  # a product code's bytes are m, known unfitted
+                codec.fit(_corpus(300, 384))
+            assert codec.bytes_per_vector <= budget, (budget, codec)
+
+
+def test_chooser_picks_the_best_fitting_candidate_on_a_constructed_case(docs):
+    # A deliberately weak candidate (2 bytes), a strong one (16 bytes) and one over the budget.
+    weak, strong, too_big = Allocated(budget_bytes=2), Allocated(budget_bytes=16), Allocated(budget_bytes=30)
+    spec, table = choose_codec(docs, 20, n_queries=50, codecs=[weak, strong, too_big])
+    rows = {r["spec"]: r for r in table}
+    assert spec == "pca_alloc(budget_bytes=16)"
+    assert rows["pca_alloc(budget_bytes=2)"]["recall10"] < rows[spec]["recall10"]
+    assert not rows["pca_alloc(budget_bytes=30)"]["fits"]
+    assert rows["pca_alloc(budget_bytes=30)"]["recall10"] >= rows[spec]["recall10"]  # better but over budget
+    assert [r["bytes"] for r in table] == sorted(r["bytes"] for r in table)
+
+
+def test_chooser_default_candidates_and_errors(docs):
+    spec, table = choose_codec(docs[:400], 8, n_queries=40)
+    assert build_codec(spec).fit(docs[:400]).bytes_per_vector <= 8
+    assert spec == max((r for r in table if r["fits"]), key=lambda r: r["recall10"])["spec"]
+    with pytest.raises(QamaError, match="n_queries"):
+        choose_codec(docs[:30], 8, n_queries=40)
+    with pytest.raises(QamaError, match="no candidate"):
+        choose_codec(docs, 3, n_queries=20, codecs=[Allocated(budget_bytes=8)])
