@@ -758,3 +758,22 @@ def test_a_saved_qama_head_by_path_round_trips_with_the_index(tmp_path, capsys):
     ref = index_factory(32, f"QAMA({folder}),Hybrid")
     ref.add(docs, ids=[str(i) for i in range(300)])
     np.testing.assert_array_equal(cli_index.search(queries, 10)[1], ref.search(queries, 10)[1])
+
+
+def test_every_byte_lut_registry_codec_scores_through_the_engine(data, tmp_path):
+    """quantizers.CODECS (protocol B codecs) plug in by name: engine scores equal the NumPy LUT oracle, and the
+    index round-trips through a mapped file."""
+    from qama_rs.quantizers import CODECS
+
+    docs, queries = data
+    for name, cls in CODECS.items():
+        index = built(name, docs)
+        assert index.codec.kind == "lut"
+        codec = cls().fit(docs)
+        scale = codec.row_scale(docs) if hasattr(codec, "row_scale") else None
+        ref_s, ref_i = _oracles.topk_largest(_reference.lut_scores(codec.query_luts(queries), codec.encode(docs), scale), 10)
+        D, labels = index.search(queries, 10)
+        np.testing.assert_array_equal(labels, ref_i, err_msg=name)
+        np.testing.assert_array_equal(D, ref_s, err_msg=name)
+        index.save(tmp_path / f"{name}.qidx")
+        np.testing.assert_array_equal(Index.load(tmp_path / f"{name}.qidx", mmap=True).search(queries, 10)[1], labels)

@@ -268,9 +268,9 @@ def register_method(name: str, factory: MethodFactory, *, overwrite: bool = Fals
 
 
 def _training_free_names() -> list[str]:
-    from qama_rs.quantizers import METHODS
+    from qama_rs import quantizers
 
-    return sorted(METHODS)
+    return sorted({*quantizers.METHODS, *getattr(quantizers, "CODECS", {})})
 
 
 def available_methods() -> list[str]:

@@ -24,7 +24,8 @@ Codec names (case-insensitive; ``b`` a number of bits):
 Training-free codec stages take their quantizer's constructor keywords as arguments, e.g.
 ``Adaptive(high_dims=64,low_dims=192,order=variance)`` or ``LloydMaxEmp2(iterations=50)``.
 
-Any name of ``qama_rs.quantizers.METHODS`` (``lloyd_max_gauss``, a codec added later) is a codec too,
+Any name of ``qama_rs.quantizers.METHODS`` or ``qama_rs.quantizers.CODECS`` (``lloyd_max_gauss``,
+``pca_alloc(budget_bytes=48)``, a codec added later) is a codec too,
 and :func:`register_codec` adds more: a builder ``builder(*args) -> codec`` returns an unfitted object
 implementing protocol (A) (``fit``/``encode``/``reconstruction_values``/``prepare_query``, optional
 ``row_scale``), (B) (``fit``/``encode``/``query_luts``) or an engine :class:`~qama_rs.engine.Quantizer` (C),
@@ -89,9 +90,12 @@ def _int_arg(stage: Stage, text: str, what: str, low: int = 1, high: int = MAX_K
 
 
 def _training_free_methods() -> dict[str, type]:
-    from qama_rs.quantizers import METHODS
+    """Codec classes by registry name: ``quantizers.METHODS`` (per-dimension, protocol A) and
+    ``quantizers.CODECS`` (byte-LUT codecs, protocol B)."""
+    from qama_rs import quantizers
 
-    return {name.lower(): cls for name, cls in METHODS.items()}
+    registry = {**quantizers.METHODS, **getattr(quantizers, "CODECS", {})}
+    return {name.lower(): cls for name, cls in registry.items()}
 
 
 def _keyword_args(stage: Stage) -> dict[str, Any]:

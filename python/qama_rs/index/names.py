@@ -26,7 +26,7 @@ method (``--bits``)        spec                              what it is
                                                              ``@orthogonal`` -> ``Orthogonal,...``)
 =========================  ================================  ==========================================
 
-Any other training-free registry name (``qama_rs.quantizers.METHODS``) is its own spec.
+Any other registry name (``qama_rs.quantizers.METHODS``, ``qama_rs.quantizers.CODECS``) is its own spec.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def method_spec(name: str, bits: Any = None, head: str | None = None) -> str | N
         return f"LloydMax{int(bits)}"
     if name in METHOD_SPECS:
         return METHOD_SPECS[name]
-    from qama_rs.quantizers import METHODS
+    from qama_rs import quantizers
 
-    if name in METHODS:
+    if name in quantizers.METHODS or name in getattr(quantizers, "CODECS", {}):
         return name
     return None
