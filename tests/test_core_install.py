@@ -102,11 +102,13 @@ def test_core_path_imports_no_optional_package():
         import numpy as np
         import qama_rs
         from qama_rs.index import index_factory
+        from qama_rs import quantizers
         from qama_rs.quantizers import METHODS, make_method
 
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((400, 64)).astype(np.float32)
-        specs = [*METHODS, "Flat", "Sign", "Thermo2", "Hybrid", "LloydMax2", "Hadamard,LloydMax2",
+        x = rng.standard_normal((600, 64)).astype(np.float32)
+        # Registry methods, the frontier codecs (quantizers.CODECS) and the factory's own stages.
+        specs = [*METHODS, *getattr(quantizers, "CODECS", ()), "Flat", "Sign", "Thermo2", "Hybrid", "LloydMax2", "Hadamard,LloydMax2",
                  "Sign,Rescore(LloydMax2,50)", "Thermo1,RFlat(50)"]
         for name in METHODS:
             codes = make_method(name).fit(x).encode(x[:10])
