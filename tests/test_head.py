@@ -118,7 +118,8 @@ def test_pair_reducer_is_trainable_and_checks_its_input():
         {"levels": (16, 32)},
         {"levels": (32, 12)},
         {"init": "random"},
-        {"expansion": 0},
+        {"expansion": -1},
+        {"expansion": 0, "init": "none"},
     ],
 )
 def test_bad_config_raises(kwargs):

@@ -1,5 +1,6 @@
 """QamaModel: save/load round trip, transforms, and the engine objects built from the trained thresholds."""
 
+import hashlib
 import importlib
 import json
 
@@ -10,6 +11,7 @@ import torch
 from qama_rs.qama.config import HeadConfig, QamaConfig, ThresholdConfig, ablation_config
 from qama_rs.qama.head import QamaHead
 from qama_rs.qama.model import QamaModel
+from qama_rs.qama.rotation import random_rotation
 from qama_rs.qama.thresholds import ThresholdBank, scheme_levels, thermometer_codes, threshold_count
 
 
@@ -32,6 +34,8 @@ def model():
     with torch.no_grad():  # make the FFN matter, so a broken save/load of it would show
         head.down.weight.normal_(0, 0.05)
         head.reducers["16"].w2.normal_(0, 0.5)
+    # A fitted code rotation too, so a broken save/load of those would show.
+    head.set_code_rotation(16, "2bit", torch.from_numpy(random_rotation(16, 5)).float())
     bank = ThresholdBank(head.levels, config.thresholds.schemes)
     with torch.no_grad():
         h = head(docs)
@@ -42,7 +46,9 @@ def model():
 
 def test_save_load_round_trip(model, tmp_path):
     model.save(tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"head.safetensors", "config.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {"head.safetensors", "config.json", "checksums.json"}
+    sums = json.loads((tmp_path / "checksums.json").read_text())
+    assert sums["config.json"] == hashlib.sha256((tmp_path / "config.json").read_bytes()).hexdigest()
     document = json.loads((tmp_path / "config.json").read_text())
     assert document["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert document["levels"] == [32, 16, 8] and document["schemes"] == ["1bit", "2bit", "hybrid"]
@@ -140,3 +146,45 @@ def test_ablation_ladder_adds_one_component_per_step():
             assert previous < on and len(on - previous) == 1
         previous = on
     assert previous == {"train_head", "quantization", "matryoshka", "orthogonality", "bottleneck", "variance"}
+
+
+def test_half_precision_save_keeps_features_close(model, tmp_path):
+    model.save(tmp_path, dtype=torch.float16)
+    loaded = QamaModel.load(tmp_path)
+    docs = _docs(50, seed=7)
+    np.testing.assert_allclose(loaded.features(docs, 16, "2bit"), model.features(docs, 16, "2bit"), atol=2e-3)
+
+
+def test_recalibrate_refits_thresholds_to_new_documents(model):
+    import copy
+
+    other = copy.deepcopy(model)
+    docs = _docs(400, seed=9) * 0.5 + 0.2
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    other.recalibrate(docs)
+    codes = other.quantizer(32, "1bit").encode(other.features(docs, 32, "1bit"))
+    bits = np.unpackbits(codes.view(np.uint8), axis=1, bitorder="little")[:, :32]
+    # Median thresholds of the new documents: each bit is set for about half of them.
+    np.testing.assert_allclose(bits.mean(0), 0.5, atol=0.01)
+
+
+def test_pretrained_head_loads_offline_checks_its_checksum_and_encodes_deterministically(tmp_path, monkeypatch):
+    import qama_rs.qama.model as model_module
+
+    pretrained = QamaModel.pretrained()
+    assert pretrained.levels[0] == 384 and pretrained.training["data"][0]["dataset"] == "wiki-50k"
+    docs = np.random.default_rng(0).standard_normal((20, 384)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    np.testing.assert_array_equal(pretrained.features(docs, 384, "2bit"), QamaModel.pretrained().features(docs, 384, "2bit"))
+    # A corrupted copy is refused.
+    import shutil
+
+    copy_root = tmp_path / "pretrained"
+    shutil.copytree(model_module.PRETRAINED_ROOT, copy_root)
+    with open(copy_root / model_module.PRETRAINED_DEFAULT / "config.json", "a") as f:
+        f.write(" ")
+    monkeypatch.setattr(model_module, "PRETRAINED_ROOT", copy_root)
+    with pytest.raises(ValueError, match="corrupt"):
+        QamaModel.pretrained()
+    with pytest.raises(ValueError, match="no pretrained head"):
+        QamaModel.pretrained("no-such-model")

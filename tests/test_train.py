@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from qama_rs.qama.config import HeadConfig, QamaConfig, ablation_config
+from qama_rs.qama.config import HeadConfig, QamaConfig, ablation_config, supervised_config
 from qama_rs.qama.model import QamaModel
 from qama_rs.qama.thresholds import thermometer_bits, threshold_count
 from qama_rs.qama.train import TrainingData, neighbour_recall, train, train_main
@@ -33,8 +33,16 @@ def _clustered(n, seed):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def _supervised(head: HeadConfig) -> QamaConfig:
+    """The trained-FFN objective on a small head, code rotations off: these tests are about the FFN trainer."""
+    base = supervised_config()
+    base.head = head
+    base.thresholds.rotation = "none"
+    return base
+
+
 def _config(step="variance", epochs=1):
-    config = ablation_config(step, QamaConfig(head=HeadConfig(input_dim=D, expansion=2, levels=(32, 16, 8))))
+    config = ablation_config(step, _supervised(HeadConfig(input_dim=D, expansion=2, levels=(32, 16, 8))))
     config.optim.epochs = epochs
     config.optim.batch_size = 64
     config.optim.lr = 1e-3
@@ -168,7 +176,7 @@ def test_short_training_on_a_scifact_slice(tmp_path):
     heldout = docs[1200:1700]
 
     def config(step):
-        config = ablation_config(step, QamaConfig(head=HeadConfig(expansion=4)))
+        config = ablation_config(step, _supervised(HeadConfig(expansion=4)))
         config.optim.epochs = 1
         config.optim.lr = 1e-3
         return config

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMES = ("1bit", "1.5bit", "2bit", "hybrid")
+ROTATION_MODES = ("auto", "itq", "random", "none")
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -22,8 +23,9 @@ class HeadConfig:
     """Shape and initialisation of the transformation head (see `qama_rs.qama.head`)."""
 
     input_dim: int = 384
-    # hidden width = expansion * input_dim (the paper uses 32).
-    expansion: int = 32
+    # hidden width = expansion * input_dim (the paper uses 32); 0 = no FFN, the head is its linear skip
+    # (the documents-only default: an untrained FFN adds nothing; `supervised_config()` sets 32).
+    expansion: int = 0
     # Matryoshka levels: nested prefixes, largest first; the largest is the output width.
     levels: tuple[int, ...] = (384, 192, 128, 96, 48)
     # "pca": the linear skip starts as the corpus PCA rotation (untrained head == PCA);
@@ -38,8 +40,10 @@ class HeadConfig:
     def validate(self) -> None:
         if self.input_dim < 8:
             raise ValueError(f"head.input_dim must be >= 8, got {self.input_dim}")
-        if self.expansion < 1:
-            raise ValueError(f"head.expansion must be >= 1, got {self.expansion}")
+        if self.expansion < 0:
+            raise ValueError(f"head.expansion must be >= 0, got {self.expansion}")
+        if self.expansion == 0 and self.init == "none":
+            raise ValueError("head.expansion = 0 (no FFN) needs a linear skip; head.init must not be 'none'")
         if self.init not in ("pca", "pca_rotated", "identity", "none"):
             raise ValueError(
                 f"head.init must be 'pca', 'pca_rotated', 'identity' or 'none', got {self.init!r}"
@@ -69,6 +73,11 @@ class ThresholdConfig:
     momentum: float = 0.995
     # Recompute thresholds from all training embeddings after the last step.
     calibrate: bool = True
+    # Code rotation per (level, scheme), fitted on the training documents after the head is trained
+    # (qama_rs.qama.rotation): "itq" (quantization-error minimising), "random", "none" (identity), or "auto"
+    # (each of the three, keeping per (level, scheme) the best label-free validation recall).
+    rotation: str = "auto"
+    rotation_iterations: int = 20
 
     def validate(self) -> None:
         if not self.schemes:
@@ -78,6 +87,10 @@ class ThresholdConfig:
                 raise ValueError(f"thresholds.schemes: unknown scheme {scheme!r}; expected one of {SCHEMES}")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"thresholds.momentum must be in [0, 1), got {self.momentum}")
+        if self.rotation not in ROTATION_MODES:
+            raise ValueError(f"thresholds.rotation must be one of {ROTATION_MODES}, got {self.rotation!r}")
+        if self.rotation_iterations < 0:
+            raise ValueError(f"thresholds.rotation_iterations must be >= 0, got {self.rotation_iterations}")
 
 
 @dataclass
@@ -154,8 +167,10 @@ class OptimConfig:
     warmup_fraction: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0
-    # False freezes the head (the "thresholds only" ablation step): only thresholds are fitted.
-    train_head: bool = True
+    # False freezes the head at its (PCA) initialisation: only code rotations and thresholds are fitted.
+    # That is the default because it measured best documents-only (train/README.md): training the FFN on
+    # documents alone lowered both the float output and the codes. `supervised_config()` trains it.
+    train_head: bool = False
     # Labelled pairs per step when a train split is given.
     labelled_batch_size: int = 64
 
@@ -245,6 +260,16 @@ def _section_from_dict(section_cls: type, value: Any, key: str) -> Any:
     return section_cls(**kwargs)
 
 
+def supervised_config() -> QamaConfig:
+    """The full QAMA objective with the head trained (FFN + skip): for corpora with labelled train pairs.
+
+    Results with it are supervised adaptation; report them against the head's own float output."""
+    config = QamaConfig()
+    config.head.expansion = 32
+    config.optim.train_head = True
+    return config.validate()
+
+
 # The paper's ablation order; each step adds one component to the previous one.
 ABLATION_STEPS = (
     "thresholds",
@@ -258,7 +283,7 @@ ABLATION_STEPS = (
 
 
 def ablation_config(step: str, base: QamaConfig | None = None) -> QamaConfig:
-    """The config of one ablation step: ``base`` (default `QamaConfig()`, the full objective) with the
+    """The config of one ablation step: ``base`` (default `supervised_config()`, the full objective) with the
     components after ``step`` switched off.
 
     - thresholds: head frozen at its initialisation, thresholds fitted only;
@@ -269,11 +294,12 @@ def ablation_config(step: str, base: QamaConfig | None = None) -> QamaConfig:
     - bottleneck: + progressive information bottleneck;
     - variance: + adaptive variance control (the full QAMA objective).
 
-    A component that ``base`` has switched off (weight 0) stays off.
+    A component that ``base`` has switched off (weight 0) stays off. The default base is
+    `supervised_config()` (the head trained), so that the ladder's steps differ.
     """
     if step not in ABLATION_STEPS:
         raise ValueError(f"ablation step must be one of {ABLATION_STEPS}, got {step!r}")
-    config = QamaConfig.from_dict(base.to_dict()) if base is not None else QamaConfig()
+    config = QamaConfig.from_dict(base.to_dict()) if base is not None else supervised_config()
     rank = ABLATION_STEPS.index(step)
 
     def enabled(component: str) -> bool:

@@ -22,6 +22,11 @@ L2-normalized on its own (paper, Methodology "Progressive Dimension Slicing").
 
 The hybrid scheme's "0.5-bit" quarter is reduced pairwise by `PairReducer` before 1-bit quantization; each
 level has its own reducer because each level's last quarter is a different set of dimensions.
+
+Each (level, scheme) also has a *code rotation*: an orthogonal matrix applied to the quantizer input just
+before quantization (buffer ``code_rotation_<level>_<scheme>``, identity until fitted by
+`qama_rs.qama.rotation.quantization_rotation`). It keeps every cosine of the features, so the float Matryoshka
+slices stay PCA-ordered while the codes see evenly spread, decorrelated features.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qama_rs.qama.config import HeadConfig
+from qama_rs.qama.config import SCHEMES, HeadConfig
 
-__all__ = ["PairReducer", "QamaHead"]
+__all__ = ["PairReducer", "QamaHead", "feature_width"]
 
 
 class PairReducer(nn.Module):
@@ -72,12 +77,15 @@ class QamaHead(nn.Module):
         config.validate()
         self.config = config
         d = config.input_dim
-        self.up = nn.Linear(d, config.expansion * d)
-        self.down = nn.Linear(config.expansion * d, d)
+        # expansion 0: no FFN at all, the head is its linear skip (what documents-only training keeps; the
+        # shipped pretrained head is that, so it carries no untrained weights).
+        self.up = nn.Linear(d, config.expansion * d) if config.expansion else None
+        self.down = nn.Linear(config.expansion * d, d) if config.expansion else None
         self.skip = nn.Linear(d, d) if config.init != "none" else None
         if self.skip is not None:
-            nn.init.zeros_(self.down.weight)
-            nn.init.zeros_(self.down.bias)
+            if self.down is not None:
+                nn.init.zeros_(self.down.weight)
+                nn.init.zeros_(self.down.bias)
             with torch.no_grad():
                 self.skip.weight.copy_(torch.eye(d))
                 self.skip.bias.zero_()
@@ -87,6 +95,10 @@ class QamaHead(nn.Module):
                 for level in config.levels
             }
         )
+        for level in config.levels:
+            for scheme in SCHEMES:
+                width = feature_width(level, scheme)
+                self.register_buffer(_rotation_name(level, scheme), torch.eye(width))
 
     @property
     def levels(self) -> tuple[int, ...]:
@@ -131,6 +143,9 @@ class QamaHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalized head output ``(n, d)``; use `nested` for the normalized Matryoshka slices."""
         self._check_input(x)
+        if self.up is None or self.down is None:
+            assert self.skip is not None  # HeadConfig.validate: expansion 0 needs the skip
+            return self.skip(x)
         out = self.down(F.gelu(self.up(x)))
         if self.skip is not None:
             out = out + self.skip(x)
@@ -152,14 +167,41 @@ class QamaHead(nn.Module):
         first three quarters followed by the pair-reduced last quarter."""
         level = z.shape[1]
         if scheme != "hybrid":
-            return z
+            return z @ self.code_rotation(level, scheme)
         if str(level) not in self.reducers:
             raise ValueError(f"no pair reducer for a {level}-wide slice; levels are {self.levels}")
         kept = 3 * level // 4
-        return torch.cat([z[:, :kept], self.reducers[str(level)](z[:, kept:])], dim=1)
+        reduced = torch.cat([z[:, :kept], self.reducers[str(level)](z[:, kept:])], dim=1)
+        return reduced @ self.code_rotation(level, scheme)
+
+    def code_rotation(self, level: int, scheme: str) -> torch.Tensor:
+        """The orthogonal matrix applied to the quantizer input of ``(level, scheme)`` (see the module docs)."""
+        if level not in self.levels or scheme not in SCHEMES:
+            raise ValueError(f"no code rotation for level {level!r}, scheme {scheme!r}")
+        return getattr(self, _rotation_name(level, scheme))
+
+    @torch.no_grad()
+    def set_code_rotation(self, level: int, scheme: str, rotation: torch.Tensor) -> None:
+        current = self.code_rotation(level, scheme)
+        rotation = torch.as_tensor(rotation, dtype=current.dtype)
+        if rotation.shape != current.shape:
+            raise ValueError(f"rotation for {level}/{scheme} must be {tuple(current.shape)}, got {tuple(rotation.shape)}")
+        error = (rotation.T @ rotation - torch.eye(len(rotation))).abs().max()
+        if not bool(torch.isfinite(error)) or float(error) > 1e-3:
+            raise ValueError(f"rotation for {level}/{scheme} is not orthogonal (max |R^T R - I| = {float(error):.2e})")
+        current.copy_(rotation)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+
+
+def feature_width(level: int, scheme: str) -> int:
+    """Quantizer inputs of a ``level``-wide slice: ``level``, or ``7 * level / 8`` for the hybrid scheme."""
+    return 7 * level // 8 if scheme == "hybrid" else level
+
+
+def _rotation_name(level: int, scheme: str) -> str:
+    return f"code_rotation_{level}_{scheme.replace('.', '_')}"

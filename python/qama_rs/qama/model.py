@@ -17,6 +17,7 @@ Searching: ``index = model.index(doc_texts_or_emb, dims, scheme)``, then
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,12 @@ from qama_rs.qama.thresholds import ThresholdBank, scheme_levels
 __all__ = ["QamaModel"]
 
 FORMAT = "qama-rs/head"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: code rotations per (level, scheme) in head.safetensors
 WEIGHTS = "head.safetensors"
 CONFIG = "config.json"
+CHECKSUMS = "checksums.json"
+PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DEFAULT = "all-MiniLM-L6-v2"
 
 
 class QamaModel:
@@ -73,14 +77,18 @@ class QamaModel:
         return tuple(self.thresholds.schemes)
 
     # ------------------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write ``head.safetensors`` and ``config.json`` into the folder ``path`` (created if needed)."""
-        from safetensors.torch import save_file
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        """Write ``head.safetensors``, ``config.json`` and ``checksums.json`` (their SHA-256) into the folder
+        ``path`` (created if needed). Each file is written atomically (a failure leaves the old one whole).
+        ``dtype=torch.float16`` halves the weights file (loading casts back to float32)."""
+        from safetensors.torch import save as safetensors_bytes
+
+        from qama_rs.engine import atomic_write
 
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
+        state = {k: v.detach().to(dtype).contiguous() for k, v in self.head.state_dict().items()}
+        weights = safetensors_bytes(state, metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
         thresholds: dict[str, dict[str, Any]] = {}
         for level, scheme in self.thresholds.pairs():
             levels = self.thresholds.feature_levels(level, scheme)
@@ -101,7 +109,11 @@ class QamaModel:
             "config": self.config.to_dict(),
             "training": self.training,
         }
-        (folder / CONFIG).write_text(json.dumps(document, indent=1) + "\n")
+        config = (json.dumps(document, indent=1) + "\n").encode()
+        sums = {WEIGHTS: hashlib.sha256(weights).hexdigest(), CONFIG: hashlib.sha256(config).hexdigest()}
+        atomic_write(folder / WEIGHTS, lambda f: f.write(weights))
+        atomic_write(folder / CONFIG, lambda f: f.write(config))
+        atomic_write(folder / CHECKSUMS, lambda f: f.write((json.dumps(sums, indent=1) + "\n").encode()))
         return folder
 
     @classmethod
@@ -131,6 +143,34 @@ class QamaModel:
             bank.set(level, scheme, padded)
         bank.initialised.fill_(True)
         return cls(head, bank, config, training=document.get("training"))
+
+    @classmethod
+    def pretrained(cls, name: str = PRETRAINED_DEFAULT) -> QamaModel:
+        """The head shipped with the package for a stock base model (default: all-MiniLM-L6-v2), trained on
+        documents only (50,000 Wikipedia passages; see train/pretrain.py), loaded offline.
+
+        Its files' SHA-256 are checked against ``checksums.json`` first. Its thresholds fit Wikipedia: call
+        `recalibrate` with your own documents (``Index`` and ``qama index build`` do) before searching.
+        """
+        folder = PRETRAINED_ROOT / name
+        if not folder.is_dir():
+            known = sorted(p.name for p in PRETRAINED_ROOT.iterdir() if p.is_dir()) if PRETRAINED_ROOT.is_dir() else []
+            raise ValueError(f"no pretrained head {name!r}; shipped: {known}")
+        sums = json.loads((folder / CHECKSUMS).read_text())
+        for file in (WEIGHTS, CONFIG):
+            digest = hashlib.sha256((folder / file).read_bytes()).hexdigest()
+            if sums.get(file) != digest:
+                raise ValueError(f"pretrained head {name!r}: {file} is corrupt (sha256 {digest} != {sums.get(file)})")
+        return cls.load(folder)
+
+    @torch.no_grad()
+    def recalibrate(self, emb) -> QamaModel:
+        """Refit every (level, scheme)'s thresholds to the quantiles of ``emb``'s features (base-model
+        embeddings of the documents to index): training-free, the head and code rotations stay. Returns self."""
+        h = torch.cat([self.head(chunk) for chunk in self._as_tensor(emb).split(4096)])
+        for level, scheme in self.thresholds.pairs():
+            self.thresholds.fit(level, scheme, self.head.features(self.head.slice(h, level), scheme))
+        return self
 
     # ------------------------------------------------------------------------------- transforms
     def embed(self, texts, batch_size: int = 64, progress: bool = False) -> np.ndarray:

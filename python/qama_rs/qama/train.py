@@ -35,9 +35,11 @@ import torch
 import torch.nn.functional as F
 
 from qama_rs.qama import losses as L
-from qama_rs.qama.config import ABLATION_STEPS, QamaConfig, ablation_config
+from qama_rs.qama.config import ABLATION_STEPS, QamaConfig, ablation_config, supervised_config
 from qama_rs.qama.head import QamaHead
+from qama_rs.qama.rotation import quantization_rotation
 from qama_rs.qama.thresholds import ThresholdBank, hamming_similarity, thermometer_bits, threshold_count
+from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
 
 __all__ = [
     "TrainingData",
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 CHECKPOINT = "checkpoint.pt"
+ROTATION_FIT_ROWS = 16384
 
 
 @dataclass
@@ -230,6 +233,68 @@ class _Trainer:
             for scheme in self.bank.schemes:
                 self.bank.fit(level, scheme, self.head.features(z, scheme))
         self.bank.initialised.fill_(True)
+
+    @torch.no_grad()
+    def fit_code_rotations(self, progress: bool = True) -> dict[str, dict[str, dict[str, float]]]:
+        """Fit every (level, scheme)'s code rotation on the training documents (``thresholds.rotation``),
+        calibrating its thresholds; returns the label-free validation recall@10 of each candidate tried
+        (``{level: {scheme: {mode: recall}}}``, empty when the mode is ``"none"``).
+
+        Held-out documents (10 %, at most 1,000) are the validation queries and are left out of the fit.
+        ``"auto"`` keeps, per (level, scheme), the candidate with the best validation recall.
+        """
+        mode = self.config.thresholds.rotation
+        if mode == "none":
+            return {}
+        from tqdm.auto import tqdm
+
+        self.head.eval()
+        docs = self.docs.numpy()
+        n = len(docs)
+        rows = holdout_rows(n, min(1000, max(1, n // 10)), seed=self.config.optim.seed)
+        fit_rows = np.setdiff1d(np.arange(n), rows)
+        # A d x d rotation is well determined by far fewer rows than a large corpus has; a fixed subsample
+        # bounds the fit's cost (each iteration is two (rows x d) @ (d x d) products).
+        if len(fit_rows) > ROTATION_FIT_ROWS:
+            generator = np.random.default_rng(self.config.optim.seed)
+            fit_rows = np.sort(generator.choice(fit_rows, ROTATION_FIT_ROWS, replace=False))
+        target = float_neighbours(docs, rows)
+        h = torch.cat([self.head(chunk) for chunk in self.docs.split(2048)])
+        modes = ("none", "random", "itq") if mode == "auto" else (mode,)
+        report: dict[str, dict[str, dict[str, float]]] = {}
+        pairs = [(level, scheme) for level in self.head.levels for scheme in self.bank.schemes]
+        for level, scheme in tqdm(pairs, desc="code rotations", disable=not progress, leave=False):
+            z = self.head.slice(h, level)
+            width = self.head.code_rotation(level, scheme).shape[0]
+            self.head.set_code_rotation(level, scheme, torch.eye(width))
+            plain = self.head.features(z, scheme).double().numpy()
+            levels = self.bank.feature_levels(level, scheme)
+            scores: dict[str, float] = {}
+            best: tuple[float, np.ndarray] | None = None
+            for candidate in modes:
+                if candidate == "none":
+                    rotation = np.eye(width)
+                else:
+                    iterations = self.config.thresholds.rotation_iterations if candidate == "itq" else 0
+                    rotation = quantization_rotation(
+                        plain[fit_rows], levels, iterations, seed=self.config.optim.seed
+                    )
+                features = (plain @ rotation).astype(np.float32)
+                self.bank.fit(level, scheme, torch.from_numpy(features))
+                scores[candidate] = label_free_recall(features, self._quantizer(level, scheme), rows, target)
+                if best is None or scores[candidate] > best[0]:
+                    best = (scores[candidate], rotation)
+            assert best is not None
+            self.head.set_code_rotation(level, scheme, torch.from_numpy(best[1]).float())
+            report.setdefault(str(level), {})[scheme] = scores
+        self.calibrate()
+        return report
+
+    def _quantizer(self, level: int, scheme: str):
+        from qama_rs.engine import Quantizer
+
+        levels = self.bank.feature_levels(level, scheme)
+        return Quantizer(self.bank.get(level, scheme).numpy().astype(np.float32), np.asarray(levels))
 
     # -------------------------------------------------------------------------------- losses
     def _base_slice(self, x: torch.Tensor, level: int) -> torch.Tensor:
@@ -500,6 +565,7 @@ def train(
     trainer.run(out, progress=progress)
     if config.thresholds.calibrate or not config.optim.train_head:
         trainer.calibrate()
+    validation = trainer.fit_code_rotations(progress=progress)
     loss_after = trainer.evaluate_loss(probe)
     elapsed = time.perf_counter() - started
     training = {
@@ -512,6 +578,8 @@ def train(
         "loss_after": loss_after,
         "seconds": round(elapsed, 2),
         "history": trainer.history,
+        # Label-free validation recall@10 (held-out documents as queries) of each code rotation tried.
+        "validation": validation,
     }
     QamaModel(trainer.head, trainer.bank, config, training=training).save(out)
     return out
@@ -541,6 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, metavar="N", help="override optim.epochs")
     parser.add_argument("--model", help="base embedding model (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--no-labelled", action="store_true", help="ignore train-split qrels pairs")
+    parser.add_argument(
+        "--supervised",
+        action="store_true",
+        help="train the FFN head with the full QAMA objective (supervised_config); the default is the "
+        "documents-only config (PCA skip + code rotations + thresholds), which measured best without labels",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument(
         "--threads",
@@ -559,7 +633,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
     Returns the process exit status (0)."""
     args = build_parser().parse_args(argv)
-    config = QamaConfig.load(args.config) if args.config else QamaConfig()
+    if args.config and args.supervised:
+        raise SystemExit("give --config or --supervised, not both")
+    config = QamaConfig.load(args.config) if args.config else supervised_config() if args.supervised else QamaConfig()
     if args.ablation:
         config = ablation_config(args.ablation, config)
     if args.epochs is not None:
