@@ -1,6 +1,6 @@
 """The ``qama`` command: one sub-command per job; each delegates to the module that owns the work.
 
-    qama demo      embed scifact → train a head → encode → search → NDCG table (the README's first command)
+    qama demo      embed scifact → fit a documents-only head → encode → search → NDCG table (README's first command)
     qama train     train a QAMA head (qama_rs.qama.train)
     qama eval      one method on one or more datasets, a result line or JSON (qama_rs.eval)
     qama tables    regenerate every table and plot under results/ (qama_rs.eval.tables)
@@ -123,10 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qama", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="end-to-end demo on scifact: embed, train, encode, search, NDCG")
+    demo = sub.add_parser("demo", help="end-to-end demo on scifact: embed, fit a documents-only head, encode, search, NDCG")
     demo.add_argument("--dataset", default="scifact", help="BEIR dataset name or folder (default: scifact)")
     demo.add_argument("--out", default=os.path.join("runs", "demo"), help="where the demo head is written")
-    demo.add_argument("--epochs", type=int, default=2, help="training epochs for the demo head (default: 2)")
+    demo.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help="FFN training epochs (default 0: the documents-only head, which measured best without labels)",
+    )
     demo.add_argument("--retrain", action="store_true", help="train again even if OUT already holds a head")
     demo.set_defaults(func=_cmd_demo)
 

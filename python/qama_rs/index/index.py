@@ -208,8 +208,9 @@ class Index:
             if x is not None:
                 x = t.apply(x)
         for codec in self._codecs():
-            if isinstance(codec, ThermoCodec) and self._learned_transform() is not None:
-                codec.quantizer = self._learned_transform().learned_quantizer()
+            learned = self._learned_transform()
+            if isinstance(codec, ThermoCodec) and learned is not None:
+                codec.quantizer = learned.learned_quantizer(x)
             if x is None:
                 x = np.zeros((0, width), dtype=np.float32)
             try:

@@ -6,7 +6,8 @@
   (zero-padded to the next power of two) or random orthogonal matrix (:mod:`qama_rs.quantizers.rotation`);
 * ``QAMA(path[,level])`` / ``QAMA(pretrained)`` — a trained QAMA head (:class:`qama_rs.qama.model.QamaModel`):
   its level-``level`` output (default: its first level); before a ``Thermo*``/``Hybrid`` codec the head's
-  own features and learned thresholds are used instead of fitting new ones.
+  own features and learned thresholds are used instead of fitting new ones (the pretrained head's
+  thresholds are refitted on the documents the index is trained on).
 """
 
 from __future__ import annotations
@@ -185,5 +186,19 @@ class QamaTransform(Transform):
             return np.ascontiguousarray(self.model.features(x, level, self.scheme), dtype=np.float32)
         return np.ascontiguousarray(self.model.transform(x, level), dtype=np.float32)
 
-    def learned_quantizer(self):
-        return self.model.quantizer(self.resolved_level(), self.scheme)
+    @property
+    def recalibrates(self) -> bool:
+        """The shipped pretrained head learned its thresholds on Wikipedia: an index recalibrates them on
+        its own documents (training-free; the head and its code rotations stay)."""
+        return self.source.lower() == "pretrained"
+
+    def learned_quantizer(self, features: np.ndarray | None = None):
+        """The head's quantizer for this level and scheme; for the pretrained head and given document
+        ``features`` (already through `apply`), thresholds refitted to their quantiles instead."""
+        level = self.resolved_level()
+        if features is not None and len(features) and self.recalibrates:
+            from qama_rs.engine import Quantizer
+            from qama_rs.qama.thresholds import scheme_levels
+
+            return Quantizer.fit(features, levels=scheme_levels(level, self.scheme))
+        return self.model.quantizer(level, self.scheme)
