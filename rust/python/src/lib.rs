@@ -94,18 +94,10 @@ fn layout_arg(levels: &Bound<'_, PyAny>) -> PyResult<CodeLayout> {
     CodeLayout::new(&copied(&levels, "levels")?).map_err(|e| value_error(format!("levels: {e}")))
 }
 
-/// Builds validated thresholds (`float32`, concatenated per dimension) for a layout.
+/// Thresholds (`float32`, concatenated per dimension) for a layout, validated by the core.
 fn thresholds_arg(thresholds: &Bound<'_, PyAny>, layout: CodeLayout) -> PyResult<Thresholds> {
     let values = array_arg::<f32, Ix1>(thresholds, "thresholds")?;
-    let values = copied(&values, "thresholds")?;
-    if values.len() != layout.total_thresholds() {
-        return Err(value_error(format!(
-            "thresholds has {} values but levels needs {} (sum of levels - 1)",
-            values.len(),
-            layout.total_thresholds()
-        )));
-    }
-    Thresholds::new(layout, values).map_err(|e| value_error(format!("thresholds: {e}")))
+    Thresholds::new(layout, copied(&values, "thresholds")?).map_err(core_error)
 }
 
 fn check_columns(name: &str, cols: usize, layout: &CodeLayout) -> PyResult<()> {
@@ -136,18 +128,14 @@ fn backend_arg(name: Option<&Bound<'_, PyAny>>) -> PyResult<Backend> {
     Ok(backend)
 }
 
-/// Number of compared bits: `None` means every bit of a row (padding bits are zero).
+/// Number of compared bits: `None` means every bit of a row (padding bits are zero); the core
+/// checks the range.
 fn nbits_arg(nbits: Option<&Bound<'_, PyAny>>, words: usize) -> PyResult<usize> {
-    let max = words.saturating_mul(64);
     match opt_int_arg(nbits, "nbits")? {
-        None if words == 0 => Err(value_error(
-            "queries and database have 0 words per row; nothing to compare (nbits = 0)",
-        )),
-        None => Ok(max),
-        Some(b) if b >= 1 && (b as u64) <= max as u64 => Ok(b as usize),
-        Some(b) => Err(value_error(format!(
-            "nbits = {b}; must be in 1..={max} for {words}-word codes"
-        ))),
+        None => Ok(words.saturating_mul(64)),
+        Some(b) => {
+            usize::try_from(b).map_err(|_| value_error(format!("nbits = {b}; must be positive")))
+        }
     }
 }
 

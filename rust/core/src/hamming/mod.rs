@@ -115,7 +115,9 @@ pub(crate) fn check_codes(
     nbits: usize,
 ) -> Result<()> {
     if words == 0 {
-        return shape_err("words = 0; codes need at least one u64 word per row");
+        return shape_err(
+            "queries and database have 0 words per row (words = 0); codes need at least one",
+        );
     }
     let max = words.saturating_mul(64).min(MAX_BITS);
     if nbits == 0 || nbits > max {
