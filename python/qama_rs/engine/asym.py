@@ -129,7 +129,7 @@ class _Rows:
         self.n += m
 
     def rows_of(self, ids: Any, name: str = "ids") -> np.ndarray:
-        """Row numbers of ``ids`` (any shape); unknown ids are a ``ValueError``."""
+        """Row numbers of ``ids`` (any shape); unknown ids are a ``QamaError``."""
         array = np.asarray(ids)
         if array.dtype.kind not in "iu":
             raise QamaTypeError(f"{name} must be integers, got dtype {array.dtype}")

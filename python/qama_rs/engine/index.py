@@ -236,7 +236,7 @@ class Index:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Index:
         """Reads a file written by :meth:`save`. A truncated, corrupted, foreign or newer-version
-        file raises ``ValueError`` saying which."""
+        file raises ``QamaError`` saying which."""
         data = Path(path).read_bytes()
         name = os.fspath(path)
         if len(data) < _HEADER.size + _DIGEST_BYTES:
@@ -296,7 +296,7 @@ def _raw_bytes(array: np.ndarray, dtype: str) -> memoryview:
 
 
 def _code_rows(codes: Any, words: int, name: str) -> np.ndarray:
-    """``codes`` as ``uint64 (n, words)``; other dtypes are a ``TypeError`` (codes are bit patterns,
+    """``codes`` as ``uint64 (n, words)``; other dtypes are a ``QamaTypeError`` (codes are bit patterns,
     never converted)."""
     if not isinstance(codes, np.ndarray):
         raise QamaTypeError(f"{name} must be a NumPy uint64 array, got {type(codes).__name__}")

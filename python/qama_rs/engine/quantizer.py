@@ -84,7 +84,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
 
 def float_rows(x: Any, name: str = "x") -> np.ndarray:
     """``x`` as a C-contiguous ``float32 (n, d)`` array; other float dtypes are converted, anything
-    else (ints, bools, objects) is a ``TypeError``."""
+    else (ints, bools, objects) is a ``QamaTypeError``."""
     array = np.asarray(x)
     if array.dtype.kind != "f":
         raise QamaTypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
@@ -295,7 +295,7 @@ class Quantizer:
 
         With ``dims=m`` only the first ``m`` quantized values are encoded, giving
         ``ceil(prefix_bits(m) / 64)`` words: exactly the leading words of the full code (with the
-        bits past the prefix zeroed). Non-finite input raises ``ValueError``.
+        bits past the prefix zeroed). Non-finite input raises ``QamaError``.
         """
         m = _check_dims_arg(dims, self.dims)
         values = _engine_input(self.reduce(x, m), x)
@@ -316,7 +316,7 @@ class Quantizer:
 
     @classmethod
     def from_dict(cls, data: Any) -> Quantizer:
-        """Inverse of :meth:`to_dict`; a wrong format tag or version raises ``ValueError``."""
+        """Inverse of :meth:`to_dict`; a wrong format tag or version raises ``QamaError``."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise QamaError(f"not a qama-rs quantizer (expected format {FORMAT!r})")
         if data.get("version") != FORMAT_VERSION:
@@ -340,7 +340,7 @@ class Quantizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Quantizer:
-        """Reads a file written by :meth:`save`; anything else raises ``ValueError``."""
+        """Reads a file written by :meth:`save`; anything else raises ``QamaError``."""
         raw = Path(path).read_bytes()
         try:
             data = json.loads(raw)
