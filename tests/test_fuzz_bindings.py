@@ -373,3 +373,14 @@ def test_non_contiguous_and_nan_inputs_name_the_argument():
         _core.asym_search(bad, recon, codes, 1)
     with pytest.raises(QamaError, match=r"x\[0, 1\] = inf"):
         _core.encode(np.array([[0, np.inf]], np.float32), np.zeros(2, np.float32), np.array([2, 2], np.uint16))
+
+
+def test_error_classes_pickle_and_live_in_qama_rs_errors():
+    import pickle
+
+    for cls in (QamaError, QamaTypeError):
+        assert cls.__module__ == "qama_rs.errors"
+        again = pickle.loads(pickle.dumps(cls("k = 0; must be positive")))
+        assert type(again) is cls and str(again) == "k = 0; must be positive"
+    assert issubclass(QamaTypeError, QamaError) and issubclass(QamaTypeError, TypeError)
+    assert issubclass(QamaError, ValueError) and not issubclass(QamaError, TypeError)
