@@ -46,6 +46,13 @@ def main() -> None:
             out.append({"group": "float", "name": f"prefix {level} (plain truncation)", **run(ds, f"Prefix{level},Flat")})
             for label, source in ((f"doc-only head ({ds})", heads[ds]), ("pretrained head (wiki-50k)", "pretrained")):
                 out.append({"group": "float", "name": f"{label} {level}", **run(ds, f"QAMA({source},{level}),Flat")})
+        for bits, peer in ((1, "Binary"), (2, "LloydMax2")):
+            entries = [(f"training-free {peer}, float query", run(ds, peer))]
+            for label, source in (("doc-only head", heads[ds]), ("pretrained head", "pretrained")):
+                entries.append((f"{label}, learned codes, float query", run(ds, f"QAMA({source}),QamaAsym{bits}")))
+            for label, r in entries:
+                out.append({"group": "asymmetric", "scheme": f"{bits}bit", "name": label,
+                            "retention": r["ndcg@10"] / base["ndcg@10"], **r})
         for dims in (384, 96):
             for scheme, codec in SCHEMES.items():
                 prefix = "" if dims == 384 else f"Prefix{dims},"
@@ -75,10 +82,10 @@ def markdown(document: dict) -> str:
              "quantile codes of the same bytes on the raw (or plainly truncated) embedding.", ""]
     for ds, rows in document["rows"].items():
         base = rows[0]["ndcg@10"]
-        lines += [f"## {ds} (base float32 {base:.4f})", "", "| codes | scheme | dims | spec | bytes | NDCG@10 | % of float32 | recall@10 |",
+        lines += [f"## {ds} (base float32 {base:.4f})", "", "| codes (symmetric Hamming unless 'float query') | scheme | dims | spec | bytes | NDCG@10 | % of float32 | recall@10 |",
                   "|---|---|---:|---|---:|---:|---:|---:|"]
         for r in rows:
-            if not r["group"].startswith("hamming"):
+            if r["group"] == "float":
                 continue
             lo, hi = r["ci95"]
             lines.append(f"| {r['name']} | {r['scheme']} | {r['dims']} | `{r['spec']}` | {r['bytes_per_vector']:g} | "

@@ -44,6 +44,7 @@ from qama_rs.index._errors import QamaError
 from qama_rs.index.codecs import Codec, FlatCodec, LutCodec, PerDimCodec, ThermoCodec
 from qama_rs.index.spec import Stage, parse_spec
 from qama_rs.index.transforms import PrefixTransform, QamaTransform, RotationTransform, Transform
+from qama_rs.qama.learned_codes import LearnedAsymmetric
 
 __all__ = ["Pipeline", "available_codecs", "build_pipeline", "register_codec"]
 
@@ -197,6 +198,13 @@ def build_codec(stage: Stage) -> Codec:
         except (TypeError, ValueError) as err:
             raise QamaError(f"spec stage {stage.text!r}: {err}") from None
         return as_codec(obj, stage.text)
+    match = re.fullmatch(r"qamaasym(\d+)", key)
+    if match:
+        _no_args(stage)
+        try:
+            return as_codec(LearnedAsymmetric(int(match.group(1))), stage.text)
+        except ValueError as err:
+            raise QamaError(f"spec stage {stage.text!r}: {err}") from None
     builtin = _builtin_quantizer(key, stage)
     if builtin is not None:
         return as_codec(builtin, stage.text)
@@ -314,4 +322,8 @@ def build_pipeline(spec: str, head: Any = None) -> Pipeline:
         if transforms[-1] is not qama[-1]:
             raise QamaError(f"spec {spec!r}: a QAMA head before {codec.label!r} must be the last transform")
         qama[-1].scheme = codec.scheme
+    impl = getattr(codec, "impl", None)
+    if qama and isinstance(impl, LearnedAsymmetric) and transforms[-1] is qama[-1]:
+        # QamaAsym{b}: the head's code-rotated features of the same levels, scored asymmetrically.
+        qama[-1].scheme = impl.scheme
     return Pipeline(transforms, codec, refine, k_prime)
