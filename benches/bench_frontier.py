@@ -188,7 +188,7 @@ def speed(n: int = 1_000_000, nq: int = 1000) -> list[dict]:
 # ---------------------------------------------------------------------------------------- output
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     best, out = -1.0, []
-    for b, r in sorted(points):
+    for b, r in sorted(points, key=lambda p: (p[0], -p[1])):
         if r > best:
             out.append((b, r))
             best = r
@@ -207,6 +207,7 @@ def write_outputs(results: dict, command: str) -> None:
         "fitted on the corpus documents only and scored by the Rust engine.",
         "",
     ]
+    lines += summary_lines(results) + [""]
     head = "| group | method | bytes | " + " | ".join(f"{s} R@10 | {s} nDCG@10 [CI] | {s} nDCG exp" for s in sets) + " | mean R@10 | mean nDCG@10 |"
     for key, title in (("plain", "Compressed scores only"), ("rescored", "Top 40 rescored with float32")):
         lines += [f"### {title}", "", head, "|" + "---|" * (3 + 3 * len(sets) + 2)]
@@ -234,6 +235,47 @@ def write_outputs(results: dict, command: str) -> None:
     atomic_write(out / "frontier.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
     _plot(results, out / "frontier.png")
     _update_results_md(text)
+
+
+#: (low, high, recall bar) of the issue's budgets: recall@10 of the best qama-rs codec in the range
+#: must reach the bar, and beat the best peer at or below the range's top.
+BARS = [(12, 12, 0.55), (24, 24, 0.68), (32, 32, None), (48, 48, 0.80), (56, 56, None), (80, 81, 0.83),
+        (96, 104, 0.90), (192, 200, 0.97)]
+
+
+def summary_lines(results: dict) -> list[str]:
+    """Best qama-rs codec vs best peer per budget (mean over the sets, compressed scores only)."""
+    rows = results["rows"]
+    lines = [
+        "### Best per budget (mean over the sets, no rescoring)",
+        "",
+        "| bytes | bar R@10 | best qama-rs | R@10 | nDCG@10 | best peer at <= these bytes (by R@10) | R@10 | nDCG@10 | met |",
+        "|---|---:|---|---:|---:|---|---:|---:|---|",
+    ]
+    for low, high, bar in BARS:
+        ours = [r for r in rows if r["group"] == "qama-rs" and low <= r["bytes"] <= high]
+        theirs = [r for r in rows if not r["group"].startswith("qama") and r["bytes"] <= high]
+        if not ours:
+            continue
+        o = max(ours, key=lambda r: r["mean"]["plain"]["recall10"])
+        om = o["mean"]["plain"]
+        cells = [f"{low}" if low == high else f"{low}–{high}", "—" if bar is None else f"{bar:.2f}", o["method"] + f" ({o['bytes']} B)",
+                 f"{om['recall10']:.3f}", f"{om['ndcg10']:.4f}"]
+        met = bar is None or om["recall10"] >= bar
+        if theirs:
+            t = max(theirs, key=lambda r: r["mean"]["plain"]["recall10"])
+            tn = max(r["mean"]["plain"]["ndcg10"] for r in theirs)
+            tm = t["mean"]["plain"]
+            cells += [t["method"] + f" ({t['bytes']} B)", f"{tm['recall10']:.3f}", f"{tm['ndcg10']:.4f} (best peer nDCG {tn:.4f})"]
+            met = met and om["recall10"] >= tm["recall10"]
+            note = "yes" if met else "no"
+            on = max(r["mean"]["plain"]["ndcg10"] for r in ours)
+            note += f"; best qama-rs nDCG here {on:.4f} " + (">=" if on >= tn else "<") + " best peer's"
+        else:
+            cells += ["—", "", ""]
+            note = "yes" if met else "no"
+        lines.append("| " + " | ".join(cells + [note]) + " |")
+    return lines
 
 
 def _update_results_md(text: str) -> None:
@@ -274,7 +316,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--only", default=None, help="substring filter on method labels")
+    parser.add_argument("--from-json", action="store_true", help="rewrite the tables and plot from results/frontier.json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = json.loads((ROOT / "results" / "frontier.json").read_text())
+        write_outputs(results, results.get("command", "python benches/bench_frontier.py"))
+        return 0
     sets = args.datasets.split(",")
     data = {s: load(s) for s in sets}
     results = {
@@ -307,7 +354,8 @@ def main(argv=None) -> int:
         results["speed"] = speed()
     if args.only:
         return 0  # a filtered run prints only; the files always hold a whole sweep
-    write_outputs(results, "python benches/bench_frontier.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    results["command"] = "python benches/bench_frontier.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_outputs(results, results["command"])
     return 0
 
 
