@@ -17,6 +17,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod asym;
+mod driver;
 pub mod error;
 pub mod expand;
 pub mod hamming;

@@ -1,10 +1,10 @@
-//! Exact top-k drivers: parallel over queries (batches, cache-resident code tiles) or over code
-//! tiles (few queries), for the row layout (float tables) and the block layout (quantized
-//! tables plus exact re-scoring).
+//! Exact top-k of the byte-table codecs, for the row layout (float tables) and the block layout
+//! (quantized tables plus exact re-scoring), on the shared driver (`crate::driver`): parallel over
+//! queries (batches, cache-resident code tiles) or over code tiles (few queries).
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use rayon::prelude::*;
-
+use crate::driver::{self, Scorer, Selection};
 use crate::error::{value_err, QamaError, Result};
 
 use super::blocks::{blocked_len, check_rows, BLOCK_ROWS};
@@ -415,10 +415,10 @@ fn prepared(luts: ByteLuts, nibbles: Option<NibbleLuts>, max_scale: f64) -> Resu
     })
 }
 
-/// Runs `scan(prepared, tile, first_row, best, buffer)` over every (query, tile) pair in one of
-/// the two parallel regimes and collects the results. `q` holds `nq` queries of `query_len`
-/// values, each made ready by `prepare(query, index)`; tiles are `tile_bytes` of `data` holding
-/// `tile_rows` rows each.
+/// Runs `scan(prepared, tile, first_row, best, buffer)` over every (query, tile) pair on the
+/// shared driver ([`crate::driver`]) and collects the results. `q` holds `nq` queries of
+/// `query_len` values, each made ready by `prepare(query, index)`; tiles are `tile_bytes` of
+/// `data` holding `tile_rows` rows each.
 #[allow(clippy::too_many_arguments)]
 fn drive<P, F>(
     q: &[f32],
@@ -442,67 +442,88 @@ where
         .ok_or_else(|| QamaError::Value(format!("nq * k = {nq} * {kk} results overflow")))?;
     let mut scores = try_zeroed::<f32>(total, "the scores")?;
     let mut ids = try_zeroed::<u64>(total, "the ids")?;
-    if nq == 0 || tile_bytes == 0 {
+    if nq == 0 || tile_bytes == 0 || tile_rows == 0 {
         return Ok(TopScores { k: kk, scores, ids });
     }
-    let threads = rayon::current_num_threads();
-    if nq >= threads * QUERIES_PER_CHUNK {
-        let chunk = query_chunk(nq, threads);
-        scores
-            .par_chunks_mut(chunk * kk)
-            .zip(ids.par_chunks_mut(chunk * kk))
-            .zip(q.par_chunks(chunk * query_len))
-            .enumerate()
-            .try_for_each(|(c, ((scores, ids), queries))| -> Result<()> {
-                let prepared = queries
-                    .chunks_exact(query_len)
-                    .enumerate()
-                    .map(|(i, row)| prepare(row, c * chunk + i))
-                    .collect::<Result<Vec<_>>>()?;
-                let mut best = vec![Best::new(kk); prepared.len()];
-                let mut buf = Vec::new();
-                for (t, tile) in data.chunks(tile_bytes).enumerate() {
-                    for (p, b) in prepared.iter().zip(&mut best) {
-                        scan(p, tile, t * tile_rows, b, &mut buf);
-                    }
-                }
-                write_results(best, kk, scores, ids);
-                Ok(())
-            })?;
-    } else {
-        let prepared = q
-            .chunks_exact(query_len)
-            .enumerate()
-            .map(|(i, row)| prepare(row, i))
-            .collect::<Result<Vec<_>>>()?;
-        let best = data
-            .par_chunks(tile_bytes)
-            .enumerate()
-            .fold(
-                || (vec![Best::new(kk); nq], Vec::new()),
-                |(mut best, mut buf), (t, tile)| {
-                    for (p, b) in prepared.iter().zip(&mut best) {
-                        scan(p, tile, t * tile_rows, b, &mut buf);
-                    }
-                    (best, buf)
-                },
-            )
-            .map(|(best, _)| best)
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| a.merge(b));
-                a
-            })
-            .unwrap_or_else(|| vec![Best::new(kk); nq]);
-        write_results(best, kk, &mut scores, &mut ids);
-    }
+    let scorer = TableScorer {
+        q,
+        query_len,
+        data,
+        // Bytes per row of `data` (the block layout keeps a row's bytes inside its block).
+        row_bytes: tile_bytes / tile_rows,
+        tile_rows,
+        kk,
+        prepare,
+        scan,
+    };
+    driver::run(&scorer, nq, kk, &mut scores, &mut ids, |b: Best, s, i| {
+        b.write_sorted(s, i)
+    })?;
     Ok(TopScores { k: kk, scores, ids })
 }
 
-/// Query chunk of the batch regime: at least [`QUERIES_PER_CHUNK`] queries, a few chunks per
-/// thread so the pool balances.
-fn query_chunk(nq: usize, threads: usize) -> usize {
-    let chunks = (threads * 4).min(nq / QUERIES_PER_CHUNK).max(1);
-    nq.div_ceil(chunks)
+/// The byte-table codecs (per-dimension recon tables, byte LUTs; row or block layout) as a
+/// [`Scorer`]: a batch is its queries' prepared tables.
+struct TableScorer<'a, P, F> {
+    q: &'a [f32],
+    query_len: usize,
+    data: &'a [u8],
+    row_bytes: usize,
+    tile_rows: usize,
+    kk: usize,
+    prepare: P,
+    scan: F,
+}
+
+impl<P, F> Scorer for TableScorer<'_, P, F>
+where
+    P: Fn(&[f32], usize) -> Result<Prepared> + Sync,
+    F: Fn(&Prepared, &[u8], usize, &mut Best, &mut Vec<f32>) + Sync,
+{
+    type Batch = Vec<Prepared>;
+    type Select = Best;
+    type Scratch = Vec<f32>;
+
+    fn rows(&self) -> usize {
+        self.data.len() / self.row_bytes
+    }
+
+    fn tile_rows(&self) -> usize {
+        self.tile_rows
+    }
+
+    fn queries_per_chunk(&self) -> usize {
+        QUERIES_PER_CHUNK
+    }
+
+    fn select(&self) -> Best {
+        Best::new(self.kk)
+    }
+
+    fn prepare(&self, queries: Range<usize>) -> Result<Vec<Prepared>> {
+        queries
+            .map(|i| (self.prepare)(&self.q[i * self.query_len..][..self.query_len], i))
+            .collect()
+    }
+
+    fn scan(
+        &self,
+        batch: &Vec<Prepared>,
+        tile: Range<usize>,
+        best: &mut [Best],
+        buf: &mut Vec<f32>,
+    ) {
+        let bytes = &self.data[tile.start * self.row_bytes..tile.end * self.row_bytes];
+        for (p, b) in batch.iter().zip(best) {
+            (self.scan)(p, bytes, tile.start, b, buf);
+        }
+    }
+}
+
+impl Selection for Best {
+    fn merge(&mut self, other: &Self) {
+        Best::merge(self, other);
+    }
 }
 
 pub(crate) fn write_results(best: Vec<Best>, kk: usize, scores: &mut [f32], ids: &mut [u64]) {

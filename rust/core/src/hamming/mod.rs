@@ -142,12 +142,7 @@ pub(crate) fn check_codes(
 
 pub(crate) use crate::error::try_zeroed;
 
-/// Query chunk of the batch regime: at least `min` queries, and a few chunks per thread so the
-/// pool balances.
-pub(crate) fn query_chunk(nq: usize, threads: usize, min: usize) -> usize {
-    let chunks = (threads * 4).min(nq / min.max(1)).max(1);
-    nq.div_ceil(chunks)
-}
+pub(crate) use crate::driver::query_chunk;
 
 /// Per-task buffers of a scan, allocated once per rayon task, never per row.
 #[derive(Default)]

@@ -1,6 +1,7 @@
 //! Exact Hamming top-k: per query the `min(k, n)` nearest codes, sorted by distance, ties broken by
-//! lower id. Parallel over queries (batches, cache-resident database tiles) and over database
-//! blocks (few queries).
+//! lower id, on the shared driver (`crate::driver`, the same one the asymmetric codecs use):
+//! parallel over queries (batches, cache-resident database tiles) and over database blocks (few
+//! queries).
 //!
 //! - Batch (at least `QUERIES_PER_CHUNK` (16) queries per thread; compute-bound): each rayon task
 //!   owns a chunk of queries and walks the database in tiles of a few thousand rows that stay in
@@ -11,10 +12,11 @@
 //! Selection never sorts all distances: distances are small integers, so most candidates fail
 //! one compare against the current k-th distance (see `select.rs`). Threads: rayon's global
 //! pool, sized by `RAYON_NUM_THREADS`.
-use rayon::prelude::*;
+use std::ops::Range;
 
+use crate::driver::{self, Scorer, Selection};
 use crate::error::{value_err, QamaError, Result};
-use crate::hamming::{check_codes, query_chunk, try_zeroed, Backend, Kernels, Scratch};
+use crate::hamming::{check_codes, try_zeroed, Backend, Kernels, Scratch};
 
 #[cfg(test)]
 mod perf;
@@ -110,45 +112,18 @@ pub(crate) fn search_kernels(
             ids,
         });
     }
-    let tile = kernels.tile_rows();
-    let threads = rayon::current_num_threads();
-    if nq >= threads * QUERIES_PER_CHUNK {
-        let chunk = query_chunk(nq, threads, QUERIES_PER_CHUNK);
-        distances
-            .par_chunks_mut(chunk * kk)
-            .zip(ids.par_chunks_mut(chunk * kk))
-            .zip(q.par_chunks(chunk * words))
-            .for_each(|((distances, ids), queries)| {
-                let mut tops = vec![TopKeys::new(kk); queries.len() / words];
-                let mut scratch = Scratch::default();
-                for (t, block) in db.chunks(tile * words).enumerate() {
-                    let first = (t * tile) as u64;
-                    kernels.scan(queries, block, &mut scratch, |i, d| {
-                        tops[i].offer_all(d, first)
-                    });
-                }
-                write_results(tops, kk, distances, ids);
-            });
-    } else {
-        let tops = db
-            .par_chunks(tile * words)
-            .enumerate()
-            .fold(
-                || (vec![TopKeys::new(kk); nq], Scratch::default()),
-                |(mut tops, mut scratch), (t, block)| {
-                    let first = (t * tile) as u64;
-                    kernels.scan(q, block, &mut scratch, |i, d| tops[i].offer_all(d, first));
-                    (tops, scratch)
-                },
-            )
-            .map(|(tops, _)| tops)
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| a.merge(b));
-                a
-            })
-            .unwrap_or_else(|| vec![TopKeys::new(kk); nq]);
-        write_results(tops, kk, &mut distances, &mut ids);
-    }
+    let scorer = HammingScorer {
+        kernels,
+        q,
+        db,
+        n,
+        kk,
+    };
+    driver::run(&scorer, nq, kk, &mut distances, &mut ids, |top, d, i| {
+        for ((key, d), i) in top.into_sorted().into_iter().zip(d).zip(i) {
+            (*d, *i) = split(key);
+        }
+    })?;
     Ok(TopK {
         k: kk,
         distances,
@@ -156,16 +131,60 @@ pub(crate) fn search_kernels(
     })
 }
 
-/// Writes each query's selection, ascending, into its rows of `distances` and `ids`.
-fn write_results(tops: Vec<TopKeys>, kk: usize, distances: &mut [u32], ids: &mut [u64]) {
-    for ((top, d), i) in tops
-        .into_iter()
-        .zip(distances.chunks_exact_mut(kk))
-        .zip(ids.chunks_exact_mut(kk))
-    {
-        for ((key, d), i) in top.into_sorted().into_iter().zip(d).zip(i) {
-            (*d, *i) = split(key);
-        }
+/// Hamming distances as a [`Scorer`]: a batch is a range of query codes (nothing to prepare); a
+/// tile's rows go through the picked kernels, the batch kernel when the chunk has enough queries.
+struct HammingScorer<'a> {
+    kernels: &'a Kernels,
+    q: &'a [u64],
+    db: &'a [u64],
+    n: usize,
+    kk: usize,
+}
+
+impl Scorer for HammingScorer<'_> {
+    type Batch = Range<usize>;
+    type Select = TopKeys;
+    type Scratch = Scratch;
+
+    fn rows(&self) -> usize {
+        self.n
+    }
+
+    fn tile_rows(&self) -> usize {
+        self.kernels.tile_rows()
+    }
+
+    fn queries_per_chunk(&self) -> usize {
+        QUERIES_PER_CHUNK
+    }
+
+    fn select(&self) -> TopKeys {
+        TopKeys::new(self.kk)
+    }
+
+    fn prepare(&self, queries: Range<usize>) -> Result<Range<usize>> {
+        Ok(queries)
+    }
+
+    fn scan(
+        &self,
+        batch: &Range<usize>,
+        tile: Range<usize>,
+        tops: &mut [TopKeys],
+        scratch: &mut Scratch,
+    ) {
+        let words = self.kernels.words();
+        let queries = &self.q[batch.start * words..batch.end * words];
+        let block = &self.db[tile.start * words..tile.end * words];
+        let first = tile.start as u64;
+        self.kernels
+            .scan(queries, block, scratch, |i, d| tops[i].offer_all(d, first));
+    }
+}
+
+impl Selection for TopKeys {
+    fn merge(&mut self, other: &Self) {
+        TopKeys::merge(self, other);
     }
 }
 
