@@ -251,3 +251,31 @@ def test_chooser_default_candidates_and_errors(docs):
         choose_codec(docs[:30], 8, n_queries=40)
     with pytest.raises(QamaError, match="no candidate"):
         choose_codec(docs, 3, n_queries=20, codecs=[Allocated(budget_bytes=8)])
+
+
+# ------------------------------------------------------------------------------ factory and CLI
+@pytest.mark.parametrize("spec", ["pca_alloc_scaled(budget_bytes=12)", "pca_pq(m=4,dims=16)", "trit_rotation"])
+def test_factory_index_equals_the_codec_scored_by_the_engine(spec, docs, queries):
+    from qama_rs.index import index_factory
+
+    index = index_factory(DIM, spec)
+    index.train(docs)
+    index.add(docs)
+    scores, ids = index.search(queries, 7)
+    codec = build_codec(spec).fit(docs)
+    scale = codec.row_scale(docs) if hasattr(type(codec), "row_scale") else None
+    want_scores, want_ids = _core.lut_search(codec.query_luts(queries), codec.encode(docs), 7, scale)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
+    assert index.bytes_per_vector == codec.bytes_per_vector
+
+
+def test_frontier_main_prints_the_table_and_the_choice(capsys):
+    from qama_rs.quantizers.budget import main
+
+    assert main(["--dataset", "scifact", "--budget", "8", "--queries", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen for 8 B: " in out and "pseudo-query recall@10" in out
+    chosen = out.rsplit("chosen for 8 B: ", 1)[1].strip()
+    assert f"`{chosen}` **chosen**" in out
+    assert build_codec(chosen).fit(_corpus(400, 384)).bytes_per_vector <= 8
