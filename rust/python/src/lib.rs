@@ -29,10 +29,25 @@ use qama_core::{pack, topk, CodeLayout};
 use args::{array_arg, copied, k_arg, opt_int_arg, opt_str_arg, rows_cols, shared};
 use errors::{core_error, value_error};
 
+#[cfg(not(windows))]
 extern "C" {
-    /// 1 iff this thread holds the GIL (CPython exports it in every build; not in the limited
-    /// API's headers, hence the declaration).
+    /// 1 iff this thread holds the GIL. Not in the limited API's headers (hence the declaration)
+    /// nor in `python3.dll`, so it is only linked where symbols resolve against the running
+    /// interpreter (Linux, macOS); Windows builds count nothing.
     fn PyGILState_Check() -> c_int;
+}
+
+/// Whether this thread holds the GIL (`None` where that cannot be asked: Windows abi3 builds).
+fn gil_held() -> Option<bool> {
+    #[cfg(not(windows))]
+    {
+        // SAFETY: `PyGILState_Check` only reads the calling thread's state.
+        Some(unsafe { PyGILState_Check() } != 0)
+    }
+    #[cfg(windows)]
+    {
+        None
+    }
 }
 
 /// Core calls that found the GIL released / held inside their detached closure (see
@@ -48,13 +63,11 @@ where
     F: FnOnce() -> qama_core::Result<T> + Send,
 {
     let outcome = py.detach(|| {
-        // SAFETY: `PyGILState_Check` only reads the calling thread's state.
-        let counter = if unsafe { PyGILState_Check() } == 0 {
-            &GIL_RELEASED
-        } else {
-            &GIL_HELD
+        match gil_held() {
+            Some(false) => GIL_RELEASED.fetch_add(1, Ordering::Relaxed),
+            Some(true) => GIL_HELD.fetch_add(1, Ordering::Relaxed),
+            None => 0,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
         catch_unwind(AssertUnwindSafe(f))
     });
     match outcome {
