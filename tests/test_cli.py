@@ -154,3 +154,22 @@ def test_scifact_index_build_and_search_reproduce_the_reference(tmp_path, codec,
     ours = ndcg_at_10(load_beir("scifact").qrels, read_trec_run(run))[0]
     assert ours == pytest.approx(evaluate("scifact", codec, n_resamples=10)["ndcg@10"], abs=1e-9)
     assert round(ours, 4) == expected
+
+
+@pytest.mark.slow
+def test_qama_frontier_chooses_a_codec_within_the_budget(capsys):
+    """`qama frontier` on scifact's documents (cached embeddings): a table and one choice that fits 24 B."""
+    from qama_rs.cli.main import main
+    from qama_rs.index import index_factory
+
+    assert main(["frontier", "--dataset", "scifact", "--budget", "24", "--queries", "100"]) == 0
+    out = capsys.readouterr().out
+    chosen = out.strip().splitlines()[-1]
+    assert chosen.startswith("chosen for 24 B: ")
+    spec = chosen.split(": ", 1)[1]
+    index = index_factory(384, spec)
+    import numpy as np
+
+    docs = np.random.default_rng(0).standard_normal((300, 384)).astype(np.float32)
+    index.train(docs)
+    assert index.bytes_per_vector <= 24

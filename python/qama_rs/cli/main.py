@@ -8,6 +8,7 @@
     qama info      version, CPU, engine backend, data root and cache dir
     qama index     build an index file of your own corpus / embeddings (`index build`), describe one (`index info`)
     qama search    search an index file: a TREC run for a query file, or ranked ids for one query
+    qama frontier  choose the codec for a byte budget on pseudo-queries drawn from the documents
 """
 
 from __future__ import annotations
@@ -137,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     # `qama train` owns its own parser (qama_rs.qama.train.build_parser); see _dispatch.
     sub.add_parser("train", help="train a QAMA head (see `qama train --help`)", add_help=False)
+    sub.add_parser(
+        "frontier",
+        help="choose the codec for a byte budget from documents alone (see `qama frontier --help`)",
+        add_help=False,
+    )
 
     ev = sub.add_parser("eval", help="evaluate one method: NDCG@10 with a bootstrap 95%% CI")
     ev.add_argument("--dataset", action="append", required=True, metavar="PATH", help="BEIR name or folder (repeatable)")
@@ -178,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         return _cmd_train(argv[1:])
+    if argv and argv[0] == "frontier":
+        # `qama frontier` owns its parser (qama_rs.quantizers.budget.main), like `qama train`.
+        from qama_rs.quantizers.budget import main as frontier_main
+
+        return frontier_main(argv[1:])
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
