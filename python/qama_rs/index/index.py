@@ -157,9 +157,11 @@ class Index:
     @property
     def needs_training(self) -> bool:
         codecs = [self._pipe.codec] + ([self._pipe.refine] if self._pipe.refine else [])
-        learned = any(isinstance(t, QamaTransform) for t in self._pipe.transforms)
+        heads = [t for t in self._pipe.transforms if isinstance(t, QamaTransform)]
+        if any(t.recalibrates and t.scheme is not None for t in heads):
+            return True  # the pretrained head's thresholds are refitted on the documents (train)
         return not all(c.training_free for c in codecs) and not (
-            learned and all(isinstance(c, ThermoCodec) for c in codecs)
+            heads and all(isinstance(c, ThermoCodec) for c in codecs)
         )
 
     @property
