@@ -83,9 +83,9 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     if args.head:
         from qama_rs.qama.model import QamaModel
 
-        head = QamaModel.load(args.head)
+        head = QamaModel.pretrained() if args.head == "pretrained" else QamaModel.load(args.head)
     command = "qama " + " ".join(shlex.quote(a) for a in args.argv)
-    if args.head:
+    if args.head and args.head != "pretrained":
         # Name the training run too, from what the head recorded about its data.
         trained_on = [d.get("path", d.get("name")) for d in (head.training or {}).get("data", [])]
         if trained_on:
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tables = sub.add_parser("tables", help="regenerate results/ tables and plots")
     tables.add_argument("--dataset", action="append", metavar="PATH", help="default: scifact and dbpedia-5k")
-    tables.add_argument("--head", metavar="DIR", help="trained head for the QAMA columns")
+    tables.add_argument("--head", metavar="DIR", help="trained head for the QAMA columns, or \"pretrained\" (the shipped head)")
     tables.add_argument("--model", help="base embedding model (default: bundled all-MiniLM-L6-v2)")
     tables.add_argument("--out", default="results", help="output folder (default: results)")
     tables.set_defaults(func=_cmd_tables)

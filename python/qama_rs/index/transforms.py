@@ -190,7 +190,7 @@ class QamaTransform(Transform):
     def recalibrates(self) -> bool:
         """The shipped pretrained head learned its thresholds on Wikipedia: an index recalibrates them on
         its own documents (training-free; the head and its code rotations stay)."""
-        return self.source.lower() == "pretrained"
+        return self.source.lower() == "pretrained" or bool(getattr(self.model, "recalibrate_on_index", False))
 
     def learned_quantizer(self, features: np.ndarray | None = None):
         """The head's quantizer for this level and scheme; for the pretrained head and given document

@@ -58,6 +58,8 @@ class QamaModel:
         self.thresholds = thresholds
         self.config = config
         self.training = training or {}
+        #: Set by `pretrained`: an index built over this head refits its thresholds on its own documents.
+        self.recalibrate_on_index = False
 
     # ------------------------------------------------------------------------------- properties
     @property
@@ -161,7 +163,10 @@ class QamaModel:
             digest = hashlib.sha256((folder / file).read_bytes()).hexdigest()
             if sums.get(file) != digest:
                 raise ValueError(f"pretrained head {name!r}: {file} is corrupt (sha256 {digest} != {sums.get(file)})")
-        return cls.load(folder)
+        model = cls.load(folder)
+        # Its thresholds fit Wikipedia: a factory index refits them on the documents it is trained on.
+        model.recalibrate_on_index = True
+        return model
 
     @torch.no_grad()
     def recalibrate(self, emb) -> QamaModel:
