@@ -43,9 +43,9 @@ def main() -> None:
         out = rows.setdefault(ds, [])
         out.append({"group": "float", "name": "base float32", **base})
         for level in (384, 192, 96, 48):
-            out.append({"group": "float", "name": f"prefix {level} (plain truncation)", **run(ds, f"Prefix{level},Flat")})
+            out.append({"group": "float", "name": "plain truncation", **run(ds, f"Prefix{level},Flat"), "dims": level})
             for label, source in ((f"doc-only head ({ds})", heads[ds]), ("pretrained head (wiki-50k)", "pretrained")):
-                out.append({"group": "float", "name": f"{label} {level}", **run(ds, f"QAMA({source},{level}),Flat")})
+                out.append({"group": "float", "name": label, **run(ds, f"QAMA({source},{level}),Flat"), "dims": level})
         for bits, peer in ((1, "Binary"), (2, "LloydMax2")):
             entries = [(f"training-free {peer}, float query", run(ds, peer))]
             for label, source in (("doc-only head", heads[ds]), ("pretrained head", "pretrained")):
@@ -66,7 +66,7 @@ def main() -> None:
                         entries.append((f"transfer: doc-only head of {other}", run(ds, f"QAMA({heads[other]}),{codec}")))
                 for label, r in entries:
                     out.append({"group": f"hamming-{dims}", "scheme": scheme, "name": label,
-                                "retention": r["ndcg@10"] / base["ndcg@10"], **r})
+                                "retention": r["ndcg@10"] / base["ndcg@10"], **r, "dims": dims})
                 print(ds, dims, scheme, [(label, round(r["ndcg@10"], 4), r["recall@10"]) for label, r in entries], flush=True)
     document = {"command": "python train/docs_only_tables.py", "cpu": cpu_description(), "rows": rows}
     atomic_write(args.out / "qama_docs_only.json", lambda f: f.write(json.dumps(document, indent=1).encode()))

@@ -20,7 +20,8 @@ LEVELS = {"1bit": 2, "1.5bit": 3, "2bit": 4}
 
 
 def crops_of(bench):
-    cache = Path(f"runs/crops-{bench.name}.npy")
+    cache = Path(__file__).resolve().parents[2] / "runs" / f"crops-{bench.name}.npy"
+    cache.parent.mkdir(exist_ok=True)
     if cache.is_file():
         return np.load(cache)
     texts, _ = crop_queries(bench.ds.doc_texts, seed=0)
