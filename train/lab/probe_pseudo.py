@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import SCHEMES, Bench
+from common import Bench
 
 import qama_rs
 from qama_rs.data.embed import embed_texts
