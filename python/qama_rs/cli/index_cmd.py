@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qama_rs.data.beir import read_texts
 from qama_rs.index._errors import QamaError
 
 __all__ = ["add_index_parsers", "read_jsonl_texts", "resolve_codec"]
@@ -44,30 +45,11 @@ def resolve_codec(codec: str, bits=None, head: str | None = None) -> str:
 
 
 def read_jsonl_texts(path: Path, what: str) -> tuple[list[str], list[str]]:
-    """``(ids, texts)`` of a BEIR-style JSONL file: ``_id`` plus ``title``/``text`` joined as MTEB does."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file {path} does not exist")
-    ids, texts, seen = [], [], set()
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise QamaError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict) or "_id" not in row or "text" not in row:
-                raise QamaError(f"{path}:{line_no}: expected an object with _id and text")
-            doc_id = str(row["_id"])
-            if doc_id in seen:
-                raise QamaError(f"{path}:{line_no}: duplicate id {doc_id!r}")
-            seen.add(doc_id)
-            title, text = row.get("title") or "", row["text"] or ""
-            ids.append(doc_id)
-            texts.append((title + " " + text).strip() if title else text.strip())
-    if not ids:
-        raise QamaError(f"{path}: no {what} in the file")
-    return ids, texts
+    """``(ids, texts)`` of a BEIR-style JSONL file (`qama_rs.data.beir.read_texts`), errors as `QamaError`."""
+    try:
+        return read_texts(path, what.rstrip("s"))
+    except ValueError as err:
+        raise QamaError(str(err)) from None
 
 
 def _embed(texts: list[str], model: str | None, batch_size: int, what: str) -> np.ndarray:

@@ -102,6 +102,32 @@ def dataset_fingerprint(path: Path, split: str = "test") -> str:
     return digest.hexdigest()
 
 
+def read_texts(file: str | os.PathLike[str], what: str = "document") -> tuple[list[str], list[str]]:
+    """``(ids, texts)`` of a BEIR-style JSONL file (``_id``, ``text``, optional ``title``; a user's own
+    ``corpus.jsonl`` or ``queries.jsonl``), texts joined as MTEB does. ``ValueError`` names the line of a
+    malformed row, a duplicate id or an empty file; ``FileNotFoundError`` a missing one."""
+    file = Path(file)
+    return _joined_texts(_read_jsonl(file, ("_id", "text")), file, what)
+
+
+def _joined_texts(rows: list[dict], file: Path, what: str) -> tuple[list[str], list[str]]:
+    ids: list[str] = []
+    texts: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        row_id = str(row["_id"])
+        if row_id in seen:
+            raise ValueError(f"{file}: duplicate {what} id {row_id!r}")
+        seen.add(row_id)
+        title = row.get("title") or ""
+        text = row["text"] or ""
+        ids.append(row_id)
+        texts.append((title + " " + text).strip() if title else text.strip())
+    if not ids:
+        raise ValueError(f"{file}: no {what}s in the file")
+    return ids, texts
+
+
 def _read_jsonl(file: Path, required: tuple[str, ...]) -> list[dict]:
     if not file.is_file():
         raise FileNotFoundError(f"missing BEIR file {file}")
@@ -160,20 +186,7 @@ def load_beir(path: str | os.PathLike[str], split: str = "test") -> BeirDataset:
     queries = _read_jsonl(folder / "queries.jsonl", ("_id", "text"))
     qrels = _read_qrels(folder / "qrels" / f"{split}.tsv")
 
-    doc_ids: list[str] = []
-    doc_texts: list[str] = []
-    seen: set[str] = set()
-    for row in corpus:
-        doc_id = str(row["_id"])
-        if doc_id in seen:
-            raise ValueError(f"{folder / 'corpus.jsonl'}: duplicate document id {doc_id!r}")
-        seen.add(doc_id)
-        title = row.get("title") or ""
-        text = row["text"] or ""
-        doc_ids.append(doc_id)
-        doc_texts.append((title + " " + text).strip() if title else text.strip())
-    if not doc_ids:
-        raise ValueError(f"{folder / 'corpus.jsonl'}: corpus is empty")
+    doc_ids, doc_texts = _joined_texts(corpus, folder / "corpus.jsonl", "document")
 
     query_text_by_id: dict[str, str] = {}
     for row in queries:
@@ -190,7 +203,7 @@ def load_beir(path: str | os.PathLike[str], split: str = "test") -> BeirDataset:
         )
     # Judged documents missing from the corpus are kept in qrels (they count in the ideal DCG, as in MTEB)
     # but can never be retrieved, so say so.
-    unknown_docs = sorted({d for judged in qrels.values() for d in judged} - seen)
+    unknown_docs = sorted({d for judged in qrels.values() for d in judged} - set(doc_ids))
     if unknown_docs:
         warnings.warn(
             f"{folder}: qrels/{split}.tsv judges {len(unknown_docs)} document id(s) absent from corpus.jsonl, "
