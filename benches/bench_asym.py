@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed + 1)
     words = -(-args.dims // 64)
     hamming_db = rng.integers(0, 2**64, size=(args.n, words), dtype=np.uint64)
+    # Read-only: the engine reads it in place (a writeable array is copied per call, see bench_copies.py).
+    hamming_db.flags.writeable = False
     hamming_q = rng.integers(0, 2**64, size=(args.batch, words), dtype=np.uint64)
     hamming_bytes = args.dims / 8
     record(

@@ -81,6 +81,8 @@ def bench_width(args: argparse.Namespace, bits: int, faiss) -> list[dict]:
     rng = np.random.default_rng(args.seed + bits)
     words = bits // 64
     database = rng.integers(0, 2**64, size=(args.n, words), dtype=np.uint64)
+    # Read-only: the engine reads it in place (a writeable array is copied per call, see bench_copies.py).
+    database.flags.writeable = False
     queries = rng.integers(0, 2**64, size=(args.batch, words), dtype=np.uint64)
     scanned = args.n * words * 8  # bytes of codes read per query
     rows: list[dict] = []
