@@ -199,6 +199,9 @@ def speed(n: int = 1_000_000, nq: int = 1000) -> list[dict]:
     for b in (48, 104):
         codec = CODECS["pca_alloc_scaled"](budget_bytes=b).fit(docs[:50_000])
         codes, scale = codec.encode(docs), codec.row_scale(docs)
+        # Read-only: the engine reads them in place (writeable arrays are copied on every call).
+        codes.flags.writeable = False
+        scale.flags.writeable = False
         timed(f"qama pca_alloc_scaled {b}B (lut_search)", lambda q, c=codec, s=scale, x=codes: _core.lut_search(c.query_luts(q), x, 10, s), codec.bytes_per_vector)
     for nb in (1, 2):
         index = faiss.IndexRaBitQ(docs.shape[1], faiss.METRIC_INNER_PRODUCT, nb)
@@ -262,6 +265,9 @@ def write_outputs(results: dict, command: str) -> None:
         sp = results["speed"]
         lines += [
             f"### Scan speed: 1,000,000 tiled wiki-50k vectors (+ noise), k = 10, load average {results.get('speed_load')}",
+            "",
+            f"`{results.get('speed_command', results.get('command', ''))}`; qama-rs times include building the query's "
+            "byte tables in Python; codes and scales are passed read-only (the engine's zero-copy path).",
             "",
             "| method | bytes | one query (ms) | 1,000 queries (s) |",
             "|---|---:|---:|---:|",
@@ -354,10 +360,20 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", default="scifact,dbpedia-5k")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--speed", action="store_true")
+    parser.add_argument(
+        "--speed-only", action="store_true", help="re-time the 1M scans only; keep the quality rows of results/frontier.json"
+    )
     parser.add_argument("--only", default=None, help="substring filter on method labels")
     parser.add_argument("--unlabelled", action="store_true", help="also recall@10 on wiki-50k (documents as queries)")
     parser.add_argument("--from-json", action="store_true", help="rewrite the tables and plot from results/frontier.json")
     args = parser.parse_args(argv)
+    if args.speed_only:
+        results = json.loads((ROOT / "results" / "frontier.json").read_text())
+        results["speed_load"] = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+        results["speed"] = speed()
+        results["speed_command"] = "python benches/bench_frontier.py --speed-only"
+        write_outputs(results, results.get("command", "python benches/bench_frontier.py"))
+        return 0
     if args.from_json:
         results = json.loads((ROOT / "results" / "frontier.json").read_text())
         if args.unlabelled:
