@@ -185,7 +185,38 @@ class _Scales:
         return None if self.buffer is None else _readonly(self.buffer[:n])
 
 
-class AsymmetricIndex:
+class _StoredCodes:
+    """What `AsymmetricIndex` and `LutIndex` share: packed ``uint8`` code rows (``_codes``), their ids
+    (``_rows``) and optional row scales (``_scales``), exposed as read-only views without copies."""
+
+    _codes: np.ndarray
+    _rows: _Rows
+    _scales: _Scales
+
+    @property
+    def ntotal(self) -> int:
+        return self._rows.n
+
+    def __len__(self) -> int:
+        return self._rows.n
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Read-only view ``uint8 (ntotal, bytes of codes per vector)`` of the stored codes (no copy)."""
+        return _readonly(self._codes[: self._rows.n])
+
+    @property
+    def row_scale(self) -> np.ndarray | None:
+        """Read-only view ``float32 (ntotal,)`` of the row scales, or None without any."""
+        return self._scales.view(self._rows.n)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Read-only view ``int64 (ntotal,)`` of the stored ids."""
+        return _readonly(self._rows.ids[: self._rows.n])
+
+
+class AsymmetricIndex(_StoredCodes):
     """Compact per-dimension codes of documents, searched exactly by float32 queries.
 
     ``recon``: reconstruction values, ``(dims, levels)`` or one array per dimension (see
@@ -256,28 +287,6 @@ class AsymmetricIndex:
     def bytes_per_vector(self) -> int:
         """Stored bytes per document: ``ceil(dims * bits / 8)``, plus 4 with row scales."""
         return self._row_bytes + (0 if self._scales.buffer is None else 4)
-
-    @property
-    def ntotal(self) -> int:
-        return self._rows.n
-
-    def __len__(self) -> int:
-        return self._rows.n
-
-    @property
-    def codes(self) -> np.ndarray:
-        """Read-only view ``uint8 (ntotal, bytes_per_vector)`` of the packed codes (no copy)."""
-        return _readonly(self._codes[: self._rows.n])
-
-    @property
-    def row_scale(self) -> np.ndarray | None:
-        """Read-only view ``float32 (ntotal,)`` of the row scales, or None without any."""
-        return self._scales.view(self._rows.n)
-
-    @property
-    def ids(self) -> np.ndarray:
-        """Read-only view ``int64 (ntotal,)`` of the stored ids."""
-        return _readonly(self._rows.ids[: self._rows.n])
 
     def reconstruct(self, ids: Any = None) -> np.ndarray:
         """Float32 vectors ``(m, dims)`` the stored codes of ``ids`` (default: all) stand for (times
@@ -506,7 +515,7 @@ class AsymmetricIndex:
         return f"AsymmetricIndex(dims={self.dims}, bits={self._bits}, levels={self._levels}, ntotal={self.ntotal})"
 
 
-class LutIndex:
+class LutIndex(_StoredCodes):
     """Byte-LUT codes (product codes, PQ with 256 centroids per sub-space, base-3 packed trits),
     searched exactly with per-query lookup tables.
 
@@ -533,31 +542,9 @@ class LutIndex:
         return self._m
 
     @property
-    def ntotal(self) -> int:
-        return self._rows.n
-
-    def __len__(self) -> int:
-        return self._rows.n
-
-    @property
     def bytes_per_vector(self) -> int:
         """Stored bytes per document: ``m``, plus 4 with row scales."""
         return (self._m or 0) + (0 if self._scales.buffer is None else 4)
-
-    @property
-    def codes(self) -> np.ndarray:
-        """Read-only view ``uint8 (ntotal, m)`` of the stored codes."""
-        return _readonly(self._codes[: self._rows.n])
-
-    @property
-    def row_scale(self) -> np.ndarray | None:
-        """Read-only view ``float32 (ntotal,)`` of the row scales, or None without any."""
-        return self._scales.view(self._rows.n)
-
-    @property
-    def ids(self) -> np.ndarray:
-        """Read-only view ``int64 (ntotal,)`` of the stored ids."""
-        return _readonly(self._rows.ids[: self._rows.n])
 
     def add_codes(self, codes: Any, ids: Any = None, row_scale: Any = None) -> None:
         """Stores ``uint8 (n, m)`` codes; ``ids`` (int64, unique, new) default to consecutive numbers
