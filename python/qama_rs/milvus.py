@@ -100,6 +100,7 @@ from tqdm.auto import tqdm
 
 from qama_rs.engine.asym import AsymmetricIndex, FloatVectors
 from qama_rs.engine.index import Index as HammingIndex
+from qama_rs.engine.index import new_ids
 from qama_rs.engine.quantizer import Quantizer, atomic_write, float_rows
 from qama_rs.errors import QamaError, QamaTypeError
 
@@ -250,19 +251,9 @@ def _code_bytes(codes: Any, nbytes: int, name: str) -> np.ndarray:
 
 
 def _check_ids(ids: Any, n: int) -> np.ndarray:
-    if ids is None:
-        return np.arange(n, dtype=np.int64)  # row numbers: re-running the same load is idempotent
-    array = np.asarray(ids)
-    if array.dtype.kind not in "iu":
-        raise QamaTypeError(f"ids must be integers, got dtype {array.dtype}")
-    if array.shape != (n,):
-        raise QamaError(f"ids must have shape ({n},), got {array.shape}")
-    if array.dtype.kind == "u" and n and int(array.max()) > np.iinfo(np.int64).max:
-        raise QamaError("ids must fit in int64")
-    array = array.astype(np.int64)
-    if len(np.unique(array)) != n:
-        raise QamaError("ids contains duplicates")
-    return array
+    # Row numbers by default, so re-running the same load is idempotent; explicit ids are checked as the
+    # engine's indexes check them (nothing stored yet to clash with: the collection upserts).
+    return new_ids(ids, n, np.empty(0, dtype=np.int64), 0)
 
 
 def _check_k(k: Any, name: str = "k") -> int:
