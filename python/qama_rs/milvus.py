@@ -100,7 +100,7 @@ from tqdm.auto import tqdm
 
 from qama_rs.engine.asym import AsymmetricIndex, FloatVectors
 from qama_rs.engine.index import Index as HammingIndex
-from qama_rs.engine.index import new_ids
+from qama_rs.engine.index import new_ids, positive_int
 from qama_rs.engine.quantizer import Quantizer, atomic_write, float_rows
 from qama_rs.errors import QamaError, QamaTypeError
 
@@ -257,12 +257,7 @@ def _check_ids(ids: Any, n: int) -> np.ndarray:
 
 
 def _check_k(k: Any, name: str = "k") -> int:
-    try:
-        k = operator.index(k)
-    except TypeError:
-        raise QamaTypeError(f"{name} must be an int, got {type(k).__name__}") from None
-    if k <= 0:
-        raise QamaError(f"{name} = {k}; must be positive")
+    k = positive_int(k, name)
     if k > MAX_TOP_K:
         raise QamaError(f"{name} = {k}; Milvus returns at most {MAX_TOP_K} hits per query")
     return k
@@ -805,13 +800,7 @@ def _packed_for(rescorer: AsymmetricIndex, ids: np.ndarray) -> np.ndarray:
 
 
 def _check_batch(batch_size: Any) -> int:
-    try:
-        batch_size = operator.index(batch_size)
-    except TypeError:
-        raise QamaTypeError(f"batch_size must be an int, got {type(batch_size).__name__}") from None
-    if batch_size <= 0:
-        raise QamaError(f"batch_size = {batch_size}; must be positive")
-    return batch_size
+    return positive_int(batch_size, "batch_size")
 
 
 def _fingerprint(ids: np.ndarray, codes: np.ndarray, packed: np.ndarray | None, batch_size: int) -> str:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
 import os
 import struct
 import threading
@@ -46,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from qama_rs import _core
-from qama_rs.engine.index import Index, _check_k, new_ids
+from qama_rs.engine.index import Index, _check_k, new_ids, positive_int
 from qama_rs.engine.quantizer import Quantizer, atomic_write, float_rows
 from qama_rs.errors import QamaError, QamaTypeError
 
@@ -772,7 +771,7 @@ class TwoStageIndex:
             rescorer = FloatVectors(rescorer)
         self._first = first_stage
         self._rescorer = rescorer
-        self.k_prime = _positive(k_prime, "k_prime")
+        self.k_prime = positive_int(k_prime, "k_prime")
         self._row_map: tuple[int, _Rows] | None = None
 
     @property
@@ -806,7 +805,7 @@ class TwoStageIndex:
         differs from the first stage's input (e.g. ``method.prepare_query(xq)``); default ``xq``.
         """
         k = _check_k(k)
-        k_prime = self.k_prime if k_prime is None else _positive(k_prime, "k_prime")
+        k_prime = self.k_prime if k_prime is None else positive_int(k_prime, "k_prime")
         n = len(self._first)
         if len(self._rescorer) != n:
             raise QamaError(f"the first stage holds {n} vectors but the rescorer {len(self._rescorer)}")
@@ -831,16 +830,6 @@ class TwoStageIndex:
 
     def __repr__(self) -> str:
         return f"TwoStageIndex({self._first!r}, {self._rescorer!r}, k_prime={self.k_prime})"
-
-
-def _positive(value: Any, name: str) -> int:
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise QamaTypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if value <= 0:
-        raise QamaError(f"{name} = {value}; must be positive")
-    return value
 
 
 def _pad8(size: int) -> int:

@@ -93,14 +93,19 @@ def new_ids(ids: Any, m: int, existing: np.ndarray, next_id: int) -> np.ndarray:
     return array
 
 
-def _check_k(k: Any) -> int:
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as a Python int if it is an integer > 0; else QamaTypeError / QamaError naming ``name``."""
     try:
-        k = operator.index(k)
+        value = operator.index(value)
     except TypeError:
-        raise QamaTypeError(f"k must be an int, got {type(k).__name__}") from None
-    if k <= 0:
-        raise QamaError(f"k = {k}; must be positive")
-    return k
+        raise QamaTypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if value <= 0:
+        raise QamaError(f"{name} = {value}; must be positive")
+    return value
+
+
+def _check_k(k: Any) -> int:
+    return positive_int(k, "k")
 
 
 class Index:
