@@ -55,6 +55,9 @@ def qama_codecs() -> list[tuple[str, object]]:
     out += [("qama pca_pq m=48", pq(m=48)), ("qama pca_alloc 48B", alloc(budget_bytes=48))]
     for b in (48, 56, 80, 96, 104, 192, 200):
         out.append((f"qama pca_alloc_scaled {b}B", scaled(budget_bytes=b)))
+    # Nibble packing: what the quantized block kernel scans (the speed rows).
+    for b in (24, 48, 56, 80, 104, 200):
+        out.append((f"qama pca_nibble_scaled {b}B", CODECS["pca_nibble_scaled"](budget_bytes=b)))
     out.append(("qama trit_rotation (5 trits/B)", CODECS["trit_rotation"]()))
     return out
 
@@ -63,7 +66,12 @@ def search_lut_codec(codec, docs, queries, k):
     codec.fit(docs)
     codes = codec.encode(docs)
     scale = codec.row_scale(docs) if hasattr(type(codec), "row_scale") else None
-    ids = _core.lut_search(codec.query_luts(queries), codes, k, scale)[1]
+    if getattr(codec, "nibble_tables", False):  # the kernel a factory index uses for them
+        ids = _core.lut_search_blocked(
+            codec.query_luts(queries), _core.asym_to_blocks(codes), len(codes), k, scale
+        )[1]
+    else:
+        ids = _core.lut_search(codec.query_luts(queries), codes, k, scale)[1]
     return ids, int(codec.bytes_per_vector)
 
 
@@ -78,25 +86,50 @@ def search_training_free(name, docs, queries, k, **kwargs):
 
 def method_table(with_peers: bool):
     """(group, label, search(docs, queries, k) -> (ids, bytes))."""
-    rows = [("qama-rs", label, (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(codec)) for label, codec in qama_codecs()]
+    rows = [
+        ("qama-rs", label, (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(codec))
+        for label, codec in qama_codecs()
+    ]
     for name, label in (
         ("binary", "qama binary, float query"),
         ("lloyd_max_gauss", "qama Lloyd-Max 2-bit, float query"),
         ("lloyd_max_4bit", "qama Lloyd-Max 4-bit, float query"),
     ):
-        rows.append(("qama-rs (earlier)", label, (lambda n: lambda d, q, k: search_training_free(n, d, q, k))(name)))
+        rows.append(
+            ("qama-rs (earlier)", label, (lambda n: lambda d, q, k: search_training_free(n, d, q, k))(name))
+        )
     if not with_peers:
         return rows
     for nb in (1, 2, 4):
         for qb in (4, 8):
-            rows.append(("faiss", f"faiss IndexRaBitQ {nb}-bit qb={qb}", (lambda a, b: lambda d, q, k: peers.faiss_rabitq(d, q, k, a, b))(nb, qb)))
+            rows.append(
+                (
+                    "faiss",
+                    f"faiss IndexRaBitQ {nb}-bit qb={qb}",
+                    (lambda a, b: lambda d, q, k: peers.faiss_rabitq(d, q, k, a, b))(nb, qb),
+                )
+            )
     for m in (12, 24, 48):
-        rows.append(("faiss", f"faiss IndexPQ {m}x8", (lambda a: lambda d, q, k: peers.faiss_pq(d, q, k, a))(m)))
+        rows.append(
+            ("faiss", f"faiss IndexPQ {m}x8", (lambda a: lambda d, q, k: peers.faiss_pq(d, q, k, a))(m))
+        )
     for bits in ("1bit", "1.5bit", "2bit"):
         for enc in ("Binary", "Scalar4Bits", "Scalar8Bits"):
-            rows.append(("qdrant", f"Qdrant BQ {bits} query {enc}", (lambda a, b: lambda d, q, k: peers.qdrant(d, q, k, "bq", a, b))(bits, enc)))
+            rows.append(
+                (
+                    "qdrant",
+                    f"Qdrant BQ {bits} query {enc}",
+                    (lambda a, b: lambda d, q, k: peers.qdrant(d, q, k, "bq", a, b))(bits, enc),
+                )
+            )
     for bits in ("1bit", "1.5bit", "2bit", "4bit"):
-        rows.append(("qdrant", f"Qdrant TurboQuant {bits}", (lambda a: lambda d, q, k: peers.qdrant(d, q, k, "tq", a))(bits)))
+        rows.append(
+            (
+                "qdrant",
+                f"Qdrant TurboQuant {bits}",
+                (lambda a: lambda d, q, k: peers.qdrant(d, q, k, "tq", a))(bits),
+            )
+        )
     rows.append(("sentence-transformers", "ST quantize_embeddings ubinary (Hamming)", peers.st_binary))
     rows.append(("sentence-transformers", "ST quantize_embeddings int8 (int8 query)", peers.st_int8))
     return rows
@@ -130,7 +163,12 @@ def evaluate(ids, data, rescore: bool) -> dict:
     lin = ndcg10(ranked, data["qrels"], exp_gain=False)
     exp = ndcg10(ranked, data["qrels"], exp_gain=True)
     lo, hi = bootstrap_ci(lin)
-    return {"recall10": recall, "ndcg10": float(lin.mean()), "ndcg10_ci": [lo, hi], "ndcg10_exp": float(exp.mean())}
+    return {
+        "recall10": recall,
+        "ndcg10": float(lin.mean()),
+        "ndcg10_ci": [lo, hi],
+        "ndcg10_exp": float(exp.mean()),
+    }
 
 
 def load(name: str) -> dict:
@@ -152,13 +190,39 @@ def unlabelled_check(n_docs: int = 10_000, n_queries: int = 300) -> dict:
     docs, queries = x[order[:n_docs]], x[order[n_docs : n_docs + n_queries]]
     truth = peers._topk((queries @ docs.T).astype(np.float64), 10)
     alloc, scaled, pq = CODECS["pca_alloc"], CODECS["pca_alloc_scaled"], CODECS["pca_pq"]
-    methods = [(f"qama pca_pq m={m}", (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(pq(m=m))) for m in (12, 24, 48)]
+    methods = [
+        (f"qama pca_pq m={m}", (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(pq(m=m)))
+        for m in (12, 24, 48)
+    ]
     methods += [("qama pca_alloc 48B", lambda d, q, k: search_lut_codec(alloc(budget_bytes=48), d, q, k))]
-    methods += [(f"qama pca_alloc_scaled {b}B", (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(scaled(budget_bytes=b))) for b in (56, 80, 104, 200)]
-    methods += [(f"faiss IndexPQ {m}x8", (lambda a: lambda d, q, k: peers.faiss_pq(d, q, k, a))(m)) for m in (12, 24, 48)]
-    methods += [(f"faiss IndexRaBitQ {nb}-bit qb=8", (lambda a: lambda d, q, k: peers.faiss_rabitq(d, q, k, a, 8))(nb)) for nb in (1, 2, 4)]
-    methods += [(f"Qdrant TurboQuant {b}", (lambda a: lambda d, q, k: peers.qdrant(d, q, k, "tq", a))(b)) for b in ("1bit", "1.5bit", "2bit", "4bit")]
-    methods += [("Qdrant BQ 1bit query Scalar8Bits", lambda d, q, k: peers.qdrant(d, q, k, "bq", "1bit", "Scalar8Bits"))]
+    methods += [
+        (
+            f"qama pca_alloc_scaled {b}B",
+            (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(scaled(budget_bytes=b)),
+        )
+        for b in (56, 80, 104, 200)
+    ]
+    methods += [
+        (f"faiss IndexPQ {m}x8", (lambda a: lambda d, q, k: peers.faiss_pq(d, q, k, a))(m))
+        for m in (12, 24, 48)
+    ]
+    methods += [
+        (
+            f"faiss IndexRaBitQ {nb}-bit qb=8",
+            (lambda a: lambda d, q, k: peers.faiss_rabitq(d, q, k, a, 8))(nb),
+        )
+        for nb in (1, 2, 4)
+    ]
+    methods += [
+        (f"Qdrant TurboQuant {b}", (lambda a: lambda d, q, k: peers.qdrant(d, q, k, "tq", a))(b))
+        for b in ("1bit", "1.5bit", "2bit", "4bit")
+    ]
+    methods += [
+        (
+            "Qdrant BQ 1bit query Scalar8Bits",
+            lambda d, q, k: peers.qdrant(d, q, k, "bq", "1bit", "Scalar8Bits"),
+        )
+    ]
     rows = []
     for label, search in methods:
         ids, nbytes = search(docs, queries, 10)
@@ -178,9 +242,13 @@ def speed(n: int = 1_000_000, nq: int = 1000) -> list[dict]:
     docs = np.empty((n, base.shape[1]), dtype=np.float32)
     for start in range(0, n, len(base)):
         stop = min(n, start + len(base))
-        block = base[: stop - start] + 0.02 * rng.standard_normal((stop - start, base.shape[1]), dtype=np.float32)
+        block = base[: stop - start] + 0.02 * rng.standard_normal(
+            (stop - start, base.shape[1]), dtype=np.float32
+        )
         docs[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    queries = docs[rng.choice(n, nq, replace=False)] + 0.05 * rng.standard_normal((nq, base.shape[1]), dtype=np.float32)
+    queries = docs[rng.choice(n, nq, replace=False)] + 0.05 * rng.standard_normal(
+        (nq, base.shape[1]), dtype=np.float32
+    )
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     rows = []
 
@@ -196,21 +264,55 @@ def speed(n: int = 1_000_000, nq: int = 1000) -> list[dict]:
         rows.append({"method": label, "bytes": nbytes, "single_ms": 1e3 * single, "batch_s": batch, "nq": nq})
         print(f"  speed {label}: one query {1e3 * single:.1f} ms, {nq} queries {batch:.2f} s", flush=True)
 
-    for b in (48, 104):
+    for b in (48, 104, 200):
         codec = CODECS["pca_alloc_scaled"](budget_bytes=b).fit(docs[:50_000])
         codes, scale = codec.encode(docs), codec.row_scale(docs)
         # Read-only: the engine reads them in place (writeable arrays are copied on every call).
         codes.flags.writeable = False
         scale.flags.writeable = False
-        timed(f"qama pca_alloc_scaled {b}B (lut_search)", lambda q, c=codec, s=scale, x=codes: _core.lut_search(c.query_luts(q), x, 10, s), codec.bytes_per_vector)
-    for nb in (1, 2):
+        timed(
+            f"qama pca_alloc_scaled {b}B (lut_search)",
+            lambda q, c=codec, s=scale, x=codes: _core.lut_search(c.query_luts(q), x, 10, s),
+            codec.bytes_per_vector,
+        )
+    for b in (48, 104, 200):
+        codec = CODECS["pca_nibble_scaled"](budget_bytes=b).fit(docs[:50_000])
+        codes, scale = codec.encode(docs), codec.row_scale(docs)
+        blocks = _core.asym_to_blocks(codes)
+        blocks.flags.writeable = False
+        scale.flags.writeable = False
+        timed(
+            f"qama pca_nibble_scaled {codec.bytes_per_vector}B (lut_search_blocked)",
+            lambda q, c=codec, s=scale, x=blocks: _core.lut_search_blocked(c.query_luts(q), x, n, 10, s),
+            codec.bytes_per_vector,
+        )
+        del codes, blocks
+    for kind, bits, enc in (
+        ("tq", "1bit", "Default"),
+        ("bq", "1bit", "Scalar8Bits"),
+        ("tq", "2bit", "Default"),
+        ("tq", "4bit", "Default"),
+    ):
+        t = time.perf_counter()
+        with peers.qdrant_shard(docs, kind, bits, enc) as (search, nbytes):
+            print(
+                f"  (Qdrant edge {kind} {bits}: 1M points loaded in {time.perf_counter() - t:.0f} s)",
+                flush=True,
+            )
+            name = "TurboQuant" if kind == "tq" else f"BQ query {enc}"
+            timed(f"Qdrant edge {name} {bits}", lambda q, s=search: s(q, 10), nbytes)
+    for nb in (1, 2, 4):
         index = faiss.IndexRaBitQ(docs.shape[1], faiss.METRIC_INNER_PRODUCT, nb)
         index.train(docs[:50_000])
         index.add(docs)
         for qb in (4, 8):
             params = faiss.RaBitQSearchParameters()
             params.qb = qb
-            timed(f"faiss IndexRaBitQ {nb}-bit qb={qb}", lambda q, i=index, p=params: i.search(q, 10, params=p), int(index.code_size))
+            timed(
+                f"faiss IndexRaBitQ {nb}-bit qb={qb}",
+                lambda q, i=index, p=params: i.search(q, 10, params=p),
+                int(index.code_size),
+            )
         del index
     return rows
 
@@ -238,14 +340,22 @@ def write_outputs(results: dict, command: str) -> None:
         "",
     ]
     lines += summary_lines(results) + [""]
-    head = "| group | method | bytes | " + " | ".join(f"{s} R@10 | {s} nDCG@10 [CI] | {s} nDCG exp" for s in sets) + " | mean R@10 | mean nDCG@10 |"
+    head = (
+        "| group | method | bytes | "
+        + " | ".join(f"{s} R@10 | {s} nDCG@10 [CI] | {s} nDCG exp" for s in sets)
+        + " | mean R@10 | mean nDCG@10 |"
+    )
     for key, title in (("plain", "Compressed scores only"), ("rescored", "Top 40 rescored with float32")):
         lines += [f"### {title}", "", head, "|" + "---|" * (3 + 3 * len(sets) + 2)]
         for row in sorted(results["rows"], key=lambda r: (r["bytes"], -r["mean"][key]["recall10"])):
             cells = [row["group"], row["method"], str(row["bytes"])]
             for s in sets:
                 m = row["sets"][s][key]
-                cells += [f"{m['recall10']:.3f}", f"{m['ndcg10']:.4f} [{m['ndcg10_ci'][0]:.3f}, {m['ndcg10_ci'][1]:.3f}]", f"{m['ndcg10_exp']:.4f}"]
+                cells += [
+                    f"{m['recall10']:.3f}",
+                    f"{m['ndcg10']:.4f} [{m['ndcg10_ci'][0]:.3f}, {m['ndcg10_ci'][1]:.3f}]",
+                    f"{m['ndcg10_exp']:.4f}",
+                ]
             cells += [f"{row['mean'][key]['recall10']:.3f}", f"{row['mean'][key]['ndcg10']:.4f}"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -259,7 +369,10 @@ def write_outputs(results: dict, command: str) -> None:
             "| method | bytes | R@10 |",
             "|---|---:|---:|",
         ]
-        lines += [f"| {r['method']} | {r['bytes']} | {r['recall10']:.3f} |" for r in sorted(u["rows"], key=lambda r: (r["bytes"], -r["recall10"]))]
+        lines += [
+            f"| {r['method']} | {r['bytes']} | {r['recall10']:.3f} |"
+            for r in sorted(u["rows"], key=lambda r: (r["bytes"], -r["recall10"]))
+        ]
         lines.append("")
     if results.get("speed"):
         sp = results["speed"]
@@ -284,8 +397,16 @@ def write_outputs(results: dict, command: str) -> None:
 
 #: (low, high, recall bar) of the issue's budgets: recall@10 of the best qama-rs codec in the range
 #: must reach the bar, and beat the best peer at or below the range's top.
-BARS = [(12, 12, 0.55), (24, 24, 0.68), (32, 32, None), (48, 48, 0.80), (56, 56, None), (80, 81, 0.83),
-        (96, 104, 0.90), (192, 200, 0.97)]
+BARS = [
+    (12, 12, 0.55),
+    (24, 24, 0.68),
+    (32, 32, None),
+    (48, 48, 0.80),
+    (56, 56, None),
+    (80, 81, 0.83),
+    (96, 104, 0.90),
+    (192, 200, 0.97),
+]
 
 
 def summary_lines(results: dict) -> list[str]:
@@ -304,14 +425,23 @@ def summary_lines(results: dict) -> list[str]:
             continue
         o = max(ours, key=lambda r: r["mean"]["plain"]["recall10"])
         om = o["mean"]["plain"]
-        cells = [f"{low}" if low == high else f"{low}–{high}", "—" if bar is None else f"{bar:.2f}", o["method"] + f" ({o['bytes']} B)",
-                 f"{om['recall10']:.3f}", f"{om['ndcg10']:.4f}"]
+        cells = [
+            f"{low}" if low == high else f"{low}–{high}",
+            "—" if bar is None else f"{bar:.2f}",
+            o["method"] + f" ({o['bytes']} B)",
+            f"{om['recall10']:.3f}",
+            f"{om['ndcg10']:.4f}",
+        ]
         met = bar is None or om["recall10"] >= bar
         if theirs:
             t = max(theirs, key=lambda r: r["mean"]["plain"]["recall10"])
             tn = max(r["mean"]["plain"]["ndcg10"] for r in theirs)
             tm = t["mean"]["plain"]
-            cells += [t["method"] + f" ({t['bytes']} B)", f"{tm['recall10']:.3f}", f"{tm['ndcg10']:.4f} (best peer nDCG {tn:.4f})"]
+            cells += [
+                t["method"] + f" ({t['bytes']} B)",
+                f"{tm['recall10']:.3f}",
+                f"{tm['ndcg10']:.4f} (best peer nDCG {tn:.4f})",
+            ]
             met = met and om["recall10"] >= tm["recall10"]
             note = "yes" if met else "no"
             on = max(r["mean"]["plain"]["ndcg10"] for r in ours)
@@ -328,7 +458,11 @@ def _update_results_md(text: str) -> None:
     begin, end = "<!-- bench_frontier:begin -->", "<!-- bench_frontier:end -->"
     old = path.read_text()
     block = f"{begin}\n{text}\n{end}"
-    new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :] if begin in old else old.rstrip() + "\n\n" + block + "\n"
+    new = (
+        old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
+        if begin in old
+        else old.rstrip() + "\n\n" + block + "\n"
+    )
     atomic_write(path, lambda f: f.write(new.encode()))
 
 
@@ -344,7 +478,12 @@ def _plot(results: dict, path: Path) -> None:
         pts = [(r["bytes"], r["mean"]["plain"]["recall10"]) for r in results["rows"] if r["group"] == g]
         ax.scatter(*zip(*pts, strict=True), color=colour, label=g, s=25)
         front = pareto(pts)
-        ax.plot(*zip(*front, strict=True), color=colour, lw=1.5 if g == "qama-rs" else 0.8, ls="-" if g == "qama-rs" else "--")
+        ax.plot(
+            *zip(*front, strict=True),
+            color=colour,
+            lw=1.5 if g == "qama-rs" else 0.8,
+            ls="-" if g == "qama-rs" else "--",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("bytes per vector (codes + factors + padding)")
     ax.set_ylabel(f"recall@10 vs float32, mean of {', '.join(results['datasets'])}")
@@ -361,11 +500,17 @@ def main(argv=None) -> int:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument(
-        "--speed-only", action="store_true", help="re-time the 1M scans only; keep the quality rows of results/frontier.json"
+        "--speed-only",
+        action="store_true",
+        help="re-time the 1M scans only; keep the quality rows of results/frontier.json",
     )
     parser.add_argument("--only", default=None, help="substring filter on method labels")
-    parser.add_argument("--unlabelled", action="store_true", help="also recall@10 on wiki-50k (documents as queries)")
-    parser.add_argument("--from-json", action="store_true", help="rewrite the tables and plot from results/frontier.json")
+    parser.add_argument(
+        "--unlabelled", action="store_true", help="also recall@10 on wiki-50k (documents as queries)"
+    )
+    parser.add_argument(
+        "--from-json", action="store_true", help="rewrite the tables and plot from results/frontier.json"
+    )
     args = parser.parse_args(argv)
     if args.speed_only:
         results = json.loads((ROOT / "results" / "frontier.json").read_text())
@@ -399,14 +544,26 @@ def main(argv=None) -> int:
             ids, nbytes = search(data[s]["docs"], data[s]["queries"], K_SEARCH)
             ids = np.asarray(ids, dtype=np.int64)
             row["bytes"] = nbytes
-            row["sets"][s] = {"plain": evaluate(ids, data[s], False), "rescored": evaluate(ids, data[s], True)}
+            row["sets"][s] = {
+                "plain": evaluate(ids, data[s], False),
+                "rescored": evaluate(ids, data[s], True),
+            }
         row["mean"] = {
-            key: {m: float(np.mean([row["sets"][s][key][m] for s in sets])) for m in ("recall10", "ndcg10", "ndcg10_exp")}
+            key: {
+                m: float(np.mean([row["sets"][s][key][m] for s in sets]))
+                for m in ("recall10", "ndcg10", "ndcg10_exp")
+            }
             for key in ("plain", "rescored")
         }
         results["rows"].append(row)
-        per = " ".join(f"{s} {row['sets'][s]['plain']['recall10']:.3f}/{row['sets'][s]['plain']['ndcg10']:.4f}" for s in sets)
-        print(f"{label:45s} {row['bytes']:4d} B  {per}  mean R@10 {row['mean']['plain']['recall10']:.3f}  ({time.perf_counter() - t:.1f} s)", flush=True)
+        per = " ".join(
+            f"{s} {row['sets'][s]['plain']['recall10']:.3f}/{row['sets'][s]['plain']['ndcg10']:.4f}"
+            for s in sets
+        )
+        print(
+            f"{label:45s} {row['bytes']:4d} B  {per}  mean R@10 {row['mean']['plain']['recall10']:.3f}  ({time.perf_counter() - t:.1f} s)",
+            flush=True,
+        )
     if args.unlabelled:
         results["unlabelled"] = unlabelled_check()
     if args.speed:
@@ -414,7 +571,9 @@ def main(argv=None) -> int:
         results["speed"] = speed()
     if args.only:
         return 0  # a filtered run prints only; the files always hold a whole sweep
-    results["command"] = "python benches/bench_frontier.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results["command"] = "python benches/bench_frontier.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     write_outputs(results, results["command"])
     return 0
 

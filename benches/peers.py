@@ -8,12 +8,15 @@ Peers are benchmark extras (``pip install -e .[bench]``), never runtime dependen
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 
 import numpy as np
 
 
-def faiss_rabitq(docs: np.ndarray, queries: np.ndarray, k: int, nb_bits: int, qb: int) -> tuple[np.ndarray, int]:
+def faiss_rabitq(
+    docs: np.ndarray, queries: np.ndarray, k: int, nb_bits: int, qb: int
+) -> tuple[np.ndarray, int]:
     """faiss ``IndexRaBitQ`` (inner product), query quantized to ``qb`` bits. No pre-rotation (as shipped)."""
     import faiss
 
@@ -64,13 +67,16 @@ QDRANT_BQ_BYTES = {"1bit": 48, "1.5bit": 80, "2bit": 96}
 QDRANT_TQ_BYTES = {"1bit": 56, "1.5bit": 80, "2bit": 104, "4bit": 200}
 
 
-def qdrant(docs: np.ndarray, queries: np.ndarray, k: int, kind: str, bits: str, query_encoding: str = "Default"):
-    """Qdrant edge (``qdrant-edge-py``) quantized full scan, no rescoring.
+@contextlib.contextmanager
+def qdrant_shard(docs: np.ndarray, kind: str, bits: str, query_encoding: str = "Default"):
+    """A Qdrant edge (``qdrant-edge-py``) shard holding ``docs`` quantized, yielding
+    ``(search(queries, k) -> ids, bytes per vector)``: a full quantized scan, no rescoring.
 
     ``kind``: ``"bq"`` (binary quantization, ``query_encoding`` Binary / Scalar4Bits / Scalar8Bits) or
     ``"tq"`` (TurboQuant). Traps handled (ANCHORS.md): ``exact=True`` would switch quantization off, so
     a plain segment (``m=0``, huge ``full_scan_threshold``) is scanned with ``exact=False`` and
-    ``rescore=False``; one optimized segment so the quantization is calibrated.
+    ``rescore=False``; one optimized segment so the quantization is calibrated. Points are upserted in
+    batches of 1,000 (Python lists of one batch at a time, so 1M vectors fit in memory).
     """
     import qdrant_edge as q
 
@@ -90,23 +96,45 @@ def qdrant(docs: np.ndarray, queries: np.ndarray, k: int, kind: str, bits: str, 
         shard = q.EdgeShard.create(
             path,
             q.EdgeConfig(
-                vectors={"": q.EdgeVectorParams(size=docs.shape[1], distance=q.Distance.Dot, quantization_config=config)},
+                vectors={
+                    "": q.EdgeVectorParams(
+                        size=docs.shape[1], distance=q.Distance.Dot, quantization_config=config
+                    )
+                },
                 hnsw_config=q.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10**9),
                 optimizers=q.EdgeOptimizersConfig(indexing_threshold=1, default_segment_number=1),
             ),
         )
-        points = [q.Point(i, row.tolist()) for i, row in enumerate(docs)]
-        for start in range(0, len(points), 1000):
-            shard.update(q.UpdateOperation.upsert_points(points[start : start + 1000]))
+        for start in range(0, len(docs), 1000):
+            batch = [q.Point(start + i, row.tolist()) for i, row in enumerate(docs[start : start + 1000])]
+            shard.update(q.UpdateOperation.upsert_points(batch))
         shard.optimize()
-        params = q.SearchParams(exact=False, quantization=q.QuantizationSearchParams(rescore=False, oversampling=1.0))
-        requests = [q.QueryRequest(limit=k, query=q.Query.Nearest(v.tolist()), params=params) for v in queries]
-        results = shard.query_batch(q.QueryBatchRequest(requests))
-        shard.close()
-    ids = np.full((len(queries), k), -1, dtype=np.int64)
-    for row, hits in enumerate(results):
-        ids[row, : len(hits)] = [h.id for h in hits]
-    return ids, nbytes
+        params = q.SearchParams(
+            exact=False, quantization=q.QuantizationSearchParams(rescore=False, oversampling=1.0)
+        )
+
+        def search(queries: np.ndarray, k: int) -> np.ndarray:
+            requests = [
+                q.QueryRequest(limit=k, query=q.Query.Nearest(v.tolist()), params=params) for v in queries
+            ]
+            results = shard.query_batch(q.QueryBatchRequest(requests))
+            ids = np.full((len(queries), k), -1, dtype=np.int64)
+            for row, hits in enumerate(results):
+                ids[row, : len(hits)] = [h.id for h in hits]
+            return ids
+
+        try:
+            yield search, nbytes
+        finally:
+            shard.close()
+
+
+def qdrant(
+    docs: np.ndarray, queries: np.ndarray, k: int, kind: str, bits: str, query_encoding: str = "Default"
+):
+    """``(ids, bytes per vector)`` of a Qdrant edge quantized full scan (see :func:`qdrant_shard`)."""
+    with qdrant_shard(docs, kind, bits, query_encoding) as (search, nbytes):
+        return search(queries, k), nbytes
 
 
 def _topk(scores: np.ndarray, k: int) -> np.ndarray:

@@ -461,7 +461,9 @@ def test_row_scale_errors_name_the_argument():
         _core.asym_rescore(q, recon, packed, np.zeros((1, 1), np.int64), 1, np.ones(3))
     big = np.ones((4, 4), dtype=np.float32)
     with pytest.raises(qama_rs.QamaError, match="overflow"):
-        _core.asym_score_candidates(q + 1, big, packed, np.zeros((1, 1), np.int64), np.full(3, 3e38, np.float32))
+        _core.asym_score_candidates(
+            q + 1, big, packed, np.zeros((1, 1), np.int64), np.full(3, 3e38, np.float32)
+        )
 
 
 def test_index_with_row_scale(tmp_path, lloyd_max_case):
@@ -481,7 +483,9 @@ def test_index_with_row_scale(tmp_path, lloyd_max_case):
         np.testing.assert_array_equal(i, want_i)
     s2, i2 = index.rescore(queries, want_i[:, ::-1], 4)
     np.testing.assert_array_equal(i2, want_i[:, :4])
-    np.testing.assert_allclose(index.reconstruct([1500])[0], ref.asym_reconstruct(codes[1500:1501], recon)[0] * scale[1500])
+    np.testing.assert_allclose(
+        index.reconstruct([1500])[0], ref.asym_reconstruct(codes[1500:1501], recon)[0] * scale[1500]
+    )
     path = tmp_path / "scaled.qasym"
     index.save(path)
     loaded = AsymmetricIndex.load(path)
@@ -542,6 +546,35 @@ def test_lut_search_equals_the_reference_bit_for_bit(n, m, nq, k, scaled, seed):
     np.testing.assert_array_equal(i, np.take_along_axis(sorted_cands, pos, axis=1))
 
 
+@given(
+    n=st.integers(1, 300),
+    m=st.integers(1, 40),
+    nq=st.integers(1, 4),
+    k=st.integers(1, 50),
+    scaled=st.sampled_from([None, "any", "positive"]),
+    separable=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_lut_search_blocked_equals_the_reference_bit_for_bit(n, m, nq, k, scaled, separable, seed):
+    """The quantized block kernels prune with bounds, then score exactly: the same top-k as the
+    NumPy reference for any tables (nibble-separable ones are the fast case)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, size=(n, m), dtype=np.uint8)
+    if separable:
+        lo, hi = rng.normal(size=(nq, m, 1, 16)), rng.normal(size=(nq, m, 16, 1))
+        luts = (lo + hi).reshape(nq, m, 256).astype(np.float32)
+    else:
+        luts = rng.normal(size=(nq, m, 256)).astype(np.float32)
+    low = {None: None, "any": -1.0, "positive": 0.5}[scaled]
+    scale = None if low is None else rng.uniform(low, 2.0, n).astype(np.float32)
+    want_s, want_i = ref.top_scores_canonical(ref.lut_scores(luts, codes, scale), k)
+    blocks = _core.asym_to_blocks(codes)
+    for kernel in BLOCK_KERNELS:
+        s, i = _core.lut_search_blocked(luts, blocks, n, k, scale, kernel)
+        assert bits_equal(s, want_s), kernel
+        np.testing.assert_array_equal(i, want_i)
+
+
 def test_lut_search_matches_product_quantization():
     """A real PQ: 4 sub-spaces of 8 dims, 256 centroids each; the LUT score of a code equals the inner
     product of the query with the reconstructed vector (float32 rounding aside)."""
@@ -580,6 +613,15 @@ def test_lut_errors_name_the_argument():
     with pytest.raises(qama_rs.QamaError, match="not a row"):
         _core.lut_rescore(luts, codes, np.array([[3]], np.int64), 1)
     s, i = _core.lut_search(luts, codes, 2**40)
+    assert s.shape == (1, 3) and i.tolist() == [[0, 1, 2]]
+    blocks = _core.asym_to_blocks(codes)
+    with pytest.raises(qama_rs.QamaError, match="blocks has"):
+        _core.lut_search_blocked(luts, blocks[:-1], 3, 1)
+    with pytest.raises(qama_rs.QamaError, match="does not scan the block layout"):
+        _core.lut_search_blocked(luts, blocks, 3, 1, None, "interleaved")
+    with pytest.raises(qama_rs.QamaError, match="k = 0"):
+        _core.lut_search_blocked(luts, blocks, 3, 0)
+    s, i = _core.lut_search_blocked(luts, blocks, 3, 2**40)
     assert s.shape == (1, 3) and i.tolist() == [[0, 1, 2]]
 
 

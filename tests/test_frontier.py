@@ -14,9 +14,19 @@ import pytest
 
 from qama_rs import _core
 from qama_rs.errors import QamaError
-from qama_rs.quantizers import CODECS, Allocated, AllocatedScaled, PcaProduct, TritRotation
+from qama_rs.quantizers import (
+    CODECS,
+    Allocated,
+    AllocatedNibble,
+    AllocatedNibbleScaled,
+    AllocatedScaled,
+    PcaProduct,
+    TritRotation,
+)
 from qama_rs.quantizers.allocated import (
+    NIBBLE_LEVEL_OPTIONS,
     allocate_levels,
+    byte_layout,
     gaussian_distortion,
     levels_for_budget,
     pack_components,
@@ -87,6 +97,61 @@ def test_levels_for_budget_packs_into_the_budget(budget):
     assert len(pack_components(levels_for_budget(np.ones(DIM), budget))) <= budget
 
 
+def test_nibble_layout_keeps_every_component_inside_one_nibble():
+    levels = np.array([16, 16, 8, 8, 4, 4, 4, 2, 2, 2, 2, 2, 1])
+    members, strides, shifts = byte_layout(levels, "nibble")
+    assert sorted(j for b in members for j in b) == list(range(12))
+    for mem, st_, sh in zip(members, strides, shifts, strict=True):
+        for nibble in (0, 4):
+            inside = [j for j, s_ in zip(mem, sh, strict=True) if s_ == nibble]
+            assert math.prod(int(levels[j]) for j in inside) <= 16
+        # The largest digit value of each field stays inside its nibble.
+        top = sum((int(levels[j]) - 1) * int(s) << int(h) for j, s, h in zip(mem, st_, sh, strict=True))
+        assert top <= 255
+    # 12 components: 16 | 16 | 8·2 | 8·2 | 4·4 | 4·2·2 | 2 → 7 nibbles, 4 bytes.
+    assert len(members) == 4
+
+
+@pytest.mark.parametrize("budget", [1, 3, 8, 20])
+def test_nibble_allocation_fits_the_budget_with_at_most_16_levels(budget):
+    levels = levels_for_budget(np.linspace(1, 0.01, DIM) ** 2, budget, NIBBLE_LEVEL_OPTIONS, "nibble")
+    assert len(byte_layout(levels, "nibble")[0]) <= budget
+    assert levels.max() <= 16 and set(np.unique(levels)) <= {1, *NIBBLE_LEVEL_OPTIONS}
+
+
+@pytest.mark.parametrize(
+    "codec", [AllocatedNibble(budget_bytes=9), AllocatedNibble(levels=3)], ids=["alloc", "trits"]
+)
+def test_nibble_tables_are_separable_and_the_block_kernels_equal_lut_search(codec, docs, queries):
+    codec.fit(docs)
+    assert codec.nibble_tables and not Allocated(budget_bytes=9).nibble_tables
+    luts = codec.query_luts(queries).astype(np.float64)
+    lo, hi = np.arange(256) & 15, np.arange(256) >> 4
+    separable = luts[:, :, lo] + luts[:, :, 16 * hi] - luts[:, :, :1]
+    np.testing.assert_allclose(luts, separable, atol=1e-5)
+    codes = codec.encode(docs)
+    tables = codec.query_luts(queries)
+    want_s, want_i = _core.lut_search(tables, codes, 10)
+    blocks = _core.asym_to_blocks(codes)
+    for kernel in [k for k in ("scalar", "avx2") if k in _core.asym_kernels()]:
+        s, i = _core.lut_search_blocked(tables, blocks, len(codes), 10, None, kernel)
+        np.testing.assert_array_equal(i, want_i)
+        np.testing.assert_array_equal(s, want_s)
+
+
+def test_nibble_packing_costs_little_recall_against_byte_packing(docs):
+    q, base = docs[:80], docs[80:]
+    truth = np.argsort(-(q @ base.T), axis=1)[:, :10]
+
+    def recall(codec):
+        codec.fit(base)
+        ids = _core.lut_search(codec.query_luts(q), codec.encode(base), 10, codec.row_scale(base))[1]
+        return np.mean([len(np.intersect1d(a, b)) for a, b in zip(ids, truth, strict=True)]) / 10
+
+    byte, nibble = recall(AllocatedScaled(budget_bytes=14)), recall(AllocatedNibbleScaled(budget_bytes=14))
+    assert nibble > 0.5 and nibble >= byte - 0.05, (nibble, byte)
+
+
 # ------------------------------------------------------------------------------------- codecs
 def _codecs():
     return [
@@ -95,6 +160,9 @@ def _codecs():
         AllocatedScaled(budget_bytes=12),
         TritRotation(seed=3),
         PcaProduct(m=4, dims=16, iterations=8),
+        AllocatedNibble(budget_bytes=7),
+        AllocatedNibbleScaled(budget_bytes=12),
+        AllocatedNibble(levels=3),  # two trits a nibble (strides 1, 3 inside each nibble)
     ]
 
 
@@ -213,7 +281,14 @@ def test_bad_input_names_the_argument(docs):
 
 
 def test_codecs_registry_names_and_specs_round_trip():
-    assert set(CODECS) == {"pca_alloc", "pca_alloc_scaled", "trit_rotation", "pca_pq"}
+    assert set(CODECS) == {
+        "pca_alloc",
+        "pca_alloc_scaled",
+        "pca_nibble",
+        "pca_nibble_scaled",
+        "trit_rotation",
+        "pca_pq",
+    }
     for codec in candidates(24, 384):
         assert codec_spec(build_codec(codec_spec(codec))) == codec_spec(codec)
     with pytest.raises(QamaError, match="codec spec"):
@@ -254,7 +329,15 @@ def test_chooser_default_candidates_and_errors(docs):
 
 
 # ------------------------------------------------------------------------------ factory and CLI
-@pytest.mark.parametrize("spec", ["pca_alloc_scaled(budget_bytes=12)", "pca_pq(m=4,dims=16)", "trit_rotation"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "pca_alloc_scaled(budget_bytes=12)",
+        "pca_nibble_scaled(budget_bytes=12)",
+        "pca_pq(m=4,dims=16)",
+        "trit_rotation",
+    ],
+)
 def test_factory_index_equals_the_codec_scored_by_the_engine(spec, docs, queries):
     from qama_rs.index import index_factory
 

@@ -105,6 +105,14 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
         ("row_scale", ("opt_array", F32, 1)),
         ("kernel", ("opt_str", KERNELS)),
     ],
+    "lut_search_blocked": [
+        ("luts", ("array", F32, 3)),
+        ("blocks", ("array", U8, 1)),
+        ("n", ("int",)),
+        ("k", ("int",)),
+        ("row_scale", ("opt_array", F32, 1)),
+        ("kernel", ("opt_str", KERNELS)),
+    ],
     "lut_score_candidates": [
         ("luts", ("array", F32, 3)),
         ("codes", ("array", U8, 2)),
@@ -131,7 +139,9 @@ DTYPES = (np.uint8, np.uint16, np.uint64, np.int64, np.float32, np.float64, np.i
 
 
 def test_every_binding_function_is_fuzzed():
-    public = {n for n in dir(_core) if callable(getattr(_core, n)) and not isinstance(getattr(_core, n), type)}
+    public = {
+        n for n in dir(_core) if callable(getattr(_core, n)) and not isinstance(getattr(_core, n), type)
+    }
     public -= {n for n in public if n.startswith("__")}
     assert public == set(SIGNATURES), public ^ set(SIGNATURES)
 
@@ -141,7 +151,8 @@ def arrays(draw, dtype, ndim):
     """An array meant to be ``dtype`` of rank ``ndim``, sometimes wrong in one way."""
     fault = draw(
         st.sampled_from(
-            ["none"] * 6 + ["dtype", "rank", "strided", "fortran", "swapped", "readonly", "huge", "list", "scalar"]
+            ["none"] * 6
+            + ["dtype", "rank", "strided", "fortran", "swapped", "readonly", "huge", "list", "scalar"]
         )
     )
     rank = draw(st.integers(0, 4)) if fault == "rank" else ndim
@@ -227,7 +238,9 @@ def check_call(name, args):
     except BaseException as e:  # noqa: BLE001 - a PanicException derives from BaseException
         if isinstance(e, KeyboardInterrupt):
             raise
-        pytest.fail(f"{name}{tuple(type(a).__name__ for a in args)} raised {type(e).__module__}.{type(e).__name__}: {e}")
+        pytest.fail(
+            f"{name}{tuple(type(a).__name__ for a in args)} raised {type(e).__module__}.{type(e).__name__}: {e}"
+        )
 
 
 def _distinct_rows(rng, nq, n, kc):
@@ -263,7 +276,9 @@ def valid_args(name, draw):
     luts = rng.normal(size=(nq, m, 256)).astype(np.float32)
     lut_codes = rng.integers(0, 256, (n, m), dtype=np.uint8)
     row_kernel = draw(st.sampled_from([None, "scalar", "interleaved"]))
-    block_kernel = draw(st.sampled_from([None, *[k for k in ("scalar", "avx2") if k in _core.asym_kernels()]]))
+    block_kernel = draw(
+        st.sampled_from([None, *[k for k in ("scalar", "avx2") if k in _core.asym_kernels()]])
+    )
     nbits_raw = draw(st.integers(1, 130))
     return {
         "quantize": (rng.normal(size=(n, d)).astype(np.float32), _thresholds(rng, levels), levels),
@@ -284,6 +299,7 @@ def valid_args(name, draw):
         "asym_rescore": (queries, recon, packed, cands, k, scale),
         "float_rescore": (queries, rng.normal(size=(n, d)).astype(np.float32), cands, k),
         "lut_search": (luts, lut_codes, k, scale, row_kernel),
+        "lut_search_blocked": (luts, _core.asym_to_blocks(lut_codes), n, k, scale, block_kernel),
         "lut_score_candidates": (luts, lut_codes, cands, scale),
         "lut_rescore": (luts, lut_codes, cands, k, scale),
     }[name]
@@ -302,7 +318,16 @@ def corrupt(draw, value):
         if array.dtype.kind == "f":
             flat[at] = draw(st.sampled_from([np.nan, np.inf, -np.inf, 3e38, -3e38]))
         else:
-            flat[at] = draw(st.sampled_from([np.iinfo(array.dtype).max, np.iinfo(array.dtype).min, 2, 255 % (np.iinfo(array.dtype).max + 1)]))
+            flat[at] = draw(
+                st.sampled_from(
+                    [
+                        np.iinfo(array.dtype).max,
+                        np.iinfo(array.dtype).min,
+                        2,
+                        255 % (np.iinfo(array.dtype).max + 1),
+                    ]
+                )
+            )
         return array
     if how == "strided" and array.ndim:
         return np.repeat(array, 2, axis=-1)[..., ::2]
@@ -343,7 +368,11 @@ def test_type_errors_are_qama_type_errors_and_type_errors():
         lambda: _core.search(np.zeros((1, 1)), np.zeros((1, 1), np.uint64), 1),
         lambda: _core.search(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 1.5),
         lambda: _core.asym_search(
-            np.zeros((1, 2), np.float32), np.zeros((2, 2), np.float32), np.zeros((3, 1), np.uint8), 1, kernel=3
+            np.zeros((1, 2), np.float32),
+            np.zeros((2, 2), np.float32),
+            np.zeros((3, 1), np.uint8),
+            1,
+            kernel=3,
         ),
         lambda: _core.pack_bits(np.zeros((4, 4), np.uint8)[:, ::2]),
     ):
@@ -372,7 +401,9 @@ def test_non_contiguous_and_nan_inputs_name_the_argument():
         bad[1, 3] = np.nan
         _core.asym_search(bad, recon, codes, 1)
     with pytest.raises(QamaError, match=r"x\[0, 1\] = inf"):
-        _core.encode(np.array([[0, np.inf]], np.float32), np.zeros(2, np.float32), np.array([2, 2], np.uint16))
+        _core.encode(
+            np.array([[0, np.inf]], np.float32), np.zeros(2, np.float32), np.array([2, 2], np.uint16)
+        )
 
 
 def test_error_classes_pickle_and_live_in_qama_rs_errors():

@@ -53,6 +53,9 @@ CALLS = {
     "asym_rescore": lambda: _core.asym_rescore(QUERIES, RECON, PACKED, CANDS, 2, SCALE),
     "float_rescore": lambda: _core.float_rescore(QUERIES, VECTORS, CANDS, 2),
     "lut_search": lambda: _core.lut_search(LUTS, PACKED, 5, SCALE),
+    "lut_search_blocked": lambda: _core.lut_search_blocked(
+        LUTS, _core.asym_to_blocks(PACKED), 40, 5, SCALE, "scalar"
+    ),
     "lut_score_candidates": lambda: _core.lut_score_candidates(LUTS, PACKED, CANDS, SCALE),
     "lut_rescore": lambda: _core.lut_rescore(LUTS, PACKED, CANDS, 2, SCALE),
 }
@@ -61,7 +64,9 @@ NO_WORK = {"available_backends", "best_backend", "cpu_features", "num_threads", 
 
 
 def test_every_working_function_is_covered():
-    public = {n for n in dir(_core) if callable(getattr(_core, n)) and not isinstance(getattr(_core, n), type)}
+    public = {
+        n for n in dir(_core) if callable(getattr(_core, n)) and not isinstance(getattr(_core, n), type)
+    }
     public -= {n for n in public if n.startswith("__")}
     assert public == set(CALLS) | NO_WORK
 
@@ -69,7 +74,9 @@ def test_every_working_function_is_covered():
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_runs_with_the_gil_released(name):
     # Calls that build their input through the engine count once more per inner call.
-    inner = {"collapse": 1, "asym_from_blocks": 1, "asym_search_blocked": 1}.get(name, 0)
+    inner = {"collapse": 1, "asym_from_blocks": 1, "asym_search_blocked": 1, "lut_search_blocked": 1}.get(
+        name, 0
+    )
     released, held = _core._gil_checks()
     CALLS[name]()
     released_after, held_after = _core._gil_checks()

@@ -135,6 +135,14 @@ def lut_search(
     row_scale: npt.NDArray[np.float32] | None = None,
     kernel: str | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def lut_search_blocked(
+    luts: npt.NDArray[np.float32],
+    blocks: npt.NDArray[np.uint8],
+    n: int,
+    k: int,
+    row_scale: npt.NDArray[np.float32] | None = None,
+    kernel: str | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
 def lut_score_candidates(
     luts: npt.NDArray[np.float32],
     codes: npt.NDArray[np.uint8],

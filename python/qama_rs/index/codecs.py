@@ -554,7 +554,9 @@ class LutCodec(Codec):
     """Protocol (B): ``impl`` (``fit``, ``encode -> uint8 (n, m)``, ``query_luts -> float32 (nq, m, 256)``,
     optional ``row_scale``) scored by the engine's byte-LUT kernels (``lut_search`` / ``lut_rescore``):
     ``score_i = row_scale_i * sum_b lut[b, code_ib]``. Saving needs ``impl.to_state()`` /
-    ``type(impl).from_state(state)`` (the queries' tables come from the codec)."""
+    ``type(impl).from_state(state)`` (the queries' tables come from the codec). A codec whose
+    ``nibble_tables`` is true (nibble-packed ``pca_nibble*``) is scanned in the block layout by the
+    quantized kernel (``lut_search_blocked``, AVX2) when the CPU has it: the same results, faster."""
 
     kind = "lut"
 
@@ -565,10 +567,13 @@ class LutCodec(Codec):
         self.m: int | None = None
         self._codes = Rows(np.uint8, (0,))
         self._scales = Rows(np.float32, ())
+        # The block layout of the stored codes, rebuilt on the first search after a change.
+        self._blocks: np.ndarray | None = None
 
     def _train(self, x):
         self.impl.fit(x)
         self.m = None
+        self._blocks = None
 
     @property
     def ntotal(self) -> int:
@@ -599,11 +604,13 @@ class LutCodec(Codec):
                 )
             self._scales.append(scale)
         self._codes.append(codes)
+        self._blocks = None
 
     def keep(self, mask):
         self._codes.keep(mask)
         if self.has_row_scale:
             self._scales.keep(mask)
+        self._blocks = None
 
     @property
     def bytes_per_vector(self) -> int:
@@ -625,6 +632,13 @@ class LutCodec(Codec):
     def search(self, q, k, dims):
         if dims is not None:
             raise QamaError(f"dims: codec {self.label!r} has no Matryoshka prefix search")
+        if getattr(self.impl, "nibble_tables", False) and "avx2" in _core.asym_kernels():
+            if self._blocks is None:
+                self._blocks = _core.asym_to_blocks(self.codes)
+                self._blocks.flags.writeable = False
+            return _core.lut_search_blocked(
+                self.luts(q), self._blocks, self.ntotal, min(k, self.ntotal), self._scale()
+            )
         return _core.lut_search(self.luts(q), self.codes, min(k, self.ntotal), self._scale())
 
     def rescore(self, q, rows, k):
@@ -655,6 +669,7 @@ class LutCodec(Codec):
             raise QamaError(f"codes section has {codes.dtype} {codes.shape}, expected uint8 (n, m)")
         self._codes = Rows(np.uint8, (codes.shape[1],))
         self._codes.attach(codes)
+        self._blocks = None
         self._scales = Rows(np.float32, ())
         if self.has_row_scale:
             self._scales.attach(arrays["row_scale"])

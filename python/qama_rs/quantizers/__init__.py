@@ -10,7 +10,13 @@
 from __future__ import annotations
 
 from qama_rs.quantizers.adaptive import AdaptiveBits
-from qama_rs.quantizers.allocated import Allocated, AllocatedScaled, TritRotation
+from qama_rs.quantizers.allocated import (
+    Allocated,
+    AllocatedNibble,
+    AllocatedNibbleScaled,
+    AllocatedScaled,
+    TritRotation,
+)
 from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
 from qama_rs.quantizers.binary import MedianBinary, SignBinary
 from qama_rs.quantizers.gray import GrayTwoBit, gray_decode, gray_encode
@@ -53,7 +59,10 @@ METHODS: dict[str, type[TrainingFreeQuantizer]] = {
 #: Byte-LUT codecs (protocol B of the factory: ``fit``, ``encode -> uint8 (n, m)``, ``query_luts``,
 #: optional ``row_scale``) that take the recall-per-byte frontier; not TrainingFreeQuantizers, so kept
 #: apart from ``METHODS`` (whose entries all have per-dimension thresholds and reconstruction values).
-CODECS: dict[str, type] = {cls.name: cls for cls in (Allocated, AllocatedScaled, TritRotation, PcaProduct)}
+CODECS: dict[str, type] = {
+    cls.name: cls
+    for cls in (Allocated, AllocatedScaled, AllocatedNibble, AllocatedNibbleScaled, TritRotation, PcaProduct)
+}
 
 
 def make_method(name: str, rotation: str = "none", seed: int = 0, **kwargs) -> TrainingFreeQuantizer:
@@ -70,6 +79,8 @@ __all__ = [
     "CODECS",
     "METHODS",
     "Allocated",
+    "AllocatedNibble",
+    "AllocatedNibbleScaled",
     "AllocatedScaled",
     "PcaProduct",
     "TritRotation",

@@ -38,6 +38,12 @@ from qama_rs.quantizers.lloyd_max import gaussian_lloyd_max, lloyd_1d
 #: Level counts a component may get (1 = dropped). Powers of two plus 3 and 6, which pack
 #: 5 or 3 to a byte (1.6 and 2.67 bits).
 LEVEL_OPTIONS = (2, 3, 4, 6, 8, 16, 32, 64)
+#: Level counts of nibble packing: every nibble holds whole components (level counts multiplying
+#: to at most 16), so a byte's table is the sum of two 16-entry tables and the engine's quantized
+#: block kernel (``lut_search_blocked``, 32 rows per ``vpshufb``) scans it. 3 and 6 levels would
+#: cost 2 and 3 bits there, no less than 4 and 8, so they are left out.
+NIBBLE_LEVEL_OPTIONS = (2, 4, 8, 16)
+PACKINGS = ("byte", "nibble")
 _BLOCK = 65536  # rows encoded at a time
 
 
@@ -88,14 +94,16 @@ def allocate_levels(weights, budget_bits: float, options=LEVEL_OPTIONS) -> np.nd
     return np.array([hull[s][2] for s in steps], dtype=np.int64)
 
 
-def pack_components(levels) -> list[list[int]]:
-    """Components (indices with ``levels > 1``) grouped into bytes whose level counts multiply to at
-    most 256 (first-fit decreasing). Returns one list of component indices per byte."""
+def _first_fit(levels, capacity: int) -> list[list[int]]:
+    """Components (indices with ``levels > 1``) grouped first-fit decreasing into bins whose level
+    counts multiply to at most ``capacity``. Returns one list of component indices per bin."""
     items = sorted(((int(L), j) for j, L in enumerate(levels) if L > 1), key=lambda t: (-t[0], t[1]))
     bins: list[list] = []  # [product, members]
     for L, j in items:
+        if L > capacity:
+            raise QamaError(f"a component with {L} levels does not fit a {capacity}-value slot")
         for b in bins:
-            if b[0] * L <= 256:
+            if b[0] * L <= capacity:
                 b[0] *= L
                 b[1].append(j)
                 break
@@ -104,14 +112,46 @@ def pack_components(levels) -> list[list[int]]:
     return [b[1] for b in bins]
 
 
-def levels_for_budget(weights, budget_bytes: int, options=LEVEL_OPTIONS) -> np.ndarray:
+def pack_components(levels) -> list[list[int]]:
+    """Components (indices with ``levels > 1``) grouped into bytes whose level counts multiply to at
+    most 256 (first-fit decreasing). Returns one list of component indices per byte."""
+    return _first_fit(levels, 256)
+
+
+def byte_layout(levels, packing: str = "byte") -> tuple[list[list[int]], list[np.ndarray], list[np.ndarray]]:
+    """Members, digit strides and field shifts of every code byte.
+
+    Member ``t`` of a byte has digit ``((v >> shift_t) & mask) // stride_t % L_t`` in byte value
+    ``v`` (``mask`` 255 for ``"byte"``, 15 for ``"nibble"``), and encoding writes
+    ``v = Σ_t digit_t · stride_t · 2^shift_t``. ``"byte"``: mixed radix over the whole byte
+    (:func:`pack_components`), every shift 0. ``"nibble"``: components grouped into nibbles (level
+    counts multiplying to at most 16), nibbles paired into bytes: shift 0 for the low nibble's
+    members, 4 for the high nibble's; strides ``1, L_0, L_0 L_1, ...`` inside each nibble.
+    """
+
+    def radix(members: list[int]) -> np.ndarray:
+        return np.cumprod([1] + [int(levels[j]) for j in members[:-1]]).astype(np.int64)
+
+    if packing == "byte":
+        members = pack_components(levels)
+        return members, [radix(m) for m in members], [np.zeros(len(m), np.int64) for m in members]
+    nibbles = _first_fit(levels, 16)
+    members, strides, shifts = [], [], []
+    for lo, hi in zip(nibbles[0::2], nibbles[1::2] + [[]] * (len(nibbles) % 2), strict=True):
+        members.append(lo + hi)
+        strides.append(np.concatenate([radix(lo), radix(hi) if hi else np.zeros(0, np.int64)]))
+        shifts.append(np.array([0] * len(lo) + [4] * len(hi), dtype=np.int64))
+    return members, strides, shifts
+
+
+def levels_for_budget(weights, budget_bytes: int, options=LEVEL_OPTIONS, packing: str = "byte") -> np.ndarray:
     """The allocation with the most bits whose packing fits ``budget_bytes`` bytes (bisection on bits)."""
     lo, hi = 0.0, 8.0 * budget_bytes + 8.0
     best = allocate_levels(weights, 0.0, options)
     for _ in range(24):
         mid = 0.5 * (lo + hi)
         levels = allocate_levels(weights, mid, options)
-        if len(pack_components(levels)) <= budget_bytes:
+        if len(byte_layout(levels, packing)[0]) <= budget_bytes:
             best, lo = levels, mid
         else:
             hi = mid
@@ -139,6 +179,9 @@ class Allocated:
     allocation is uniform). ``levels``: a fixed level count for every dimension (e.g. 3 for a 1.6-bit
     trit code packed 5 per byte) instead of the allocation; ``budget_bytes`` is then ignored.
     ``weight_power``: allocation weight ``λ^p`` (2: queries spread like the documents; 1: isotropic).
+    ``packing``: ``"byte"`` (mixed radix over whole bytes, the densest) or ``"nibble"`` (whole
+    components per nibble, at most 16 levels each: the tables are nibble-separable, so the engine
+    scans the codes with its quantized block kernel, several times faster; see ``nibble_tables``).
     """
 
     name = "pca_alloc"
@@ -152,12 +195,18 @@ class Allocated:
         levels: int | None = None,
         weight_power: float = 2.0,
         seed: int = 0,
+        packing: str = "byte",
     ) -> None:
         self.budget_bytes = _check_int(budget_bytes, "budget_bytes", self.factor_bytes + 1)
+        if packing not in PACKINGS:
+            raise QamaError(f"packing must be one of {PACKINGS}, got {packing!r}")
+        self.packing = packing
         if transform not in ("pca", "rotation"):
             raise QamaError(f"transform must be 'pca' or 'rotation', got {transform!r}")
         self.transform = transform
-        self.fixed_levels = None if levels is None else _check_int(levels, "levels", 2, 256)
+        self.fixed_levels = (
+            None if levels is None else _check_int(levels, "levels", 2, 256 if packing == "byte" else 16)
+        )
         self.weight_power = float(weight_power)
         if not math.isfinite(self.weight_power) or self.weight_power < 0:
             raise QamaError(f"weight_power must be a finite number >= 0, got {weight_power!r}")
@@ -184,7 +233,10 @@ class Allocated:
         if self.fixed_levels is not None:
             levels = np.full(d, self.fixed_levels, dtype=np.int64)
         else:
-            levels = levels_for_budget(variance**self.weight_power, self.budget_bytes - self.factor_bytes)
+            options = LEVEL_OPTIONS if self.packing == "byte" else NIBBLE_LEVEL_OPTIONS
+            levels = levels_for_budget(
+                variance**self.weight_power, self.budget_bytes - self.factor_bytes, options, self.packing
+            )
         # Equalise variance inside each group of equal level count (rotation within the group).
         for L in np.unique(levels):
             group = np.flatnonzero(levels == L)
@@ -210,20 +262,26 @@ class Allocated:
 
     def _build_layout(self) -> None:
         """Byte layout: members, strides and the ``(m, T, 256)`` table of decoded values."""
-        self.bytes_members = pack_components(self.levels)
+        self.bytes_members, strides, shifts = byte_layout(self.levels, self.packing)
+        # Encoding: byte = digits @ stride << shift; decoding reads each field back.
+        self._strides = [st << sh for st, sh in zip(strides, shifts, strict=True)]
+        field_mask = 255 if self.packing == "byte" else 15
         m = len(self.bytes_members)
         width = max((len(b) for b in self.bytes_members), default=1)
         self._slot_dims = np.zeros((m, width), dtype=np.int64)
         self._slot_values = np.zeros((m, width, 256), dtype=np.float32)
-        self._strides: list[np.ndarray] = []
         codes = np.arange(256)
         for b, members in enumerate(self.bytes_members):
-            strides = np.cumprod([1] + [int(self.levels[j]) for j in members[:-1]])
-            self._strides.append(strides)
             for t, j in enumerate(members):
-                digit = (codes // strides[t]) % int(self.levels[j])
+                digit = (((codes >> shifts[b][t]) & field_mask) // strides[b][t]) % int(self.levels[j])
                 self._slot_dims[b, t] = j
                 self._slot_values[b, t] = self.values[j][digit]
+
+    @property
+    def nibble_tables(self) -> bool:
+        """Whether every query table is nibble-separable (``packing="nibble"``): the index then scans
+        the codes with the quantized block kernel (exact results either way)."""
+        return self.packing == "nibble"
 
     def _require_fitted(self) -> None:
         if self.dim is None:
@@ -274,7 +332,9 @@ class Allocated:
         out = np.zeros((len(codes), self.dim), dtype=np.float32)
         for b in range(self.m):
             members = self.bytes_members[b]
-            out[:, self._slot_dims[b, : len(members)]] = self._slot_values[b, : len(members)][:, codes[:, b]].T
+            out[:, self._slot_dims[b, : len(members)]] = self._slot_values[b, : len(members)][
+                :, codes[:, b]
+            ].T
         return out
 
     def prepare_query(self, xq) -> np.ndarray:
@@ -298,6 +358,7 @@ class Allocated:
             "fixed_levels": self.fixed_levels,
             "weight_power": self.weight_power,
             "seed": self.seed,
+            "packing": self.packing,
             "mean": self.mean.tolist(),
             "basis": self.basis.tolist(),
             "levels": self.levels.tolist(),
@@ -314,6 +375,7 @@ class Allocated:
             codec.fixed_levels = None if state["fixed_levels"] is None else int(state["fixed_levels"])
             codec.weight_power = float(state["weight_power"])
             codec.seed = int(state["seed"])
+            codec.packing = str(state.get("packing", "byte"))
             codec.mean = np.asarray(state["mean"], dtype=np.float64)
             codec.basis = np.asarray(state["basis"], dtype=np.float32)
             codec.levels = np.asarray(state["levels"], dtype=np.int64)
@@ -321,6 +383,8 @@ class Allocated:
             codec.values = [np.asarray(v, dtype=np.float32) for v in state["values"]]
         except (KeyError, TypeError, ValueError) as err:
             raise QamaError(f"{cls.__name__}: corrupt saved state ({err})") from None
+        if codec.packing not in PACKINGS:
+            raise QamaError(f"{cls.__name__}: corrupt saved state (packing {codec.packing!r})")
         d = codec.mean.shape[0]
         if codec.basis.shape != (d, d) or codec.levels.shape != (d,) or len(codec.values) != d:
             raise QamaError(f"{cls.__name__}: corrupt saved state (shapes do not match dim {d})")
@@ -332,7 +396,8 @@ class Allocated:
         if self.dim is None:
             return f"{type(self).__name__}(budget_bytes={self.budget_bytes}, unfitted)"
         counts = {int(L): int((self.levels == L).sum()) for L in np.unique(self.levels)}
-        return f"{type(self).__name__}(bytes={self.bytes_per_vector}, levels={counts})"
+        packing = ", packing='nibble'" if self.packing == "nibble" else ""
+        return f"{type(self).__name__}(bytes={self.bytes_per_vector}, levels={counts}{packing})"
 
 
 class AllocatedScaled(Allocated):
@@ -356,6 +421,39 @@ class AllocatedScaled(Allocated):
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[start : start + len(block)] = np.where(energy > 0, length * dot / energy, 0.0)
         return out
+
+
+class AllocatedNibble(Allocated):
+    """``pca_nibble``: :class:`Allocated` with nibble packing (at most 16 levels a component, whole
+    components per nibble), searched by the engine's quantized block kernel."""
+
+    name = "pca_nibble"
+
+    def __init__(
+        self,
+        budget_bytes: int = 48,
+        transform: str = "pca",
+        levels: int | None = None,
+        weight_power: float = 2.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(budget_bytes, transform, levels, weight_power, seed, packing="nibble")
+
+
+class AllocatedNibbleScaled(AllocatedScaled):
+    """``pca_nibble_scaled``: :class:`AllocatedScaled` (length factor, 4 bytes) with nibble packing."""
+
+    name = "pca_nibble_scaled"
+
+    def __init__(
+        self,
+        budget_bytes: int = 48,
+        transform: str = "pca",
+        levels: int | None = None,
+        weight_power: float = 2.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(budget_bytes, transform, levels, weight_power, seed, packing="nibble")
 
 
 class TritRotation(AllocatedScaled):

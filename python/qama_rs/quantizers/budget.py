@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from qama_rs.errors import QamaError
-from qama_rs.quantizers.allocated import Allocated, AllocatedScaled, TritRotation, _check_int
+from qama_rs.quantizers.allocated import (
+    Allocated,
+    AllocatedNibbleScaled,
+    AllocatedScaled,
+    TritRotation,
+    _check_int,
+)
 from qama_rs.quantizers.base import check_embeddings
 from qama_rs.quantizers.product import PcaProduct
 
@@ -46,7 +52,9 @@ def build_codec(spec: str):
 
     match = _SPEC.match(spec) if isinstance(spec, str) else None
     if match is None or match.group(1) not in CODECS:
-        raise QamaError(f"codec spec {spec!r}: expected one of {sorted(CODECS)} with optional (key=value,...)")
+        raise QamaError(
+            f"codec spec {spec!r}: expected one of {sorted(CODECS)} with optional (key=value,...)"
+        )
     kwargs: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
         key, eq, value = part.partition("=")
@@ -61,14 +69,19 @@ def build_codec(spec: str):
 
 def candidates(budget_bytes: int, dim: int) -> list[Any]:
     """Unfitted codecs that fit ``budget_bytes`` at ``dim`` input dimensions: the allocated scalar
-    codes (with and without the 4-byte length factor), PCA + PQ at three sub-space widths (4, 6, 8
-    components a byte, budgets up to 64 bytes), and the trit rotation code when it fits."""
+    codes (with and without the 4-byte length factor, and its nibble-packed twin that the block
+    kernel scans several times faster), PCA + PQ at three sub-space widths (4, 6, 8 components a
+    byte, budgets up to 64 bytes), and the trit rotation code when it fits."""
     budget_bytes = _check_int(budget_bytes, "budget_bytes", 1)
     out: list[Any] = [Allocated(budget_bytes=budget_bytes)]
     if budget_bytes > AllocatedScaled.factor_bytes + 4:
         out.append(AllocatedScaled(budget_bytes=budget_bytes))
+        out.append(AllocatedNibbleScaled(budget_bytes=budget_bytes))
     if budget_bytes <= 64:
-        widths = sorted({min(dim, w * budget_bytes) for w in (4, 6, 8) if w * budget_bytes <= dim} | {min(dim, 4 * budget_bytes)})
+        widths = sorted(
+            {min(dim, w * budget_bytes) for w in (4, 6, 8) if w * budget_bytes <= dim}
+            | {min(dim, 4 * budget_bytes)}
+        )
         out += [PcaProduct(m=budget_bytes, dims=w) for w in widths if w >= budget_bytes]
     if -(-dim // 5) + TritRotation.factor_bytes <= budget_bytes:
         out.append(TritRotation())
@@ -99,7 +112,9 @@ def choose_codec(docs, budget_bytes: int, n_queries: int = 200, seed: int = 0, c
     budget_bytes = _check_int(budget_bytes, "budget_bytes", 1)
     n_queries = _check_int(n_queries, "n_queries", 1)
     if x.shape[0] < n_queries + 20:
-        raise QamaError(f"docs: {x.shape[0]} documents; the chooser needs at least n_queries + 20 = {n_queries + 20}")
+        raise QamaError(
+            f"docs: {x.shape[0]} documents; the chooser needs at least n_queries + 20 = {n_queries + 20}"
+        )
     doc_rows, query_rows = pseudo_query_split(len(x), n_queries, seed)
     base, queries = x[doc_rows], x[query_rows]
     exact = queries @ base.T
@@ -140,14 +155,18 @@ def format_table(table: list[dict], chosen: str) -> str:
     lines = ["| codec | bytes | pseudo-query recall@10 | fits | s |", "|---|---:|---:|---|---:|"]
     for r in table:
         mark = " **chosen**" if r["spec"] == chosen else ""
-        lines.append(f"| `{r['spec']}`{mark} | {r['bytes']} | {r['recall10']:.3f} | {'yes' if r['fits'] else 'no'} | {r['seconds']:.1f} |")
+        lines.append(
+            f"| `{r['spec']}`{mark} | {r['bytes']} | {r['recall10']:.3f} | {'yes' if r['fits'] else 'no'} | {r['seconds']:.1f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     """``qama frontier --dataset NAME --budget BYTES``: prints the candidates' pseudo-query recall and the choice."""
     parser = argparse.ArgumentParser(prog="qama frontier", description="choose the codec for a byte budget")
-    parser.add_argument("--dataset", required=True, help="BEIR dataset name or folder (documents only are read)")
+    parser.add_argument(
+        "--dataset", required=True, help="BEIR dataset name or folder (documents only are read)"
+    )
     parser.add_argument("--budget", type=int, required=True, help="bytes per vector (codes + factors)")
     parser.add_argument("--queries", type=int, default=200, help="held-out documents used as queries")
     parser.add_argument("--seed", type=int, default=0)
@@ -157,7 +176,11 @@ def main(argv=None) -> int:
 
     docs = dataset_embeddings(load_beir(resolve_dataset(args.dataset)), progress=False).docs
     spec, table = choose_codec(
-        docs, args.budget, args.queries, args.seed, progress=lambda r: print(f"  {r['spec']}: {r['recall10']:.3f}", file=sys.stderr)
+        docs,
+        args.budget,
+        args.queries,
+        args.seed,
+        progress=lambda r: print(f"  {r['spec']}: {r['recall10']:.3f}", file=sys.stderr),
     )
     print(format_table(table, spec))
     print(f"\nchosen for {args.budget} B: {spec}")

@@ -357,11 +357,8 @@ fn float_rescore<'py>(
     scored(py, top, nq)
 }
 
-/// Byte tables `float32 (nq, m, 256)` and codes `uint8 (n, m)` with matching `m`.
-fn lut_args<'py>(
-    luts: &Bound<'py, PyAny>,
-    codes: &Bound<'py, PyAny>,
-) -> PyResult<(Vec<f32>, usize, usize, numpy::PyReadonlyArray2<'py, u8>)> {
+/// Byte tables `float32 (nq, m, 256)`: `(values, nq, m)`.
+fn luts_arg(luts: &Bound<'_, PyAny>) -> PyResult<(Vec<f32>, usize, usize)> {
     let luts = array_arg::<f32, Ix3>(luts, "luts")?;
     let shape = luts.shape().to_vec();
     let (nq, m, values) = (shape[0], shape[1], shape[2]);
@@ -371,6 +368,15 @@ fn lut_args<'py>(
             shape
         )));
     }
+    Ok((copied(&luts, "luts")?, nq, m))
+}
+
+/// Byte tables `float32 (nq, m, 256)` and codes `uint8 (n, m)` with matching `m`.
+fn lut_args<'py>(
+    luts: &Bound<'py, PyAny>,
+    codes: &Bound<'py, PyAny>,
+) -> PyResult<(Vec<f32>, usize, usize, numpy::PyReadonlyArray2<'py, u8>)> {
+    let (tables, nq, m) = luts_arg(luts)?;
     let codes = array_arg::<u8, Ix2>(codes, "codes")?;
     let cols = rows_cols(&codes).1;
     if cols != m {
@@ -378,7 +384,7 @@ fn lut_args<'py>(
             "codes has {cols} bytes per row but luts has m = {m} tables per query"
         )));
     }
-    Ok((copied(&luts, "luts")?, nq, m, codes))
+    Ok((tables, nq, m, codes))
 }
 
 /// Exact top-k by byte-LUT score `row_scale_i * Σ_b luts[q, b, codes[i, b]]` (float32 sum over
@@ -403,6 +409,35 @@ fn lut_search<'py>(
     let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
     let top = run_core(py, || {
         asym::lut_search_with(kernel, &tables, nq, m, &cs, n, scale.as_deref(), k)
+    })?;
+    scored(py, top, nq)
+}
+
+/// `lut_search` on codes in the block layout (`asym_to_blocks` of `n` rows of `m` bytes): each
+/// byte table is split into two quantized nibble tables that prune, then the surviving rows are
+/// scored from the float tables, so results equal `lut_search`'s for any tables; fast when the
+/// tables are nibble-separable (`pca_alloc` with nibble packing). `kernel`: "scalar" or "avx2".
+#[pyfunction]
+#[pyo3(signature = (luts, blocks, n, k, row_scale=None, kernel=None))]
+fn lut_search_blocked<'py>(
+    py: Python<'py>,
+    luts: &Bound<'py, PyAny>,
+    blocks: &Bound<'py, PyAny>,
+    n: &Bound<'py, PyAny>,
+    k: &Bound<'py, PyAny>,
+    row_scale: Option<&Bound<'py, PyAny>>,
+    kernel: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Scored<'py>> {
+    let n = count_arg(n, "n")?;
+    let kernel = kernel_arg(kernel, true)?;
+    let k = k_arg(k)?;
+    let (tables, nq, m) = luts_arg(luts)?;
+    let blocks = array_arg::<u8, Ix1>(blocks, "blocks")?;
+    let scale = row_scale_arg(row_scale)?;
+    let bs = shared(&blocks, "blocks")?;
+    let scale = scale.as_ref().map(|s| shared(s, "row_scale")).transpose()?;
+    let top = run_core(py, || {
+        asym::lut_search_blocked_with(kernel, &tables, nq, m, &bs, n, scale.as_deref(), k)
     })?;
     scored(py, top, nq)
 }
@@ -476,6 +511,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(asym_rescore, m)?)?;
     m.add_function(wrap_pyfunction!(float_rescore, m)?)?;
     m.add_function(wrap_pyfunction!(lut_search, m)?)?;
+    m.add_function(wrap_pyfunction!(lut_search_blocked, m)?)?;
     m.add_function(wrap_pyfunction!(lut_score_candidates, m)?)?;
     m.add_function(wrap_pyfunction!(lut_rescore, m)?)?;
     m.add_function(wrap_pyfunction!(asym_kernels, m)?)?;

@@ -11,15 +11,17 @@
 //! float gather per byte; bit-for-bit equal) was measured on this project's Intel Xeon (AVX-512,
 //! one thread, 200k rows, one query): 87.6 ns/row against 53.7 (interleaved) at m = 48, 187.5
 //! against 108.1 at m = 96: gathers are microcoded slowly there (the GDS mitigation), so it was
-//! not kept. Float tables of 256 entries do not fit `vpshufb`; a 4-bit-split variant (two nibble
-//! tables per byte, FastScan style) needs codecs whose tables are nibble-separable, which PQ
-//! tables are not. The interleaved kernel is the default.
+//! not kept. Float tables of 256 entries do not fit `vpshufb`; [`lut_search_blocked`] splits each
+//! byte table into two nibble tables (FastScan style, the kernels of the block layout), which is
+//! exact pruning for any table and fast for nibble-separable ones (`pca_alloc` with nibble
+//! packing); PQ tables are not separable, so the interleaved row kernel stays their default.
 use crate::error::{checked_size, shape_err, Result};
 
 use super::blocks::check_rows;
+use super::fastscan::NibbleLuts;
 use super::lut::{ByteLuts, BYTE_VALUES};
 use super::rescore::{check_queries, rescore_rows, score_rows};
-use super::search::{check_search, row_kernel, scan_rows};
+use super::search::{block_kernel, check_search, row_kernel, scan_blocked, scan_rows};
 use super::select::TopScores;
 use super::Kernel;
 
@@ -74,6 +76,57 @@ pub fn lut_search_with(
         row_scale,
         k,
         |table, i| ByteLuts::from_table(table, m, i),
+    )
+}
+
+/// Exact top-k of byte-table queries against `n` rows of `m` code bytes in the block layout (see
+/// [`super::to_blocks`]), on the fastest block kernel: quantized nibble tables split from each
+/// byte table prune the rows that cannot make the top-k, the rest are scored from the float tables.
+/// Same results as [`lut_search`] for any tables; fast when the tables are nibble-separable
+/// (`T[lo + 16 hi] = A[lo] + B[hi]`: codes whose low and high nibbles hold different dimensions).
+#[allow(clippy::too_many_arguments)]
+pub fn lut_search_blocked(
+    luts: &[f32],
+    nq: usize,
+    m: usize,
+    blocks: &[u8],
+    n: usize,
+    row_scale: Option<&[f32]>,
+    k: usize,
+) -> Result<TopScores> {
+    lut_search_blocked_with(Kernel::best_blocks(), luts, nq, m, blocks, n, row_scale, k)
+}
+
+/// [`lut_search_blocked`] with a chosen block kernel ([`Kernel::Scalar`] or [`Kernel::Avx2`]).
+#[allow(clippy::too_many_arguments)]
+pub fn lut_search_blocked_with(
+    kernel: Kernel,
+    luts: &[f32],
+    nq: usize,
+    m: usize,
+    blocks: &[u8],
+    n: usize,
+    row_scale: Option<&[f32]>,
+    k: usize,
+) -> Result<TopScores> {
+    let block_kernel = block_kernel(kernel)?;
+    let len = query_len(m)?;
+    check_search(luts, nq, len, "luts", n, k)?;
+    scan_blocked(
+        block_kernel,
+        luts,
+        len,
+        nq,
+        blocks,
+        n,
+        m,
+        row_scale,
+        k,
+        |table, i| {
+            let luts = ByteLuts::from_table(table, m, i)?;
+            let nibbles = NibbleLuts::from_byte_luts(&luts);
+            Ok((luts, nibbles))
+        },
     )
 }
 

@@ -74,11 +74,6 @@ impl NibbleLuts {
             return None;
         }
         let bytes = format.row_bytes();
-        // Per-byte cap on `lo + hi` so that `bytes * cap` fits a u16 sum.
-        let cap = (u16::MAX as usize / bytes).min(255);
-        if cap < 2 {
-            return None;
-        }
         let (bits, mask) = (format.bits() as usize, usize::from(format.field_mask()));
         let per_nibble = per_byte / 2;
         // Float64 nibble tables: [byte][half][value].
@@ -96,6 +91,44 @@ impl NibbleLuts {
                     }
                 }
             }
+        }
+        Self::quantize(&nibble, luts)
+    }
+
+    /// Quantized tables for byte tables given directly (the byte-LUT codecs): each byte's table is
+    /// split into the least-squares nibble-separable pair `T[lo + 16 hi] ≈ A[lo] + B[hi]`
+    /// (`A` the means over `hi`, `B` the means over `lo` less the grand mean), exact for tables that
+    /// are separable (codes whose nibbles hold disjoint dimensions). Any table is accepted: the
+    /// bounds use the actual errors, so the top-k stays exact; a table far from separable only
+    /// loosens them (more rows re-scored). `None` when rows are too long for 16-bit sums.
+    pub(crate) fn from_byte_luts(luts: &ByteLuts) -> Option<Self> {
+        let nibble: Vec<[[f64; NIBBLE_VALUES]; 2]> = luts
+            .tables()
+            .iter()
+            .map(|t| {
+                let (mut lo, mut hi) = ([0f64; NIBBLE_VALUES], [0f64; NIBBLE_VALUES]);
+                for (h, row) in t.chunks_exact(NIBBLE_VALUES).enumerate() {
+                    for (l, &v) in row.iter().enumerate() {
+                        lo[l] += f64::from(v);
+                        hi[h] += f64::from(v);
+                    }
+                }
+                let grand = lo.iter().sum::<f64>() / (NIBBLE_VALUES * NIBBLE_VALUES) as f64;
+                let n = NIBBLE_VALUES as f64;
+                [lo.map(|v| v / n), hi.map(|v| v / n - grand)]
+            })
+            .collect();
+        Self::quantize(&nibble, luts)
+    }
+
+    /// Quantizes float64 nibble tables (`[byte][half][value]`) against the float byte tables the
+    /// exact scores use; `None` when rows are too long for 16-bit sums.
+    fn quantize(nibble: &[[[f64; NIBBLE_VALUES]; 2]], luts: &ByteLuts) -> Option<Self> {
+        let bytes = nibble.len();
+        // Per-byte cap on `lo + hi` so that `bytes * cap` fits a u16 sum.
+        let cap = (u16::MAX as usize / bytes.max(1)).min(255);
+        if cap < 2 || bytes != luts.bytes() {
+            return None;
         }
         let min_max = |t: &[f64; NIBBLE_VALUES]| {
             t.iter()

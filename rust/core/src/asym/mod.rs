@@ -56,7 +56,10 @@ mod select;
 #[cfg(test)]
 mod tests;
 
-pub use adc::{lut_rescore, lut_score_candidates, lut_search, lut_search_with};
+pub use adc::{
+    lut_rescore, lut_score_candidates, lut_search, lut_search_blocked, lut_search_blocked_with,
+    lut_search_with,
+};
 pub use blocks::{blocked_len, from_blocks, to_blocks, BLOCK_ROWS};
 pub use codes::{pack_codes, unpack_codes, CodeFormat, SUPPORTED_BITS};
 pub use lut::{ByteLuts, Recon};

@@ -180,15 +180,7 @@ pub fn search_blocked_with(
     row_scale: Option<&[f32]>,
     k: usize,
 ) -> Result<TopScores> {
-    let block_kernel: BlockKernel = match kernel {
-        Kernel::Scalar => block_scalar,
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if kernel.is_available() => super::fastscan::avx2::block,
-        Kernel::Avx2 => return value_err("kernel 'avx2' is not available on this CPU"),
-        Kernel::Interleaved => {
-            return value_err("kernel 'interleaved' scans the row layout; use search")
-        }
-    };
+    let block_kernel = block_kernel(kernel)?;
     let format = recon.format();
     if format.bits() > 4 {
         return value_err(format!(
@@ -196,7 +188,56 @@ pub fn search_blocked_with(
             format.bits()
         ));
     }
-    let row_bytes = format.row_bytes();
+    check_search(q, nq, format.dims(), "queries", n, k)?;
+    check_finite_queries(q, format.dims())?;
+    scan_blocked(
+        block_kernel,
+        q,
+        format.dims(),
+        nq,
+        blocks,
+        n,
+        format.row_bytes(),
+        row_scale,
+        k,
+        |query, _| {
+            let luts = ByteLuts::build(query, recon)?;
+            let nibbles = NibbleLuts::build(query, recon, &luts);
+            Ok((luts, nibbles))
+        },
+    )
+}
+
+/// The block kernel a [`Kernel`] names ([`Kernel::Scalar`] or an available [`Kernel::Avx2`]).
+pub(crate) fn block_kernel(kernel: Kernel) -> Result<BlockKernel> {
+    match kernel {
+        Kernel::Scalar => Ok(block_scalar),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 if kernel.is_available() => Ok(super::fastscan::avx2::block),
+        Kernel::Avx2 => value_err("kernel 'avx2' is not available on this CPU"),
+        Kernel::Interleaved => value_err("kernel 'interleaved' scans the row layout; use search"),
+    }
+}
+
+/// The block-layout search proper on checked queries: `q` holds `nq` queries of `query_len`
+/// values, each turned into its float and quantized tables by `build(query, index)`; `blocks`
+/// holds `n` rows of `row_bytes` in the block layout.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_blocked<B>(
+    block_kernel: BlockKernel,
+    q: &[f32],
+    query_len: usize,
+    nq: usize,
+    blocks: &[u8],
+    n: usize,
+    row_bytes: usize,
+    row_scale: Option<&[f32]>,
+    k: usize,
+    build: B,
+) -> Result<TopScores>
+where
+    B: Fn(&[f32], usize) -> Result<(ByteLuts, Option<NibbleLuts>)> + Sync,
+{
     if blocked_len(n, row_bytes) != Some(blocks.len()) {
         return Err(QamaError::Shape(format!(
             "blocks has {} bytes; n = {n} rows of {row_bytes} bytes need {}",
@@ -204,24 +245,21 @@ pub fn search_blocked_with(
             blocked_len(n, row_bytes).map_or("too many".into(), |l| l.to_string())
         )));
     }
-    check_search(q, nq, format.dims(), "queries", n, k)?;
-    check_finite_queries(q, format.dims())?;
     let max_scale = check_row_scale(row_scale, n)?;
     let block_bytes = BLOCK_ROWS * row_bytes;
     // Whole kernel groups per tile, about 64 KiB.
     let tile_blocks = (TILE_BYTES / 3 / block_bytes / GROUP_BLOCKS).max(1) * GROUP_BLOCKS;
     drive(
         q,
-        format.dims(),
+        query_len,
         nq,
         n,
         k,
         blocks,
         tile_blocks * block_bytes,
         tile_blocks * BLOCK_ROWS,
-        |query, _| {
-            let luts = ByteLuts::build(query, recon)?;
-            let nibbles = NibbleLuts::build(query, recon, &luts);
+        |query, i| {
+            let (luts, nibbles) = build(query, i)?;
             prepared(luts, nibbles, max_scale)
         },
         |prep, tile, first, best, _| {

@@ -854,3 +854,107 @@ fn lut_search_errors_name_the_argument() {
         .scores
         .is_empty());
 }
+
+/// Byte tables `T[lo + 16 hi] = A[lo] + B[hi]` (float32 sums): what nibble-packed codecs give.
+fn separable_luts(rng: &mut StdRng, nq: usize, m: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(nq * m * 256);
+    for _ in 0..nq * m {
+        let (a, b) = (random_floats(rng, 16), random_floats(rng, 16));
+        out.extend((0..256).map(|v| a[v & 15] + b[v >> 4]));
+    }
+    out
+}
+
+#[test]
+fn lut_search_blocked_equals_brute_force_on_every_block_kernel() {
+    let mut rng = StdRng::seed_from_u64(29);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let kernels: Vec<Kernel> = available_kernels()
+        .into_iter()
+        .filter(|k| k.scans_blocks())
+        .collect();
+    for (m, n, nq, k) in [
+        (1, 50, 2, 5),
+        (7, 333, 3, 10),
+        (24, 3000, 40, 10),
+        (48, 777, 1, 200),
+        (300, 70, 2, 7), // rows too long for 16-bit sums: exact scores of every row
+    ] {
+        let codes: Vec<u8> = (0..n * m).map(|_| rng.random_range(0..=255u8)).collect();
+        let blocks = to_blocks(&codes, n, m).unwrap();
+        let scale: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..2.0)).collect();
+        let positive: Vec<f32> = (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect();
+        for luts in [
+            random_floats(&mut rng, nq * m * 256),
+            separable_luts(&mut rng, nq, m),
+        ] {
+            for scale in [None, Some(&scale[..]), Some(&positive[..])] {
+                let want = lut_brute_force(&luts, nq, m, &codes, scale, k);
+                for &kernel in &kernels {
+                    let got = pool
+                        .install(|| {
+                            lut_search_blocked_with(kernel, &luts, nq, m, &blocks, n, scale, k)
+                        })
+                        .unwrap();
+                    assert!(got == want, "{} m={m} n={n} nq={nq}", kernel.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn nibble_split_of_separable_tables_is_tight() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let m = 48;
+    let width = |table: &[f32]| {
+        let luts = ByteLuts::from_table(table, m, 0).unwrap();
+        let nibbles = NibbleLuts::from_byte_luts(&luts).unwrap();
+        let (lo0, hi0) = nibbles.interval(0);
+        let delta = nibbles.interval(1).0 - lo0;
+        (hi0 - lo0) / delta
+    };
+    // Separable: only the rounding of each byte's two entries (at most one step a byte, either
+    // side).
+    let tight = width(&separable_luts(&mut rng, 1, m));
+    assert!(tight <= 2.0 * m as f64 * 1.01, "{tight}");
+    // Arbitrary tables: the split errs by far more, and the bound says so.
+    let loose = width(&random_floats(&mut rng, m * 256));
+    assert!(loose > 4.0 * tight, "{loose} vs {tight}");
+}
+
+#[test]
+fn lut_search_blocked_errors_name_the_argument() {
+    let codes = [0u8; 6];
+    let blocks = to_blocks(&codes, 3, 2).unwrap();
+    let luts = vec![0.5f32; 2 * 256];
+    let msg = |r: Result<TopScores>| match r {
+        Err(e) => e.to_string(),
+        Ok(_) => String::from("ok"),
+    };
+    assert!(msg(lut_search_blocked(&luts, 1, 2, &blocks, 3, None, 0)).contains("k = 0"));
+    assert!(msg(lut_search_blocked(&luts, 1, 2, &codes, 3, None, 1)).contains("blocks"));
+    assert!(msg(lut_search_blocked(&luts[..300], 1, 2, &blocks, 3, None, 1)).contains("luts"));
+    let big = vec![3e38f32; 2 * 256];
+    assert!(msg(lut_search_blocked(&big, 1, 2, &blocks, 3, None, 1)).contains("overflow"));
+    assert!(msg(lut_search_blocked_with(
+        Kernel::Interleaved,
+        &luts,
+        1,
+        2,
+        &blocks,
+        3,
+        None,
+        1
+    ))
+    .contains("row layout"));
+    assert_eq!(
+        lut_search_blocked(&luts, 1, 2, &blocks, 3, None, 9)
+            .unwrap()
+            .ids,
+        vec![0, 1, 2]
+    );
+}
