@@ -25,7 +25,8 @@ Training-free codec stages take their quantizer's constructor keywords as argume
 ``Adaptive(high_dims=64,low_dims=192,order=variance)`` or ``LloydMaxEmp2(iterations=50)``.
 
 Any name of ``qama_rs.quantizers.METHODS`` or ``qama_rs.quantizers.CODECS`` (``lloyd_max_gauss``,
-``pca_alloc(budget_bytes=48)``, a codec added later) is a codec too,
+``pca_alloc(budget_bytes=48)``, ``pca_nibble_scaled(budget_bytes=48)`` — nibble-packed, scanned by the
+quantized block kernel —, a codec added later) is a codec too,
 and :func:`register_codec` adds more: a builder ``builder(*args) -> codec`` returns an unfitted object
 implementing protocol (A) (``fit``/``encode``/``reconstruction_values``/``prepare_query``, optional
 ``row_scale``), (B) (``fit``/``encode``/``query_luts``) or an engine :class:`~qama_rs.engine.Quantizer` (C),

@@ -18,6 +18,14 @@ is ``Σ_t digit_t · stride_t``. A query's table for byte ``b`` holds, for each 
 ``<q', x̂>``. Inside each group of components that share a level count, a seeded random rotation
 spreads the variance evenly (every member then gets the Lloyd-Max table it was allocated for).
 
+Nibble packing (:class:`AllocatedNibble`, :class:`AllocatedNibbleScaled`; ``packing="nibble"``). Every
+component up to 16 levels sits inside one nibble and a 32/64-level component is an additive code
+``coarse[d % 16] + offset[d // 16]`` opening a byte of its own (:func:`additive_levels`), so each byte's
+table is exactly the sum of a low- and a high-nibble table. The engine's quantized block kernel
+(``lut_search_blocked``: 32 rows per ``vpshufb``, integer bounds, exact re-scoring) then scans the codes
+several times faster than the float byte tables, for the same top-k; the packing costs a little
+density (3- and 6-level digits are not available), measured in ``results/frontier.md``.
+
 Length correction (:class:`AllocatedScaled`, +4 bytes a vector). The centred, rotated residual
 ``r`` is coded by direction ``u = r / |r|``; the stored ``row_scale = |r| · <u, û> / |û|²`` is the
 least-squares factor that makes ``row_scale · û`` closest to ``r``. Ranking by ``<q', r̂>`` equals

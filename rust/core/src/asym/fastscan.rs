@@ -11,6 +11,11 @@
 //! top-k; every other row is scored exactly from the float tables and offered. The result is the
 //! exact top-k of the float scores, with the same scores as the float kernels.
 //!
+//! Byte tables given directly (the byte-LUT codecs) get their nibble tables from
+//! [`NibbleLuts::from_byte_luts`]: the least-squares separable split of each 256-entry table, its
+//! split errors folded into `upper` / `lower` like the rounding errors (exact for any table, tight
+//! for separable ones).
+//!
 //! Kernels: the AVX2 one looks up 32 rows per `vpshufb` and accumulates in 16-bit lanes (the
 //! even/odd trick: adding the byte results as `u16` and, separately, their high bytes, recovers
 //! both per-row sums exactly, since they stay below 2^16); two blocks share each table load, and

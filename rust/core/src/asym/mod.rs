@@ -35,6 +35,10 @@
 //!
 //! **Byte-LUT codecs** ([`lut_search`], `adc.rs`): product codes / PQ / packed trits give their own
 //! per-query tables `(m, 256)`; the same row kernels, drivers and selection score them.
+//! [`lut_search_blocked`] scans them in the block layout: each byte table is split into its
+//! least-squares nibble pair and quantized, with the actual split errors in the bound, so the
+//! top-k stays exact for any table and the scan is fast for nibble-separable ones (codecs whose
+//! low and high nibbles code different dimensions, e.g. `pca_nibble` in Python).
 //!
 //! **Rescoring** ([`rescore`], [`rescore_float`]): the best `k` of given candidate rows per query,
 //! the second stage of a two-stage search.
