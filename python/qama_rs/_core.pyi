@@ -39,6 +39,7 @@ __all__ = [
     "asym_rescore",
     "float_rescore",
     "lut_search",
+    "lut_search_blocked",
     "lut_score_candidates",
     "lut_rescore",
     "asym_kernels",
