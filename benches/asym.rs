@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use qama_core::asym::{
-    available_kernels, pack_codes, rescore, search_blocked_with, search_with, to_blocks,
-    CodeFormat, Kernel, Recon,
+    available_kernels, lut_search_blocked_with, lut_search_with, pack_codes, rescore,
+    search_blocked_with, search_with, to_blocks, CodeFormat, Kernel, Recon,
 };
 use qama_core::topk;
 use rand::rngs::StdRng;
@@ -209,10 +209,64 @@ fn bench_rescore(c: &mut Criterion) {
     group.finish();
 }
 
+/// Byte-LUT codes (48 bytes a row, one query): the float row kernels against the quantized block
+/// kernels on nibble-separable tables (what `pca_nibble` codecs hand over).
+fn bench_lut(c: &mut Criterion) {
+    let (n, m) = (200_000, 48);
+    let mut rng = StdRng::seed_from_u64(8);
+    let codes: Vec<u8> = (0..n * m).map(|_| rng.random_range(0..=255u8)).collect();
+    let blocks = to_blocks(&codes, n, m).unwrap();
+    let mut luts = Vec::with_capacity(m * 256);
+    for _ in 0..m {
+        let lo: Vec<f32> = (0..16).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let hi: Vec<f32> = (0..16).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        luts.extend((0..256).map(|v| lo[v & 15] + hi[v >> 4]));
+    }
+    let mut group = c.benchmark_group("lut_single");
+    group
+        .throughput(Throughput::Elements(n as u64))
+        .sample_size(10);
+    let label = format!("{n}x{m}B");
+    for kernel in available_kernels() {
+        if kernel.scans_rows() {
+            group.bench_function(
+                BenchmarkId::new(format!("rows_{}", kernel.name()), &label),
+                |b| {
+                    b.iter(|| {
+                        lut_search_with(kernel, black_box(&luts), 1, m, &codes, n, None, 10)
+                            .unwrap()
+                    })
+                },
+            );
+        }
+        if kernel.scans_blocks() {
+            group.bench_function(
+                BenchmarkId::new(format!("blocks_{}", kernel.name()), &label),
+                |b| {
+                    b.iter(|| {
+                        lut_search_blocked_with(
+                            kernel,
+                            black_box(&luts),
+                            1,
+                            m,
+                            &blocks,
+                            n,
+                            None,
+                            10,
+                        )
+                        .unwrap()
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = bench_single, bench_batch, bench_widths, bench_rescore
+    targets = bench_single, bench_batch, bench_widths, bench_rescore, bench_lut
 }
 
 fn main() {

@@ -625,6 +625,39 @@ def test_lut_errors_name_the_argument():
     assert s.shape == (1, 3) and i.tolist() == [[0, 1, 2]]
 
 
+def test_lut_index_with_nibble_tables_scans_blocks_and_keeps_the_flag(tmp_path):
+    rng = np.random.default_rng(35)
+    codes = rng.integers(0, 256, size=(700, 9), dtype=np.uint8)
+    lo, hi = rng.normal(size=(4, 9, 1, 16)), rng.normal(size=(4, 9, 16, 1))
+    luts = (lo + hi).reshape(4, 9, 256).astype(np.float32)
+    scale = rng.uniform(0.5, 1.5, 700).astype(np.float32)
+    plain, nibble = qama_rs.engine.LutIndex(), qama_rs.engine.LutIndex(nibble_tables=True)
+    for index in (plain, nibble):
+        index.add_codes(codes[:300], row_scale=scale[:300])
+    assert "nibble_tables=True" in repr(nibble) and "nibble" not in repr(plain)
+    for index in (plain, nibble):  # a search, then more rows: the block copy must follow
+        index.search(luts, 5)
+        index.add_codes(codes[300:], row_scale=scale[300:])
+    want_s, want_rows = ref.top_scores_canonical(ref.lut_scores(luts, codes, scale), 10)
+    for index, kernel in ((plain, None), (nibble, None), (plain, "avx2"), (nibble, "scalar")):
+        if kernel == "avx2" and "avx2" not in _core.asym_kernels():
+            continue
+        s, i = index.search(luts, 10, kernel)
+        assert bits_equal(s, want_s), kernel
+        np.testing.assert_array_equal(i, want_rows)
+    path = tmp_path / "n.qlut"
+    nibble.save(path)
+    loaded = qama_rs.engine.LutIndex.load(path)
+    assert loaded.nibble_tables and not qama_rs.engine.LutIndex.load(_saved(plain, tmp_path)).nibble_tables
+    np.testing.assert_array_equal(loaded.search(luts, 10)[1], want_rows)
+
+
+def _saved(index, tmp_path):
+    path = tmp_path / "plain.qlut"
+    index.save(path)
+    return path
+
+
 def test_lut_index_search_ids_save_and_mmap_load(tmp_path):
     rng = np.random.default_rng(34)
     codes = rng.integers(0, 256, size=(500, 12), dtype=np.uint8)

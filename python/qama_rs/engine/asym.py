@@ -19,7 +19,8 @@ Per-row scales. Codecs with a per-vector length correction give ``row_scale`` on
 then scores ``row_scale_i * Σ_j q_j · recon[j, c_ij]`` (one float32 product, in every kernel).
 
 Byte-LUT codecs. :class:`LutIndex` stores ``uint8 (n, m)`` codes (product codes, PQ, packed trits)
-and scores them with the caller's per-query tables ``luts (nq, m, 256)``.
+and scores them with the caller's per-query tables ``luts (nq, m, 256)``; ``LutIndex(nibble_tables=True)``
+(for nibble-packed codecs such as ``pca_nibble``) scans them with the quantized block kernel.
 
 Errors are :class:`~qama_rs.errors.QamaError` (``QamaTypeError`` for types). Indexes are safe to
 search from many threads, also while one thread adds (see :class:`AsymmetricIndex`).
@@ -54,6 +55,7 @@ FORMAT_VERSION = 2
 _HEADER = struct.Struct("<8sIIQQQQ")  # magic, version, bits, ntotal, dims, levels, qlen
 _FLAGS = struct.Struct("<II")  # version 2: flags, reserved
 _FLAG_ROW_SCALE = 1
+_FLAG_NIBBLE_TABLES = 2  # LUT index: scanned in the block layout
 LUT_MAGIC = b"QAMALUT\0"
 LUT_FORMAT_VERSION = 1
 _LUT_HEADER = struct.Struct("<8sIIQQ")  # magic, version, flags, ntotal, m
@@ -526,14 +528,20 @@ class LutIndex(_StoredCodes):
 
     ``D, I = index.search(luts, k)``: float32 scores descending (ties by insertion order) and int64
     ids, both ``(nq, min(k, ntotal))``. Thread-safe like :class:`AsymmetricIndex`.
+
+    ``nibble_tables=True`` (codecs whose tables are nibble-separable, ``codec.nibble_tables``): searches
+    scan a block-layout copy of the codes (built on the first search after an add) with the quantized
+    kernel when the CPU has AVX2 — the same results, several times faster for such tables.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, nibble_tables: bool = False) -> None:
         self._m: int | None = None
         self._codes = np.zeros((0, 0), dtype=np.uint8)
         self._rows = _Rows()
         self._scales = _Scales()
         self._lock = threading.Lock()
+        self.nibble_tables = bool(nibble_tables)
+        self._blocks: tuple[int, np.ndarray] | None = None
 
     @property
     def m(self) -> int | None:
@@ -572,6 +580,13 @@ class LutIndex(_StoredCodes):
             n = self._rows.n
             return n, _readonly(self._codes[:n]), self._scales.view(n)
 
+    def _blocked(self, n: int, codes: np.ndarray) -> np.ndarray:
+        """The block layout of the first ``n`` rows (cached until rows are added)."""
+        with self._lock:
+            if self._blocks is None or self._blocks[0] != n:
+                self._blocks = (n, _readonly(_core.asym_to_blocks(codes)))
+            return self._blocks[1]
+
     def _luts(self, luts: Any) -> np.ndarray:
         array = np.asarray(luts)
         if array.dtype.kind != "f":
@@ -586,12 +601,20 @@ class LutIndex(_StoredCodes):
 
     def search(self, luts: Any, k: int, kernel: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k by byte-LUT score: ``(D float32, I int64)``, both ``(nq, min(k, ntotal))``,
-        descending, ties by insertion order. ``kernel``: ``"scalar"`` or ``"interleaved"`` (tests)."""
+        descending, ties by insertion order. ``kernel`` (tests, benchmarks): ``"avx2"`` the quantized
+        block kernel, ``"scalar"`` / ``"interleaved"`` the float row kernels; default: ``"avx2"`` for
+        ``nibble_tables`` on a CPU with AVX2, else the fastest row kernel. Every kernel returns the
+        same scores and ids."""
         k = _check_k(k)
         self._check_not_empty()
         tables = self._luts(luts)
-        _, codes, scale = self._snapshot()
-        scores, rows = _core.lut_search(tables, codes, k, scale, kernel)
+        if kernel is None and self.nibble_tables and "avx2" in _core.asym_kernels():
+            kernel = "avx2"
+        n, codes, scale = self._snapshot()
+        if kernel == "avx2":
+            scores, rows = _core.lut_search_blocked(tables, self._blocked(n, codes), n, k, scale, kernel)
+        else:
+            scores, rows = _core.lut_search(tables, codes, k, scale, kernel)
         return scores, self._rows.ids_of(rows)
 
     def score(self, luts: Any, ids: Any) -> np.ndarray:
@@ -616,12 +639,12 @@ class LutIndex(_StoredCodes):
     # ------------------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the index atomically. Format (version 1, little-endian): header ``magic
-        b"QAMALUT\\0", version u32, flags u32 (1 = row scales), ntotal u64, m u64``; the codes
+        b"QAMALUT\\0", version u32, flags u32 (1 = row scales, 2 = nibble tables), ntotal u64, m u64``; the codes
         ``(ntotal, m)`` uint8; int64 ids; float32 row scales (with flag 1); each section zero-padded
         to 8 bytes; then a SHA-256 of everything before it."""
         n, codes, scale = self._snapshot()
         ids = np.ascontiguousarray(self._rows.ids[:n], dtype="<i8")
-        flags = 0 if scale is None else _FLAG_ROW_SCALE
+        flags = (0 if scale is None else _FLAG_ROW_SCALE) | (_FLAG_NIBBLE_TABLES if self.nibble_tables else 0)
         header = _LUT_HEADER.pack(LUT_MAGIC, LUT_FORMAT_VERSION, flags, n, self._m or 0)
         chunks = [header, _padded(codes.tobytes()), ids.tobytes()]
         if scale is not None:
@@ -659,7 +682,7 @@ class LutIndex(_StoredCodes):
             raise QamaError(
                 f"{name}: LUT index format version {version} is not supported (this is {LUT_FORMAT_VERSION})"
             )
-        if flags & ~_FLAG_ROW_SCALE or n >= 2**48 or m >= 2**32 or (n and not m):
+        if flags & ~(_FLAG_ROW_SCALE | _FLAG_NIBBLE_TABLES) or n >= 2**48 or m >= 2**32 or (n and not m):
             raise QamaError(f"{name}: corrupt header (flags={flags}, ntotal={n}, m={m})")
         codes_at = _LUT_HEADER.size
         ids_at = codes_at + _pad8(n * m)
@@ -670,7 +693,7 @@ class LutIndex(_StoredCodes):
             raise QamaError(f"{name}: {state} qama-rs LUT index: {size} bytes, header says {end + _DIGEST_BYTES}")
         if hashlib.sha256(memoryview(data[:end])).digest() != bytes(data[end:]):
             raise QamaError(f"{name}: corrupt qama-rs LUT index (checksum mismatch)")
-        index = cls()
+        index = cls(nibble_tables=bool(flags & _FLAG_NIBBLE_TABLES))
         if m:
             index._m = int(m)
         codes = data[codes_at : codes_at + n * m].reshape(n, m)
@@ -683,7 +706,8 @@ class LutIndex(_StoredCodes):
         return index
 
     def __repr__(self) -> str:
-        return f"LutIndex(m={self._m}, ntotal={self.ntotal})"
+        nibble = ", nibble_tables=True" if self.nibble_tables else ""
+        return f"LutIndex(m={self._m}, ntotal={self.ntotal}{nibble})"
 
 
 def _candidate_rows(rows: _Rows, ids: Any, nq: int, n: int) -> np.ndarray:
