@@ -208,6 +208,7 @@ def _codecs():
         PcaProduct(m=4, dims=16, iterations=8),
         AllocatedNibble(budget_bytes=7),
         AllocatedNibbleScaled(budget_bytes=12),
+        AllocatedNibbleScaled(budget_bytes=34),  # with additive 32/64-level components
         AllocatedNibble(levels=3),  # two trits a nibble (strides 1, 3 inside each nibble)
     ]
 
