@@ -164,7 +164,9 @@ def test_nibble_allocation_fits_the_budget_with_its_level_options(budget):
 
 
 @pytest.mark.parametrize(
-    "codec", [AllocatedNibble(budget_bytes=9), AllocatedNibble(levels=3)], ids=["alloc", "trits"]
+    "codec",
+    [AllocatedNibble(budget_bytes=9), AllocatedNibble(budget_bytes=30), AllocatedNibble(levels=3)],
+    ids=["alloc", "wide", "trits"],
 )
 def test_nibble_tables_are_separable_and_the_block_kernels_equal_lut_search(codec, docs, queries):
     codec.fit(docs)
@@ -325,6 +327,20 @@ def test_bad_input_names_the_argument(docs):
         PcaProduct(m=8, dims=DIM + 1).fit(docs)
     with pytest.raises(QamaError, match="corrupt"):
         Allocated.from_state({"budget_bytes": 3})
+
+
+def test_corrupt_nibble_state_is_refused(docs):
+    state = AllocatedNibble(budget_bytes=30).fit(docs).to_state()
+    assert any(o is not None for o in state["orders"])
+    broken = {**state, "orders": None}  # additive values without their order: not ascending
+    with pytest.raises(QamaError, match="corrupt"):
+        AllocatedNibble.from_state(broken)
+    short = {**state, "bounds": [b[:-1] if len(b) else b for b in state["bounds"]]}
+    with pytest.raises(QamaError, match="corrupt"):
+        AllocatedNibble.from_state(short)
+    with pytest.raises(QamaError, match="power-of-two"):
+        byte_layout(np.array([512, 2]), "nibble")
+    assert codec_spec(AllocatedNibble.from_state(state)) == "pca_nibble(budget_bytes=30)"
 
 
 def test_codecs_registry_names_and_specs_round_trip():

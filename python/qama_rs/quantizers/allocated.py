@@ -50,8 +50,8 @@ LEVEL_OPTIONS = (2, 3, 4, 6, 8, 16, 32, 64)
 #: Level counts of nibble packing (see :func:`byte_layout`): up to 16 levels a component sits
 #: inside one nibble, so a byte's table is the sum of two 16-entry tables that the engine's
 #: quantized block kernel (``lut_search_blocked``, 32 rows per ``vpshufb``) scans; 32 and 64 levels
-#: take a byte's low bits (nearly separable tables: the kernel's bounds stay exact, a little
-#: looser). 3 and 6 levels would cost 2 and 3 bits there, no less than 4 and 8, so they are left out.
+#: take a byte's low bits as additive codes (:func:`additive_levels`), separable by construction.
+#: 3 and 6 levels would cost 2 and 3 bits there, no less than 4 and 8, so they are left out.
 NIBBLE_LEVEL_OPTIONS = (2, 4, 8, 16, 32, 64)
 PACKINGS = ("byte", "nibble")
 _BLOCK = 65536  # rows encoded at a time
@@ -142,9 +142,10 @@ def byte_layout(
     ``"nibble"``: components of at most 16 levels grouped into nibbles (level counts multiplying to
     at most 16; strides ``1, L_0, L_0 L_1, ...`` inside each), nibbles paired into bytes (shift 0 and
     mask 15 for the low nibble's members, shift 4 for the high nibble's), so every byte's table is
-    a sum of two 16-entry tables. A wider component (32 or 64 levels, bit-aligned) opens a byte of
-    its own at bit 0 (its table is smooth in the byte's value, so nearly separable) and leaves the
-    top 2-3 bits to smaller components, which then lie inside the high nibble.
+    a sum of two 16-entry tables. A wider component (a power of two up to 256 levels, bit-aligned)
+    opens a byte of its own at bit 0 and leaves the top bits to smaller components, which then lie
+    inside the high nibble; the codec makes such a component an additive code (value
+    ``coarse[d % 16] + offset[d // 16]``), so its byte's table stays separable too.
     """
 
     def radix(members: list[int]) -> np.ndarray:
@@ -163,8 +164,10 @@ def byte_layout(
         )
     levels = np.asarray(levels)
     wide = [j for j in np.argsort(-levels, kind="stable") if levels[j] > 16]
-    if any(levels[j] & (levels[j] - 1) for j in wide):
-        raise QamaError("nibble packing: components of more than 16 levels need a power-of-two level count")
+    if any(levels[j] & (levels[j] - 1) or levels[j] > 256 for j in wide):
+        raise QamaError(
+            "nibble packing: components of more than 16 levels need a power-of-two level count <= 256"
+        )
     small = np.where(levels > 16, 1, levels)
     # The top bits of each wide component's byte take the largest small components that fit.
     spare = [[256 // int(levels[j]), []] for j in wide]
@@ -277,9 +280,10 @@ class Allocated:
     allocation is uniform). ``levels``: a fixed level count for every dimension (e.g. 3 for a 1.6-bit
     trit code packed 5 per byte) instead of the allocation; ``budget_bytes`` is then ignored.
     ``weight_power``: allocation weight ``λ^p`` (2: queries spread like the documents; 1: isotropic).
-    ``packing``: ``"byte"`` (mixed radix over whole bytes, the densest) or ``"nibble"`` (whole
-    components per nibble, at most 16 levels each: the tables are nibble-separable, so the engine
-    scans the codes with its quantized block kernel, several times faster; see ``nibble_tables``).
+    ``packing``: ``"byte"`` (mixed radix over whole bytes, the densest) or ``"nibble"`` (components of
+    up to 16 levels inside one nibble, 32/64-level ones as additive codes over a byte: the tables are
+    nibble-separable, so the engine scans the codes with its quantized block kernel, several times
+    faster; see ``nibble_tables``).
     """
 
     name = "pca_alloc"
@@ -502,6 +506,7 @@ class Allocated:
             or codec.levels.shape != (d,)
             or len(codec.values) != d
             or len(codec.orders) != d
+            or not all(_consistent_levels(codec, j) for j in range(d))
             or any(
                 o is not None and sorted(o.tolist()) != list(range(len(v)))
                 for o, v in zip(codec.orders, codec.values, strict=True)
@@ -544,8 +549,8 @@ class AllocatedScaled(Allocated):
 
 
 class AllocatedNibble(Allocated):
-    """``pca_nibble``: :class:`Allocated` with nibble packing (at most 16 levels a component, whole
-    components per nibble), searched by the engine's quantized block kernel."""
+    """``pca_nibble``: :class:`Allocated` with nibble packing (up to 16 levels a component inside one
+    nibble, 32/64 levels as additive codes), searched by the engine's quantized block kernel."""
 
     name = "pca_nibble"
 
@@ -584,6 +589,17 @@ class TritRotation(AllocatedScaled):
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__(budget_bytes=5, transform="rotation", levels=3, seed=seed)
+
+
+def _consistent_levels(codec: Allocated, j: int) -> bool:
+    """A saved component's tables agree: ``levels`` values (one for a dropped component), one bound fewer,
+    ascending bounds, values ascending unless an ``order`` permutation (additive codes) says otherwise."""
+    L, bounds, values, order = int(codec.levels[j]), codec.bounds[j], codec.values[j], codec.orders[j]
+    if L < 1 or L > 256 or len(values) != max(L, 1) or len(bounds) != (L - 1 if L > 1 else 0):
+        return False
+    if np.any(np.diff(bounds) < 0):
+        return False
+    return order is not None or not np.any(np.diff(values) < 0)
 
 
 def _check_codes(codes, m: int) -> np.ndarray:
