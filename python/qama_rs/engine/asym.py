@@ -193,6 +193,7 @@ class _StoredCodes:
     _codes: np.ndarray
     _rows: _Rows
     _scales: _Scales
+    _blocks: tuple[int, np.ndarray] | None
 
     @property
     def ntotal(self) -> int:
@@ -215,6 +216,13 @@ class _StoredCodes:
     def ids(self) -> np.ndarray:
         """Read-only view ``int64 (ntotal,)`` of the stored ids."""
         return _readonly(self._rows.ids[: self._rows.n])
+
+    def _blocks_locked(self, n: int, codes: np.ndarray) -> np.ndarray:
+        """The block layout of the first ``n`` rows ``codes``, cached until rows are added (caller
+        holds ``_lock``)."""
+        if self._blocks is None or self._blocks[0] != n:
+            self._blocks = (n, _readonly(_core.asym_to_blocks(codes)))
+        return self._blocks[1]
 
 
 class AsymmetricIndex(_StoredCodes):
@@ -348,11 +356,7 @@ class AsymmetricIndex(_StoredCodes):
         with self._lock:
             n = self._rows.n
             codes = _readonly(self._codes[:n])
-            blocks = None
-            if blocked:
-                if self._blocks is None or self._blocks[0] != n:
-                    self._blocks = (n, _readonly(_core.asym_to_blocks(codes)))
-                blocks = self._blocks[1]
+            blocks = self._blocks_locked(n, codes) if blocked else None
             return n, codes, self._scales.view(n), blocks
 
     # ---------------------------------------------------------------------------------- search
@@ -581,11 +585,8 @@ class LutIndex(_StoredCodes):
             return n, _readonly(self._codes[:n]), self._scales.view(n)
 
     def _blocked(self, n: int, codes: np.ndarray) -> np.ndarray:
-        """The block layout of the first ``n`` rows (cached until rows are added)."""
         with self._lock:
-            if self._blocks is None or self._blocks[0] != n:
-                self._blocks = (n, _readonly(_core.asym_to_blocks(codes)))
-            return self._blocks[1]
+            return self._blocks_locked(n, codes)
 
     def _luts(self, luts: Any) -> np.ndarray:
         array = np.asarray(luts)

@@ -565,20 +565,11 @@ class AllocatedNibble(Allocated):
         super().__init__(budget_bytes, transform, levels, weight_power, seed, packing="nibble")
 
 
-class AllocatedNibbleScaled(AllocatedScaled):
-    """``pca_nibble_scaled``: :class:`AllocatedScaled` (length factor, 4 bytes) with nibble packing."""
+class AllocatedNibbleScaled(AllocatedNibble, AllocatedScaled):
+    """``pca_nibble_scaled``: :class:`AllocatedNibble` plus the length factor of :class:`AllocatedScaled`
+    (4 bytes, ``row_scale``)."""
 
     name = "pca_nibble_scaled"
-
-    def __init__(
-        self,
-        budget_bytes: int = 48,
-        transform: str = "pca",
-        levels: int | None = None,
-        weight_power: float = 2.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(budget_bytes, transform, levels, weight_power, seed, packing="nibble")
 
 
 class TritRotation(AllocatedScaled):
