@@ -777,3 +777,30 @@ def test_every_byte_lut_registry_codec_scores_through_the_engine(data, tmp_path)
         np.testing.assert_array_equal(D, ref_s, err_msg=name)
         index.save(tmp_path / f"{name}.qidx")
         np.testing.assert_array_equal(Index.load(tmp_path / f"{name}.qidx", mmap=True).search(queries, 10)[1], labels)
+
+
+def test_the_pretrained_head_refits_its_codes_on_the_indexed_documents_and_the_file_keeps_them(tmp_path):
+    """QAMA(pretrained): training the index re-chooses the code rotation on its documents (QamaModel.recalibrate)
+    and refits the thresholds; the rotation is stored, so a loaded index answers queries as the built one."""
+    from qama_rs.qama.model import QamaModel
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((600, 24)) @ rng.standard_normal((24, 384)) + 0.2 * rng.standard_normal((600, 384))
+    docs = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    queries = docs[:9] + 0.02 * rng.standard_normal((9, 384)).astype(np.float32)
+    index = index_factory(384, "QAMA(pretrained,96),Thermo1")
+    assert not index.is_trained
+    index.train(docs)
+    index.add(docs)
+    model = QamaModel.pretrained().recalibrate(docs, pairs=[(96, "1bit")])
+    shipped = QamaModel.pretrained()
+    assert not np.allclose(model.head.code_rotation(96, "1bit"), shipped.head.code_rotation(96, "1bit"))
+    engine = HammingIndex(Quantizer.fit(model.features(docs, 96, "1bit"), levels=2))
+    engine.add(model.features(docs, 96, "1bit"))
+    ref_d, ref_i = engine.search(model.features(queries, 96, "1bit"), 10)
+    D, labels = index.search(queries, 10)
+    np.testing.assert_array_equal(labels, ref_i)
+    np.testing.assert_array_equal(D, -ref_d.astype(np.float32))
+    index.save(tmp_path / "p.qidx")
+    loaded = Index.load(tmp_path / "p.qidx")
+    np.testing.assert_array_equal(loaded.search(queries, 10)[1], labels)

@@ -168,6 +168,40 @@ def test_recalibrate_refits_thresholds_to_new_documents(model):
     np.testing.assert_allclose(bits.mean(0), 0.5, atol=0.01)
 
 
+def test_recalibrate_chooses_the_code_rotation_with_the_best_label_free_recall(model):
+    import copy
+
+    from qama_rs.engine import Quantizer
+    from qama_rs.qama.validation import label_free_recall, validation_split
+
+    other = copy.deepcopy(model)
+    docs = _docs(400, seed=11)
+    other.recalibrate(docs, pairs=[(32, "1bit")])
+    scores = other.training["recalibration"]["32"]["1bit"]
+    assert set(scores) == {"none", "random", "itq"}
+    # The kept rotation is the one whose codes score best: recompute its score independently.
+    rows, _, target = validation_split(docs)
+    features = other.features(docs, 32, "1bit")
+    recall = label_free_recall(features, Quantizer.fit(features, levels=2), rows, target)
+    assert recall == pytest.approx(max(scores.values()))
+    rotation = other.head.code_rotation(32, "1bit").numpy()
+    np.testing.assert_allclose(rotation.T @ rotation, np.eye(32), atol=1e-5)
+    # Only the pair asked for moved; the other pairs keep the model's rotations.
+    np.testing.assert_array_equal(other.head.code_rotation(16, "2bit"), model.head.code_rotation(16, "2bit"))
+
+
+def test_recalibrate_keeps_rotations_when_told_or_when_documents_are_few(model):
+    import copy
+
+    for docs, rotations in ((_docs(400, seed=12), False), (_docs(60, seed=12), True)):
+        other = copy.deepcopy(model)
+        other.recalibrate(docs, rotations=rotations, pairs=[(16, "2bit")])
+        np.testing.assert_array_equal(other.head.code_rotation(16, "2bit"), model.head.code_rotation(16, "2bit"))
+        assert "recalibration" not in other.training
+    with pytest.raises(ValueError, match="level"):
+        copy.deepcopy(model).recalibrate(_docs(200), pairs=[(12, "1bit")])
+
+
 def test_pretrained_head_loads_offline_checks_its_checksum_and_encodes_deterministically(tmp_path, monkeypatch):
     import qama_rs.qama.model as model_module
 

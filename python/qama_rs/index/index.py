@@ -208,6 +208,7 @@ class Index:
             t.train(width)
             width = t.out_dims(width)
             if x is not None:
+                t.calibrate(x)
                 x = t.apply(x)
         for codec in self._codecs():
             learned = self._learned_transform()

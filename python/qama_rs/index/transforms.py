@@ -6,8 +6,9 @@
   (zero-padded to the next power of two) or random orthogonal matrix (:mod:`qama_rs.quantizers.rotation`);
 * ``QAMA(path[,level])`` / ``QAMA(pretrained)`` — a trained QAMA head (:class:`qama_rs.qama.model.QamaModel`):
   its level-``level`` output (default: its first level); before a ``Thermo*``/``Hybrid`` codec the head's
-  own features and learned thresholds are used instead of fitting new ones (the pretrained head's
-  thresholds are refitted on the documents the index is trained on).
+  own features and learned thresholds are used instead of fitting new ones (the pretrained head's code
+  rotation and thresholds are refitted on the documents the index is trained on, and the rotation is
+  stored in the index file).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Transform:
     def train(self, in_dims: int) -> None:
         self.in_dims = in_dims
         self.trained = True
+
+    def calibrate(self, x: np.ndarray) -> None:
+        """Fit anything data-dependent to the training rows ``x`` (its input); most stages have nothing."""
 
     def out_dims(self, in_dims: int) -> int:
         return in_dims
@@ -188,9 +192,38 @@ class QamaTransform(Transform):
 
     @property
     def recalibrates(self) -> bool:
-        """The shipped pretrained head learned its thresholds on Wikipedia: an index recalibrates them on
-        its own documents (training-free; the head and its code rotations stay)."""
+        """The shipped pretrained head learned its codes on Wikipedia: an index refits its code rotation and
+        thresholds on its own documents (`QamaModel.recalibrate`; no gradient step, no label)."""
         return self.source.lower() == "pretrained" or bool(getattr(self.model, "recalibrate_on_index", False))
+
+    def calibrate(self, x: np.ndarray) -> None:
+        """Refit the head's codes for this level and scheme to the documents ``x`` (base-model embeddings)
+        the index is trained on, when it `recalibrates`; the rotation is kept in the index file (`state`)."""
+        if self.scheme is None or not self.recalibrates or not len(x):
+            return
+        level = self.resolved_level()
+        self.model.recalibrate(x, pairs=[(level, self.scheme)])
+        self._code_rotation = self.model.head.code_rotation(level, self.scheme).numpy().copy()
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta, arrays = super().state()
+        rotation = getattr(self, "_code_rotation", None)
+        if rotation is not None:
+            arrays["code_rotation"] = np.asarray(rotation, dtype=np.float32)
+        return meta, arrays
+
+    def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        super().restore(meta, arrays)
+        if "code_rotation" in arrays:
+            if self.scheme is None:
+                raise QamaError(f"spec stage {self.label!r}: a stored code rotation needs a thermometer codec")
+            try:
+                self.model.head.set_code_rotation(
+                    self.resolved_level(), self.scheme, np.array(arrays["code_rotation"], dtype=np.float32)
+                )
+            except ValueError as err:
+                raise QamaError(f"spec stage {self.label!r}: stored code rotation: {err}") from None
+            self._code_rotation = np.array(arrays["code_rotation"], dtype=np.float32)
 
     def learned_quantizer(self, features: np.ndarray | None = None):
         """The head's quantizer for this level and scheme; for the pretrained head and given document

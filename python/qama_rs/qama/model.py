@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ CONFIG = "config.json"
 CHECKSUMS = "checksums.json"
 PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained"
 PRETRAINED_DEFAULT = "all-MiniLM-L6-v2"
+# Recalibrating the code rotations: documents sampled for the choice (its float32 top-10 targets cost
+# 1,000 x rows inner products), and the fewest documents worth choosing on (below that only thresholds move).
+RECALIBRATION_ROWS = 20_000
+RECALIBRATION_MIN_ROWS = 100
 
 
 class QamaModel:
@@ -58,7 +63,8 @@ class QamaModel:
         self.thresholds = thresholds
         self.config = config
         self.training = training or {}
-        #: Set by `pretrained`: an index built over this head refits its thresholds on its own documents.
+        #: Set by `pretrained`: an index built over this head refits its codes (code rotation, thresholds)
+        #: on its own documents.
         self.recalibrate_on_index = False
 
     # ------------------------------------------------------------------------------- properties
@@ -151,8 +157,9 @@ class QamaModel:
         """The head shipped with the package for a stock base model (default: all-MiniLM-L6-v2), trained on
         documents only (50,000 Wikipedia passages; see train/pretrain.py), loaded offline.
 
-        Its files' SHA-256 are checked against ``checksums.json`` first. Its thresholds fit Wikipedia: call
-        `recalibrate` with your own documents (``Index`` and ``qama index build`` do) before searching.
+        Its files' SHA-256 are checked against ``checksums.json`` first. Its code rotations and thresholds fit
+        Wikipedia: call `recalibrate` with your own documents (``Index`` and ``qama index build`` do, for the
+        level and scheme they store) before searching.
         """
         folder = PRETRAINED_ROOT / name
         if not folder.is_dir():
@@ -164,17 +171,62 @@ class QamaModel:
             if sums.get(file) != digest:
                 raise ValueError(f"pretrained head {name!r}: {file} is corrupt (sha256 {digest} != {sums.get(file)})")
         model = cls.load(folder)
-        # Its thresholds fit Wikipedia: a factory index refits them on the documents it is trained on.
+        # Its codes fit Wikipedia: a factory index refits them on the documents it is trained on.
         model.recalibrate_on_index = True
         return model
 
     @torch.no_grad()
-    def recalibrate(self, emb) -> QamaModel:
-        """Refit every (level, scheme)'s thresholds to the quantiles of ``emb``'s features (base-model
-        embeddings of the documents to index): training-free, the head and code rotations stay. Returns self."""
-        h = torch.cat([self.head(chunk) for chunk in self._as_tensor(emb).split(4096)])
-        for level, scheme in self.thresholds.pairs():
-            self.thresholds.fit(level, scheme, self.head.features(self.head.slice(h, level), scheme))
+    def recalibrate(
+        self,
+        emb,
+        rotations: bool = True,
+        pairs: Sequence[tuple[int, str]] | None = None,
+        progress: bool = False,
+    ) -> QamaModel:
+        """Refit the codes to ``emb`` (base-model embeddings of the documents to index); the head stays.
+
+        For every (level, scheme) (or only ``pairs``): with ``rotations``, the code rotation is chosen again
+        on these documents as training chose it (the label-free signal picks none / random / the quantization
+        rotation, `qama_rs.qama.validation.select_code_rotation`; on at most 20,000 sampled documents, and only
+        with at least 100 of them); then the thresholds are set to the quantiles of the features. No gradient
+        step and no label: a few seconds per pair on 5,000 documents. The scores land in
+        ``training["recalibration"]``. Returns self.
+        """
+        from tqdm.auto import tqdm
+
+        from qama_rs.engine import Quantizer
+        from qama_rs.qama.validation import select_code_rotation, validation_split
+
+        x = self._as_tensor(emb)
+        chosen = list(self.thresholds.pairs()) if pairs is None else [(int(lv), str(sc)) for lv, sc in pairs]
+        for level, scheme in chosen:
+            self._check_dims(level)
+            self._check_scheme(scheme)
+        h = torch.cat([self.head(chunk) for chunk in x.split(4096)])
+        refit = rotations and len(x) >= RECALIBRATION_MIN_ROWS
+        if refit:
+            rows = np.arange(len(x))
+            if len(rows) > RECALIBRATION_ROWS:
+                rows = np.sort(np.random.default_rng(0).choice(rows, RECALIBRATION_ROWS, replace=False))
+            split = validation_split(x[rows].numpy().astype(np.float32))
+        report: dict[str, dict[str, dict[str, float]]] = {}
+        for level, scheme in tqdm(chosen, desc="recalibrating codes", disable=not progress, leave=False):
+            z = self.head.slice(h, level)
+            if refit:
+                width = self.head.code_rotation(level, scheme).shape[0]
+                self.head.set_code_rotation(level, scheme, torch.eye(width))
+                levels = self.thresholds.feature_levels(level, scheme)
+                rotation, scores = select_code_rotation(
+                    self.head.features(z[rows], scheme).double().numpy(),
+                    levels,
+                    split,
+                    lambda f, levels=levels: Quantizer.fit(f, levels=levels),
+                )
+                self.head.set_code_rotation(level, scheme, torch.from_numpy(rotation).float())
+                report.setdefault(str(level), {})[scheme] = scores
+            self.thresholds.fit(level, scheme, self.head.features(z, scheme))
+        if report:
+            self.training = {**(self.training or {}), "recalibration": report}
         return self
 
     # ------------------------------------------------------------------------------- transforms

@@ -37,9 +37,8 @@ import torch.nn.functional as F
 from qama_rs.qama import losses as L
 from qama_rs.qama.config import ABLATION_STEPS, QamaConfig, ablation_config, supervised_config
 from qama_rs.qama.head import QamaHead
-from qama_rs.qama.rotation import quantization_rotation
 from qama_rs.qama.thresholds import ThresholdBank, hamming_similarity, thermometer_bits, threshold_count
-from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
+from qama_rs.qama.validation import ROTATION_MODES_TRIED, select_code_rotation, validation_split
 
 __all__ = [
     "TrainingData",
@@ -249,43 +248,30 @@ class _Trainer:
         from tqdm.auto import tqdm
 
         self.head.eval()
-        docs = self.docs.numpy()
-        n = len(docs)
-        rows = holdout_rows(n, min(1000, max(1, n // 10)), seed=self.config.optim.seed)
-        fit_rows = np.setdiff1d(np.arange(n), rows)
-        # A d x d rotation is well determined by far fewer rows than a large corpus has; a fixed subsample
-        # bounds the fit's cost (each iteration is two (rows x d) @ (d x d) products).
-        if len(fit_rows) > ROTATION_FIT_ROWS:
-            generator = np.random.default_rng(self.config.optim.seed)
-            fit_rows = np.sort(generator.choice(fit_rows, ROTATION_FIT_ROWS, replace=False))
-        target = float_neighbours(docs, rows)
+        split = validation_split(self.docs.numpy(), self.config.optim.seed, ROTATION_FIT_ROWS)
         h = torch.cat([self.head(chunk) for chunk in self.docs.split(2048)])
-        modes = ("none", "random", "itq") if mode == "auto" else (mode,)
+        modes = ROTATION_MODES_TRIED if mode == "auto" else (mode,)
         report: dict[str, dict[str, dict[str, float]]] = {}
         pairs = [(level, scheme) for level in self.head.levels for scheme in self.bank.schemes]
         for level, scheme in tqdm(pairs, desc="code rotations", disable=not progress, leave=False):
             z = self.head.slice(h, level)
             width = self.head.code_rotation(level, scheme).shape[0]
             self.head.set_code_rotation(level, scheme, torch.eye(width))
-            plain = self.head.features(z, scheme).double().numpy()
-            levels = self.bank.feature_levels(level, scheme)
-            scores: dict[str, float] = {}
-            best: tuple[float, np.ndarray] | None = None
-            for candidate in modes:
-                if candidate == "none":
-                    rotation = np.eye(width)
-                else:
-                    iterations = self.config.thresholds.rotation_iterations if candidate == "itq" else 0
-                    rotation = quantization_rotation(
-                        plain[fit_rows], levels, iterations, seed=self.config.optim.seed
-                    )
-                features = (plain @ rotation).astype(np.float32)
+
+            def quantizer_for(features: np.ndarray, level: int = level, scheme: str = scheme):
                 self.bank.fit(level, scheme, torch.from_numpy(features))
-                scores[candidate] = label_free_recall(features, self._quantizer(level, scheme), rows, target)
-                if best is None or scores[candidate] > best[0]:
-                    best = (scores[candidate], rotation)
-            assert best is not None
-            self.head.set_code_rotation(level, scheme, torch.from_numpy(best[1]).float())
+                return self._quantizer(level, scheme)
+
+            rotation, scores = select_code_rotation(
+                self.head.features(z, scheme).double().numpy(),
+                self.bank.feature_levels(level, scheme),
+                split,
+                quantizer_for,
+                modes,
+                self.config.thresholds.rotation_iterations,
+                self.config.optim.seed,
+            )
+            self.head.set_code_rotation(level, scheme, torch.from_numpy(rotation).float())
             report.setdefault(str(level), {})[scheme] = scores
         self.calibrate()
         return report

@@ -8,9 +8,24 @@ early stopping). How well it tracks test NDCG@10 is measured in train/README.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
-__all__ = ["float_neighbours", "holdout_rows", "label_free_recall"]
+from qama_rs.qama.rotation import quantization_rotation
+
+__all__ = [
+    "ROTATION_MODES_TRIED",
+    "float_neighbours",
+    "holdout_rows",
+    "label_free_recall",
+    "select_code_rotation",
+    "validation_split",
+]
+
+#: The code-rotation candidates ``"auto"`` tries per (level, scheme): the head's own frame, a random
+#: rotation, the quantization rotation (qama_rs.qama.rotation).
+ROTATION_MODES_TRIED = ("none", "random", "itq")
 
 
 def holdout_rows(n: int, count: int, seed: int = 0) -> np.ndarray:
@@ -46,3 +61,55 @@ def label_free_recall(features: np.ndarray, quantizer, rows: np.ndarray, target:
         found = [i for i in found if i != row][:k]
         hits += len(set(found) & set(wanted.tolist()))
     return hits / (k * len(rows))
+
+
+def validation_split(
+    docs: np.ndarray, seed: int = 0, fit_limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows, fit_rows, target)`` for `select_code_rotation`: 10 % of the documents (at most 1,000) held out
+    as validation queries, the other rows to fit on (a seeded subsample of at most ``fit_limit``: a d x d
+    rotation is well determined by far fewer rows than a large corpus has), and the held-out rows' float32
+    top-10 among all documents."""
+    n = len(docs)
+    rows = holdout_rows(n, min(1000, max(1, n // 10)), seed=seed)
+    fit_rows = np.setdiff1d(np.arange(n), rows)
+    if fit_limit is not None and len(fit_rows) > fit_limit:
+        fit_rows = np.sort(np.random.default_rng(seed).choice(fit_rows, fit_limit, replace=False))
+    return rows, fit_rows, float_neighbours(docs, rows)
+
+
+def select_code_rotation(
+    features: np.ndarray,
+    levels: Sequence[int],
+    split: tuple[np.ndarray, np.ndarray, np.ndarray],
+    quantizer_for: Callable[[np.ndarray], object],
+    modes: Sequence[str] = ROTATION_MODES_TRIED,
+    iterations: int = 20,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The code rotation of ``modes`` whose codes score best on the label-free signal, and every score.
+
+    ``features``: the unrotated quantizer inputs of all documents ``(n, w)``; ``levels``: levels per
+    feature; ``split``: `validation_split` of the same documents; ``quantizer_for(rotated_features)``
+    returns the engine quantizer fitted to them. Ties keep the earlier mode.
+    """
+    rows, fit_rows, target = split
+    plain = np.asarray(features, dtype=np.float64)
+    width = plain.shape[1]
+    scores: dict[str, float] = {}
+    best: tuple[float, np.ndarray] | None = None
+    for mode in modes:
+        if mode == "none":
+            rotation = np.eye(width)
+        elif mode in ("random", "itq"):
+            steps = iterations if mode == "itq" else 0
+            rotation = quantization_rotation(plain[fit_rows], levels, steps, seed=seed)
+        else:
+            raise ValueError(f"unknown rotation mode {mode!r}; modes are {ROTATION_MODES_TRIED}")
+        rotated = (plain @ rotation).astype(np.float32)
+        scores[mode] = label_free_recall(rotated, quantizer_for(rotated), rows, target)
+        if best is None or scores[mode] > best[0]:
+            best = (scores[mode], rotation)
+    if best is None:
+        raise ValueError("modes must name at least one rotation mode")
+    return best[1], scores

@@ -1,0 +1,54 @@
+"""Probe: asymmetric (float query) scoring of learned 1/2-bit codes: quantile vs Lloyd-Max (data) thresholds,
+PCA frame + quantization rotation vs raw axes; the training-free LloydMax2 / Binary through the factory beside.
+
+Usage: python train/lab/probe_asym_lloyd.py scifact dbpedia-5k
+"""
+
+import sys
+
+import numpy as np
+from common import Bench
+from probe_variance import pca_axes
+
+import qama_rs
+from qama_rs.qama.rotation import quantization_rotation
+
+
+def lloyd(x, count, iterations):
+    t = np.quantile(x, np.arange(1, count) / count, axis=0).T  # (d, L-1)
+    for _ in range(iterations + 1):
+        codes = (x[:, :, None] > t[None]).sum(-1)
+        recon = np.stack([np.where(codes == c, x, 0).sum(0) / np.maximum((codes == c).sum(0), 1)
+                          for c in range(count)], 1)
+        t = (recon[:, 1:] + recon[:, :-1]) / 2
+    codes = (x[:, :, None] > ((recon[:, 1:] + recon[:, :-1]) / 2 if iterations else
+                              np.quantile(x, np.arange(1, count) / count, axis=0).T)[None]).sum(-1)
+    recon = np.stack([np.where(codes == c, x, 0).sum(0) / np.maximum((codes == c).sum(0), 1)
+                      for c in range(count)], 1)
+    return codes.astype(np.uint8), recon.astype(np.float32), t
+
+
+for name in sys.argv[1:]:
+    b = Bench(name)
+    for spec in ("LloydMax2", "Binary"):
+        index = qama_rs.index_factory(384, spec)
+        index.train(b.docs) if hasattr(index, "train") else None
+        index.add(b.docs)
+        _, ids = index.search(b.queries, 100)
+        print(name, spec, np.round(b.score(ids), 4), flush=True)
+    p = pca_axes(b.docs)
+    for bits in (1, 2):
+        count = 2**bits
+        for frame in ("raw", "pca+itq", "pca+random"):
+            if frame == "raw":
+                r = np.eye(384)
+            else:
+                r = p @ quantization_rotation(b.docs @ p, np.full(384, count), 20 if frame == "pca+itq" else 0)
+            xd, xq = (b.docs @ r).astype(np.float32), (b.queries @ r).astype(np.float32)
+            for iterations in (0, 10):
+                codes, recon, _ = lloyd(xd, count, iterations)
+                index = qama_rs.AsymmetricIndex(recon)
+                index.add_codes(codes)
+                _, ids = index.search(xq, 100)
+                ndcg, rec = b.score(ids)
+                print(f"{name} {bits}-bit {frame:10s} lloyd-iters {iterations:2d}: {ndcg:.4f} / {rec:.3f}", flush=True)

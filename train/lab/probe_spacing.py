@@ -1,0 +1,48 @@
+"""Probe: where to put the thresholds of 3- and 4-level thermometer codes (symmetric Hamming), after the
+quantization rotation: quantiles 1/2 +- delta; delta = 1/6 (3 levels) or 1/4 (4 levels) are equal-mass bins,
+0.23 / 0.337 the Gaussian Lloyd-Max thresholds.
+
+Usage: python train/lab/probe_spacing.py scifact dbpedia-5k
+"""
+
+import sys
+
+import numpy as np
+from common import Bench
+from probe_variance import hybrid_features, levels_of, pca_axes
+
+import qama_rs
+from qama_rs.qama.rotation import quantization_rotation
+from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
+
+DELTAS = {3: (0.1, 1 / 6, 0.23, 0.3, 0.36), 4: (0.15, 0.25, 0.337, 0.4, 0.44)}
+
+
+def spaced_quantizer(features, levels, delta3, delta4):
+    t = np.full((features.shape[1], 3), np.inf, np.float32)
+    for j, count in enumerate(levels):
+        qs = {2: [0.5], 3: [0.5 - delta3, 0.5 + delta3], 4: [0.5 - delta4, 0.5, 0.5 + delta4]}[count]
+        t[j, : count - 1] = np.quantile(features[:, j], qs)
+    return qama_rs.Quantizer(t[:, : levels.max() - 1], levels)
+
+
+for name in sys.argv[1:]:
+    b = Bench(name)
+    p = pca_axes(b.docs)
+    zd, zq = b.docs @ p, b.queries @ p
+    rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
+    target = float_neighbours(b.docs, rows)
+    for scheme in ("1.5bit", "2bit", "hybrid"):
+        fd = hybrid_features(zd) if scheme == "hybrid" else zd
+        fq = hybrid_features(zq) if scheme == "hybrid" else zq
+        levels = levels_of(scheme, fd.shape[1])
+        r = quantization_rotation(fd, levels, 20)
+        xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
+        grid = [(d3, 0.25) for d3 in DELTAS[3]] if scheme == "1.5bit" else [(1 / 6, d4) for d4 in DELTAS[4]]
+        if scheme == "hybrid":
+            grid += [(d3, 0.337) for d3 in DELTAS[3]]
+        for d3, d4 in grid:
+            quant = spaced_quantizer(xd, levels, d3, d4)
+            val = label_free_recall(xd, quant, rows, target)
+            ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
+            print(f"{name} {scheme:6s} d3 {d3:.3f} d4 {d4:.3f} val {val:.3f} test {ndcg:.4f} / {rec:.3f}", flush=True)

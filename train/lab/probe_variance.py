@@ -1,0 +1,157 @@
+"""Probe: variance-matched code rotations for mixed-level schemes (hybrid) and threshold placement.
+
+Symmetric Hamming on thermometer codes weighs a feature with L levels by L - 1 (its Hamming range). With a
+full random rotation every feature carries the same variance, so the 2-bit quarter of the hybrid scheme sees
+no more signal than the 1-bit quarter; in the PCA frame the first quarter carries far more. A rotation can set
+any per-feature variances majorized by the spectrum (Schur-Horn): target variance ∝ (L - 1)^p.
+
+Usage: python train/lab/probe_variance.py scifact dbpedia-5k
+"""
+
+import sys
+
+import numpy as np
+from common import Bench
+
+import qama_rs
+from qama_rs.qama.rotation import quantization_rotation, random_rotation
+from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
+
+
+def majorized_target(spectrum: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-feature variances as close to ``weights`` (scaled to the total variance) as a rotation can reach.
+
+    A rotation can give the features any variances majorized by the covariance spectrum (Schur-Horn); the
+    uniform split always is. The result is ``a * w + (1 - a) * uniform`` with the largest ``a`` in [0, 1]
+    (bisection) that stays majorized."""
+    spectrum = np.sort(np.asarray(spectrum, dtype=np.float64))[::-1]
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != spectrum.shape or not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(f"weights must be {spectrum.shape[0]} finite values >= 0")
+    total = spectrum.sum()
+    wanted = weights / weights.sum() * total if weights.sum() > 0 else np.full_like(spectrum, total / len(spectrum))
+    uniform = np.full_like(spectrum, total / len(spectrum))
+    ceiling = np.cumsum(spectrum) * (1 + 1e-9) + 1e-15
+
+    def reachable(a: float) -> bool:
+        blend = a * wanted + (1 - a) * uniform
+        return bool((np.cumsum(np.sort(blend)[::-1]) <= ceiling).all())
+
+    if reachable(1.0):
+        return wanted
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if reachable(mid) else (lo, mid)
+    return lo * wanted + (1 - lo) * uniform
+
+
+def variance_matching_rotation(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Orthogonal ``R`` (``(d, d)``, float64) such that the variance of feature ``j`` of ``features @ R``
+    is proportional to ``weights[j]``, or as near as a rotation allows (`majorized_target`).
+
+    Why: symmetric Hamming weighs a feature of ``L`` levels by ``L - 1``; a mixed-level scheme (hybrid) should
+    put more of the signal where it spends more bits. How: start from the PCA axes (covariance diagonal) and
+    apply Givens rotations, each moving variance between the feature most above its target and the one most
+    below until one of them meets it (Chan & Li's constructive Schur-Horn; at most ``d`` rotations).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"features must be (n >= 2, d >= 1), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("features contain a non-finite value")
+    d = x.shape[1]
+    cov = np.cov(x - x.mean(0), rowvar=False).reshape(d, d)
+    spectrum, axes = np.linalg.eigh(cov)
+    spectrum = spectrum.clip(0.0)
+    target = majorized_target(spectrum, np.asarray(weights, dtype=np.float64))
+    # In the PCA frame the covariance is diagonal. Take the targets from the largest down; give each one a
+    # pair of remaining axes whose variances bracket it (the nearest above and below), rotated so that one
+    # of them meets it exactly; that axis is then done. The pair never has a covariance term (every earlier
+    # rotation left the remaining axes uncorrelated), so cos^2 = (t - low) / (high - low).
+    variance = spectrum.copy()
+    columns = axes.copy()
+    remaining = list(range(d))
+    result = np.empty((d, d))
+    for k in np.argsort(target, kind="stable")[::-1]:
+        t = target[k]
+        values = variance[remaining]
+        above = [r for r, v in zip(remaining, values, strict=True) if v >= t]
+        below = [r for r, v in zip(remaining, values, strict=True) if v <= t]
+        high = min(above, key=lambda r: variance[r]) if above else max(remaining, key=lambda r: variance[r])
+        low = max((r for r in below if r != high), key=lambda r: variance[r], default=None)
+        if low is None or variance[high] - variance[low] <= 1e-15:
+            result[:, k] = columns[:, high]
+        else:
+            share = np.clip((t - variance[low]) / (variance[high] - variance[low]), 0.0, 1.0)
+            cos, sin = np.sqrt(share), np.sqrt(1.0 - share)
+            met = cos * columns[:, high] + sin * columns[:, low]
+            columns[:, low] = -sin * columns[:, high] + cos * columns[:, low]
+            variance[low] = variance[high] + variance[low] - t
+            result[:, k] = met
+        remaining.remove(high)
+    return result
+
+
+def pca_axes(x):
+    c = np.cov(x - x.mean(0), rowvar=False)
+    w, v = np.linalg.eigh(c)
+    return v[:, np.argsort(w)[::-1]]
+
+
+def hybrid_features(z):
+    kept = 3 * z.shape[1] // 4
+    tail = z[:, kept:].reshape(len(z), -1, 2).sum(-1) / np.sqrt(2.0)
+    return np.concatenate([z[:, :kept], tail], 1)
+
+
+def levels_of(scheme, width):
+    if scheme == "hybrid":
+        q = width * 8 // 7 // 4
+        return np.array([4] * q + [3] * q + [2] * q + [2] * (q // 2))
+    return np.full(width, {"1bit": 2, "1.5bit": 3, "2bit": 4}[scheme])
+
+
+def quantizer(features, levels):
+    width = levels.max() - 1
+    t = np.full((features.shape[1], width), np.inf, np.float32)
+    for j, count in enumerate(levels):
+        t[j, : count - 1] = np.quantile(features[:, j], np.arange(1, count) / count)
+    return qama_rs.Quantizer(t, levels)
+
+
+def main():
+    for name in sys.argv[1:]:
+        b = Bench(name)
+        p = pca_axes(b.docs)
+        zd, zq = b.docs @ p, b.queries @ p
+        rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
+        target = float_neighbours(b.docs, rows)
+        for scheme in ("hybrid",):
+            fd = hybrid_features(zd) if scheme == "hybrid" else zd
+            fq = hybrid_features(zq) if scheme == "hybrid" else zq
+            levels = levels_of(scheme, fd.shape[1])
+            cands = {"none": np.eye(fd.shape[1]), "random": random_rotation(fd.shape[1])}
+            cands["itq"] = quantization_rotation(fd, levels, 20)
+            for power in (0.5, 1.0, 1.5, 2.0):
+                vm = variance_matching_rotation(fd, (levels - 1.0) ** power)
+                cands[f"vm{power}"] = vm
+                groups = np.unique(levels)
+                block = np.zeros_like(vm)
+                for g in groups:
+                    idx = np.flatnonzero(levels == g)
+                    block[np.ix_(idx, idx)] = random_rotation(len(idx), int(g))
+                cands[f"vm{power}+rand"] = vm @ block
+            for key, r in cands.items():
+                xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
+                quant = quantizer(xd, levels)
+                val = label_free_recall(xd, quant, rows, target)
+                var = xd.var(0)
+                shares = [var[levels == g].sum() / var.sum() for g in (4, 3, 2)]
+                test = b.hamming(xq, xd, scheme, quantizer=quant)
+                print(f"{name} {scheme} {key:12s} val {val:.3f} test ndcg {test[0]:.4f} rec {test[1]:.3f} "
+                      f"var shares {np.round(shares, 3)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
