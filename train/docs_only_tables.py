@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
 
 from qama_rs.engine import atomic_write, cpu_description
+from qama_rs.eval.metrics import bootstrap_ci
 from qama_rs.eval.runner import evaluate
 
 SCHEMES = {"1bit": "Thermo1", "1.5bit": "Thermo1.5", "2bit": "Thermo2", "hybrid": "Hybrid"}
@@ -26,8 +27,19 @@ AIM = {"1bit": 0.92, "1.5bit": 0.97, "hybrid": 0.98, "2bit": 0.99}
 
 
 def run(dataset: str, spec: str) -> dict:
-    r = evaluate(dataset, spec, n_resamples=1000, keep_per_query=False)
-    return {k: r[k] for k in ("spec", "dims", "ndcg@10", "ci95", "recall@10", "bytes_per_vector")}
+    r = evaluate(dataset, spec, n_resamples=1000)
+    return {k: r[k] for k in ("spec", "dims", "ndcg@10", "ci95", "recall@10", "bytes_per_vector", "per_query")}
+
+
+def paired_difference(row: dict, baseline: dict) -> dict:
+    """NDCG@10 of ``row`` minus ``baseline``'s on the same queries, with a paired bootstrap 95 % CI (queries
+    resampled together): whether a gap is more than query noise."""
+    diffs = [row["per_query"][q] - baseline["per_query"][q] for q in baseline["per_query"]]
+    return {"delta": row["ndcg@10"] - baseline["ndcg@10"], "delta_ci95": bootstrap_ci(diffs, n_resamples=1000)}
+
+
+def stored(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "per_query"}
 
 
 def main() -> None:
@@ -41,18 +53,19 @@ def main() -> None:
     for ds in args.datasets:
         base = run(ds, "Flat")
         out = rows.setdefault(ds, [])
-        out.append({"group": "float", "name": "base float32", **base})
+        out.append({"group": "float", "name": "base float32", **stored(base)})
         for level in (384, 192, 96, 48):
-            out.append({"group": "float", "name": "plain truncation", **run(ds, f"Prefix{level},Flat"), "dims": level})
+            out.append({"group": "float", "name": "plain truncation", **stored(run(ds, f"Prefix{level},Flat")), "dims": level})
             for label, source in ((f"doc-only head ({ds})", heads[ds]), ("pretrained head (wiki-50k)", "pretrained")):
-                out.append({"group": "float", "name": label, **run(ds, f"QAMA({source},{level}),Flat"), "dims": level})
+                out.append({"group": "float", "name": label, **stored(run(ds, f"QAMA({source},{level}),Flat")), "dims": level})
         for bits, peer in ((1, "Binary"), (2, "LloydMax2")):
             entries = [(f"training-free {peer}, float query", run(ds, peer))]
             for label, source in (("doc-only head", heads[ds]), ("pretrained head", "pretrained")):
                 entries.append((f"{label}, learned codes, float query", run(ds, f"QAMA({source}),QamaAsym{bits}")))
             for label, r in entries:
                 out.append({"group": "asymmetric", "scheme": f"{bits}bit", "name": label,
-                            "retention": r["ndcg@10"] / base["ndcg@10"], **r})
+                            "retention": r["ndcg@10"] / base["ndcg@10"], **stored(r),
+                            **paired_difference(r, entries[0][1])})
         for dims in (384, 96):
             for scheme, codec in SCHEMES.items():
                 prefix = "" if dims == 384 else f"Prefix{dims},"
@@ -66,7 +79,8 @@ def main() -> None:
                         entries.append((f"transfer: doc-only head of {other}", run(ds, f"QAMA({heads[other]}),{codec}")))
                 for label, r in entries:
                     out.append({"group": f"hamming-{dims}", "scheme": scheme, "name": label,
-                                "retention": r["ndcg@10"] / base["ndcg@10"], **r, "dims": dims})
+                                "retention": r["ndcg@10"] / base["ndcg@10"], **stored(r), "dims": dims,
+                                **paired_difference(r, untrained)})
                 print(ds, dims, scheme, [(label, round(r["ndcg@10"], 4), r["recall@10"]) for label, r in entries], flush=True)
     document = {"command": "python train/docs_only_tables.py", "cpu": cpu_description(), "rows": rows}
     atomic_write(args.out / "qama_docs_only.json", lambda f: f.write(json.dumps(document, indent=1).encode()))
@@ -79,17 +93,23 @@ def markdown(document: dict) -> str:
              "pretrained: `python train/pretrain.py`). CPU: " + document["cpu"] + ".", "",
              "NDCG@10 [bootstrap 95 % CI] / recall@10 against the exact float32 top-10; bytes = stored bytes per "
              "vector. Symmetric Hamming (Rust engine) on thermometer codes; the untrained baseline is per-dimension "
-             "quantile codes of the same bytes on the raw (or plainly truncated) embedding.", ""]
+             "quantile codes of the same bytes on the raw (or plainly truncated) embedding. Δ = NDCG@10 minus the first "
+             "row of its group (the untrained codes, or the training-free float-query codec) on the same queries, "
+             "[paired bootstrap 95 % CI]: a CI that holds 0 is a tie within query noise. The pretrained head's "
+             "code rotation and thresholds are refitted on the indexed documents when the index is built.", ""]
     for ds, rows in document["rows"].items():
         base = rows[0]["ndcg@10"]
-        lines += [f"## {ds} (base float32 {base:.4f})", "", "| codes (symmetric Hamming unless 'float query') | scheme | dims | spec | bytes | NDCG@10 | % of float32 | recall@10 |",
-                  "|---|---|---:|---|---:|---:|---:|---:|"]
+        lines += [f"## {ds} (base float32 {base:.4f})", "", "| codes (symmetric Hamming unless 'float query') | scheme | dims | spec | bytes | NDCG@10 | % of float32 | Δ NDCG@10 | recall@10 |",
+                  "|---|---|---:|---|---:|---:|---:|---:|---:|"]
         for r in rows:
             if r["group"] == "float":
                 continue
             lo, hi = r["ci95"]
+            dlo, dhi = r["delta_ci95"]
+            delta = "—" if r["delta"] == 0 and dlo == dhi == 0 else f"{r['delta']:+.4f} [{dlo:+.3f}, {dhi:+.3f}]"
             lines.append(f"| {r['name']} | {r['scheme']} | {r['dims']} | `{r['spec']}` | {r['bytes_per_vector']:g} | "
-                         f"{r['ndcg@10']:.4f} [{lo:.3f}, {hi:.3f}] | {100 * r['retention']:.1f} % | {r['recall@10']:.3f} |")
+                         f"{r['ndcg@10']:.4f} [{lo:.3f}, {hi:.3f}] | {100 * r['retention']:.1f} % | {delta} | "
+                         f"{r['recall@10']:.3f} |")
         lines += ["", "Paper retention (MiniLM, symmetric Hamming): " + ", ".join(
             f"{s} {100 * v:.1f} %" for s, v in PAPER.items()) + ".", "",
             "| float output | dims | spec | NDCG@10 | recall@10 |", "|---|---:|---|---:|---:|"]
