@@ -116,3 +116,28 @@ def test_documents_only_training_fits_rotations_that_raise_the_validation_recall
     rotation = model.head.code_rotation(32, "1bit")
     np.testing.assert_allclose(rotation.T @ rotation, torch.eye(32), atol=1e-4)
     assert not torch.allclose(rotation, torch.eye(32))
+
+
+def test_select_code_rotation_keeps_the_best_scoring_candidate_and_rejects_unknown_modes():
+    from qama_rs.engine import Quantizer
+    from qama_rs.qama.validation import select_code_rotation, validation_split
+
+    rng = np.random.default_rng(4)
+    # Variance piled on a few axes: a rotation that spreads it should code better than the raw frame.
+    docs = (rng.standard_normal((500, 24)) * np.r_[np.full(4, 4.0), np.full(20, 0.3)]).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    split = validation_split(docs)
+
+    def fit(features):
+        return Quantizer.fit(features, levels=2)
+
+    rotation, scores = select_code_rotation(docs, [2] * 24, split, fit)
+    assert set(scores) == {"none", "random", "itq"}
+    rows, _, target = split
+    kept = label_free_recall((docs @ rotation).astype(np.float32), fit((docs @ rotation).astype(np.float32)), rows, target)
+    assert kept == pytest.approx(max(scores.values())) and max(scores.values()) > scores["none"]
+    identity, only = select_code_rotation(docs, [2] * 24, split, fit, modes=("none",))
+    np.testing.assert_array_equal(identity, np.eye(24))
+    assert only == {"none": scores["none"]}
+    with pytest.raises(ValueError, match="unknown rotation mode"):
+        select_code_rotation(docs, [2] * 24, split, fit, modes=("learned",))
