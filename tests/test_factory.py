@@ -804,3 +804,25 @@ def test_the_pretrained_head_refits_its_codes_on_the_indexed_documents_and_the_f
     index.save(tmp_path / "p.qidx")
     loaded = Index.load(tmp_path / "p.qidx")
     np.testing.assert_array_equal(loaded.search(queries, 10)[1], labels)
+
+
+def test_one_pretrained_model_object_behind_two_indexes_keeps_each_index_codes():
+    """Recalibrating for one corpus must not move the codes of another index built over the same model object."""
+    from qama_rs.qama.model import QamaModel
+
+    rng = np.random.default_rng(5)
+    model = QamaModel.pretrained()
+    before = model.head.code_rotation(96, "1bit").clone()
+    corpora = []
+    for _ in range(2):
+        x = rng.standard_normal((300, 16)) @ rng.standard_normal((16, 384)) + 0.3 * rng.standard_normal((300, 384))
+        corpora.append((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
+    first = index_factory(384, "QAMA(pretrained,96),Thermo1", head=model)
+    first.train(corpora[0])
+    first.add(corpora[0])
+    answers = first.search(corpora[0][:5], 10)[1]
+    second = index_factory(384, "QAMA(pretrained,96),Thermo1", head=model)
+    second.train(corpora[1])
+    second.add(corpora[1])
+    np.testing.assert_array_equal(first.search(corpora[0][:5], 10)[1], answers)
+    np.testing.assert_array_equal(model.head.code_rotation(96, "1bit"), before)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -202,7 +203,9 @@ class QamaTransform(Transform):
         if self.scheme is None or not self.recalibrates or not len(x):
             return
         level = self.resolved_level()
-        self.model.recalibrate(x, pairs=[(level, self.scheme)])
+        # A private copy: a model object handed to several indexes must not change the codes of the others.
+        self._model = copy.deepcopy(self.model)
+        self._model.recalibrate(x, pairs=[(level, self.scheme)])
         self._code_rotation = self.model.head.code_rotation(level, self.scheme).numpy().copy()
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
