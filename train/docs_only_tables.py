@@ -38,6 +38,11 @@ def paired_difference(row: dict, baseline: dict) -> dict:
     return {"delta": row["ndcg@10"] - baseline["ndcg@10"], "delta_ci95": bootstrap_ci(diffs, n_resamples=1000)}
 
 
+def training_seconds(head: Path) -> float:
+    """Wall time of the head's training run, as `qama train` recorded it in its config.json."""
+    return float(json.loads((head / "config.json").read_text())["training"]["seconds"])
+
+
 def stored(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "per_query"}
 
@@ -82,7 +87,12 @@ def main() -> None:
                                 "retention": r["ndcg@10"] / base["ndcg@10"], **stored(r), "dims": dims,
                                 **paired_difference(r, untrained)})
                 print(ds, dims, scheme, [(label, round(r["ndcg@10"], 4), r["recall@10"]) for label, r in entries], flush=True)
-    document = {"command": "python train/docs_only_tables.py", "cpu": cpu_description(), "rows": rows}
+    from qama_rs.qama.model import PRETRAINED_DEFAULT, PRETRAINED_ROOT
+
+    seconds = {ds: training_seconds(Path(head)) for ds, head in heads.items()}
+    seconds["pretrained"] = training_seconds(PRETRAINED_ROOT / PRETRAINED_DEFAULT)
+    document = {"command": "python train/docs_only_tables.py", "cpu": cpu_description(), "rows": rows,
+                "training_seconds": seconds}
     atomic_write(args.out / "qama_docs_only.json", lambda f: f.write(json.dumps(document, indent=1).encode()))
     atomic_write(args.out / "qama_docs_only.md", lambda f: f.write(markdown(document).encode()))
 
@@ -96,7 +106,11 @@ def markdown(document: dict) -> str:
              "quantile codes of the same bytes on the raw (or plainly truncated) embedding. Δ = NDCG@10 minus the first "
              "row of its group (the untrained codes, or the training-free float-query codec) on the same queries, "
              "[paired bootstrap 95 % CI]: a CI that holds 0 is a tie within query noise. The pretrained head's "
-             "code rotation and thresholds are refitted on the indexed documents when the index is built.", ""]
+             "code rotation and thresholds are refitted on the indexed documents when the index is built.", "",
+             "Training time on 2 cores, as each run recorded it in its config.json: " + ", ".join(
+                 f"documents-only head of {ds} {sec:.0f} s" for ds, sec in document["training_seconds"].items()
+                 if ds != "pretrained") + f"; the pretrained head (wiki-50k, `python train/pretrain.py`) "
+             f"{document['training_seconds']['pretrained']:.0f} s, once.", ""]
     for ds, rows in document["rows"].items():
         base = rows[0]["ndcg@10"]
         lines += [f"## {ds} (base float32 {base:.4f})", "", "| codes (symmetric Hamming unless 'float query') | scheme | dims | spec | bytes | NDCG@10 | % of float32 | Δ NDCG@10 | recall@10 |",
