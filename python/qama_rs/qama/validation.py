@@ -26,6 +26,9 @@ __all__ = [
 #: The code-rotation candidates ``"auto"`` tries per (level, scheme): the head's own frame, a random
 #: rotation, the quantization rotation (qama_rs.qama.rotation).
 ROTATION_MODES_TRIED = ("none", "random", "itq")
+#: Similarities computed at once by `float_neighbours` (queries x documents): ~64 MiB of float32, so the
+#: block and argpartition's copies of it stay small on any corpus size.
+SIMILARITY_BLOCK = 1 << 24
 
 
 def holdout_rows(n: int, count: int, seed: int = 0) -> np.ndarray:
@@ -40,11 +43,17 @@ def float_neighbours(docs: np.ndarray, rows: np.ndarray, k: int = 10) -> np.ndar
     excluded: ``int64 (len(rows), k)``."""
     if k >= len(docs):
         raise ValueError(f"k must be < the number of documents ({len(docs)}), got {k}")
-    sims = docs[rows] @ docs.T
-    sims[np.arange(len(rows)), rows] = -np.inf
-    top = np.argpartition(-sims, k, axis=1)[:, :k]
-    order = np.take_along_axis(sims, top, 1).argsort(1)[:, ::-1]
-    return np.take_along_axis(top, order, 1)
+    rows = np.asarray(rows)
+    out = np.empty((len(rows), k), dtype=np.int64)
+    step = max(1, SIMILARITY_BLOCK // len(docs))
+    for start in range(0, len(rows), step):
+        part = rows[start : start + step]
+        sims = docs[part] @ docs.T
+        sims[np.arange(len(part)), part] = -np.inf
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.take_along_axis(sims, top, 1).argsort(1)[:, ::-1]
+        out[start : start + step] = np.take_along_axis(top, order, 1)
+    return out
 
 
 def label_free_recall(features: np.ndarray, quantizer, rows: np.ndarray, target: np.ndarray) -> float:
