@@ -187,3 +187,15 @@ def test_short_training_on_a_scifact_slice(tmp_path):
     assert summary["loss_after"] < summary["loss_before"]
     trained = QamaModel.load(trained_dir)
     assert _hamming_recall(trained, heldout, 384, "1bit") > _hamming_recall(frozen, heldout, 384, "1bit")
+
+
+def test_documents_only_training_on_too_few_documents_says_why(tmp_path):
+    rng = np.random.default_rng(1)
+    docs = rng.standard_normal((8, 384)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    with pytest.raises(ValueError, match="at least 12 documents"):
+        train(QamaConfig(), TrainingData(docs=docs), tmp_path / "auto", progress=False)
+    config = QamaConfig()
+    config.thresholds.rotation = "none"
+    out = train(config, TrainingData(docs=docs), tmp_path / "none", progress=False)
+    assert (out / "config.json").is_file()

@@ -80,6 +80,11 @@ def validation_split(
     rotation is well determined by far fewer rows than a large corpus has), and the held-out rows' float32
     top-10 among all documents."""
     n = len(docs)
+    if n < 12:
+        raise ValueError(
+            f"the label-free validation needs at least 12 documents (one held out, its top-10 among the rest), "
+            f"got {n}; with fewer, set thresholds.rotation = 'none'"
+        )
     rows = holdout_rows(n, min(1000, max(1, n // 10)), seed=seed)
     fit_rows = np.setdiff1d(np.arange(n), rows)
     if fit_limit is not None and len(fit_rows) > fit_limit:
