@@ -28,27 +28,33 @@ def lloyd(x, count, iterations):
     return codes.astype(np.uint8), recon.astype(np.float32), t
 
 
-for name in sys.argv[1:]:
-    b = Bench(name)
-    for spec in ("LloydMax2", "Binary"):
-        index = qama_rs.index_factory(384, spec)
-        index.train(b.docs) if hasattr(index, "train") else None
-        index.add(b.docs)
-        _, ids = index.search(b.queries, 100)
-        print(name, spec, np.round(b.score(ids), 4), flush=True)
-    p = pca_axes(b.docs)
-    for bits in (1, 2):
-        count = 2**bits
-        for frame in ("raw", "pca+itq", "pca+random"):
-            if frame == "raw":
-                r = np.eye(384)
-            else:
-                r = p @ quantization_rotation(b.docs @ p, np.full(384, count), 20 if frame == "pca+itq" else 0)
-            xd, xq = (b.docs @ r).astype(np.float32), (b.queries @ r).astype(np.float32)
-            for iterations in (0, 10):
-                codes, recon, _ = lloyd(xd, count, iterations)
-                index = qama_rs.AsymmetricIndex(recon)
-                index.add_codes(codes)
-                _, ids = index.search(xq, 100)
-                ndcg, rec = b.score(ids)
-                print(f"{name} {bits}-bit {frame:10s} lloyd-iters {iterations:2d}: {ndcg:.4f} / {rec:.3f}", flush=True)
+
+def main():
+    for name in sys.argv[1:]:
+        b = Bench(name)
+        for spec in ("LloydMax2", "Binary"):
+            index = qama_rs.index_factory(384, spec)
+            index.train(b.docs) if hasattr(index, "train") else None
+            index.add(b.docs)
+            _, ids = index.search(b.queries, 100)
+            print(name, spec, np.round(b.score(ids), 4), flush=True)
+        p = pca_axes(b.docs)
+        for bits in (1, 2):
+            count = 2**bits
+            for frame in ("raw", "pca+itq", "pca+random"):
+                if frame == "raw":
+                    r = np.eye(384)
+                else:
+                    r = p @ quantization_rotation(b.docs @ p, np.full(384, count), 20 if frame == "pca+itq" else 0)
+                xd, xq = (b.docs @ r).astype(np.float32), (b.queries @ r).astype(np.float32)
+                for iterations in (0, 10):
+                    codes, recon, _ = lloyd(xd, count, iterations)
+                    index = qama_rs.AsymmetricIndex(recon)
+                    index.add_codes(codes)
+                    _, ids = index.search(xq, 100)
+                    ndcg, rec = b.score(ids)
+                    print(f"{name} {bits}-bit {frame:10s} lloyd-iters {iterations:2d}: {ndcg:.4f} / {rec:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -37,23 +37,29 @@ def crop_recall(docs_f, crops_f, quantizer, target):
     return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, target, strict=True)]))
 
 
-for name in sys.argv[1:]:
-    b = Bench(name)
-    docs = b.docs
-    crops = crops_of(b).astype(np.float32)
-    rows = holdout_rows(len(docs), min(1000, len(docs) // 10))
-    doc_target = float_neighbours(docs, rows)
-    crop_target = np.argsort(-(crops @ docs.T), axis=1)[:, :10]
-    fit = np.setdiff1d(np.arange(len(docs)), rows)
-    for scheme in ("1bit", "1.5bit", "2bit"):
-        levels = [LEVELS[scheme]] * 384
-        cands = {"raw axes": np.eye(384), "random": quantization_rotation(docs[fit], levels, 0),
-                 "itq(docs)": quantization_rotation(docs[fit], levels, 20),
-                 "itq(docs+crops)": quantization_rotation(np.vstack([docs[fit], crops]), levels, 20)}
-        for cname, r in cands.items():
-            d, q, c = (docs @ r).astype(np.float32), (b.queries @ r).astype(np.float32), (crops @ r).astype(np.float32)
-            quant = qama_rs.Quantizer.fit(d, scheme)
-            v_doc = label_free_recall(d, quant, rows, doc_target)
-            v_crop = crop_recall(d, c, quant, crop_target)
-            nd, rc = b.hamming(q, d, scheme, quantizer=quant)
-            print(f"{name} {scheme:6s} {cname:16s} val(docs) {v_doc:.3f} val(crops) {v_crop:.3f}  test NDCG {nd:.4f} recall {rc:.3f}", flush=True)
+
+def main():
+    for name in sys.argv[1:]:
+        b = Bench(name)
+        docs = b.docs
+        crops = crops_of(b).astype(np.float32)
+        rows = holdout_rows(len(docs), min(1000, len(docs) // 10))
+        doc_target = float_neighbours(docs, rows)
+        crop_target = np.argsort(-(crops @ docs.T), axis=1)[:, :10]
+        fit = np.setdiff1d(np.arange(len(docs)), rows)
+        for scheme in ("1bit", "1.5bit", "2bit"):
+            levels = [LEVELS[scheme]] * 384
+            cands = {"raw axes": np.eye(384), "random": quantization_rotation(docs[fit], levels, 0),
+                     "itq(docs)": quantization_rotation(docs[fit], levels, 20),
+                     "itq(docs+crops)": quantization_rotation(np.vstack([docs[fit], crops]), levels, 20)}
+            for cname, r in cands.items():
+                d, q, c = (docs @ r).astype(np.float32), (b.queries @ r).astype(np.float32), (crops @ r).astype(np.float32)
+                quant = qama_rs.Quantizer.fit(d, scheme)
+                v_doc = label_free_recall(d, quant, rows, doc_target)
+                v_crop = crop_recall(d, c, quant, crop_target)
+                nd, rc = b.hamming(q, d, scheme, quantizer=quant)
+                print(f"{name} {scheme:6s} {cname:16s} val(docs) {v_doc:.3f} val(crops) {v_crop:.3f}  test NDCG {nd:.4f} recall {rc:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

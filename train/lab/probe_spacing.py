@@ -26,23 +26,29 @@ def spaced_quantizer(features, levels, delta3, delta4):
     return qama_rs.Quantizer(t[:, : levels.max() - 1], levels)
 
 
-for name in sys.argv[1:]:
-    b = Bench(name)
-    p = pca_axes(b.docs)
-    zd, zq = b.docs @ p, b.queries @ p
-    rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
-    target = float_neighbours(b.docs, rows)
-    for scheme in ("1.5bit", "2bit", "hybrid"):
-        fd = hybrid_features(zd) if scheme == "hybrid" else zd
-        fq = hybrid_features(zq) if scheme == "hybrid" else zq
-        levels = levels_of(scheme, fd.shape[1])
-        r = quantization_rotation(fd, levels, 20)
-        xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
-        grid = [(d3, 0.25) for d3 in DELTAS[3]] if scheme == "1.5bit" else [(1 / 6, d4) for d4 in DELTAS[4]]
-        if scheme == "hybrid":
-            grid += [(d3, 0.337) for d3 in DELTAS[3]]
-        for d3, d4 in grid:
-            quant = spaced_quantizer(xd, levels, d3, d4)
-            val = label_free_recall(xd, quant, rows, target)
-            ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
-            print(f"{name} {scheme:6s} d3 {d3:.3f} d4 {d4:.3f} val {val:.3f} test {ndcg:.4f} / {rec:.3f}", flush=True)
+
+def main():
+    for name in sys.argv[1:]:
+        b = Bench(name)
+        p = pca_axes(b.docs)
+        zd, zq = b.docs @ p, b.queries @ p
+        rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
+        target = float_neighbours(b.docs, rows)
+        for scheme in ("1.5bit", "2bit", "hybrid"):
+            fd = hybrid_features(zd) if scheme == "hybrid" else zd
+            fq = hybrid_features(zq) if scheme == "hybrid" else zq
+            levels = levels_of(scheme, fd.shape[1])
+            r = quantization_rotation(fd, levels, 20)
+            xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
+            grid = [(d3, 0.25) for d3 in DELTAS[3]] if scheme == "1.5bit" else [(1 / 6, d4) for d4 in DELTAS[4]]
+            if scheme == "hybrid":
+                grid += [(d3, 0.337) for d3 in DELTAS[3]]
+            for d3, d4 in grid:
+                quant = spaced_quantizer(xd, levels, d3, d4)
+                val = label_free_recall(xd, quant, rows, target)
+                ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
+                print(f"{name} {scheme:6s} d3 {d3:.3f} d4 {d4:.3f} val {val:.3f} test {ndcg:.4f} / {rec:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
