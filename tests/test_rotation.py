@@ -8,17 +8,21 @@ import torch
 
 from qama_rs.qama.config import HeadConfig, QamaConfig
 from qama_rs.qama.head import QamaHead, feature_width
-from qama_rs.qama.rotation import gaussian_levels, quantization_rotation, random_rotation
+from qama_rs.qama.rotation import equal_mass_codebook, gaussian_levels, quantization_rotation, random_rotation
 from qama_rs.qama.train import TrainingData, train
 from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
 
 
-def _quantization_error(v, rotation, count):
+def _quantization_error(v, rotation, count, cells="lloyd_max"):
     z = (v - v.mean(0)) @ rotation
     spread = z.std(0)
-    codebook = gaussian_levels(count)
-    nearest = np.abs((z / spread)[:, :, None] - codebook).argmin(-1)
-    return float(((z - codebook[nearest] * spread) ** 2).sum())
+    if cells == "lloyd_max":
+        codebook = gaussian_levels(count)
+        cell = np.abs((z / spread)[:, :, None] - codebook).argmin(-1)  # nearest level
+    else:
+        codebook, bounds = equal_mass_codebook(count)
+        cell = ((z / spread)[:, :, None] > bounds).sum(-1)  # the equal-mass bin
+    return float(((z - codebook[cell] * spread) ** 2).sum())
 
 
 def _correlated(n=600, d=16, seed=0):
@@ -38,14 +42,32 @@ def test_gaussian_levels_are_the_lloyd_max_codebooks():
         gaussian_levels(5)
 
 
+@pytest.mark.parametrize("cells", ["quantile", "lloyd_max"])
 @pytest.mark.parametrize("count", [2, 3, 4])
-def test_learned_rotation_is_orthogonal_and_beats_its_random_start(count):
+def test_learned_rotation_is_orthogonal_and_beats_its_random_start(count, cells):
     v = _correlated()
-    start = quantization_rotation(v, [count] * v.shape[1], iterations=0, seed=3)
-    learned = quantization_rotation(v, [count] * v.shape[1], iterations=20, seed=3)
+    start = quantization_rotation(v, [count] * v.shape[1], iterations=0, seed=3, cells=cells)
+    learned = quantization_rotation(v, [count] * v.shape[1], iterations=20, seed=3, cells=cells)
     np.testing.assert_allclose(start, random_rotation(v.shape[1], 3))
     np.testing.assert_allclose(learned.T @ learned, np.eye(v.shape[1]), atol=1e-5)
-    assert _quantization_error(v, learned, count) < 0.97 * _quantization_error(v, start, count)
+    assert _quantization_error(v, learned, count, cells) < 0.97 * _quantization_error(v, start, count, cells)
+    with pytest.raises(ValueError, match="cells must be one of"):
+        quantization_rotation(v, [count] * v.shape[1], cells="kmeans")
+
+
+def test_equal_mass_codebook_is_the_gaussian_mean_of_each_quantile_bin():
+    values, bounds = equal_mass_codebook(3)
+    np.testing.assert_allclose(bounds, [-0.430727, 0.430727], atol=1e-6)  # Phi^-1(1/3), Phi^-1(2/3)
+    np.testing.assert_allclose(values, [-1.090799, 0.0, 1.090799], atol=1e-6)  # 3 * pdf(0.4307)
+    values, bounds = equal_mass_codebook(2)
+    np.testing.assert_allclose(values, gaussian_levels(2), atol=1e-4)  # one threshold: both cells agree
+    # Against a sample: the mean of N(0, 1) draws inside each quartile bin.
+    draws = np.random.default_rng(0).standard_normal(400_000)
+    values, bounds = equal_mass_codebook(4)
+    bins = np.searchsorted(bounds, draws)
+    np.testing.assert_allclose([draws[bins == b].mean() for b in range(4)], values, atol=0.01)
+    with pytest.raises(ValueError, match="levels must be >= 2"):
+        equal_mass_codebook(1)
 
 
 def test_rotation_rejects_bad_input():
@@ -155,3 +177,14 @@ def test_float_neighbours_in_small_blocks_equal_one_block(monkeypatch):
     sims = docs[rows] @ docs.T
     sims[np.arange(40), rows] = -np.inf
     np.testing.assert_array_equal(whole, np.argsort(-sims, axis=1, kind="stable")[:, :10])
+
+
+def test_config_checks_the_rotation_cells_and_old_configs_get_the_quantile_default():
+    config = QamaConfig()
+    assert config.thresholds.rotation_cells == "quantile"
+    config.thresholds.rotation_cells = "nearest"
+    with pytest.raises(ValueError, match="rotation_cells"):
+        config.validate()
+    old = QamaConfig().to_dict()
+    del old["thresholds"]["rotation_cells"]  # a head saved before the option existed
+    assert QamaConfig.from_dict(old).thresholds.rotation_cells == "quantile"

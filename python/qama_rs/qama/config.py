@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qama_rs.qama.rotation import ROTATION_CELLS
+
 SCHEMES = ("1bit", "1.5bit", "2bit", "hybrid")
 ROTATION_MODES = ("auto", "itq", "random", "none")
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -78,6 +80,9 @@ class ThresholdConfig:
     # (each of the three, keeping per (level, scheme) the best label-free validation recall).
     rotation: str = "auto"
     rotation_iterations: int = 20
+    # The cells the quantization rotation fits to: "quantile" (the equal-mass bins the thresholds make) or
+    # "lloyd_max" (Gaussian Lloyd-Max cells, which the quantile thresholds do not match; the earlier default).
+    rotation_cells: str = "quantile"
 
     def validate(self) -> None:
         if not self.schemes:
@@ -91,6 +96,8 @@ class ThresholdConfig:
             raise ValueError(f"thresholds.rotation must be one of {ROTATION_MODES}, got {self.rotation!r}")
         if self.rotation_iterations < 0:
             raise ValueError(f"thresholds.rotation_iterations must be >= 0, got {self.rotation_iterations}")
+        if self.rotation_cells not in ROTATION_CELLS:
+            raise ValueError(f"thresholds.rotation_cells must be one of {ROTATION_CELLS}, got {self.rotation_cells!r}")
 
 
 @dataclass

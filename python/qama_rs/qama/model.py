@@ -221,6 +221,9 @@ class QamaModel:
                     levels,
                     split,
                     lambda f, levels=levels: Quantizer.fit(f, levels=levels),
+                    iterations=self.config.thresholds.rotation_iterations,
+                    seed=self.config.optim.seed,
+                    cells=self.config.thresholds.rotation_cells,
                 )
                 self.head.set_code_rotation(level, scheme, torch.from_numpy(rotation).float())
                 report.setdefault(str(level), {})[scheme] = scores

@@ -270,6 +270,7 @@ class _Trainer:
                 modes,
                 self.config.thresholds.rotation_iterations,
                 self.config.optim.seed,
+                self.config.thresholds.rotation_cells,
             )
             self.head.set_code_rotation(level, scheme, torch.from_numpy(rotation).float())
             report.setdefault(str(level), {})[scheme] = scores

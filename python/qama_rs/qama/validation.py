@@ -100,12 +100,14 @@ def select_code_rotation(
     modes: Sequence[str] = ROTATION_MODES_TRIED,
     iterations: int = 20,
     seed: int = 0,
+    cells: str = "quantile",
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The code rotation of ``modes`` whose codes score best on the label-free signal, and every score.
 
     ``features``: the unrotated quantizer inputs of all documents ``(n, w)``; ``levels``: levels per
     feature; ``split``: `validation_split` of the same documents; ``quantizer_for(rotated_features)``
-    returns the engine quantizer fitted to them. Ties keep the earlier mode.
+    returns the engine quantizer fitted to them; ``iterations``, ``seed``, ``cells``: of the quantization
+    rotation (`qama_rs.qama.rotation.quantization_rotation`). Ties keep the earlier mode.
     """
     rows, fit_rows, target = split
     plain = np.asarray(features, dtype=np.float64)
@@ -117,7 +119,7 @@ def select_code_rotation(
             rotation = np.eye(width)
         elif mode in ("random", "itq"):
             steps = iterations if mode == "itq" else 0
-            rotation = quantization_rotation(plain[fit_rows], levels, steps, seed=seed)
+            rotation = quantization_rotation(plain[fit_rows], levels, steps, seed=seed, cells=cells)
         else:
             raise ValueError(f"unknown rotation mode {mode!r}; modes are {ROTATION_MODES_TRIED}")
         rotated = (plain @ rotation).astype(np.float32)
