@@ -154,6 +154,8 @@ def test_train_main_cli(tmp_path, monkeypatch, capsys):
             "1",
             "--model",
             str(dataset / "emb.npy"),
+            "--seed",
+            "4",
             "--quiet",
         ]
     )
@@ -161,6 +163,9 @@ def test_train_main_cli(tmp_path, monkeypatch, capsys):
     assert "trained 2 steps on 120 documents" in capsys.readouterr().out
     model = QamaModel.load(tmp_path / "out")
     assert model.training["data"][0]["docs"] == 120
+    assert model.config.optim.seed == 4
+    with pytest.raises(ValueError, match="optim.seed"):
+        train_main(["--dataset", str(dataset), "--out", str(tmp_path / "neg"), "--seed", "-1", "--quiet"])
     with pytest.raises(SystemExit):
         train_main(["--out", str(tmp_path / "x")])  # --dataset is required
 

@@ -194,6 +194,8 @@ class OptimConfig:
             raise ValueError(f"optim.grad_clip must be > 0, got {self.grad_clip}")
         if self.labelled_batch_size < 2:
             raise ValueError(f"optim.labelled_batch_size must be >= 2, got {self.labelled_batch_size}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"optim.seed must be an int >= 0, got {self.seed!r}")
 
 
 @dataclass

@@ -594,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--ablation", choices=ABLATION_STEPS, help="train this ablation step's config instead"
     )
     parser.add_argument("--epochs", type=int, metavar="N", help="override optim.epochs")
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="override optim.seed (also the validation hold-out and rotation start)"
+    )
     parser.add_argument("--model", help="base embedding model (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--no-labelled", action="store_true", help="ignore train-split qrels pairs")
     parser.add_argument(
@@ -616,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    """``qama train --dataset PATH [--dataset PATH ...] --out DIR [--config FILE] [--ablation STEP] [--epochs N]``.
+    """``qama train --dataset PATH [--dataset PATH ...] --out DIR [--config FILE] [--ablation STEP] [--epochs N]
+    [--seed N]``.
 
     Returns the process exit status (0)."""
     args = build_parser().parse_args(argv)
@@ -627,6 +631,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         config = ablation_config(args.ablation, config)
     if args.epochs is not None:
         config.optim.epochs = args.epochs
+    if args.seed is not None:
+        config.optim.seed = args.seed
     config.validate()
     if args.threads < 1:
         raise SystemExit("--threads must be >= 1")
