@@ -14,8 +14,8 @@ problem ``min_R ||V R - B||_F`` in closed form (``R = U W^T`` from the SVD of ``
 random rotation. The cells are by default the quantizer's own — equal-mass bins (the thresholds are
 quantiles), each level the Gaussian's mean inside its bin — or, with ``cells="lloyd_max"``, the Lloyd-Max
 cells of a Gaussian (Max 1960), which the equal-mass thresholds then do not match. On scifact ITQ lifts 1-bit
-recall@10 from .58 (random rotation) to .61 and 2-bit from .71 to .73; matching the cells adds .01–.025 at
-1.5 and 2 bits (train/README.md, "Documents only").
+recall@10 from .58 (random rotation) to .61 and 2-bit from .71 to .73; matching the cells adds .011 / .020
+of scifact recall@10 at 1.5 / 2 bits (train/README.md, "Documents only").
 """
 
 from __future__ import annotations
