@@ -47,3 +47,60 @@ class Bench:
         qn = q_feat / np.linalg.norm(q_feat, axis=1, keepdims=True)
         dn = d_feat / np.linalg.norm(d_feat, axis=1, keepdims=True)
         return self.score(np.argsort(-(qn @ dn.T), axis=1)[:, :100])
+
+
+# The lab's recorded numbers (train/README.md) were measured with ITQ fitted to Gaussian Lloyd-Max cells, the
+# default before round 4; the shipped default is "quantile" (probe_itq_cells.py compares the two).
+LAB_CELLS = "lloyd_max"
+
+
+def pca_axes(x):
+    """Principal axes of the centred covariance, by decreasing variance (columns)."""
+    c = np.cov(x - x.mean(0), rowvar=False)
+    w, v = np.linalg.eigh(c)
+    return v[:, np.argsort(w)[::-1]]
+
+
+def hybrid_features(z):
+    """The hybrid scheme's quantizer input: three quarters kept, the last quarter summed in pairs / sqrt 2."""
+    kept = 3 * z.shape[1] // 4
+    tail = z[:, kept:].reshape(len(z), -1, 2).sum(-1) / np.sqrt(2.0)
+    return np.concatenate([z[:, :kept], tail], 1)
+
+
+def levels_of(scheme, width):
+    """Levels per quantizer input of a scheme (hybrid: 4 / 3 / 2 / 2 by quarter, the last pair-reduced)."""
+    if scheme == "hybrid":
+        q = width * 8 // 7 // 4
+        return np.array([4] * q + [3] * q + [2] * q + [2] * (q // 2))
+    return np.full(width, {"1bit": 2, "1.5bit": 3, "2bit": 4}[scheme])
+
+
+def quantizer(features, levels):
+    """Engine quantizer with equal-mass (quantile) thresholds per feature."""
+    width = levels.max() - 1
+    t = np.full((features.shape[1], width), np.inf, np.float32)
+    for j, count in enumerate(levels):
+        t[j, : count - 1] = np.quantile(features[:, j], np.arange(1, count) / count)
+    return qama_rs.Quantizer(t, levels)
+
+
+class PcaFrame:
+    """A bench's documents and queries in the corpus PCA frame (centred axes applied to the uncentred
+    embeddings, as the head's skip), with the label-free validation split: held-out rows (10 %, at most
+    1,000), the rows to fit on, and the held-out rows' float32 top-10."""
+
+    def __init__(self, bench):
+        from qama_rs.qama.validation import float_neighbours, holdout_rows
+
+        axes = pca_axes(bench.docs)
+        self.docs, self.queries = bench.docs @ axes, bench.queries @ axes
+        self.rows = holdout_rows(len(self.docs), min(1000, len(self.docs) // 10))
+        self.fit = np.setdiff1d(np.arange(len(self.docs)), self.rows)
+        self.target = float_neighbours(bench.docs, self.rows)
+
+    def scheme(self, scheme):
+        """(document inputs, query inputs, levels per input) of a scheme's quantizer."""
+        reduce = hybrid_features if scheme == "hybrid" else (lambda z: z)
+        fd = reduce(self.docs)
+        return fd, reduce(self.queries), levels_of(scheme, fd.shape[1])

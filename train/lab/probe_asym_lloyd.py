@@ -7,8 +7,7 @@ Usage: python train/lab/probe_asym_lloyd.py scifact dbpedia-5k
 import sys
 
 import numpy as np
-from common import Bench
-from probe_variance import pca_axes
+from common import LAB_CELLS, Bench, pca_axes
 
 import qama_rs
 from qama_rs.qama.rotation import quantization_rotation
@@ -45,7 +44,7 @@ def main():
                 if frame == "raw":
                     r = np.eye(384)
                 else:
-                    r = p @ quantization_rotation(b.docs @ p, np.full(384, count), 20 if frame == "pca+itq" else 0)
+                    r = p @ quantization_rotation(b.docs @ p, np.full(384, count), 20 if frame == "pca+itq" else 0, cells=LAB_CELLS)
                 xd, xq = (b.docs @ r).astype(np.float32), (b.queries @ r).astype(np.float32)
                 for iterations in (0, 10):
                     codes, recon, _ = lloyd(xd, count, iterations)

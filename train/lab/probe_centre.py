@@ -8,12 +8,11 @@ Usage: python train/lab/probe_centre.py scifact dbpedia-5k
 import sys
 
 import numpy as np
-from common import Bench
-from probe_variance import hybrid_features, levels_of, pca_axes, quantizer
+from common import LAB_CELLS, Bench, PcaFrame, quantizer
 
 import qama_rs
 from qama_rs.qama.rotation import quantization_rotation, random_rotation
-from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
+from qama_rs.qama.validation import label_free_recall
 
 
 def zero_centred(features, levels):
@@ -35,16 +34,11 @@ def zero_centred(features, levels):
 def main():
     for name in sys.argv[1:]:
         b = Bench(name)
-        p = pca_axes(b.docs)
-        zd, zq = b.docs @ p, b.queries @ p
-        rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
-        fit = np.setdiff1d(np.arange(len(zd)), rows)
-        target = float_neighbours(b.docs, rows)
+        frame = PcaFrame(b)
+        rows, fit, target = frame.rows, frame.fit, frame.target
         for scheme in ("1bit", "1.5bit", "2bit", "hybrid"):
-            fd = hybrid_features(zd) if scheme == "hybrid" else zd
-            fq = hybrid_features(zq) if scheme == "hybrid" else zq
-            levels = levels_of(scheme, fd.shape[1])
-            for rot_name, r in (("itq", quantization_rotation(fd[fit], levels, 20)), ("random", random_rotation(fd.shape[1]))):
+            fd, fq, levels = frame.scheme(scheme)
+            for rot_name, r in (("itq", quantization_rotation(fd[fit], levels, 20, cells=LAB_CELLS)), ("random", random_rotation(fd.shape[1]))):
                 xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
                 for centre, quant in (("median", quantizer(xd, levels)), ("zero", zero_centred(xd, levels))):
                     val = label_free_recall(xd, quant, rows, target)

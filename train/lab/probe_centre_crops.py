@@ -8,29 +8,25 @@ Usage: python train/lab/probe_centre_crops.py scifact dbpedia-5k
 import sys
 
 import numpy as np
-from common import Bench
+from common import LAB_CELLS, Bench, PcaFrame, hybrid_features, pca_axes, quantizer
 from probe_centre import zero_centred
 from probe_pseudo import crop_recall, crops_of
-from probe_variance import hybrid_features, levels_of, pca_axes, quantizer
 
 from qama_rs.qama.rotation import quantization_rotation
-from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
+from qama_rs.qama.validation import label_free_recall
 
 for name in sys.argv[1:]:
     b = Bench(name)
-    p = pca_axes(b.docs)
+    frame = PcaFrame(b)
+    rows, fit, target = frame.rows, frame.fit, frame.target
     crops = crops_of(b).astype(np.float32)
-    zd, zq, zc = b.docs @ p, b.queries @ p, crops @ p
-    rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
-    fit = np.setdiff1d(np.arange(len(zd)), rows)
-    target = float_neighbours(b.docs, rows)
+    zc = crops @ pca_axes(b.docs)
     pick = np.random.default_rng(0).choice(len(crops), min(1000, len(crops)), replace=False)
     crop_target = np.argsort(-(crops[pick] @ b.docs.T), axis=1)[:, :10]
     for scheme in ("1bit", "1.5bit", "2bit", "hybrid"):
-        f = hybrid_features if scheme == "hybrid" else (lambda z: z)
-        fd, fq, fc = f(zd), f(zq), f(zc[pick])
-        levels = levels_of(scheme, fd.shape[1])
-        r = quantization_rotation(fd[fit], levels, 20)
+        fd, fq, levels = frame.scheme(scheme)
+        fc = hybrid_features(zc[pick]) if scheme == "hybrid" else zc[pick]
+        r = quantization_rotation(fd[fit], levels, 20, cells=LAB_CELLS)
         xd, xq, xc = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32), (fc @ r).astype(np.float32)
         for centre, quant in (("median", quantizer(xd, levels)), ("zero", zero_centred(xd, levels))):
             val = label_free_recall(xd, quant, rows, target)

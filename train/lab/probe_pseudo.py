@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import Bench
+from common import LAB_CELLS, Bench
 
 import qama_rs
 from qama_rs.data.embed import embed_texts
@@ -49,9 +49,9 @@ def main():
         fit = np.setdiff1d(np.arange(len(docs)), rows)
         for scheme in ("1bit", "1.5bit", "2bit"):
             levels = [LEVELS[scheme]] * 384
-            cands = {"raw axes": np.eye(384), "random": quantization_rotation(docs[fit], levels, 0),
-                     "itq(docs)": quantization_rotation(docs[fit], levels, 20),
-                     "itq(docs+crops)": quantization_rotation(np.vstack([docs[fit], crops]), levels, 20)}
+            cands = {"raw axes": np.eye(384), "random": quantization_rotation(docs[fit], levels, 0, cells=LAB_CELLS),
+                     "itq(docs)": quantization_rotation(docs[fit], levels, 20, cells=LAB_CELLS),
+                     "itq(docs+crops)": quantization_rotation(np.vstack([docs[fit], crops]), levels, 20, cells=LAB_CELLS)}
             for cname, r in cands.items():
                 d, q, c = (docs @ r).astype(np.float32), (b.queries @ r).astype(np.float32), (crops @ r).astype(np.float32)
                 quant = qama_rs.Quantizer.fit(d, scheme)

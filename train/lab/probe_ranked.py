@@ -13,11 +13,10 @@ import time
 
 import numpy as np
 import torch
-from common import Bench
-from probe_variance import hybrid_features, levels_of, pca_axes, quantizer
+from common import LAB_CELLS, Bench, PcaFrame, quantizer
 
 from qama_rs.qama.rotation import quantization_rotation
-from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
+from qama_rs.qama.validation import label_free_recall
 
 
 def quantile_thresholds(x, levels):
@@ -82,16 +81,11 @@ def train_rotation(feat, base, levels, start, fit_rows, steps=200, k=32, negativ
 def main():
     for name in sys.argv[1:]:
         b = Bench(name)
-        p = pca_axes(b.docs)
-        zd, zq = b.docs @ p, b.queries @ p
-        rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
-        fit = np.setdiff1d(np.arange(len(zd)), rows)
-        target = float_neighbours(b.docs, rows)
+        frame = PcaFrame(b)
+        rows, fit, target = frame.rows, frame.fit, frame.target
         for scheme in ("1bit", "1.5bit", "2bit", "hybrid"):
-            fd = hybrid_features(zd) if scheme == "hybrid" else zd
-            fq = hybrid_features(zq) if scheme == "hybrid" else zq
-            levels = levels_of(scheme, fd.shape[1])
-            itq = quantization_rotation(fd[fit], levels, 20)
+            fd, fq, levels = frame.scheme(scheme)
+            itq = quantization_rotation(fd[fit], levels, 20, cells=LAB_CELLS)
             cands = {"itq": itq}
             t0 = time.time()
             cands["ranked"] = train_rotation(fd, b.docs, levels, itq, fit)

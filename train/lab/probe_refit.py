@@ -8,8 +8,7 @@ import sys
 
 import numpy as np
 import torch
-from common import Bench
-from probe_variance import quantizer
+from common import LAB_CELLS, Bench, quantizer
 
 from qama_rs.qama.model import QamaModel
 from qama_rs.qama.rotation import quantization_rotation
@@ -28,7 +27,7 @@ def main():
                 width = model.head.code_rotation(dims, scheme).shape[0]
                 model.head.set_code_rotation(dims, scheme, torch.eye(width))
                 plain_d, plain_q = model.features(b.docs, dims, scheme), model.features(b.queries, dims, scheme)
-                r = quantization_rotation(plain_d, levels, 20)
+                r = quantization_rotation(plain_d, levels, 20, cells=LAB_CELLS)
                 xd, xq = (plain_d @ r).astype(np.float32), (plain_q @ r).astype(np.float32)
                 refit = b.hamming(xq, xd, scheme, quantizer=quantizer(xd, levels))
                 print(f"{name} {dims} {scheme:6s} shipped {shipped[0]:.4f}/{shipped[1]:.3f} "

@@ -8,12 +8,11 @@ Usage: python train/lab/probe_spacing.py scifact dbpedia-5k
 import sys
 
 import numpy as np
-from common import Bench
-from probe_variance import hybrid_features, levels_of, pca_axes
+from common import LAB_CELLS, Bench, PcaFrame
 
 import qama_rs
 from qama_rs.qama.rotation import quantization_rotation
-from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
+from qama_rs.qama.validation import label_free_recall
 
 DELTAS = {3: (0.1, 1 / 6, 0.23, 0.3, 0.36), 4: (0.15, 0.25, 0.337, 0.4, 0.44)}
 
@@ -30,15 +29,11 @@ def spaced_quantizer(features, levels, delta3, delta4):
 def main():
     for name in sys.argv[1:]:
         b = Bench(name)
-        p = pca_axes(b.docs)
-        zd, zq = b.docs @ p, b.queries @ p
-        rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
-        target = float_neighbours(b.docs, rows)
+        frame = PcaFrame(b)
+        rows, target = frame.rows, frame.target
         for scheme in ("1.5bit", "2bit", "hybrid"):
-            fd = hybrid_features(zd) if scheme == "hybrid" else zd
-            fq = hybrid_features(zq) if scheme == "hybrid" else zq
-            levels = levels_of(scheme, fd.shape[1])
-            r = quantization_rotation(fd, levels, 20)
+            fd, fq, levels = frame.scheme(scheme)
+            r = quantization_rotation(fd, levels, 20, cells=LAB_CELLS)
             xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
             grid = [(d3, 0.25) for d3 in DELTAS[3]] if scheme == "1.5bit" else [(1 / 6, d4) for d4 in DELTAS[4]]
             if scheme == "hybrid":

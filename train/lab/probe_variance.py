@@ -11,11 +11,10 @@ Usage: python train/lab/probe_variance.py scifact dbpedia-5k
 import sys
 
 import numpy as np
-from common import Bench
+from common import LAB_CELLS, Bench, PcaFrame, quantizer
 
-import qama_rs
 from qama_rs.qama.rotation import quantization_rotation, random_rotation
-from qama_rs.qama.validation import float_neighbours, holdout_rows, label_free_recall
+from qama_rs.qama.validation import label_free_recall
 
 
 def majorized_target(spectrum: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -93,46 +92,15 @@ def variance_matching_rotation(features: np.ndarray, weights: np.ndarray) -> np.
     return result
 
 
-def pca_axes(x):
-    c = np.cov(x - x.mean(0), rowvar=False)
-    w, v = np.linalg.eigh(c)
-    return v[:, np.argsort(w)[::-1]]
-
-
-def hybrid_features(z):
-    kept = 3 * z.shape[1] // 4
-    tail = z[:, kept:].reshape(len(z), -1, 2).sum(-1) / np.sqrt(2.0)
-    return np.concatenate([z[:, :kept], tail], 1)
-
-
-def levels_of(scheme, width):
-    if scheme == "hybrid":
-        q = width * 8 // 7 // 4
-        return np.array([4] * q + [3] * q + [2] * q + [2] * (q // 2))
-    return np.full(width, {"1bit": 2, "1.5bit": 3, "2bit": 4}[scheme])
-
-
-def quantizer(features, levels):
-    width = levels.max() - 1
-    t = np.full((features.shape[1], width), np.inf, np.float32)
-    for j, count in enumerate(levels):
-        t[j, : count - 1] = np.quantile(features[:, j], np.arange(1, count) / count)
-    return qama_rs.Quantizer(t, levels)
-
-
 def main():
     for name in sys.argv[1:]:
         b = Bench(name)
-        p = pca_axes(b.docs)
-        zd, zq = b.docs @ p, b.queries @ p
-        rows = holdout_rows(len(zd), min(1000, len(zd) // 10))
-        target = float_neighbours(b.docs, rows)
+        frame = PcaFrame(b)
+        rows, target = frame.rows, frame.target
         for scheme in ("hybrid",):
-            fd = hybrid_features(zd) if scheme == "hybrid" else zd
-            fq = hybrid_features(zq) if scheme == "hybrid" else zq
-            levels = levels_of(scheme, fd.shape[1])
+            fd, fq, levels = frame.scheme(scheme)
             cands = {"none": np.eye(fd.shape[1]), "random": random_rotation(fd.shape[1])}
-            cands["itq"] = quantization_rotation(fd, levels, 20)
+            cands["itq"] = quantization_rotation(fd, levels, 20, cells=LAB_CELLS)
             for power in (0.5, 1.0, 1.5, 2.0):
                 vm = variance_matching_rotation(fd, (levels - 1.0) ** power)
                 cands[f"vm{power}"] = vm
