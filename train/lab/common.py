@@ -93,6 +93,7 @@ class PcaFrame:
     def __init__(self, bench):
         from qama_rs.qama.validation import float_neighbours, holdout_rows
 
+        self.bench = bench
         axes = pca_axes(bench.docs)
         self.docs, self.queries = bench.docs @ axes, bench.queries @ axes
         self.rows = holdout_rows(len(self.docs), min(1000, len(self.docs) // 10))
@@ -104,3 +105,11 @@ class PcaFrame:
         reduce = hybrid_features if scheme == "hybrid" else (lambda z: z)
         fd = reduce(self.docs)
         return fd, reduce(self.queries), levels_of(scheme, fd.shape[1])
+
+    def scores(self, xd, xq, scheme, quant):
+        """(label-free validation recall, test NDCG@10, test recall@10) of the codes of ``quant`` for the
+        documents' and queries' quantizer inputs ``xd`` / ``xq``."""
+        from qama_rs.qama.validation import label_free_recall
+
+        val = label_free_recall(xd, quant, self.rows, self.target)
+        return (val, *self.bench.hamming(xq, xd, scheme, quantizer=quant))

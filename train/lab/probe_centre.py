@@ -12,7 +12,6 @@ from common import LAB_CELLS, Bench, PcaFrame, quantizer
 
 import qama_rs
 from qama_rs.qama.rotation import quantization_rotation, random_rotation
-from qama_rs.qama.validation import label_free_recall
 
 
 def zero_centred(features, levels):
@@ -35,14 +34,13 @@ def main():
     for name in sys.argv[1:]:
         b = Bench(name)
         frame = PcaFrame(b)
-        rows, fit, target = frame.rows, frame.fit, frame.target
+        fit = frame.fit
         for scheme in ("1bit", "1.5bit", "2bit", "hybrid"):
             fd, fq, levels = frame.scheme(scheme)
             for rot_name, r in (("itq", quantization_rotation(fd[fit], levels, 20, cells=LAB_CELLS)), ("random", random_rotation(fd.shape[1]))):
                 xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
                 for centre, quant in (("median", quantizer(xd, levels)), ("zero", zero_centred(xd, levels))):
-                    val = label_free_recall(xd, quant, rows, target)
-                    ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
+                    val, ndcg, rec = frame.scores(xd, xq, scheme, quant)
                     print(f"{name} {scheme:6s} {rot_name:6s} {centre:6s} val {val:.3f} test {ndcg:.4f} / {rec:.3f}", flush=True)
 
 

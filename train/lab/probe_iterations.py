@@ -9,7 +9,6 @@ import numpy as np
 from common import Bench, PcaFrame, quantizer
 
 from qama_rs.qama.rotation import quantization_rotation
-from qama_rs.qama.validation import label_free_recall
 
 
 def main():
@@ -22,8 +21,7 @@ def main():
                 r = quantization_rotation(fd[frame.fit], levels, iterations, 0, cells="quantile")
                 xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
                 quant = quantizer(xd, levels)
-                val = label_free_recall(xd, quant, frame.rows, frame.target)
-                ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
+                val, ndcg, rec = frame.scores(xd, xq, scheme, quant)
                 print(f"{name} {scheme:6s} iterations {iterations:3d} val {val:.3f} test {ndcg:.4f} / {rec:.3f}", flush=True)
 
 

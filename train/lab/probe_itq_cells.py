@@ -11,14 +11,13 @@ import numpy as np
 from common import Bench, PcaFrame, quantizer
 
 from qama_rs.qama.rotation import quantization_rotation
-from qama_rs.qama.validation import label_free_recall
 
 
 def main():
     for name in sys.argv[1:]:
         b = Bench(name)
         frame = PcaFrame(b)
-        rows, fit, target = frame.rows, frame.fit, frame.target
+        fit = frame.fit
         for scheme in ("1.5bit", "2bit", "hybrid"):
             fd, fq, levels = frame.scheme(scheme)
             for seed in (0, 1, 2):
@@ -26,8 +25,7 @@ def main():
                     r = quantization_rotation(fd[fit], levels, 20, seed, cells={"lloyd": "lloyd_max", "equal": "quantile"}[cells])
                     xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
                     quant = quantizer(xd, levels)
-                    val = label_free_recall(xd, quant, rows, target)
-                    ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
+                    val, ndcg, rec = frame.scores(xd, xq, scheme, quant)
                     print(f"{name} {scheme:6s} seed {seed} {cells:5s} val {val:.3f} test {ndcg:.4f} / {rec:.3f}", flush=True)
 
 

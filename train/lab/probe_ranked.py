@@ -16,7 +16,6 @@ import torch
 from common import LAB_CELLS, Bench, PcaFrame, quantizer
 
 from qama_rs.qama.rotation import quantization_rotation
-from qama_rs.qama.validation import label_free_recall
 
 
 def quantile_thresholds(x, levels):
@@ -82,7 +81,7 @@ def main():
     for name in sys.argv[1:]:
         b = Bench(name)
         frame = PcaFrame(b)
-        rows, fit, target = frame.rows, frame.fit, frame.target
+        fit = frame.fit
         for scheme in ("1bit", "1.5bit", "2bit", "hybrid"):
             fd, fq, levels = frame.scheme(scheme)
             itq = quantization_rotation(fd[fit], levels, 20, cells=LAB_CELLS)
@@ -93,8 +92,7 @@ def main():
             for key, r in cands.items():
                 xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
                 quant = quantizer(xd, levels)
-                val = label_free_recall(xd, quant, rows, target)
-                ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
+                val, ndcg, rec = frame.scores(xd, xq, scheme, quant)
                 print(f"{name} {scheme:6s} {key:7s} val {val:.3f} test {ndcg:.4f} / {rec:.3f}"
                       + (f"  ({seconds:.0f} s)" if key == "ranked" else ""), flush=True)
 

@@ -10,14 +10,13 @@ import numpy as np
 from common import LAB_CELLS, Bench, PcaFrame, quantizer
 
 from qama_rs.qama.rotation import quantization_rotation
-from qama_rs.qama.validation import label_free_recall
 
 
 def main():
     for name in sys.argv[1:]:
         b = Bench(name)
         frame = PcaFrame(b)
-        rows, fit, target = frame.rows, frame.fit, frame.target
+        fit = frame.fit
         for scheme in ("1bit", "1.5bit", "2bit", "hybrid"):
             fd, fq, levels = frame.scheme(scheme)
             out = []
@@ -25,8 +24,7 @@ def main():
                 r = quantization_rotation(fd[fit], levels, 20, seed=seed, cells=LAB_CELLS)
                 xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
                 quant = quantizer(xd, levels)
-                val = label_free_recall(xd, quant, rows, target)
-                ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
+                val, ndcg, rec = frame.scores(xd, xq, scheme, quant)
                 out.append((val, ndcg, rec))
             a = np.array(out)
             best = a[a[:, 0].argmax()]

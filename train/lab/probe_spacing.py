@@ -12,7 +12,6 @@ from common import LAB_CELLS, Bench, PcaFrame
 
 import qama_rs
 from qama_rs.qama.rotation import quantization_rotation
-from qama_rs.qama.validation import label_free_recall
 
 DELTAS = {3: (0.1, 1 / 6, 0.23, 0.3, 0.36), 4: (0.15, 0.25, 0.337, 0.4, 0.44)}
 
@@ -30,7 +29,6 @@ def main():
     for name in sys.argv[1:]:
         b = Bench(name)
         frame = PcaFrame(b)
-        rows, target = frame.rows, frame.target
         for scheme in ("1.5bit", "2bit", "hybrid"):
             fd, fq, levels = frame.scheme(scheme)
             r = quantization_rotation(fd, levels, 20, cells=LAB_CELLS)
@@ -40,8 +38,7 @@ def main():
                 grid += [(d3, 0.337) for d3 in DELTAS[3]]
             for d3, d4 in grid:
                 quant = spaced_quantizer(xd, levels, d3, d4)
-                val = label_free_recall(xd, quant, rows, target)
-                ndcg, rec = b.hamming(xq, xd, scheme, quantizer=quant)
+                val, ndcg, rec = frame.scores(xd, xq, scheme, quant)
                 print(f"{name} {scheme:6s} d3 {d3:.3f} d4 {d4:.3f} val {val:.3f} test {ndcg:.4f} / {rec:.3f}", flush=True)
 
 

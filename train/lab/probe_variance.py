@@ -14,7 +14,6 @@ import numpy as np
 from common import LAB_CELLS, Bench, PcaFrame, quantizer
 
 from qama_rs.qama.rotation import quantization_rotation, random_rotation
-from qama_rs.qama.validation import label_free_recall
 
 
 def majorized_target(spectrum: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -54,11 +53,7 @@ def variance_matching_rotation(features: np.ndarray, weights: np.ndarray) -> np.
     apply Givens rotations, each moving variance between the feature most above its target and the one most
     below until one of them meets it (Chan & Li's constructive Schur-Horn; at most ``d`` rotations).
     """
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"features must be (n >= 2, d >= 1), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("features contain a non-finite value")
+    x = np.asarray(features, dtype=np.float64)  # lab inputs: (n, d) finite document features
     d = x.shape[1]
     cov = np.cov(x - x.mean(0), rowvar=False).reshape(d, d)
     spectrum, axes = np.linalg.eigh(cov)
@@ -96,7 +91,6 @@ def main():
     for name in sys.argv[1:]:
         b = Bench(name)
         frame = PcaFrame(b)
-        rows, target = frame.rows, frame.target
         for scheme in ("hybrid",):
             fd, fq, levels = frame.scheme(scheme)
             cands = {"none": np.eye(fd.shape[1]), "random": random_rotation(fd.shape[1])}
@@ -112,12 +106,10 @@ def main():
                 cands[f"vm{power}+rand"] = vm @ block
             for key, r in cands.items():
                 xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
-                quant = quantizer(xd, levels)
-                val = label_free_recall(xd, quant, rows, target)
+                val, ndcg, rec = frame.scores(xd, xq, scheme, quantizer(xd, levels))
                 var = xd.var(0)
                 shares = [var[levels == g].sum() / var.sum() for g in (4, 3, 2)]
-                test = b.hamming(xq, xd, scheme, quantizer=quant)
-                print(f"{name} {scheme} {key:12s} val {val:.3f} test ndcg {test[0]:.4f} rec {test[1]:.3f} "
+                print(f"{name} {scheme} {key:12s} val {val:.3f} test ndcg {ndcg:.4f} rec {rec:.3f} "
                       f"var shares {np.round(shares, 3)}", flush=True)
 
 
