@@ -55,6 +55,18 @@ def test_learned_rotation_is_orthogonal_and_beats_its_random_start(count, cells)
         quantization_rotation(v, [count] * v.shape[1], cells="kmeans")
 
 
+def test_rotation_starts_from_the_given_matrix():
+    v = _correlated(d=8)
+    start = random_rotation(8, 7)
+    np.testing.assert_allclose(quantization_rotation(v, [3] * 8, iterations=0, start=start), start, atol=1e-6)
+    learned = quantization_rotation(v, [3] * 8, iterations=20, start=start)
+    assert _quantization_error(v, learned, 3, "quantile") < _quantization_error(v, start, 3, "quantile")
+    with pytest.raises(ValueError, match="start must be an orthogonal"):
+        quantization_rotation(v, [3] * 8, start=2 * np.eye(8))
+    with pytest.raises(ValueError, match="start must be an orthogonal"):
+        quantization_rotation(v, [3] * 8, start=np.eye(7))
+
+
 def test_equal_mass_codebook_is_the_gaussian_mean_of_each_quantile_bin():
     values, bounds = equal_mass_codebook(3)
     np.testing.assert_allclose(bounds, [-0.430727, 0.430727], atol=1e-6)  # Phi^-1(1/3), Phi^-1(2/3)

@@ -71,12 +71,15 @@ def quantization_rotation(
     iterations: int = 30,
     seed: int = 0,
     cells: str = "quantile",
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Orthogonal ``R`` (``(d, d)``, float64) minimising the quantization error of ``(features - mean) @ R``
     when rotated feature ``j`` is quantized into ``levels[j]`` cells (``cells``: ``"quantile"``, equal-mass
     bins as the thermometer quantizer uses, or ``"lloyd_max"``, Gaussian Lloyd-Max cells for 2–4 levels).
 
-    ``features``: ``(n, d)`` document features (n >= 2, finite). ``iterations = 0`` returns the random start.
+    ``features``: ``(n, d)`` document features (n >= 2, finite). The iterations start from ``start`` (an
+    orthogonal ``(d, d)`` matrix) or, by default, from a random rotation drawn with ``seed``;
+    ``iterations = 0`` returns the start.
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
@@ -101,7 +104,12 @@ def quantization_rotation(
             values = gaussian_levels(int(count))
             bounds = (values[1:] + values[:-1]) / 2  # Lloyd-Max: the nearest level's cell
         groups.append((np.flatnonzero(levels == count), values.astype(np.float32), bounds.astype(np.float32)))
-    rotation = random_rotation(d, seed).astype(np.float32)
+    if start is None:
+        rotation = random_rotation(d, seed).astype(np.float32)
+    else:
+        rotation = np.asarray(start, dtype=np.float32)
+        if rotation.shape != (d, d) or np.abs(rotation.T @ rotation - np.eye(d)).max() > 1e-3:
+            raise ValueError(f"start must be an orthogonal ({d}, {d}) matrix")
     for _ in range(iterations):
         z = v @ rotation
         spread = z.std(0).clip(1e-12)
