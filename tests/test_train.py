@@ -1,6 +1,7 @@
 """Training: a short run lowers the loss and improves held-out neighbour preservation; checkpoints; CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,38 @@ def test_train_rejects_bad_input(tmp_path):
         TrainingData(docs=np.full((4, D), np.nan, dtype=np.float32))
 
 
+def test_head_config_resized_scales_the_levels():
+    assert HeadConfig().resized(768).levels == (768, 384, 256, 192, 96)
+    assert HeadConfig().resized(32).levels == (32, 16, 8)  # 128 / 12 and 96 / 12 round to 8; 48 / 12 drops
+    assert HeadConfig().resized(384) == HeadConfig()
+    for bad in (100, 4, 384.0):
+        with pytest.raises(ValueError, match="multiple of 8"):
+            HeadConfig().resized(bad)
+
+
+def test_the_default_config_is_sized_to_the_embeddings_when_asked(tmp_path):
+    docs = _clustered(200, seed=6)
+    model = QamaModel.load(train(QamaConfig(), TrainingData(docs=docs), tmp_path / "fit", fit_width=True, progress=False))
+    assert model.dim == D and model.levels == (32, 16, 8)
+    assert model.config.head.input_dim == D and model.transform(docs).shape == (200, D)
+
+
+def test_a_head_trained_on_another_model_records_it(tmp_path, monkeypatch):
+    from qama_rs.data.embed import default_model_path
+
+    monkeypatch.setenv("QAMA_CACHE", str(tmp_path / "cache"))
+    dataset = tmp_path / "tiny"
+    _write_beir(dataset, _clustered(40, seed=7))
+    bundled = default_model_path()
+    out = train(QamaConfig(), [str(dataset)], tmp_path / "out", model=bundled, labelled=False, progress=False)
+    model = QamaModel.load(out)
+    assert model.base_model == str(Path(bundled).resolve())  # QamaModel.embed loads this one
+    assert model.embed(["document 3"]).shape == (1, 384)
+    # .npy embeddings name no model: the config's own base model stays.
+    npy = train(_config(), [str(dataset)], tmp_path / "npy", model=str(dataset / "emb.npy"), progress=False)
+    assert QamaModel.load(npy).base_model == _config().base_model
+
+
 def test_labelled_pairs_are_used(tmp_path):
     docs = _clustered(300, seed=4)
     rng = np.random.default_rng(0)
@@ -164,6 +197,9 @@ def test_train_main_cli(tmp_path, monkeypatch, capsys):
     model = QamaModel.load(tmp_path / "out")
     assert model.training["data"][0]["docs"] == 120
     assert model.config.optim.seed == 4
+    # No --config: the built-in (384-d) config is sized to the 32-d embeddings.
+    assert train_main(["--dataset", str(dataset), "--out", str(tmp_path / "sized"), "--model", str(dataset / "emb.npy"), "--quiet"]) == 0
+    assert QamaModel.load(tmp_path / "sized").levels == (32, 16, 8)
     with pytest.raises(ValueError, match="optim.seed"):
         train_main(["--dataset", str(dataset), "--out", str(tmp_path / "neg"), "--seed", "-1", "--quiet"])
     with pytest.raises(SystemExit):

@@ -66,6 +66,19 @@ class HeadConfig:
             raise ValueError(f"head.pair_hidden must be >= 1, got {self.pair_hidden}")
 
 
+    def resized(self, input_dim: int) -> HeadConfig:
+        """A copy for ``input_dim``-wide embeddings: every level scaled by ``input_dim / self.input_dim`` and
+        rounded down to a multiple of 8 (the hybrid scheme's quarters and pairs), duplicates and levels under 8
+        dropped. The default levels (384, 192, 128, 96, 48) become (768, 384, 256, 192, 96) for a 768-d model."""
+        if not isinstance(input_dim, int) or input_dim < 8 or input_dim % 8:
+            raise ValueError(f"input_dim must be a multiple of 8 and >= 8, got {input_dim!r}")
+        scaled = [input_dim] + [level * input_dim // self.input_dim // 8 * 8 for level in self.levels[1:]]
+        levels = tuple(sorted({level for level in scaled if level >= 8}, reverse=True))
+        resized = dataclasses.replace(self, input_dim=input_dim, levels=levels)
+        resized.validate()
+        return resized
+
+
 @dataclass
 class ThresholdConfig:
     """Quantization schemes trained and the threshold statistics (see `qama_rs.qama.thresholds`)."""

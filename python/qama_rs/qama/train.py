@@ -26,7 +26,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -513,13 +513,16 @@ def train(
     labelled: bool = True,
     resume: bool = False,
     progress: bool = True,
+    fit_width: bool = False,
 ) -> Path:
     """Train a QAMA head and write ``head.safetensors`` + ``config.json`` (+ ``checkpoint.pt``) to ``out_dir``.
 
     ``datasets``: BEIR dataset names/paths (their documents, and ``train`` qrels pairs if ``labelled``), or a
     ready `TrainingData`. ``model``: base embedding model (default: the bundled all-MiniLM-L6-v2).
     ``resume``: continue from ``out_dir/checkpoint.pt`` (written after every epoch) — the config must match.
-    Returns ``out_dir``.
+    ``fit_width``: when the embeddings are not ``config.head.input_dim`` wide, train a head sized to them
+    (`HeadConfig.resized`: the levels scale with the width) instead of raising; ``qama train`` without
+    ``--config`` does this. Returns ``out_dir``.
     """
     from qama_rs.qama.model import QamaModel
 
@@ -535,9 +538,16 @@ def train(
         else load_training_data(datasets, model, labelled, progress)
     )
     if data.docs.shape[1] != config.head.input_dim:
-        raise ValueError(
-            f"embeddings are {data.docs.shape[1]}-d but head.input_dim is {config.head.input_dim}"
-        )
+        if not fit_width:
+            raise ValueError(
+                f"embeddings are {data.docs.shape[1]}-d but head.input_dim is {config.head.input_dim}"
+            )
+        config = replace(config, head=config.head.resized(int(data.docs.shape[1]))).validate()
+    if model is not None and not str(model).endswith(".npy"):
+        # The head belongs to the model that embedded its training documents: QamaModel.embed uses this one.
+        # (A folder is recorded as an absolute path; a model name as given.)
+        folder = Path(model).expanduser()
+        config = replace(config, base_model=str(folder.resolve()) if folder.is_dir() else str(model))
     if not labelled:
         data = TrainingData(docs=data.docs, description=data.description)
     started = time.perf_counter()
@@ -645,6 +655,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         labelled=not args.no_labelled,
         resume=args.resume,
         progress=not args.quiet,
+        # The built-in configs are sized for 384-d MiniLM; a config file says its own width.
+        fit_width=args.config is None,
     )
     summary = json.loads((out / "config.json").read_text())["training"]
     print(
