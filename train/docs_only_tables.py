@@ -6,6 +6,11 @@ queries, NDCG@10 with its bootstrap 95 % CI and recall@10 against the exact floa
     qama train --dataset dbpedia-5k --no-labelled --out runs/doconly-dbpedia-5k
     qama train --dataset D --no-labelled --seed S --out runs/doconly-D-seedS     # S = 1, 2: the seed rows
     python train/docs_only_tables.py            # + the shipped pretrained head (train/pretrain.py)
+
+Another base model (no pretrained head for it: those rows are left out; widths scale with the model's):
+
+    qama train --dataset D --no-labelled [--seed S] --model M --out runs/M-name/doconly-D[-seedS]
+    python train/docs_only_tables.py --model M --runs runs/M-name --name qama_docs_only_M-name
 """
 
 from __future__ import annotations
@@ -28,11 +33,15 @@ PAPER = {"1bit": 0.896, "1.5bit": 0.957, "hybrid": 0.971, "2bit": 0.976}
 AIM = {"1bit": 0.92, "1.5bit": 0.97, "hybrid": 0.98, "2bit": 0.99}
 
 
+#: The base model of every row (None: the bundled all-MiniLM-L6-v2); set once by `main` from --model.
+MODEL: str | None = None
+
+
 @functools.cache
 def run(dataset: str, spec: str) -> dict:
     """One factory index evaluated on the test queries (cached: the seed-0 head appears in two rows). Callers
     must not modify the returned dict."""
-    r = evaluate(dataset, spec, n_resamples=1000)
+    r = evaluate(dataset, spec, n_resamples=1000, model=MODEL)
     return {k: r[k] for k in ("spec", "dims", "ndcg@10", "ci95", "recall@10", "bytes_per_vector", "per_query")}
 
 
@@ -76,25 +85,35 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["scifact", "dbpedia-5k"])
     parser.add_argument("--runs", default="runs", help="folder holding doconly-<dataset> heads")
     parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--model", help="base model folder (default: the bundled all-MiniLM-L6-v2, with the "
+                        "pretrained head's rows)")
+    parser.add_argument("--name", default="qama_docs_only", help="file name of the tables under --out")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="rotation seeds of the doc-only heads averaged in the 'mean of seeds' rows "
                         "(qama train --seed S --out runs/doconly-D-seedS)")
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
     seeds = sorted(set(args.seeds) | {0})
     span = f"mean of seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else "seed 0"
     heads = {ds: f"{args.runs}/doconly-{ds}" for ds in args.datasets}
+    # The pretrained head is MiniLM's; widths are the model's full width and its 1/2, 1/4, 1/8.
+    sources = (("pretrained head", "pretrained"),) if MODEL is None else ()
     rows: dict[str, list[dict]] = {}
     for ds in args.datasets:
         base = run(ds, "Flat")
+        width = base["dims"]
+        sources_of = (("doc-only head", heads[ds]), *sources)
         out = rows.setdefault(ds, [])
         out.append({"group": "float", "name": "base float32", **stored(base)})
-        for level in (384, 192, 96, 48):
+        for level in (width, width // 2, width // 4, width // 8):
             out.append({"group": "float", "name": "plain truncation", **stored(run(ds, f"Prefix{level},Flat")), "dims": level})
-            for label, source in ((f"doc-only head ({ds})", heads[ds]), ("pretrained head (wiki-50k)", "pretrained")):
+            for label, source in sources_of:
+                label = f"{label} ({ds})" if source == heads[ds] else f"{label} (wiki-50k)"
                 out.append({"group": "float", "name": label, **stored(run(ds, f"QAMA({source},{level}),Flat")), "dims": level})
         for bits, peer in ((1, "Binary"), (2, "LloydMax2")):
             entries = [(f"training-free {peer}, float query", run(ds, peer))]
-            for label, source in (("doc-only head", heads[ds]), ("pretrained head", "pretrained")):
+            for label, source in sources_of:
                 entries.append((f"{label}, learned codes, float query", run(ds, f"QAMA({source}),QamaAsym{bits}")))
             if len(seeds) > 1:
                 entries.insert(2, (f"doc-only head, {span}, learned codes, float query", seed_mean(
@@ -103,19 +122,19 @@ def main() -> None:
                 out.append({"group": "asymmetric", "scheme": f"{bits}bit", "name": label,
                             "retention": r["ndcg@10"] / base["ndcg@10"], **stored(r),
                             **paired_difference(r, entries[0][1])})
-        for dims in (384, 96):
+        for dims in (width, width // 4):
             for scheme, codec in SCHEMES.items():
-                prefix = "" if dims == 384 else f"Prefix{dims},"
+                prefix = "" if dims == width else f"Prefix{dims},"
                 untrained = run(ds, f"{prefix}{codec}")
                 entries = [("untrained quantile", untrained)]
-                for label, source in (("doc-only head", heads[ds]), ("pretrained head", "pretrained")):
-                    level = "" if dims == 384 else f",{dims}"
+                level = "" if dims == width else f",{dims}"
+                for label, source in sources_of:
                     entries.append((label, run(ds, f"QAMA({source}{level}),{codec}")))
                 if len(seeds) > 1:
                     entries.insert(2, (f"doc-only head, {span}", seed_mean(
                         ds, lambda s, lv=level, c=codec, d=ds: f"QAMA({head_folder(args.runs, d, s)}{lv}),{c}", seeds)))
                 for other in args.datasets:
-                    if other != ds and dims == 384:
+                    if other != ds and dims == width:
                         entries.append((f"transfer: doc-only head of {other}", run(ds, f"QAMA({heads[other]}),{codec}")))
                 for label, r in entries:
                     out.append({"group": f"hamming-{dims}", "scheme": scheme, "name": label,
@@ -125,11 +144,13 @@ def main() -> None:
     from qama_rs.qama.model import PRETRAINED_DEFAULT, PRETRAINED_ROOT
 
     seconds = {ds: training_seconds(Path(head)) for ds, head in heads.items()}
-    seconds["pretrained"] = training_seconds(PRETRAINED_ROOT / PRETRAINED_DEFAULT)
-    document = {"command": "python train/docs_only_tables.py", "cpu": cpu_description(), "rows": rows,
-                "training_seconds": seconds}
-    atomic_write(args.out / "qama_docs_only.json", lambda f: f.write(json.dumps(document, indent=1).encode()))
-    atomic_write(args.out / "qama_docs_only.md", lambda f: f.write(markdown(document).encode()))
+    if sources:
+        seconds["pretrained"] = training_seconds(PRETRAINED_ROOT / PRETRAINED_DEFAULT)
+    command = " ".join(["python train/docs_only_tables.py", *sys.argv[1:]])
+    document = {"command": command, "cpu": cpu_description(), "rows": rows, "training_seconds": seconds,
+                "model": MODEL or "all-MiniLM-L6-v2 (bundled)"}
+    atomic_write(args.out / f"{args.name}.json", lambda f: f.write(json.dumps(document, indent=1).encode()))
+    atomic_write(args.out / f"{args.name}.md", lambda f: f.write(markdown(document).encode()))
 
 
 def markdown(document: dict) -> str:
@@ -142,10 +163,12 @@ def markdown(document: dict) -> str:
              "row of its group (the untrained codes, or the training-free float-query codec) on the same queries, "
              "[paired bootstrap 95 % CI]: a CI that holds 0 is a tie within query noise. The pretrained head's "
              "code rotation and thresholds are refitted on the indexed documents when the index is built.", "",
+             f"Base model: {document.get('model', 'all-MiniLM-L6-v2 (bundled)')}.", "",
              "Training time on 2 cores, as each run recorded it in its config.json: " + ", ".join(
                  f"documents-only head of {ds} {sec:.0f} s" for ds, sec in document["training_seconds"].items()
-                 if ds != "pretrained") + f"; the pretrained head (wiki-50k, `python train/pretrain.py`) "
-             f"{document['training_seconds']['pretrained']:.0f} s, once.", ""]
+                 if ds != "pretrained") + (f"; the pretrained head (wiki-50k, `python train/pretrain.py`) "
+             f"{document['training_seconds']['pretrained']:.0f} s, once." if "pretrained" in
+             document["training_seconds"] else "; no pretrained head exists for this model."), ""]
     for ds, rows in document["rows"].items():
         base = rows[0]["ndcg@10"]
         lines += [f"## {ds} (base float32 {base:.4f})", "", "| codes (symmetric Hamming unless 'float query') | scheme | dims | spec | bytes | NDCG@10 | % of float32 | Δ NDCG@10 | recall@10 |",
