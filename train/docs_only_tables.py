@@ -154,9 +154,11 @@ def main() -> None:
 
 
 def markdown(document: dict) -> str:
-    lines = ["# QAMA without labels: documents-only and pretrained heads", "",
-             f"Command: `{document['command']}` (heads: `qama train --dataset D --no-labelled --out runs/doconly-D`; "
-             "pretrained: `python train/pretrain.py`). CPU: " + document["cpu"] + ".", "",
+    pretrained = "pretrained" in document["training_seconds"]
+    heads = ("`qama train --dataset D --no-labelled --out runs/doconly-D`; pretrained: `python train/pretrain.py`"
+             if pretrained else "`qama train --dataset D --no-labelled --model M [--seed S] --out RUNS/doconly-D[-seedS]`")
+    lines = ["# QAMA without labels: documents-only" + (" and pretrained heads" if pretrained else " heads"), "",
+             f"Command: `{document['command']}` (heads: {heads}). CPU: " + document["cpu"] + ".", "",
              "NDCG@10 [bootstrap 95 % CI] / recall@10 against the exact float32 top-10; bytes = stored bytes per "
              "vector. Symmetric Hamming (Rust engine) on thermometer codes; the untrained baseline is per-dimension "
              "quantile codes of the same bytes on the raw (or plainly truncated) embedding. Δ = NDCG@10 minus the first "
@@ -167,8 +169,8 @@ def markdown(document: dict) -> str:
              "Training time on 2 cores, as each run recorded it in its config.json: " + ", ".join(
                  f"documents-only head of {ds} {sec:.0f} s" for ds, sec in document["training_seconds"].items()
                  if ds != "pretrained") + (f"; the pretrained head (wiki-50k, `python train/pretrain.py`) "
-             f"{document['training_seconds']['pretrained']:.0f} s, once." if "pretrained" in
-             document["training_seconds"] else "; no pretrained head exists for this model."), ""]
+             f"{document['training_seconds']['pretrained']:.0f} s, once." if pretrained
+             else "; no pretrained head exists for this model."), ""]
     for ds, rows in document["rows"].items():
         base = rows[0]["ndcg@10"]
         lines += [f"## {ds} (base float32 {base:.4f})", "", "| codes (symmetric Hamming unless 'float query') | scheme | dims | spec | bytes | NDCG@10 | % of float32 | Δ NDCG@10 | recall@10 |",
@@ -183,7 +185,7 @@ def markdown(document: dict) -> str:
             lines.append(f"| {name} | {r['scheme']} | {r['dims']} | `{r['spec']}` | {r['bytes_per_vector']:g} | "
                          f"{r['ndcg@10']:.4f} [{lo:.3f}, {hi:.3f}] | {100 * r['retention']:.1f} % | {delta} | "
                          f"{r['recall@10']:.3f} |")
-        lines += ["", "Paper retention (MiniLM, symmetric Hamming): " + ", ".join(
+        lines += ["", "Paper retention (all-MiniLM-L12-v2, mean of 5 BEIR tasks, symmetric Hamming): " + ", ".join(
             f"{s} {100 * v:.1f} %" for s, v in PAPER.items()) + ".", "",
             "| float output | dims | spec | NDCG@10 | recall@10 |", "|---|---:|---|---:|---:|"]
         for r in rows:
