@@ -65,7 +65,6 @@ class HeadConfig:
         if self.pair_hidden < 1:
             raise ValueError(f"head.pair_hidden must be >= 1, got {self.pair_hidden}")
 
-
     def resized(self, input_dim: int) -> HeadConfig:
         """A copy for ``input_dim``-wide embeddings: every level scaled by ``input_dim / self.input_dim`` and
         rounded down to a multiple of 8 (the hybrid scheme's quarters and pairs), duplicates and levels under 8
