@@ -403,6 +403,10 @@ def test_qama_stage_uses_a_heads_features_and_thresholds(data, tmp_path):
         index_factory(DIMS, "QAMA(fake,7),Thermo2", head=head)
     with pytest.raises(QamaError, match=r"QAMA\(.*nowhere"):
         index_factory(DIMS, f"QAMA({tmp_path / 'nowhere'}),Thermo2")
+    # Embeddings of another width: the error names the model the head was trained on.
+    head.base_model = "models/wide-model"
+    with pytest.raises(QamaError, match=rf"takes {DIMS}-dimensional embeddings, not 16 .*models/wide-model"):
+        index_factory(16, "QAMA(fake),Thermo2", head=head)
 
 
 def test_qama_pretrained_without_a_pretrained_head_is_a_clear_error(monkeypatch):

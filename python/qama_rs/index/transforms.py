@@ -177,6 +177,8 @@ class QamaTransform(Transform):
         if model_dim is not None and int(model_dim) != in_dims:
             raise QamaError(
                 f"spec stage {self.label!r}: the head takes {model_dim}-dimensional embeddings, not {in_dims}"
+                # Which model made the head's embeddings is the usual fix (e.g. `qama index build --model`).
+                + (f" (it was trained on embeddings of {self.model.base_model})" if hasattr(self.model, "base_model") else "")
             )
         level = self.resolved_level()
         if self.scheme == "hybrid":
