@@ -23,7 +23,7 @@ def main():
         axes = pca_axes(b.docs)
         for scheme in ("1bit", "1.5bit", "2bit"):
             fd, fq, levels = frame.scheme(scheme)
-            candidates = {"raw": axes.T, "pca": np.eye(384)}
+            candidates = {"raw": axes.T, "pca": np.eye(fd.shape[1])}
             for seed in (0, 1, 2):
                 candidates[f"itq{seed}"] = quantization_rotation(fd[frame.fit], levels, 20, seed)
             candidates["itq-raw"] = quantization_rotation(fd[frame.fit], levels, 20, start=axes.T)
