@@ -43,6 +43,7 @@ __all__ = [
     "dataset_embeddings",
     "default_model_path",
     "embed_texts",
+    "is_embeddings_file",
     "load_model",
     "model_fingerprint",
 ]
@@ -85,7 +86,8 @@ def cache_root() -> Path:
     return Path(os.environ.get("QAMA_CACHE") or Path.home() / ".cache" / "qama-rs").expanduser()
 
 
-def _is_npy(model: str | os.PathLike[str]) -> bool:
+def is_embeddings_file(model: str | os.PathLike[str]) -> bool:
+    """Whether ``model`` names precomputed embeddings (a ``.npy`` file) rather than a model."""
     return str(model).endswith(".npy")
 
 
@@ -120,7 +122,7 @@ def model_fingerprint(model: str | None = None) -> str:
     For a ``.npy`` model: sha256 of the array and its sidecar files.
     """
     model = default_model_path() if model is None else str(model)
-    if _is_npy(model):
+    if is_embeddings_file(model):
         root = Path(model).expanduser().resolve()
         if not root.is_file():
             raise FileNotFoundError(f"model embeddings file {root} does not exist")
@@ -148,7 +150,7 @@ def model_fingerprint(model: str | None = None) -> str:
 def load_model(model: str | None = None):
     """Load a sentence-transformers model from a folder or the local HF cache (offline), memoized per process."""
     model = default_model_path() if model is None else str(model)
-    if _is_npy(model):
+    if is_embeddings_file(model):
         raise ValueError(f"model {model!r} is a .npy of precomputed embeddings; it cannot embed new text")
     if model not in _loaded_models:
         from sentence_transformers import SentenceTransformer
@@ -352,7 +354,7 @@ def dataset_embeddings(
             f"dataset must be a BeirDataset (see qama_rs.data.beir.load_beir), got {type(dataset).__name__}"
         )
     model = default_model_path() if model is None else str(model)
-    if _is_npy(model):
+    if is_embeddings_file(model):
         return _npy_dataset_embeddings(model, dataset)
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     fingerprint = model_fingerprint(model)

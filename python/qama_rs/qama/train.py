@@ -543,7 +543,9 @@ def train(
                 f"embeddings are {data.docs.shape[1]}-d but head.input_dim is {config.head.input_dim}"
             )
         config = replace(config, head=config.head.resized(int(data.docs.shape[1]))).validate()
-    if model is not None and not str(model).endswith(".npy"):
+    from qama_rs.data.embed import is_embeddings_file
+
+    if model is not None and not is_embeddings_file(model):
         # The head belongs to the model that embedded its training documents: QamaModel.embed uses this one.
         # (A folder is recorded as an absolute path; a model name as given.)
         folder = Path(model).expanduser()
