@@ -1,9 +1,12 @@
 //! Pure-Rust core of qama-rs (no Python here).
 //!
-//! Pipeline: float embeddings → [`quantize`] (per-dimension ascending thresholds, code = number of
-//! thresholds strictly exceeded) → [`expand`] (thermometer codes, so Hamming distance equals the L1
-//! distance between levels) → [`pack`] (bits into `u64` words) → [`hamming`] / [`topk`] (SIMD
-//! popcount distances and exact top-k, rayon-parallel).
+//! Codes: [`quantize`] (per-dimension ascending thresholds, code = number of thresholds strictly
+//! exceeded) → [`expand`] (thermometer codes, so Hamming distance equals the L1 distance between
+//! levels) → [`pack`] (bits into `u64` words); compact per-dimension codes and their block layout in
+//! [`codec::table`]. Search: one [`codec::Codec`] trait (Hamming, table and float codecs, each with
+//! SIMD kernels picked from an [`Isa`] and a scalar twin), one [`driver`] (rayon, tiles, the one
+//! top-k of [`select`], an allowed-label filter, partitioned lists), and [`kmeans`] for coarse
+//! quantizers and codebooks.
 //!
 //! Bit order (the one layout every module agrees on): the code of a row is one bit stream.
 //! Dimension `j` with `L_j` levels owns `L_j - 1` consecutive stream bits starting at
@@ -16,15 +19,17 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod asym;
-mod driver;
+pub mod codec;
+pub mod driver;
 pub mod error;
 pub mod expand;
-pub mod hamming;
+pub mod isa;
+pub mod kmeans;
 pub mod layout;
 pub mod pack;
 pub mod quantize;
-pub mod topk;
+pub mod select;
 
 pub use error::{QamaError, Result};
+pub use isa::Isa;
 pub use layout::CodeLayout;

@@ -16,7 +16,6 @@ use numpy::{Element, PyArray, PyReadonlyArray, PyUntypedArray};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use rayon::prelude::*;
 
 use crate::errors::{type_error, value_error};
 
@@ -87,8 +86,7 @@ fn slice_of<'a, T: Element, D: Dimension>(
 }
 
 /// A copy of `data`, or `MemoryError`. Made while the GIL is held (no Python thread can write the
-/// array meanwhile), on the rayon pool: the copy of a large database is bound by page faults and
-/// memory bandwidth, which the pool's threads share.
+/// array meanwhile).
 fn copy_of<T: Clone + Send + Sync>(data: &[T], name: &str) -> PyResult<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(data.len()).map_err(|_| {
@@ -97,16 +95,9 @@ fn copy_of<T: Clone + Send + Sync>(data: &[T], name: &str) -> PyResult<Vec<T>> {
             data.len()
         ))
     })?;
-    if data.len() < PARALLEL_COPY {
-        v.extend_from_slice(data);
-    } else {
-        v.par_extend(data.par_iter().cloned());
-    }
+    v.extend_from_slice(data);
     Ok(v)
 }
-
-/// Values from which a copy runs on the rayon pool.
-const PARALLEL_COPY: usize = 1 << 18;
 
 /// The data of a query-side array, always copied (see the module docs).
 pub fn copied<T: Element + Clone + Send + Sync, D: Dimension>(
@@ -190,4 +181,21 @@ pub fn opt_str_arg(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Optio
             )),
         },
     }
+}
+
+/// An instruction-set level by name (`None`: the fastest this CPU runs); unknown or unavailable
+/// names are a `QamaError`.
+pub fn isa_arg(name: Option<&Bound<'_, PyAny>>) -> PyResult<qama_core::Isa> {
+    let Some(name) = opt_str_arg(name, "isa")? else {
+        return Ok(qama_core::Isa::detect());
+    };
+    let isa = qama_core::Isa::from_name(&name).ok_or_else(|| {
+        value_error(format!(
+            "isa = {name:?}; known levels are 'scalar', 'avx2', 'avx512'"
+        ))
+    })?;
+    if !isa.is_available() {
+        return Err(value_error(format!("isa {name:?} is not available on this CPU")));
+    }
+    Ok(isa)
 }

@@ -5,9 +5,7 @@
 //! `vpshufb` lookup per nibble. The last block is padded with zero rows, which searches skip.
 use rayon::prelude::*;
 
-use crate::error::{chunk_len, shape_err, Result};
-
-use super::try_zeroed;
+use crate::error::{chunk_len, shape_err, try_zeroed, value_err, Result};
 
 /// Rows per block (one AVX2 register of bytes).
 pub const BLOCK_ROWS: usize = 32;
@@ -77,6 +75,69 @@ pub fn from_blocks(blocks: &[u8], n: usize, row_bytes: usize) -> Result<Vec<u8>>
     Ok(out)
 }
 
+/// Writes `rows` (row-major, `row_bytes` each) into the block-layout array `blocks` at rows
+/// `at..`, in place: appending to a block-layout store never rebuilds it. `blocks` must cover
+/// `ceil((at + m) / 32)` blocks.
+pub fn write_rows(blocks: &mut [u8], row_bytes: usize, at: usize, rows: &[u8]) -> Result<()> {
+    if row_bytes == 0 || !rows.len().is_multiple_of(row_bytes) {
+        return shape_err(format!(
+            "rows has {} bytes, not a whole number of {row_bytes}-byte rows",
+            rows.len()
+        ));
+    }
+    let m = rows.len() / row_bytes;
+    let end = at.checked_add(m).and_then(|e| blocked_len(e, row_bytes));
+    if end.is_none_or(|e| e > blocks.len()) {
+        return shape_err(format!(
+            "blocks has {} bytes; rows {at}..{} need {}",
+            blocks.len(),
+            at.saturating_add(m),
+            end.map_or("too many".into(), |e| e.to_string())
+        ));
+    }
+    let block_bytes = BLOCK_ROWS * row_bytes;
+    for (i, row) in rows.chunks_exact(row_bytes).enumerate() {
+        let r = at + i;
+        let block = &mut blocks[(r / BLOCK_ROWS) * block_bytes..][..block_bytes];
+        for (j, &b) in row.iter().enumerate() {
+            block[j * BLOCK_ROWS + r % BLOCK_ROWS] = b;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the rows `r < n` with `keep[r]` of the block-layout array `blocks`, moving them to the
+/// front in order and zeroing the freed tail rows, in place (removal without a rebuild). Returns
+/// the rows kept.
+pub fn keep_rows(blocks: &mut [u8], row_bytes: usize, n: usize, keep: &[bool]) -> Result<usize> {
+    if keep.len() != n {
+        return shape_err(format!("keep has {} entries for {n} rows", keep.len()));
+    }
+    if blocked_len(n, row_bytes).is_none_or(|l| l > blocks.len()) {
+        return value_err(format!("blocks has {} bytes, too few for {n} rows", blocks.len()));
+    }
+    let block_bytes = BLOCK_ROWS * row_bytes;
+    let mut kept = 0;
+    for r in 0..n {
+        if !keep[r] {
+            continue;
+        }
+        if kept != r {
+            for j in 0..row_bytes {
+                let v = blocks[(r / BLOCK_ROWS) * block_bytes + j * BLOCK_ROWS + r % BLOCK_ROWS];
+                blocks[(kept / BLOCK_ROWS) * block_bytes + j * BLOCK_ROWS + kept % BLOCK_ROWS] = v;
+            }
+        }
+        kept += 1;
+    }
+    for r in kept..n {
+        for j in 0..row_bytes {
+            blocks[(r / BLOCK_ROWS) * block_bytes + j * BLOCK_ROWS + r % BLOCK_ROWS] = 0;
+        }
+    }
+    Ok(kept)
+}
+
 pub(crate) fn check_rows(rows: &[u8], n: usize, row_bytes: usize) -> Result<()> {
     if n.checked_mul(row_bytes) != Some(rows.len()) {
         return shape_err(format!(
@@ -119,5 +180,32 @@ mod tests {
         }
         assert!(from_blocks(&[0; 10], 1, 1).is_err());
         assert!(to_blocks(&[0; 3], 2, 2).is_err());
+    }
+
+    #[test]
+    fn in_place_writes_and_removals_match_a_rebuild() {
+        let row_bytes = 3;
+        let rows: Vec<u8> = (0..70 * row_bytes).map(|i| (i * 7 + 1) as u8).collect();
+        let mut grown = vec![0u8; blocked_len(70, row_bytes).unwrap()];
+        // Appended in uneven pieces, crossing block boundaries.
+        let mut at = 0;
+        for piece in [5, 27, 1, 33, 4] {
+            write_rows(&mut grown, row_bytes, at, &rows[at * row_bytes..(at + piece) * row_bytes]).unwrap();
+            at += piece;
+        }
+        assert_eq!(grown, to_blocks(&rows, 70, row_bytes).unwrap());
+        // Rows past the last block of the buffer (96 rows) are refused.
+        assert!(write_rows(&mut grown.clone(), row_bytes, 95, &rows[..2 * row_bytes]).is_err());
+        let keep: Vec<bool> = (0..70).map(|r| r % 3 != 1).collect();
+        let kept = keep_rows(&mut grown, row_bytes, 70, &keep).unwrap();
+        let survivors: Vec<u8> = rows
+            .chunks(row_bytes)
+            .zip(&keep)
+            .filter(|(_, &k)| k)
+            .flat_map(|(r, _)| r.to_vec())
+            .collect();
+        let mut want = to_blocks(&survivors, kept, row_bytes).unwrap();
+        want.resize(grown.len(), 0);
+        assert_eq!(grown, want);
     }
 }

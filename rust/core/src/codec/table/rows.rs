@@ -7,7 +7,7 @@
 //! are bound by the two loads per lookup (a code byte and a table entry of a 96 KiB table set).
 //! Byte-major tiles and 8-byte code loads were tried and were no faster. The quantized block
 //! kernel (`fastscan.rs`) is the fast path.
-use super::lut::ByteLuts;
+use super::luts::ByteLuts;
 
 /// Rows the interleaved kernel scores at once (enough chains to cover the add latency).
 pub(crate) const ROWS: usize = 8;

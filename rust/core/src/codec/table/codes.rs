@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::error::{checked_size, chunk_len, shape_err, value_err, Result};
 
-use super::try_zeroed;
+use crate::error::try_zeroed;
 
 /// Bits per field a compact code array may use.
 pub const SUPPORTED_BITS: [u32; 4] = [1, 2, 4, 8];

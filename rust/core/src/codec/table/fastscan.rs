@@ -27,7 +27,7 @@
 //! twice the bytes to read: measured 1.6-2.0x the Hamming scan's time on a quiet-to-busy 2-core
 //! machine (see `benches/RESULTS.md`). Re-scoring touches a few hundred rows per query.
 use super::blocks::BLOCK_ROWS;
-use super::lut::{ByteLuts, Recon};
+use super::luts::{ByteLuts, Recon};
 
 /// Entries of a nibble table.
 const NIBBLE_VALUES: usize = 16;

@@ -9,7 +9,7 @@
 use crate::error::{shape_err, value_err, Result};
 
 use super::codes::CodeFormat;
-use super::try_zeroed;
+use crate::error::try_zeroed;
 
 /// Entries of one byte's table.
 pub(crate) const BYTE_VALUES: usize = 256;
@@ -179,9 +179,10 @@ impl ByteLuts {
         })
     }
 
-    /// Refuses row scales that could push a score past float32: `max |row_scale| * Σ max |T|`.
-    pub(crate) fn check_scale(&self, max_abs_scale: f64) -> Result<()> {
-        let total = self.magnitude() * max_abs_scale;
+    /// Refuses row scales and biases that could push a score past float32:
+    /// `max |bias| + max |row_scale| * Σ max |T|`.
+    pub(crate) fn check_scale(&self, max_abs_scale: f64, max_abs_bias: f64) -> Result<()> {
+        let total = self.magnitude() * max_abs_scale + max_abs_bias;
         if total > MAX_SCORE_MAGNITUDE {
             return value_err(format!(
                 "row_scale x scores reach {total:e}; scores would overflow float32"

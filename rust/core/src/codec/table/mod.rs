@@ -1,0 +1,418 @@
+//! Codes scored through per-query byte tables: float32 queries against compact codes.
+//!
+//! A row is `row_bytes` code bytes; a query becomes one table of 256 float32 entries per code byte
+//! ([`ByteLuts`]), and a row scores `Σ_i T[i][byte_i]` (a float32 sum over bytes in order, from
+//! `0.0`), times the row's scale when the extent has scales, plus the extent's bias. The tables come
+//! from one of two sources ([`Tables`]):
+//!
+//! - **per-dimension reconstruction values** ([`Recon`], `bits` ∈ {1, 2, 4, 8} per dimension packed
+//!   little-endian into bytes, see [`codes`]): `T[i][v] = Σ_{j in byte i} q_j · recon[j][field_j(v)]`,
+//!   built in a fixed order so every kernel and the NumPy reference agree bit for bit;
+//! - **tables the caller builds** (product codes, PQ, bit-allocated PCA codes): `m` tables per query.
+//!
+//! Two layouts ([`Layout`]): row-major rows, scanned with the float tables (the scalar reference,
+//! or [`rows::scores_interleaved`] with 8 rows in flight, same sums); and the transposed 32-row
+//! block layout ([`blocks`]), scanned by the quantized FastScan-style kernel ([`fastscan`]): 4-bit
+//! `vpshufb` lookups give an integer approximate score per row with a proven error bound, and only
+//! rows whose bound reaches the current k-th exact score are scored from the float tables, so the
+//! top-k is exact. Given tables are split into their least-squares nibble pair (exact pruning for
+//! any table; tight for nibble-separable ones, e.g. `pca_nibble`). Rescoring reads either layout.
+//!
+//! Nothing here panics on bad input: shapes, widths, non-finite values and scores that could
+//! overflow float32 are reported as [`crate::QamaError`].
+use std::ops::Range;
+
+use crate::codec::{Codec, Extent};
+use crate::error::{shape_err, value_err, QamaError, Result};
+use crate::isa::Isa;
+use crate::select::{cost_of_score, score_of_cost, TopK};
+
+pub mod blocks;
+pub mod codes;
+mod fastscan;
+mod luts;
+mod rows;
+
+pub use blocks::{blocked_len, from_blocks, keep_rows, to_blocks, write_rows, BLOCK_ROWS};
+pub use codes::{pack_codes, unpack_codes, CodeFormat, SUPPORTED_BITS};
+pub use luts::{ByteLuts, Recon};
+
+use fastscan::{block_scalar, lane_of, BlockKernel, NibbleLuts, GROUP_BLOCKS, GROUP_ROWS};
+use rows::{scores_interleaved, scores_scalar};
+
+/// Queries per task from which the batch regime (parallel over queries) is used.
+const QUERIES_PER_CHUNK: usize = 8;
+
+/// Code bytes per tile: a tile stays in L2 (512 KiB on Zen 3) beside one query's float tables.
+const TILE_BYTES: usize = 192 * 1024;
+
+/// Where a query's byte tables come from.
+#[derive(Debug, Clone)]
+pub enum Tables {
+    /// Per-dimension reconstruction values: a query is `dims` floats.
+    Recon(Recon),
+    /// The caller's tables: a query is `m * 256` floats (`m` tables of 256 entries).
+    Given {
+        /// Code bytes per row (= tables per query).
+        m: usize,
+    },
+}
+
+/// How rows are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Row-major rows of `row_bytes`.
+    Rows,
+    /// Blocks of 32 rows, byte `i` of row `r` at `i * 32 + r` (see [`blocks`]).
+    Blocks,
+}
+
+/// A row-layout scan: scores of every row of a tile (row-major) into `out`.
+type RowKernel = fn(&ByteLuts, &[u8], usize, &mut [f32]);
+
+/// Codes scored through byte tables (see the module docs).
+#[derive(Debug, Clone)]
+pub struct TableCodec {
+    tables: Tables,
+    layout: Layout,
+    row_bytes: usize,
+    row_kernel: RowKernel,
+    block_kernel: BlockKernel,
+}
+
+/// One query made ready: its float tables, and its quantized nibble tables (block layout).
+#[derive(Debug)]
+pub struct Prepared {
+    luts: ByteLuts,
+    nibbles: Option<NibbleLuts>,
+}
+
+impl TableCodec {
+    /// A codec of per-dimension reconstruction values (`Layout::Blocks` needs `bits <= 4`).
+    pub fn recon(recon: Recon, layout: Layout, isa: Isa) -> Result<Self> {
+        let format = recon.format();
+        if layout == Layout::Blocks && format.bits() > 4 {
+            return value_err(format!(
+                "the block layout needs codes of at most 4 bits (nibble tables); these have {}",
+                format.bits()
+            ));
+        }
+        Self::with(Tables::Recon(recon), layout, format.row_bytes(), isa)
+    }
+
+    /// A codec of `m`-byte codes scored with the caller's tables.
+    pub fn given(m: usize, layout: Layout, isa: Isa) -> Result<Self> {
+        if m == 0 {
+            return shape_err("m = 0; codes need at least one byte per row");
+        }
+        if m.checked_mul(luts::BYTE_VALUES).is_none() {
+            return shape_err(format!("m = {m} is too large"));
+        }
+        Self::with(Tables::Given { m }, layout, m, isa)
+    }
+
+    fn with(tables: Tables, layout: Layout, row_bytes: usize, isa: Isa) -> Result<Self> {
+        if !isa.is_available() {
+            return value_err(format!("isa {} is not available on this CPU", isa.name()));
+        }
+        let (row_kernel, block_kernel): (RowKernel, BlockKernel) = match isa {
+            Isa::Scalar => (scores_scalar, block_scalar),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 => (scores_interleaved, fastscan::avx2::block),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => (scores_interleaved, block_scalar),
+        };
+        Ok(Self {
+            tables,
+            layout,
+            row_bytes,
+            row_kernel,
+            block_kernel,
+        })
+    }
+
+    /// Code bytes per row.
+    pub fn row_bytes(&self) -> usize {
+        self.row_bytes
+    }
+
+    /// The layout rows are stored in.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The table source.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Floats per query: `dims` (reconstruction values) or `m * 256` (given tables).
+    pub fn query_len(&self) -> usize {
+        match &self.tables {
+            Tables::Recon(r) => r.format().dims(),
+            Tables::Given { m } => m * luts::BYTE_VALUES,
+        }
+    }
+
+    /// Makes query `index` (`query_len()` floats) ready for extents whose scales and biases are
+    /// bounded by `bounds` (so no score can overflow float32).
+    pub fn prepare(&self, query: &[f32], index: usize, bounds: Bounds) -> Result<Prepared> {
+        if query.len() != self.query_len() {
+            return shape_err(format!(
+                "queries[{index}] has {} values; expected {}",
+                query.len(),
+                self.query_len()
+            ));
+        }
+        let luts = match &self.tables {
+            Tables::Recon(recon) => {
+                if let Some(j) = query.iter().position(|v| !v.is_finite()) {
+                    return value_err(format!("queries[{index}, {j}] = {} is not finite", query[j]));
+                }
+                ByteLuts::build(query, recon)?
+            }
+            Tables::Given { m } => ByteLuts::from_table(query, *m, index)?,
+        };
+        luts.check_scale(bounds.max_scale, bounds.max_bias)?;
+        let nibbles = match (self.layout, &self.tables) {
+            (Layout::Rows, _) => None,
+            (Layout::Blocks, Tables::Recon(recon)) => NibbleLuts::build(query, recon, &luts),
+            (Layout::Blocks, Tables::Given { .. }) => NibbleLuts::from_byte_luts(&luts),
+        };
+        Ok(Prepared { luts, nibbles })
+    }
+
+    /// Largest `|row_scale|` and `|bias|` over `extents` (1 and 0 without), for [`TableCodec::prepare`].
+    pub fn bounds<'a>(&self, extents: impl IntoIterator<Item = &'a Extent<'a, u8>>) -> Bounds {
+        extents.into_iter().fold(Bounds::default(), |b, e| Bounds {
+            max_scale: e.row_scale.map_or(b.max_scale.max(1.0), |s| {
+                s[..e.rows.min(s.len())]
+                    .iter()
+                    .fold(b.max_scale, |m, &v| m.max(f64::from(v).abs()))
+            }),
+            max_bias: b.max_bias.max(f64::from(e.bias).abs()),
+        })
+    }
+
+    /// The raw (unscaled, unbiased) score of row `row` of `extent`.
+    #[inline]
+    fn raw(&self, luts: &ByteLuts, extent: &Extent<'_, u8>, row: usize) -> f32 {
+        match self.layout {
+            Layout::Rows => luts.score(&extent.data[row * self.row_bytes..(row + 1) * self.row_bytes]),
+            Layout::Blocks => {
+                let block_bytes = BLOCK_ROWS * self.row_bytes;
+                let block = &extent.data[(row / BLOCK_ROWS) * block_bytes..][..block_bytes];
+                luts.score_strided(block, BLOCK_ROWS, row % BLOCK_ROWS)
+            }
+        }
+    }
+
+    /// The score of a raw score at row `row`: times the row's scale, plus the bias.
+    #[inline]
+    fn finish(extent: &Extent<'_, u8>, row: usize, raw: f32) -> f32 {
+        let scaled = match extent.row_scale {
+            Some(scale) => raw * scale[row],
+            None => raw,
+        };
+        if extent.bias != 0.0 {
+            scaled + extent.bias
+        } else {
+            scaled
+        }
+    }
+
+    fn scan_rows(
+        &self,
+        batch: &[Prepared],
+        extent: &Extent<'_, u8>,
+        tile: Range<usize>,
+        selects: &mut [TopK<'_>],
+        scratch: &mut Scratch,
+    ) {
+        let rows = tile.len();
+        let data = &extent.data[tile.start * self.row_bytes..tile.end * self.row_bytes];
+        let labels = extent.labels.skip(tile.start);
+        scratch.scores.resize(rows, 0.0);
+        scratch.costs.resize(rows, 0);
+        for (p, select) in batch.iter().zip(selects) {
+            (self.row_kernel)(&p.luts, data, self.row_bytes, &mut scratch.scores);
+            for (r, (c, &s)) in scratch.costs.iter_mut().zip(&scratch.scores).enumerate() {
+                *c = cost_of_score(Self::finish(extent, tile.start + r, s));
+            }
+            select.offer_costs(&scratch.costs, labels);
+        }
+    }
+
+    fn scan_blocks(
+        &self,
+        batch: &[Prepared],
+        extent: &Extent<'_, u8>,
+        tile: Range<usize>,
+        selects: &mut [TopK<'_>],
+    ) {
+        let block_bytes = BLOCK_ROWS * self.row_bytes;
+        let first_block = tile.start / BLOCK_ROWS;
+        let data = &extent.data[first_block * block_bytes..tile.end.div_ceil(BLOCK_ROWS) * block_bytes];
+        for (p, select) in batch.iter().zip(selects) {
+            let Some(nibbles) = &p.nibbles else {
+                // Rows too long for 16-bit sums: score every row exactly.
+                for r in tile.clone() {
+                    let s = Self::finish(extent, r, self.raw(&p.luts, extent, r));
+                    select.offer(cost_of_score(s), extent.labels.of(r));
+                }
+                continue;
+            };
+            let mut sums = [0u16; GROUP_ROWS];
+            for (g, group) in data.chunks(GROUP_BLOCKS * block_bytes).enumerate() {
+                let base = tile.start + g * GROUP_ROWS;
+                let live = extent.rows.min(base + GROUP_ROWS) - base;
+                let (threshold, scales) = match extent.row_scale {
+                    None => (nibbles.min_sum(target(select, extent.bias)), None),
+                    Some(scale) => {
+                        let scales = &scale[base..base + live];
+                        let (lo, hi) = scales.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| {
+                            (lo.min(s), hi.max(s))
+                        });
+                        let t = if lo > 0.0 {
+                            nibbles.min_sum_scaled(target(select, extent.bias), lo, hi)
+                        } else {
+                            0
+                        };
+                        (t, Some(scales))
+                    }
+                };
+                // SAFETY: the kernel was picked for this CPU; `tables` has TABLE_STRIDE bytes per
+                // code byte and `group` one or two whole blocks.
+                let mut mask = unsafe { (self.block_kernel)(nibbles.tables(), group, threshold, &mut sums) };
+                while mask != 0 {
+                    let r = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    if r >= live {
+                        break; // padding rows (the last block's tail; bits ascend with rows)
+                    }
+                    let goal = target(select, extent.bias);
+                    let sum = sums[lane_of(r)];
+                    let reachable = match scales {
+                        None => sum >= nibbles.min_sum(goal),
+                        Some(scales) => nibbles.may_reach(sum, scales[r], goal),
+                    };
+                    if !reachable {
+                        continue; // the bound rose since the kernel ran
+                    }
+                    let row = base + r;
+                    let s = Self::finish(extent, row, self.raw(&p.luts, extent, row));
+                    select.offer(cost_of_score(s), extent.labels.of(row));
+                }
+            }
+        }
+    }
+}
+
+/// What the raw (unbiased) score of a row must reach for the row to possibly enter `select`:
+/// the k-th score less the bias, stepped down for the float32 rounding of `bias + score`.
+#[inline]
+fn target(select: &TopK<'_>, bias: f32) -> f32 {
+    let bound = select.bound();
+    if bound == u32::MAX {
+        return f32::NEG_INFINITY;
+    }
+    let kth = score_of_cost(bound);
+    if bias == 0.0 {
+        return kth;
+    }
+    let k = f64::from(kth);
+    let b = f64::from(bias);
+    let need = k - b - (k.abs() + b.abs()) * f64::from(f32::EPSILON);
+    (need as f32).next_down()
+}
+
+/// Largest `|row_scale|` and `|bias|` of the extents a query will score (overflow checks).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Largest `|row_scale|` (1 without scales).
+    pub max_scale: f64,
+    /// Largest `|bias|`.
+    pub max_bias: f64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            max_scale: 0.0,
+            max_bias: 0.0,
+        }
+    }
+}
+
+/// Per-task buffers of a row-layout scan.
+#[derive(Default)]
+pub struct Scratch {
+    scores: Vec<f32>,
+    costs: Vec<u32>,
+}
+
+impl Codec for TableCodec {
+    type Unit = u8;
+    type Query = Prepared;
+    type Scratch = Scratch;
+
+    fn row_units(&self) -> usize {
+        self.row_bytes
+    }
+
+    fn block_rows(&self) -> usize {
+        match self.layout {
+            Layout::Rows => 1,
+            Layout::Blocks => BLOCK_ROWS,
+        }
+    }
+
+    fn tile_rows(&self) -> usize {
+        match self.layout {
+            Layout::Rows => (TILE_BYTES / self.row_bytes.max(1)).max(1),
+            Layout::Blocks => {
+                // Whole kernel groups per tile, about 64 KiB.
+                let block_bytes = BLOCK_ROWS * self.row_bytes;
+                (TILE_BYTES / 3 / block_bytes / GROUP_BLOCKS).max(1) * GROUP_ROWS
+            }
+        }
+    }
+
+    fn queries_per_chunk(&self) -> usize {
+        QUERIES_PER_CHUNK
+    }
+
+    fn scan(
+        &self,
+        batch: &[Prepared],
+        extent: &Extent<'_, u8>,
+        tile: Range<usize>,
+        selects: &mut [TopK<'_>],
+        scratch: &mut Scratch,
+    ) {
+        match self.layout {
+            Layout::Rows => self.scan_rows(batch, extent, tile, selects, scratch),
+            Layout::Blocks => self.scan_blocks(batch, extent, tile, selects),
+        }
+    }
+
+    fn score(&self, query: &Prepared, extent: &Extent<'_, u8>, row: usize) -> f32 {
+        Self::finish(extent, row, self.raw(&query.luts, extent, row))
+    }
+}
+
+/// Checks that no value of `q` (rows of `dims`) is NaN or infinite, naming the first one.
+pub fn check_finite_queries(q: &[f32], dims: usize) -> Result<()> {
+    if let Some(at) = q.iter().position(|v| !v.is_finite()) {
+        return Err(QamaError::Value(format!(
+            "queries[{}, {}] = {} is not finite",
+            at / dims.max(1),
+            at % dims.max(1),
+            q[at]
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

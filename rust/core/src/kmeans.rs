@@ -1,0 +1,261 @@
+//! k-means and nearest-centroid assignment: the coarse quantizer of the partitioned index and the
+//! codebooks of product quantization.
+//!
+//! One Lloyd iteration is [`iterate`]: assign every row to its nearest centroid (squared Euclidean,
+//! `|c|^2 - 2 <x, c>`, with the inner products of a block of rows against every centroid from one
+//! `sgemm` call of `matrixmultiply`, a well-kept pure-Rust GEMM with runtime SIMD dispatch), then
+//! move each centroid to the mean of its rows. Row blocks run in parallel on rayon; the sums are
+//! accumulated per fixed block in float64 and added in block order, so a result does not depend on
+//! the number of threads. Empty clusters are refilled by splitting the largest cluster (faiss's
+//! rule: two copies pushed apart by a relative 1/1024), so every centroid keeps rows. The caller
+//! (Python) samples the rows, seeds the initial centroids and loops over iterations with a progress
+//! bar.
+use rayon::prelude::*;
+
+use crate::error::{checked_size, shape_err, try_zeroed, value_err, Result};
+
+/// Rows per block of the assignment (a block's `rows x k` products stay in L2 for a few thousand
+/// centroids; fixed so results do not depend on the thread count).
+const BLOCK: usize = 256;
+
+/// Relative push apart of a split cluster's two centroids.
+const SPLIT_EPS: f32 = 1.0 / 1024.0;
+
+fn check(x: &[f32], n: usize, dims: usize, centroids: &[f32], k: usize) -> Result<()> {
+    if dims == 0 || k == 0 {
+        return shape_err(format!("dims = {dims}, k = {k}; both must be at least 1"));
+    }
+    if n.checked_mul(dims) != Some(x.len()) {
+        return shape_err(format!("x has {} values; expected n * dims = {n} * {dims}", x.len()));
+    }
+    if k.checked_mul(dims) != Some(centroids.len()) {
+        return shape_err(format!(
+            "centroids have {} values; expected k * dims = {k} * {dims}",
+            centroids.len()
+        ));
+    }
+    if let Some(at) = x.iter().position(|v| !v.is_finite()) {
+        return value_err(format!("x[{}, {}] = {} is not finite", at / dims, at % dims, x[at]));
+    }
+    if let Some(at) = centroids.iter().position(|v| !v.is_finite()) {
+        return value_err(format!("centroids[{}, {}] is not finite", at / dims, at % dims));
+    }
+    Ok(())
+}
+
+/// `out[r * k + c] = <x_r, centroid_c>` for the `rows` rows of `x` (row-major).
+fn products(x: &[f32], rows: usize, dims: usize, centroids: &[f32], k: usize, out: &mut [f32]) {
+    // SAFETY: the slices hold rows x dims, k x dims and rows x k values (checked by the callers),
+    // and the strides below describe exactly those row-major shapes.
+    unsafe {
+        matrixmultiply::sgemm(
+            rows,
+            dims,
+            k,
+            1.0,
+            x.as_ptr(),
+            dims as isize,
+            1,
+            centroids.as_ptr(),
+            1,
+            dims as isize,
+            0.0,
+            out.as_mut_ptr(),
+            k as isize,
+            1,
+        );
+    }
+}
+
+fn squared_norms(m: &[f32], dims: usize) -> Vec<f32> {
+    m.chunks_exact(dims)
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect()
+}
+
+/// The nearest centroid of every row and its squared distance (ties: the lower centroid).
+pub fn nearest(
+    x: &[f32],
+    n: usize,
+    dims: usize,
+    centroids: &[f32],
+    k: usize,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    check(x, n, dims, centroids, k)?;
+    if k > u32::MAX as usize {
+        return value_err(format!("k = {k} centroids; at most {} are supported", u32::MAX));
+    }
+    let mut assign = try_zeroed::<u32>(n, "the assignment")?;
+    let mut dist = try_zeroed::<f32>(n, "the distances")?;
+    checked_size(BLOCK, k, "a block of products")?;
+    let c2 = squared_norms(centroids, dims);
+    assign
+        .par_chunks_mut(BLOCK)
+        .zip(dist.par_chunks_mut(BLOCK))
+        .zip(x.par_chunks(BLOCK * dims))
+        .for_each(|((a, d), xb)| {
+            let rows = a.len();
+            let mut prod = vec![0f32; rows * k];
+            products(xb, rows, dims, centroids, k, &mut prod);
+            for (r, p) in prod.chunks_exact(k).enumerate() {
+                let x2: f32 = xb[r * dims..(r + 1) * dims].iter().map(|v| v * v).sum();
+                let (mut best, mut arg) = (f32::INFINITY, 0usize);
+                for (c, (&pc, &cc)) in p.iter().zip(&c2).enumerate() {
+                    let v = cc - 2.0 * pc;
+                    if v < best {
+                        (best, arg) = (v, c);
+                    }
+                }
+                a[r] = arg as u32;
+                d[r] = (best + x2).max(0.0);
+            }
+        });
+    Ok((assign, dist))
+}
+
+/// One Lloyd iteration from `centroids` (updated in place): returns the assignment before the
+/// update, the rows per cluster after any split, and the mean squared distance of the assignment.
+pub fn iterate(
+    x: &[f32],
+    n: usize,
+    dims: usize,
+    centroids: &mut [f32],
+    k: usize,
+) -> Result<(Vec<u32>, Vec<u64>, f64)> {
+    if n == 0 {
+        return value_err("x has no rows to cluster");
+    }
+    let (assign, dist) = nearest(x, n, dims, centroids, k)?;
+    // Per fixed block, sums and counts in float64; added in block order (thread-count independent).
+    let partial: Vec<(Vec<f64>, Vec<u64>)> = x
+        .par_chunks(BLOCK * dims)
+        .zip(assign.par_chunks(BLOCK))
+        .map(|(xb, ab)| {
+            let mut sums = vec![0f64; k * dims];
+            let mut counts = vec![0u64; k];
+            for (row, &a) in xb.chunks_exact(dims).zip(ab) {
+                let c = a as usize;
+                counts[c] += 1;
+                for (s, &v) in sums[c * dims..(c + 1) * dims].iter_mut().zip(row) {
+                    *s += f64::from(v);
+                }
+            }
+            (sums, counts)
+        })
+        .collect();
+    let mut sums = vec![0f64; k * dims];
+    let mut counts = vec![0u64; k];
+    for (s, c) in &partial {
+        sums.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+        counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+    }
+    for c in 0..k {
+        if counts[c] > 0 {
+            let inv = 1.0 / counts[c] as f64;
+            for (out, s) in centroids[c * dims..(c + 1) * dims].iter_mut().zip(&sums[c * dims..]) {
+                *out = (s * inv) as f32;
+            }
+        }
+    }
+    split_empty(centroids, &mut counts, dims);
+    let inertia = dist.iter().map(|&d| f64::from(d)).sum::<f64>() / n as f64;
+    Ok((assign, counts, inertia))
+}
+
+/// Gives every empty cluster half of the largest one: the two centroids become copies pushed
+/// apart by a relative [`SPLIT_EPS`] (deterministic: the largest cluster, lowest index on ties).
+fn split_empty(centroids: &mut [f32], counts: &mut [u64], dims: usize) {
+    for empty in 0..counts.len() {
+        if counts[empty] > 0 {
+            continue;
+        }
+        let Some((big, &size)) = counts.iter().enumerate().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+        else {
+            return;
+        };
+        if size < 2 {
+            return; // fewer rows than clusters: nothing left to split
+        }
+        for j in 0..dims {
+            let v = centroids[big * dims + j];
+            let sign = if j % 2 == 0 { 1.0 } else { -1.0 };
+            centroids[empty * dims + j] = v * (1.0 + sign * SPLIT_EPS);
+            centroids[big * dims + j] = v * (1.0 - sign * SPLIT_EPS);
+        }
+        counts[empty] = size / 2;
+        counts[big] = size - size / 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    #[test]
+    fn nearest_matches_a_brute_force() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let (n, dims, k) = (1_000, 13, 37);
+        let x: Vec<f32> = (0..n * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let c: Vec<f32> = (0..k * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let (assign, dist) = nearest(&x, n, dims, &c, k).unwrap();
+        for r in 0..n {
+            let d: Vec<f64> = (0..k)
+                .map(|j| {
+                    (0..dims)
+                        .map(|t| f64::from(x[r * dims + t] - c[j * dims + t]).powi(2))
+                        .sum()
+                })
+                .collect();
+            let best = d.iter().cloned().fold(f64::INFINITY, f64::min);
+            // The chosen centroid is the nearest up to float32 rounding of the expansion.
+            assert!(d[assign[r] as usize] <= best + 1e-4, "row {r}");
+            assert!((f64::from(dist[r]) - d[assign[r] as usize]).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn iterations_find_separated_clusters_and_do_not_depend_on_threads() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let (dims, k, per) = (8, 5, 400);
+        let centres: Vec<f32> = (0..k * dims).map(|i| ((i * 7919) % 23) as f32).collect();
+        let mut x = Vec::new();
+        for c in 0..k {
+            for _ in 0..per {
+                x.extend((0..dims).map(|j| centres[c * dims + j] + rng.random_range(-0.1f32..0.1)));
+            }
+        }
+        let n = k * per;
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            // Start from one row of each true cluster.
+            let mut cent: Vec<f32> = (0..k).flat_map(|c| x[c * per * dims..(c * per + 1) * dims].to_vec()).collect();
+            let mut last = None;
+            for _ in 0..5 {
+                last = Some(pool.install(|| iterate(&x, n, dims, &mut cent, k)).unwrap());
+            }
+            (cent, last.unwrap())
+        };
+        let (one, (_, counts, inertia)) = run(1);
+        let (three, _) = run(3);
+        assert_eq!(one, three);
+        assert_eq!(counts, vec![per as u64; k]);
+        // Uniform noise of half-width 0.1: 0.01 / 3 per dimension.
+        let expected = dims as f64 * 0.01 / 3.0;
+        assert!((inertia - expected).abs() < 0.15 * expected, "{inertia} vs {expected}");
+    }
+
+    #[test]
+    fn empty_clusters_are_refilled_and_bad_input_refused() {
+        let x = vec![0.0f32, 0.0, 1.0, 1.0, 1.1, 1.0, 5.0, 5.0];
+        // Two centroids far from everything: one takes all rows, the other is emptied then split.
+        let mut c = vec![100.0f32, 100.0, -100.0, -100.0];
+        let (_, counts, _) = iterate(&x, 4, 2, &mut c, 2).unwrap();
+        assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+        assert_ne!(c[..2], c[2..]);
+        assert!(nearest(&x, 3, 2, &c, 2).is_err());
+        assert!(nearest(&[f32::NAN, 0.0], 1, 2, &c, 2).is_err());
+        assert!(iterate(&[], 0, 2, &mut c, 2).is_err());
+    }
+}

@@ -1,0 +1,450 @@
+//! Stored rows as the codecs read them: `Store`, a view over the index's own NumPy arrays, and the
+//! in-place block-layout operations the index uses to append and compact without rebuilding.
+//!
+//! A store is `S` segments (the index uses two: a base, possibly memory-mapped, and an in-memory
+//! tail) and a table of lists: list `l` has `count[l][s]` rows at row `offset[l][s]` of segment `s`
+//! (block-aligned in the block layout). Each segment may carry labels (`uint64`, returned by
+//! searches; without them rows are numbered by their position: lists in order, each list's
+//! segments in order) and per-row scales (`float32`). The store keeps references to the arrays and
+//! reads them in place, without the GIL, on every search: the index writes into them only under
+//! its own lock, never during a call, and replaces the store whenever an array is reallocated.
+use numpy::prelude::*;
+use numpy::{Element, PyArray2, PyUntypedArray};
+use pyo3::prelude::*;
+use qama_core::codec::table::{self, CodeFormat};
+use qama_core::codec::Extent;
+use qama_core::select::Labels;
+
+use crate::args::{array_arg, count_arg, int_arg, rows_cols, shared};
+use crate::errors::{type_error, value_error};
+use crate::{into_2d, run_core};
+
+/// Element types a segment may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// `uint8` (table codes).
+    U8,
+    /// `uint64` (Hamming codes).
+    U64,
+    /// `float32` (float rows).
+    F32,
+    /// `uint16` (float16 bits).
+    U16,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::U8 => "uint8",
+            Unit::U64 => "uint64",
+            Unit::F32 => "float32",
+            Unit::U16 => "uint16 (float16 bits)",
+        }
+    }
+}
+
+/// A contiguous array kept alive by a reference, read through its raw parts.
+struct Raw {
+    _owner: Py<PyAny>,
+    ptr: usize,
+    len: usize,
+}
+
+impl Raw {
+    /// Validates `obj` as a C-contiguous, aligned array of `T` (any rank) named `name`.
+    fn of<T: Element>(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+        let py = obj.py();
+        let Ok(array) = obj.cast::<PyUntypedArray>() else {
+            return Err(type_error(py, format!("{name} must be a NumPy array")));
+        };
+        let expected = numpy::dtype::<T>(py);
+        if !array.dtype().is_equiv_to(&expected) {
+            return Err(type_error(
+                py,
+                format!("{name} must have dtype {expected}, got {}", array.dtype()),
+            ));
+        }
+        if !array.is_c_contiguous() || !array.is_aligned() {
+            return Err(type_error(py, format!("{name} must be C-contiguous and aligned")));
+        }
+        let len = array.len();
+        // SAFETY: a C-contiguous array of `len` elements of `T` starts at its data pointer.
+        let ptr = unsafe { (*array.as_array_ptr()).fields.data } as usize;
+        Ok(Self {
+            _owner: obj.clone().unbind(),
+            ptr,
+            len,
+        })
+    }
+
+    /// The elements. The owner keeps the buffer alive; the index never writes it during a call.
+    fn slice<T>(&self) -> &[T] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `of::<T>` checked the dtype, contiguity and alignment; `_owner` keeps the
+        // buffer alive and NumPy cannot reallocate a buffer that is referenced.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const T, self.len) }
+    }
+}
+
+/// Rows of one codec family, read in place (see the module docs).
+#[pyclass(frozen, module = "qama_rs._core")]
+pub struct Store {
+    unit: Unit,
+    segments: Vec<Raw>,
+    labels: Option<Vec<Raw>>,
+    scales: Option<Vec<Raw>>,
+    /// Per list and segment: `(row offset, rows)`.
+    table: Vec<Vec<(usize, usize)>>,
+    rows: usize,
+}
+
+/// A parsed segment table: per list, per segment `(offset, rows)`, and the total rows.
+type Table = (Vec<Vec<(usize, usize)>>, usize);
+
+fn table_arg(table: &Bound<'_, PyAny>, segments: usize) -> PyResult<Table> {
+    let t = array_arg::<u64, numpy::Ix2>(table, "table")?;
+    let (lists, cols) = rows_cols(&t);
+    if cols != 2 * segments {
+        return Err(value_error(format!(
+            "table has {cols} columns; {segments} segments need {} (offset, rows per segment)",
+            2 * segments
+        )));
+    }
+    let values = shared(&t, "table")?;
+    let mut rows = 0usize;
+    let mut out = Vec::with_capacity(lists);
+    for l in 0..lists {
+        let mut list = Vec::with_capacity(segments);
+        for s in 0..segments {
+            let (off, n) = (values[l * cols + 2 * s], values[l * cols + 2 * s + 1]);
+            let (Ok(off), Ok(n)) = (usize::try_from(off), usize::try_from(n)) else {
+                return Err(value_error(format!("table[{l}] does not fit this platform")));
+            };
+            rows = rows.checked_add(n).ok_or_else(|| value_error("table: too many rows"))?;
+            list.push((off, n));
+        }
+        out.push(list);
+    }
+    Ok((out, rows))
+}
+
+fn raws<T: Element>(arrays: &Bound<'_, PyAny>, name: &str, count: usize) -> PyResult<Vec<Raw>> {
+    let items: Vec<Bound<'_, PyAny>> = arrays.extract().map_err(|_| {
+        type_error(arrays.py(), format!("{name} must be a list of NumPy arrays"))
+    })?;
+    if items.len() != count {
+        return Err(value_error(format!(
+            "{name} has {} arrays; expected one per segment ({count})",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Raw::of::<T>(a, &format!("{name}[{i}]")))
+        .collect()
+}
+
+#[pymethods]
+impl Store {
+    /// `Store(segments, table, labels=None, row_scale=None)`: `segments` a list of arrays of one
+    /// dtype (`uint8`, `uint64`, `float32` or `uint16` for float16 bits); `table` `uint64 (lists,
+    /// 2 * len(segments))`, per list and segment its row offset and row count; `labels` one `uint64`
+    /// array per segment or None (rows numbered by position); `row_scale` one `float32` array per
+    /// segment or None.
+    #[new]
+    #[pyo3(signature = (segments, table, labels=None, row_scale=None))]
+    fn new(
+        segments: &Bound<'_, PyAny>,
+        table: &Bound<'_, PyAny>,
+        labels: Option<&Bound<'_, PyAny>>,
+        row_scale: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let items: Vec<Bound<'_, PyAny>> = segments.extract().map_err(|_| {
+            type_error(segments.py(), "segments must be a list of NumPy arrays".to_string())
+        })?;
+        let Some(first) = items.first() else {
+            return Err(value_error("segments is empty; a store needs at least one array"));
+        };
+        let dtype = first
+            .cast::<PyUntypedArray>()
+            .map_err(|_| type_error(segments.py(), "segments[0] must be a NumPy array".to_string()))?
+            .dtype();
+        let py = segments.py();
+        let unit = if dtype.is_equiv_to(&numpy::dtype::<u8>(py)) {
+            Unit::U8
+        } else if dtype.is_equiv_to(&numpy::dtype::<u64>(py)) {
+            Unit::U64
+        } else if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
+            Unit::F32
+        } else if dtype.is_equiv_to(&numpy::dtype::<u16>(py)) {
+            Unit::U16
+        } else {
+            return Err(type_error(
+                py,
+                format!("segments must be uint8, uint64, float32 or uint16 arrays, got {dtype}"),
+            ));
+        };
+        let segs = match unit {
+            Unit::U8 => raws::<u8>(segments, "segments", items.len())?,
+            Unit::U64 => raws::<u64>(segments, "segments", items.len())?,
+            Unit::F32 => raws::<f32>(segments, "segments", items.len())?,
+            Unit::U16 => raws::<u16>(segments, "segments", items.len())?,
+        };
+        let (table, rows) = table_arg(table, segs.len())?;
+        let labels = match labels {
+            Some(l) if !l.is_none() => Some(raws::<u64>(l, "labels", segs.len())?),
+            _ => None,
+        };
+        let scales = match row_scale {
+            Some(s) if !s.is_none() => Some(raws::<f32>(s, "row_scale", segs.len())?),
+            _ => None,
+        };
+        for (l, list) in table.iter().enumerate() {
+            for (s, &(off, n)) in list.iter().enumerate() {
+                let fits = |len: usize| off.checked_add(n).is_some_and(|end| end <= len);
+                if let Some(labels) = &labels {
+                    if !fits(labels[s].len) {
+                        return Err(value_error(format!("table[{l}] runs past labels[{s}]")));
+                    }
+                }
+                if let Some(scales) = &scales {
+                    if !fits(scales[s].len) {
+                        return Err(value_error(format!("table[{l}] runs past row_scale[{s}]")));
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            unit,
+            segments: segs,
+            labels,
+            scales,
+            table,
+            rows,
+        })
+    }
+
+    /// Rows stored in all lists.
+    #[getter]
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Lists in the table.
+    #[getter]
+    fn lists(&self) -> usize {
+        self.table.len()
+    }
+}
+
+impl Store {
+    /// Total rows.
+    pub fn total(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of lists.
+    pub fn list_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Checks that the store holds `unit` rows (the codec's).
+    pub fn check_unit(&self, unit: Unit) -> PyResult<()> {
+        if self.unit != unit {
+            return Err(value_error(format!(
+                "the store holds {} rows; this codec reads {}",
+                self.unit.name(),
+                unit.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The extents of list `l` (`row_units` units per row, `block_rows` rows per block), each with
+    /// `bias`. `position` is the label of the list's first row when rows are numbered by position.
+    pub fn list<T: Copy>(
+        &self,
+        l: usize,
+        row_units: usize,
+        block_rows: usize,
+        bias: f32,
+        position: u64,
+    ) -> qama_core::Result<Vec<Extent<'_, T>>> {
+        let mut out = Vec::with_capacity(2);
+        let mut at = position;
+        for (s, &(off, n)) in self.table[l].iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let seg: &[T] = self.segments[s].slice();
+            if off % block_rows != 0 {
+                return Err(qama_core::QamaError::Value(format!(
+                    "list {l}: segment {s} starts at row {off}, not a multiple of {block_rows}"
+                )));
+            }
+            let units = |rows: usize| qama_core::codec::stored_units(rows, row_units, block_rows);
+            let (Some(start), Some(len)) = (units(off), units(n)) else {
+                return Err(qama_core::QamaError::Shape(format!("list {l}: too many rows")));
+            };
+            let Some(data) = seg.get(start..start + len) else {
+                return Err(qama_core::QamaError::Shape(format!(
+                    "list {l}: rows {off}..{} run past segment {s} ({} values)",
+                    off + n,
+                    seg.len()
+                )));
+            };
+            let labels = match &self.labels {
+                Some(l) => Labels::Given(&l[s].slice::<u64>()[off..off + n]),
+                None => Labels::From(at),
+            };
+            let row_scale = self.scales.as_ref().map(|sc| &sc[s].slice::<f32>()[off..off + n]);
+            out.push(Extent {
+                data,
+                rows: n,
+                labels,
+                row_scale,
+                bias,
+            });
+            at += n as u64;
+        }
+        Ok(out)
+    }
+
+    /// Every list's extents, in order (a flat scan).
+    pub fn all<T: Copy>(&self, row_units: usize, block_rows: usize) -> qama_core::Result<Vec<Extent<'_, T>>> {
+        let mut out = Vec::new();
+        let mut at = 0u64;
+        for l in 0..self.table.len() {
+            let list = self.list(l, row_units, block_rows, 0.0, at)?;
+            at += list.iter().map(|e| e.rows as u64).sum::<u64>();
+            out.extend(list);
+        }
+        Ok(out)
+    }
+}
+
+/// Packs `uint8 (n, dims)` codes (each `< 2^bits`) into `uint8 (n, ceil(dims * bits / 8))`: field
+/// `j` at bit `j * bits` of the row's little-endian byte stream, rows zero-padded to whole bytes.
+#[pyfunction]
+pub fn pack_codes<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+    bits: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let bits = int_arg(bits, "bits")?;
+    let codes = array_arg::<u8, numpy::Ix2>(codes, "codes")?;
+    let (n, dims) = rows_cols(&codes);
+    let format = format_arg(dims, bits)?;
+    let data = shared(&codes, "codes")?;
+    let packed = run_core(py, || table::pack_codes(&data, n, format))?;
+    into_2d(py, packed, n, format.row_bytes())
+}
+
+/// Inverse of `pack_codes`: `uint8 (n, row_bytes)` back to `uint8 (n, dims)` codes.
+#[pyfunction]
+pub fn unpack_codes<'py>(
+    py: Python<'py>,
+    packed: &Bound<'py, PyAny>,
+    dims: &Bound<'py, PyAny>,
+    bits: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let format = format_arg(count_arg(dims, "dims")?, int_arg(bits, "bits")?)?;
+    let packed = array_arg::<u8, numpy::Ix2>(packed, "packed")?;
+    let (n, cols) = rows_cols(&packed);
+    if cols != format.row_bytes() {
+        return Err(value_error(format!(
+            "packed has {cols} bytes per row; {} dims of {} bits need {}",
+            format.dims(),
+            format.bits(),
+            format.row_bytes()
+        )));
+    }
+    let data = shared(&packed, "packed")?;
+    let codes = run_core(py, || table::unpack_codes(&data, n, format))?;
+    into_2d(py, codes, n, format.dims())
+}
+
+fn format_arg(dims: usize, bits: i64) -> PyResult<CodeFormat> {
+    let bits = u32::try_from(bits)
+        .map_err(|_| value_error(format!("bits = {bits}; must be one of 1, 2, 4, 8")))?;
+    CodeFormat::new(dims, bits).map_err(|e| value_error(format!("dims/bits: {e}")))
+}
+
+/// Row-major rows `uint8 (n, row_bytes)` to the block layout (1-D `uint8`): blocks of 32 rows,
+/// byte `i` of row `r` of a block at `i * 32 + r`, the last block zero-padded.
+#[pyfunction]
+pub fn to_blocks<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
+    let codes = array_arg::<u8, numpy::Ix2>(codes, "codes")?;
+    let (n, row_bytes) = rows_cols(&codes);
+    let data = shared(&codes, "codes")?;
+    let blocks = run_core(py, || table::to_blocks(&data, n, row_bytes))?;
+    Ok(blocks.into_pyarray(py))
+}
+
+/// Inverse of `to_blocks`: the first `n` rows of a block-layout array, `uint8 (n, row_bytes)`.
+#[pyfunction]
+pub fn from_blocks<'py>(
+    py: Python<'py>,
+    blocks: &Bound<'py, PyAny>,
+    n: &Bound<'py, PyAny>,
+    row_bytes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let (n, row_bytes) = (count_arg(n, "n")?, count_arg(row_bytes, "row_bytes")?);
+    let blocks = array_arg::<u8, numpy::Ix1>(blocks, "blocks")?;
+    let data = shared(&blocks, "blocks")?;
+    let rows = run_core(py, || table::from_blocks(&data, n, row_bytes))?;
+    into_2d(py, rows, n, row_bytes)
+}
+
+/// Writes rows `uint8 (m, row_bytes)` into the block-layout array `blocks` (1-D `uint8`, written
+/// in place) at rows `at..at + m`.
+#[pyfunction]
+pub fn write_block_rows(
+    py: Python<'_>,
+    blocks: &Bound<'_, PyAny>,
+    at: &Bound<'_, PyAny>,
+    rows: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let at = count_arg(at, "at")?;
+    let rows = array_arg::<u8, numpy::Ix2>(rows, "rows")?;
+    let row_bytes = rows_cols(&rows).1;
+    let src = shared(&rows, "rows")?;
+    let mut dst = writable::<u8>(blocks, "blocks")?;
+    let out = dst.as_slice_mut().map_err(|e| value_error(format!("blocks: {e}")))?;
+    run_core(py, || table::write_rows(out, row_bytes, at, &src))
+}
+
+/// Keeps the rows `r < n` of a block-layout array (written in place) whose `keep[r]` is true,
+/// moved to the front in order; returns how many were kept.
+#[pyfunction]
+pub fn keep_block_rows(
+    py: Python<'_>,
+    blocks: &Bound<'_, PyAny>,
+    row_bytes: &Bound<'_, PyAny>,
+    keep: &Bound<'_, PyAny>,
+) -> PyResult<usize> {
+    let row_bytes = count_arg(row_bytes, "row_bytes")?;
+    let keep = array_arg::<bool, numpy::Ix1>(keep, "keep")?;
+    let flags = shared(&keep, "keep")?;
+    let mut dst = writable::<u8>(blocks, "blocks")?;
+    let out = dst.as_slice_mut().map_err(|e| value_error(format!("blocks: {e}")))?;
+    run_core(py, || table::keep_rows(out, row_bytes, flags.len(), &flags))
+}
+
+fn writable<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<numpy::PyReadwriteArray1<'py, T>> {
+    let array = obj
+        .cast::<numpy::PyArray1<T>>()
+        .map_err(|_| type_error(obj.py(), format!("{name} must be a 1-D NumPy array of {}", numpy::dtype::<T>(obj.py()))))?;
+    array
+        .try_readwrite()
+        .map_err(|e| value_error(format!("{name} cannot be written: {e}")))
+}
