@@ -5,40 +5,34 @@ User API (NumPy in, NumPy out; heavy work in Rust with the GIL released):
 * :func:`index_factory` / :class:`Index` — one index for every codec, named by a faiss-style spec:
   ``index = qama_rs.index_factory(384, "Hadamard,LloydMax2")``; ``index.train(docs)``; ``index.add(docs)``;
   ``D, I = index.search(queries, k)`` (float queries always; higher scores are better for every codec;
-  ``I = -1`` past the stored vectors); ``index.save(path)``, ``Index.load(path, mmap=True)``.
-  :func:`register_codec` plugs in a new codec; :data:`METHOD_SPECS` maps ``qama eval`` method names to specs;
+  ``I = -1`` past the stored vectors; ``allowed=ids`` filters inside the scan); ``index.save(path)``,
+  ``Index.load(path, mmap=True)``. :func:`register_codec` plugs in a new codec;
 * :class:`QamaError` — the one exception class of bad input and corrupt files (a ``ValueError``;
   :class:`QamaTypeError` is also a ``TypeError``); allocation failures raise ``MemoryError``.
 
 Engine API (what the index is built on, for direct use):
 
 * :class:`Quantizer` — per-dimension thresholds: ``Quantizer.fit(x, "2bit")``, ``.encode(x, dims=None)``;
-* :class:`HammingIndex` — the exact symmetric Hamming index (``Index(quantizer)`` still builds one);
-* :func:`encode`, :func:`search`, :func:`hamming_distances`, :func:`pack_bits`, :func:`unpack_bits`
-  on packed ``uint64`` codes; :func:`available_backends` / :func:`best_backend` name the SIMD kernels;
-* :class:`AsymmetricIndex` — float32 queries scored against compact 1/2/4/8-bit codes through a
-  reconstruction table; :class:`TwoStageIndex` — Hamming candidates rescored asymmetrically or with
-  (memory-mapped) float32 vectors; :func:`asym_pack` / :func:`asym_unpack` convert ``uint8`` codes.
+* :func:`encode`, :func:`search`, :func:`hamming_distances`, :func:`pack_bits`, :func:`unpack_bits` on packed
+  ``uint64`` codes; :func:`pack_codes` / :func:`unpack_codes` for compact per-dimension codes;
+  :func:`available_isas` / :func:`best_isa` name the kernels' instruction-set levels.
 
-The engine runs on a rayon thread pool sized by ``RAYON_NUM_THREADS``; don't fork after using it
-(use the "spawn" start method for worker processes).
+The engine runs on its own thread pool sized by ``RAYON_NUM_THREADS`` (default: all cores); a process
+forked after a search (multiprocessing, gunicorn ``--preload``, PyTorch ``DataLoader`` workers) builds a
+fresh pool on its first call, so searching in the child is safe.
 """
 
 from qama_rs._core import (
     __version__,
-    asym_kernels,
-    asym_pack,
-    asym_unpack,
-    available_backends,
-    best_backend,
+    available_isas,
+    best_isa,
     hamming_distances,
     pack_bits,
+    pack_codes,
     unpack_bits,
+    unpack_codes,
 )
-from qama_rs.engine.asym import AsymmetricIndex, FloatVectors, TwoStageIndex, recon_table
 from qama_rs.engine.cpu import cpu_description
-from qama_rs.engine.index import Index as HammingIndex
-from qama_rs.engine.index import search
 from qama_rs.engine.quantizer import Quantizer, encode
 from qama_rs.index import (
     METHOD_SPECS,
@@ -49,33 +43,28 @@ from qama_rs.index import (
     index_factory,
     method_spec,
     register_codec,
+    search,
 )
 
 __all__ = [
     "METHOD_SPECS",
-    "AsymmetricIndex",
-    "FloatVectors",
-    "HammingIndex",
     "Index",
     "QamaError",
     "QamaTypeError",
     "Quantizer",
-    "TwoStageIndex",
     "__version__",
-    "asym_kernels",
-    "asym_pack",
-    "asym_unpack",
-    "available_backends",
     "available_codecs",
-    "best_backend",
+    "available_isas",
+    "best_isa",
     "cpu_description",
     "encode",
     "hamming_distances",
     "index_factory",
     "method_spec",
     "pack_bits",
-    "recon_table",
+    "pack_codes",
     "register_codec",
     "search",
     "unpack_bits",
+    "unpack_codes",
 ]

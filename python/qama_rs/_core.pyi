@@ -1,49 +1,56 @@
-"""Type stubs of the Rust extension ``qama_rs._core`` (rust/python/src/lib.rs).
+"""Type stubs of the Rust extension ``qama_rs._core`` (rust/python/src).
 
 Every array argument must be a C-contiguous, aligned NumPy array of exactly the dtype shown (else
-``QamaTypeError``, also a ``TypeError``); shape and value problems raise ``QamaError`` (a
-``ValueError``); failed allocations ``MemoryError``. Messages name the argument. Integer arguments
-accept anything with ``__index__``; a ``k`` beyond the rows returns every row.
+``QamaTypeError``, also a ``TypeError``); shape and value problems raise ``QamaError`` (a ``ValueError``);
+failed allocations ``MemoryError``. Messages name the argument. Integer arguments accept anything with
+``__index__``; a ``k`` beyond the rows returns every row.
 
-Threads: the GIL is released while the core runs. Query-side arrays (queries, tables, candidates,
-thresholds) are copied first; other arrays are read in place when read-only and copied when
-writeable, so another thread writing an argument cannot change a running call's result.
+Threads: the GIL is released while the core runs, in a pool owned by the process (rebuilt after a fork).
+Query-side arrays (queries, tables, candidates, thresholds) are copied first; a ``Store`` reads the
+index's own arrays in place (the index never writes them during a call).
+
+Codecs (``HammingCodec``, ``TableCodec``, ``FloatCodec``) answer the same calls over a ``Store``:
+``search`` (every row), ``search_lists`` (each query its own lists), ``score`` (given rows, in order),
+``rescore`` (the best of given rows). Results are ``(scores float32, ids int64)``, scores
+higher-is-better (Hamming: ``-distance``), ids the store's labels (or positions), ``-1`` / ``-inf`` where
+a query has fewer results than asked (a filter). ``allowed_bits`` (``uint64`` bitmap words over labels)
+or ``allowed_labels`` (sorted ``uint64``) restrict the labels returned.
 """
+
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self
 
 __all__ = [
+    "FloatCodec",
+    "HammingCodec",
     "QamaError",
     "QamaTypeError",
+    "Store",
+    "TableCodec",
     "__version__",
-    "quantize",
-    "expand",
-    "collapse",
-    "encode",
-    "pack_bits",
-    "unpack_bits",
-    "hamming_distances",
-    "search",
-    "available_backends",
-    "best_backend",
-    "cpu_features",
-    "num_threads",
-    "asym_pack",
-    "asym_unpack",
-    "asym_to_blocks",
-    "asym_from_blocks",
-    "asym_search",
-    "asym_search_blocked",
-    "asym_score_candidates",
-    "asym_rescore",
-    "float_rescore",
-    "lut_search",
-    "lut_search_blocked",
-    "lut_score_candidates",
-    "lut_rescore",
-    "asym_kernels",
     "_gil_checks",
+    "available_isas",
+    "best_isa",
+    "collapse",
+    "cpu_features",
+    "encode",
+    "expand",
+    "from_blocks",
+    "hamming_distances",
+    "keep_block_rows",
+    "kmeans_assign",
+    "kmeans_iterate",
+    "num_threads",
+    "pack_bits",
+    "pack_codes",
+    "quantize",
+    "to_blocks",
+    "unpack_bits",
+    "unpack_codes",
+    "write_block_rows",
 ]
 
 __version__: str
@@ -54,6 +61,9 @@ class QamaError(ValueError):
 class QamaTypeError(QamaError, TypeError):
     """A qama_rs error about a type: wrong dtype, not an array, wrong memory layout, wrong argument type."""
 
+_Scored = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
+
+# Thermometer codes.
 def quantize(
     x: npt.NDArray[np.float32], thresholds: npt.NDArray[np.float32], levels: npt.NDArray[np.uint16]
 ) -> npt.NDArray[np.uint8]: ...
@@ -68,93 +78,114 @@ def hamming_distances(
     queries: npt.NDArray[np.uint64],
     database: npt.NDArray[np.uint64],
     nbits: int | None = None,
-    backend: str | None = None,
+    isa: str | None = None,
 ) -> npt.NDArray[np.int32]: ...
-def search(
-    queries: npt.NDArray[np.uint64],
-    database: npt.NDArray[np.uint64],
-    k: int,
-    nbits: int | None = None,
-    backend: str | None = None,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
-def available_backends() -> list[str]: ...
-def best_backend() -> str: ...
+
+# Compact per-dimension codes and the 32-row block layout.
+def pack_codes(codes: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]: ...
+def unpack_codes(packed: npt.NDArray[np.uint8], dims: int, bits: int) -> npt.NDArray[np.uint8]: ...
+def to_blocks(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
+def from_blocks(blocks: npt.NDArray[np.uint8], n: int, row_bytes: int) -> npt.NDArray[np.uint8]: ...
+def write_block_rows(blocks: npt.NDArray[np.uint8], at: int, rows: npt.NDArray[np.uint8]) -> None: ...
+def keep_block_rows(blocks: npt.NDArray[np.uint8], row_bytes: int, keep: npt.NDArray[np.bool_]) -> int: ...
+
+# k-means.
+def kmeans_iterate(
+    x: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint64], float]: ...
+def kmeans_assign(
+    x: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+
+# The machine.
+def available_isas() -> list[str]: ...
+def best_isa() -> str: ...
 def cpu_features() -> str: ...
 def num_threads() -> int: ...
 def _gil_checks() -> tuple[int, int]: ...
 
-# Asymmetric scoring (rust/python/src/asym.rs). `recon` is float32 (dims, 2^bits): 2, 4, 16 or 256
-# columns give bits 1, 2, 4, 8. Packed codes are uint8 (n, ceil(dims * bits / 8)). `row_scale`
-# (float32 (n,), optional) multiplies row i's score. Byte-LUT tables are float32 (nq, m, 256)
-# against uint8 (n, m) codes.
-def asym_pack(codes: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]: ...
-def asym_unpack(packed: npt.NDArray[np.uint8], dims: int, bits: int) -> npt.NDArray[np.uint8]: ...
-def asym_to_blocks(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
-def asym_from_blocks(blocks: npt.NDArray[np.uint8], n: int, row_bytes: int) -> npt.NDArray[np.uint8]: ...
-def asym_search(
-    queries: npt.NDArray[np.float32],
-    recon: npt.NDArray[np.float32],
-    codes: npt.NDArray[np.uint8],
-    k: int,
-    kernel: str | None = None,
-    row_scale: npt.NDArray[np.float32] | None = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def asym_search_blocked(
-    queries: npt.NDArray[np.float32],
-    recon: npt.NDArray[np.float32],
-    blocks: npt.NDArray[np.uint8],
-    n: int,
-    k: int,
-    kernel: str | None = None,
-    row_scale: npt.NDArray[np.float32] | None = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def asym_score_candidates(
-    queries: npt.NDArray[np.float32],
-    recon: npt.NDArray[np.float32],
-    codes: npt.NDArray[np.uint8],
-    candidates: npt.NDArray[np.int64],
-    row_scale: npt.NDArray[np.float32] | None = None,
-) -> npt.NDArray[np.float32]: ...
-def asym_rescore(
-    queries: npt.NDArray[np.float32],
-    recon: npt.NDArray[np.float32],
-    codes: npt.NDArray[np.uint8],
-    candidates: npt.NDArray[np.int64],
-    k: int,
-    row_scale: npt.NDArray[np.float32] | None = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def float_rescore(
-    queries: npt.NDArray[np.float32],
-    vectors: npt.NDArray[np.float32],
-    candidates: npt.NDArray[np.int64],
-    k: int,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def lut_search(
-    luts: npt.NDArray[np.float32],
-    codes: npt.NDArray[np.uint8],
-    k: int,
-    row_scale: npt.NDArray[np.float32] | None = None,
-    kernel: str | None = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def lut_search_blocked(
-    luts: npt.NDArray[np.float32],
-    blocks: npt.NDArray[np.uint8],
-    n: int,
-    k: int,
-    row_scale: npt.NDArray[np.float32] | None = None,
-    kernel: str | None = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def lut_score_candidates(
-    luts: npt.NDArray[np.float32],
-    codes: npt.NDArray[np.uint8],
-    candidates: npt.NDArray[np.int64],
-    row_scale: npt.NDArray[np.float32] | None = None,
-) -> npt.NDArray[np.float32]: ...
-def lut_rescore(
-    luts: npt.NDArray[np.float32],
-    codes: npt.NDArray[np.uint8],
-    candidates: npt.NDArray[np.int64],
-    k: int,
-    row_scale: npt.NDArray[np.float32] | None = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def asym_kernels() -> list[str]: ...
+@final
+class Store:
+    """Rows of one codec family read in place: segments of one dtype (uint8, uint64, float32, or uint16
+    float16 bits), a uint64 table (lists, 2 * segments) of row offsets and counts, optional uint64 labels
+    and float32 row scales per segment."""
+
+    def __new__(
+        cls,
+        segments: list[npt.NDArray[np.generic]],
+        table: npt.NDArray[np.uint64],
+        labels: list[npt.NDArray[np.uint64]] | None = None,
+        row_scale: list[npt.NDArray[np.float32]] | None = None,
+    ) -> Self: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def lists(self) -> int: ...
+
+class _Codec:
+    @property
+    def row_units(self) -> int: ...
+    @property
+    def block_rows(self) -> int: ...
+    @property
+    def isa(self) -> str: ...
+    def search(
+        self,
+        queries: npt.NDArray[np.generic],
+        store: Store,
+        k: int,
+        allowed_bits: npt.NDArray[np.uint64] | None = None,
+        allowed_labels: npt.NDArray[np.uint64] | None = None,
+    ) -> _Scored: ...
+    def search_lists(
+        self,
+        queries: npt.NDArray[np.generic],
+        store: Store,
+        k: int,
+        lists: npt.NDArray[np.int64],
+        nprobe: int,
+        bias: npt.NDArray[np.float32] | None = None,
+        allowed_bits: npt.NDArray[np.uint64] | None = None,
+        allowed_labels: npt.NDArray[np.uint64] | None = None,
+    ) -> _Scored: ...
+    def score(
+        self, queries: npt.NDArray[np.generic], store: Store, candidates: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]: ...
+    def rescore(
+        self,
+        queries: npt.NDArray[np.generic],
+        store: Store,
+        candidates: npt.NDArray[np.int64],
+        k: int,
+        allowed_bits: npt.NDArray[np.uint64] | None = None,
+        allowed_labels: npt.NDArray[np.uint64] | None = None,
+    ) -> _Scored: ...
+
+@final
+class HammingCodec(_Codec):
+    """Symmetric Hamming over ``words``-word codes, the first ``nbits`` bits compared."""
+
+    def __new__(cls, words: int, nbits: int | None = None, isa: str | None = None) -> Self: ...
+    @property
+    def nbits(self) -> int: ...
+
+@final
+class TableCodec(_Codec):
+    """Codes scored through per-query byte tables (``layout``: ``"rows"`` or ``"blocks"``)."""
+
+    @staticmethod
+    def recon(
+        recon: npt.NDArray[np.float32], layout: str | None = None, isa: str | None = None
+    ) -> TableCodec: ...
+    @staticmethod
+    def given(m: int, layout: str | None = None, isa: str | None = None) -> TableCodec: ...
+    @property
+    def layout(self) -> str: ...
+
+@final
+class FloatCodec(_Codec):
+    """Float rows (float32, or float16 bits with ``half=True``) scored by inner product."""
+
+    def __new__(cls, dims: int, half: bool = False, isa: str | None = None) -> Self: ...
+    @property
+    def half(self) -> bool: ...

@@ -23,7 +23,7 @@ def cpu_model() -> str:
 
 
 def cpu_flags() -> list[str]:
-    """The SIMD flags that decide which Hamming kernel runs (subset of /proc/cpuinfo flags)."""
+    """The SIMD flags that decide which kernels run (subset of /proc/cpuinfo flags)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -36,11 +36,11 @@ def cpu_flags() -> list[str]:
 
 
 def cpu_description() -> str:
-    """One line for result files: model, relevant flags, cores, and the engine's chosen backend."""
+    """One line for result files: model, relevant flags, cores, threads, and the kernels' instruction-set level."""
     from qama_rs import _core
 
-    threads = os.environ.get("RAYON_NUM_THREADS") or str(os.cpu_count())
+    threads = _core.num_threads()
     return (
         f"{cpu_model()}; flags: {' '.join(cpu_flags()) or 'none'}; cores: {os.cpu_count()}; "
-        f"threads: {threads}; qama backend: {_core.best_backend()}"
+        f"threads: {threads}; qama isa: {_core.best_isa()}"
     )

@@ -23,18 +23,17 @@ same level lists), so no reduction is applied.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import operator
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from qama_rs import _core
+from qama_rs.engine.files import atomic_write
 from qama_rs.errors import QamaError, QamaTypeError
 
 FORMAT = "qama-rs/quantizer"
@@ -63,27 +62,6 @@ def _scheme_levels(scheme: str, input_dims: int) -> np.ndarray:
         quarter = input_dims // 4
         return np.array([4] * quarter + [3] * quarter + [2] * quarter + [2] * (quarter // 2), dtype=np.uint16)
     raise QamaError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
-    """Writes a file through ``write(f)`` into a temporary file beside ``path``, then renames it over
-    ``path``: a failure at any point leaves an existing file untouched and no temporary behind."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def float_rows(x: Any, name: str = "x") -> np.ndarray:

@@ -9,20 +9,21 @@ Spec strings are faiss-style comma-separated stages: transforms, one codec, an o
     Prefix96,LloydMax2               the first 96 dimensions (Matryoshka prefix), renormalized
     QAMA(runs/head),Hybrid           a trained QAMA head's features and learned thresholds
     Sign,Rescore(LloydMax2,100)      Hamming top-100, rescored by 2-bit codes
-    Thermo1,RFlat(200)               Hamming top-200, rescored with float32 vectors (mapped on load)
+    Thermo1,RFlat(200)               Hamming top-200, rescored with float32 vectors
 
-:mod:`qama_rs.index.factory` lists the codec names, :mod:`qama_rs.index.names` the ``qama eval``
-method -> spec table, :mod:`qama_rs.index.index` the search conventions (higher score is better for
-every codec; ``I = -1``, ``D = -inf`` past the stored vectors) and :mod:`qama_rs.index.fileformat`
-the file. Imports engine, quantizers and qama only.
+:mod:`qama_rs.index.registry` lists the stages, :mod:`qama_rs.index.index` the search conventions (higher
+score is better for every codec; ``I = -1``, ``D = -inf`` past the stored vectors),
+:mod:`qama_rs.index.storage` how rows are kept and :mod:`qama_rs.index.fileformat` the file.
+:func:`search` searches bare code arrays. Imports engine, quantizers and qama only.
 """
 
 from __future__ import annotations
 
-from qama_rs.index._errors import QamaError, QamaTypeError
-from qama_rs.index.factory import available_codecs, register_codec
+from qama_rs.errors import QamaError, QamaTypeError
+from qama_rs.index.codes import search
 from qama_rs.index.index import MAX_K, Index, index_factory
 from qama_rs.index.names import METHOD_SPECS, method_spec
+from qama_rs.index.registry import available_codecs, register_codec
 from qama_rs.index.spec import Stage, parse_spec
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "method_spec",
     "parse_spec",
     "register_codec",
+    "search",
 ]

@@ -1,17 +1,18 @@
 """The factory index file: a JSON header and raw array sections, checksummed, written atomically,
 readable in full or memory-mapped.
 
-Layout (version 1; integers little-endian; every section starts on a 64-byte boundary)::
+Layout (version 2; integers little-endian; every section starts on a 64-byte boundary)::
 
     magic         8 bytes  b"QAMAFIDX"
-    version       u32      1
+    version       u32      2 (version 1 files, whose codec tables sat in the JSON header, still load)
     reserved      u32      0
     header_len    u64      bytes of the JSON header (space-padded to a multiple of 64)
     header_sha256 32 bytes of the JSON header
     (zero padding to offset 64)
-    header        header_len bytes of UTF-8 JSON: spec, dims, ntotal, stage states, and for each
-                  section its offset, dtype, shape and SHA-256
-    sections      raw little-endian arrays (codes, ids, vectors, tables), zero-padded
+    header        header_len bytes of UTF-8 JSON: spec, dims, ntotal, small stage parameters, and for
+                  each section its offset, dtype, shape and SHA-256
+    sections      raw little-endian arrays (stored rows in the layout the kernels scan, ids, names,
+                  and every large table: bases, centroids, codebooks), zero-padded
     file_sha256   32 bytes over everything before it
 
 A full read checks the file's SHA-256 (which covers every section). A memory-mapped read checks the magic,
@@ -33,18 +34,22 @@ from typing import Any
 
 import numpy as np
 
-from qama_rs.engine.quantizer import atomic_write
-from qama_rs.index._errors import QamaError
+from qama_rs.engine.files import atomic_write
+from qama_rs.errors import QamaError
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "read_index", "verify_sections", "write_index"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "READABLE_VERSIONS", "read_index", "verify_sections", "write_index"]
 
 MAGIC = b"QAMAFIDX"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions :func:`read_index` accepts (the header says which; the index converts version 1 states).
+READABLE_VERSIONS = (1, 2)
+#: Magic bytes of the 0.1 engine classes' files, and the class that wrote each.
+_OLD_ENGINE_FILES = {b"QAMAIDX\0": "HammingIndex", b"QAMAASY\0": "AsymmetricIndex", b"QAMALUT\0": "LutIndex"}
 _PREAMBLE = struct.Struct("<8sIIQ32s")  # magic, version, reserved, header_len, header_sha256
 _ALIGN = 64
 _DIGEST = 32
 # dtypes a section may have (little-endian, fixed width): nothing that needs pickling.
-_DTYPES = {"<u1", "<u8", "<i8", "<f2", "<f4", "<f8", "|u1"}
+_DTYPES = {"<u1", "<u2", "<u8", "<i8", "<f2", "<f4", "<f8", "|u1", "|b1"}
 
 
 def _pad(size: int) -> int:
@@ -76,7 +81,7 @@ def write_index(
     while True:
         for entry, rel in zip(table.values(), _relative_offsets(arrays), strict=True):
             entry["offset"] = base + rel
-        text = json.dumps({**header, "sections": table}, sort_keys=True).encode()
+        text = json.dumps({**header, "sections": table}, sort_keys=True, allow_nan=False).encode()
         text += b" " * _pad(len(text))
         if _ALIGN + len(text) == base:
             break
@@ -144,14 +149,19 @@ def _read_header(data: Any, size: int, name: str) -> dict[str, Any]:
         raise QamaError(f"{name}: truncated qama-rs index ({size} bytes)")
     magic, version, _, header_len, header_sha = _PREAMBLE.unpack_from(data, 0)
     if magic != MAGIC:
-        hint = (
-            " (an engine Index/AsymmetricIndex file? load it with that class)"
-            if magic.startswith(b"QAMA")
-            else ""
+        writer = _OLD_ENGINE_FILES.get(bytes(magic))
+        if writer:
+            raise QamaError(
+                f"{name}: written by qama_rs.{writer}, which qama-rs 0.2 removed; rebuild the index with "
+                "qama_rs.index_factory(dims, spec) (e.g. 'Thermo1', 'LloydMax2', 'pca_pq(m=24)') from the "
+                "embeddings, or load the file with qama-rs 0.1 and add its vectors to a factory index"
+            )
+        raise QamaError(f"{name}: not a qama-rs index (bad magic)")
+    if version not in READABLE_VERSIONS:
+        raise QamaError(
+            f"{name}: index format version {version} is not supported (this qama-rs reads {READABLE_VERSIONS}); "
+            "a newer qama-rs wrote it"
         )
-        raise QamaError(f"{name}: not a qama-rs factory index (bad magic){hint}")
-    if version != FORMAT_VERSION:
-        raise QamaError(f"{name}: index format version {version} is not supported (this is {FORMAT_VERSION})")
     if header_len > size - _ALIGN - _DIGEST:
         raise QamaError(
             f"{name}: truncated qama-rs index (header of {header_len} bytes in a {size}-byte file)"
@@ -163,6 +173,9 @@ def _read_header(data: Any, size: int, name: str) -> dict[str, Any]:
         header = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise QamaError(f"{name}: corrupt index header ({err})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("sections", {}), dict):
+        raise QamaError(f"{name}: corrupt index header (not an object)")
+    header["format_version"] = version
     end = _ALIGN + header_len
     for key, entry in header.get("sections", {}).items():
         nbytes = _nbytes(entry, key, name)

@@ -1,19 +1,22 @@
-"""The unified index: one object for every codec, built from a spec string.
+"""The index: one object for every codec, built from a spec string.
 
 ``index = index_factory(384, "Hadamard,LloydMax2")``; ``index.train(docs)``; ``index.add(docs)``;
 ``D, I = index.search(queries, k)``. Conventions (faiss's, with one score direction for all codecs):
 
 * queries are float vectors, always; the codec scores them asymmetrically where it can (per-dimension
-  codecs, float rescoring) and through their own codes where it is symmetric (``Thermo*``, ``Sign``,
-  ``Hybrid``);
-* ``D`` is float32 and **higher is better** for every codec (inner products, or ``-Hamming distance``);
-  ``I`` is int64; both ``(nq, k)``, best first, ties by insertion order; when fewer than ``k`` vectors
-  are stored the rest of the row is ``I = -1``, ``D = -inf``;
-* ``ids`` are int64 (default: consecutive from 0); :meth:`add` also takes string ids (document names),
-  kept beside consecutive int64 ids and returned by :meth:`names_of`.
+  and byte-table codecs, float rescoring) and through their own codes where it is symmetric (``Thermo*``,
+  ``Sign``, ``Hybrid``);
+* ``D`` is float32 and **higher is better** for every codec (inner products or their estimates, or
+  ``-Hamming distance``); ``I`` is int64; both ``(nq, k)``, best first, ties by insertion order; when fewer
+  than ``k`` vectors are stored (or allowed) the rest of the row is ``I = -1``, ``D = -inf``;
+* ``ids`` are int64 (default: consecutive from 0); :meth:`Index.add` also takes string ids (document
+  names), kept beside consecutive int64 ids and returned by :meth:`Index.names_of`;
+* ``allowed`` restricts a search to given ids (a filter applied inside the scan: ``k`` results whenever
+  ``k`` allowed vectors are stored).
 
-Files (:meth:`save`, :meth:`load`) use :mod:`qama_rs.index.fileformat`; ``Index.load(path, mmap=True)``
-maps the codes instead of reading them.
+Rows are stored in the layout the codec's kernel scans (:mod:`qama_rs.index.storage`), appended in place
+and compacted on removal; files (:meth:`Index.save`, :meth:`Index.load`) hold that same layout, so
+``Index.load(path, mmap=True)`` maps it and searches it in place.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ from __future__ import annotations
 import operator
 import os
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from qama_rs.index import fileformat
-from qama_rs.index._errors import QamaError, QamaTypeError
+from qama_rs import _core
+from qama_rs.errors import QamaError, QamaTypeError
+from qama_rs.index import fileformat, legacy
 from qama_rs.index.codecs import Codec, PerDimCodec, ThermoCodec
-from qama_rs.index.factory import Pipeline, build_pipeline
-from qama_rs.index.store import Rows
+from qama_rs.index.ids import IdMap
+from qama_rs.index.registry import Pipeline, build_pipeline
+from qama_rs.index.storage import ListStore
 from qama_rs.index.transforms import PrefixTransform, QamaTransform
 
 __all__ = ["MAX_K", "MAX_RESULTS", "Index", "index_factory"]
@@ -40,6 +44,10 @@ FORMAT = "qama-rs/factory-index"
 MAX_K = 2**31 - 1
 #: Largest ``nq * k`` a search may return (the padded result is allocated in full).
 MAX_RESULTS = 1 << 28
+#: Rows encoded at a time by :meth:`Index.add` (bounds the memory of transforms and encodings).
+ADD_CHUNK = 1 << 16
+#: An allowed set of at most ``rows / GATHER_RATIO`` is scored row by row instead of scanned with a filter.
+GATHER_RATIO = 16
 
 
 def index_factory(dims: int, spec: str, *, head: Any = None) -> Index:
@@ -48,7 +56,7 @@ def index_factory(dims: int, spec: str, *, head: Any = None) -> Index:
     return Index(dims, spec, head=head)
 
 
-def _check_int(value: Any, name: str, low: int, high: int) -> int:
+def check_int(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool):
         raise QamaTypeError(f"{name} must be an int, got bool")
     try:
@@ -60,7 +68,8 @@ def _check_int(value: Any, name: str, low: int, high: int) -> int:
     return value
 
 
-def _float_rows(x: Any, name: str, dims: int, allow_empty: bool = True) -> np.ndarray:
+def float_rows(x: Any, name: str, dims: int, allow_empty: bool = True) -> np.ndarray:
+    """``x`` as C-contiguous finite float32 ``(n, dims)``, or a clear error naming ``name``."""
     if isinstance(x, np.ndarray):
         array = x
     else:
@@ -77,54 +86,55 @@ def _float_rows(x: Any, name: str, dims: int, allow_empty: bool = True) -> np.nd
     if not allow_empty and len(array) == 0:
         raise QamaError(f"{name} has no rows")
     array = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(array)
-    if not finite.all():
-        row, col = np.argwhere(~finite)[0]
-        raise QamaError(f"{name} has a non-finite value (NaN or inf) at row {row}, column {col}")
+    bad = _first_non_finite(array)
+    if bad is not None:
+        raise QamaError(f"{name} has a non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}")
+    # Inner products of two such rows stay inside float32.
+    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * dims)))
+    if len(array) and (peak := float(np.max(np.abs(array)))) > limit:
+        raise QamaError(
+            f"{name} has values of magnitude {peak:.3g}; inner products of {dims}-dimensional vectors overflow "
+            f"float32 above {limit:.3g} (normalize the vectors)"
+        )
     return array
 
 
+def _first_non_finite(array: np.ndarray) -> tuple[int, int] | None:
+    for start in range(0, len(array), ADD_CHUNK):
+        block = array[start : start + ADD_CHUNK]
+        if not np.isfinite(block).all():
+            row, col = np.argwhere(~np.isfinite(block))[0]
+            return start + int(row), int(col)
+    return None
+
+
 class Index:
-    """Stores vectors under one codec and searches them with float queries (see the module docs).
-
-    ``Index(dims, spec)`` (or :func:`index_factory`). For compatibility, ``Index(quantizer)`` with a
-    :class:`~qama_rs.engine.Quantizer` still builds the engine's symmetric Hamming index
-    (:class:`qama_rs.engine.Index`), and :meth:`load` reads that class's files too.
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any):
-        from qama_rs.engine.index import Index as HammingIndex
-        from qama_rs.engine.quantizer import Quantizer
-
-        one_arg = len(args) == 1 and "spec" not in kwargs and not isinstance(args[0], int | np.integer)
-        if args and (isinstance(args[0], Quantizer) or one_arg):
-            return HammingIndex(*args, **kwargs)  # raises its own clear error for a non-Quantizer
-        return super().__new__(cls)
+    """Stores vectors under one codec and searches them with float queries (see the module docs)."""
 
     def __init__(self, dims: int, spec: str, *, head: Any = None) -> None:
-        self._dims = _check_int(dims, "dims", 1, 1 << 24)
+        self._dims = check_int(dims, "dims", 1, 1 << 24)
         if not isinstance(spec, str):
             raise QamaTypeError(f"spec must be a string, got {type(spec).__name__}")
         self._spec = spec.strip()
         self._pipe: Pipeline = build_pipeline(self._spec, head)
+        if self._pipe.nlist is not None:
+            raise QamaError(f"spec {self._spec!r}: partitioned (IVF) indexes are not available in this build")
         width = self._dims
         for t in self._pipe.transforms:
             width = t.out_dims(width)
         self._code_width = width
-        self._ids = Rows(np.int64, ())
-        self._names: list[str] | None = None
-        self._next_id = 0
+        self._ids = IdMap()
+        self._stores: list[ListStore] = []
         self._mapped = False
         self._header: dict[str, Any] | None = None
         self._sections: dict[str, np.ndarray] | None = None
         #: JSON-ready notes saved with the index (the CLI records the embedding model and the source here).
         self.metadata: dict[str, Any] = {}
         # One lock for every call that reads or changes the stored rows: a search never sees a half-done
-        # add or remove (codecs, ids and names change together). The kernels parallelize inside a call.
+        # add or remove (codes, ids and names change together). The kernels parallelize inside a call.
         self._lock = threading.RLock()
-        if self.needs_training:
-            return
-        self._train_stages(None)
+        if not self.needs_training:
+            self._train_stages(None)
 
     # ---------------------------------------------------------------------------- description
     @property
@@ -141,27 +151,38 @@ class Index:
 
     @property
     def ntotal(self) -> int:
-        return self._ids.n
+        return len(self._ids)
 
     def __len__(self) -> int:
-        return self._ids.n
+        return len(self._ids)
 
     @property
     def codec(self) -> Codec:
         return self._pipe.codec
 
     @property
+    def metric(self) -> str:
+        """What the final scores are: ``"ip"`` (inner products or their estimates, higher is better) or
+        ``"hamming"`` (``-distance`` between codes of :attr:`code_bits` bits)."""
+        return (self._pipe.refine or self._pipe.codec).metric
+
+    @property
+    def code_bits(self) -> int | None:
+        """Bits of a Hamming code (what ``-D`` counts up to), None for other codecs."""
+        codec = self._pipe.refine or self._pipe.codec
+        return codec.code_bits if isinstance(codec, ThermoCodec) and codec.trained else None
+
+    @property
     def is_trained(self) -> bool:
-        return all(t.trained for t in self._pipe.transforms) and self._pipe.codec.trained
+        return all(t.trained for t in self._pipe.transforms) and all(c.trained for c in self._codecs())
 
     @property
     def needs_training(self) -> bool:
-        codecs = [self._pipe.codec] + ([self._pipe.refine] if self._pipe.refine else [])
         heads = [t for t in self._pipe.transforms if isinstance(t, QamaTransform)]
         if any(t.recalibrates and t.scheme is not None for t in heads):
             return True  # the pretrained head's thresholds are refitted on the documents (train)
-        return not all(c.training_free for c in codecs) and not (
-            heads and all(isinstance(c, ThermoCodec) for c in codecs)
+        return not all(c.training_free for c in self._codecs()) and not (
+            heads and all(isinstance(c, ThermoCodec) for c in self._codecs())
         )
 
     @property
@@ -169,33 +190,33 @@ class Index:
         """Stored bytes per vector: the codec's codes (padding and per-vector factors included), plus the
         rescoring stage's. Ids are not counted."""
         self._require_trained()
-        total = self._pipe.codec.bytes_per_vector
-        if self._pipe.refine is not None:
-            total += self._pipe.refine.bytes_per_vector
-        return total
+        return sum(c.bytes_per_vector for c in self._codecs())
 
     @property
     def ids(self) -> np.ndarray:
         """Read-only ``int64 (ntotal,)`` ids in insertion order."""
-        return self._ids.view
+        return self._ids.ids
 
     @property
     def names(self) -> list[str] | None:
         """String ids (document names) in insertion order, when the index was given any."""
-        return None if self._names is None else list(self._names)
+        return self._ids.names
 
     def __repr__(self) -> str:
         state = "" if self.is_trained else ", untrained"
         mapped = ", mmap" if self._mapped else ""
         return f"Index(dims={self._dims}, spec={self._spec!r}, ntotal={self.ntotal}{state}{mapped})"
 
+    def _codecs(self) -> list[Codec]:
+        return [self._pipe.codec] + ([self._pipe.refine] if self._pipe.refine is not None else [])
+
     # ------------------------------------------------------------------------------- training
-    def _train_unlocked(self, x: Any) -> None:
+    def train(self, x: Any) -> None:
         """Fits the transforms and codecs on float rows ``x`` (documents only; nothing is stored)."""
-        if self.ntotal:
-            raise QamaError("the index already holds vectors; train an empty index")
-        x = _float_rows(x, "x", self._dims, allow_empty=False)
-        self._train_stages(x)
+        with self._lock:
+            if self.ntotal:
+                raise QamaError("the index already holds vectors; train an empty index")
+            self._train_stages(float_rows(x, "x", self._dims, allow_empty=False))
 
     def fit(self, x: Any) -> Index:
         """:meth:`train` on ``x``, returning the index (for chaining)."""
@@ -210,21 +231,18 @@ class Index:
             if x is not None:
                 t.calibrate(x)
                 x = t.apply(x)
+        learned = self._learned_transform()
+        if x is None:
+            x = np.zeros((0, width), dtype=np.float32)
         for codec in self._codecs():
-            learned = self._learned_transform()
             if isinstance(codec, ThermoCodec) and learned is not None:
                 codec.quantizer = learned.learned_quantizer(x)
-            if x is None:
-                x = np.zeros((0, width), dtype=np.float32)
-            try:
-                codec.train(x)
-            except QamaError:
-                raise
-            except (ValueError, TypeError) as err:
-                raise QamaError(f"training codec {codec.label!r}: {err}") from None
+            codec.train(x)
+        self._stores = [self._new_store(c) for c in self._codecs()]
 
-    def _codecs(self) -> list[Codec]:
-        return [self._pipe.codec] + ([self._pipe.refine] if self._pipe.refine is not None else [])
+    @staticmethod
+    def _new_store(codec: Codec) -> ListStore:
+        return ListStore(codec.dtype, codec.row_units, codec.block_rows, scaled=codec.scaled)
 
     def _learned_transform(self) -> QamaTransform | None:
         t = self._pipe.transforms[-1] if self._pipe.transforms else None
@@ -240,281 +258,244 @@ class Index:
         return x
 
     # ------------------------------------------------------------------------------- contents
-    def _add_unlocked(self, x: Any, ids: Any = None) -> None:
-        """Encodes and stores float rows ``x`` ``(n, dims)``. ``ids``: unique int64 ids not yet in the index
-        (default: consecutive after the largest so far), or a sequence of ``n`` distinct strings (document
-        names; the int64 ids are then consecutive)."""
-        self._require_trained()
-        x = _float_rows(x, "x", self._dims)
-        new_ids, names = self._new_ids(ids, len(x))
-        if not len(x):
-            return
-        xt = self._transform(x)
-        for codec in self._codecs():
-            codec.add(xt)
-        self._commit(new_ids, names)
-
-    def _add_codes_unlocked(self, codes: Any, ids: Any = None) -> None:
-        """Stores already encoded codes of a single-codec index (``Thermo*``: ``uint64 (n, words)``;
-        per-dimension codecs: ``uint8`` codes, packed or one per dimension)."""
-        self._require_trained()
-        codec = self._pipe.codec
-        if self._pipe.refine is not None or not isinstance(codec, ThermoCodec | PerDimCodec):
-            raise QamaError(f"add_codes needs a single Thermo or per-dimension codec, not {self._spec!r}")
-        if not isinstance(codes, np.ndarray):
-            raise QamaTypeError(f"codes must be a NumPy array, got {type(codes).__name__}")
-        new_ids, names = self._new_ids(ids, len(codes))
-        codec.add_codes(codes)
-        self._commit(new_ids, names)
-
-    def _new_ids(self, ids: Any, m: int) -> tuple[np.ndarray, list[str] | None]:
-        if ids is None:
-            if self._names is not None and m:
-                raise QamaError("ids: this index names its documents; give one string id per row")
-            return np.arange(self._next_id, self._next_id + m, dtype=np.int64), None
-        if isinstance(ids, str | bytes):
-            raise QamaTypeError("ids must be a sequence (one id per row), not a single string")
-        if isinstance(ids, Sequence) and m and all(isinstance(i, str) for i in ids):
-            names = list(ids)
-            if len(names) != m:
-                raise QamaError(f"ids has {len(names)} entries for {m} rows")
-            if self.ntotal and self._names is None:
-                raise QamaError(
-                    "ids: this index holds unnamed vectors; string ids must be given from the start"
-                )
-            known = set(self._names or ())
-            if len(set(names)) != m or known.intersection(names):
-                dup = next(n for i, n in enumerate(names) if n in known or n in names[:i])
-                raise QamaError(f"ids: document id {dup!r} appears twice")
-            return np.arange(self._next_id, self._next_id + m, dtype=np.int64), names
-        if self._names is not None:
-            raise QamaError("ids: this index names its documents; give string ids")
-        array = np.asarray(ids)
-        if array.dtype.kind not in "iu" or array.dtype == np.bool_:
-            raise QamaTypeError(f"ids must be integers or strings, got dtype {array.dtype}")
-        if array.shape != (m,):
-            raise QamaError(f"ids must have shape ({m},), got {array.shape}")
-        if array.dtype.kind == "u" and m and int(array.max()) > np.iinfo(np.int64).max:
-            raise QamaError("ids must fit in int64")
-        array = array.astype(np.int64)
-        if m and int(array.min()) < 0:
-            raise QamaError(f"ids must be non-negative (-1 marks a missing result), got {int(array.min())}")
-        if len(np.unique(array)) != m:
-            raise QamaError("ids contains duplicates")
-        clash = np.isin(array, self._ids.view)
-        if clash.any():
-            raise QamaError(f"ids: id {int(array[np.argmax(clash)])} is already in the index")
-        return array, None
-
-    def _commit(self, new_ids: np.ndarray, names: list[str] | None) -> None:
-        if names is not None:
-            self._names = (self._names or []) + names
-        self._ids.append(new_ids)
-        if len(new_ids):
-            self._next_id = max(self._next_id, int(new_ids.max()) + 1)
-
-    def _remove_unlocked(self, ids: Any) -> int:
-        """Removes the vectors with these int64 ids (or string names); unknown ids are ignored, as in
-        faiss's ``remove_ids``. Returns how many were removed. Costs one pass over the stored codes."""
-        if isinstance(ids, str):
-            ids = [ids]
-        values = list(ids) if isinstance(ids, Sequence) and not isinstance(ids, np.ndarray) else None
-        if values and all(isinstance(v, str) for v in values):
-            if self._names is None:
-                return 0
-            wanted = set(values)
-            mask = np.array([n not in wanted for n in self._names], dtype=bool)
-        else:
-            array = np.asarray(ids)
-            if array.size and (array.dtype.kind not in "iu" or array.dtype == np.bool_):
-                raise QamaTypeError(f"ids must be integers or strings, got dtype {array.dtype}")
-            mask = ~np.isin(self._ids.view, array.astype(np.int64).ravel())
-        removed = int((~mask).sum())
-        if removed:
-            for codec in self._codecs():
-                codec.keep(mask)
-            self._ids.keep(mask)
-            if self._names is not None:
-                self._names = [n for n, keep in zip(self._names, mask.tolist(), strict=True) if keep]
-        return removed
-
-    def names_of(self, I: Any) -> np.ndarray:  # noqa: E741 - faiss's name for the id matrix
-        """Document names (object array of str, ``""`` for ``-1``) of the ids in ``I`` (any shape)."""
-        if self._names is None:
-            raise QamaError("this index has no string ids; add vectors with ids=[...strings]")
-        I = np.asarray(I, dtype=np.int64)  # noqa: E741
-        names = np.array([*self._names, ""], dtype=object)
-        order = np.argsort(self._ids.view, kind="stable")
-        keys = self._ids.view[order]
-        at = np.searchsorted(keys, I).clip(0, max(len(keys) - 1, 0))
-        found = (keys[at] == I) if len(keys) else np.zeros(I.shape, dtype=bool)
-        return np.where(found, names[order[at]] if len(keys) else "", "")
-
-    # --------------------------------------------------------------------------------- search
-    def _search_unlocked(self, xq: Any, k: int, dims: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(D float32, I int64)``, both ``(nq, k)``: the ``k`` best stored vectors for each float query
-        (see the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions of
-        the same codes (thermometer codes, per-dimension codes and Flat; not after a rotation or a head)."""
-        k = _check_int(k, "k", 1, MAX_K)
-        self._require_trained()
-        xq = _float_rows(xq, "xq", self._dims)
-        nq = len(xq)
-        if nq * k > MAX_RESULTS:
-            raise QamaError(
-                f"k = {k} for {nq} queries asks for {nq * k} results; at most {MAX_RESULTS} per call (search in batches)"
-            )
-        prefix = self._check_dims(dims)
-        D = np.full((nq, k), -np.inf, dtype=np.float32)
-        I = np.full((nq, k), -1, dtype=np.int64)  # noqa: E741
-        n = self.ntotal
-        if nq == 0 or n == 0:
-            return D, I
-        q = self._transform(xq)
-        pipe = self._pipe
-        if pipe.refine is None:
-            scores, rows = pipe.codec.search(q, min(k, n), prefix)
-        else:
-            _, candidates = pipe.codec.search(q, min(pipe.k_prime, n), prefix)
-            scores, rows = pipe.refine.rescore(q, candidates, min(k, candidates.shape[1]))
-        got = rows.shape[1]
-        D[:, :got] = scores
-        I[:, :got] = self._ids.view[rows]
-        return D, I
-
-    def train(self, x: Any) -> None:
-        """Fits the transforms and codecs on float rows ``x`` (documents only; nothing is stored)."""
-        with self._lock:
-            self._train_unlocked(x)
-
     def add(self, x: Any, ids: Any = None) -> None:
         """Encodes and stores float rows ``x`` ``(n, dims)``. ``ids``: unique non-negative int64 ids not yet
-        in the index (default: consecutive after the largest so far), or a sequence of ``n`` distinct strings
-        (document names; the int64 ids are then consecutive)."""
+        in the index (default: consecutive after the largest so far), or a sequence of ``n`` distinct,
+        non-empty strings (document names; the int64 ids are then consecutive)."""
         with self._lock:
-            self._add_unlocked(x, ids)
+            self._require_trained()
+            x = float_rows(x, "x", self._dims)
+            new_ids, names = self._ids.check_new(ids, len(x))
+            if not len(x):
+                return
+            self._own()
+            for start in range(0, len(x), ADD_CHUNK):
+                xt = self._transform(x[start : start + ADD_CHUNK])
+                for codec, store in zip(self._codecs(), self._stores, strict=True):
+                    rows, scale = codec.encode(xt)
+                    store.append(rows, scale=scale)
+            self._ids.append(new_ids, names)
 
     def add_codes(self, codes: Any, ids: Any = None) -> None:
         """Stores already encoded codes of a single-codec index (``Thermo*``: ``uint64 (n, words)``;
-        per-dimension codecs: ``uint8`` codes, packed or one per dimension)."""
+        per-dimension codecs: ``uint8`` codes, one per dimension or packed)."""
         with self._lock:
-            self._add_codes_unlocked(codes, ids)
+            self._require_trained()
+            codec = self._pipe.codec
+            if self._pipe.refine is not None or not isinstance(codec, ThermoCodec | PerDimCodec) or codec.scaled:
+                raise QamaError(f"add_codes needs a single Thermo or per-dimension codec, not {self._spec!r}")
+            if not isinstance(codes, np.ndarray):
+                raise QamaTypeError(f"codes must be a NumPy array, got {type(codes).__name__}")
+            if isinstance(codec, ThermoCodec):
+                words = codec.quantizer.words
+                if codes.dtype != np.uint64 or codes.ndim != 2 or codes.shape[1] != words:
+                    raise QamaError(f"codes must be a uint64 array of shape (n, {words}) for {self._spec!r}")
+                rows = np.ascontiguousarray(codes)
+            else:
+                rows = codec.pack(codes)
+            new_ids, names = self._ids.check_new(ids, len(rows))
+            self._own()
+            self._stores[0].append(rows)
+            self._ids.append(new_ids, names)
 
     def remove(self, ids: Any) -> int:
-        """Removes the vectors with these int64 ids (or string names); unknown ids are ignored, as in
-        faiss's ``remove_ids``. Returns how many were removed. Costs one pass over the stored codes."""
+        """Removes the vectors with these int64 ids (or string names); unknown ids are ignored, as in faiss's
+        ``remove_ids``. Returns how many were removed. Compacts the stored rows in place."""
         with self._lock:
-            return self._remove_unlocked(ids)
+            slots = self._slots(ids, "ids")
+            slots = slots[slots >= 0]
+            if not len(slots):
+                return 0
+            keep = np.ones(self.ntotal, dtype=bool)
+            keep[slots] = False
+            self._own()
+            for store in self._stores:
+                store.keep(keep)
+            self._ids.keep(keep)
+            return int((~keep).sum())
 
-    def search(self, xq: Any, k: int, dims: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(D float32, I int64)``, both ``(nq, k)``: the ``k`` best stored vectors for each float query
-        (see the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions
-        of the same codes (thermometer, per-dimension and Flat codecs, not after a rotation or a head; with a
-        refinement stage the prefix applies to the first stage)."""
-        with self._lock:
-            return self._search_unlocked(xq, k, dims)
+    def _slots(self, ids: Any, name: str) -> np.ndarray:
+        """Slots (``-1`` where unknown) of int ids or string names."""
+        if isinstance(ids, str):
+            ids = [ids]
+        if isinstance(ids, np.ndarray) and ids.dtype.kind in "US":
+            ids = ids.tolist()
+        if not isinstance(ids, np.ndarray):
+            values = list(ids)
+            if values and all(isinstance(v, str) for v in values):
+                return self._ids.slots_of_names(values) if self._ids.named else np.full(len(values), -1)
+            ids = np.asarray(values, dtype=np.int64) if values else np.zeros(0, dtype=np.int64)
+        if ids.size and (ids.dtype.kind not in "iu" or ids.dtype == np.bool_):
+            raise QamaTypeError(f"{name} must be integers or strings, got dtype {ids.dtype}")
+        return self._ids.slots_of(ids.astype(np.int64).ravel())[0]
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Writes the index atomically (:mod:`qama_rs.index.fileformat`): a failed save leaves an existing
-        file untouched. The spec is stored verbatim; a ``QAMA(path)`` head is stored by its path."""
+    def names_of(self, I: Any) -> np.ndarray:  # noqa: E741 - faiss's name for the id matrix
+        """Document names (object array of str, ``""`` for ``-1``) of the ids in ``I`` (any shape)."""
+        if not self._ids.named:
+            raise QamaError("this index has no string ids; add vectors with ids=[...strings]")
+        slots, _ = self._ids.slots_of(np.asarray(I, dtype=np.int64))
+        return self._ids.name_of_slots(slots)
+
+    def _own(self) -> None:
+        """Before the first change of a memory-mapped index: ids move to memory (rows stay mapped)."""
+        self._ids.own()
+
+    # --------------------------------------------------------------------------------- search
+    def search(
+        self,
+        xq: Any,
+        k: int,
+        dims: int | None = None,
+        *,
+        allowed: Any = None,
+        k_factor: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(D float32, I int64)``, both ``(nq, k)``: the ``k`` best stored vectors for each float query (see
+        the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions of the
+        same codes (thermometer, per-dimension and Flat codecs, not after a rotation or a head; with a
+        refinement stage the prefix applies to the first stage). ``allowed``: the ids (int64 array, or names)
+        a result may have, or a boolean bitmap indexed by id. ``k_factor``: a refinement stage rescores
+        ``k * k_factor`` first-stage candidates (default: the spec's ``k'``; never fewer than ``k``)."""
         with self._lock:
-            self._save_unlocked(path)
+            k = check_int(k, "k", 1, MAX_K)
+            self._require_trained()
+            xq = float_rows(xq, "xq", self._dims)
+            nq = len(xq)
+            if nq * k > MAX_RESULTS:
+                raise QamaError(
+                    f"k = {k} for {nq} queries asks for {nq * k} results; at most {MAX_RESULTS} per call "
+                    "(search in batches)"
+                )
+            prefix = self._check_dims(dims)
+            depth = self._refine_depth(k, k_factor)
+            D = np.full((nq, k), -np.inf, dtype=np.float32)
+            I = np.full((nq, k), -1, dtype=np.int64)  # noqa: E741
+            if nq == 0 or self.ntotal == 0:
+                return D, I
+            positions = None if allowed is None else self._allowed_slots(allowed)
+            q = self._transform(xq)
+            scores, rows = self._first_stage(q, depth or k, prefix, positions)
+            if depth is not None:
+                scores, rows = self._refine(q, rows, k)
+            got = rows.shape[1]
+            D[:, :got] = scores
+            I[:, :got] = self._ids.ids_of(rows)
+            return D, I
+
+    def _refine_depth(self, k: int, k_factor: Any) -> int | None:
+        if self._pipe.refine is None:
+            if k_factor is not None:
+                raise QamaError(f"k_factor: {self._spec!r} has no refinement stage (Rescore(...) or RFlat(k'))")
+            return None
+        if k_factor is None:
+            return max(self._pipe.k_prime or k, k)
+        if isinstance(k_factor, bool) or not isinstance(k_factor, int | float | np.number) or not k_factor >= 1:
+            raise QamaError(f"k_factor = {k_factor!r}; must be a number >= 1")
+        return min(max(int(np.ceil(k * float(k_factor))), k), MAX_K)
+
+    def _allowed_slots(self, allowed: Any) -> np.ndarray:
+        """Sorted distinct slots of an ``allowed`` argument (ids, names or a bitmap indexed by id)."""
+        if isinstance(allowed, np.ndarray) and allowed.dtype == np.bool_:
+            if allowed.ndim != 1:
+                raise QamaError(f"allowed: a bitmap must be 1-D (indexed by id), got shape {allowed.shape}")
+            allowed = np.flatnonzero(allowed)
+        slots = self._slots(allowed, "allowed")
+        return np.unique(slots[slots >= 0])
+
+    def _first_stage(
+        self, q: np.ndarray, k: int, prefix: int | None, positions: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        codec, store = self._pipe.codec, self._stores[0]
+        engine, queries = codec.engine(prefix), codec.queries(q, prefix)
+        n = store.rows
+        if positions is None:
+            return engine.search(queries, store.core(), k)
+        if not len(positions):
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        if len(positions) * GATHER_RATIO <= n:
+            return engine.rescore(queries, store.core(), positions, k)
+        bits = np.zeros(-(-n // 64) * 64, dtype=bool)
+        bits[positions] = True
+        words = np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64)
+        return engine.search(queries, store.core(), k, allowed_bits=words)
+
+    def _refine(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        codec, store = self._pipe.refine, self._stores[1]
+        engine, queries = codec.engine(), codec.queries(q)
+        if (rows >= 0).all():
+            return engine.rescore(queries, store.core(), np.ascontiguousarray(rows), k)
+        # Some queries have fewer candidates (a filter): rescore each alone.
+        D = np.full((len(q), k), -np.inf, dtype=np.float32)
+        I = np.full((len(q), k), -1, dtype=np.int64)  # noqa: E741
+        for i, row in enumerate(rows):
+            valid = row[row >= 0]
+            if len(valid):
+                s, r = engine.rescore(queries[i : i + 1], store.core(), np.ascontiguousarray(valid), k)
+                D[i, : s.shape[1]], I[i, : r.shape[1]] = s[0], r[0]
+        return D, I
 
     def _check_dims(self, dims: Any) -> int | None:
         if dims is None:
             return None
-        m = _check_int(dims, "dims", 1, self._code_width)
+        m = check_int(dims, "dims", 1, self._code_width)
         if m == self._code_width:
             return None
-        if (
-            any(not isinstance(t, PrefixTransform) for t in self._pipe.transforms)
-            or not self._pipe.codec.supports_prefix()
-        ):
+        prefix = self._pipe.codec.prefix_dims()
+        if any(not isinstance(t, PrefixTransform) for t in self._pipe.transforms) or prefix is None:
             raise QamaError(
                 f"dims: {self._spec!r} has no Matryoshka prefix search (a rotation or head mixes dimensions, "
                 "or the codec scores whole vectors); build a Prefix{m} index instead"
             )
-        codec = self._pipe.codec
-        if isinstance(codec, ThermoCodec) and m > codec.quantizer.dims:
-            raise QamaError(f"dims = {m}; this codec has {codec.quantizer.dims} quantized values")
+        if m > prefix:
+            raise QamaError(f"dims = {m}; this codec has {prefix} coded values")
         return m
 
     # ---------------------------------------------------------------------------- persistence
-    def _save_unlocked(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the index atomically (:mod:`qama_rs.index.fileformat`): a failed save leaves an existing
         file untouched. The spec is stored verbatim; a ``QAMA(path)`` head is stored by its path."""
-        self._require_trained()
-        sections: dict[str, np.ndarray] = {"ids": self._ids.view}
-        stages = []
-        for i, t in enumerate(self._pipe.transforms):
-            meta, arrays = t.state()
-            stages.append(meta)
-            sections.update({f"t{i}.{k}": v for k, v in arrays.items()})
-        codecs = []
-        for role, codec in zip(("codec", "refine"), self._codecs(), strict=False):
-            meta, arrays = codec.state()
-            codecs.append(meta)
-            sections.update({f"{role}.{k}": v for k, v in arrays.items()})
-        if self._names is not None:
-            encoded = [n.encode("utf-8") for n in self._names]
-            sections["names.offsets"] = np.concatenate(
-                [[0], np.cumsum([len(b) for b in encoded], dtype=np.int64)]
-            ).astype(np.int64)
-            sections["names.bytes"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        header = {
-            "format": FORMAT,
-            "spec": self._spec,
-            "dims": self._dims,
-            "ntotal": self.ntotal,
-            "next_id": self._next_id,
-            "transforms": stages,
-            "codecs": codecs,
-            "metadata": self.metadata,
-        }
-        fileformat.write_index(path, header, sections)
+        with self._lock:
+            self._require_trained()
+            sections: dict[str, np.ndarray] = dict(self._ids.state())
+            stages = []
+            for i, t in enumerate(self._pipe.transforms):
+                meta, arrays = t.state()
+                stages.append(meta)
+                sections.update({f"t{i}.{k}": v for k, v in arrays.items()})
+            codecs = []
+            for role, codec, store in zip(("codec", "refine"), self._codecs(), self._stores, strict=False):
+                meta, arrays = codec.state()
+                codecs.append(meta)
+                sections.update({f"{role}.{k}": v for k, v in arrays.items()})
+                sections.update({f"{role}.rows.{k}": v for k, v in store.state().items()})
+            header = {
+                "format": FORMAT,
+                "spec": self._spec,
+                "dims": self._dims,
+                "ntotal": self.ntotal,
+                "next_id": self._ids.next_id,
+                "ids_identity": self._ids.identity,
+                "transforms": stages,
+                "codecs": codecs,
+                "metadata": self.metadata,
+            }
+            fileformat.write_index(path, header, sections)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], mmap: bool = False, *, head: Any = None) -> Index:
-        """Reads a file written by :meth:`save`. ``mmap=True`` maps it instead: codes, ids and float vectors
-        are served from the page cache as they are touched (section checksums are then checked only by
-        :meth:`verify`). A foreign, truncated, corrupt or newer file raises :class:`QamaError`."""
+        """Reads a file written by :meth:`save` (or by qama-rs 0.1's factory index). ``mmap=True`` maps it
+        instead: stored rows, ids and tables are served from the page cache as they are touched (section
+        checksums are then checked only by :meth:`verify`); the index can still take adds (in memory).
+        A foreign, truncated, corrupt or newer file raises :class:`QamaError`."""
         name = os.fspath(path)
-        legacy = _engine_file_class(path)
-        if legacy is not None:
-            return legacy.load(path)
         header, sections = fileformat.read_index(path, mmap_mode=bool(mmap))
         if header.get("format") != FORMAT:
             raise QamaError(f"{name}: not a qama-rs factory index (format {header.get('format')!r})")
+        if header["format_version"] == 1:
+            header, sections = legacy.upgrade(header, sections, name)
         try:
             index = cls(int(header["dims"]), header["spec"], head=head)
-            pipe = index._pipe
-            if len(header["transforms"]) != len(pipe.transforms) or len(header["codecs"]) != len(
-                index._codecs()
-            ):
-                raise QamaError(f"{name}: the stored stages do not match the spec {header['spec']!r}")
-            for i, (t, meta) in enumerate(zip(pipe.transforms, header["transforms"], strict=True)):
-                t.restore(meta, _prefixed(sections, f"t{i}."))
-            if index._learned_transform() is not None:
-                index._learned_transform().learned_quantizer()  # the head must be loadable for queries
-            for role, codec, meta in zip(
-                ("codec", "refine"), index._codecs(), header["codecs"], strict=False
-            ):
-                codec.restore(meta, _prefixed(sections, f"{role}."))
-            ids = sections["ids"]
-            n = int(header["ntotal"])
-            if ids.shape != (n,) or any(c.ntotal != n for c in index._codecs()):
-                raise QamaError(f"{name}: corrupt qama-rs index (stored rows disagree with ntotal = {n})")
-            index._ids = Rows(np.int64, ())
-            index._ids.attach(ids)
-            index._next_id = int(header["next_id"])
-            if "names.offsets" in sections:
-                offsets = sections["names.offsets"]
-                blob = sections["names.bytes"].tobytes()
-                if offsets.shape != (n + 1,):
-                    raise QamaError(f"{name}: corrupt qama-rs index (names section)")
-                index._names = [
-                    blob[a:b].decode("utf-8")
-                    for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
-                ]
+            index._restore(header, sections, name)
         except QamaError:
             raise
         except (KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
@@ -524,24 +505,35 @@ class Index:
         index._header, index._sections = header, sections
         return index
 
+    def _restore(self, header: dict[str, Any], sections: dict[str, np.ndarray], name: str) -> None:
+        pipe = self._pipe
+        if len(header["transforms"]) != len(pipe.transforms) or len(header["codecs"]) != len(self._codecs()):
+            raise QamaError(f"{name}: the stored stages do not match the spec {header['spec']!r}")
+        for i, (t, meta) in enumerate(zip(pipe.transforms, header["transforms"], strict=True)):
+            t.restore(meta, _prefixed(sections, f"t{i}."))
+        learned = self._learned_transform()
+        if learned is not None:
+            learned.learned_quantizer()  # the head must be loadable for queries
+        n = int(header["ntotal"])
+        self._stores = []
+        for role, codec, meta in zip(("codec", "refine"), self._codecs(), header["codecs"], strict=False):
+            codec.restore(meta, _prefixed(sections, f"{role}."))
+            store = self._new_store(codec)
+            rows = _prefixed(sections, f"{role}.rows.")
+            if header.get("legacy_row_major", {}).get(role) and codec.block_rows > 1 and n:
+                # A 0.1 file kept these rows row-major; this codec scans them in blocks.
+                rows["data"] = _core.to_blocks(rows["data"].reshape(n, codec.row_units))
+            store.restore(rows, name)
+            if store.rows != n:
+                raise QamaError(f"{name}: corrupt qama-rs index ({store.rows} stored rows, ntotal = {n})")
+            self._stores.append(store)
+        self._ids = IdMap.restore(sections, n, int(header["next_id"]), bool(header.get("ids_identity")), name)
+
     def verify(self) -> None:
         """Checks a loaded index's sections against their stored checksums (reads every byte)."""
         if self._header is None or self._sections is None:
             raise QamaError("verify() checks an index loaded from a file; this one was built in memory")
         fileformat.verify_sections(self._header, self._sections, self._spec)
-
-
-def _engine_file_class(path: str | os.PathLike[str]):
-    """The engine class whose file format ``path`` has (by its magic), or None."""
-    from qama_rs.engine import asym
-    from qama_rs.engine import index as hamming
-
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(8)
-    except OSError:
-        return None
-    return {hamming.MAGIC: hamming.Index, asym.MAGIC: asym.AsymmetricIndex}.get(magic)
 
 
 def _prefixed(sections: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qama_rs.index._errors import QamaError
+from qama_rs.errors import QamaError
 
 __all__ = ["METHOD_SPECS", "THERMO_BITS", "method_spec"]
 

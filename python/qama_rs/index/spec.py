@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qama_rs.index._errors import QamaError
+from qama_rs.errors import QamaError
 
 __all__ = ["Stage", "parse_spec", "split_top_level"]
 

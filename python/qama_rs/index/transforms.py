@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from qama_rs.index._errors import QamaError
+from qama_rs.errors import QamaError
 from qama_rs.quantizers.rotation import RandomizedHadamard, RandomOrthogonal
 
 __all__ = ["PrefixTransform", "QamaTransform", "RotationTransform", "Transform", "prefix_normalize"]

@@ -1,0 +1,347 @@
+"""Stored rows of one codec, in the layout its kernel scans, grouped in lists (a flat index has one list,
+a partitioned index one per partition).
+
+Rows live in two segments: a *base* (what a file held: possibly memory-mapped, read in place) and an
+in-memory *tail* where additions go. Each list owns at most one extent in each: ``table[l] = (base
+offset, base rows, tail offset, tail rows)``. A tail extent has spare capacity and is moved (doubled) to
+the end of the tail arena when it fills, so an append writes only the new rows — into the 32-row block
+layout in place for table codecs (``_core.write_block_rows``), never rebuilding what is stored. Removal
+compacts each list in place (``_core.keep_block_rows``), moving a mapped list's survivors into the tail.
+Saving writes every list contiguously into one base: that same layout is what a mapped load scans.
+
+Optional per-row ``labels`` (uint64, what searches return: the partitioned index's ids) and ``scale``
+(float32 per-row factors) follow the rows everywhere. Without labels a search returns positions:
+lists in order, each list's base rows then its tail rows (for one list: insertion order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qama_rs import _core
+from qama_rs.errors import QamaError
+
+__all__ = ["ListStore"]
+
+BLOCK = 32
+
+
+def _round(rows: int, block_rows: int) -> int:
+    return -(-rows // block_rows) * block_rows
+
+
+class ListStore:
+    """Rows of ``row_units`` elements of ``dtype``, in blocks of ``block_rows`` rows (1: row-major)."""
+
+    def __init__(
+        self,
+        dtype: Any,
+        row_units: int,
+        block_rows: int = 1,
+        lists: int = 1,
+        labelled: bool = False,
+        scaled: bool = False,
+    ) -> None:
+        self.dtype = np.dtype(dtype)
+        self.row_units = int(row_units)
+        self.block_rows = int(block_rows)
+        self.labelled, self.scaled = labelled, scaled
+        self._base = np.zeros(0, dtype=self.dtype)
+        self._base_labels = np.zeros(0, dtype=np.uint64)
+        self._base_scale = np.zeros(0, dtype=np.float32)
+        self._tail = np.zeros(0, dtype=self.dtype)
+        self._tail_labels = np.zeros(0, dtype=np.uint64)
+        self._tail_scale = np.zeros(0, dtype=np.float32)
+        self._table = np.zeros((lists, 4), dtype=np.int64)  # base off, base rows, tail off, tail rows
+        self._cap = np.zeros(lists, dtype=np.int64)  # tail capacity (rows) per list
+        self._end = 0  # first free row of the tail arena
+        self._garbage = 0  # rows of the tail arena no list uses any more
+        self._core: Any = None
+
+    # ------------------------------------------------------------------------------ description
+    @property
+    def lists(self) -> int:
+        return len(self._table)
+
+    @property
+    def rows(self) -> int:
+        return int(self._table[:, 1].sum() + self._table[:, 3].sum())
+
+    def counts(self) -> np.ndarray:
+        """Rows per list."""
+        return self._table[:, 1] + self._table[:, 3]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: both segments (capacity included) and their labels and scales."""
+        return sum(a.nbytes for a in self._arrays())
+
+    def _arrays(self) -> list[np.ndarray]:
+        out = [self._base, self._tail]
+        if self.labelled:
+            out += [self._base_labels, self._tail_labels]
+        if self.scaled:
+            out += [self._base_scale, self._tail_scale]
+        return out
+
+    def core(self) -> Any:
+        """The engine's view of the rows (``_core.Store``), rebuilt after a change."""
+        if self._core is None:
+            table = self._table.astype(np.uint64)
+            self._core = _core.Store(
+                [self._base, self._tail],
+                table,
+                [self._base_labels, self._tail_labels] if self.labelled else None,
+                [self._base_scale, self._tail_scale] if self.scaled else None,
+            )
+        return self._core
+
+    # ---------------------------------------------------------------------------------- writing
+    def _units(self, rows: int) -> int:
+        return _round(rows, self.block_rows) * self.row_units
+
+    def _ensure_arena(self, rows: int) -> None:
+        """Tail arena capacity for ``rows`` rows (doubling; copies the used part)."""
+        need = self._units(rows)
+        if need <= len(self._tail):
+            return
+        units = max(need, 2 * len(self._tail), self._units(1024))
+        grown = np.zeros(units, dtype=self.dtype)
+        used = self._units(self._end)
+        grown[:used] = self._tail[:used]
+        self._tail = grown
+        if self.labelled:
+            self._tail_labels = _grow_to(self._tail_labels, self._end, units // self.row_units)
+        if self.scaled:
+            self._tail_scale = _grow_to(self._tail_scale, self._end, units // self.row_units)
+
+    def _reserve(self, lst: int, extra: int) -> None:
+        """Room for ``extra`` more rows in list ``lst``'s tail extent (moved to the arena's end, doubled)."""
+        off, n = int(self._table[lst, 2]), int(self._table[lst, 3])
+        if n + extra <= self._cap[lst]:
+            return
+        cap = _round(max(n + extra, 2 * int(self._cap[lst]), self.block_rows), self.block_rows)
+        if self._garbage > max(self._end // 2, 4096):
+            self._compact_arena()
+            off = int(self._table[lst, 2])
+        start = _round(self._end, self.block_rows)
+        self._ensure_arena(start + cap)
+        if n:
+            src, dst = self._units(off), self._units(start)
+            span = self._units(n)
+            self._tail[dst : dst + span] = self._tail[src : src + span]
+            if self.labelled:
+                self._tail_labels[start : start + n] = self._tail_labels[off : off + n]
+            if self.scaled:
+                self._tail_scale[start : start + n] = self._tail_scale[off : off + n]
+        self._garbage += int(self._cap[lst])
+        self._table[lst, 2], self._cap[lst] = start, cap
+        self._end = start + cap
+
+    def _compact_arena(self) -> None:
+        """Rewrites the tail arena with every list's extent packed (drops the garbage)."""
+        old = (self._tail, self._tail_labels, self._tail_scale)
+        offs = self._table[:, 2].copy()
+        caps = [_round(max(int(n), 1), self.block_rows) if n else 0 for n in self._table[:, 3]]
+        total = int(sum(caps))
+        self._tail = np.zeros(self._units(max(total, 1)), dtype=self.dtype)
+        rows_cap = len(self._tail) // self.row_units
+        self._tail_labels = np.zeros(rows_cap if self.labelled else 0, dtype=np.uint64)
+        self._tail_scale = np.zeros(rows_cap if self.scaled else 0, dtype=np.float32)
+        at = 0
+        for lst, cap in enumerate(caps):
+            n = int(self._table[lst, 3])
+            if n:
+                src, span = self._units(int(offs[lst])), self._units(n)
+                self._tail[self._units(at) : self._units(at) + span] = old[0][src : src + span]
+                if self.labelled:
+                    self._tail_labels[at : at + n] = old[1][offs[lst] : offs[lst] + n]
+                if self.scaled:
+                    self._tail_scale[at : at + n] = old[2][offs[lst] : offs[lst] + n]
+            self._table[lst, 2], self._cap[lst] = at, cap
+            at += cap
+        self._end, self._garbage = at, 0
+
+    def _write(self, at: int, rows: np.ndarray) -> None:
+        if self.block_rows > 1:
+            _core.write_block_rows(self._tail, at, rows)
+        else:
+            self._tail[at * self.row_units : (at + len(rows)) * self.row_units] = rows.reshape(-1)
+
+    def append(
+        self,
+        rows: np.ndarray,
+        lists: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        scale: np.ndarray | None = None,
+    ) -> None:
+        """Appends ``rows`` (``(m, row_units)``) to their lists (``lists`` (m,); default list 0)."""
+        m = len(rows)
+        if not m:
+            return
+        rows = np.ascontiguousarray(rows, dtype=self.dtype).reshape(m, self.row_units)
+        if lists is None or self.lists == 1:
+            groups = [(0, np.arange(m))]
+        else:
+            order = np.argsort(lists, kind="stable")
+            bounds = np.searchsorted(lists[order], np.arange(self.lists + 1))
+            groups = [(lst, order[a:b]) for lst, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)) if b > a]
+        for lst, take in groups:
+            self._reserve(lst, len(take))
+            at = int(self._table[lst, 2] + self._table[lst, 3])
+            part = rows if len(take) == m else rows[take]
+            self._write(at, part)
+            if self.labelled:
+                self._tail_labels[at : at + len(take)] = labels[take]
+            if self.scaled:
+                self._tail_scale[at : at + len(take)] = scale[take]
+            self._table[lst, 3] += len(take)
+        self._core = None
+
+    # ---------------------------------------------------------------------------------- reading
+    def _extent_rows(self, segment: np.ndarray, off: int, n: int) -> np.ndarray:
+        """Row-major ``(n, row_units)`` copy of an extent."""
+        data = segment[self._units(off) : self._units(off) + self._units(n)]
+        if self.block_rows > 1:
+            return _core.from_blocks(np.ascontiguousarray(data), n, self.row_units)
+        return data.reshape(n, self.row_units).copy()
+
+    def list_rows(self, lst: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(rows, labels, scale)`` of list ``lst``, row-major, base rows then tail rows."""
+        b_off, b_n, t_off, t_n = (int(v) for v in self._table[lst])
+        rows = np.concatenate(
+            [self._extent_rows(self._base, b_off, b_n), self._extent_rows(self._tail, t_off, t_n)]
+        )
+        labels = (
+            np.concatenate([self._base_labels[b_off : b_off + b_n], self._tail_labels[t_off : t_off + t_n]])
+            if self.labelled
+            else None
+        )
+        scale = (
+            np.concatenate([self._base_scale[b_off : b_off + b_n], self._tail_scale[t_off : t_off + t_n]])
+            if self.scaled
+            else None
+        )
+        return rows, labels, scale
+
+    def labels_of_list(self, lst: int) -> np.ndarray:
+        b_off, b_n, t_off, t_n = (int(v) for v in self._table[lst])
+        return np.concatenate([self._base_labels[b_off : b_off + b_n], self._tail_labels[t_off : t_off + t_n]])
+
+    # ---------------------------------------------------------------------------------- removal
+    def keep(self, masks: list[np.ndarray] | np.ndarray) -> None:
+        """Keeps, in each list, the rows whose mask entry is True (one boolean array per list over its
+        rows, base then tail; or one array over all positions). Survivors keep their order."""
+        if isinstance(masks, np.ndarray):
+            counts = self.counts()
+            masks = np.split(masks, np.cumsum(counts)[:-1])
+        for lst, mask in enumerate(masks):
+            if mask.all():
+                continue
+            b_off, b_n, t_off, t_n = (int(v) for v in self._table[lst])
+            base_keep, tail_keep = mask[:b_n], mask[b_n:]
+            if b_n and not base_keep.all():
+                if self._base.flags.writeable:
+                    kept = self._keep_in(self._base, b_off, b_n, base_keep, self._base_labels, self._base_scale)
+                    self._table[lst, 1] = kept
+                else:
+                    # A mapped base is never written: the list's survivors move to the tail.
+                    rows, labels, scale = self.list_rows(lst)
+                    self._table[lst] = (0, 0, t_off, 0)
+                    self.append_list(lst, rows[mask], labels[mask] if self.labelled else None, scale[mask] if self.scaled else None)
+                    continue
+            if t_n and not tail_keep.all():
+                self._table[lst, 3] = self._keep_in(self._tail, t_off, t_n, tail_keep, self._tail_labels, self._tail_scale)
+        self._core = None
+
+    def append_list(self, lst: int, rows: np.ndarray, labels: np.ndarray | None, scale: np.ndarray | None) -> None:
+        self.append(rows, np.full(len(rows), lst, dtype=np.int64), labels, scale)
+
+    def _keep_in(
+        self, segment: np.ndarray, off: int, n: int, keep: np.ndarray, labels: np.ndarray, scale: np.ndarray
+    ) -> int:
+        if self.block_rows > 1:
+            view = segment[self._units(off) : self._units(off) + self._units(n)]
+            kept = _core.keep_block_rows(view, self.row_units, np.ascontiguousarray(keep, dtype=bool))
+        else:
+            rows = segment[off * self.row_units : (off + n) * self.row_units].reshape(n, self.row_units)
+            kept = int(keep.sum())
+            rows[:kept] = rows[keep]
+        if self.labelled:
+            labels[off : off + kept] = labels[off : off + n][keep]
+        if self.scaled:
+            scale[off : off + kept] = scale[off : off + n][keep]
+        return int(kept)
+
+    # ------------------------------------------------------------------------------ persistence
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays for a file: ``data`` (every list contiguous, block-aligned), ``lists`` (offset, rows per
+        list), and ``labels`` / ``scale`` when kept."""
+        counts = self.counts()
+        offsets = np.concatenate([[0], np.cumsum([_round(int(c), self.block_rows) for c in counts])]).astype(np.int64)
+        if not (self._table[:, 3] == 0).all() or not np.array_equal(self._table[:, 0], offsets[:-1]):
+            data = np.zeros(self._units(int(offsets[-1])), dtype=self.dtype)
+            labels = np.zeros(int(offsets[-1]), dtype=np.uint64) if self.labelled else None
+            scale = np.zeros(int(offsets[-1]), dtype=np.float32) if self.scaled else None
+            for lst in range(self.lists):
+                rows, lab, sc = self.list_rows(lst)
+                at, n = int(offsets[lst]), int(counts[lst])
+                if n:
+                    if self.block_rows > 1:
+                        block = _core.to_blocks(np.ascontiguousarray(rows))
+                        data[self._units(at) : self._units(at) + len(block)] = block
+                    else:
+                        data[at * self.row_units : (at + n) * self.row_units] = rows.reshape(-1)
+                    if labels is not None:
+                        labels[at : at + n] = lab
+                    if scale is not None:
+                        scale[at : at + n] = sc
+        else:
+            data = self._base[: self._units(int(offsets[-1]))]
+            labels = self._base_labels[: int(offsets[-1])] if self.labelled else None
+            scale = self._base_scale[: int(offsets[-1])] if self.scaled else None
+        out = {"data": data, "lists": np.stack([offsets[:-1], counts]).T.astype(np.int64).copy()}
+        if labels is not None:
+            out["labels"] = labels
+        if scale is not None:
+            out["scale"] = scale
+        return out
+
+    def restore(self, arrays: dict[str, np.ndarray], name: str) -> None:
+        """Serves a file's arrays (read-only views, possibly mapped) as the base, without copying."""
+        data, lists = arrays.get("data"), arrays.get("lists")
+        if data is None or lists is None or lists.ndim != 2 or lists.shape[1] != 2 or lists.dtype != np.int64:
+            raise QamaError(f"{name}: corrupt qama-rs index (stored rows)")
+        if data.dtype != self.dtype or data.ndim != 1:
+            raise QamaError(f"{name}: corrupt qama-rs index (rows are {data.dtype}, the codec reads {self.dtype})")
+        offs, counts = lists[:, 0], lists[:, 1]
+        rows_cap = len(data) // max(self.row_units, 1)
+        if (
+            len(lists) != self.lists
+            or (counts < 0).any()
+            or (offs % self.block_rows).any()
+            or (len(data) % max(self.row_units, 1))
+            or any(int(o) + _round(int(c), self.block_rows) > rows_cap for o, c in zip(offs, counts, strict=True))
+        ):
+            raise QamaError(f"{name}: corrupt qama-rs index (list table does not fit the stored rows)")
+        self._base = data
+        if self.labelled:
+            self._base_labels = arrays.get("labels", np.zeros(0, np.uint64))
+            if self._base_labels.dtype != np.uint64 or len(self._base_labels) < rows_cap:
+                raise QamaError(f"{name}: corrupt qama-rs index (labels)")
+        if self.scaled:
+            self._base_scale = arrays.get("scale", np.zeros(0, np.float32))
+            if self._base_scale.dtype != np.float32 or len(self._base_scale) < rows_cap:
+                raise QamaError(f"{name}: corrupt qama-rs index (row scales)")
+        self._table[:, 0], self._table[:, 1] = offs, counts
+        self._table[:, 2:] = 0
+        self._cap[:] = 0
+        self._core = None
+
+
+def _grow_to(array: np.ndarray, live: int, size: int) -> np.ndarray:
+    grown = np.zeros(size, dtype=array.dtype)
+    grown[:live] = array[:live]
+    return grown
