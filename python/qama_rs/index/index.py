@@ -86,26 +86,20 @@ def float_rows(x: Any, name: str, dims: int, allow_empty: bool = True) -> np.nda
     if not allow_empty and len(array) == 0:
         raise QamaError(f"{name} has no rows")
     array = np.ascontiguousarray(array, dtype=np.float32)
-    bad = _first_non_finite(array)
-    if bad is not None:
-        raise QamaError(f"{name} has a non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}")
-    # Inner products of two such rows stay inside float32.
+    # Inner products of two rows stay inside float32 below this magnitude.
     limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * dims)))
-    if len(array) and (peak := float(np.max(np.abs(array)))) > limit:
-        raise QamaError(
-            f"{name} has values of magnitude {peak:.3g}; inner products of {dims}-dimensional vectors overflow "
-            f"float32 above {limit:.3g} (normalize the vectors)"
-        )
-    return array
-
-
-def _first_non_finite(array: np.ndarray) -> tuple[int, int] | None:
-    for start in range(0, len(array), ADD_CHUNK):
+    for start in range(0, len(array), ADD_CHUNK):  # in blocks: no temporary the size of x
         block = array[start : start + ADD_CHUNK]
         if not np.isfinite(block).all():
             row, col = np.argwhere(~np.isfinite(block))[0]
-            return start + int(row), int(col)
-    return None
+            raise QamaError(f"{name} has a non-finite value (NaN or inf) at row {start + row}, column {col}")
+        peak = float(max(block.max(), -block.min()))
+        if peak > limit:
+            raise QamaError(
+                f"{name} has values of magnitude {peak:.3g}; inner products of {dims}-dimensional vectors "
+                f"overflow float32 above {limit:.3g} (normalize the vectors)"
+            )
+    return array
 
 
 class Index:

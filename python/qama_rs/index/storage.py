@@ -102,12 +102,17 @@ class ListStore:
     def _units(self, rows: int) -> int:
         return _round(rows, self.block_rows) * self.row_units
 
+    def _grown(self, rows: int) -> int:
+        """A capacity for ``rows`` rows with room to grow: 1/8 more (so appends cost amortized O(1) while
+        the spare memory stays small next to the rows), at least 1024 rows, block-aligned."""
+        return _round(rows + max(rows // 8, 1024), self.block_rows)
+
     def _ensure_arena(self, rows: int) -> None:
-        """Tail arena capacity for ``rows`` rows (doubling; copies the used part)."""
+        """Tail arena capacity for ``rows`` rows (copies the used part when it moves)."""
         need = self._units(rows)
         if need <= len(self._tail):
             return
-        units = max(need, 2 * len(self._tail), self._units(1024))
+        units = self._units(self._grown(rows))
         grown = np.zeros(units, dtype=self.dtype)
         used = self._units(self._end)
         grown[:used] = self._tail[:used]
@@ -118,16 +123,21 @@ class ListStore:
             self._tail_scale = _grow_to(self._tail_scale, self._end, units // self.row_units)
 
     def _reserve(self, lst: int, extra: int) -> None:
-        """Room for ``extra`` more rows in list ``lst``'s tail extent (moved to the arena's end, doubled)."""
-        off, n = int(self._table[lst, 2]), int(self._table[lst, 3])
-        if n + extra <= self._cap[lst]:
+        """Room for ``extra`` more rows in list ``lst``'s tail extent: grown where it ends the arena, else
+        moved to the arena's end (the old place becomes garbage, dropped by :meth:`_compact_arena`)."""
+        off, n, cap = int(self._table[lst, 2]), int(self._table[lst, 3]), int(self._cap[lst])
+        if n + extra <= cap:
             return
-        cap = _round(max(n + extra, 2 * int(self._cap[lst]), self.block_rows), self.block_rows)
+        new_cap = self._grown(n + extra) if self.lists == 1 else _round(max(n + extra, 2 * cap, 8), self.block_rows)
+        if cap and off + cap == self._end:  # the last extent grows in place
+            self._ensure_arena(off + new_cap)
+            self._cap[lst], self._end = new_cap, off + new_cap
+            return
         if self._garbage > max(self._end // 2, 4096):
             self._compact_arena()
             off = int(self._table[lst, 2])
         start = _round(self._end, self.block_rows)
-        self._ensure_arena(start + cap)
+        self._ensure_arena(start + new_cap)
         if n:
             src, dst = self._units(off), self._units(start)
             span = self._units(n)
@@ -136,9 +146,9 @@ class ListStore:
                 self._tail_labels[start : start + n] = self._tail_labels[off : off + n]
             if self.scaled:
                 self._tail_scale[start : start + n] = self._tail_scale[off : off + n]
-        self._garbage += int(self._cap[lst])
-        self._table[lst, 2], self._cap[lst] = start, cap
-        self._end = start + cap
+        self._garbage += cap
+        self._table[lst, 2], self._cap[lst] = start, new_cap
+        self._end = start + new_cap
 
     def _compact_arena(self) -> None:
         """Rewrites the tail arena with every list's extent packed (drops the garbage)."""
