@@ -3,7 +3,7 @@ way back from ids and names to slots.
 
 A slot is a row's position in insertion order, which every store of the index (codes, refinement codes)
 shares. Ids default to consecutive numbers from 0; while every id equals its slot (no explicit ids, no
-removal) no lookup table exists at all. Otherwise ids are found through a sorted run plus a small
+removal) neither the ids nor a lookup table are stored at all (0 bytes a vector). Otherwise ids are found through a sorted run plus a small
 unsorted run of recent additions, merged when the recent run grows past ``sqrt(n)`` (amortised
 O(log n) per id, so adding one vector at a time stays fast at any size). Names (string ids) are kept
 as one UTF-8 blob with offsets (how the file stores them: a memory-mapped index decodes a name only
@@ -57,9 +57,17 @@ class IdMap:
     @property
     def ids(self) -> np.ndarray:
         """Read-only ``int64 (n,)`` ids in slot order."""
-        view = self._ids[: self._n]
+        view = np.arange(self._n, dtype=np.int64) if self._identity else self._ids[: self._n]
         view.flags.writeable = False
         return view
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the ids and their lookup hold (0 while every id is its slot)."""
+        if self._identity:
+            return 0
+        lookup = 0 if self._sorted is None else self._sorted[0].nbytes + self._sorted[1].nbytes
+        return self._n * 8 + lookup
 
     @property
     def named(self) -> bool:
@@ -167,13 +175,14 @@ class IdMap:
         if not m:
             return
         first = self._n
-        self._ids = _grow(self._ids, self._n, self._n + m)
-        self._ids[first : first + m] = ids
-        self._n += m
-        self.next_id = max(self.next_id, int(ids.max()) + 1)
         if self._identity and not np.array_equal(ids, np.arange(first, first + m)):
             self._identity = False
-            self._sorted = None
+            self._ids, self._sorted = np.arange(first, dtype=np.int64), None
+        if not self._identity:
+            self._ids = _grow(self._ids, first, first + m)
+            self._ids[first : first + m] = ids
+        self._n += m
+        self.next_id = max(self.next_id, int(ids.max()) + 1)
         if not self._identity:
             self._add_recent(ids, np.arange(first, first + m, dtype=np.int64))
         if names is not None:
@@ -224,10 +233,9 @@ class IdMap:
     def ids_of(self, slots: np.ndarray) -> np.ndarray:
         """Ids of slots (any shape; -1 stays -1)."""
         slots = np.asarray(slots, dtype=np.int64)
-        if self._identity:
-            return slots.copy()
-        out = self._ids[np.clip(slots, 0, None)] if self._n else np.full(slots.shape, -1, dtype=np.int64)
-        return np.where(slots < 0, -1, out)
+        if self._identity or not self._n:
+            return np.where(slots < 0, -1, slots)
+        return np.where(slots < 0, -1, self._ids[np.clip(slots, 0, None)])
 
     # ----------------------------------------------------------------------------------- remove
     def keep(self, mask: np.ndarray) -> None:
@@ -235,9 +243,11 @@ class IdMap:
         names = None
         if self.named:
             names = [n for n, k in zip(self.names or [], mask.tolist(), strict=True) if k]
-        self._ids = np.ascontiguousarray(self._ids[: self._n][mask])
+        self._ids = np.ascontiguousarray(self.ids[mask])
         self._n = len(self._ids)
         self._identity = bool(np.array_equal(self._ids, np.arange(self._n)))
+        if self._identity:
+            self._ids = np.zeros(0, dtype=np.int64)
         self._sorted, self._recent, self._recent_n = None, [], 0
         if names is not None:
             self._names_blob, self._names_tail, self._name_slot = None, names, None
@@ -249,8 +259,9 @@ class IdMap:
         return self._identity
 
     def state(self) -> dict[str, np.ndarray]:
-        """The arrays the file stores: ``ids`` and, for a named index, ``names.offsets`` / ``names.bytes``."""
-        out = {"ids": self.ids}
+        """The arrays the file stores: ``ids`` (none while every id is its slot) and, for a named index,
+        ``names.offsets`` / ``names.bytes``."""
+        out = {} if self._identity else {"ids": self.ids}
         if self.named:
             blob_n = 0 if self._names_blob is None else len(self._names_blob[0]) - 1
             tail = [n.encode("utf-8") for n in self._names_tail or []]
@@ -271,12 +282,13 @@ class IdMap:
     def restore(cls, arrays: dict[str, np.ndarray], n: int, next_id: int, identity: bool, name: str) -> IdMap:
         """The map of a file's arrays (``ids`` may be memory-mapped and is not read here; names are decoded
         on demand). ``identity``: the header's word that every id equals its slot."""
-        ids = arrays["ids"]
-        if ids.dtype != np.int64 or ids.shape != (n,):
-            raise QamaError(f"{name}: corrupt qama-rs index (ids section {ids.dtype} {ids.shape}, {n} rows)")
         out = cls()
-        out._ids, out._n, out.next_id = ids, n, int(next_id)
-        out._identity = bool(identity)
+        out._n, out.next_id, out._identity = n, int(next_id), bool(identity)
+        if not identity:
+            ids = arrays.get("ids")
+            if ids is None or ids.dtype != np.int64 or ids.shape != (n,):
+                raise QamaError(f"{name}: corrupt qama-rs index (ids section, {n} rows)")
+            out._ids = ids
         if "names.offsets" in arrays:
             offsets, data = arrays["names.offsets"], arrays["names.bytes"]
             if offsets.shape != (n + 1,) or int(offsets[-1]) != len(data) or np.any(np.diff(offsets) < 1):
@@ -286,5 +298,5 @@ class IdMap:
 
     def own(self) -> None:
         """Copies a memory-mapped ids array into memory (before the first change)."""
-        if not self._ids.flags.writeable:
+        if not self._identity and not self._ids.flags.writeable:
             self._ids = np.array(self._ids[: self._n])

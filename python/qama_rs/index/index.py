@@ -33,6 +33,7 @@ from qama_rs.errors import QamaError, QamaTypeError
 from qama_rs.index import fileformat, legacy
 from qama_rs.index.codecs import Codec, PerDimCodec, ThermoCodec
 from qama_rs.index.ids import IdMap
+from qama_rs.index.ivf import Partition
 from qama_rs.index.registry import Pipeline, build_pipeline
 from qama_rs.index.storage import ListStore
 from qama_rs.index.transforms import PrefixTransform, QamaTransform
@@ -111,8 +112,12 @@ class Index:
             raise QamaTypeError(f"spec must be a string, got {type(spec).__name__}")
         self._spec = spec.strip()
         self._pipe: Pipeline = build_pipeline(self._spec, head)
+        self._partition: Partition | None = None
         if self._pipe.nlist is not None:
-            raise QamaError(f"spec {self._spec!r}: partitioned (IVF) indexes are not available in this build")
+            residual = self._pipe.residual if self._pipe.residual is not None else self._pipe.codec.residual
+            self._partition = Partition(self._pipe.nlist, residual)
+        #: Lists a partitioned index scans per query (``search(..., nprobe=)`` overrides it).
+        self.nprobe = 1
         width = self._dims
         for t in self._pipe.transforms:
             width = t.out_dims(width)
@@ -168,11 +173,22 @@ class Index:
 
     @property
     def is_trained(self) -> bool:
-        return all(t.trained for t in self._pipe.transforms) and all(c.trained for c in self._codecs())
+        return (
+            all(t.trained for t in self._pipe.transforms)
+            and all(c.trained for c in self._codecs())
+            and (self._partition is None or self._partition.trained)
+        )
+
+    @property
+    def nlist(self) -> int | None:
+        """Lists of a partitioned (``IVF``) index, None for a flat one."""
+        return None if self._partition is None else self._partition.nlist
 
     @property
     def needs_training(self) -> bool:
         heads = [t for t in self._pipe.transforms if isinstance(t, QamaTransform)]
+        if self._partition is not None:
+            return True  # the coarse quantizer is fitted on the documents
         if any(t.recalibrates and t.scheme is not None for t in heads):
             return True  # the pretrained head's thresholds are refitted on the documents (train)
         return not all(c.training_free for c in self._codecs()) and not (
@@ -185,6 +201,15 @@ class Index:
         rescoring stage's. Ids are not counted."""
         self._require_trained()
         return sum(c.bytes_per_vector for c in self._codecs())
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the index holds in all (what "bytes per vector all-in" divides): stored rows and their
+        factors, labels and ids, centroids, the refinement store, spare capacity included."""
+        total = sum(s.nbytes for s in self._stores) + self._ids.nbytes
+        if self._partition is not None and self._partition.centroids is not None:
+            total += self._partition.centroids.nbytes
+        return total
 
     @property
     def ids(self) -> np.ndarray:
@@ -228,15 +253,23 @@ class Index:
         learned = self._learned_transform()
         if x is None:
             x = np.zeros((0, width), dtype=np.float32)
+        coded = x
+        if self._partition is not None:
+            self._partition.train(x)
+            if self._partition.residual:
+                coded = self._partition.residuals(x, self._partition.assign(x))
         for codec in self._codecs():
             if isinstance(codec, ThermoCodec) and learned is not None:
                 codec.quantizer = learned.learned_quantizer(x)
-            codec.train(x)
-        self._stores = [self._new_store(c) for c in self._codecs()]
+            codec.train(coded if codec is self._pipe.codec else x)
+        self._stores = [self._new_store(c, i == 0) for i, c in enumerate(self._codecs())]
 
-    @staticmethod
-    def _new_store(codec: Codec) -> ListStore:
-        return ListStore(codec.dtype, codec.row_units, codec.block_rows, scaled=codec.scaled)
+    def _new_store(self, codec: Codec, first: bool) -> ListStore:
+        """The rows of a codec: the first stage of a partitioned index in lists labelled by id, everything
+        else one list in insertion order (positions = slots)."""
+        lists = self._partition.nlist if first and self._partition is not None else 1
+        return ListStore(codec.dtype, codec.row_units, codec.block_rows, lists, labelled=lists > 1 or (
+            first and self._partition is not None), scaled=codec.scaled)
 
     def _learned_transform(self) -> QamaTransform | None:
         t = self._pipe.transforms[-1] if self._pipe.transforms else None
@@ -265,9 +298,16 @@ class Index:
             self._own()
             for start in range(0, len(x), ADD_CHUNK):
                 xt = self._transform(x[start : start + ADD_CHUNK])
-                for codec, store in zip(self._codecs(), self._stores, strict=True):
-                    rows, scale = codec.encode(xt)
-                    store.append(rows, scale=scale)
+                chunk_ids = new_ids[start : start + ADD_CHUNK]
+                for i, (codec, store) in enumerate(zip(self._codecs(), self._stores, strict=True)):
+                    if i == 0 and self._partition is not None:
+                        lists = self._partition.assign(xt)
+                        coded = self._partition.residuals(xt, lists) if self._partition.residual else xt
+                        rows, scale = codec.encode(coded)
+                        store.append(rows, lists, chunk_ids.astype(np.uint64), scale)
+                    else:
+                        rows, scale = codec.encode(xt)
+                        store.append(rows, scale=scale)
             self._ids.append(new_ids, names)
 
     def add_codes(self, codes: Any, ids: Any = None) -> None:
@@ -276,7 +316,12 @@ class Index:
         with self._lock:
             self._require_trained()
             codec = self._pipe.codec
-            if self._pipe.refine is not None or not isinstance(codec, ThermoCodec | PerDimCodec) or codec.scaled:
+            if (
+                self._pipe.refine is not None
+                or self._partition is not None
+                or not isinstance(codec, ThermoCodec | PerDimCodec)
+                or codec.scaled
+            ):
                 raise QamaError(f"add_codes needs a single Thermo or per-dimension codec, not {self._spec!r}")
             if not isinstance(codes, np.ndarray):
                 raise QamaTypeError(f"codes must be a NumPy array, got {type(codes).__name__}")
@@ -303,8 +348,12 @@ class Index:
             keep = np.ones(self.ntotal, dtype=bool)
             keep[slots] = False
             self._own()
-            for store in self._stores:
-                store.keep(keep)
+            for i, store in enumerate(self._stores):
+                if store.labelled:  # lists labelled by id
+                    gone = np.sort(self._ids.ids[slots]).astype(np.uint64)
+                    store.keep([~np.isin(store.labels_of_list(lst), gone) for lst in range(store.lists)])
+                else:
+                    store.keep(keep)
             self._ids.keep(keep)
             return int((~keep).sum())
 
@@ -343,13 +392,15 @@ class Index:
         *,
         allowed: Any = None,
         k_factor: float | None = None,
+        nprobe: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(D float32, I int64)``, both ``(nq, k)``: the ``k`` best stored vectors for each float query (see
         the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions of the
         same codes (thermometer, per-dimension and Flat codecs, not after a rotation or a head; with a
         refinement stage the prefix applies to the first stage). ``allowed``: the ids (int64 array, or names)
         a result may have, or a boolean bitmap indexed by id. ``k_factor``: a refinement stage rescores
-        ``k * k_factor`` first-stage candidates (default: the spec's ``k'``; never fewer than ``k``)."""
+        ``k * k_factor`` first-stage candidates (default: the spec's ``k'``; never fewer than ``k``).
+        ``nprobe``: lists a partitioned index scans per query (default :attr:`nprobe`)."""
         with self._lock:
             k = check_int(k, "k", 1, MAX_K)
             self._require_trained()
@@ -362,19 +413,49 @@ class Index:
                 )
             prefix = self._check_dims(dims)
             depth = self._refine_depth(k, k_factor)
+            probe = self._check_nprobe(nprobe)
             D = np.full((nq, k), -np.inf, dtype=np.float32)
             I = np.full((nq, k), -1, dtype=np.int64)  # noqa: E741
             if nq == 0 or self.ntotal == 0:
                 return D, I
             positions = None if allowed is None else self._allowed_slots(allowed)
             q = self._transform(xq)
-            scores, rows = self._first_stage(q, depth or k, prefix, positions)
+            if self._partition is None:
+                scores, rows = self._first_stage(q, depth or k, prefix, positions)
+            else:
+                # Lists are labelled by id: the slots of the results are looked up (refinement reads slots).
+                scores, found = self._probe(q, depth or k, prefix, probe, positions)
+                rows = self._ids.slots_of(found)[0]
             if depth is not None:
                 scores, rows = self._refine(q, rows, k)
             got = rows.shape[1]
             D[:, :got] = scores
             I[:, :got] = self._ids.ids_of(rows)
             return D, I
+
+    def _check_nprobe(self, nprobe: Any) -> int:
+        if nprobe is None:
+            return max(1, int(self.nprobe))
+        if self._partition is None:
+            raise QamaError(f"nprobe: {self._spec!r} is not partitioned (no IVF stage)")
+        return check_int(nprobe, "nprobe", 1, 1 << 24)
+
+    def _probe(
+        self, q: np.ndarray, k: int, prefix: int | None, nprobe: int, positions: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first stage of a partitioned index: each query's ``nprobe`` best lists (more when a filter
+        leaves fewer than ``k`` results); labels are ids."""
+        codec, store, part = self._pipe.codec, self._stores[0], self._partition
+        engine, queries = codec.engine(prefix), codec.queries(q, prefix)
+        filters: dict[str, np.ndarray] = {}
+        width = nprobe
+        if positions is not None:
+            if not len(positions):
+                return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+            filters["allowed_labels"] = np.sort(self._ids.ids_of(positions)).astype(np.uint64)
+            width = part.nlist
+        lists, bias = part.plan(q, width)
+        return engine.search_lists(queries, store.core(), k, lists, nprobe, bias, **filters)
 
     def _refine_depth(self, k: int, k_factor: Any) -> int | None:
         if self._pipe.refine is None:
@@ -462,8 +543,13 @@ class Index:
                 codecs.append(meta)
                 sections.update({f"{role}.{k}": v for k, v in arrays.items()})
                 sections.update({f"{role}.rows.{k}": v for k, v in store.state().items()})
+            if self._partition is not None:
+                meta, arrays = self._partition.state()
+                meta["nprobe"] = int(self.nprobe)
+                sections.update({f"ivf.{k}": v for k, v in arrays.items()})
             header = {
                 "format": FORMAT,
+                "ivf": meta if self._partition is not None else None,
                 "spec": self._spec,
                 "dims": self._dims,
                 "ntotal": self.ntotal,
@@ -509,10 +595,15 @@ class Index:
         if learned is not None:
             learned.learned_quantizer()  # the head must be loadable for queries
         n = int(header["ntotal"])
+        if self._partition is not None:
+            if not header.get("ivf"):
+                raise QamaError(f"{name}: corrupt qama-rs index (a partitioned spec without its partition)")
+            self._partition.restore(header["ivf"], _prefixed(sections, "ivf."), name)
+            self.nprobe = int(header["ivf"].get("nprobe", 1))
         self._stores = []
         for role, codec, meta in zip(("codec", "refine"), self._codecs(), header["codecs"], strict=False):
             codec.restore(meta, _prefixed(sections, f"{role}."))
-            store = self._new_store(codec)
+            store = self._new_store(codec, role == "codec")
             rows = _prefixed(sections, f"{role}.rows.")
             if header.get("legacy_row_major", {}).get(role) and codec.block_rows > 1 and n:
                 # A 0.1 file kept these rows row-major; this codec scans them in blocks.

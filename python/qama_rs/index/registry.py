@@ -3,8 +3,12 @@
 A spec reads left to right (faiss style): transforms, an optional partition, one codec, an optional
 refinement::
 
-    [Prefix{m} | Hadamard[(seed)] | Orthogonal[(seed)] | QAMA(path[,level])]*  [IVF[{nlist}]]  CODEC
-    [Rescore(CODEC,k') | RFlat(k')]
+    [Prefix{m} | Hadamard[(seed)] | Orthogonal[(seed)] | QAMA(path[,level])]*
+    [IVF[{nlist}][(residual|vector)]]  CODEC  [Rescore(CODEC,k') | RFlat(k')]
+
+``IVF{nlist}`` partitions the vectors with a k-means coarse quantizer (``IVF`` alone: about
+``4 sqrt(n)`` lists); the codec then codes the vectors or their residuals to the list's centroid (each
+codec family's default was measured; ``(residual)`` / ``(vector)`` choose).
 
 Codec stages (case-insensitive; ``b`` a number of bits):
 
@@ -225,13 +229,16 @@ def build_transform(stage: Stage, head: Any) -> Transform | None:
     return None
 
 
-def partition_lists(stage: Stage) -> int | None:
-    """``nlist`` of an ``IVF{nlist}`` stage (0: chosen from the corpus size), or None when not one."""
+def partition(stage: Stage) -> tuple[int, bool | None] | None:
+    """``(nlist, residual)`` of an ``IVF{nlist}[(residual|vector)]`` stage (nlist 0: chosen from the corpus
+    size; residual None: the codec's default), or None when the stage is not one."""
     match = re.fullmatch(r"ivf(\d*)", stage.key)
     if not match:
         return None
-    _no_args(stage)
-    return int_arg(stage, match.group(1), "nlist", 1, 1 << 24) if match.group(1) else 0
+    if len(stage.args) > 1 or (stage.args and stage.args[0].lower() not in ("residual", "vector")):
+        raise QamaError(f"spec stage {stage.text!r}: write IVF{{nlist}}, IVF{{nlist}}(residual) or IVF{{nlist}}(vector)")
+    residual = None if not stage.args else stage.args[0].lower() == "residual"
+    return (int_arg(stage, match.group(1), "nlist", 1, 1 << 24) if match.group(1) else 0), residual
 
 
 @dataclass
@@ -242,6 +249,8 @@ class Pipeline:
     k_prime: int | None = None
     #: ``IVF`` lists (0: chosen at training from the corpus size), None for a flat index.
     nlist: int | None = None
+    #: Whether codes hold residuals to their list's centroid (None: the codec's default).
+    residual: bool | None = None
 
 
 def build_pipeline(spec: str, head: Any = None) -> Pipeline:
@@ -251,16 +260,16 @@ def build_pipeline(spec: str, head: Any = None) -> Pipeline:
     transforms: list[Transform] = []
     codec: Codec | None = None
     refine: Codec | None = None
-    k_prime = nlist = None
+    k_prime = nlist = residual = None
     for stage in stages:
         if refine is not None:
             raise QamaError(f"spec {spec!r}: nothing may follow the refinement stage ({stage.text!r})")
         if codec is None:
-            lists = partition_lists(stage)
+            lists = partition(stage)
             if lists is not None:
                 if nlist is not None:
                     raise QamaError(f"spec {spec!r}: one partition stage at most ({stage.text!r})")
-                nlist = lists
+                nlist, residual = lists
                 continue
             transform = build_transform(stage, head)
             if transform is not None:
@@ -303,4 +312,6 @@ def build_pipeline(spec: str, head: Any = None) -> Pipeline:
     if qama and type(impl).__name__ == "LearnedAsymmetric" and transforms[-1] is qama[-1]:
         # QamaAsym{b}: the head's code-rotated features of the same levels, scored asymmetrically.
         qama[-1].scheme = impl.scheme
-    return Pipeline(transforms, codec, refine, k_prime, nlist)
+    if residual and not codec.residual_capable:
+        raise QamaError(f"spec {spec!r}: {codec.label!r} cannot code residuals (its queries are codes)")
+    return Pipeline(transforms, codec, refine, k_prime, nlist, residual)

@@ -28,6 +28,11 @@ class Codec:
     metric = "ip"
     #: True when training learns nothing (it only records the width).
     training_free = False
+    #: Whether codes can hold residuals to a partition's centroid (the query stays one table for every
+    #: list: ``<q, c + r> = <q, c> + <q, r>``); not for symmetric codes, whose query is a code itself.
+    residual_capable = True
+    #: Whether a partitioned index codes residuals by default (chosen per family by measurement).
+    residual = False
 
     def __init__(self, label: str) -> None:
         self.label = label

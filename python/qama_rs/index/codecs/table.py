@@ -76,6 +76,7 @@ class PerDimCodec(Codec):
     """Protocol (A), see the module docs."""
 
     kind = "table"
+    residual = True
 
     def __init__(self, label: str, impl: Any) -> None:
         super().__init__(label)
@@ -213,6 +214,7 @@ class LutCodec(Codec):
     """Protocol (B), see the module docs: ``score_i = row_scale_i * Σ_b lut[b, code_ib]``."""
 
     kind = "table"
+    residual = True
 
     def __init__(self, label: str, impl: Any) -> None:
         super().__init__(label)

@@ -22,6 +22,7 @@ class ThermoCodec(Codec):
     kind = "thermo"
     metric = "hamming"
     dtype = np.uint64
+    residual_capable = False
 
     def __init__(self, label: str, scheme: str, quantizer: Quantizer | None = None) -> None:
         super().__init__(label)

@@ -1,0 +1,120 @@
+"""The partition of an ``IVF`` index: a k-means coarse quantizer whose lists the codec's rows are kept in.
+
+Training samples at most ``SAMPLE_PER_LIST`` rows per list (faiss's ``max_points_per_centroid``), seeds
+the centroids with distinct sampled rows and runs Lloyd iterations in Rust (``_core.kmeans_iterate``,
+parallel and deterministic for a seed), with a progress bar on stderr when training takes a while. A
+vector goes to its nearest centroid (squared Euclidean). A query scans its ``nprobe`` lists with the
+largest inner product with their centroid, best first (and more while a filter leaves fewer than ``k``
+results). Codes hold either the vectors or their residuals to the centroid: for inner-product scoring
+``<q, c + r> = <q, c> + <q, r>``, so one query table serves every list and ``<q, c>`` is a per-list bias.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from qama_rs import _core
+from qama_rs.errors import QamaError
+
+__all__ = ["Partition", "default_nlist"]
+
+#: Sampled rows per list for training (more adds little to the centroids, and costs time).
+SAMPLE_PER_LIST = 256
+#: Lloyd iterations.
+ITERATIONS = 20
+
+
+def default_nlist(n: int) -> int:
+    """Lists for ``n`` vectors when the spec says ``IVF`` alone: about ``4 sqrt(n)`` (faiss's range is
+    4-16 sqrt(n)), and at least 39 vectors a list on average (k-means needs rows per centroid)."""
+    return max(1, min(int(round(4 * math.sqrt(max(n, 1)))), n // 39))
+
+
+class Partition:
+    """Centroids ``float32 (nlist, dims)`` and how codes relate to them (``residual``)."""
+
+    def __init__(self, nlist: int, residual: bool) -> None:
+        self.requested = nlist  # 0: chosen from the training set's size
+        self.nlist = nlist
+        self.residual = residual
+        self.centroids: np.ndarray | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.centroids is not None
+
+    def train(self, x: np.ndarray, seed: int = 0, iterations: int = ITERATIONS) -> None:
+        n = len(x)
+        nlist = self.requested or default_nlist(n)
+        if nlist > n:
+            raise QamaError(f"IVF{nlist} needs at least {nlist} training vectors, got {n}")
+        rng = np.random.default_rng(seed)
+        sample = x if n <= nlist * SAMPLE_PER_LIST else x[np.sort(rng.choice(n, nlist * SAMPLE_PER_LIST, replace=False))]
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
+        centroids = np.ascontiguousarray(sample[rng.choice(len(sample), nlist, replace=False)])
+        show = len(sample) * nlist * x.shape[1] * iterations > 5e10  # ~ seconds of work
+        progress = _progress(iterations, f"IVF{nlist} k-means on {len(sample):,} vectors", show)
+        for _ in range(iterations):
+            centroids, _, inertia = _core.kmeans_iterate(sample, centroids)
+            progress.update(1)
+            progress.set_postfix(mse=f"{inertia:.4g}", refresh=False)
+        progress.close()
+        self.nlist, self.centroids = nlist, centroids
+
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        """List of each row (its nearest centroid)."""
+        return _core.kmeans_assign(np.ascontiguousarray(x, dtype=np.float32), self.centroids)[0]
+
+    def residuals(self, x: np.ndarray, lists: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x - self.centroids[lists], dtype=np.float32)
+
+    def plan(self, q: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(lists int64 (nq, width), bias float32 (nq, width))``: each query's ``width`` best lists by
+        ``<q, centroid>``, best first, and that inner product (the bias of residual codes; 0 otherwise)."""
+        scores = q @ self.centroids.T
+        width = min(width, self.nlist)
+        if width < self.nlist:
+            top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        else:
+            top = np.broadcast_to(np.arange(self.nlist), scores.shape)
+        best = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-best, axis=1, kind="stable")
+        lists = np.ascontiguousarray(np.take_along_axis(top, order, axis=1), dtype=np.int64)
+        bias = np.take_along_axis(best, order, axis=1) if self.residual else np.zeros(lists.shape)
+        return lists, np.ascontiguousarray(bias, dtype=np.float32)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"nlist": self.nlist, "requested": self.requested, "residual": self.residual}, {
+            "centroids": self.centroids
+        }
+
+    def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], name: str) -> None:
+        centroids = arrays.get("centroids")
+        nlist = int(meta["nlist"])
+        if centroids is None or centroids.dtype != np.float32 or centroids.ndim != 2 or len(centroids) != nlist:
+            raise QamaError(f"{name}: corrupt qama-rs index (IVF centroids)")
+        self.nlist, self.requested, self.residual = nlist, int(meta["requested"]), bool(meta["residual"])
+        self.centroids = np.ascontiguousarray(centroids)
+
+
+class _Quiet:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, show: bool) -> Any:
+    if not show:
+        return _Quiet()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="iteration", file=sys.stderr, leave=False)
