@@ -41,18 +41,15 @@ from qama_rs.engine.index import Index as HammingIndex
 from qama_rs.engine.index import search
 from qama_rs.engine.quantizer import Quantizer, encode
 from qama_rs.index import (
-    METHOD_SPECS,
     Index,
     QamaError,
     QamaTypeError,
     available_codecs,
     index_factory,
-    method_spec,
     register_codec,
 )
 
 __all__ = [
-    "METHOD_SPECS",
     "AsymmetricIndex",
     "FloatVectors",
     "HammingIndex",
@@ -72,7 +69,6 @@ __all__ = [
     "encode",
     "hamming_distances",
     "index_factory",
-    "method_spec",
     "pack_bits",
     "recon_table",
     "register_codec",
