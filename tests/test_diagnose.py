@@ -22,7 +22,9 @@ def test_method_distortion_orders_by_rate():
     rng = np.random.default_rng(1)
     docs = rng.standard_normal((2000, 32)).astype(np.float32)
     queries = rng.standard_normal((50, 32)).astype(np.float32)
-    rows = {r["method"]: r for r in method_distortion(docs, queries, methods=("binary", "lloyd_max_gauss", "int8"))}
+    methods = {"binary": "Binary", "lloyd_max_gauss": "LloydMax2", "int8": "Int8"}
+    rows = {r["method"]: r for r in method_distortion(docs, queries, methods=methods)}
+    assert [r["bits_per_dim"] for r in rows.values()] == [1, 2, 8]
     assert rows["binary"]["relative_score_mse"] > rows["lloyd_max_gauss"]["relative_score_mse"]
     assert rows["lloyd_max_gauss"]["relative_score_mse"] > rows["int8"]["relative_score_mse"]
     assert rows["int8"]["kendall_tau"] > 0.99

@@ -80,6 +80,19 @@ def test_dataset_embeddings_cached_and_aligned(fake, tmp_path):
     assert len(encoder.calls) == 2 and train.query_ids == ["q2"]
 
 
+def test_cache_miss_notice_goes_to_stderr_never_stdout(fake, tmp_path, capsys):
+    """stdout belongs to a command's result (`qama eval --json`): the notice of a cold cache goes to stderr."""
+    encoder, model = fake
+    ds = load_beir(write_beir(tmp_path / "tiny"))
+    embed.dataset_embeddings(ds, model)  # progress on: a cold cache says what it embeds
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "embedding 4 documents of tiny" in err and "embedding 3 queries of tiny" in err
+    embed.dataset_embeddings(ds, model)  # warm: nothing to say
+    assert capsys.readouterr() == ("", "")
+    assert encoder.calls == [4, 3]
+
+
 def test_cache_key_follows_model_and_data(fake, tmp_path):
     encoder, model = fake
     ds = load_beir(write_beir(tmp_path / "tiny"))

@@ -38,16 +38,18 @@ def folders(tmp_path):
 
 def test_evaluate_result_fields(folders):
     a, _, model = folders
-    result = evaluate(a, "fp32", dims=8, model=model, n_resamples=100)
+    result = evaluate(a, "Flat", dims=8, name="fp32", model=model, n_resamples=100)
     assert set(RESULT_KEYS) <= set(result) and "per_query" in result
     assert result["dataset"] == "set-a" and result["method"] == "fp32" and result["dims"] == 8
+    assert result["spec"] == "Prefix8,Flat"
     assert result["bytes_per_vector"] == 32 and result["bits"] == 32
     assert (result["n_docs"], result["n_queries"]) == (N_DOCS, 8)
     lo, hi = result["ci95"]
     assert 0 <= lo <= result["ndcg@10"] <= hi <= 1
     assert result["ndcg@10"] == pytest.approx(np.mean(list(result["per_query"].values())))
-    full = evaluate(a, "fp32", model=model, n_resamples=100)
+    full = evaluate(a, "Flat", model=model, n_resamples=100)
     assert full["dims"] == DIM and full["ndcg@10"] > 0.8  # noisy copies are found at full dimension
+    assert full["method"] == full["spec"] == "Flat"  # unnamed: the spec labels the result
     line = format_result(result)
     assert "set-a" in line and "fp32" in line and f"{result['ndcg@10']:.4f}" in line
 
@@ -55,14 +57,33 @@ def test_evaluate_result_fields(folders):
 def test_evaluate_rejects_mismatched_inputs(folders):
     a, b, model = folders
     with pytest.raises(TypeError, match="dataset"):
-        evaluate(3, "fp32", model=model)
-    with pytest.raises(ValueError, match="unknown method"):
+        evaluate(3, "Flat", model=model)
+    with pytest.raises(ValueError, match="unknown codec 'nope'"):
         evaluate(a, "nope", model=model)
+    with pytest.raises(TypeError, match="spec must be"):
+        evaluate(a, 32, model=model)
+    with pytest.raises(ValueError, match="missing"):
+        evaluate(a, "Flat,(", model=str(a / "no-such.npy"))  # the spec is checked before any embedding work
+    with pytest.raises(ValueError, match="head= goes with a QAMA"):
+        evaluate(a, "Flat", model=model, head=lambda x: x)
     from qama_rs.data.embed import dataset_embeddings
 
     emb = dataset_embeddings(load_beir(b), model)
     with pytest.raises(ValueError, match="ids do not match"):
-        evaluate(a, "fp32", embeddings=emb)
+        evaluate(a, "Flat", embeddings=emb)
+
+
+@pytest.mark.parametrize("spec", ["Flat", "Thermo2", "Hybrid", "LloydMax2"])
+def test_evaluate_dims_equals_one_evaluation_per_prefix(folders, spec):
+    """Indexes built once for several prefixes give each prefix's own evaluation, number for number."""
+    from qama_rs.eval import evaluate_dims
+
+    a, _, model = folders
+    together = evaluate_dims(a, spec, [None, 8], model=model, n_resamples=50)
+    for dims, result in zip([None, 8], together, strict=True):
+        alone = evaluate(a, spec, dims=dims, model=model, n_resamples=50)
+        for key in ("ndcg@10", "ci95", "recall@10", "bytes_per_vector", "bits", "spec", "dims", "per_query"):
+            assert result[key] == alone[key], key
 
 
 def test_build_tables_schema_and_files(folders, tmp_path):

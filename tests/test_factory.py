@@ -12,7 +12,8 @@ import _oracles
 import _reference
 import qama_rs
 from qama_rs import Index, QamaError, Quantizer
-from qama_rs.index import METHOD_SPECS, index_factory, method_spec, parse_spec, register_codec
+from qama_rs.cli.methods import METHOD_SPECS, method_spec
+from qama_rs.index import index_factory, parse_spec, register_codec
 from qama_rs.index.codecs import LutCodec
 from qama_rs.quantizers import LloydMaxGauss, MedianBinary, SignBinary
 

@@ -416,11 +416,12 @@ def test_factory_index_equals_the_codec_scored_by_the_engine(spec, docs, queries
     assert index.bytes_per_vector == codec.bytes_per_vector
 
 
-def test_frontier_main_prints_the_table_and_the_choice(capsys):
-    from qama_rs.quantizers.budget import main
+def test_frontier_command_prints_the_table_and_the_choice(capsys):
+    from qama_rs.cli.main import main
 
-    assert main(["--dataset", "scifact", "--budget", "8", "--queries", "50"]) == 0
-    out = capsys.readouterr().out
+    assert main(["frontier", "--dataset", "scifact", "--budget", "8", "--queries", "50"]) == 0
+    out, err = capsys.readouterr()
+    assert "pseudo-query recall@10" not in err and ": " in err  # per-candidate progress on stderr
     assert "chosen for 8 B: " in out and "pseudo-query recall@10" in out
     chosen = out.rsplit("chosen for 8 B: ", 1)[1].strip()
     assert f"`{chosen}` **chosen**" in out

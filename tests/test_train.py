@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qama_rs.cli.main import main
 from qama_rs.qama.config import HeadConfig, QamaConfig, ablation_config, supervised_config
 from qama_rs.qama.model import QamaModel
 from qama_rs.qama.thresholds import thermometer_bits, threshold_count
-from qama_rs.qama.train import TrainingData, neighbour_recall, train, train_main
+from qama_rs.qama.train import TrainingData, neighbour_recall, train
 
 D = 32
 
@@ -169,14 +170,15 @@ def _write_beir(folder, docs):
     np.save(folder / "emb.queries.npy", docs[:1])
 
 
-def test_train_main_cli(tmp_path, monkeypatch, capsys):
+def test_qama_train_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QAMA_CACHE", str(tmp_path / "cache"))
     dataset = tmp_path / "tiny"
     _write_beir(dataset, _clustered(120, seed=5))
     config_file = tmp_path / "config.json"
     _config().save(config_file)
-    status = train_main(
+    status = main(
         [
+            "train",
             "--dataset",
             str(dataset),
             "--out",
@@ -198,12 +200,18 @@ def test_train_main_cli(tmp_path, monkeypatch, capsys):
     assert model.training["data"][0]["docs"] == 120
     assert model.config.optim.seed == 4
     # No --config: the built-in (384-d) config is sized to the 32-d embeddings.
-    assert train_main(["--dataset", str(dataset), "--out", str(tmp_path / "sized"), "--model", str(dataset / "emb.npy"), "--quiet"]) == 0
+    assert main(["train", "--dataset", str(dataset), "--out", str(tmp_path / "sized"), "--model", str(dataset / "emb.npy"), "--quiet"]) == 0
     assert QamaModel.load(tmp_path / "sized").levels == (32, 16, 8)
-    with pytest.raises(ValueError, match="optim.seed"):
-        train_main(["--dataset", str(dataset), "--out", str(tmp_path / "neg"), "--seed", "-1", "--quiet"])
+    capsys.readouterr()
+    assert main(["train", "--dataset", str(dataset), "--out", str(tmp_path / "neg"), "--seed", "-1", "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("qama train: error: optim.seed")
+    assert main(["train", "--dataset", str(dataset), "--out", str(tmp_path / "x"), "--config", str(config_file), "--supervised"]) == 2
+    assert "give --config or --supervised, not both" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train_main(["--out", str(tmp_path / "x")])  # --dataset is required
+        main(["train", "--out", str(tmp_path / "x")])  # --dataset is required
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", str(dataset), "--out", str(tmp_path / "x"), "--threads", "0"])
+    assert "argument --threads: must be a positive integer" in capsys.readouterr().err
 
 
 @pytest.mark.slow

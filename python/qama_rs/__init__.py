@@ -35,19 +35,16 @@ from qama_rs._core import (
 from qama_rs.engine.cpu import cpu_description
 from qama_rs.engine.quantizer import Quantizer, encode
 from qama_rs.index import (
-    METHOD_SPECS,
     Index,
     QamaError,
     QamaTypeError,
     available_codecs,
     index_factory,
-    method_spec,
     register_codec,
     search,
 )
 
 __all__ = [
-    "METHOD_SPECS",
     "Index",
     "QamaError",
     "QamaTypeError",
@@ -60,7 +57,6 @@ __all__ = [
     "encode",
     "hamming_distances",
     "index_factory",
-    "method_spec",
     "pack_bits",
     "pack_codes",
     "register_codec",

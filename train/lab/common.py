@@ -1,7 +1,12 @@
-"""Shared pieces of the documents-only experiments (train/lab): data, symmetric Hamming scoring through the
-Rust engine, NDCG@10 and recall@10 against the exact float32 top-10."""
+"""Shared pieces of the documents-only experiments (train/lab): the probes' command line, data, symmetric Hamming
+scoring through the Rust engine, NDCG@10 and recall@10 against the exact float32 top-10, the PCA frame with the
+label-free validation split, and crops of the documents (inverse-cloze pseudo-queries)."""
 
 from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +16,34 @@ from qama_rs.data.embed import dataset_embeddings
 from qama_rs.eval.metrics import ndcg_at_10, run_from_topk
 
 SCHEMES = ("1bit", "1.5bit", "2bit", "hybrid")
+
+# The lab's recorded numbers (train/README.md) were measured with ITQ fitted to Gaussian Lloyd-Max cells, the
+# default before round 4; the shipped default is "quantile" (probe_rotation.py --cells compares the two).
+LAB_CELLS = "lloyd_max"
+
+
+def listed(kind=str, choices=None):
+    """An argparse type: a comma-separated list of ``kind`` values (each one of ``choices`` when given)."""
+
+    def parse(text: str) -> tuple:
+        values = tuple(kind(v) for v in text.split(","))
+        wrong = [v for v in values if choices is not None and v not in choices]
+        if wrong:
+            raise argparse.ArgumentTypeError(f"{wrong[0]!r} is not one of {', '.join(map(str, choices))}")
+        return values
+
+    return parse
+
+
+def cli(doc: str, schemes: tuple[str, ...] | None = SCHEMES) -> argparse.ArgumentParser:
+    """A probe's command line: the dataset names, ``--schemes`` (default ``schemes``; none when ``None``);
+    the probe adds its own flags."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("datasets", nargs="+", help="BEIR datasets to measure on, e.g. scifact dbpedia-5k")
+    if schemes is not None:
+        parser.add_argument("--schemes", type=listed(choices=SCHEMES), default=schemes,
+                            help=f"comma-separated schemes (default {','.join(schemes)})")
+    return parser
 
 
 class Bench:
@@ -49,11 +82,6 @@ class Bench:
         return self.score(np.argsort(-(qn @ dn.T), axis=1)[:, :100])
 
 
-# The lab's recorded numbers (train/README.md) were measured with ITQ fitted to Gaussian Lloyd-Max cells, the
-# default before round 4; the shipped default is "quantile" (probe_itq_cells.py compares the two).
-LAB_CELLS = "lloyd_max"
-
-
 def pca_axes(x):
     """Principal axes of the centred covariance, by decreasing variance (columns)."""
     c = np.cov(x - x.mean(0), rowvar=False)
@@ -85,17 +113,24 @@ def quantizer(features, levels):
     return qama_rs.Quantizer(t, levels)
 
 
-class PcaFrame:
-    """A bench's documents and queries in the corpus PCA frame (centred axes applied to the uncentred
-    embeddings, as the head's skip), with the label-free validation split: held-out rows (10 %, at most
-    1,000), the rows to fit on, and the held-out rows' float32 top-10."""
+def rotate(features, rotation):
+    """``features @ rotation`` as the engine's float32."""
+    return (features @ rotation).astype(np.float32)
 
-    def __init__(self, bench):
+
+class Frame:
+    """A bench's documents and queries in the corpus PCA frame (centred axes ``axes`` applied to the uncentred
+    embeddings, as the head's skip; ``pca=False`` keeps the base model's raw axes), with the label-free
+    validation split: held-out rows (10 %, at most 1,000), the rows to fit on, and the held-out rows' float32
+    top-10."""
+
+    def __init__(self, bench, pca=True):
         from qama_rs.qama.validation import float_neighbours, holdout_rows
 
         self.bench = bench
-        axes = pca_axes(bench.docs)
-        self.docs, self.queries = bench.docs @ axes, bench.queries @ axes
+        self.axes = pca_axes(bench.docs) if pca else None
+        self.docs, self.queries = (bench.docs @ self.axes, bench.queries @ self.axes) if pca else (
+            bench.docs, bench.queries)
         self.rows = holdout_rows(len(self.docs), min(1000, len(self.docs) // 10))
         self.fit = np.setdiff1d(np.arange(len(self.docs)), self.rows)
         self.target = float_neighbours(bench.docs, self.rows)
@@ -113,3 +148,41 @@ class PcaFrame:
 
         val = label_free_recall(xd, quant, self.rows, self.target)
         return (val, *self.bench.hamming(xq, xd, scheme, quantizer=quant))
+
+    def evaluate(self, scheme, rotation, make_quantizer=quantizer):
+        """`scores` of a scheme's inputs rotated by ``rotation``, quantized by ``make_quantizer(xd, levels)``
+        (default: equal-mass thresholds)."""
+        fd, fq, levels = self.scheme(scheme)
+        xd, xq = rotate(fd, rotation), rotate(fq, rotation)
+        return self.scores(xd, xq, scheme, make_quantizer(xd, levels))
+
+
+def frames(datasets, pca=True) -> Iterator[Frame]:
+    """The `Frame` of each named dataset, loaded one at a time."""
+    for name in datasets:
+        yield Frame(Bench(name), pca)
+
+
+def crops_of(bench):
+    """Embeddings of one crop of each document (``qama_rs.qama.pseudo_queries.crop_queries``, seed 0), cached
+    under ``runs/`` at the repository root: embedding them takes minutes on a CPU."""
+    from qama_rs.data.embed import embed_texts
+    from qama_rs.qama.pseudo_queries import crop_queries
+
+    cache = Path(__file__).resolve().parents[2] / "runs" / f"crops-{bench.name}.npy"
+    cache.parent.mkdir(exist_ok=True)
+    if cache.is_file():
+        return np.load(cache)
+    texts, _ = crop_queries(bench.ds.doc_texts, seed=0)
+    emb = embed_texts(texts, progress=True)
+    np.save(cache, emb)
+    return emb
+
+
+def crop_recall(docs_f, crops_f, quant, target):
+    """Recall@10 of the symmetric Hamming search of crop queries ``crops_f`` among ``docs_f`` against
+    ``target`` (each crop's float32 top-10 among the documents)."""
+    index = qama_rs.Index(quant)
+    index.add(np.ascontiguousarray(docs_f, np.float32))
+    _, ids = index.search(np.ascontiguousarray(crops_f, np.float32), 10)
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, target, strict=True)]))

@@ -1,7 +1,7 @@
 """Documents-only distillation experiments: neighbour-aware batches, listwise KL of the head's quantized
 (and float) similarities to the base model's cosines, a reconstruction anchor. Scored through the engine.
 
-python train/lab/distill.py --dataset scifact --epochs 4
+python train/lab/distill.py --dataset scifact --epochs 3
 """
 
 from __future__ import annotations
@@ -14,12 +14,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from common import SCHEMES, Bench
-from probe_transforms import random_rotation
 
 from qama_rs.qama.losses import standardize_rows
+from qama_rs.qama.rotation import random_rotation
 from qama_rs.qama.thresholds import hamming_similarity, thermometer_bits
 
 LEVELS = {"1bit": 2, "1.5bit": 3, "2bit": 4}
+# Command-line options and their defaults (--w-* weigh the loss terms; --init rot: a random rotation as the skip,
+# anything else the identity; --train-skip 0 freezes the skip).
+OPTIONS = {
+    "dataset": "scifact", "epochs": 4, "expansion": 4, "lr": 1e-3, "anchors": 64, "nbrs": 7, "pool": 20,
+    "schemes": "1bit,1.5bit,2bit", "w-float": 1.0, "w-quant": 1.0, "w-recon": 1.0, "tau-t": 0.1, "tau-s": 0.1,
+    "temp": 0.25, "init": "rot", "train-skip": 1, "seed": 0,
+}
 
 
 def listwise_kl(teacher, student, tau_t, tau_s):
@@ -62,24 +69,9 @@ def evaluate(bench, head, schemes):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", default="scifact")
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--expansion", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--anchors", type=int, default=64)
-    ap.add_argument("--nbrs", type=int, default=7)
-    ap.add_argument("--pool", type=int, default=20)
-    ap.add_argument("--schemes", default="1bit,1.5bit,2bit")
-    ap.add_argument("--w-float", type=float, default=1.0)
-    ap.add_argument("--w-quant", type=float, default=1.0)
-    ap.add_argument("--w-recon", type=float, default=1.0)
-    ap.add_argument("--tau-t", type=float, default=0.1)
-    ap.add_argument("--tau-s", type=float, default=0.1)
-    ap.add_argument("--temp", type=float, default=0.25)
-    ap.add_argument("--init", default="rot")
-    ap.add_argument("--train-skip", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for option, default in OPTIONS.items():
+        ap.add_argument(f"--{option}", type=type(default), default=default, help=f"(default {default})")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)

@@ -4,10 +4,8 @@ PCA frame + quantization rotation vs raw axes; the training-free LloydMax2 / Bin
 Usage: python train/lab/probe_asym_lloyd.py scifact dbpedia-5k
 """
 
-import sys
-
 import numpy as np
-from common import LAB_CELLS, Bench, pca_axes
+from common import LAB_CELLS, Bench, cli, pca_axes
 
 import qama_rs
 from qama_rs.qama.rotation import quantization_rotation
@@ -27,9 +25,9 @@ def lloyd(x, count, iterations):
     return codes.astype(np.uint8), recon.astype(np.float32), t
 
 
-
 def main():
-    for name in sys.argv[1:]:
+    args = cli(__doc__, schemes=None).parse_args()
+    for name in args.datasets:
         b = Bench(name)
         for spec in ("LloydMax2", "Binary"):
             index = qama_rs.index_factory(384, spec)

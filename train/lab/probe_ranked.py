@@ -5,15 +5,14 @@ quantizer is trained: R = R_itq · expm(A − Aᵀ). Loss: listwise KL between e
 similarity distribution over its float neighbours + random documents and the distribution of its
 straight-through thermometer Hamming similarities (exact bits forward, sigmoid gradient backward).
 
-Usage: python train/lab/probe_ranked.py scifact dbpedia-5k
+Usage: python train/lab/probe_ranked.py [--steps 100,300] [--schemes 1bit] scifact dbpedia-5k
 """
 
-import sys
 import time
 
 import numpy as np
 import torch
-from common import LAB_CELLS, Bench, PcaFrame, quantizer
+from common import LAB_CELLS, cli, frames, listed
 
 from qama_rs.qama.rotation import quantization_rotation
 
@@ -78,23 +77,26 @@ def train_rotation(feat, base, levels, start, fit_rows, steps=200, k=32, negativ
 
 
 def main():
-    for name in sys.argv[1:]:
-        b = Bench(name)
-        frame = PcaFrame(b)
-        fit = frame.fit
-        for scheme in ("1bit", "1.5bit", "2bit", "hybrid"):
-            fd, fq, levels = frame.scheme(scheme)
-            itq = quantization_rotation(fd[fit], levels, 20, cells=LAB_CELLS)
-            cands = {"itq": itq}
-            t0 = time.time()
-            cands["ranked"] = train_rotation(fd, b.docs, levels, itq, fit)
-            seconds = time.time() - t0
-            for key, r in cands.items():
-                xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
-                quant = quantizer(xd, levels)
-                val, ndcg, rec = frame.scores(xd, xq, scheme, quant)
-                print(f"{name} {scheme:6s} {key:7s} val {val:.3f} test {ndcg:.4f} / {rec:.3f}"
-                      + (f"  ({seconds:.0f} s)" if key == "ranked" else ""), flush=True)
+    parser = cli(__doc__)
+    parser.add_argument("--steps", type=listed(int), default=(100, 300),
+                        help="comma-separated training steps, one trained rotation each (100,300)")
+    args = parser.parse_args()
+    for frame in frames(args.datasets):
+        for scheme in args.schemes:
+            fd, _, levels = frame.scheme(scheme)
+            itq = quantization_rotation(fd[frame.fit], levels, 20, cells=LAB_CELLS)
+            print(frame.bench.name, scheme, "itq    ", show(frame.evaluate(scheme, itq)), flush=True)
+            for steps in args.steps:
+                t0 = time.time()
+                ranked = train_rotation(fd, frame.bench.docs, levels, itq, frame.fit, steps=steps)
+                seconds = time.time() - t0
+                print(frame.bench.name, scheme, f"ranked {steps} steps ({seconds:.0f} s)",
+                      show(frame.evaluate(scheme, ranked)), flush=True)
+
+
+def show(scores):
+    val, ndcg, rec = scores
+    return f"val {val:.3f} test {ndcg:.4f} / {rec:.3f}"
 
 
 if __name__ == "__main__":

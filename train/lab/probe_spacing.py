@@ -5,10 +5,8 @@ quantization rotation: quantiles 1/2 +- delta; delta = 1/6 (3 levels) or 1/4 (4 
 Usage: python train/lab/probe_spacing.py scifact dbpedia-5k
 """
 
-import sys
-
 import numpy as np
-from common import LAB_CELLS, Bench, PcaFrame
+from common import LAB_CELLS, cli, frames, rotate
 
 import qama_rs
 from qama_rs.qama.rotation import quantization_rotation
@@ -24,22 +22,20 @@ def spaced_quantizer(features, levels, delta3, delta4):
     return qama_rs.Quantizer(t[:, : levels.max() - 1], levels)
 
 
-
 def main():
-    for name in sys.argv[1:]:
-        b = Bench(name)
-        frame = PcaFrame(b)
-        for scheme in ("1.5bit", "2bit", "hybrid"):
+    args = cli(__doc__, schemes=("1.5bit", "2bit", "hybrid")).parse_args()
+    for frame in frames(args.datasets):
+        for scheme in args.schemes:
             fd, fq, levels = frame.scheme(scheme)
             r = quantization_rotation(fd, levels, 20, cells=LAB_CELLS)
-            xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
+            xd, xq = rotate(fd, r), rotate(fq, r)
             grid = [(d3, 0.25) for d3 in DELTAS[3]] if scheme == "1.5bit" else [(1 / 6, d4) for d4 in DELTAS[4]]
             if scheme == "hybrid":
                 grid += [(d3, 0.337) for d3 in DELTAS[3]]
             for d3, d4 in grid:
-                quant = spaced_quantizer(xd, levels, d3, d4)
-                val, ndcg, rec = frame.scores(xd, xq, scheme, quant)
-                print(f"{name} {scheme:6s} d3 {d3:.3f} d4 {d4:.3f} val {val:.3f} test {ndcg:.4f} / {rec:.3f}", flush=True)
+                val, ndcg, rec = frame.scores(xd, xq, scheme, spaced_quantizer(xd, levels, d3, d4))
+                print(f"{frame.bench.name} {scheme:6s} d3 {d3:.3f} d4 {d4:.3f} val {val:.3f} test {ndcg:.4f} / {rec:.3f}",
+                      flush=True)
 
 
 if __name__ == "__main__":

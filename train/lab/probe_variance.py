@@ -8,10 +8,8 @@ any per-feature variances majorized by the spectrum (Schur-Horn): target varianc
 Usage: python train/lab/probe_variance.py scifact dbpedia-5k
 """
 
-import sys
-
 import numpy as np
-from common import LAB_CELLS, Bench, PcaFrame, quantizer
+from common import LAB_CELLS, cli, frames, rotate
 
 from qama_rs.qama.rotation import quantization_rotation, random_rotation
 
@@ -88,29 +86,26 @@ def variance_matching_rotation(features: np.ndarray, weights: np.ndarray) -> np.
 
 
 def main():
-    for name in sys.argv[1:]:
-        b = Bench(name)
-        frame = PcaFrame(b)
-        for scheme in ("hybrid",):
-            fd, fq, levels = frame.scheme(scheme)
-            cands = {"none": np.eye(fd.shape[1]), "random": random_rotation(fd.shape[1])}
-            cands["itq"] = quantization_rotation(fd, levels, 20, cells=LAB_CELLS)
-            for power in (0.5, 1.0, 1.5, 2.0):
-                vm = variance_matching_rotation(fd, (levels - 1.0) ** power)
-                cands[f"vm{power}"] = vm
-                groups = np.unique(levels)
-                block = np.zeros_like(vm)
-                for g in groups:
-                    idx = np.flatnonzero(levels == g)
-                    block[np.ix_(idx, idx)] = random_rotation(len(idx), int(g))
-                cands[f"vm{power}+rand"] = vm @ block
-            for key, r in cands.items():
-                xd, xq = (fd @ r).astype(np.float32), (fq @ r).astype(np.float32)
-                val, ndcg, rec = frame.scores(xd, xq, scheme, quantizer(xd, levels))
-                var = xd.var(0)
-                shares = [var[levels == g].sum() / var.sum() for g in (4, 3, 2)]
-                print(f"{name} {scheme} {key:12s} val {val:.3f} test ndcg {ndcg:.4f} rec {rec:.3f} "
-                      f"var shares {np.round(shares, 3)}", flush=True)
+    args = cli(__doc__, schemes=None).parse_args()
+    scheme = "hybrid"
+    for frame in frames(args.datasets):
+        fd, _, levels = frame.scheme(scheme)
+        cands = {"none": np.eye(fd.shape[1]), "random": random_rotation(fd.shape[1])}
+        cands["itq"] = quantization_rotation(fd, levels, 20, cells=LAB_CELLS)
+        for power in (0.5, 1.0, 1.5, 2.0):
+            vm = variance_matching_rotation(fd, (levels - 1.0) ** power)
+            cands[f"vm{power}"] = vm
+            block = np.zeros_like(vm)
+            for g in np.unique(levels):
+                idx = np.flatnonzero(levels == g)
+                block[np.ix_(idx, idx)] = random_rotation(len(idx), int(g))
+            cands[f"vm{power}+rand"] = vm @ block
+        for key, r in cands.items():
+            val, ndcg, rec = frame.evaluate(scheme, r)
+            var = rotate(fd, r).var(0)
+            shares = [var[levels == g].sum() / var.sum() for g in (4, 3, 2)]
+            print(f"{frame.bench.name} {scheme} {key:12s} val {val:.3f} test ndcg {ndcg:.4f} rec {rec:.3f} "
+                  f"var shares {np.round(shares, 3)}", flush=True)
 
 
 if __name__ == "__main__":

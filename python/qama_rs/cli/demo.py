@@ -4,11 +4,12 @@ embed the corpus and queries with the bundled all-MiniLM-L6-v2 (cached) → fit 
 (no labels: PCA frame, quantization-aware code rotations, thresholds; seconds to minutes) → encode → search
 in the Rust engine through `qama_rs.index_factory` → NDCG@10 and recall@10 on the test split, the
 documents-only and shipped pretrained heads beside the best training-free codecs of the same bytes, with
-bytes per vector and queries per second measured in this run.
+bytes per vector and queries per second measured in this run. ``add_parsers`` wires ``qama demo``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,3 +131,23 @@ def format_table(rows: list[DemoRow], dataset: str) -> str:
             f"| {r.recall:.3f} | {r.qps:,.0f} | {r.qps / base.qps:.1f}x |"
         )
     return "\n".join(lines)
+
+
+def add_parsers(sub) -> None:
+    """Adds ``demo`` to the ``qama`` sub-command parser."""
+    demo = sub.add_parser("demo", help="end-to-end demo on scifact: embed, fit a documents-only head, encode, search, NDCG")
+    demo.add_argument("--dataset", default="scifact", help="BEIR dataset name or folder (default: scifact)")
+    demo.add_argument("--out", default=os.path.join("runs", "demo"), help="where the demo head is written")
+    demo.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help="FFN training epochs (default 0: the documents-only head, which measured best without labels)",
+    )
+    demo.add_argument("--retrain", action="store_true", help="train again even if OUT already holds a head")
+    demo.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    run_demo(dataset=args.dataset, out_dir=args.out, epochs=args.epochs, retrain=args.retrain)
+    return 0

@@ -7,11 +7,12 @@
     qama search my.qidx --query "what causes migraines?"                  (ranked ids and scores)
     qama index info my.qidx
 
-``--codec`` takes a ``qama eval --method`` name (with ``--bits`` where it applies, ``--head`` for ``qama``) or
-any factory spec (:mod:`qama_rs.index`). Documents are embedded as ``title + " " + text`` with the bundled
-all-MiniLM-L6-v2 (or ``--model``), in batches with a progress bar; a BEIR ``--dataset`` reuses the embedding
-cache ``qama eval`` fills, so a run file scored with pytrec_eval gives the NDCG@10 ``qama eval`` reports.
-The index file stores the document ids and the model name, and is written atomically.
+``--codec`` takes a ``qama eval --method`` name (`qama_rs.cli.methods`; with ``--bits`` where it applies,
+``--head`` for ``qama``) or any factory spec (:mod:`qama_rs.index`). Documents are embedded as
+``title + " " + text`` with the bundled all-MiniLM-L6-v2 (or ``--model``), in batches with a progress bar; a
+BEIR ``--dataset`` reuses the embedding cache ``qama eval`` fills, so a run file scored with pytrec_eval gives
+the NDCG@10 ``qama eval`` reports. The index file stores the document ids and the model name, and is written
+atomically. Errors name the option at fault (``--query-embeddings``, not ``--embeddings``).
 """
 
 from __future__ import annotations
@@ -23,33 +24,24 @@ from pathlib import Path
 
 import numpy as np
 
+from qama_rs.cli.methods import resolve_method
+from qama_rs.cli.options import BITS_CHOICES, parse_bits, positive_int
 from qama_rs.data.beir import read_texts
-from qama_rs.index._errors import QamaError
+from qama_rs.errors import QamaError
 
-__all__ = ["add_index_parsers", "read_jsonl_texts", "resolve_codec"]
+__all__ = ["add_parsers", "read_jsonl_texts"]
 
 _EMBED_CHUNK = 8192  # documents per embedding call: a progress step, and bounded memory per step
 
 
-def resolve_codec(codec: str, bits=None, head: str | None = None) -> str:
-    """The factory spec of ``--codec`` (a method name via the name -> spec table, or a spec as given)."""
-    from qama_rs.index import method_spec, parse_spec
-
-    spec = method_spec(codec, bits, head=head)
-    if spec is not None:
-        return spec
-    if bits is not None:
-        raise QamaError(f"--bits applies to method names; {codec!r} is a spec (write the bits into it)")
-    parse_spec(codec)
-    return codec
-
-
-def read_jsonl_texts(path: Path, what: str) -> tuple[list[str], list[str]]:
-    """``(ids, texts)`` of a BEIR-style JSONL file (`qama_rs.data.beir.read_texts`), errors as `QamaError`."""
+def read_jsonl_texts(path: Path, what: str, option: str) -> tuple[list[str], list[str]]:
+    """``(ids, texts)`` of a BEIR-style JSONL file (`qama_rs.data.beir.read_texts`); errors name ``option``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{option} {path} does not exist")
     try:
         return read_texts(path, what.rstrip("s"))
     except ValueError as err:
-        raise QamaError(str(err)) from None
+        raise QamaError(f"{option} {err}") from None
 
 
 def _embed(texts: list[str], model: str | None, batch_size: int, what: str) -> np.ndarray:
@@ -68,23 +60,30 @@ def _embed(texts: list[str], model: str | None, batch_size: int, what: str) -> n
     return np.concatenate(parts)
 
 
-def _load_embeddings(path: Path, ids_path: Path | None) -> tuple[np.ndarray, list[str]]:
+def _load_embeddings(
+    path: Path, ids_path: Path | None, option: str = "--embeddings", ids_option: str = "--ids"
+) -> tuple[np.ndarray, list[str]]:
+    """``(matrix, ids)`` of a ``.npy`` file and its optional JSON id list; errors name the user's options
+    (``--embeddings``/``--ids`` for documents, ``--query-embeddings``/``--query-ids`` for queries)."""
     if not path.is_file():
-        raise FileNotFoundError(f"embeddings file {path} does not exist")
+        raise FileNotFoundError(f"{option} {path} does not exist")
     try:
         matrix = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise QamaError(f"--embeddings {path}: not a .npy array ({err})") from None
+        raise QamaError(f"{option} {path}: not a .npy array ({err})") from None
     if matrix.ndim != 2 or matrix.dtype.kind != "f":
-        raise QamaError(f"--embeddings {path}: expected a 2-D float array, got {matrix.dtype} {matrix.shape}")
+        raise QamaError(f"{option} {path}: expected a 2-D float array, got {matrix.dtype} {matrix.shape}")
     if ids_path is None:
         ids = [str(i) for i in range(len(matrix))]
     else:
         if not ids_path.is_file():
-            raise FileNotFoundError(f"--ids file {ids_path} does not exist")
-        ids = json.loads(ids_path.read_text())
+            raise FileNotFoundError(f"{ids_option} {ids_path} does not exist")
+        try:
+            ids = json.loads(ids_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise QamaError(f"{ids_option} {ids_path}: not valid JSON ({err})") from None
         if not isinstance(ids, list) or len(ids) != len(matrix):
-            raise QamaError(f"--ids {ids_path}: expected a JSON list of {len(matrix)} ids (one per row)")
+            raise QamaError(f"{ids_option} {ids_path}: expected a JSON list of {len(matrix)} ids (one per row)")
         ids = [str(i) for i in ids]
     return np.ascontiguousarray(matrix, dtype=np.float32), ids
 
@@ -111,21 +110,31 @@ def _documents(args) -> tuple[np.ndarray, list[str], dict]:
             raise QamaError(f"{err}; to index a folder without judgments, give --corpus PATH/corpus.jsonl") from None
         emb = dataset_embeddings(data, args.model, batch_size=args.batch_size, progress=True)
         return emb.docs, list(emb.doc_ids), {"source": os.fspath(data.path), "model": args.model}
-    ids, texts = read_jsonl_texts(Path(args.corpus), "documents")
+    ids, texts = read_jsonl_texts(Path(args.corpus), "documents", "--corpus")
     x = _embed(texts, args.model, args.batch_size, "documents")
     return x, ids, {"source": os.fspath(args.corpus), "model": args.model}
+
+
+def _out_file(value: str) -> Path:
+    out = Path(value)
+    if out.parent and not out.parent.is_dir():
+        raise FileNotFoundError(f"--out {value}: folder {out.parent} does not exist")
+    return out
 
 
 def cmd_index_build(args) -> int:
     from qama_rs.index import index_factory
 
-    bits = None if args.bits is None else _bits(args.bits)
-    spec = resolve_codec(args.codec, bits, head=args.head)
+    spec = resolve_method(args.codec, parse_bits(args.bits), head=args.head, option="--codec")
+    out = _out_file(args.out)  # before any embedding work
     head = None
     if args.head:
         from qama_rs.qama.model import QamaModel
 
-        head = QamaModel.load(args.head)
+        try:
+            head = QamaModel.load(args.head)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"--head {args.head}: {err}") from None
     x, ids, meta = _documents(args)
     index = index_factory(x.shape[1], spec, head=head)
     if not index.is_trained:
@@ -133,9 +142,6 @@ def cmd_index_build(args) -> int:
     for start in range(0, len(x), 1 << 16):
         index.add(x[start : start + (1 << 16)], ids=ids[start : start + (1 << 16)])
     index.metadata = {**meta, "codec": args.codec, "bits": args.bits}
-    out = Path(args.out)
-    if out.parent and not out.parent.is_dir():
-        raise FileNotFoundError(f"--out: folder {out.parent} does not exist")
     index.save(out)
     print(f"{out}: {index.ntotal} documents, spec {spec!r}, {index.bytes_per_vector} bytes/vector, {out.stat().st_size} bytes")
     return 0
@@ -171,25 +177,40 @@ def _query_input(args, model: str | None) -> tuple[list[str], np.ndarray]:
     given = [a for a in ("query", "queries", "query_embeddings") if getattr(args, a)]
     if len(given) != 1:
         raise QamaError("give exactly one of --query, --queries or --query-embeddings")
+    if args.query_ids and not args.query_embeddings:
+        raise QamaError("--query-ids goes with --query-embeddings (a query file names its own queries)")
     if args.query:
         from qama_rs.data.embed import embed_texts
 
         return ["query"], embed_texts([args.query], model=model, progress=False)
     if args.queries:
-        qids, texts = read_jsonl_texts(Path(args.queries), "queries")
+        qids, texts = read_jsonl_texts(Path(args.queries), "queries", "--queries")
         return qids, _embed(texts, model, args.batch_size, "queries")
-    x, qids = _load_embeddings(Path(args.query_embeddings), Path(args.query_ids) if args.query_ids else None)
+    x, qids = _load_embeddings(
+        Path(args.query_embeddings),
+        Path(args.query_ids) if args.query_ids else None,
+        option="--query-embeddings",
+        ids_option="--query-ids",
+    )
     return qids, x
 
 
 def cmd_search(args) -> int:
     from qama_rs.index import Index
 
+    out = None if args.out is None else _out_file(args.out)
     index = Index.load(args.file, mmap=True)
     if index.names is None:
         raise QamaError(f"{args.file}: the index stores no document ids (build it with `qama index build`)")
     model = args.model or index.metadata.get("model")
     qids, xq = _query_input(args, model)
+    if xq.shape[1] != index.dims:
+        source = (
+            f"--query-embeddings {args.query_embeddings}"
+            if args.query_embeddings
+            else f"queries embedded with {'--model ' + str(model) if model else 'the bundled model'}"
+        )
+        raise QamaError(f"{source}: {xq.shape[1]} dimensions, the index {args.file} takes {index.dims}")
     tag = args.tag or index.spec
     lines = []
     for start in range(0, len(xq), 1024):
@@ -204,24 +225,17 @@ def cmd_search(args) -> int:
                 else:
                     # 9 significant digits print a float32 exactly, so trec_eval sees the engine's order.
                     lines.append(f"{qid} Q0 {doc} {rank} {score:.9g} {tag.replace(' ', '_')}\n")
-    if args.out:
+    if out is not None:
         from qama_rs.engine.quantizer import atomic_write
 
-        atomic_write(args.out, lambda f: f.write("".join(lines).encode()))
+        atomic_write(out, lambda f: f.write("".join(lines).encode()))
         print(f"{args.out}: {len(qids)} queries, top {args.k}, run tag {tag!r}")
     else:
         sys.stdout.write("".join(lines))
     return 0
 
 
-def _bits(value: str):
-    if value == "hybrid":
-        return value
-    number = float(value)
-    return int(number) if number.is_integer() else number
-
-
-def add_index_parsers(sub, bits_choices) -> None:
+def add_parsers(sub) -> None:
     """Adds ``index`` (``build``, ``info``) and ``search`` to the ``qama`` sub-command parser."""
     index = sub.add_parser("index", help="build an index of your own corpus or embeddings; show an index file")
     isub = index.add_subparsers(dest="index_command", required=True)
@@ -231,11 +245,11 @@ def add_index_parsers(sub, bits_choices) -> None:
     build.add_argument("--embeddings", metavar="NPY", help="precomputed document embeddings (n, d) float")
     build.add_argument("--ids", metavar="JSON", help="with --embeddings: a JSON list of document ids, one per row")
     build.add_argument("--codec", required=True, help="a `qama eval --method` name or a factory spec, e.g. 'Hadamard,LloydMax2'")
-    build.add_argument("--bits", choices=bits_choices, help="bits of a method name that has variants (quantile, qama, ...)")
+    build.add_argument("--bits", choices=BITS_CHOICES, help="bits of a method name that has variants (quantile, qama, ...)")
     build.add_argument("--head", metavar="DIR", help="trained QAMA head for --codec qama")
     build.add_argument("--model", help="sentence-transformers model folder (default: bundled all-MiniLM-L6-v2)")
     build.add_argument("--split", default="test", help="with --dataset: the qrels split that must exist (default test)")
-    build.add_argument("--batch-size", type=int, default=64, help="embedding batch size (default 64)")
+    build.add_argument("--batch-size", type=positive_int, default=64, help="embedding batch size (default 64)")
     build.add_argument("--out", required=True, metavar="FILE", help="index file to write (atomically)")
     build.set_defaults(func=cmd_index_build)
     info = isub.add_parser("info", help="spec, size and provenance of an index file")
@@ -250,9 +264,9 @@ def add_index_parsers(sub, bits_choices) -> None:
     search.add_argument("--query", metavar="TEXT", help="one query; prints ranked document ids and scores")
     search.add_argument("--query-embeddings", metavar="NPY", help="precomputed query embeddings (nq, d) float")
     search.add_argument("--query-ids", metavar="JSON", help="with --query-embeddings: a JSON list of query ids")
-    search.add_argument("--k", type=int, default=10, help="results per query (default 10)")
+    search.add_argument("--k", type=positive_int, default=10, help="results per query (default 10)")
     search.add_argument("--out", metavar="FILE", help="write a TREC run file (qid Q0 docid rank score tag)")
     search.add_argument("--tag", help="run tag (default: the index's spec)")
     search.add_argument("--model", help="embedding model (default: the one the index was built with)")
-    search.add_argument("--batch-size", type=int, default=64, help="embedding batch size (default 64)")
+    search.add_argument("--batch-size", type=positive_int, default=64, help="embedding batch size (default 64)")
     search.set_defaults(func=cmd_search)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,7 +331,8 @@ def _cached_embed(
     matrix = _cache_load(root, key, ids)
     if matrix is None:
         if progress:
-            print(f"embedding {len(texts)} {what} of {source.parent.name} with {model}", flush=True)
+            # A notice, not a result: stdout may be a command's JSON (`qama eval --json`).
+            print(f"embedding {len(texts)} {what} of {source.parent.name} with {model}", file=sys.stderr, flush=True)
         matrix = embed_texts(texts, model, batch_size=batch_size, progress=progress)
         _cache_store(
             root, key, ids, matrix, {"model": model, "source": str(source), "source_sha256": source_sha}

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_METHODS = ("binary", "binary_median", "lloyd_max_gauss", "quaternary", "lloyd_max_4bit", "int8")
+#: Training-free quantizer (``qama_rs.quantizers.make_method`` name) -> the factory spec that scores it.
+DEFAULT_METHODS = {
+    "binary": "Binary",
+    "binary_median": "BinaryMedian",
+    "lloyd_max_gauss": "LloydMax2",
+    "quaternary": "Quaternary",
+    "lloyd_max_4bit": "LloydMax4",
+    "int8": "Int8",
+}
 PREFIX_DIMS = (48, 96, 128, 192, 384)
 
 
@@ -63,7 +71,8 @@ def embedding_stats(docs, prefix_dims=PREFIX_DIMS) -> dict:
 
 
 def method_distortion(docs, queries, methods=DEFAULT_METHODS, n_queries: int = 100, seed: int = 0) -> list[dict]:
-    """For each method: bits/dim, relative score MSE ``E[(s − a·ŝ)²] / Var(s)`` over sampled queries × all
+    """``methods`` maps a training-free quantizer's name (its rate) to the factory spec that scores it
+    (see :data:`DEFAULT_METHODS`). For each method: bits/dim, relative score MSE ``E[(s − a·ŝ)²] / Var(s)`` over sampled queries × all
     documents (scores centred per query, ``a`` the best single scale), the Gaussian rate-distortion value
     ``2^(-2R)`` at the same rate, and the mean Kendall τ per query.
 
@@ -71,7 +80,7 @@ def method_distortion(docs, queries, methods=DEFAULT_METHODS, n_queries: int = 1
     scores of real embeddings, whose correlated dimensions can do better."""
     from scipy import stats
 
-    from qama_rs.index import index_factory, method_spec
+    from qama_rs.index import index_factory
     from qama_rs.quantizers import make_method
 
     x = _matrix(docs, "docs").astype(np.float32)
@@ -83,10 +92,10 @@ def method_distortion(docs, queries, methods=DEFAULT_METHODS, n_queries: int = 1
     exact = q @ x.T
     exact = exact - exact.mean(axis=1, keepdims=True)
     rows = []
-    for name in methods:
+    for name, spec in dict(methods).items():
         method = make_method(name).fit(x)
         # The engine's scores of every document (asymmetric, through the factory index), in row order.
-        index = index_factory(x.shape[1], method_spec(name) or name)
+        index = index_factory(x.shape[1], spec)
         index.train(x)
         index.add(x)
         top_scores, order = index.search(q, len(x))

@@ -1,6 +1,7 @@
 """Check the training-free quantizers against the reference figures, and sweep the two-stage search.
 
-``python -m qama_rs.eval.reproduce [--datasets scifact dbpedia-5k] [--two-stage scifact]``
+``qama reproduce [--datasets scifact dbpedia-5k] [--two-stage scifact]`` prints the tables
+(`qama_rs.cli.eval_cmd`).
 
 Every row is a factory spec (``qama_rs.index_factory``) searched by the Rust engine, fitted on the
 corpus documents only and evaluated on the ``test`` split with NDCG@10 (pytrec_eval, as MTEB). Runs
@@ -11,10 +12,6 @@ engine's order) and keeps only that order. The 95 % interval is a bootstrap over
 """
 
 from __future__ import annotations
-
-import argparse
-import sys
-import time
 
 import numpy as np
 
@@ -135,36 +132,3 @@ def two_stage_curve(name: str) -> list[tuple[str, int, float, float, float]]:
             per_doc = (n * first + kp * (index.bytes_per_vector - first)) / n
             rows.append((label, kp, ndcg(dataset, ids, None)[0], per_doc, per_doc / (4 * d)))
     return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="*", default=["scifact", "dbpedia-5k"])
-    parser.add_argument("--two-stage", nargs="*", default=["scifact"], dest="two_stage", metavar="DATASET")
-    args = parser.parse_args(argv)
-    for name in args.datasets:
-        t0 = time.time()
-        ref = REFERENCE.get(name, {})
-        print(f"\n## {name}: NDCG@10 (test)\n")
-        print("| method | scoring | bytes/doc | NDCG@10 | 95 % CI | ties by id | reference |")
-        print("|---|---|---:|---:|---|---:|---:|")
-        for method, scoring, nbytes, (value, lo, hi), by_id in evaluate(name):
-            key = method if scoring != "hamming" else f"{method} hamming"
-            ref_value = ref.get(key, ref.get(method) if scoring != "hamming" else None)
-            tie = "" if by_id is None else f"{by_id:.4f}"
-            ref_text = "" if ref_value is None else f"{ref_value:.4f}"
-            print(
-                f"| {method} | {scoring} | {nbytes} | {value:.4f} | {lo:.3f}–{hi:.3f} | {tie} | {ref_text} |"
-            )
-        print(f"\n({time.time() - t0:.1f} s)")
-    for name in args.two_stage:
-        print(f"\n## {name}: two-stage search, k = 10\n")
-        print("| stages | k' | NDCG@10 | bytes scanned / doc | of float32 |")
-        print("|---|---:|---:|---:|---:|")
-        for label, kp, value, per_doc, frac in two_stage_curve(name):
-            print(f"| {label} | {kp} | {value:.4f} | {per_doc:.1f} | 1/{1 / frac:.1f} |")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

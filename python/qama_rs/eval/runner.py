@@ -1,4 +1,4 @@
-"""One evaluation: embed (cached), fit a method on the documents, search the queries, score NDCG@10.
+"""One evaluation: embed (cached), fit a factory spec on the documents, search the queries, score NDCG@10.
 
 The run handed to pytrec_eval holds the top ``k = 1000`` documents per query with the method's own scores —
 what mteb's retrieval evaluator sees (its ``top_k`` is ``max(k_values) = 1000``) — so ties are broken the same
@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from qama_rs.data.beir import BeirDataset, load_beir
 from qama_rs.data.embed import DatasetEmbeddings, dataset_embeddings
-from qama_rs.eval.methods import Method, get_method
 from qama_rs.eval.metrics import bootstrap_ci, ndcg_at_10, run_from_topk
+from qama_rs.eval.prefix import prefix_index
+from qama_rs.index import parse_spec
 
 __all__ = ["RESULT_KEYS", "evaluate", "evaluate_dims", "format_result"]
 
@@ -47,11 +48,11 @@ def _dataset(dataset, split: str | None) -> BeirDataset:
 
 def evaluate_dims(
     dataset,
-    method,
+    spec: str,
     dims_list: Sequence[int | None],
     *,
+    name: str | None = None,
     split: str | None = None,
-    bits=None,
     head=None,
     model: str | None = None,
     embeddings: DatasetEmbeddings | None = None,
@@ -61,43 +62,45 @@ def evaluate_dims(
     cache_dir=None,
     keep_per_query: bool = True,
 ) -> list[dict]:
-    """Fit ``method`` once on the documents, then evaluate each prefix in ``dims_list`` (``None`` = all).
+    """Evaluate the factory ``spec`` at each prefix in ``dims_list`` (``None`` = all dimensions); each index is
+    fitted on the documents once (:func:`qama_rs.eval.prefix.prefix_index` gives each family's prefix rule).
 
-    ``method`` is a :class:`Method` (fitted here) or a registry name built with ``get_method(method, bits,
-    None, head)``. ``dataset`` is a name, a BEIR folder or a loaded :class:`BeirDataset`; ``split`` defaults to
-    the loaded dataset's split, else ``"test"``.
-    ``embeddings`` skips the embedding step (rows must follow the dataset's ids). Never tune on ``test``.
+    ``name`` labels the results (default: the spec). ``head``: a loaded QAMA model for a ``QAMA(...)`` spec.
+    ``dataset`` is a name, a BEIR folder or a loaded :class:`BeirDataset`; ``split`` defaults to the loaded
+    dataset's split, else ``"test"``. ``embeddings`` skips the embedding step (rows must follow the dataset's
+    ids). Never tune on ``test``.
     """
     data = _dataset(dataset, split)
-    if isinstance(method, str):
-        method = get_method(method, bits=bits, dims=None, head=head)
-    elif head is not None:
-        raise ValueError("pass head only with a method name; wrap a Method instance yourself (HeadMethod)")
-    if not isinstance(method, Method):
-        raise TypeError(f"method must be a registry name or a Method, got {type(method).__name__}")
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a factory spec string such as 'LloydMax2', got {type(spec).__name__}")
+    parse_spec(spec)  # a malformed spec fails before any embedding work
     if embeddings is None:
         embeddings = dataset_embeddings(data, model, cache_dir=cache_dir)
     elif list(embeddings.doc_ids) != list(data.doc_ids) or list(embeddings.query_ids) != list(data.query_ids):
         raise ValueError("embeddings ids do not match the dataset's doc_ids/query_ids")
-    method.fit(embeddings.docs)
+    cache: dict = {}
+    prefix_index(spec, embeddings.docs, None, head=head, cache=cache)  # the full index first, as every prefix uses
     truth = exact_top10(embeddings.docs, embeddings.queries)
     results = []
     for dims in dims_list:
-        scores, ids = method.search(embeddings.queries, min(k, data.n_docs), dims=dims)
+        prefix = prefix_index(spec, embeddings.docs, dims, head=head, cache=cache)
+        scores, ids = prefix.index.search(
+            prefix.queries(embeddings.queries), min(k, data.n_docs), dims=prefix.engine_dims
+        )
         run = run_from_topk(data.query_ids, data.doc_ids, ids, scores)
         mean, per_query = ndcg_at_10(data.qrels, run)
         lo, hi = bootstrap_ci(per_query, n_resamples=n_resamples, seed=seed)
         result = {
             "dataset": data.name,
             "split": data.split,
-            "method": method.name,
-            "spec": _spec_of(method, dims),
-            "bits": float(method.bits),
-            "dims": int(dims if dims is not None else embeddings.dim),
+            "method": name or spec,
+            "spec": prefix.spec,
+            "bits": prefix.bits,
+            "dims": prefix.dims,
             "ndcg@10": mean,
             "ci95": [lo, hi],
             "recall@10": recall_at_10(ids, truth),
-            "bytes_per_vector": float(method.bytes_per_vector(dims)),
+            "bytes_per_vector": prefix.bytes_per_vector,
             "n_docs": data.n_docs,
             "n_queries": data.n_queries,
             "model": str(embeddings.model),
@@ -124,18 +127,12 @@ def recall_at_10(ids, truth) -> float:
     return float(sum(found) / max(len(found), 1))
 
 
-def _spec_of(method, dims) -> str | None:
-    """The factory spec that answered this prefix (pasteable into ``qama_rs.index_factory``), if any."""
-    spec_for = getattr(method, "spec_for", None)
-    return spec_for(dims) if callable(spec_for) else getattr(method, "spec", None)
-
-
-def evaluate(dataset, method, dims: int | None = None, **kwargs) -> dict:
-    """NDCG@10 (+ bootstrap 95 % CI, storage) of one method at one prefix; see :func:`evaluate_dims`.
+def evaluate(dataset, spec: str, dims: int | None = None, **kwargs) -> dict:
+    """NDCG@10 (+ bootstrap 95 % CI, storage) of one factory spec at one prefix; see :func:`evaluate_dims`.
 
     Returns a dict with the keys of :data:`RESULT_KEYS` plus ``per_query``.
     """
-    return evaluate_dims(dataset, method, [dims], **kwargs)[0]
+    return evaluate_dims(dataset, spec, [dims], **kwargs)[0]
 
 
 def format_result(result: dict) -> str:

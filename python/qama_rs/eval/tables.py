@@ -1,6 +1,7 @@
 """The paper's tables (Markdown + JSON) and the Pareto plot, written under ``results/``.
 
-:func:`build_tables` evaluates every column's method at every Matryoshka prefix on every dataset and writes
+:func:`build_tables` evaluates every column's factory spec at every Matryoshka prefix on every dataset and
+writes
 
 * ``main_table.md`` — rows 384/192/128/96/48 dims; columns 1-bit without training (sign), QAMA 1-bit,
   1.5-bit, hybrid, 2-bit and fp32 (filled only when a trained ``head`` is given), fp32 of the base model;
@@ -16,60 +17,69 @@ Cells are the mean NDCG@10 over the datasets with a bootstrap 95 % CI (each data
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from qama_rs.data.beir import load_beir
-from qama_rs.data.embed import dataset_embeddings, default_model_path
+from qama_rs.data.embed import DatasetEmbeddings, dataset_embeddings, default_model_path
 from qama_rs.engine.quantizer import atomic_write
-from qama_rs.eval.methods import get_method
 from qama_rs.eval.metrics import bootstrap_mean_ci
 from qama_rs.eval.runner import evaluate_dims, format_result
 
-__all__ = ["MAIN_COLUMNS", "MAIN_DIMS", "SCHEMA_VERSION", "TRAINING_FREE_COLUMNS", "Column", "build_tables"]
+__all__ = [
+    "MAIN_COLUMNS",
+    "MAIN_DIMS",
+    "SCHEMA_VERSION",
+    "TRAINING_FREE_COLUMNS",
+    "Column",
+    "apply_head",
+    "build_tables",
+]
 
 SCHEMA_VERSION = 1
 MAIN_DIMS = (384, 192, 128, 96, 48)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Column:
-    """A table column: which registered method (and variant) fills it, and whether it needs the head."""
+    """A table column: the factory spec that fills it, and whether it needs the head.
+
+    A head column's spec is the codec applied to the head: behind a ``QAMA(...)`` stage for a trained QAMA
+    model (its learned codes), or to the outputs of a plain transform head."""
 
     key: str
     label: str
-    method: str
-    bits: Any = None
+    spec: str
     uses_head: bool = False
 
 
 MAIN_COLUMNS = (
-    Column("sign_1bit", "1-bit sign (no training)", "sign", 1),
-    Column("qama_1bit", "QAMA 1-bit", "qama", 1, uses_head=True),
-    Column("qama_1.5bit", "QAMA 1.5-bit", "qama", 1.5, uses_head=True),
-    Column("qama_hybrid", "QAMA hybrid", "qama", "hybrid", uses_head=True),
-    Column("qama_2bit", "QAMA 2-bit", "qama", 2, uses_head=True),
-    Column("qama_fp32", "QAMA fp32", "fp32", uses_head=True),
-    Column("fp32", "fp32 (base)", "fp32"),
+    Column("sign_1bit", "1-bit sign (no training)", "Sign"),
+    Column("qama_1bit", "QAMA 1-bit", "Thermo1", uses_head=True),
+    Column("qama_1.5bit", "QAMA 1.5-bit", "Thermo1.5", uses_head=True),
+    Column("qama_hybrid", "QAMA hybrid", "Hybrid", uses_head=True),
+    Column("qama_2bit", "QAMA 2-bit", "Thermo2", uses_head=True),
+    Column("qama_fp32", "QAMA fp32", "Flat", uses_head=True),
+    Column("fp32", "fp32 (base)", "Flat"),
 )
 
 TRAINING_FREE_COLUMNS = (
-    Column("sign_1bit", "sign 1-bit", "sign", 1),
-    Column("quantile_1bit", "quantile 1-bit", "quantile", 1),
-    Column("quantile_1.5bit", "quantile 1.5-bit", "quantile", 1.5),
-    Column("quantile_hybrid", "quantile hybrid", "quantile", "hybrid"),
-    Column("quantile_2bit", "quantile 2-bit", "quantile", 2),
-    Column("int8", "int8 (asym.)", "int8"),
-    Column("fp16", "fp16", "fp16"),
-    Column("fp32", "fp32 (base)", "fp32"),
+    Column("sign_1bit", "sign 1-bit", "Sign"),
+    Column("quantile_1bit", "quantile 1-bit", "Thermo1"),
+    Column("quantile_1.5bit", "quantile 1.5-bit", "Thermo1.5"),
+    Column("quantile_hybrid", "quantile hybrid", "Hybrid"),
+    Column("quantile_2bit", "quantile 2-bit", "Thermo2"),
+    Column("int8", "int8 (asym.)", "Int8"),
+    Column("fp16", "fp16", "Flat16"),
+    Column("fp32", "fp32 (base)", "Flat"),
 )
 
 
@@ -77,15 +87,38 @@ def _has_learned_thresholds(head) -> bool:
     return all(hasattr(head, attr) for attr in ("features", "quantizer", "levels"))
 
 
-def _column_method(column: Column, head):
-    """The unfitted method of a column. QAMA columns use the head's learned thresholds (``qama``); a head
-    without them (a plain transform) gets quantile thresholds fitted on its outputs (noted in the tables)."""
+def _head_label(head) -> str:
+    """The head as a ``QAMA(...)`` stage names it (a loaded model is handed to the factory as well)."""
+    return str(getattr(head, "path", None) or "head")
+
+
+def apply_head(head, x: np.ndarray) -> np.ndarray:
+    """Run float embeddings through a transform head: ``head.transform(x)``, ``head.encode(x)`` or ``head(x)``."""
+    for attr in ("transform", "encode"):
+        fn = getattr(head, attr, None)
+        if callable(fn):
+            return np.ascontiguousarray(fn(x), dtype=np.float32)
+    if callable(head):
+        return np.ascontiguousarray(head(x), dtype=np.float32)
+    raise TypeError("head must have a transform(x) or encode(x) method, or be callable on a (n, d) array")
+
+
+def _head_outputs(head, embeddings: DatasetEmbeddings) -> DatasetEmbeddings:
+    """The dataset's documents and queries passed through a transform head."""
+    return dataclasses.replace(
+        embeddings, docs=apply_head(head, embeddings.docs), queries=apply_head(head, embeddings.queries)
+    )
+
+
+def _column_run(column: Column, head, embeddings: DatasetEmbeddings, outputs: DatasetEmbeddings):
+    """``(spec, head for the factory, embeddings)`` of a column. QAMA columns use a trained head's learned
+    codes (``QAMA(...),<codec>``); a head without them (a plain transform) gets the codec fitted on its
+    ``outputs`` (noted in the tables)."""
     if not column.uses_head:
-        return get_method(column.method, column.bits)
-    name = column.method
-    if name == "qama" and not _has_learned_thresholds(head):
-        name = "quantile"
-    return get_method(name, column.bits, None, head)
+        return column.spec, None, embeddings
+    if _has_learned_thresholds(head):
+        return f"QAMA({_head_label(head)}),{column.spec}", head, embeddings
+    return column.spec, None, outputs
 
 
 def _cell(results: dict, key: str, dims: int, datasets: Sequence[str], n_resamples: int, seed: int):
@@ -210,9 +243,11 @@ def build_tables(
 ) -> dict:
     """Evaluate every column at every prefix on every dataset; write the tables and plot under ``out_dir``.
 
-    ``head`` (a trained QAMA head: ``transform(x)``/``encode(x)`` or callable) fills the QAMA columns; its
-    quantized columns use the registered ``"qama"`` method when one exists. Returns the ``tables.json``
-    content. Raises ``ValueError`` for an empty dataset list or a prefix larger than the embedding.
+    ``head`` fills the QAMA columns: a trained QAMA model through ``QAMA(...),<codec>`` specs (its learned
+    codes, its Matryoshka levels), or any transform (``transform(x)``/``encode(x)`` or callable) whose
+    outputs the columns' codecs are fitted on. ``progress`` prints each result to stderr. Returns the
+    ``tables.json`` content. Raises ``ValueError`` for an empty dataset list or a prefix larger than the
+    embedding.
     """
     if isinstance(datasets, str):
         datasets = [datasets]
@@ -237,15 +272,18 @@ def build_tables(
             raise ValueError(
                 f"dims {max(dims_list)} exceeds the {embeddings.dim}-d embeddings of {data.name}"
             )
+        # A plain transform head: its outputs of this dataset, once for every head column.
+        outputs = embeddings if head is None or _has_learned_thresholds(head) else _head_outputs(head, embeddings)
         for column in wanted:
-            method = _column_method(column, head)
+            spec, column_head, column_embeddings = _column_run(column, head, embeddings, outputs)
             for result in evaluate_dims(
-                data, method, dims_list, embeddings=embeddings, k=k, n_resamples=n_resamples, seed=seed
-            ):
+                data, spec, dims_list, name=column.key, head=column_head, embeddings=column_embeddings,
+                k=k, n_resamples=n_resamples, seed=seed,
+            ):  # fmt: skip
                 result["column"] = column.key
                 results[(column.key, data.name, result["dims"])] = result
                 if progress:
-                    print(f"{column.key:<16} " + format_result(result), flush=True)
+                    print(f"{column.key:<16} " + format_result(result), file=sys.stderr, flush=True)
 
     main = _grid(MAIN_COLUMNS, results, dims_list, names, n_resamples, seed)
     free = _grid(TRAINING_FREE_COLUMNS, results, dims_list, names, n_resamples, seed)

@@ -22,20 +22,17 @@ from __future__ import annotations
 from qama_rs.errors import QamaError, QamaTypeError
 from qama_rs.index.codes import search
 from qama_rs.index.index import MAX_K, Index, index_factory
-from qama_rs.index.names import METHOD_SPECS, method_spec
 from qama_rs.index.registry import available_codecs, register_codec
 from qama_rs.index.spec import Stage, parse_spec
 
 __all__ = [
     "MAX_K",
-    "METHOD_SPECS",
     "Index",
     "QamaError",
     "QamaTypeError",
     "Stage",
     "available_codecs",
     "index_factory",
-    "method_spec",
     "parse_spec",
     "register_codec",
     "search",

@@ -1,4 +1,5 @@
-"""Training the QAMA head: data, the optimisation loop, checkpoints, and the ``qama train`` entry point.
+"""Training the QAMA head: data, the optimisation loop and checkpoints (the ``qama train`` command is
+`qama_rs.cli.train_cmd`).
 
 The head learns from **document** embeddings of one or more corpora (never test queries or test qrels);
 labelled query–document pairs are added only from a ``train`` qrels split when a dataset has one. Each step
@@ -18,9 +19,7 @@ recalibrated on all training documents at the end. The result is written by `qam
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import math
 import random
 import time
@@ -35,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from qama_rs.qama import losses as L
-from qama_rs.qama.config import ABLATION_STEPS, QamaConfig, ablation_config, supervised_config
+from qama_rs.qama.config import QamaConfig
 from qama_rs.qama.head import QamaHead
 from qama_rs.qama.thresholds import ThresholdBank, hamming_similarity, thermometer_bits, threshold_count
 from qama_rs.qama.validation import ROTATION_MODES_TRIED, select_code_rotation, validation_split
@@ -45,7 +44,6 @@ __all__ = [
     "load_training_data",
     "neighbour_recall",
     "train",
-    "train_main",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -582,90 +580,3 @@ def train(
     }
     QamaModel(trainer.head, trainer.bank, config, training=training).save(out)
     return out
-
-
-# -------------------------------------------------------------------------------------------- CLI
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qama train", description="Train a QAMA head on document embeddings."
-    )
-    parser.add_argument(
-        "--dataset",
-        action="append",
-        required=True,
-        metavar="PATH",
-        help="BEIR dataset name or folder (repeatable); its documents are the training data",
-    )
-    parser.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder for head.safetensors + config.json"
-    )
-    parser.add_argument("--config", metavar="FILE", help="config JSON (default: the built-in QamaConfig)")
-    parser.add_argument(
-        "--ablation", choices=ABLATION_STEPS, help="train this ablation step's config instead"
-    )
-    parser.add_argument("--epochs", type=int, metavar="N", help="override optim.epochs")
-    parser.add_argument(
-        "--seed", type=int, metavar="N", help="override optim.seed (also the validation hold-out and rotation start)"
-    )
-    parser.add_argument("--model", help="base embedding model (default: bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--no-labelled", action="store_true", help="ignore train-split qrels pairs")
-    parser.add_argument(
-        "--supervised",
-        action="store_true",
-        help="train the FFN head with the full QAMA objective (supervised_config); the default is the "
-        "documents-only config (PCA skip + code rotations + thresholds), which measured best without labels",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        metavar="N",
-        help="torch intra-op threads (default 1: on a shared 2-core machine two spinning OpenMP threads made "
-        "a step 4x slower; raise it on an idle many-core machine)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def train_main(argv: Sequence[str] | None = None) -> int:
-    """``qama train --dataset PATH [--dataset PATH ...] --out DIR [--config FILE] [--ablation STEP] [--epochs N]
-    [--seed N]``.
-
-    Returns the process exit status (0)."""
-    args = build_parser().parse_args(argv)
-    if args.config and args.supervised:
-        raise SystemExit("give --config or --supervised, not both")
-    config = QamaConfig.load(args.config) if args.config else supervised_config() if args.supervised else QamaConfig()
-    if args.ablation:
-        config = ablation_config(args.ablation, config)
-    if args.epochs is not None:
-        config.optim.epochs = args.epochs
-    if args.seed is not None:
-        config.optim.seed = args.seed
-    config.validate()
-    if args.threads < 1:
-        raise SystemExit("--threads must be >= 1")
-    torch.set_num_threads(args.threads)
-    out = train(
-        config,
-        args.dataset,
-        args.out,
-        model=args.model,
-        labelled=not args.no_labelled,
-        resume=args.resume,
-        progress=not args.quiet,
-        # The built-in configs are sized for 384-d MiniLM; a config file says its own width.
-        fit_width=args.config is None,
-    )
-    summary = json.loads((out / "config.json").read_text())["training"]
-    print(
-        f"trained {summary['steps']} steps on {summary['documents']} documents in {summary['seconds']} s -> {out}"
-    )
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(train_main())

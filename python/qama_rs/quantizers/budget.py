@@ -7,14 +7,12 @@ recall@10 against the exact float32 top-10 is measured with the engine's byte-LU
 documents stand in for queries because they come from the same corpus; the bench reports how well
 that tracks real-query recall.
 
-    python -m qama_rs.quantizers.budget --dataset scifact --budget 48
+    qama frontier --dataset scifact --budget 48          (the command: qama_rs.cli.frontier_cmd)
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 import time
 from typing import Any
 
@@ -159,33 +157,3 @@ def format_table(table: list[dict], chosen: str) -> str:
             f"| `{r['spec']}`{mark} | {r['bytes']} | {r['recall10']:.3f} | {'yes' if r['fits'] else 'no'} | {r['seconds']:.1f} |"
         )
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    """``qama frontier --dataset NAME --budget BYTES``: prints the candidates' pseudo-query recall and the choice."""
-    parser = argparse.ArgumentParser(prog="qama frontier", description="choose the codec for a byte budget")
-    parser.add_argument(
-        "--dataset", required=True, help="BEIR dataset name or folder (documents only are read)"
-    )
-    parser.add_argument("--budget", type=int, required=True, help="bytes per vector (codes + factors)")
-    parser.add_argument("--queries", type=int, default=200, help="held-out documents used as queries")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    from qama_rs.data.beir import load_beir, resolve_dataset
-    from qama_rs.data.embed import dataset_embeddings
-
-    docs = dataset_embeddings(load_beir(resolve_dataset(args.dataset)), progress=False).docs
-    spec, table = choose_codec(
-        docs,
-        args.budget,
-        args.queries,
-        args.seed,
-        progress=lambda r: print(f"  {r['spec']}: {r['recall10']:.3f}", file=sys.stderr),
-    )
-    print(format_table(table, spec))
-    print(f"\nchosen for {args.budget} B: {spec}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,10 +1,11 @@
-"""mteb integration: an encoder that reads our embedding cache and a search backend driven by a Method.
+"""mteb integration: an encoder that reads our embedding cache and a search backend driven by a factory spec.
 
 mteb 2.x lets ``SearchEncoderWrapper(encoder, index_backend=...)`` delegate the corpus search to any object
 implementing ``mteb.models.search_encoder_index.IndexEncoderSearchProtocol`` (``add_documents``, ``search``,
-``clear``). :class:`MethodSearchIndex` is such a backend: it fits a :class:`~qama_rs.eval.methods.Method` on
-the documents mteb hands it and answers with the method's ranking, so the NDCG@10 is computed by mteb's own
-``RetrievalEvaluator`` (pytrec_eval underneath).
+``clear``). :class:`MethodSearchIndex` is such a backend: it builds the factory index of a spec on the
+documents mteb hands it (:func:`qama_rs.eval.prefix.prefix_index`, the same index ``qama eval`` measures) and
+answers with its ranking, so the NDCG@10 is computed by mteb's own ``RetrievalEvaluator`` (pytrec_eval
+underneath).
 
 :class:`CachedEncoder` is the mteb encoder: it looks each text up in the embeddings that
 :func:`qama_rs.data.embed.dataset_embeddings` cached (a text's embedding depends on the text only) and embeds any
@@ -19,7 +20,8 @@ import numpy as np
 
 from qama_rs.data.beir import BeirDataset
 from qama_rs.data.embed import dataset_embeddings, default_model_path, embed_texts
-from qama_rs.eval.methods import Method
+from qama_rs.eval.prefix import prefix_index
+from qama_rs.index import parse_spec
 
 __all__ = ["CachedEncoder", "MethodSearchIndex", "evaluate_mteb"]
 
@@ -31,22 +33,26 @@ def _to_numpy(x) -> np.ndarray:
 
 
 class MethodSearchIndex:
-    """``IndexEncoderSearchProtocol`` backend ranking with a :class:`Method` (``dims``: prefix searched).
+    """``IndexEncoderSearchProtocol`` backend ranking with the factory index of ``spec`` at prefix ``dims``
+    (``head``: a loaded QAMA model for a ``QAMA(...)`` spec).
 
-    Documents are collected by ``add_documents``; the method is fitted on all of them (documents only) at
-    the first ``search``. Scores returned to mteb are the method's own (``-distance`` for Hamming methods);
-    a method without scores reports ``k - rank`` so mteb keeps its order. Reranking (``top_ranked``) is not
-    supported: a code index answers for the whole corpus.
+    Documents are collected by ``add_documents``; the index is built on all of them (documents only) at the
+    first ``search``. Scores returned to mteb are the index's own (``-distance`` for Hamming codes).
+    Reranking (``top_ranked``) is not supported: a code index answers for the whole corpus.
     """
 
-    def __init__(self, method: Method, dims: int | None = None) -> None:
-        if not isinstance(method, Method):
-            raise TypeError(f"method must implement qama_rs.eval.methods.Method, got {type(method).__name__}")
-        self.method = method
+    def __init__(self, spec: str, dims: int | None = None, head: Any = None) -> None:
+        if not isinstance(spec, str):
+            raise TypeError(f"spec must be a factory spec string such as 'LloydMax2', got {type(spec).__name__}")
+        parse_spec(spec)
+        self.spec = spec
         self.dims = dims
+        self.head = head
         self.idxs: list[str] = []
         self._chunks: list[np.ndarray] = []
-        self._fitted = False
+        self._prefix = None
+        #: The spec of the index that answered the last search (``Prefix{m},...`` etc.; kept by ``clear``).
+        self.answered_spec: str | None = None
 
     def add_documents(self, embeddings, idxs: list[str]) -> None:
         chunk = _to_numpy(embeddings)
@@ -54,7 +60,7 @@ class MethodSearchIndex:
             raise ValueError(f"got {chunk.shape} embeddings for {len(idxs)} document ids")
         self._chunks.append(chunk)
         self.idxs.extend(str(i) for i in idxs)
-        self._fitted = False
+        self._prefix = None
 
     def search(
         self,
@@ -70,18 +76,19 @@ class MethodSearchIndex:
             )
         if not self._chunks:
             raise ValueError("no documents added; call add_documents() first")
-        if not self._fitted:
-            self.method.fit(np.concatenate(self._chunks))
-            self._fitted = True
-        scores, ids = self.method.search(_to_numpy(embeddings), min(top_k, len(self.idxs)), dims=self.dims)
-        if scores is None:
-            scores = np.broadcast_to(np.arange(ids.shape[1], 0, -1, dtype=np.float32), ids.shape)
+        if self._prefix is None:
+            self._prefix = prefix_index(self.spec, np.concatenate(self._chunks), self.dims, head=self.head)
+            self.answered_spec = self._prefix.spec
+        prefix = self._prefix
+        scores, ids = prefix.index.search(
+            prefix.queries(_to_numpy(embeddings)), min(top_k, len(self.idxs)), dims=prefix.engine_dims
+        )
         return np.asarray(scores, dtype=np.float64).tolist(), np.asarray(ids, dtype=np.int64).tolist()
 
     def clear(self) -> None:
         self.idxs = []
         self._chunks = []
-        self._fitted = False
+        self._prefix = None
 
 
 def _make_cached_encoder_class():
@@ -152,30 +159,35 @@ def CachedEncoder(model: str | None = None, datasets: list[BeirDataset] = (), ca
 
 def evaluate_mteb(
     dataset: str,
-    method: Method,
+    spec: str,
     dims: int | None = None,
+    *,
+    name: str | None = None,
+    head: Any = None,
     model: str | None = None,
     split: str = "test",
     cache_dir=None,
 ) -> dict:
-    """NDCG@10 of ``method`` on a local BEIR ``dataset`` computed by mteb's retrieval evaluator.
+    """NDCG@10 of the factory ``spec`` on a local BEIR ``dataset`` computed by mteb's retrieval evaluator.
 
-    Returns ``{"dataset", "method", "dims", "ndcg@10", "scores" (mteb's full score dict), "cache_misses"}``.
+    Returns ``{"dataset", "method" (``name``, default the spec), "spec", "dims", "ndcg@10", "scores" (mteb's
+    full score dict), "cache_misses"}``.
     """
     import mteb  # noqa: F401  (registers mteb's task/model machinery)
     from mteb.models.search_wrappers import SearchEncoderWrapper
 
     from qama_rs.eval.mteb_tasks import beir_task
 
+    backend = MethodSearchIndex(spec, dims=dims, head=head)
     task = beir_task(dataset, split=split)
     encoder = CachedEncoder(model, [task.beir], cache_dir=cache_dir)
-    backend = MethodSearchIndex(method, dims=dims)
     searcher = SearchEncoderWrapper(encoder, index_backend=backend)
     scores = task.evaluate(searcher, split=split, encode_kwargs={"batch_size": 64})
     default = scores["default"]
     return {
         "dataset": task.beir.name,
-        "method": method.name,
+        "method": name or spec,
+        "spec": backend.answered_spec or spec,
         "dims": dims if dims is not None else encoder.mteb_model_meta.embed_dim,
         "ndcg@10": float(default["ndcg_at_10"]),
         "scores": dict(default),

@@ -1,4 +1,6 @@
-"""``qama eval --method`` names (and ``--bits``) as factory specs: every evaluated method is one spec.
+"""``qama eval --method`` / ``qama index build --codec`` names (and ``--bits``) as factory specs.
+
+The library (index, eval) takes spec strings only; the names are a command-line convenience, resolved here.
 
 =========================  ================================  ==========================================
 method (``--bits``)        spec                              what it is
@@ -35,7 +37,7 @@ from typing import Any
 
 from qama_rs.errors import QamaError
 
-__all__ = ["METHOD_SPECS", "THERMO_BITS", "method_spec"]
+__all__ = ["METHOD_NAMES", "METHOD_SPECS", "THERMO_BITS", "method_label", "method_spec", "resolve_method"]
 
 #: Method name -> spec, for methods without a ``--bits`` choice.
 METHOD_SPECS: dict[str, str] = {
@@ -56,6 +58,8 @@ METHOD_SPECS: dict[str, str] = {
 }
 #: ``--bits`` of the thermometer methods -> codec stage.
 THERMO_BITS: dict[Any, str] = {1: "Thermo1", 1.5: "Thermo1.5", 2: "Thermo2", "hybrid": "Hybrid"}
+#: Every name ``--method`` takes besides the training-free registry names and specs.
+METHOD_NAMES = tuple(sorted({*METHOD_SPECS, "quantile", "qama"}))
 _ROTATIONS = {"hadamard": "Hadamard", "orthogonal": "Orthogonal"}
 _FLOAT_BITS = {"fp32": 32, "fp16": 16, "int8": 8, "sign": 1}
 
@@ -85,7 +89,7 @@ def method_spec(name: str, bits: Any = None, head: str | None = None) -> str | N
         return _thermo(bits, "quantile")
     if name == "qama":
         if head is None:
-            raise QamaError("method 'qama' needs a trained head (--head DIR)")
+            raise QamaError("method 'qama' needs a trained head (--head DIR, from `qama train`)")
         if bits is not None and not isinstance(bits, str) and float(bits) == 32:
             return f"QAMA({head}),Flat"
         return f"QAMA({head}),{_thermo(bits, 'qama')}"
@@ -107,3 +111,40 @@ def method_spec(name: str, bits: Any = None, head: str | None = None) -> str | N
     if name in quantizers.METHODS or name in getattr(quantizers, "CODECS", {}):
         return name
     return None
+
+
+def resolve_method(name: str, bits: Any = None, head: str | None = None, option: str = "--method") -> str:
+    """The factory spec of a ``--method``/``--codec`` value: a method name through :func:`method_spec`, or a
+    spec as given (checked for syntax; its stages are checked when the index is built).
+
+    Errors name ``option``, the user's argument: ``--bits`` only selects a method name's variant, and
+    ``--head`` only goes with ``qama`` or a spec that starts with a ``QAMA(...)`` stage."""
+    from qama_rs.index import parse_spec
+
+    try:
+        spec = method_spec(name, bits, head=head)
+    except QamaError as err:
+        raise QamaError(f"{option} {name}: {err}") from None
+    if spec is None:
+        if bits is not None:
+            raise QamaError(f"--bits applies to method names; {option} {name!r} is a spec (write the bits into it)")
+        try:
+            stages = parse_spec(name)
+        except QamaError as err:
+            raise QamaError(
+                f"{option} {name!r}: unknown method (one of {', '.join(METHOD_NAMES)}, a quantizer name) "
+                f"and not a spec: {err}"
+            ) from None
+        spec = name
+        if head is not None and stages[0].key != "qama":
+            raise QamaError(f"--head goes with {option} qama or a spec that starts with QAMA(...), not {name!r}")
+    elif head is not None and name != "qama":
+        raise QamaError(f"--head goes with {option} qama (a head's learned codes), not {name!r}")
+    return spec
+
+
+def method_label(name: str, spec: str) -> str:
+    """What a result calls the method: the name the user gave, ``qama-<codec>`` for the head's variants."""
+    if name == "qama":
+        return f"qama-{spec.rsplit(',', 1)[1]}"
+    return name
