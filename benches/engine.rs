@@ -1,26 +1,30 @@
-//! Criterion benchmarks of the qama-core engine: bit packing, fused encode, and Hamming top-k per
-//! backend (the scalar reference, each SIMD backend this CPU runs, and the dispatched default).
+//! Criterion benchmarks of the qama-core engine: bit packing, fused encode, and the Hamming codec's
+//! top-k through the one search driver (`codec::hamming::HammingCodec` + `driver::search`), once
+//! per instruction-set level this CPU runs (`Isa::available()`, scalar twin included) and once with
+//! the detected level (`Isa::detect()`, the Python binding's default).
 //!
 //! ```text
-//! cargo bench -p qama-core                # full run
-//! cargo bench -p qama-core -- --quick     # about two minutes on 2 cores
-//! cargo bench -p qama-core -- topk_batch  # one group
+//! cargo bench -p qama-core --bench engine                # full run
+//! cargo bench -p qama-core --bench engine -- --quick     # a few minutes on 2 cores
+//! cargo bench -p qama-core --bench engine -- topk_batch  # one group
 //! ```
 //!
-//! Sizes are modest so a quick run stays short: the top-k groups time both regimes (a batch of
-//! queries over a database tile set, and single queries over a database larger than L2), for
-//! 6-word (384-bit), 18-word (1152-bit) and a ragged 7-word / 437-bit prefix code. The 1M-code
-//! figures are produced by the `perf` timing run (see `rust/core/src/topk/perf.rs`).
+//! Sizes are modest so a quick run stays short: the top-k groups time both regimes of the driver (a
+//! batch of queries over a database of a few tiles, and single queries over a database larger than
+//! L2), for 6-word (384-bit), 18-word (1152-bit) and a ragged 7-word / 437-bit prefix code. The
+//! 1M-code figures, next to faiss, come from `benches/bench_search.py`.
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use qama_core::codec::hamming::HammingCodec;
+use qama_core::codec::Extent;
+use qama_core::driver;
 use qama_core::expand::encode;
-use qama_core::hamming::{available_backends, best_backend, Backend};
 use qama_core::pack::{pack_bits, unpack_bits};
 use qama_core::quantize::Thresholds;
-use qama_core::topk::search_with;
-use qama_core::CodeLayout;
+use qama_core::select::Hits;
+use qama_core::{CodeLayout, Isa};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
@@ -36,14 +40,29 @@ fn random_words(seed: u64, len: usize) -> Vec<u64> {
     (0..len).map(|_| rng.next_u64()).collect()
 }
 
-/// Rows of the benchmark table: every backend this CPU runs, plus what `search` picks by default.
-fn backends() -> Vec<(String, Backend)> {
-    let mut rows: Vec<(String, Backend)> = available_backends()
+/// Rows of the benchmark table: every level this CPU runs, plus the detected one (the default).
+fn levels() -> Vec<(String, Isa)> {
+    let mut rows: Vec<(String, Isa)> = Isa::available()
         .into_iter()
-        .map(|b| (b.name().to_string(), b))
+        .map(|isa| (isa.name().to_string(), isa))
         .collect();
-    rows.push(("dispatched".to_string(), best_backend()));
+    rows.push(("dispatched".to_string(), Isa::detect()));
     rows
+}
+
+/// Top-`k` of the `words`-word queries `q` over every row of `db`.
+fn search(codec: &HammingCodec, q: &[u64], db: &[u64], k: usize) -> Hits {
+    let words = codec.words();
+    let extent = Extent::new(db, db.len() / words, 0);
+    driver::search(
+        codec,
+        q.len() / words,
+        k,
+        |i| codec.prepare(&q[i * words..(i + 1) * words]),
+        &[extent],
+        None,
+    )
+    .unwrap()
 }
 
 fn bench_pack(c: &mut Criterion) {
@@ -105,9 +124,10 @@ fn bench_topk_batch(c: &mut Criterion) {
     for (words, nbits, label) in CODE_SIZES {
         let db = random_words(3, n * words);
         let q = random_words(4, nq * words);
-        for (name, backend) in backends() {
+        for (name, isa) in levels() {
+            let codec = HammingCodec::new(words, nbits, isa).unwrap();
             group.bench_function(BenchmarkId::new(name, label), |b| {
-                b.iter(|| search_with(backend, black_box(&q), nq, &db, n, words, nbits, k).unwrap())
+                b.iter(|| search(&codec, black_box(&q), &db, k))
             });
         }
     }
@@ -124,9 +144,10 @@ fn bench_topk_single(c: &mut Criterion) {
     for (words, nbits, label) in CODE_SIZES {
         let db = random_words(5, n * words);
         let q = random_words(6, words);
-        for (name, backend) in backends() {
+        for (name, isa) in levels() {
+            let codec = HammingCodec::new(words, nbits, isa).unwrap();
             group.bench_function(BenchmarkId::new(name, label), |b| {
-                b.iter(|| search_with(backend, black_box(&q), 1, &db, n, words, nbits, k).unwrap())
+                b.iter(|| search(&codec, black_box(&q), &db, k))
             });
         }
     }
@@ -148,11 +169,11 @@ fn main() {
                 .map(|l| l.replace("model name\t: ", ""))
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let names: Vec<&str> = available_backends().iter().map(|b| b.name()).collect();
+    let names: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
     println!(
-        "qama-core engine bench: {cpu}, {} rayon threads, backends {names:?}, dispatched = {}",
+        "qama-core engine bench: {cpu}, {} rayon threads, isas {names:?}, dispatched = {}",
         rayon::current_num_threads(),
-        best_backend().name()
+        Isa::detect().name()
     );
     benches();
     Criterion::default().configure_from_args().final_summary();

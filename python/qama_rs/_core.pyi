@@ -9,12 +9,13 @@ Threads: the GIL is released while the core runs, in a pool owned by the process
 Query-side arrays (queries, tables, candidates, thresholds) are copied first; a ``Store`` reads the
 index's own arrays in place (the index never writes them during a call).
 
-Codecs (``HammingCodec``, ``TableCodec``, ``FloatCodec``) answer the same calls over a ``Store``:
-``search`` (every row), ``search_lists`` (each query its own lists), ``score`` (given rows, in order),
-``rescore`` (the best of given rows). Results are ``(scores float32, ids int64)``, scores
-higher-is-better (Hamming: ``-distance``), ids the store's labels (or positions), ``-1`` / ``-inf`` where
-a query has fewer results than asked (a filter). ``allowed_bits`` (``uint64`` bitmap words over labels)
-or ``allowed_labels`` (sorted ``uint64``) restrict the labels returned.
+Codecs (``HammingCodec``, ``TableCodec``, ``FloatCodec``, ``Float16Codec``) answer the same calls over a
+``Store``: ``search`` (every row), ``search_lists`` (each query its own lists, by a ``Plan``: made by
+``Coarse.plan`` or given), ``score`` (given rows, in order), ``rescore`` (the best of given rows).
+Results are ``(scores float32, ids int64)``, scores higher-is-better (Hamming: ``-distance``), ids the
+store's labels (or positions), ``-1`` / ``-inf`` where a query has fewer results than asked (a filter). A
+``Filter`` (``Filter.bits(uint64 bitmap words over labels)`` or ``Filter.labels(sorted uint64)``)
+restricts the labels returned.
 """
 
 from typing import final
@@ -24,8 +25,12 @@ import numpy.typing as npt
 from typing_extensions import Self
 
 __all__ = [
+    "Coarse",
+    "Filter",
+    "Float16Codec",
     "FloatCodec",
     "HammingCodec",
+    "Plan",
     "QamaError",
     "QamaTypeError",
     "Store",
@@ -116,11 +121,39 @@ class Store:
         table: npt.NDArray[np.uint64],
         labels: list[npt.NDArray[np.uint64]] | None = None,
         row_scale: list[npt.NDArray[np.float32]] | None = None,
+        max_scale: float | None = None,
     ) -> Self: ...
     @property
     def rows(self) -> int: ...
     @property
     def lists(self) -> int: ...
+
+@final
+class Filter:
+    """Labels a search may return."""
+
+    @staticmethod
+    def bits(words: npt.NDArray[np.uint64]) -> Filter: ...
+    @staticmethod
+    def labels(labels: npt.NDArray[np.uint64]) -> Filter: ...
+
+@final
+class Plan:
+    """Each query's lists, best first, with their biases; the first ``nprobe`` are always scanned."""
+
+    def __new__(
+        cls, lists: npt.NDArray[np.int64], nprobe: int, bias: npt.NDArray[np.float32] | None = None
+    ) -> Self: ...
+    def arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+
+@final
+class Coarse:
+    """A partition's centroids ``float32 (nlist, dims)``."""
+
+    def __new__(cls, centroids: npt.NDArray[np.float32], isa: str | None = None) -> Self: ...
+    def plan(self, queries: npt.NDArray[np.float32], nprobe: int, width: int, residual: bool) -> Plan: ...
+    @property
+    def nlist(self) -> int: ...
 
 class _Codec:
     @property
@@ -130,23 +163,10 @@ class _Codec:
     @property
     def isa(self) -> str: ...
     def search(
-        self,
-        queries: npt.NDArray[np.generic],
-        store: Store,
-        k: int,
-        allowed_bits: npt.NDArray[np.uint64] | None = None,
-        allowed_labels: npt.NDArray[np.uint64] | None = None,
+        self, queries: npt.NDArray[np.generic], store: Store, k: int, filter: Filter | None = None
     ) -> _Scored: ...
     def search_lists(
-        self,
-        queries: npt.NDArray[np.generic],
-        store: Store,
-        k: int,
-        lists: npt.NDArray[np.int64],
-        nprobe: int,
-        bias: npt.NDArray[np.float32] | None = None,
-        allowed_bits: npt.NDArray[np.uint64] | None = None,
-        allowed_labels: npt.NDArray[np.uint64] | None = None,
+        self, queries: npt.NDArray[np.generic], store: Store, k: int, plan: Plan, filter: Filter | None = None
     ) -> _Scored: ...
     def score(
         self, queries: npt.NDArray[np.generic], store: Store, candidates: npt.NDArray[np.int64]
@@ -157,8 +177,7 @@ class _Codec:
         store: Store,
         candidates: npt.NDArray[np.int64],
         k: int,
-        allowed_bits: npt.NDArray[np.uint64] | None = None,
-        allowed_labels: npt.NDArray[np.uint64] | None = None,
+        filter: Filter | None = None,
     ) -> _Scored: ...
 
 @final
@@ -179,13 +198,25 @@ class TableCodec(_Codec):
     ) -> TableCodec: ...
     @staticmethod
     def given(m: int, layout: str | None = None, isa: str | None = None) -> TableCodec: ...
+    @staticmethod
+    def projected(
+        basis: npt.NDArray[np.float32],
+        slot_dims: npt.NDArray[np.int64],
+        slot_values: npt.NDArray[np.float32],
+        layout: str | None = None,
+        isa: str | None = None,
+    ) -> TableCodec: ...
     @property
     def layout(self) -> str: ...
 
 @final
 class FloatCodec(_Codec):
-    """Float rows (float32, or float16 bits with ``half=True``) scored by inner product."""
+    """Float32 rows scored by inner product."""
 
-    def __new__(cls, dims: int, half: bool = False, isa: str | None = None) -> Self: ...
-    @property
-    def half(self) -> bool: ...
+    def __new__(cls, dims: int, isa: str | None = None) -> Self: ...
+
+@final
+class Float16Codec(_Codec):
+    """Float16 rows (``uint16`` bits) scored by inner product, widened a tile at a time."""
+
+    def __new__(cls, dims: int, isa: str | None = None) -> Self: ...

@@ -57,7 +57,13 @@ fn results(nq: usize, k: usize) -> Result<(Vec<f32>, Vec<u64>)> {
     ))
 }
 
-fn write_all<C: Codec>(codec: &C, selects: Vec<TopK<'_>>, k: usize, scores: &mut [f32], ids: &mut [u64]) {
+fn write_all<C: Codec>(
+    codec: &C,
+    selects: Vec<TopK<'_>>,
+    k: usize,
+    scores: &mut [f32],
+    ids: &mut [u64],
+) {
     for ((s, sc), id) in selects
         .into_iter()
         .zip(scores.chunks_exact_mut(k))
@@ -126,7 +132,12 @@ where
     } else {
         let batch = (0..nq).map(&prepare).collect::<Result<Vec<_>>>()?;
         let shared: Vec<AtomicU32> = (0..nq).map(|_| AtomicU32::new(u32::MAX)).collect();
-        let fresh = || -> Vec<TopK<'_>> { shared.iter().map(|s| TopK::new(kk, allowed, Some(s))).collect() };
+        let fresh = || -> Vec<TopK<'_>> {
+            shared
+                .iter()
+                .map(|s| TopK::new(kk, allowed, Some(s)))
+                .collect()
+        };
         let work: Vec<(usize, Range<usize>)> = extents
             .iter()
             .enumerate()
@@ -197,13 +208,14 @@ where
         let probe = plan.probe.min(plan.lists.len());
         let batch = std::slice::from_ref(&query);
         let tile = codec.tile_rows();
-        let scan_list = |list: &[Extent<'e, C::Unit>], select: &mut TopK<'_>, scratch: &mut C::Scratch| {
-            for e in list {
-                for t in tiles(e.rows, tile) {
-                    codec.scan(batch, e, t, std::slice::from_mut(select), scratch);
+        let scan_list =
+            |list: &[Extent<'e, C::Unit>], select: &mut TopK<'_>, scratch: &mut C::Scratch| {
+                for e in list {
+                    for t in tiles(e.rows, tile) {
+                        codec.scan(batch, e, t, std::slice::from_mut(select), scratch);
+                    }
                 }
-            }
-        };
+            };
         let mut select = TopK::new(kk, allowed, None);
         let mut scratch = C::Scratch::default();
         if parallel {

@@ -26,7 +26,10 @@ fn check(x: &[f32], n: usize, dims: usize, centroids: &[f32], k: usize) -> Resul
         return shape_err(format!("dims = {dims}, k = {k}; both must be at least 1"));
     }
     if n.checked_mul(dims) != Some(x.len()) {
-        return shape_err(format!("x has {} values; expected n * dims = {n} * {dims}", x.len()));
+        return shape_err(format!(
+            "x has {} values; expected n * dims = {n} * {dims}",
+            x.len()
+        ));
     }
     if k.checked_mul(dims) != Some(centroids.len()) {
         return shape_err(format!(
@@ -35,10 +38,19 @@ fn check(x: &[f32], n: usize, dims: usize, centroids: &[f32], k: usize) -> Resul
         ));
     }
     if let Some(at) = x.iter().position(|v| !v.is_finite()) {
-        return value_err(format!("x[{}, {}] = {} is not finite", at / dims, at % dims, x[at]));
+        return value_err(format!(
+            "x[{}, {}] = {} is not finite",
+            at / dims,
+            at % dims,
+            x[at]
+        ));
     }
     if let Some(at) = centroids.iter().position(|v| !v.is_finite()) {
-        return value_err(format!("centroids[{}, {}] is not finite", at / dims, at % dims));
+        return value_err(format!(
+            "centroids[{}, {}] is not finite",
+            at / dims,
+            at % dims
+        ));
     }
     Ok(())
 }
@@ -83,7 +95,10 @@ pub fn nearest(
 ) -> Result<(Vec<u32>, Vec<f32>)> {
     check(x, n, dims, centroids, k)?;
     if k > u32::MAX as usize {
-        return value_err(format!("k = {k} centroids; at most {} are supported", u32::MAX));
+        return value_err(format!(
+            "k = {k} centroids; at most {} are supported",
+            u32::MAX
+        ));
     }
     let mut assign = try_zeroed::<u32>(n, "the assignment")?;
     let mut dist = try_zeroed::<f32>(n, "the distances")?;
@@ -152,7 +167,10 @@ pub fn iterate(
     for c in 0..k {
         if counts[c] > 0 {
             let inv = 1.0 / counts[c] as f64;
-            for (out, s) in centroids[c * dims..(c + 1) * dims].iter_mut().zip(&sums[c * dims..]) {
+            for (out, s) in centroids[c * dims..(c + 1) * dims]
+                .iter_mut()
+                .zip(&sums[c * dims..])
+            {
                 *out = (s * inv) as f32;
             }
         }
@@ -169,7 +187,10 @@ fn split_empty(centroids: &mut [f32], counts: &mut [u64], dims: usize) {
         if counts[empty] > 0 {
             continue;
         }
-        let Some((big, &size)) = counts.iter().enumerate().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+        let Some((big, &size)) = counts
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
         else {
             return;
         };
@@ -197,8 +218,12 @@ mod tests {
     fn nearest_matches_a_brute_force() {
         let mut rng = StdRng::seed_from_u64(1);
         let (n, dims, k) = (1_000, 13, 37);
-        let x: Vec<f32> = (0..n * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let c: Vec<f32> = (0..k * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let x: Vec<f32> = (0..n * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let c: Vec<f32> = (0..k * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
         let (assign, dist) = nearest(&x, n, dims, &c, k).unwrap();
         for r in 0..n {
             let d: Vec<f64> = (0..k)
@@ -228,9 +253,14 @@ mod tests {
         }
         let n = k * per;
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             // Start from one row of each true cluster.
-            let mut cent: Vec<f32> = (0..k).flat_map(|c| x[c * per * dims..(c * per + 1) * dims].to_vec()).collect();
+            let mut cent: Vec<f32> = (0..k)
+                .flat_map(|c| x[c * per * dims..(c * per + 1) * dims].to_vec())
+                .collect();
             let mut last = None;
             for _ in 0..5 {
                 last = Some(pool.install(|| iterate(&x, n, dims, &mut cent, k)).unwrap());
@@ -243,7 +273,10 @@ mod tests {
         assert_eq!(counts, vec![per as u64; k]);
         // Uniform noise of half-width 0.1: 0.01 / 3 per dimension.
         let expected = dims as f64 * 0.01 / 3.0;
-        assert!((inertia - expected).abs() < 0.15 * expected, "{inertia} vs {expected}");
+        assert!(
+            (inertia - expected).abs() < 0.15 * expected,
+            "{inertia} vs {expected}"
+        );
     }
 
     #[test]

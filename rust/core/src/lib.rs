@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod coarse;
 pub mod codec;
 pub mod driver;
 pub mod error;

@@ -135,7 +135,11 @@ pub struct TopK<'a> {
 impl<'a> TopK<'a> {
     /// An empty selection of `cap >= 1` candidates, optionally restricted to `allowed` labels and
     /// sharing its bound through `shared`.
-    pub(crate) fn new(cap: usize, allowed: Option<Allowed<'a>>, shared: Option<&'a AtomicU32>) -> Self {
+    pub(crate) fn new(
+        cap: usize,
+        allowed: Option<Allowed<'a>>,
+        shared: Option<&'a AtomicU32>,
+    ) -> Self {
         Self {
             cap: cap.max(1),
             keys: Vec::new(),
@@ -372,12 +376,20 @@ mod tests {
     fn score_costs_order_like_scores() {
         let values = [f32::MAX, 1.5, 1.0, 1e-45, 0.0, -1e-45, -1.0, f32::MIN];
         for w in values.windows(2) {
-            assert!(cost_of_score(w[0]) < cost_of_score(w[1]), "{} vs {}", w[0], w[1]);
+            assert!(
+                cost_of_score(w[0]) < cost_of_score(w[1]),
+                "{} vs {}",
+                w[0],
+                w[1]
+            );
         }
         for &v in &values {
             assert_eq!(score_of_cost(cost_of_score(v)), v);
         }
         assert_eq!(cost_of_score(-0.0), cost_of_score(0.0));
-        assert_eq!(score_of_cost(cost_of_score(f32::NEG_INFINITY)), f32::NEG_INFINITY);
+        assert_eq!(
+            score_of_cost(cost_of_score(f32::NEG_INFINITY)),
+            f32::NEG_INFINITY
+        );
     }
 }

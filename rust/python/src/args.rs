@@ -75,6 +75,68 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_default()
 }
 
+/// Checks that `obj` is a NumPy array of dtype `T` (before its rank: an argument that may take two
+/// ranks then reports a wrong dtype as one).
+pub fn dtype_arg<T: Element>(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<()> {
+    let py = obj.py();
+    let expected = numpy::dtype::<T>(py);
+    match obj.cast::<PyUntypedArray>() {
+        Ok(a) if a.dtype().is_equiv_to(&expected) => Ok(()),
+        Ok(a) => Err(type_error(
+            py,
+            format!(
+                "{name} must have dtype {expected} (native byte order), got {}",
+                a.dtype()
+            ),
+        )),
+        Err(_) => Err(type_error(
+            py,
+            format!(
+                "{name} must be a NumPy array of dtype {expected}, got {}",
+                type_name(obj)
+            ),
+        )),
+    }
+}
+
+/// `obj` as the `T` object argument `name` (a `QamaTypeError` naming it otherwise).
+pub fn object_arg<'a, 'py, T: pyo3::PyClass>(
+    obj: &'a Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<&'a Bound<'py, T>> {
+    obj.cast::<T>().map_err(|_| {
+        type_error(
+            obj.py(),
+            format!(
+                "{name} must be a qama_rs._core.{}, got {}",
+                T::NAME,
+                type_name(obj)
+            ),
+        )
+    })
+}
+
+/// An optional finite float argument (`None` stays `None`).
+pub fn opt_float_arg(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<f64>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => {
+            let v: f64 = o.extract().map_err(|_| {
+                if o.hasattr("__index__").unwrap_or(false) {
+                    value_error(format!("{name} = {o}; too large for a float"))
+                } else {
+                    type_error(
+                        o.py(),
+                        format!("{name} must be a float, got {}", type_name(o)),
+                    )
+                }
+            })?;
+            Ok(Some(v))
+        }
+    }
+}
+
 /// The contiguous data of an array returned by [`array_arg`].
 fn slice_of<'a, T: Element, D: Dimension>(
     array: &'a PyReadonlyArray<'_, T, D>,
@@ -168,6 +230,20 @@ pub fn k_arg(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     Ok(usize::try_from(k).unwrap_or(usize::MAX))
 }
 
+/// A flag: `True` or `False` (NumPy's `bool_` too); anything else is refused, not coerced.
+pub fn bool_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
+    if let Ok(b) = obj.cast::<pyo3::types::PyBool>() {
+        return Ok(b.is_true());
+    }
+    if obj.get_type().name()?.to_str()? == "bool" {
+        return obj.is_truthy(); // numpy.bool_
+    }
+    Err(type_error(
+        obj.py(),
+        format!("{name} must be a bool, got {}", type_name(obj)),
+    ))
+}
+
 /// An optional string argument.
 pub fn opt_str_arg(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<String>> {
     match obj {
@@ -195,7 +271,9 @@ pub fn isa_arg(name: Option<&Bound<'_, PyAny>>) -> PyResult<qama_core::Isa> {
         ))
     })?;
     if !isa.is_available() {
-        return Err(value_error(format!("isa {name:?} is not available on this CPU")));
+        return Err(value_error(format!(
+            "isa {name:?} is not available on this CPU"
+        )));
     }
     Ok(isa)
 }

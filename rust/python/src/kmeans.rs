@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 
 use crate::args::{array_arg, copied, rows_cols, shared};
 use crate::errors::value_error;
-use crate::{into_2d, run_core};
+use crate::{into_2d, run_core, Pair};
 
 /// One Lloyd iteration of `float32 (n, d)` rows from `float32 (k, d)` centroids: returns
 /// `(centroids, counts uint64 (k,), inertia)` (empty clusters refilled by splitting the largest).
@@ -20,14 +20,21 @@ pub fn kmeans_iterate<'py>(
     let c = array_arg::<f32, Ix2>(centroids, "centroids")?;
     let ((n, dims), (k, cd)) = (rows_cols(&x), rows_cols(&c));
     if cd != dims {
-        return Err(value_error(format!("centroids have {cd} columns but x has {dims}")));
+        return Err(value_error(format!(
+            "centroids have {cd} columns but x has {dims}"
+        )));
     }
     let data = shared(&x, "x")?;
     let mut cent = copied(&c, "centroids")?;
     let (counts, inertia) = run_core(py, || {
-        qama_core::kmeans::iterate(&data, n, dims, &mut cent, k).map(|(_, counts, inertia)| (counts, inertia))
+        qama_core::kmeans::iterate(&data, n, dims, &mut cent, k)
+            .map(|(_, counts, inertia)| (counts, inertia))
     })?;
-    Ok((into_2d(py, cent, k, dims)?, counts.into_pyarray(py), inertia))
+    Ok((
+        into_2d(py, cent, k, dims)?,
+        counts.into_pyarray(py),
+        inertia,
+    ))
 }
 
 /// The nearest of `float32 (k, d)` centroids to each `float32 (n, d)` row (squared Euclidean):
@@ -37,12 +44,14 @@ pub fn kmeans_assign<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     centroids: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+) -> PyResult<Pair<'py, PyArray1<i64>, PyArray1<f32>>> {
     let x = array_arg::<f32, Ix2>(x, "x")?;
     let c = array_arg::<f32, Ix2>(centroids, "centroids")?;
     let ((n, dims), (k, cd)) = (rows_cols(&x), rows_cols(&c));
     if cd != dims {
-        return Err(value_error(format!("centroids have {cd} columns but x has {dims}")));
+        return Err(value_error(format!(
+            "centroids have {cd} columns but x has {dims}"
+        )));
     }
     let (data, cent) = (shared(&x, "x")?, shared(&c, "centroids")?);
     let (assign, dist) = run_core(py, || {

@@ -12,9 +12,11 @@
 //! `RAYON_NUM_THREADS` (default: all cores). Arguments another thread may write during a call are
 //! copied first (see [`args`]).
 mod args;
+mod calls;
 mod codecs;
 mod errors;
 mod kmeans;
+mod layout;
 mod pool;
 mod store;
 mod thermo;
@@ -57,6 +59,10 @@ fn gil_held() -> Option<bool> {
 static GIL_RELEASED: AtomicU64 = AtomicU64::new(0);
 static GIL_HELD: AtomicU64 = AtomicU64::new(0);
 
+/// Work (in rows x values, roughly) below which a call runs on the calling thread: waking the
+/// pool's threads costs tens of microseconds, more than a small call's work.
+const PARALLEL_WORK: usize = 1 << 18;
+
 /// Runs a core call without the GIL, in this process's pool (every binding call goes through
 /// here); core errors become Python exceptions ([`core_error`]), panics `RuntimeError`.
 fn run_core<T, F>(py: Python<'_>, f: F) -> PyResult<T>
@@ -64,7 +70,23 @@ where
     T: Send,
     F: FnOnce() -> qama_core::Result<T> + Send,
 {
-    let pool = pool::pool().map_err(PyRuntimeError::new_err)?;
+    run_sized(py, usize::MAX, f)
+}
+
+/// [`run_core`] for a call of about `work` units: below [`PARALLEL_WORK`] on the calling thread.
+fn run_sized<T, F>(py: Python<'_>, work: usize, f: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce() -> qama_core::Result<T> + Send,
+{
+    // A thread already in another rayon pool (Python called from a rayon worker) cannot have a
+    // local pool: it takes the process pool.
+    let pool = if work < PARALLEL_WORK {
+        pool::local().or_else(|_| pool::pool())
+    } else {
+        pool::pool()
+    }
+    .map_err(PyRuntimeError::new_err)?;
     let outcome = py.detach(|| {
         match gil_held() {
             Some(false) => GIL_RELEASED.fetch_add(1, Ordering::Relaxed),
@@ -88,6 +110,9 @@ where
         }
     }
 }
+
+/// Two arrays returned together (ids and scores, assignments and distances).
+type Pair<'py, A, B> = (Bound<'py, A>, Bound<'py, B>);
 
 /// Moves a row-major result vector into a `(rows, cols)` NumPy array without copying.
 fn into_2d<'py, T: numpy::Element>(
@@ -178,12 +203,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(thermo::pack_bits, m)?,
         wrap_pyfunction!(thermo::unpack_bits, m)?,
         wrap_pyfunction!(thermo::hamming_distances, m)?,
-        wrap_pyfunction!(store::pack_codes, m)?,
-        wrap_pyfunction!(store::unpack_codes, m)?,
-        wrap_pyfunction!(store::to_blocks, m)?,
-        wrap_pyfunction!(store::from_blocks, m)?,
-        wrap_pyfunction!(store::write_block_rows, m)?,
-        wrap_pyfunction!(store::keep_block_rows, m)?,
+        wrap_pyfunction!(layout::pack_codes, m)?,
+        wrap_pyfunction!(layout::unpack_codes, m)?,
+        wrap_pyfunction!(layout::to_blocks, m)?,
+        wrap_pyfunction!(layout::from_blocks, m)?,
+        wrap_pyfunction!(layout::write_block_rows, m)?,
+        wrap_pyfunction!(layout::keep_block_rows, m)?,
         wrap_pyfunction!(kmeans::kmeans_iterate, m)?,
         wrap_pyfunction!(kmeans::kmeans_assign, m)?,
         wrap_pyfunction!(available_isas, m)?,

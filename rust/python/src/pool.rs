@@ -36,3 +36,31 @@ pub fn pool() -> Result<Arc<ThreadPool>, String> {
     }
     Ok(fresh)
 }
+
+thread_local! {
+    /// A one-thread pool whose only worker is this thread (made on first use).
+    static LOCAL: std::cell::RefCell<Option<Arc<ThreadPool>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A pool running its work on the calling thread: small calls (one query over a few thousand rows,
+/// encoding a handful of vectors) skip the hop to another thread, whose wake-up costs more than the
+/// work. Parallel iterators inside it run serially. It survives `fork` as it is: the only thread a
+/// child keeps is the forking one, and if that thread had a local pool it is still its worker
+/// (rayon refuses to make a second pool on a thread that is already a worker of one).
+pub fn local() -> Result<Arc<ThreadPool>, String> {
+    LOCAL.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(pool) = slot.as_ref() {
+            return Ok(pool.clone());
+        }
+        let fresh = Arc::new(
+            ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+                .map_err(|e| format!("cannot make the engine's local pool: {e}"))?,
+        );
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    })
+}

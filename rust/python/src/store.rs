@@ -9,15 +9,13 @@
 //! reads them in place, without the GIL, on every search: the index writes into them only under
 //! its own lock, never during a call, and replaces the store whenever an array is reallocated.
 use numpy::prelude::*;
-use numpy::{Element, PyArray2, PyUntypedArray};
+use numpy::{Element, PyUntypedArray};
 use pyo3::prelude::*;
-use qama_core::codec::table::{self, CodeFormat};
 use qama_core::codec::Extent;
 use qama_core::select::Labels;
 
-use crate::args::{array_arg, count_arg, int_arg, rows_cols, shared};
+use crate::args::{array_arg, rows_cols, shared};
 use crate::errors::{type_error, value_error};
-use crate::{into_2d, run_core};
 
 /// Element types a segment may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +63,10 @@ impl Raw {
             ));
         }
         if !array.is_c_contiguous() || !array.is_aligned() {
-            return Err(type_error(py, format!("{name} must be C-contiguous and aligned")));
+            return Err(type_error(
+                py,
+                format!("{name} must be C-contiguous and aligned"),
+            ));
         }
         let len = array.len();
         // SAFETY: a C-contiguous array of `len` elements of `T` starts at its data pointer.
@@ -98,6 +99,17 @@ pub struct Store {
     /// Per list and segment: `(row offset, rows)`.
     table: Vec<Vec<(usize, usize)>>,
     rows: usize,
+    /// An upper bound of `|row_scale|` (1 without scales): the table codecs' overflow check.
+    max_scale: f64,
+    /// Position of each list's first row (labels by position: lists in order).
+    starts: Vec<u64>,
+    /// Units per row when the segments say it (2-D row-major arrays), checked against the codec.
+    row_units: Option<usize>,
+}
+
+/// A 1-D empty segment says nothing of the row width.
+fn items_len_zero(width: &Option<usize>) -> bool {
+    width.is_none()
 }
 
 /// A parsed segment table: per list, per segment `(offset, rows)`, and the total rows.
@@ -120,9 +132,13 @@ fn table_arg(table: &Bound<'_, PyAny>, segments: usize) -> PyResult<Table> {
         for s in 0..segments {
             let (off, n) = (values[l * cols + 2 * s], values[l * cols + 2 * s + 1]);
             let (Ok(off), Ok(n)) = (usize::try_from(off), usize::try_from(n)) else {
-                return Err(value_error(format!("table[{l}] does not fit this platform")));
+                return Err(value_error(format!(
+                    "table[{l}] does not fit this platform"
+                )));
             };
-            rows = rows.checked_add(n).ok_or_else(|| value_error("table: too many rows"))?;
+            rows = rows
+                .checked_add(n)
+                .ok_or_else(|| value_error("table: too many rows"))?;
             list.push((off, n));
         }
         out.push(list);
@@ -132,7 +148,10 @@ fn table_arg(table: &Bound<'_, PyAny>, segments: usize) -> PyResult<Table> {
 
 fn raws<T: Element>(arrays: &Bound<'_, PyAny>, name: &str, count: usize) -> PyResult<Vec<Raw>> {
     let items: Vec<Bound<'_, PyAny>> = arrays.extract().map_err(|_| {
-        type_error(arrays.py(), format!("{name} must be a list of NumPy arrays"))
+        type_error(
+            arrays.py(),
+            format!("{name} must be a list of NumPy arrays"),
+        )
     })?;
     if items.len() != count {
         return Err(value_error(format!(
@@ -149,28 +168,42 @@ fn raws<T: Element>(arrays: &Bound<'_, PyAny>, name: &str, count: usize) -> PyRe
 
 #[pymethods]
 impl Store {
-    /// `Store(segments, table, labels=None, row_scale=None)`: `segments` a list of arrays of one
-    /// dtype (`uint8`, `uint64`, `float32` or `uint16` for float16 bits); `table` `uint64 (lists,
-    /// 2 * len(segments))`, per list and segment its row offset and row count; `labels` one `uint64`
-    /// array per segment or None (rows numbered by position); `row_scale` one `float32` array per
-    /// segment or None.
+    /// `Store(segments, table, labels=None, row_scale=None, max_scale=None)`: `segments` a list of
+    /// arrays of one dtype (`uint8`, `uint64`, `float32` or `uint16` for float16 bits); `table` `uint64
+    /// (lists, 2 * len(segments))`, per list and segment its row offset and row count; `labels` one
+    /// `uint64` array per segment or None (rows numbered by position); `row_scale` one `float32` array
+    /// per segment or None; `max_scale` an upper bound of `|row_scale|` the caller keeps and vouches
+    /// for (the index tracks it as it writes finite scales): the scales are then not read, so a
+    /// wrong bound gives wrong scores. Without it the scales are read and checked (O(rows)).
     #[new]
-    #[pyo3(signature = (segments, table, labels=None, row_scale=None))]
+    #[pyo3(signature = (segments, table, labels=None, row_scale=None, max_scale=None))]
     fn new(
         segments: &Bound<'_, PyAny>,
         table: &Bound<'_, PyAny>,
         labels: Option<&Bound<'_, PyAny>>,
         row_scale: Option<&Bound<'_, PyAny>>,
+        max_scale: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let max_scale = crate::args::opt_float_arg(max_scale, "max_scale")?;
         let items: Vec<Bound<'_, PyAny>> = segments.extract().map_err(|_| {
-            type_error(segments.py(), "segments must be a list of NumPy arrays".to_string())
+            type_error(
+                segments.py(),
+                "segments must be a list of NumPy arrays".to_string(),
+            )
         })?;
         let Some(first) = items.first() else {
-            return Err(value_error("segments is empty; a store needs at least one array"));
+            return Err(value_error(
+                "segments is empty; a store needs at least one array",
+            ));
         };
         let dtype = first
             .cast::<PyUntypedArray>()
-            .map_err(|_| type_error(segments.py(), "segments[0] must be a NumPy array".to_string()))?
+            .map_err(|_| {
+                type_error(
+                    segments.py(),
+                    "segments[0] must be a NumPy array".to_string(),
+                )
+            })?
             .dtype();
         let py = segments.py();
         let unit = if dtype.is_equiv_to(&numpy::dtype::<u8>(py)) {
@@ -217,6 +250,48 @@ impl Store {
                 }
             }
         }
+        let max_scale = match (&scales, max_scale) {
+            (None, _) => 1.0,
+            (Some(_), Some(m)) if m.is_finite() && m >= 0.0 => m,
+            (Some(_), Some(m)) => {
+                return Err(value_error(format!(
+                    "max_scale = {m}; must be finite and >= 0"
+                )))
+            }
+            (Some(s), None) => {
+                let mut m = 0f64;
+                for (i, r) in s.iter().enumerate() {
+                    let v = r.slice::<f32>();
+                    if let Some(at) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(value_error(format!(
+                            "row_scale[{i}][{at}] = {} is not finite",
+                            v[at]
+                        )));
+                    }
+                    m = v.iter().fold(m, |m, &x| m.max(f64::from(x).abs()));
+                }
+                m
+            }
+        };
+        let widths: Vec<Option<usize>> = items
+            .iter()
+            .map(|a| {
+                a.cast::<PyUntypedArray>()
+                    .ok()
+                    .filter(|a| a.ndim() == 2)
+                    .map(|a| a.shape()[1])
+            })
+            .collect();
+        let row_units = match widths.first() {
+            Some(Some(w)) if widths.iter().all(|x| *x == Some(*w) || items_len_zero(x)) => Some(*w),
+            _ => None,
+        };
+        let mut starts = Vec::with_capacity(table.len());
+        let mut at = 0u64;
+        for list in &table {
+            starts.push(at);
+            at += list.iter().map(|&(_, n)| n as u64).sum::<u64>();
+        }
         Ok(Self {
             unit,
             segments: segs,
@@ -224,6 +299,9 @@ impl Store {
             scales,
             table,
             rows,
+            max_scale,
+            starts,
+            row_units,
         })
     }
 
@@ -246,13 +324,25 @@ impl Store {
         self.rows
     }
 
+    /// An upper bound of `|row_scale|` (1 without scales).
+    pub fn max_scale(&self) -> f64 {
+        self.max_scale
+    }
+
+    /// Rows of list `l`.
+    pub fn list_rows(&self, l: usize) -> usize {
+        self.table
+            .get(l)
+            .map_or(0, |list| list.iter().map(|&(_, n)| n).sum())
+    }
+
     /// Number of lists.
     pub fn list_count(&self) -> usize {
         self.table.len()
     }
 
-    /// Checks that the store holds `unit` rows (the codec's).
-    pub fn check_unit(&self, unit: Unit) -> PyResult<()> {
+    /// Checks that the store holds rows of `unit` (and of `row_units` where its arrays say).
+    pub fn check_rows(&self, unit: Unit, row_units: usize) -> PyResult<()> {
         if self.unit != unit {
             return Err(value_error(format!(
                 "the store holds {} rows; this codec reads {}",
@@ -260,7 +350,17 @@ impl Store {
                 unit.name()
             )));
         }
+        if let Some(w) = self.row_units.filter(|&w| w != row_units) {
+            return Err(value_error(format!(
+                "the store's rows have {w} values; this codec reads rows of {row_units}"
+            )));
+        }
         Ok(())
+    }
+
+    /// Position of list `l`'s first row.
+    pub fn list_start(&self, l: usize) -> u64 {
+        self.starts.get(l).copied().unwrap_or(0)
     }
 
     /// The extents of list `l` (`row_units` units per row, `block_rows` rows per block), each with
@@ -287,7 +387,9 @@ impl Store {
             }
             let units = |rows: usize| qama_core::codec::stored_units(rows, row_units, block_rows);
             let (Some(start), Some(len)) = (units(off), units(n)) else {
-                return Err(qama_core::QamaError::Shape(format!("list {l}: too many rows")));
+                return Err(qama_core::QamaError::Shape(format!(
+                    "list {l}: too many rows"
+                )));
             };
             let Some(data) = seg.get(start..start + len) else {
                 return Err(qama_core::QamaError::Shape(format!(
@@ -300,7 +402,10 @@ impl Store {
                 Some(l) => Labels::Given(&l[s].slice::<u64>()[off..off + n]),
                 None => Labels::From(at),
             };
-            let row_scale = self.scales.as_ref().map(|sc| &sc[s].slice::<f32>()[off..off + n]);
+            let row_scale = self
+                .scales
+                .as_ref()
+                .map(|sc| &sc[s].slice::<f32>()[off..off + n]);
             out.push(Extent {
                 data,
                 rows: n,
@@ -314,7 +419,11 @@ impl Store {
     }
 
     /// Every list's extents, in order (a flat scan).
-    pub fn all<T: Copy>(&self, row_units: usize, block_rows: usize) -> qama_core::Result<Vec<Extent<'_, T>>> {
+    pub fn all<T: Copy>(
+        &self,
+        row_units: usize,
+        block_rows: usize,
+    ) -> qama_core::Result<Vec<Extent<'_, T>>> {
         let mut out = Vec::new();
         let mut at = 0u64;
         for l in 0..self.table.len() {
@@ -324,127 +433,4 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-/// Packs `uint8 (n, dims)` codes (each `< 2^bits`) into `uint8 (n, ceil(dims * bits / 8))`: field
-/// `j` at bit `j * bits` of the row's little-endian byte stream, rows zero-padded to whole bytes.
-#[pyfunction]
-pub fn pack_codes<'py>(
-    py: Python<'py>,
-    codes: &Bound<'py, PyAny>,
-    bits: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    let bits = int_arg(bits, "bits")?;
-    let codes = array_arg::<u8, numpy::Ix2>(codes, "codes")?;
-    let (n, dims) = rows_cols(&codes);
-    let format = format_arg(dims, bits)?;
-    let data = shared(&codes, "codes")?;
-    let packed = run_core(py, || table::pack_codes(&data, n, format))?;
-    into_2d(py, packed, n, format.row_bytes())
-}
-
-/// Inverse of `pack_codes`: `uint8 (n, row_bytes)` back to `uint8 (n, dims)` codes.
-#[pyfunction]
-pub fn unpack_codes<'py>(
-    py: Python<'py>,
-    packed: &Bound<'py, PyAny>,
-    dims: &Bound<'py, PyAny>,
-    bits: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    let format = format_arg(count_arg(dims, "dims")?, int_arg(bits, "bits")?)?;
-    let packed = array_arg::<u8, numpy::Ix2>(packed, "packed")?;
-    let (n, cols) = rows_cols(&packed);
-    if cols != format.row_bytes() {
-        return Err(value_error(format!(
-            "packed has {cols} bytes per row; {} dims of {} bits need {}",
-            format.dims(),
-            format.bits(),
-            format.row_bytes()
-        )));
-    }
-    let data = shared(&packed, "packed")?;
-    let codes = run_core(py, || table::unpack_codes(&data, n, format))?;
-    into_2d(py, codes, n, format.dims())
-}
-
-fn format_arg(dims: usize, bits: i64) -> PyResult<CodeFormat> {
-    let bits = u32::try_from(bits)
-        .map_err(|_| value_error(format!("bits = {bits}; must be one of 1, 2, 4, 8")))?;
-    CodeFormat::new(dims, bits).map_err(|e| value_error(format!("dims/bits: {e}")))
-}
-
-/// Row-major rows `uint8 (n, row_bytes)` to the block layout (1-D `uint8`): blocks of 32 rows,
-/// byte `i` of row `r` of a block at `i * 32 + r`, the last block zero-padded.
-#[pyfunction]
-pub fn to_blocks<'py>(
-    py: Python<'py>,
-    codes: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
-    let codes = array_arg::<u8, numpy::Ix2>(codes, "codes")?;
-    let (n, row_bytes) = rows_cols(&codes);
-    let data = shared(&codes, "codes")?;
-    let blocks = run_core(py, || table::to_blocks(&data, n, row_bytes))?;
-    Ok(blocks.into_pyarray(py))
-}
-
-/// Inverse of `to_blocks`: the first `n` rows of a block-layout array, `uint8 (n, row_bytes)`.
-#[pyfunction]
-pub fn from_blocks<'py>(
-    py: Python<'py>,
-    blocks: &Bound<'py, PyAny>,
-    n: &Bound<'py, PyAny>,
-    row_bytes: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    let (n, row_bytes) = (count_arg(n, "n")?, count_arg(row_bytes, "row_bytes")?);
-    let blocks = array_arg::<u8, numpy::Ix1>(blocks, "blocks")?;
-    let data = shared(&blocks, "blocks")?;
-    let rows = run_core(py, || table::from_blocks(&data, n, row_bytes))?;
-    into_2d(py, rows, n, row_bytes)
-}
-
-/// Writes rows `uint8 (m, row_bytes)` into the block-layout array `blocks` (1-D `uint8`, written
-/// in place) at rows `at..at + m`.
-#[pyfunction]
-pub fn write_block_rows(
-    py: Python<'_>,
-    blocks: &Bound<'_, PyAny>,
-    at: &Bound<'_, PyAny>,
-    rows: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let at = count_arg(at, "at")?;
-    let rows = array_arg::<u8, numpy::Ix2>(rows, "rows")?;
-    let row_bytes = rows_cols(&rows).1;
-    let src = shared(&rows, "rows")?;
-    let mut dst = writable::<u8>(blocks, "blocks")?;
-    let out = dst.as_slice_mut().map_err(|e| value_error(format!("blocks: {e}")))?;
-    run_core(py, || table::write_rows(out, row_bytes, at, &src))
-}
-
-/// Keeps the rows `r < n` of a block-layout array (written in place) whose `keep[r]` is true,
-/// moved to the front in order; returns how many were kept.
-#[pyfunction]
-pub fn keep_block_rows(
-    py: Python<'_>,
-    blocks: &Bound<'_, PyAny>,
-    row_bytes: &Bound<'_, PyAny>,
-    keep: &Bound<'_, PyAny>,
-) -> PyResult<usize> {
-    let row_bytes = count_arg(row_bytes, "row_bytes")?;
-    let keep = array_arg::<bool, numpy::Ix1>(keep, "keep")?;
-    let flags = shared(&keep, "keep")?;
-    let mut dst = writable::<u8>(blocks, "blocks")?;
-    let out = dst.as_slice_mut().map_err(|e| value_error(format!("blocks: {e}")))?;
-    run_core(py, || table::keep_rows(out, row_bytes, flags.len(), &flags))
-}
-
-fn writable<'py, T: Element>(
-    obj: &Bound<'py, PyAny>,
-    name: &str,
-) -> PyResult<numpy::PyReadwriteArray1<'py, T>> {
-    let array = obj
-        .cast::<numpy::PyArray1<T>>()
-        .map_err(|_| type_error(obj.py(), format!("{name} must be a 1-D NumPy array of {}", numpy::dtype::<T>(obj.py()))))?;
-    array
-        .try_readwrite()
-        .map_err(|e| value_error(format!("{name} cannot be written: {e}")))
 }

@@ -10,7 +10,7 @@ use qama_core::{pack, CodeLayout};
 
 use crate::args::{array_arg, copied, isa_arg, opt_int_arg, rows_cols, shared};
 use crate::errors::{core_error, value_error};
-use crate::{into_2d, run_core};
+use crate::{into_2d, run_core, run_sized};
 
 /// Builds the code layout from a `uint16` array of per-dimension level counts.
 pub fn layout_arg(levels: &Bound<'_, PyAny>) -> PyResult<CodeLayout> {
@@ -90,7 +90,9 @@ pub fn quantize<'py>(
     let (n, cols) = rows_cols(&x);
     check_columns("x", cols, thresholds.layout())?;
     let data = shared(&x, "x")?;
-    let codes = run_core(py, || qama_core::quantize::quantize(&data, n, &thresholds))?;
+    let codes = run_sized(py, n * cols, || {
+        qama_core::quantize::quantize(&data, n, &thresholds)
+    })?;
     into_2d(py, codes, n, cols)
 }
 
@@ -147,7 +149,9 @@ pub fn encode<'py>(
     check_columns("x", cols, thresholds.layout())?;
     let data = shared(&x, "x")?;
     let words = thresholds.layout().words();
-    let packed = run_core(py, || qama_core::expand::encode(&data, n, &thresholds))?;
+    let packed = run_sized(py, n * cols, || {
+        qama_core::expand::encode(&data, n, &thresholds)
+    })?;
     into_2d(py, packed, n, words)
 }
 

@@ -35,7 +35,8 @@ impl FloatUnit for f32 {
 impl FloatUnit for u16 {
     fn widen(src: &[u16], dst: &mut Vec<f32>) {
         dst.resize(src.len(), 0.0);
-        src.reinterpret_cast::<half::f16>().convert_to_f32_slice(dst);
+        src.reinterpret_cast::<half::f16>()
+            .convert_to_f32_slice(dst);
     }
 }
 
@@ -72,19 +73,7 @@ impl<U: FloatUnit> FloatCodec<U> {
 
     /// Query `index` made ready: `dims` finite values, copied.
     pub fn prepare(&self, query: &[f32], index: usize) -> Result<Vec<f32>> {
-        if query.len() != self.dims {
-            return shape_err(format!(
-                "queries[{index}] has {} values; expected {}",
-                query.len(),
-                self.dims
-            ));
-        }
-        if let Some(j) = query.iter().position(|v| !v.is_finite()) {
-            return Err(crate::QamaError::Value(format!(
-                "queries[{index}, {j}] = {} is not finite",
-                query[j]
-            )));
-        }
+        super::check_query(query, self.dims, index)?;
         Ok(query.to_vec())
     }
 }
@@ -136,17 +125,37 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
         let labels = extent.labels.skip(tile.start);
         scratch.costs.resize(tile.len(), 0);
         for (q, select) in batch.iter().zip(selects) {
-            for (c, row) in scratch.costs.iter_mut().zip(scratch.wide.chunks_exact(self.dims)) {
+            for (c, row) in scratch
+                .costs
+                .iter_mut()
+                .zip(scratch.wide.chunks_exact(self.dims))
+            {
                 let s = dot(q, row);
-                *c = cost_of_score(if extent.bias != 0.0 { s + extent.bias } else { s });
+                *c = cost_of_score(if extent.bias != 0.0 {
+                    s + extent.bias
+                } else {
+                    s
+                });
             }
             select.offer_costs(&scratch.costs, labels);
         }
     }
 
+    fn check_extent(&self, extent: &Extent<'_, U>, name: &str) -> Result<()> {
+        if extent.row_scale.is_some() {
+            return shape_err(format!(
+                "{name}: row_scale: float rows carry no per-row factor"
+            ));
+        }
+        crate::codec::check_lengths(extent, self.dims, 1, name)
+    }
+
     fn score(&self, query: &Vec<f32>, extent: &Extent<'_, U>, row: usize) -> f32 {
         let mut wide = Vec::new();
-        U::widen(&extent.data[row * self.dims..(row + 1) * self.dims], &mut wide);
+        U::widen(
+            &extent.data[row * self.dims..(row + 1) * self.dims],
+            &mut wide,
+        );
         let s = dot(query, &wide);
         if extent.bias != 0.0 {
             s + extent.bias
@@ -166,10 +175,17 @@ mod tests {
 
     fn brute(q: &[f32], x: &[f32], dims: usize, k: usize) -> Hits {
         let n = x.len() / dims;
-        let mut out = Hits { k: k.min(n), scores: vec![], ids: vec![] };
+        let mut out = Hits {
+            k: k.min(n),
+            scores: vec![],
+            ids: vec![],
+        };
         for query in q.chunks(dims) {
-            let mut pairs: Vec<(f32, u64)> =
-                x.chunks(dims).enumerate().map(|(i, r)| (dot(query, r), i as u64)).collect();
+            let mut pairs: Vec<(f32, u64)> = x
+                .chunks(dims)
+                .enumerate()
+                .map(|(i, r)| (dot(query, r), i as u64))
+                .collect();
             pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             for &(s, i) in &pairs[..k.min(n)] {
                 out.scores.push(s);
@@ -183,16 +199,42 @@ mod tests {
     fn float_and_half_rows_rank_like_a_brute_force() {
         let mut rng = StdRng::seed_from_u64(3);
         let (dims, n) = (37, 2_500);
-        let x: Vec<f32> = (0..n * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let half_bits: Vec<u16> = x.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
-        let rounded: Vec<f32> = half_bits.iter().map(|&b| half::f16::from_bits(b).to_f32()).collect();
+        let x: Vec<f32> = (0..n * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let half_bits: Vec<u16> = x
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_bits())
+            .collect();
+        let rounded: Vec<f32> = half_bits
+            .iter()
+            .map(|&b| half::f16::from_bits(b).to_f32())
+            .collect();
         for nq in [1, 3, 40] {
-            let q: Vec<f32> = (0..nq * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let q: Vec<f32> = (0..nq * dims)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect();
             let f = FloatCodec::<f32>::new(dims).unwrap();
-            let got = driver::search(&f, nq, 7, |i| f.prepare(&q[i * dims..(i + 1) * dims], i), &[Extent::new(&x[..], n, 0)], None).unwrap();
+            let got = driver::search(
+                &f,
+                nq,
+                7,
+                |i| f.prepare(&q[i * dims..(i + 1) * dims], i),
+                &[Extent::new(&x[..], n, 0)],
+                None,
+            )
+            .unwrap();
             assert_eq!(got, brute(&q, &x, dims, 7));
             let h = FloatCodec::<u16>::new(dims).unwrap();
-            let got = driver::search(&h, nq, 7, |i| h.prepare(&q[i * dims..(i + 1) * dims], i), &[Extent::new(&half_bits[..], n, 0)], None).unwrap();
+            let got = driver::search(
+                &h,
+                nq,
+                7,
+                |i| h.prepare(&q[i * dims..(i + 1) * dims], i),
+                &[Extent::new(&half_bits[..], n, 0)],
+                None,
+            )
+            .unwrap();
             assert_eq!(got, brute(&q, &rounded, dims, 7));
         }
     }
@@ -201,16 +243,33 @@ mod tests {
     fn rescoring_agrees_with_a_float64_dot_and_refuses_bad_queries() {
         let mut rng = StdRng::seed_from_u64(4);
         let (dims, n) = (9, 50);
-        let x: Vec<f32> = (0..n * dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let x: Vec<f32> = (0..n * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
         let q: Vec<f32> = (0..dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let f = FloatCodec::<f32>::new(dims).unwrap();
         let cands = [3i64, 17, 44];
-        let scores = driver::score_rows(&f, 1, |i| f.prepare(&q, i), &[Extent::new(&x[..], n, 0)], Candidates::Shared(&cands)).unwrap();
+        let scores = driver::score_rows(
+            &f,
+            1,
+            |i| f.prepare(&q, i),
+            &[Extent::new(&x[..], n, 0)],
+            Candidates::Shared(&cands),
+        )
+        .unwrap();
         for (&c, s) in cands.iter().zip(scores) {
-            let exact: f64 = q.iter().zip(&x[c as usize * dims..]).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            let exact: f64 = q
+                .iter()
+                .zip(&x[c as usize * dims..])
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
             assert!((f64::from(s) - exact).abs() < 1e-5);
         }
-        assert!(f.prepare(&[f32::NAN; 9], 4).unwrap_err().to_string().contains("queries[4, 0]"));
+        assert!(f
+            .prepare(&[f32::NAN; 9], 4)
+            .unwrap_err()
+            .to_string()
+            .contains("queries[4, 0]"));
         assert!(f.prepare(&[0.0; 8], 0).is_err());
         assert!(FloatCodec::<f32>::new(0).is_err());
     }

@@ -21,6 +21,34 @@ pub mod float;
 pub mod hamming;
 pub mod table;
 
+/// Checks query `index` (of a batch): `len` values, all finite; errors name `queries[index, j]`.
+pub fn check_query(query: &[f32], len: usize, index: usize) -> Result<()> {
+    if query.len() != len {
+        return shape_err(format!(
+            "queries[{index}] has {} values; expected {len}",
+            query.len()
+        ));
+    }
+    if let Some(j) = query.iter().position(|v| !v.is_finite()) {
+        return value_err(format!(
+            "queries[{index}, {j}] = {} is not finite",
+            query[j]
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_query`] for each row of a row-major `(nq, dims)` batch.
+pub fn check_queries(queries: &[f32], dims: usize) -> Result<()> {
+    if dims == 0 {
+        return Ok(());
+    }
+    for (i, q) in queries.chunks(dims).enumerate() {
+        check_query(q, dims, i)?;
+    }
+    Ok(())
+}
+
 /// A contiguous run of stored rows of one codec.
 #[derive(Debug, Clone, Copy)]
 pub struct Extent<'a, U> {
@@ -31,7 +59,8 @@ pub struct Extent<'a, U> {
     pub rows: usize,
     /// Labels the search returns for these rows.
     pub labels: Labels<'a>,
-    /// Optional per-row factors (`rows` finite values): row `i` scores `bias + scale_i * raw_i`.
+    /// Optional per-row factors (`rows` finite values, checked where they are made: a search reads
+    /// them without a pass of its own): row `i` scores `bias + scale_i * raw_i`.
     pub row_scale: Option<&'a [f32]>,
     /// Added to every score of these rows (0 unless codes hold residuals of a partition).
     pub bias: f32,
@@ -98,14 +127,10 @@ pub trait Codec: Sync {
         crate::select::cost_of_score(score)
     }
 
-    /// Checks an extent's lengths (data for `rows` in this layout, labels, scales) and values.
+    /// Checks an extent's lengths (data for `rows` in this layout, labels, scales) and its bias; O(1),
+    /// so a search over small lists pays nothing per row.
     fn check_extent(&self, extent: &Extent<'_, Self::Unit>, name: &str) -> Result<()> {
-        check_lengths(
-            extent,
-            self.row_units(),
-            self.block_rows(),
-            name,
-        )
+        check_lengths(extent, self.row_units(), self.block_rows(), name)
     }
 }
 
@@ -148,9 +173,6 @@ pub(crate) fn check_lengths<U>(
                 scale.len(),
                 extent.rows
             ));
-        }
-        if let Some(at) = scale[..extent.rows].iter().position(|v| !v.is_finite()) {
-            return value_err(format!("row_scale[{at}] = {} is not finite", scale[at]));
         }
     }
     if !extent.bias.is_finite() {

@@ -10,7 +10,8 @@
 //! Why not scalar `popcnt` alone: on the Zen 3 VM this was tuned on, `popcnt` retires at about
 //! 1.7 per cycle (measured with independent chains; not the 4 per cycle a dedicated Zen 3 core
 //! gives), so the row-major kernel costs about 1 cycle per word. Cache-resident tile, 16
-//! queries, CPU time per pair (`perf_kernels_in_cache` in `topk/perf.rs`):
+//! queries, CPU time per pair (the `perf_kernels_in_cache` timing run, removed with the old `topk`
+//! module at c067302; `cargo bench -p qama-core --bench engine -- topk_batch` times the kernels now):
 //!
 //! | words | popcnt rows | vpshufb only | vpshufb + 1 popcnt row (chosen) |
 //! |------:|------------:|-------------:|--------------------------------:|

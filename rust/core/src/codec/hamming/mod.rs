@@ -57,7 +57,6 @@ pub struct HammingCodec {
     rows: RowKernel,
     /// The batch kernel and its group shape, where the level has one.
     tiled: Option<(TiledKernel, GroupShape)>,
-    tiled_min_queries: usize,
 }
 
 /// Per-task buffers of a scan.
@@ -104,7 +103,6 @@ impl HammingCodec {
             mask,
             rows,
             tiled,
-            tiled_min_queries: TILED_MIN_QUERIES,
         })
     }
 
@@ -147,13 +145,6 @@ impl HammingCodec {
         self
     }
 
-    /// The batch kernel whenever the level has one, even for a single query.
-    #[cfg(test)]
-    pub(crate) fn always_tiled(mut self) -> Self {
-        self.tiled_min_queries = 1;
-        self
-    }
-
     /// Distances of one query to every row of row-major `rows` with the row kernel, into `out`.
     fn rows_into(&self, q: &[u64], rows: &[u64], out: &mut [u32]) {
         // SAFETY: `new` only picks kernels the CPU supports; the kernels check lengths.
@@ -171,8 +162,15 @@ impl HammingCodec {
     ) {
         let rows = block.len() / self.words;
         match self.tiled {
-            Some((kernel, shape)) if batch.len() >= self.tiled_min_queries => {
-                let groups = tile::interleave(block, self.words, self.cw, self.mask, shape, &mut scratch.tile);
+            Some((kernel, shape)) if batch.len() >= TILED_MIN_QUERIES => {
+                let groups = tile::interleave(
+                    block,
+                    self.words,
+                    self.cw,
+                    self.mask,
+                    shape,
+                    &mut scratch.tile,
+                );
                 let len = groups * shape.rows();
                 if scratch.dist.len() < len {
                     scratch.dist.resize(len, 0);
@@ -233,11 +231,16 @@ impl Codec for HammingCodec {
     ) {
         let block = &extent.data[tile.start * self.words..tile.end * self.words];
         let labels = extent.labels.skip(tile.start);
-        self.distances(batch, block, scratch, |i, d| selects[i].offer_costs(d, labels));
+        self.distances(batch, block, scratch, |i, d| {
+            selects[i].offer_costs(d, labels)
+        });
     }
 
     fn score(&self, query: &Vec<u64>, extent: &Extent<'_, u64>, row: usize) -> f32 {
-        -(self.distance(query, &extent.data[row * self.words..(row + 1) * self.words]) as f32)
+        -(self.distance(
+            query,
+            &extent.data[row * self.words..(row + 1) * self.words],
+        ) as f32)
     }
 
     fn score_of(&self, cost: u32) -> f32 {
@@ -246,6 +249,21 @@ impl Codec for HammingCodec {
 
     fn cost_of(&self, score: f32) -> u32 {
         (-score) as u32
+    }
+
+    fn check_extent(&self, extent: &Extent<'_, u64>, name: &str) -> Result<()> {
+        if extent.row_scale.is_some() {
+            return value_err(format!(
+                "{name}: row_scale: Hamming codes carry no per-row factor"
+            ));
+        }
+        if extent.bias != 0.0 {
+            return value_err(format!(
+                "{name}: bias = {}: Hamming distances take no bias (their query is a code, not residuals)",
+                extent.bias
+            ));
+        }
+        crate::codec::check_lengths(extent, self.words, 1, name)
     }
 }
 

@@ -48,8 +48,15 @@ fn search(codec: &HammingCodec, q: &[u64], db: &[u64], k: usize) -> Hits {
     let words = codec.words();
     let n = db.len() / words;
     let extent = Extent::new(db, n, 0);
-    driver::search(codec, q.len() / words, k, |i| codec.prepare(&q[i * words..(i + 1) * words]), &[extent], None)
-        .unwrap()
+    driver::search(
+        codec,
+        q.len() / words,
+        k,
+        |i| codec.prepare(&q[i * words..(i + 1) * words]),
+        &[extent],
+        None,
+    )
+    .unwrap()
 }
 
 /// Reference: all distances from the bit-by-bit definition, then a sort by (distance, row).
@@ -79,11 +86,19 @@ fn brute_force(q: &[u64], db: &[u64], words: usize, nbits: usize, k: usize) -> H
 fn check_every_isa(q: &[u64], db: &[u64], words: usize, nbits: usize, k: usize) {
     let want = brute_force(q, db, words, nbits, k);
     // A fixed pool, so the regime (batch from 2 * 16 queries) does not depend on the machine.
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     for isa in Isa::available() {
         let codec = HammingCodec::new(words, nbits, isa).unwrap();
         let got = pool.install(|| search(&codec, q, db, k));
-        assert!(got == want, "isa={} nq={} words={words} nbits={nbits} k={k}", isa.name(), q.len() / words);
+        assert!(
+            got == want,
+            "isa={} nq={} words={words} nbits={nbits} k={k}",
+            isa.name(),
+            q.len() / words
+        );
     }
 }
 
@@ -95,7 +110,9 @@ fn hand_computed_distances_and_ranking_with_ties() {
     for isa in Isa::available() {
         let full = HammingCodec::new(2, 128, isa).unwrap();
         assert_eq!(
-            (0..3).map(|r| full.distance(&q, &db[2 * r..2 * r + 2])).collect::<Vec<_>>(),
+            (0..3)
+                .map(|r| full.distance(&q, &db[2 * r..2 * r + 2]))
+                .collect::<Vec<_>>(),
             vec![3, 0, 2]
         );
         // The 127-bit prefix drops bit 127.
@@ -103,7 +120,12 @@ fn hand_computed_distances_and_ranking_with_ties() {
         assert_eq!(prefix.distance(&q, &db[..2]), 2);
         // Distances to 0b1111 over 4 bits: 4, 0, 2, 1, 2, 0; ties by lower row.
         let one = HammingCodec::new(1, 4, isa).unwrap();
-        let top = search(&one, &[0b1111], &[0b0000, 0b1111, 0b0011, 0b0111, 0b1100, 0b1111], 4);
+        let top = search(
+            &one,
+            &[0b1111],
+            &[0b0000, 0b1111, 0b0011, 0b0111, 0b1100, 0b1111],
+            4,
+        );
         assert_eq!(top.scores, vec![0.0, 0.0, -1.0, -2.0]);
         assert_eq!(top.ids, vec![1, 5, 3, 2]);
     }
@@ -114,7 +136,10 @@ fn hand_computed_distances_and_ranking_with_ties() {
 #[test]
 fn every_kernel_matches_the_scalar_twin() {
     for missing in Isa::ALL.iter().filter(|i| !i.is_available()) {
-        eprintln!("parity: skipping {} (not supported by this CPU)", missing.name());
+        eprintln!(
+            "parity: skipping {} (not supported by this CPU)",
+            missing.name()
+        );
     }
     let mut rng = StdRng::seed_from_u64(42);
     let n = 8 * 5 + 3; // a ragged last lane group
@@ -146,7 +171,12 @@ fn every_kernel_matches_the_scalar_twin() {
                     codec.distances(&batch, &db, &mut Scratch::default(), |i, d| {
                         got[i * n..(i + 1) * n].copy_from_slice(d)
                     });
-                    assert_eq!(got, want, "isa={} kernel={variant} words={words} nbits={nbits}", isa.name());
+                    assert_eq!(
+                        got,
+                        want,
+                        "isa={} kernel={variant} words={words} nbits={nbits}",
+                        isa.name()
+                    );
                 }
             }
         }
@@ -202,14 +232,29 @@ fn the_alternative_pools_and_extents_give_the_same_answer() {
     let want = brute_force(&q, &db, words, 256, 8);
     let codec = HammingCodec::new(words, 256, Isa::detect()).unwrap();
     for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        assert_eq!(pool.install(|| search(&codec, &q, &db, 8)), want, "threads={threads}");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        assert_eq!(
+            pool.install(|| search(&codec, &q, &db, 8)),
+            want,
+            "threads={threads}"
+        );
     }
     // The same rows split over two extents (labels continue) give the same top-k.
     let (a, b) = db.split_at(1234 * words);
     let extents = [Extent::new(a, 1234, 0), Extent::new(b, n - 1234, 1234)];
     for nq in [1, nq] {
-        let got = driver::search(&codec, nq, 8, |i| codec.prepare(&q[i * words..(i + 1) * words]), &extents, None).unwrap();
+        let got = driver::search(
+            &codec,
+            nq,
+            8,
+            |i| codec.prepare(&q[i * words..(i + 1) * words]),
+            &extents,
+            None,
+        )
+        .unwrap();
         let want = brute_force(&q[..nq * words], &db, words, 256, 8);
         assert_eq!(got, want, "nq={nq}");
     }
@@ -224,16 +269,44 @@ fn allowed_rows_and_candidates() {
     let codec = HammingCodec::new(words, 128, Isa::detect()).unwrap();
     let allowed: Vec<u64> = (0..n as u64).filter(|r| r % 100 == 7).collect();
     let extent = Extent::new(&db[..], n, 0);
-    let filtered = driver::search(&codec, 3, 10, |i| codec.prepare(&q[i * 2..i * 2 + 2]), &[extent], Some(Allowed::Sorted(&allowed))).unwrap();
+    let filtered = driver::search(
+        &codec,
+        3,
+        10,
+        |i| codec.prepare(&q[i * 2..i * 2 + 2]),
+        &[extent],
+        Some(Allowed::Sorted(&allowed)),
+    )
+    .unwrap();
     let candidates: Vec<i64> = allowed.iter().map(|&r| r as i64).collect();
-    let rescored = driver::rescore(&codec, 3, 10, |i| codec.prepare(&q[i * 2..i * 2 + 2]), &[extent], Candidates::Shared(&candidates), None).unwrap();
+    let rescored = driver::rescore(
+        &codec,
+        3,
+        10,
+        |i| codec.prepare(&q[i * 2..i * 2 + 2]),
+        &[extent],
+        Candidates::Shared(&candidates),
+        None,
+    )
+    .unwrap();
     assert_eq!(filtered, rescored);
     assert!(filtered.ids.iter().all(|id| id % 100 == 7));
     // Fewer allowed rows than k: the rest is padded.
     let few = [5u64, 9];
-    let top = driver::search(&codec, 1, 4, |_| codec.prepare(&q[..2]), &[extent], Some(Allowed::Sorted(&few))).unwrap();
+    let top = driver::search(
+        &codec,
+        1,
+        4,
+        |_| codec.prepare(&q[..2]),
+        &[extent],
+        Some(Allowed::Sorted(&few)),
+    )
+    .unwrap();
     assert_eq!(top.ids[2..], [crate::select::MISSING; 2]);
-    let labelled = Extent { labels: Labels::Given(&allowed), ..Extent::new(&db[..30 * words], 30, 0) };
+    let labelled = Extent {
+        labels: Labels::Given(&allowed),
+        ..Extent::new(&db[..30 * words], 30, 0)
+    };
     let top = driver::search(&codec, 1, 30, |_| codec.prepare(&q[..2]), &[labelled], None).unwrap();
     let mut ids = top.ids.clone();
     ids.sort_unstable();
@@ -258,10 +331,34 @@ fn rejects_bad_arguments() {
     assert!(driver::search(&codec, 1, 0, |_| codec.prepare(&[0, 0]), &[ok], None).is_err());
     let empty = driver::search(&codec, 0, 3, |_| codec.prepare(&[0, 0]), &[ok], None).unwrap();
     assert_eq!((empty.k, empty.ids.len()), (3, 0));
-    let huge_k = driver::search(&codec, 1, usize::MAX, |_| codec.prepare(&[0, 0]), &[ok], None).unwrap();
+    let huge_k = driver::search(
+        &codec,
+        1,
+        usize::MAX,
+        |_| codec.prepare(&[0, 0]),
+        &[ok],
+        None,
+    )
+    .unwrap();
     assert_eq!(huge_k.k, 3);
     let dup = [0i64, 0];
-    assert!(driver::rescore(&codec, 1, 1, |_| codec.prepare(&[0, 0]), &[ok], Candidates::Shared(&dup), None).is_err());
+    assert!(driver::rescore(
+        &codec,
+        1,
+        1,
+        |_| codec.prepare(&[0, 0]),
+        &[ok],
+        Candidates::Shared(&dup),
+        None
+    )
+    .is_err());
     let out = [3i64];
-    assert!(driver::score_rows(&codec, 1, |_| codec.prepare(&[0, 0]), &[ok], Candidates::Shared(&out)).is_err());
+    assert!(driver::score_rows(
+        &codec,
+        1,
+        |_| codec.prepare(&[0, 0]),
+        &[ok],
+        Candidates::Shared(&out)
+    )
+    .is_err());
 }

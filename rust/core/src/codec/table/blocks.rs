@@ -114,7 +114,10 @@ pub fn keep_rows(blocks: &mut [u8], row_bytes: usize, n: usize, keep: &[bool]) -
         return shape_err(format!("keep has {} entries for {n} rows", keep.len()));
     }
     if blocked_len(n, row_bytes).is_none_or(|l| l > blocks.len()) {
-        return value_err(format!("blocks has {} bytes, too few for {n} rows", blocks.len()));
+        return value_err(format!(
+            "blocks has {} bytes, too few for {n} rows",
+            blocks.len()
+        ));
     }
     let block_bytes = BLOCK_ROWS * row_bytes;
     let mut kept = 0;
@@ -190,7 +193,13 @@ mod tests {
         // Appended in uneven pieces, crossing block boundaries.
         let mut at = 0;
         for piece in [5, 27, 1, 33, 4] {
-            write_rows(&mut grown, row_bytes, at, &rows[at * row_bytes..(at + piece) * row_bytes]).unwrap();
+            write_rows(
+                &mut grown,
+                row_bytes,
+                at,
+                &rows[at * row_bytes..(at + piece) * row_bytes],
+            )
+            .unwrap();
             at += piece;
         }
         assert_eq!(grown, to_blocks(&rows, 70, row_bytes).unwrap());

@@ -97,7 +97,7 @@ impl NibbleLuts {
                 }
             }
         }
-        Self::quantize(&nibble, luts)
+        Self::quantize(&nibble, luts, false)
     }
 
     /// Quantized tables for byte tables given directly (the byte-LUT codecs): each byte's table is
@@ -123,12 +123,29 @@ impl NibbleLuts {
                 [lo.map(|v| v / n), hi.map(|v| v / n - grand)]
             })
             .collect();
-        Self::quantize(&nibble, luts)
+        Self::quantize(&nibble, luts, false)
+    }
+
+    /// Quantized tables of byte tables that are exactly `T[v] = fl(A[v & 15] + B[v >> 4])` for the
+    /// given float32 nibble tables `split[byte] = [A, B]` (codecs whose nibbles code different
+    /// dimensions, built by [`super::TableCodec`]'s projected slots): the bound's errors follow from
+    /// the 32 nibble entries of a byte instead of its 256 byte values.
+    pub(crate) fn from_split(split: &[[[f32; NIBBLE_VALUES]; 2]], luts: &ByteLuts) -> Option<Self> {
+        let nibble: Vec<[[f64; NIBBLE_VALUES]; 2]> = split
+            .iter()
+            .map(|[a, b]| [a.map(f64::from), b.map(f64::from)])
+            .collect();
+        Self::quantize(&nibble, luts, true)
     }
 
     /// Quantizes float64 nibble tables (`[byte][half][value]`) against the float byte tables the
-    /// exact scores use; `None` when rows are too long for 16-bit sums.
-    fn quantize(nibble: &[[[f64; NIBBLE_VALUES]; 2]], luts: &ByteLuts) -> Option<Self> {
+    /// exact scores use (`separable`: those tables are exactly the float32 sums of the two nibble
+    /// tables); `None` when rows are too long for 16-bit sums.
+    fn quantize(
+        nibble: &[[[f64; NIBBLE_VALUES]; 2]],
+        luts: &ByteLuts,
+        separable: bool,
+    ) -> Option<Self> {
         let bytes = nibble.len();
         // Per-byte cap on `lo + hi` so that `bytes * cap` fits a u16 sum.
         let cap = (u16::MAX as usize / bytes.max(1)).min(255);
@@ -179,6 +196,29 @@ impl NibbleLuts {
             }
             let base = range[0].0 + range[1].0;
             offset += base;
+            if separable {
+                // T[v] - (base + delta (Qa + Qb)) = (A - la - delta Qa) + (B - lb - delta Qb) + rho,
+                // with |rho| <= 2^-24 |A + B| the rounding of the float32 sum.
+                let err = |h: usize| {
+                    halves[h].iter().zip(&quantized[h]).fold(
+                        (f64::INFINITY, f64::NEG_INFINITY),
+                        |(lo, hi), (&v, &q)| {
+                            let e = v - range[h].0 - delta * f64::from(q);
+                            (lo.min(e), hi.max(e))
+                        },
+                    )
+                };
+                let ((a_lo, a_hi), (b_lo, b_hi)) = (err(0), err(1));
+                let rho = 1.01 * f64::from(f32::EPSILON) / 2.0 * luts.abs_max()[i];
+                below += a_lo + b_lo - rho;
+                above += a_hi + b_hi + rho;
+                for copy in 0..2 {
+                    out[copy * NIBBLE_VALUES..][..NIBBLE_VALUES].copy_from_slice(&quantized[0]);
+                    out[(2 + copy) * NIBBLE_VALUES..][..NIBBLE_VALUES]
+                        .copy_from_slice(&quantized[1]);
+                }
+                continue;
+            }
             // The signed error of every byte value v = lo + 16 hi against the float table the exact
             // scores use: T[v] - (base + delta * (Qlo[lo] + Qhi[hi])). Lanes over `lo` keep the
             // loop free of cross-iteration dependencies (it vectorizes).
@@ -328,139 +368,5 @@ pub(crate) unsafe fn block_scalar(
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2 {
-    //! The AVX2 block kernel.
-    use std::arch::x86_64::*;
-
-    use super::{BLOCK_ROWS, GROUP_ROWS, TABLE_STRIDE};
-
-    /// How far ahead of the current load the kernel prefetches (a few blocks); measured on Zen 3
-    /// with one thread, 1M 96-byte rows: about 20 % faster than relying on the hardware prefetcher.
-    const PREFETCH_BYTES: usize = 8192;
-
-    /// AVX2 kernel (see [`super::BlockKernel`]): per code byte and block, one 32-byte load, two
-    /// masks, a shift, two `vpshufb` lookups, a byte add and three 16-bit operations for 32 rows;
-    /// two blocks share the table loads (measured on Zen 3: about 25 % faster than one block at a
-    /// time on cache-resident codes).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2. Lengths are bounded by the iterators.
-    #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn block(
-        tables: &[u8],
-        blocks: &[u8],
-        threshold: u16,
-        sums: &mut [u16; GROUP_ROWS],
-    ) -> u64 {
-        let block_bytes = tables.len() / TABLE_STRIDE * BLOCK_ROWS;
-        let t = _mm256_set1_epi16(threshold as i16);
-        if blocks.len() >= 2 * block_bytes {
-            let (b0, b1) = blocks.split_at(block_bytes);
-            let [(even0, odd0), (even1, odd1)] = sums_of::<2>(tables, [b0, b1]);
-            // SAFETY: `sums` holds 64 u16 = four 32-byte stores.
-            unsafe { store(sums, [even0, odd0, even1, odd1]) };
-            u64::from(mask(even0, odd0, t)) | (u64::from(mask(even1, odd1, t)) << 32)
-        } else {
-            let [(even, odd)] = sums_of::<1>(tables, [blocks]);
-            // SAFETY: as above, two of the four stores.
-            unsafe {
-                store(
-                    sums,
-                    [even, odd, _mm256_setzero_si256(), _mm256_setzero_si256()],
-                )
-            };
-            u64::from(mask(even, odd, t))
-        }
-    }
-
-    /// The even-row and odd-row sums (16 u16 lanes each) of one block, or of two blocks sharing
-    /// the table loads. The zipped iterators bound every load (no per-load checks in the loop).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn sums_of<const G: usize>(tables: &[u8], blocks: [&[u8]; G]) -> [(__m256i, __m256i); G] {
-        let mut all = [_mm256_setzero_si256(); G];
-        let mut odd = [_mm256_setzero_si256(); G];
-        let luts = tables.chunks_exact(TABLE_STRIDE);
-        if let [b0, b1] = blocks[..] {
-            for ((t, x0), x1) in luts
-                .zip(b0.chunks_exact(BLOCK_ROWS))
-                .zip(b1.chunks_exact(BLOCK_ROWS))
-            {
-                let (lo, hi) = load_tables(t);
-                step(lo, hi, x0, &mut all[0], &mut odd[0]);
-                step(lo, hi, x1, &mut all[1], &mut odd[1]);
-            }
-        } else {
-            for (t, x) in luts.zip(blocks[0].chunks_exact(BLOCK_ROWS)) {
-                let (lo, hi) = load_tables(t);
-                step(lo, hi, x, &mut all[0], &mut odd[0]);
-            }
-        }
-        std::array::from_fn(|g| {
-            (
-                _mm256_sub_epi16(all[g], _mm256_slli_epi16::<8>(odd[g])),
-                odd[g],
-            )
-        })
-    }
-
-    /// The low- and high-nibble tables of one code byte (64 bytes: see `TABLE_STRIDE`).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn load_tables(t: &[u8]) -> (__m256i, __m256i) {
-        debug_assert!(t.len() >= 64);
-        // SAFETY: `t` has 64 bytes (callers pass `chunks_exact` chunks).
-        unsafe {
-            (
-                _mm256_loadu_si256(t.as_ptr() as *const __m256i),
-                _mm256_loadu_si256(t.as_ptr().add(32) as *const __m256i),
-            )
-        }
-    }
-
-    /// Adds the looked-up entries of code byte `x` (32 rows) to the accumulators.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn step(lut_lo: __m256i, lut_hi: __m256i, x: &[u8], all: &mut __m256i, odd: &mut __m256i) {
-        debug_assert!(x.len() >= BLOCK_ROWS);
-        // SAFETY: `x` has 32 bytes (callers pass `chunks_exact` chunks).
-        let v = unsafe { _mm256_loadu_si256(x.as_ptr() as *const __m256i) };
-        // Streaming prefetch: the next blocks are in flight while these compute.
-        _mm_prefetch::<_MM_HINT_T0>(x.as_ptr().wrapping_add(PREFETCH_BYTES) as *const i8);
-        let low = _mm256_set1_epi8(0x0f);
-        let lo = _mm256_and_si256(v, low);
-        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
-        // Entries are capped so that lo + hi fits a byte.
-        let s = _mm256_add_epi8(
-            _mm256_shuffle_epi8(lut_lo, lo),
-            _mm256_shuffle_epi8(lut_hi, hi),
-        );
-        // As u16 lanes: even row + 256 * odd row (mod 2^16), and the odd row alone.
-        *all = _mm256_add_epi16(*all, s);
-        *odd = _mm256_add_epi16(*odd, _mm256_srli_epi16::<8>(s));
-    }
-
-    /// Stores four registers of sums.
-    ///
-    /// # Safety
-    /// None beyond AVX2: `sums` holds exactly the 64 u16 written.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn store(sums: &mut [u16; GROUP_ROWS], regs: [__m256i; 4]) {
-        for (chunk, r) in sums.chunks_exact_mut(16).zip(regs) {
-            // SAFETY: each chunk is 16 u16 = 32 bytes.
-            unsafe { _mm256_storeu_si256(chunk.as_mut_ptr() as *mut __m256i, r) };
-        }
-    }
-
-    /// Bit `r` set iff row `r` of a block has a sum of at least `t` (unsigned, as `max(x, t) == x`).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn mask(even: __m256i, odd: __m256i, t: __m256i) -> u32 {
-        let ge_even = _mm256_cmpeq_epi16(_mm256_max_epu16(even, t), even);
-        let ge_odd = _mm256_cmpeq_epi16(_mm256_max_epu16(odd, t), odd);
-        // Lane m of `even` is row 2m (mask bit 2m), of `odd` row 2m + 1 (bit 2m + 1).
-        (_mm256_movemask_epi8(ge_even) as u32 & 0x5555_5555)
-            | (_mm256_movemask_epi8(ge_odd) as u32 & 0xAAAA_AAAA)
-    }
-}
+#[path = "fastscan_avx2.rs"]
+pub(crate) mod avx2;

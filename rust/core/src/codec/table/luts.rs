@@ -60,21 +60,6 @@ impl Recon {
     }
 }
 
-/// Checks a query row against a format: `dims` finite values.
-pub(crate) fn check_query(q: &[f32], format: CodeFormat, row: usize) -> Result<()> {
-    if q.len() != format.dims() {
-        return shape_err(format!(
-            "query has {} values; expected {}",
-            q.len(),
-            format.dims()
-        ));
-    }
-    if let Some(j) = q.iter().position(|v| !v.is_finite()) {
-        return value_err(format!("queries[{row}, {j}] = {} is not finite", q[j]));
-    }
-    Ok(())
-}
-
 /// The float lookup tables of one query (`row_bytes` tables of 256 entries).
 #[derive(Debug, Clone)]
 pub struct ByteLuts {
@@ -87,7 +72,7 @@ impl ByteLuts {
     /// Builds the tables of query `q` (`dims` finite values); errors if a score could overflow.
     pub fn build(q: &[f32], recon: &Recon) -> Result<Self> {
         let format = recon.format();
-        check_query(q, format, 0)?;
+        crate::codec::check_query(q, format.dims(), 0)?;
         let bytes = format.row_bytes();
         let per_byte = format.fields_per_byte();
         let mut table = try_zeroed::<f32>(bytes * BYTE_VALUES, "the lookup tables")?;
@@ -149,43 +134,60 @@ impl ByteLuts {
     pub fn from_table(table: &[f32], m: usize, query: usize) -> Result<Self> {
         if m.checked_mul(BYTE_VALUES) != Some(table.len()) {
             return shape_err(format!(
-                "luts[{query}] has {} values; expected m * 256 = {m} * 256",
+                "queries[{query}] has {} values; expected m * 256 = {m} * 256",
                 table.len()
             ));
         }
+        let mut owned = try_zeroed::<f32>(table.len(), "the lookup tables")?;
+        owned.copy_from_slice(table);
+        Self::from_vec(owned, query)
+    }
+
+    /// [`ByteLuts::from_table`] taking the tables it holds (`m * 256` values).
+    pub(crate) fn from_vec(table: Vec<f32>, query: usize) -> Result<Self> {
         if let Some(at) = table.iter().position(|v| !v.is_finite()) {
             return value_err(format!(
-                "luts[{query}, {}, {}] = {} is not finite",
+                "queries[{query}, {}, {}] = {} is not finite",
                 at / BYTE_VALUES,
                 at % BYTE_VALUES,
                 table[at]
             ));
         }
-        let mut owned = try_zeroed::<f32>(table.len(), "the lookup tables")?;
-        owned.copy_from_slice(table);
-        let abs_max: Vec<f64> = owned
+        // Eight lanes so the max vectorizes (the values are finite).
+        let abs_max: Vec<f64> = table
             .chunks_exact(BYTE_VALUES)
-            .map(|t| t.iter().fold(0f64, |m, &v| m.max(f64::from(v).abs())))
+            .map(|t| {
+                let mut lanes = [0f32; 8];
+                for c in t.as_chunks::<8>().0 {
+                    for l in 0..8 {
+                        lanes[l] = lanes[l].max(c[l].abs());
+                    }
+                }
+                f64::from(lanes.into_iter().fold(0f32, f32::max))
+            })
             .collect();
         let total: f64 = abs_max.iter().sum();
         if total > MAX_SCORE_MAGNITUDE {
             return value_err(format!(
-                "luts[{query}] entries reach {total:e} per row; scores would overflow float32"
+                "queries[{query}] entries reach {total:e} per row; scores would overflow float32"
             ));
         }
-        Ok(Self {
-            table: owned,
-            abs_max,
-        })
+        Ok(Self { table, abs_max })
     }
 
     /// Refuses row scales and biases that could push a score past float32:
     /// `max |bias| + max |row_scale| * Σ max |T|`.
     pub(crate) fn check_scale(&self, max_abs_scale: f64, max_abs_bias: f64) -> Result<()> {
-        let total = self.magnitude() * max_abs_scale + max_abs_bias;
-        if total > MAX_SCORE_MAGNITUDE {
+        // NaN fails too, hence no `>`.
+        if max_abs_bias.is_nan() || max_abs_bias > MAX_SCORE_MAGNITUDE {
             return value_err(format!(
-                "row_scale x scores reach {total:e}; scores would overflow float32"
+                "bias = {max_abs_bias:e}; scores would overflow float32"
+            ));
+        }
+        let scaled = self.magnitude() * max_abs_scale;
+        if scaled + max_abs_bias > MAX_SCORE_MAGNITUDE {
+            return value_err(format!(
+                "row_scale x scores reach {scaled:e} (and the bias {max_abs_bias:e}); scores would overflow float32"
             ));
         }
         Ok(())

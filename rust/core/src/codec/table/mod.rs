@@ -23,7 +23,7 @@
 use std::ops::Range;
 
 use crate::codec::{Codec, Extent};
-use crate::error::{shape_err, value_err, QamaError, Result};
+use crate::error::{shape_err, value_err, Result};
 use crate::isa::Isa;
 use crate::select::{cost_of_score, score_of_cost, TopK};
 
@@ -31,11 +31,13 @@ pub mod blocks;
 pub mod codes;
 mod fastscan;
 mod luts;
+mod projection;
 mod rows;
 
 pub use blocks::{blocked_len, from_blocks, keep_rows, to_blocks, write_rows, BLOCK_ROWS};
 pub use codes::{pack_codes, unpack_codes, CodeFormat, SUPPORTED_BITS};
 pub use luts::{ByteLuts, Recon};
+pub use projection::Projection;
 
 use fastscan::{block_scalar, lane_of, BlockKernel, NibbleLuts, GROUP_BLOCKS, GROUP_ROWS};
 use rows::{scores_interleaved, scores_scalar};
@@ -56,6 +58,8 @@ pub enum Tables {
         /// Code bytes per row (= tables per query).
         m: usize,
     },
+    /// Built here from a float query: a projection, then per-byte slots (see [`Projection`]).
+    Projected(Projection),
 }
 
 /// How rows are stored.
@@ -146,59 +150,93 @@ impl TableCodec {
         &self.tables
     }
 
-    /// Floats per query: `dims` (reconstruction values) or `m * 256` (given tables).
+    /// A codec of byte tables built from float queries by `projection` (`Layout::Blocks` with nibble
+    /// slots gives the tight bounds of nibble-separable tables).
+    pub fn projected(projection: Projection, layout: Layout, isa: Isa) -> Result<Self> {
+        let m = projection.bytes();
+        Self::with(Tables::Projected(projection), layout, m, isa)
+    }
+
+    /// Floats per query: `dims` (reconstruction values, projections) or `m * 256` (given tables).
     pub fn query_len(&self) -> usize {
         match &self.tables {
             Tables::Recon(r) => r.format().dims(),
             Tables::Given { m } => m * luts::BYTE_VALUES,
+            Tables::Projected(p) => p.dims(),
         }
     }
 
     /// Makes query `index` (`query_len()` floats) ready for extents whose scales and biases are
     /// bounded by `bounds` (so no score can overflow float32).
     pub fn prepare(&self, query: &[f32], index: usize, bounds: Bounds) -> Result<Prepared> {
-        if query.len() != self.query_len() {
-            return shape_err(format!(
-                "queries[{index}] has {} values; expected {}",
-                query.len(),
-                self.query_len()
-            ));
-        }
-        let luts = match &self.tables {
-            Tables::Recon(recon) => {
-                if let Some(j) = query.iter().position(|v| !v.is_finite()) {
-                    return value_err(format!("queries[{index}, {j}] = {} is not finite", query[j]));
-                }
-                ByteLuts::build(query, recon)?
+        if matches!(self.tables, Tables::Given { .. }) {
+            if query.len() != self.query_len() {
+                return shape_err(format!(
+                    "queries[{index}] has {} values; expected {}",
+                    query.len(),
+                    self.query_len()
+                ));
             }
-            Tables::Given { m } => ByteLuts::from_table(query, *m, index)?,
+        } else {
+            super::check_query(query, self.query_len(), index)?;
+        }
+        let (luts, split) = match &self.tables {
+            Tables::Recon(recon) => (ByteLuts::build(query, recon)?, None),
+            Tables::Given { m } => (ByteLuts::from_table(query, *m, index)?, None),
+            Tables::Projected(p) => {
+                let (table, split) = p.tables(&p.project(query));
+                // Finite queries and tables can still overflow in the sums: name the query only.
+                if table.iter().any(|v| !v.is_finite()) {
+                    return value_err(format!(
+                        "queries[{index}] is too large: its projected tables overflow float32"
+                    ));
+                }
+                let luts = ByteLuts::from_vec(table, index)?;
+                (luts, split)
+            }
         };
         luts.check_scale(bounds.max_scale, bounds.max_bias)?;
-        let nibbles = match (self.layout, &self.tables) {
-            (Layout::Rows, _) => None,
-            (Layout::Blocks, Tables::Recon(recon)) => NibbleLuts::build(query, recon, &luts),
-            (Layout::Blocks, Tables::Given { .. }) => NibbleLuts::from_byte_luts(&luts),
+        let nibbles = match (self.layout, &self.tables, &split) {
+            (Layout::Rows, ..) => None,
+            (Layout::Blocks, Tables::Recon(recon), _) => NibbleLuts::build(query, recon, &luts),
+            (Layout::Blocks, _, Some(split)) => NibbleLuts::from_split(split, &luts),
+            (Layout::Blocks, _, None) => NibbleLuts::from_byte_luts(&luts),
         };
         Ok(Prepared { luts, nibbles })
     }
 
-    /// Largest `|row_scale|` and `|bias|` over `extents` (1 and 0 without), for [`TableCodec::prepare`].
-    pub fn bounds<'a>(&self, extents: impl IntoIterator<Item = &'a Extent<'a, u8>>) -> Bounds {
-        extents.into_iter().fold(Bounds::default(), |b, e| Bounds {
-            max_scale: e.row_scale.map_or(b.max_scale.max(1.0), |s| {
-                s[..e.rows.min(s.len())]
-                    .iter()
-                    .fold(b.max_scale, |m, &v| m.max(f64::from(v).abs()))
-            }),
-            max_bias: b.max_bias.max(f64::from(e.bias).abs()),
-        })
+    /// Largest `|row_scale|` and `|bias|` over `extents` (1 and 0 without), for
+    /// [`TableCodec::prepare`]; a non-finite scale is an error naming its row.
+    pub fn bounds<'a>(
+        &self,
+        extents: impl IntoIterator<Item = &'a Extent<'a, u8>>,
+    ) -> Result<Bounds> {
+        let mut b = Bounds::default();
+        for e in extents {
+            b.max_bias = b.max_bias.max(f64::from(e.bias).abs());
+            match e.row_scale {
+                None => b.max_scale = b.max_scale.max(1.0),
+                Some(s) => {
+                    let s = &s[..e.rows.min(s.len())];
+                    if let Some(at) = s.iter().position(|v| !v.is_finite()) {
+                        return value_err(format!("row_scale[{at}] = {} is not finite", s[at]));
+                    }
+                    b.max_scale = s
+                        .iter()
+                        .fold(b.max_scale, |m, &v| m.max(f64::from(v).abs()));
+                }
+            }
+        }
+        Ok(b)
     }
 
     /// The raw (unscaled, unbiased) score of row `row` of `extent`.
     #[inline]
     fn raw(&self, luts: &ByteLuts, extent: &Extent<'_, u8>, row: usize) -> f32 {
         match self.layout {
-            Layout::Rows => luts.score(&extent.data[row * self.row_bytes..(row + 1) * self.row_bytes]),
+            Layout::Rows => {
+                luts.score(&extent.data[row * self.row_bytes..(row + 1) * self.row_bytes])
+            }
             Layout::Blocks => {
                 let block_bytes = BLOCK_ROWS * self.row_bytes;
                 let block = &extent.data[(row / BLOCK_ROWS) * block_bytes..][..block_bytes];
@@ -252,7 +290,8 @@ impl TableCodec {
     ) {
         let block_bytes = BLOCK_ROWS * self.row_bytes;
         let first_block = tile.start / BLOCK_ROWS;
-        let data = &extent.data[first_block * block_bytes..tile.end.div_ceil(BLOCK_ROWS) * block_bytes];
+        let data =
+            &extent.data[first_block * block_bytes..tile.end.div_ceil(BLOCK_ROWS) * block_bytes];
         for (p, select) in batch.iter().zip(selects) {
             let Some(nibbles) = &p.nibbles else {
                 // Rows too long for 16-bit sums: score every row exactly.
@@ -270,9 +309,11 @@ impl TableCodec {
                     None => (nibbles.min_sum(target(select, extent.bias)), None),
                     Some(scale) => {
                         let scales = &scale[base..base + live];
-                        let (lo, hi) = scales.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| {
-                            (lo.min(s), hi.max(s))
-                        });
+                        let (lo, hi) = scales
+                            .iter()
+                            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| {
+                                (lo.min(s), hi.max(s))
+                            });
                         let t = if lo > 0.0 {
                             nibbles.min_sum_scaled(target(select, extent.bias), lo, hi)
                         } else {
@@ -283,7 +324,8 @@ impl TableCodec {
                 };
                 // SAFETY: the kernel was picked for this CPU; `tables` has TABLE_STRIDE bytes per
                 // code byte and `group` one or two whole blocks.
-                let mut mask = unsafe { (self.block_kernel)(nibbles.tables(), group, threshold, &mut sums) };
+                let mut mask =
+                    unsafe { (self.block_kernel)(nibbles.tables(), group, threshold, &mut sums) };
                 while mask != 0 {
                     let r = mask.trailing_zeros() as usize;
                     mask &= mask - 1;
@@ -399,19 +441,6 @@ impl Codec for TableCodec {
     fn score(&self, query: &Prepared, extent: &Extent<'_, u8>, row: usize) -> f32 {
         Self::finish(extent, row, self.raw(&query.luts, extent, row))
     }
-}
-
-/// Checks that no value of `q` (rows of `dims`) is NaN or infinite, naming the first one.
-pub fn check_finite_queries(q: &[f32], dims: usize) -> Result<()> {
-    if let Some(at) = q.iter().position(|v| !v.is_finite()) {
-        return Err(QamaError::Value(format!(
-            "queries[{}, {}] = {} is not finite",
-            at / dims.max(1),
-            at % dims.max(1),
-            q[at]
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

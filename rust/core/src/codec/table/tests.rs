@@ -13,7 +13,9 @@ const PARITY_DIMS: [usize; 8] = [1, 3, 7, 8, 13, 64, 100, 384];
 
 fn random_codes(rng: &mut StdRng, n: usize, format: CodeFormat) -> Vec<u8> {
     let levels = format.levels();
-    (0..n * format.dims()).map(|_| rng.random_range(0..levels) as u8).collect()
+    (0..n * format.dims())
+        .map(|_| rng.random_range(0..levels) as u8)
+        .collect()
 }
 
 fn random_floats(rng: &mut StdRng, len: usize) -> Vec<f32> {
@@ -60,15 +62,26 @@ fn run(
         bias,
         ..Extent::new(&data[..], n, 0)
     };
-    let bounds = codec.bounds([&extent]);
+    let bounds = codec.bounds([&extent])?;
     let len = codec.query_len();
-    driver::search(codec, nq, k, |i| codec.prepare(&q[i * len..(i + 1) * len], i, bounds), &[extent], None)
+    driver::search(
+        codec,
+        nq,
+        k,
+        |i| codec.prepare(&q[i * len..(i + 1) * len], i, bounds),
+        &[extent],
+        None,
+    )
 }
 
 /// Every score from the scalar reference tables, `fl(bias + fl(scale * raw))`, then a full sort.
 fn brute(score: impl Fn(usize, usize) -> f32, nq: usize, n: usize, k: usize) -> Hits {
     let kk = k.min(n);
-    let mut out = Hits { k: kk, scores: vec![], ids: vec![] };
+    let mut out = Hits {
+        k: kk,
+        scores: vec![],
+        ids: vec![],
+    };
     for i in 0..nq {
         let mut pairs: Vec<(f32, u64)> = (0..n).map(|r| (score(i, r) + 0.0, r as u64)).collect();
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -89,36 +102,86 @@ fn finish(raw: f32, scale: Option<&[f32]>, r: usize, bias: f32) -> f32 {
     }
 }
 
-fn recon_brute(q: &[f32], nq: usize, recon: &Recon, packed: &[u8], scale: Option<&[f32]>, bias: f32, k: usize) -> Hits {
+fn recon_brute(
+    q: &[f32],
+    nq: usize,
+    recon: &Recon,
+    packed: &[u8],
+    scale: Option<&[f32]>,
+    bias: f32,
+    k: usize,
+) -> Hits {
     let (dims, rb) = (recon.format().dims(), recon.format().row_bytes());
-    let luts: Vec<ByteLuts> = q.chunks(dims).take(nq).map(|x| ByteLuts::build(x, recon).unwrap()).collect();
-    brute(|i, r| finish(luts[i].score(&packed[r * rb..(r + 1) * rb]), scale, r, bias), nq, packed.len() / rb, k)
+    let luts: Vec<ByteLuts> = q
+        .chunks(dims)
+        .take(nq)
+        .map(|x| ByteLuts::build(x, recon).unwrap())
+        .collect();
+    brute(
+        |i, r| finish(luts[i].score(&packed[r * rb..(r + 1) * rb]), scale, r, bias),
+        nq,
+        packed.len() / rb,
+        k,
+    )
 }
 
-fn lut_brute(luts: &[f32], nq: usize, m: usize, codes: &[u8], scale: Option<&[f32]>, k: usize) -> Hits {
+fn lut_brute(
+    luts: &[f32],
+    nq: usize,
+    m: usize,
+    codes: &[u8],
+    scale: Option<&[f32]>,
+    k: usize,
+) -> Hits {
     let raw = |i: usize, r: usize| {
         codes[r * m..(r + 1) * m]
             .iter()
             .enumerate()
-            .fold(0f32, |s, (b, &v)| s + luts[i * m * 256 + b * 256 + usize::from(v)])
+            .fold(0f32, |s, (b, &v)| {
+                s + luts[i * m * 256 + b * 256 + usize::from(v)]
+            })
     };
-    brute(|i, r| finish(raw(i, r), scale, r, 0.0), nq, codes.len() / m, k)
+    brute(
+        |i, r| finish(raw(i, r), scale, r, 0.0),
+        nq,
+        codes.len() / m,
+        k,
+    )
 }
 
 /// Every available level and layout of a reconstruction codec, in a fixed 2-thread pool (so the
 /// regime does not depend on the machine), against the brute force.
 #[allow(clippy::too_many_arguments)]
-fn check_recon(q: &[f32], nq: usize, recon: &Recon, packed: &[u8], n: usize, scale: Option<&[f32]>, bias: f32, k: usize) {
+fn check_recon(
+    q: &[f32],
+    nq: usize,
+    recon: &Recon,
+    packed: &[u8],
+    n: usize,
+    scale: Option<&[f32]>,
+    bias: f32,
+    k: usize,
+) {
     let want = recon_brute(q, nq, recon, packed, scale, bias, k);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     for isa in Isa::available() {
         for layout in [Layout::Rows, Layout::Blocks] {
             let Ok(codec) = TableCodec::recon(recon.clone(), layout, isa) else {
                 assert!(layout == Layout::Blocks && recon.format().bits() > 4);
                 continue;
             };
-            let got = pool.install(|| run(&codec, q, nq, packed, n, scale, bias, k)).unwrap();
-            assert!(got == want, "{} {layout:?} format={:?} nq={nq} n={n} k={k} bias={bias}", isa.name(), recon.format());
+            let got = pool
+                .install(|| run(&codec, q, nq, packed, n, scale, bias, k))
+                .unwrap();
+            assert!(
+                got == want,
+                "{} {layout:?} format={:?} nq={nq} n={n} k={k} bias={bias}",
+                isa.name(),
+                recon.format()
+            );
         }
     }
 }
@@ -178,7 +241,10 @@ fn scores_match_float_reconstruction_within_rounding() {
                 .enumerate()
                 .map(|(j, &c)| f64::from(q[j]) * f64::from(recon.dim(j)[usize::from(c)]))
                 .sum();
-            assert!((f64::from(luts.score(row)) - exact).abs() < 1e-4, "bits={bits}");
+            assert!(
+                (f64::from(luts.score(row)) - exact).abs() < 1e-4,
+                "bits={bits}"
+            );
         }
     }
 }
@@ -191,8 +257,18 @@ fn block_kernels_match_the_scalar_twin() {
         let tables: Vec<u8> = (0..bytes)
             .flat_map(|_| {
                 // Entries keep lo + hi <= 255, as built tables do; include the extremes.
-                let lo: Vec<u8> = (0..16).map(|u| if u == 0 { 0 } else { rng.random_range(0..=127) }).collect();
-                let hi: Vec<u8> = (0..16).map(|u| if u == 15 { 128 } else { rng.random_range(0..=128) }).collect();
+                let lo: Vec<u8> = (0..16)
+                    .map(|u| if u == 0 { 0 } else { rng.random_range(0..=127) })
+                    .collect();
+                let hi: Vec<u8> = (0..16)
+                    .map(|u| {
+                        if u == 15 {
+                            128
+                        } else {
+                            rng.random_range(0..=128)
+                        }
+                    })
+                    .collect();
                 [lo.clone(), lo, hi.clone(), hi].concat()
             })
             .collect();
@@ -220,8 +296,13 @@ fn block_kernels_match_the_scalar_twin() {
                 if Isa::Avx2.is_available() && bytes * 255 <= usize::from(u16::MAX) {
                     let mut got = [0u16; GROUP_ROWS];
                     // SAFETY: AVX2 is available; lengths as required.
-                    let mask = unsafe { fastscan::avx2::block(&tables, group, threshold, &mut got) };
-                    assert_eq!((got, mask), (want, want_mask), "bytes={bytes} rows={rows} t={threshold}");
+                    let mask =
+                        unsafe { fastscan::avx2::block(&tables, group, threshold, &mut got) };
+                    assert_eq!(
+                        (got, mask),
+                        (want, want_mask),
+                        "bytes={bytes} rows={rows} t={threshold}"
+                    );
                 }
             }
         }
@@ -247,10 +328,14 @@ fn quantized_sums_bound_the_float_scores() {
                 // SAFETY: lengths as the kernel type requires.
                 unsafe { block_scalar(nibbles.tables(), block, 0, &mut sums) };
                 for r in 0..BLOCK_ROWS {
-                    let row = &packed[(b * BLOCK_ROWS + r) * format.row_bytes()..][..format.row_bytes()];
+                    let row =
+                        &packed[(b * BLOCK_ROWS + r) * format.row_bytes()..][..format.row_bytes()];
                     let score = f64::from(luts.score(row));
                     let (lo, hi) = nibbles.interval(sums[lane_of(r)]);
-                    assert!(lo <= score && score <= hi, "bits={bits} dims={dims}: {lo} <= {score} <= {hi}");
+                    assert!(
+                        lo <= score && score <= hi,
+                        "bits={bits} dims={dims}: {lo} <= {score} <= {hi}"
+                    );
                     assert!(sums[lane_of(r)] >= nibbles.min_sum(score as f32));
                 }
             }
@@ -288,7 +373,9 @@ fn ties_small_databases_and_large_k() {
     let recon = Recon::new(format, (0..24).map(|i| (i % 3) as f32).collect()).unwrap();
     for n in [1, 2, 31, 32, 33, 100] {
         let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
-        let q: Vec<f32> = (0..17 * 6).map(|_| rng.random_range(-2..=2) as f32).collect();
+        let q: Vec<f32> = (0..17 * 6)
+            .map(|_| rng.random_range(-2..=2) as f32)
+            .collect();
         for k in [1, 5, n, n + 1, 1000] {
             check_recon(&q, 17, &recon, &packed, n, None, 0.0, k);
             check_recon(&q[..6], 1, &recon, &packed, n, None, -4.0, k);
@@ -306,7 +393,9 @@ fn ties_across_parallel_tiles() {
     let n = 50_000;
     let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
     for nq in [1, 3] {
-        let q: Vec<f32> = (0..nq * 6).map(|_| rng.random_range(0..=2) as f32).collect();
+        let q: Vec<f32> = (0..nq * 6)
+            .map(|_| rng.random_range(0..=2) as f32)
+            .collect();
         for k in [1, 7, 300] {
             check_recon(&q, nq, &recon, &packed, n, None, 0.0, k);
         }
@@ -345,7 +434,11 @@ fn block_search_is_exact_where_the_approximation_misranks() {
     for isa in Isa::available() {
         let codec = TableCodec::recon(recon.clone(), Layout::Blocks, isa).unwrap();
         let top = run(&codec, &q, 1, &pair, 2, None, 0.0, 1).unwrap();
-        assert_eq!((top.ids, top.scores), (vec![1], vec![score(y)]), "{isa:?}: y must win");
+        assert_eq!(
+            (top.ids, top.scores),
+            (vec![1], vec![score(y)]),
+            "{isa:?}: y must win"
+        );
     }
     check_recon(&q, 1, &recon, &packed, n, None, 0.0, 25);
 }
@@ -359,33 +452,72 @@ fn rescoring_matches_the_scan_bit_for_bit() {
     let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
     let q = random_floats(&mut rng, nq * 50);
     let scale: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..3.0)).collect();
-    let cands: Vec<i64> = (0..nq).flat_map(|i| (0..kc).map(move |c| ((c * 16 + i * 7) % n) as i64)).collect();
+    let cands: Vec<i64> = (0..nq)
+        .flat_map(|i| (0..kc).map(move |c| ((c * 16 + i * 7) % n) as i64))
+        .collect();
     for layout in [Layout::Rows, Layout::Blocks] {
         let codec = TableCodec::recon(recon.clone(), layout, Isa::detect()).unwrap();
         let data = stored(&codec, &packed, n);
         for scale in [None, Some(&scale[..])] {
-            let extent = Extent { row_scale: scale, ..Extent::new(&data[..], n, 0) };
-            let bounds = codec.bounds([&extent]);
+            let extent = Extent {
+                row_scale: scale,
+                ..Extent::new(&data[..], n, 0)
+            };
+            let bounds = codec.bounds([&extent]).unwrap();
             let prep = |i: usize| codec.prepare(&q[i * 50..(i + 1) * 50], i, bounds);
-            let scores = driver::score_rows(&codec, nq, prep, &[extent], Candidates::PerQuery(&cands, kc)).unwrap();
-            let top = driver::rescore(&codec, nq, 10, prep, &[extent], Candidates::PerQuery(&cands, kc), None).unwrap();
+            let scores = driver::score_rows(
+                &codec,
+                nq,
+                prep,
+                &[extent],
+                Candidates::PerQuery(&cands, kc),
+            )
+            .unwrap();
+            let top = driver::rescore(
+                &codec,
+                nq,
+                10,
+                prep,
+                &[extent],
+                Candidates::PerQuery(&cands, kc),
+                None,
+            )
+            .unwrap();
             let want_all = recon_brute(&q, nq, &recon, &packed, scale, 0.0, n);
             for i in 0..nq {
                 let mine = &cands[i * kc..(i + 1) * kc];
                 let mut want: Vec<(f32, u64)> = Vec::new();
                 for (j, &c) in mine.iter().enumerate() {
-                    let at = want_all.ids[i * n..(i + 1) * n].iter().position(|&r| r == c as u64).unwrap();
+                    let at = want_all.ids[i * n..(i + 1) * n]
+                        .iter()
+                        .position(|&r| r == c as u64)
+                        .unwrap();
                     let s = want_all.scores[i * n + at];
                     assert_eq!(scores[i * kc + j] + 0.0, s, "{layout:?}");
                     want.push((s, c as u64));
                 }
                 want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                assert_eq!(top.ids[i * 10..(i + 1) * 10], want[..10].iter().map(|p| p.1).collect::<Vec<_>>()[..]);
+                assert_eq!(
+                    top.ids[i * 10..(i + 1) * 10],
+                    want[..10].iter().map(|p| p.1).collect::<Vec<_>>()[..]
+                );
             }
             // Rescoring every row gives the full search's answer.
             let all: Vec<i64> = (0..n as i64).rev().collect();
             let full = driver::search(&codec, nq, 10, prep, &[extent], None).unwrap();
-            assert_eq!(driver::rescore(&codec, nq, 10, prep, &[extent], Candidates::Shared(&all), None).unwrap(), full);
+            assert_eq!(
+                driver::rescore(
+                    &codec,
+                    nq,
+                    10,
+                    prep,
+                    &[extent],
+                    Candidates::Shared(&all),
+                    None
+                )
+                .unwrap(),
+                full
+            );
         }
     }
 }
@@ -394,11 +526,28 @@ fn rescoring_matches_the_scan_bit_for_bit() {
 /// mixed signs, zeros, all negative, tiny and huge magnitudes, constant.
 fn scale_patterns(rng: &mut StdRng, n: usize) -> Vec<(&'static str, Vec<f32>)> {
     vec![
-        ("positive", (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect()),
-        ("mixed", (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()),
-        ("zeros", (0..n).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect()),
-        ("negative", (0..n).map(|_| rng.random_range(-3.0f32..-0.1)).collect()),
-        ("spread", (0..n).map(|i| if i % 2 == 0 { 1e-6 } else { 1e4 }).collect()),
+        (
+            "positive",
+            (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect(),
+        ),
+        (
+            "mixed",
+            (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect(),
+        ),
+        (
+            "zeros",
+            (0..n).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect(),
+        ),
+        (
+            "negative",
+            (0..n).map(|_| rng.random_range(-3.0f32..-0.1)).collect(),
+        ),
+        (
+            "spread",
+            (0..n)
+                .map(|i| if i % 2 == 0 { 1e-6 } else { 1e4 })
+                .collect(),
+        ),
         ("constant", vec![0.75; n]),
     ]
 }
@@ -425,18 +574,32 @@ fn row_scales_and_biases_on_every_level_and_layout() {
 #[test]
 fn given_tables_on_every_level_and_layout() {
     let mut rng = StdRng::seed_from_u64(29);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    for (m, n, nq, k) in [(1, 50, 2, 5), (7, 333, 3, 10), (24, 3000, 40, 10), (48, 777, 1, 200), (300, 70, 2, 7)] {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (m, n, nq, k) in [
+        (1, 50, 2, 5),
+        (7, 333, 3, 10),
+        (24, 3000, 40, 10),
+        (48, 777, 1, 200),
+        (300, 70, 2, 7),
+    ] {
         let codes: Vec<u8> = (0..n * m).map(|_| rng.random_range(0..=255u8)).collect();
         let scale: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..2.0)).collect();
         let positive: Vec<f32> = (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect();
-        for luts in [random_floats(&mut rng, nq * m * 256), separable_luts(&mut rng, nq, m)] {
+        for luts in [
+            random_floats(&mut rng, nq * m * 256),
+            separable_luts(&mut rng, nq, m),
+        ] {
             for scale in [None, Some(&scale[..]), Some(&positive[..])] {
                 let want = lut_brute(&luts, nq, m, &codes, scale, k);
                 for isa in Isa::available() {
                     for layout in [Layout::Rows, Layout::Blocks] {
                         let codec = TableCodec::given(m, layout, isa).unwrap();
-                        let got = pool.install(|| run(&codec, &luts, nq, &codes, n, scale, 0.0, k)).unwrap();
+                        let got = pool
+                            .install(|| run(&codec, &luts, nq, &codes, n, scale, 0.0, k))
+                            .unwrap();
                         assert!(got == want, "{isa:?} {layout:?} m={m} n={n} nq={nq}");
                     }
                 }
@@ -474,19 +637,64 @@ fn errors_name_the_argument() {
     for layout in [Layout::Rows, Layout::Blocks] {
         let codec = TableCodec::recon(recon.clone(), layout, Isa::Scalar).unwrap();
         assert!(msg(run(&codec, &q, 1, &packed, 3, None, 0.0, 0)).contains("k = 0"));
-        assert!(msg(run(&codec, &[f32::NAN, 0.0, 0.0, 0.0], 1, &packed, 3, None, 0.0, 1)).contains("queries[0, 0]"));
-        assert!(msg(run(&codec, &q, 1, &packed, 3, Some(&[1.0, f32::NAN, 1.0]), 0.0, 1)).contains("row_scale[1]"));
-        assert!(msg(run(&codec, &q, 1, &packed, 3, Some(&[1.0, 1e38, 1.0]), 0.0, 1)).contains("overflow"));
+        assert!(msg(run(
+            &codec,
+            &[f32::NAN, 0.0, 0.0, 0.0],
+            1,
+            &packed,
+            3,
+            None,
+            0.0,
+            1
+        ))
+        .contains("queries[0, 0]"));
+        assert!(msg(run(
+            &codec,
+            &q,
+            1,
+            &packed,
+            3,
+            Some(&[1.0, f32::NAN, 1.0]),
+            0.0,
+            1
+        ))
+        .contains("row_scale[1]"));
+        assert!(msg(run(
+            &codec,
+            &q,
+            1,
+            &packed,
+            3,
+            Some(&[1.0, 1e38, 1.0]),
+            0.0,
+            1
+        ))
+        .contains("overflow"));
         assert!(msg(run(&codec, &q, 1, &packed, 3, None, f32::INFINITY, 1)).contains("bias"));
-        assert_eq!(run(&codec, &q, 1, &packed, 3, None, 0.0, usize::MAX).unwrap().k, 3);
-        assert!(run(&codec, &[], 0, &packed, 3, None, 0.0, 5).unwrap().scores.is_empty());
+        assert_eq!(
+            run(&codec, &q, 1, &packed, 3, None, 0.0, usize::MAX)
+                .unwrap()
+                .k,
+            3
+        );
+        assert!(run(&codec, &[], 0, &packed, 3, None, 0.0, 5)
+            .unwrap()
+            .scores
+            .is_empty());
     }
     // Data of the wrong length for the layout.
     let codec = TableCodec::recon(recon.clone(), Layout::Blocks, Isa::Scalar).unwrap();
     let extent = Extent::new(&packed[..], 3, 0);
-    let bounds = codec.bounds([&extent]);
+    let bounds = codec.bounds([&extent]).unwrap();
     assert!(matches!(
-        driver::search(&codec, 1, 1, |i| codec.prepare(&q, i, bounds), &[extent], None),
+        driver::search(
+            &codec,
+            1,
+            1,
+            |i| codec.prepare(&q, i, bounds),
+            &[extent],
+            None
+        ),
         Err(QamaError::Shape(_))
     ));
     let wide = Recon::new(CodeFormat::new(4, 8).unwrap(), vec![0.0; 4 * 256]).unwrap();
@@ -495,8 +703,105 @@ fn errors_name_the_argument() {
     let given = TableCodec::given(2, Layout::Blocks, Isa::Scalar).unwrap();
     let mut bad = vec![0.5f32; 2 * 256];
     bad[256 + 7] = f32::INFINITY;
-    assert!(given.prepare(&bad, 0, Bounds::default()).unwrap_err().to_string().contains("luts[0, 1, 7]"));
+    assert!(given
+        .prepare(&bad, 0, Bounds::default())
+        .unwrap_err()
+        .to_string()
+        .contains("queries[0, 1, 7]"));
     assert!(given.prepare(&bad[..300], 0, Bounds::default()).is_err());
     let big = vec![3e38f32; 2 * 256];
-    assert!(given.prepare(&big, 0, Bounds::default()).unwrap_err().to_string().contains("overflow"));
+    assert!(given
+        .prepare(&big, 0, Bounds::default())
+        .unwrap_err()
+        .to_string()
+        .contains("overflow"));
+}
+
+/// A random projection with slots: `split` gives nibble slots (2 halves x 16 entries), else byte slots.
+fn random_projection(
+    rng: &mut StdRng,
+    dims: usize,
+    width: usize,
+    m: usize,
+    slots: usize,
+    split: bool,
+) -> Projection {
+    let (halves, entries) = if split { (2, 16) } else { (1, 256) };
+    let basis = random_floats(rng, dims * width);
+    let dim_of: Vec<u32> = (0..m * halves * slots)
+        .map(|i| {
+            if i % 5 == 4 {
+                u32::MAX
+            } else {
+                rng.random_range(0..width as u32)
+            }
+        })
+        .collect();
+    let values = random_floats(rng, dim_of.len() * entries);
+    Projection::new(basis, dims, dim_of, values, m, split).unwrap()
+}
+
+#[test]
+fn projected_tables_equal_the_given_tables_they_build() {
+    let mut rng = StdRng::seed_from_u64(41);
+    for split in [false, true] {
+        for (dims, width, m, slots, n, nq) in [(9, 7, 3, 2, 300, 3), (48, 20, 24, 3, 2000, 20)] {
+            let projection = random_projection(&mut rng, dims, width, m, slots, split);
+            let q = random_floats(&mut rng, nq * dims);
+            // The tables the projection builds, handed over as given tables.
+            let luts: Vec<f32> = q
+                .chunks(dims)
+                .flat_map(|x| projection.tables(&projection.project(x)).0)
+                .collect();
+            let codes: Vec<u8> = (0..n * m).map(|_| rng.random_range(0..=255u8)).collect();
+            let scale: Vec<f32> = (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect();
+            for scale in [None, Some(&scale[..])] {
+                let want = lut_brute(&luts, nq, m, &codes, scale, 10);
+                for isa in Isa::available() {
+                    for layout in [Layout::Rows, Layout::Blocks] {
+                        let codec = TableCodec::projected(projection.clone(), layout, isa).unwrap();
+                        let got = run(&codec, &q, nq, &codes, n, scale, 0.0, 10).unwrap();
+                        assert!(got == want, "split={split} {isa:?} {layout:?} m={m}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn split_tables_bound_the_scores_tightly() {
+    let mut rng = StdRng::seed_from_u64(43);
+    let projection = random_projection(&mut rng, 32, 16, 40, 2, true);
+    let q = random_floats(&mut rng, 32);
+    let (table, split) = projection.tables(&projection.project(&q));
+    let luts = ByteLuts::from_vec(table, 0).unwrap();
+    let split = split.unwrap();
+    let fast = NibbleLuts::from_split(&split, &luts).unwrap();
+    let general = NibbleLuts::from_byte_luts(&luts).unwrap();
+    // Same quantized tables; the analytic bound is no looser than scanning the 256 values (and sound:
+    // every row's score lies inside its interval).
+    assert_eq!(fast.tables(), general.tables());
+    let width = |n: &NibbleLuts| {
+        let (lo, hi) = n.interval(0);
+        hi - lo
+    };
+    assert!(
+        width(&fast) <= width(&general) * 1.0001 + 1e-9,
+        "{} vs {}",
+        width(&fast),
+        width(&general)
+    );
+    let codes: Vec<u8> = (0..64 * 40).map(|_| rng.random_range(0..=255u8)).collect();
+    let blocks = to_blocks(&codes, 64, 40).unwrap();
+    let mut sums = [0u16; GROUP_ROWS];
+    // SAFETY: lengths as the kernel type requires.
+    unsafe { block_scalar(fast.tables(), &blocks, 0, &mut sums) };
+    for r in 0..64 {
+        let s = f64::from(luts.score(&codes[r * 40..(r + 1) * 40]));
+        let (lo, hi) = fast.interval(sums[lane_of(r)]);
+        assert!(lo <= s && s <= hi, "{lo} <= {s} <= {hi}");
+    }
+    assert!(Projection::new(vec![1.0; 6], 4, vec![0; 4], vec![0.0; 4 * 16], 1, true).is_err());
+    assert!(Projection::new(vec![1.0; 8], 4, vec![9; 4], vec![0.0; 4 * 16], 1, true).is_err());
 }

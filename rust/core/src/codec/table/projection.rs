@@ -1,0 +1,177 @@
+//! Byte tables built from a float query by a projection and per-byte slots (see [`Projection`]).
+use crate::error::{shape_err, value_err, Result};
+
+use super::luts::BYTE_VALUES;
+
+/// One byte's two nibble tables (low nibble, high nibble), 16 entries each.
+pub(crate) type NibbleHalves = [[f32; 16]; 2];
+
+/// Byte tables of codecs that code a projection of the vector (bit-allocated PCA codes, product
+/// quantization): a query `q` (`dims` floats) becomes `q' = q B` (`B` row-major `dims x width`, the
+/// sum over `q`'s values in order), and byte `b`'s table is a sum over its slots `t` of
+/// `q'[dim_of[b, t]] * values[b, t, v]` (slots in order, from `0.0`; a slot of dimension `u32::MAX`
+/// is empty). *Byte slots* give 256 entries each; *nibble slots* (`split`) give 16 entries for each
+/// half of the byte, and the byte table is `T[v] = A[v & 15] + B[v >> 4]` (one float32 add), which
+/// the quantized kernel's bound then uses exactly.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    dims: usize,
+    width: usize,
+    basis: Vec<f32>,
+    m: usize,
+    slots: usize,
+    dim_of: Vec<u32>,
+    values: Vec<f32>,
+    split: bool,
+}
+
+impl Projection {
+    /// Checks the shapes (`dim_of`: `m * halves * slots`, `values`: `m * halves * slots * entries`
+    /// with `halves, entries` = `2, 16` when `split`, else `1, 256`), the dimension indices and the
+    /// values' finiteness.
+    pub fn new(
+        basis: Vec<f32>,
+        dims: usize,
+        dim_of: Vec<u32>,
+        values: Vec<f32>,
+        m: usize,
+        split: bool,
+    ) -> Result<Self> {
+        if dims == 0 || basis.is_empty() || !basis.len().is_multiple_of(dims) {
+            return shape_err(format!(
+                "basis has {} values; expected dims * width with dims = {dims}",
+                basis.len()
+            ));
+        }
+        let width = basis.len() / dims;
+        let (halves, entries) = if split { (2, 16) } else { (1, BYTE_VALUES) };
+        if m == 0 {
+            return shape_err("slot_values has m = 0 bytes; a code has at least one".to_string());
+        }
+        if !dim_of.len().is_multiple_of(m * halves) {
+            return shape_err(format!(
+                "slot_dims has {} entries for m = {m} bytes",
+                dim_of.len()
+            ));
+        }
+        let slots = dim_of.len() / (m * halves);
+        if values.len() != dim_of.len() * entries {
+            return shape_err(format!(
+                "slot_values has {} entries; expected {} (m * halves * slots * {entries})",
+                values.len(),
+                dim_of.len() * entries
+            ));
+        }
+        // Indices as the caller shapes the arrays: (m, slots) or (m, 2, slots), then the entry.
+        let index = |at: usize| {
+            let (b, rest) = (at / (halves * slots), at % (halves * slots));
+            if split {
+                format!("{b}, {}, {}", rest / slots, rest % slots)
+            } else {
+                format!("{b}, {rest}")
+            }
+        };
+        if let Some(at) = dim_of
+            .iter()
+            .position(|&d| d != u32::MAX && d as usize >= width)
+        {
+            return value_err(format!(
+                "slot_dims[{}] = {} is not below the width {width}",
+                index(at),
+                dim_of[at]
+            ));
+        }
+        if let Some(at) = basis.iter().position(|v| !v.is_finite()) {
+            return value_err(format!(
+                "basis[{}, {}] = {} is not finite",
+                at / width,
+                at % width,
+                basis[at]
+            ));
+        }
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            return value_err(format!(
+                "slot_values[{}, {}] = {} is not finite",
+                index(at / entries),
+                at % entries,
+                values[at]
+            ));
+        }
+        Ok(Self {
+            dims,
+            width,
+            basis,
+            m,
+            slots,
+            dim_of,
+            values,
+            split,
+        })
+    }
+
+    /// Floats of a query.
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// Code bytes per row (tables per query).
+    pub fn bytes(&self) -> usize {
+        self.m
+    }
+
+    /// `q B`, summed over `q`'s values in order.
+    pub(crate) fn project(&self, q: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; self.width];
+        for (&qi, row) in q.iter().zip(self.basis.chunks_exact(self.width)) {
+            for (o, &b) in out.iter_mut().zip(row) {
+                *o += qi * b;
+            }
+        }
+        out
+    }
+
+    /// The byte tables of a projected query, and its nibble tables when `split`.
+    pub(crate) fn tables(&self, qp: &[f32]) -> (Vec<f32>, Option<Vec<NibbleHalves>>) {
+        let mut table = vec![0f32; self.m * BYTE_VALUES];
+        if !self.split {
+            if self.slots == 0 {
+                return (table, None); // no slot names a dimension: every table is zero
+            }
+            let per_byte = self.slots * BYTE_VALUES;
+            for ((t, dims), values) in table
+                .chunks_exact_mut(BYTE_VALUES)
+                .zip(self.dim_of.chunks_exact(self.slots))
+                .zip(self.values.chunks_exact(per_byte))
+            {
+                for (&d, v) in dims.iter().zip(values.chunks_exact(BYTE_VALUES)) {
+                    if d != u32::MAX {
+                        let w = qp[d as usize];
+                        t.iter_mut().zip(v).for_each(|(t, &v)| *t += w * v);
+                    }
+                }
+            }
+            return (table, None);
+        }
+        let mut halves = vec![[[0f32; 16]; 2]; self.m];
+        for (b, split) in halves.iter_mut().enumerate() {
+            for (h, half) in split.iter_mut().enumerate() {
+                let at = (b * 2 + h) * self.slots;
+                for s in 0..self.slots {
+                    let d = self.dim_of[at + s];
+                    if d != u32::MAX {
+                        let w = qp[d as usize];
+                        let v = &self.values[(at + s) * 16..][..16];
+                        half.iter_mut().zip(v).for_each(|(t, &v)| *t += w * v);
+                    }
+                }
+            }
+            let t = &mut table[b * BYTE_VALUES..][..BYTE_VALUES];
+            for (hi, row) in t.chunks_exact_mut(16).enumerate() {
+                for (lo, e) in row.iter_mut().enumerate() {
+                    *e = split[0][lo] + split[1][hi];
+                }
+            }
+        }
+        (table, Some(halves))
+    }
+}

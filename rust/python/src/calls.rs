@@ -1,0 +1,501 @@
+//! The calls every codec class answers (`search`, `search_lists`, `score`, `rescore`), written once
+//! against [`Binding`], and their argument objects: [`Filter`] (allowed labels), [`Coarse`] (a
+//! partition's centroids) and [`Plan`] (each query's lists).
+use numpy::prelude::*;
+use numpy::{Ix1, Ix2, PyArray2};
+use pyo3::prelude::*;
+use qama_core::coarse::{self, Coarse as CoreCoarse};
+use qama_core::codec::table::Bounds;
+use qama_core::codec::Codec;
+use qama_core::driver::{self, Candidates};
+use qama_core::select::{Allowed, Hits, MISSING};
+
+use crate::args::{
+    array_arg, bool_arg, copied, count_arg, dtype_arg, isa_arg, k_arg, object_arg, rows_cols,
+};
+use crate::errors::{core_error, value_error};
+use crate::store::{Store, Unit};
+use crate::{into_2d, run_sized, Pair};
+
+/// `(scores float32, ids int64)`.
+pub type Scored<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
+
+/// `(scores, ids)` arrays of a core result (missing slots: id -1).
+fn scored<'py>(py: Python<'py>, hits: Hits, nq: usize) -> PyResult<Scored<'py>> {
+    let ids: Vec<i64> = hits
+        .ids
+        .into_iter()
+        .map(|v| if v == MISSING { -1 } else { v as i64 })
+        .collect();
+    Ok((
+        into_2d(py, hits.scores, nq, hits.k)?,
+        into_2d(py, ids, nq, hits.k)?,
+    ))
+}
+
+/// Queries as a codec reads them: `values` row-major, `len` values per query.
+pub struct Queries<T> {
+    pub values: Vec<T>,
+    pub nq: usize,
+    pub len: usize,
+}
+
+impl<T> Queries<T> {
+    fn row(&self, i: usize) -> &[T] {
+        &self.values[i * self.len..(i + 1) * self.len]
+    }
+}
+
+/// What each codec class supplies to the shared calls.
+pub trait Binding: Sync {
+    type C: Codec + Sync;
+    type In: Copy + Send + Sync + numpy::Element;
+    fn codec(&self) -> &Self::C;
+    fn unit(&self) -> Unit;
+    /// Reads the queries argument.
+    fn queries(&self, q: &Bound<'_, PyAny>) -> PyResult<Queries<Self::In>>;
+    /// Makes query `i` ready for rows whose scales and biases are bounded by `bounds`.
+    fn prepare(
+        &self,
+        q: &[Self::In],
+        i: usize,
+        bounds: Bounds,
+    ) -> qama_core::Result<<Self::C as Codec>::Query>;
+}
+
+/// Float queries `float32 (nq, len)`; with `tables`, also `(nq, m, 256)` tables (flattened).
+pub fn float_queries(
+    q: &Bound<'_, PyAny>,
+    len: usize,
+    tables: bool,
+    what: &str,
+) -> PyResult<Queries<f32>> {
+    dtype_arg::<f32>(q, "queries")?;
+    if !tables {
+        // A 3-D array must not pass as `(nq, len)` by flattening.
+    } else if let Ok(t) = array_arg::<f32, numpy::Ix3>(q, "queries") {
+        let shape = t.shape().to_vec();
+        if shape[1] * shape[2] != len {
+            return Err(value_error(format!("queries has shape {shape:?}; {what}")));
+        }
+        return Ok(Queries {
+            values: copied(&t, "queries")?,
+            nq: shape[0],
+            len,
+        });
+    }
+    let a = array_arg::<f32, Ix2>(q, "queries")?;
+    let (nq, cols) = rows_cols(&a);
+    if cols != len {
+        return Err(value_error(format!("queries has {cols} columns; {what}")));
+    }
+    Ok(Queries {
+        values: copied(&a, "queries")?,
+        nq,
+        len,
+    })
+}
+
+/// Labels a search may return: `Filter.bits(words)` (a `uint64` bitmap over labels) or
+/// `Filter.labels(sorted)` (ascending `uint64` labels).
+#[pyclass(frozen, module = "qama_rs._core")]
+pub struct Filter {
+    words: Vec<u64>,
+    sorted: bool,
+}
+
+#[pymethods]
+impl Filter {
+    /// Label `l` allowed iff bit `l % 64` of `words[l / 64]` is set.
+    #[staticmethod]
+    fn bits(words: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let a = array_arg::<u64, Ix1>(words, "words")?;
+        Ok(Self {
+            words: copied(&a, "words")?,
+            sorted: false,
+        })
+    }
+
+    /// The allowed labels, ascending.
+    #[staticmethod]
+    fn labels(labels: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let a = array_arg::<u64, Ix1>(labels, "labels")?;
+        let words = copied(&a, "labels")?;
+        if words.windows(2).any(|w| w[0] > w[1]) {
+            return Err(value_error("labels must be sorted ascending"));
+        }
+        Ok(Self {
+            words,
+            sorted: true,
+        })
+    }
+}
+
+impl Filter {
+    fn get(&self) -> Allowed<'_> {
+        if self.sorted {
+            Allowed::Sorted(&self.words)
+        } else {
+            Allowed::Bitmap(&self.words)
+        }
+    }
+}
+
+/// The optional `filter` argument.
+pub fn filter_arg<'a, 'py>(
+    filter: Option<&'a Bound<'py, PyAny>>,
+) -> PyResult<Option<&'a Bound<'py, Filter>>> {
+    filter
+        .filter(|f| !f.is_none())
+        .map(|f| object_arg::<Filter>(f, "filter"))
+        .transpose()
+}
+
+fn allowed<'a>(filter: Option<&'a Bound<'_, Filter>>) -> Option<Allowed<'a>> {
+    filter.map(|f| f.get().get())
+}
+
+/// A partition's centroids `float32 (nlist, dims)`: `Coarse(centroids)`; `plan` ranks its lists.
+#[pyclass(frozen, module = "qama_rs._core")]
+pub struct Coarse {
+    inner: CoreCoarse,
+}
+
+#[pymethods]
+impl Coarse {
+    #[new]
+    #[pyo3(signature = (centroids, isa=None))]
+    fn new(centroids: &Bound<'_, PyAny>, isa: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let c = array_arg::<f32, Ix2>(centroids, "centroids")?;
+        let dims = rows_cols(&c).1;
+        Ok(Self {
+            inner: CoreCoarse::new(copied(&c, "centroids")?, dims, isa_arg(isa)?)
+                .map_err(core_error)?,
+        })
+    }
+
+    /// Each query's `width` best lists by `<q, centroid>` (`queries`: `float32 (nq, dims)`), the first
+    /// `nprobe` scanned whatever happens; with `residual`, a list's product is the bias of its scores.
+    fn plan(
+        &self,
+        py: Python<'_>,
+        queries: &Bound<'_, PyAny>,
+        nprobe: &Bound<'_, PyAny>,
+        width: &Bound<'_, PyAny>,
+        residual: &Bound<'_, PyAny>,
+    ) -> PyResult<Plan> {
+        let residual = bool_arg(residual, "residual")?;
+        let q = array_arg::<f32, Ix2>(queries, "queries")?;
+        let (nq, dims) = rows_cols(&q);
+        if dims != self.inner.dims() {
+            return Err(value_error(format!(
+                "queries has {dims} columns; the centroids have {}",
+                self.inner.dims()
+            )));
+        }
+        let (nprobe, width) = (count_arg(nprobe, "nprobe")?, count_arg(width, "width")?);
+        let values = copied(&q, "queries")?;
+        qama_core::codec::check_queries(&values, dims).map_err(core_error)?;
+        let nlist = self.inner.nlist();
+        let lists = run_sized(py, nq * nlist * dims / 8, || {
+            let scores = self.inner.scores_batch(&values, nq)?;
+            Ok(scores
+                .chunks(nlist)
+                .map(|s| {
+                    coarse::best(s, width.max(nprobe))
+                        .into_iter()
+                        .map(|(l, b)| (l, if residual { b } else { 0.0 }))
+                        .collect()
+                })
+                .collect())
+        })?;
+        Ok(Plan { lists, nprobe })
+    }
+
+    #[getter]
+    fn nlist(&self) -> usize {
+        self.inner.nlist()
+    }
+}
+
+/// Each query's lists, best first, with the bias of each (made by `Coarse.plan`, or given:
+/// `Plan(lists int64 (nq, w), nprobe, bias float32 (nq, w) or None)`).
+#[pyclass(frozen, module = "qama_rs._core")]
+pub struct Plan {
+    lists: Vec<Vec<(usize, f32)>>,
+    nprobe: usize,
+}
+
+#[pymethods]
+impl Plan {
+    #[new]
+    #[pyo3(signature = (lists, nprobe, bias=None))]
+    fn new(
+        lists: &Bound<'_, PyAny>,
+        nprobe: &Bound<'_, PyAny>,
+        bias: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let order = array_arg::<i64, Ix2>(lists, "lists")?;
+        let (rows, width) = rows_cols(&order);
+        let order = copied(&order, "lists")?;
+        if let Some(at) = order.iter().position(|&l| l < 0) {
+            return Err(value_error(format!(
+                "lists[{}, {}] = {} is negative",
+                at / width.max(1),
+                at % width.max(1),
+                order[at]
+            )));
+        }
+        let bias = match bias.filter(|b| !b.is_none()) {
+            Some(b) => {
+                let a = array_arg::<f32, Ix2>(b, "bias")?;
+                if rows_cols(&a) != (rows, width) {
+                    return Err(value_error(format!(
+                        "bias must have the shape of lists ({rows}, {width})"
+                    )));
+                }
+                copied(&a, "bias")?
+            }
+            None => vec![0.0; order.len()],
+        };
+        if let Some(at) = bias.iter().position(|b| !b.is_finite()) {
+            return Err(value_error(format!(
+                "bias[{}, {}] = {} is not finite",
+                at / width.max(1),
+                at % width.max(1),
+                bias[at]
+            )));
+        }
+        for (i, row) in order.chunks(width.max(1)).enumerate() {
+            let mut seen = row.to_vec();
+            seen.sort_unstable();
+            if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+                return Err(value_error(format!("lists[{i}] names list {} twice", w[0])));
+            }
+        }
+        let lists = (0..rows)
+            .map(|i| {
+                (0..width)
+                    .map(|j| (order[i * width + j] as usize, bias[i * width + j]))
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            lists,
+            nprobe: count_arg(nprobe, "nprobe")?,
+        })
+    }
+
+    /// `(lists int64 (nq, w), bias float32 (nq, w))` (for tests and inspection; rows padded with -1 / 0).
+    fn arrays<'py>(&self, py: Python<'py>) -> PyResult<Pair<'py, PyArray2<i64>, PyArray2<f32>>> {
+        let width = self.lists.iter().map(Vec::len).max().unwrap_or(0);
+        let (mut l, mut b) = (
+            vec![-1i64; self.lists.len() * width],
+            vec![0f32; self.lists.len() * width],
+        );
+        for (i, row) in self.lists.iter().enumerate() {
+            for (j, &(list, bias)) in row.iter().enumerate() {
+                (l[i * width + j], b[i * width + j]) = (list as i64, bias);
+            }
+        }
+        Ok((
+            into_2d(py, l, self.lists.len(), width)?,
+            into_2d(py, b, self.lists.len(), width)?,
+        ))
+    }
+}
+
+/// The `store` argument, checked against the codec's rows.
+pub fn store_arg<'a, 'py, B: Binding>(b: &B, store: &'a Bound<'py, PyAny>) -> PyResult<&'a Store> {
+    let store = object_arg::<Store>(store, "store")?.get();
+    store.check_rows(b.unit(), b.codec().row_units())?;
+    Ok(store)
+}
+
+pub fn search<'py, B: Binding>(
+    b: &B,
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    store: &Store,
+    k: &Bound<'py, PyAny>,
+    filter: Option<&Bound<'py, Filter>>,
+) -> PyResult<Scored<'py>> {
+    let k = k_arg(k)?;
+    let q = b.queries(queries)?;
+    let allowed = allowed(filter);
+    let hits = run_sized(py, q.nq.saturating_mul(store.total()), || {
+        let codec = b.codec();
+        let extents = store.all(codec.row_units(), codec.block_rows())?;
+        let bounds = Bounds {
+            max_scale: store.max_scale(),
+            max_bias: 0.0,
+        };
+        driver::search(
+            codec,
+            q.nq,
+            k,
+            |i| b.prepare(q.row(i), i, bounds),
+            &extents,
+            allowed,
+        )
+    })?;
+    scored(py, hits, q.nq)
+}
+
+pub fn search_lists<'py, B: Binding>(
+    b: &B,
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    store: &Store,
+    k: &Bound<'py, PyAny>,
+    plan: &Plan,
+    filter: Option<&Bound<'py, Filter>>,
+) -> PyResult<Scored<'py>> {
+    let k = k_arg(k)?;
+    let q = b.queries(queries)?;
+    if plan.lists.len() != q.nq {
+        return Err(value_error(format!(
+            "the plan has {} queries; there are {}",
+            plan.lists.len(),
+            q.nq
+        )));
+    }
+    if let Some((l, _)) = plan
+        .lists
+        .iter()
+        .flatten()
+        .find(|(l, _)| *l >= store.list_count())
+    {
+        return Err(value_error(format!(
+            "the plan names list {l}; the store has {}",
+            store.list_count()
+        )));
+    }
+    let allowed = allowed(filter);
+    let work = plan
+        .lists
+        .iter()
+        .map(|l| {
+            l.iter()
+                .take(plan.nprobe)
+                .map(|&(l, _)| store.list_rows(l))
+                .sum::<usize>()
+        })
+        .sum();
+    let hits = run_sized(py, work, || {
+        let codec = b.codec();
+        let max_bias = plan
+            .lists
+            .iter()
+            .flatten()
+            .fold(0f64, |m, &(_, b)| m.max(f64::from(b).abs()));
+        let bounds = Bounds {
+            max_scale: store.max_scale(),
+            max_bias,
+        };
+        driver::search_lists(
+            codec,
+            q.nq,
+            k,
+            store.total(),
+            |i| b.prepare(q.row(i), i, bounds),
+            |i, _| {
+                let lists = plan.lists[i]
+                    .iter()
+                    .map(|&(l, bias)| {
+                        store.list(
+                            l,
+                            codec.row_units(),
+                            codec.block_rows(),
+                            bias,
+                            store.list_start(l),
+                        )
+                    })
+                    .collect::<qama_core::Result<Vec<_>>>()?;
+                Ok(driver::Plan {
+                    lists,
+                    probe: plan.nprobe,
+                })
+            },
+            allowed,
+        )
+    })?;
+    scored(py, hits, q.nq)
+}
+
+/// Candidate rows `int64 (nq, kc)` (or `(kc,)`, the same for every query).
+fn candidates_arg(candidates: &Bound<'_, PyAny>, nq: usize) -> PyResult<(Vec<i64>, Option<usize>)> {
+    dtype_arg::<i64>(candidates, "candidates")?;
+    if let Ok(c) = array_arg::<i64, Ix2>(candidates, "candidates") {
+        let (rows, kc) = rows_cols(&c);
+        if rows != nq {
+            return Err(value_error(format!(
+                "candidates has {rows} rows but there are {nq} queries"
+            )));
+        }
+        return Ok((copied(&c, "candidates")?, Some(kc)));
+    }
+    let c = array_arg::<i64, Ix1>(candidates, "candidates")?;
+    Ok((copied(&c, "candidates")?, None))
+}
+
+pub fn score<'py, B: Binding>(
+    b: &B,
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    store: &Store,
+    candidates: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let q = b.queries(queries)?;
+    let (cands, kc) = candidates_arg(candidates, q.nq)?;
+    let width = kc.unwrap_or(cands.len());
+    let scores = run_sized(py, q.nq * width, || {
+        let codec = b.codec();
+        let extents = store.all(codec.row_units(), codec.block_rows())?;
+        let bounds = Bounds {
+            max_scale: store.max_scale(),
+            max_bias: 0.0,
+        };
+        let c = kc.map_or(Candidates::Shared(&cands), |kc| {
+            Candidates::PerQuery(&cands, kc)
+        });
+        driver::score_rows(codec, q.nq, |i| b.prepare(q.row(i), i, bounds), &extents, c)
+    })?;
+    into_2d(py, scores, q.nq, width)
+}
+
+pub fn rescore<'py, B: Binding>(
+    b: &B,
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    store: &Store,
+    candidates: &Bound<'py, PyAny>,
+    k: &Bound<'py, PyAny>,
+    filter: Option<&Bound<'py, Filter>>,
+) -> PyResult<Scored<'py>> {
+    let k = k_arg(k)?;
+    let q = b.queries(queries)?;
+    let (cands, kc) = candidates_arg(candidates, q.nq)?;
+    let allowed = allowed(filter);
+    let hits = run_sized(py, q.nq * kc.unwrap_or(cands.len()), || {
+        let codec = b.codec();
+        let extents = store.all(codec.row_units(), codec.block_rows())?;
+        let bounds = Bounds {
+            max_scale: store.max_scale(),
+            max_bias: 0.0,
+        };
+        let c = kc.map_or(Candidates::Shared(&cands), |kc| {
+            Candidates::PerQuery(&cands, kc)
+        });
+        driver::rescore(
+            codec,
+            q.nq,
+            k,
+            |i| b.prepare(q.row(i), i, bounds),
+            &extents,
+            c,
+            allowed,
+        )
+    })?;
+    scored(py, hits, q.nq)
+}
