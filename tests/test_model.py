@@ -117,7 +117,8 @@ def test_index_finds_each_document_itself(model):
     docs = _docs(200, seed=4)
     index = model.index(docs, 32, "2bit")
     assert len(index) == 200
-    distances, ids = index.search(model.features(docs[:20], 32, "2bit"), 1)
+    assert index.spec == "QAMA(head,32),Thermo2" and index.metric == "hamming"
+    distances, ids = index.search(docs[:20], 1)
     assert (distances[:, 0] == 0).all()
     # A duplicate code may tie with a lower id; the top hit is then an exact code match.
     codes = model.quantizer(32, "2bit").quantize(model.features(docs, 32, "2bit"))

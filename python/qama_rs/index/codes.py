@@ -57,6 +57,10 @@ def search(
         nbits = quantizer.prefix_bits(dims)
     if len(db) == 0:
         raise QamaError("the database is empty (n = 0); nothing to search")
+    if db.flags.writeable:
+        # The engine reads the store in place without the GIL: another thread writing the caller's array
+        # meanwhile must not change the answer (the index's own arrays are never written during a call).
+        db = db.copy()
     codec = _core.HammingCodec(db.shape[1], nbits, isa)
     store = _core.Store([db, np.zeros(0, dtype=np.uint64)], np.array([[0, len(db), 0, 0]], dtype=np.uint64))
     scores, rows = codec.search(q, store, k)

@@ -21,7 +21,6 @@ and compacted on removal; files (:meth:`Index.save`, :meth:`Index.load`) hold th
 
 from __future__ import annotations
 
-import operator
 import os
 import threading
 from typing import Any
@@ -29,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from qama_rs import _core
+from qama_rs.engine.args import check_int, float_rows
 from qama_rs.errors import QamaError, QamaTypeError
-from qama_rs.index import fileformat, legacy
+from qama_rs.index import fileformat, legacy, stages
 from qama_rs.index.codecs import Codec, PerDimCodec, ThermoCodec
 from qama_rs.index.ids import IdMap
 from qama_rs.index.ivf import Partition
@@ -47,60 +47,12 @@ MAX_K = 2**31 - 1
 MAX_RESULTS = 1 << 28
 #: Rows encoded at a time by :meth:`Index.add` (bounds the memory of transforms and encodings).
 ADD_CHUNK = 1 << 16
-#: An allowed set of at most ``rows / GATHER_RATIO`` is scored row by row instead of scanned with a filter.
-GATHER_RATIO = 16
 
 
 def index_factory(dims: int, spec: str, *, head: Any = None) -> Index:
     """An empty :class:`Index` for ``dims``-dimensional float vectors, built from ``spec`` (see
     :mod:`qama_rs.index`). ``head``: an already loaded QAMA model for a ``QAMA(...)`` stage."""
     return Index(dims, spec, head=head)
-
-
-def check_int(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise QamaTypeError(f"{name} must be an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise QamaTypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if not low <= value <= high:
-        raise QamaError(f"{name} = {value}; must be in {low}..{high}")
-    return value
-
-
-def float_rows(x: Any, name: str, dims: int, allow_empty: bool = True) -> np.ndarray:
-    """``x`` as C-contiguous finite float32 ``(n, dims)``, or a clear error naming ``name``."""
-    if isinstance(x, np.ndarray):
-        array = x
-    else:
-        try:
-            array = np.asarray(x)
-        except (ValueError, TypeError) as err:
-            raise QamaTypeError(f"{name} must be a 2-D float array: {err}") from None
-    if array.dtype.kind != "f":
-        raise QamaTypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
-    if array.ndim != 2:
-        raise QamaError(f"{name} must be 2-D (n, {dims}), got shape {array.shape}")
-    if array.shape[1] != dims:
-        raise QamaError(f"{name} has {array.shape[1]} columns, the index takes {dims}")
-    if not allow_empty and len(array) == 0:
-        raise QamaError(f"{name} has no rows")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    # Inner products of two rows stay inside float32 below this magnitude.
-    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * dims)))
-    for start in range(0, len(array), ADD_CHUNK):  # in blocks: no temporary the size of x
-        block = array[start : start + ADD_CHUNK]
-        if not np.isfinite(block).all():
-            row, col = np.argwhere(~np.isfinite(block))[0]
-            raise QamaError(f"{name} has a non-finite value (NaN or inf) at row {start + row}, column {col}")
-        peak = float(max(block.max(), -block.min()))
-        if peak > limit:
-            raise QamaError(
-                f"{name} has values of magnitude {peak:.3g}; inner products of {dims}-dimensional vectors "
-                f"overflow float32 above {limit:.3g} (normalize the vectors)"
-            )
-    return array
 
 
 class Index:
@@ -348,7 +300,7 @@ class Index:
             keep = np.ones(self.ntotal, dtype=bool)
             keep[slots] = False
             self._own()
-            for i, store in enumerate(self._stores):
+            for store in self._stores:
                 if store.labelled:  # lists labelled by id
                     gone = np.sort(self._ids.ids[slots]).astype(np.uint64)
                     store.keep([~np.isin(store.labels_of_list(lst), gone) for lst in range(store.lists)])
@@ -398,7 +350,8 @@ class Index:
         the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions of the
         same codes (thermometer, per-dimension and Flat codecs, not after a rotation or a head; with a
         refinement stage the prefix applies to the first stage). ``allowed``: the ids (int64 array, or names)
-        a result may have, or a boolean bitmap indexed by id. ``k_factor``: a refinement stage rescores
+        a result may have, or a boolean bitmap indexed by id, or one row of ids per query (``(nq, c)``, ``-1``
+        padding: each query's own candidates, e.g. to rescore another engine's results). ``k_factor``: a refinement stage rescores
         ``k * k_factor`` first-stage candidates (default: the spec's ``k'``; never fewer than ``k``).
         ``nprobe``: lists a partitioned index scans per query (default :attr:`nprobe`)."""
         with self._lock:
@@ -418,20 +371,49 @@ class Index:
             I = np.full((nq, k), -1, dtype=np.int64)  # noqa: E741
             if nq == 0 or self.ntotal == 0:
                 return D, I
-            positions = None if allowed is None else self._allowed_slots(allowed)
+            if isinstance(allowed, np.ndarray) and allowed.ndim == 2 and allowed.dtype != np.bool_:
+                return self._search_each(xq, k, allowed, D, I, prefix, depth, probe)
             q = self._transform(xq)
-            if self._partition is None:
-                scores, rows = self._first_stage(q, depth or k, prefix, positions)
-            else:
-                # Lists are labelled by id: the slots of the results are looked up (refinement reads slots).
-                scores, found = self._probe(q, depth or k, prefix, probe, positions)
-                rows = self._ids.slots_of(found)[0]
+            positions = None if allowed is None else self._allowed_slots(allowed)
+            scores, rows = self._first(q, depth or k, prefix, probe, positions)
             if depth is not None:
                 scores, rows = self._refine(q, rows, k)
             got = rows.shape[1]
             D[:, :got] = scores
             I[:, :got] = self._ids.ids_of(rows)
             return D, I
+
+    def _search_each(
+        self, xq: np.ndarray, k: int, allowed: np.ndarray, D: np.ndarray, I: np.ndarray,  # noqa: E741
+        prefix: int | None, depth: int | None, probe: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-query allowed ids ``(nq, c)`` (``-1`` padding): each query searched among its own ids, in one
+        engine call when every row names ``c`` distinct stored ids of a flat index."""
+        if len(allowed) != len(xq):
+            raise QamaError(f"allowed has {len(allowed)} rows; give one per query ({len(xq)}) or a 1-D array")
+        if allowed.dtype.kind not in "iu":
+            raise QamaTypeError(f"allowed must hold integer ids, got dtype {allowed.dtype}")
+        slots = self._ids.slots_of(allowed.astype(np.int64))[0]
+        q = self._transform(xq)
+        distinct = (np.diff(np.sort(slots, axis=1), axis=1) != 0).all()
+        if self._partition is None and (slots >= 0).all() and distinct and slots.shape[1]:
+            codec, store = self._pipe.codec, self._stores[0]
+            scores, rows = codec.engine(prefix).rescore(
+                codec.queries(q, prefix), store.core(), np.ascontiguousarray(slots), depth or k
+            )
+            if depth is not None:
+                scores, rows = self._refine(q, rows, k)
+        else:
+            for i in range(len(q)):
+                row = np.unique(slots[i][slots[i] >= 0])
+                s, r = self._first(q[i : i + 1], depth or k, prefix, probe, row)
+                if depth is not None:
+                    s, r = self._refine(q[i : i + 1], r, k)
+                D[i, : s.shape[1]], I[i, : r.shape[1]] = s[0], self._ids.ids_of(r)[0]
+            return D, I
+        got = rows.shape[1]
+        D[:, :got], I[:, :got] = scores, self._ids.ids_of(rows)
+        return D, I
 
     def _check_nprobe(self, nprobe: Any) -> int:
         if nprobe is None:
@@ -440,22 +422,20 @@ class Index:
             raise QamaError(f"nprobe: {self._spec!r} is not partitioned (no IVF stage)")
         return check_int(nprobe, "nprobe", 1, 1 << 24)
 
-    def _probe(
-        self, q: np.ndarray, k: int, prefix: int | None, nprobe: int, positions: np.ndarray | None
+    def _first(
+        self, q: np.ndarray, k: int, prefix: int | None, probe: int, positions: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The first stage of a partitioned index: each query's ``nprobe`` best lists (more when a filter
-        leaves fewer than ``k`` results); labels are ids."""
-        codec, store, part = self._pipe.codec, self._stores[0], self._partition
-        engine, queries = codec.engine(prefix), codec.queries(q, prefix)
-        filters: dict[str, np.ndarray] = {}
-        width = nprobe
-        if positions is not None:
-            if not len(positions):
-                return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-            filters["allowed_labels"] = np.sort(self._ids.ids_of(positions)).astype(np.uint64)
-            width = part.nlist
-        lists, bias = part.plan(q, width)
-        return engine.search_lists(queries, store.core(), k, lists, nprobe, bias, **filters)
+        """The first stage: ``(scores, slots)`` of each query's top ``k`` (``positions``: allowed slots)."""
+        codec, store = self._pipe.codec, self._stores[0]
+        if self._partition is None:
+            return stages.flat(codec, store, q, k, prefix, positions)
+        allowed_ids = None if positions is None else np.sort(self._ids.ids_of(positions))
+        scores, found = stages.probed(codec, store, self._partition, q, k, prefix, probe, allowed_ids)
+        # Lists are labelled by id: the slots of the results are looked up (refinement reads slots).
+        return scores, self._ids.slots_of(found)[0]
+
+    def _refine(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return stages.refine(self._pipe.refine, self._stores[1], q, rows, k)
 
     def _refine_depth(self, k: int, k_factor: Any) -> int | None:
         if self._pipe.refine is None:
@@ -476,38 +456,6 @@ class Index:
             allowed = np.flatnonzero(allowed)
         slots = self._slots(allowed, "allowed")
         return np.unique(slots[slots >= 0])
-
-    def _first_stage(
-        self, q: np.ndarray, k: int, prefix: int | None, positions: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        codec, store = self._pipe.codec, self._stores[0]
-        engine, queries = codec.engine(prefix), codec.queries(q, prefix)
-        n = store.rows
-        if positions is None:
-            return engine.search(queries, store.core(), k)
-        if not len(positions):
-            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        if len(positions) * GATHER_RATIO <= n:
-            return engine.rescore(queries, store.core(), positions, k)
-        bits = np.zeros(-(-n // 64) * 64, dtype=bool)
-        bits[positions] = True
-        words = np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64)
-        return engine.search(queries, store.core(), k, allowed_bits=words)
-
-    def _refine(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        codec, store = self._pipe.refine, self._stores[1]
-        engine, queries = codec.engine(), codec.queries(q)
-        if (rows >= 0).all():
-            return engine.rescore(queries, store.core(), np.ascontiguousarray(rows), k)
-        # Some queries have fewer candidates (a filter): rescore each alone.
-        D = np.full((len(q), k), -np.inf, dtype=np.float32)
-        I = np.full((len(q), k), -1, dtype=np.int64)  # noqa: E741
-        for i, row in enumerate(rows):
-            valid = row[row >= 0]
-            if len(valid):
-                s, r = engine.rescore(queries[i : i + 1], store.core(), np.ascontiguousarray(valid), k)
-                D[i, : s.shape[1]], I[i, : r.shape[1]] = s[0], r[0]
-        return D, I
 
     def _check_dims(self, dims: Any) -> int | None:
         if dims is None:

@@ -42,6 +42,7 @@ class Partition:
         self.nlist = nlist
         self.residual = residual
         self.centroids: np.ndarray | None = None
+        self._coarse: Any = None  # the engine's copy of the centroids
 
     @property
     def trained(self) -> bool:
@@ -64,6 +65,7 @@ class Partition:
             progress.set_postfix(mse=f"{inertia:.4g}", refresh=False)
         progress.close()
         self.nlist, self.centroids = nlist, centroids
+        self._coarse = _core.Coarse(centroids)
 
     def assign(self, x: np.ndarray) -> np.ndarray:
         """List of each row (its nearest centroid)."""
@@ -72,20 +74,10 @@ class Partition:
     def residuals(self, x: np.ndarray, lists: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x - self.centroids[lists], dtype=np.float32)
 
-    def plan(self, q: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(lists int64 (nq, width), bias float32 (nq, width))``: each query's ``width`` best lists by
-        ``<q, centroid>``, best first, and that inner product (the bias of residual codes; 0 otherwise)."""
-        scores = q @ self.centroids.T
-        width = min(width, self.nlist)
-        if width < self.nlist:
-            top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
-        else:
-            top = np.broadcast_to(np.arange(self.nlist), scores.shape)
-        best = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-best, axis=1, kind="stable")
-        lists = np.ascontiguousarray(np.take_along_axis(top, order, axis=1), dtype=np.int64)
-        bias = np.take_along_axis(best, order, axis=1) if self.residual else np.zeros(lists.shape)
-        return lists, np.ascontiguousarray(bias, dtype=np.float32)
+    def plan(self, q: np.ndarray, nprobe: int, width: int) -> Any:
+        """Each query's ``width`` best lists by ``<q, centroid>``, best first, the first ``nprobe`` scanned
+        whatever happens (an engine ``Plan``); residual codes get the product as their list's bias."""
+        return self._coarse.plan(q, min(nprobe, self.nlist), min(max(width, nprobe), self.nlist), self.residual)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"nlist": self.nlist, "requested": self.requested, "residual": self.residual}, {
@@ -99,6 +91,7 @@ class Partition:
             raise QamaError(f"{name}: corrupt qama-rs index (IVF centroids)")
         self.nlist, self.requested, self.residual = nlist, int(meta["requested"]), bool(meta["residual"])
         self.centroids = np.ascontiguousarray(centroids)
+        self._coarse = _core.Coarse(self.centroids)
 
 
 class _Quiet:

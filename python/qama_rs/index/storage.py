@@ -58,6 +58,7 @@ class ListStore:
         self._cap = np.zeros(lists, dtype=np.int64)  # tail capacity (rows) per list
         self._end = 0  # first free row of the tail arena
         self._garbage = 0  # rows of the tail arena no list uses any more
+        self._max_scale = 0.0  # an upper bound of |scale| (the engine's overflow check; never lowered)
         self._core: Any = None
 
     # ------------------------------------------------------------------------------ description
@@ -95,6 +96,7 @@ class ListStore:
                 table,
                 [self._base_labels, self._tail_labels] if self.labelled else None,
                 [self._base_scale, self._tail_scale] if self.scaled else None,
+                self._max_scale if self.scaled else None,
             )
         return self._core
 
@@ -192,6 +194,10 @@ class ListStore:
         if not m:
             return
         rows = np.ascontiguousarray(rows, dtype=self.dtype).reshape(m, self.row_units)
+        if self.scaled:
+            if scale is None or scale.shape != (m,) or not np.isfinite(scale).all():
+                raise QamaError(f"row scales must be {m} finite float32 values")
+            self._max_scale = max(self._max_scale, float(np.max(np.abs(scale))))
         if lists is None or self.lists == 1:
             groups = [(0, np.arange(m))]
         else:
@@ -317,6 +323,7 @@ class ListStore:
             out["labels"] = labels
         if scale is not None:
             out["scale"] = scale
+            out["scale_max"] = np.array([self._max_scale], dtype=np.float64)
         return out
 
     def restore(self, arrays: dict[str, np.ndarray], name: str) -> None:
@@ -345,6 +352,11 @@ class ListStore:
             self._base_scale = arrays.get("scale", np.zeros(0, np.float32))
             if self._base_scale.dtype != np.float32 or len(self._base_scale) < rows_cap:
                 raise QamaError(f"{name}: corrupt qama-rs index (row scales)")
+            bound = arrays.get("scale_max")
+            # Older files carry no bound: read it from the scales once.
+            self._max_scale = float(bound[0]) if bound is not None and bound.shape == (1,) else (
+                float(np.max(np.abs(self._base_scale), initial=0.0))
+            )
         self._table[:, 0], self._table[:, 1] = offs, counts
         self._table[:, 2:] = 0
         self._cap[:] = 0

@@ -11,8 +11,8 @@ Artifact layout (a folder):
 L2-normalized on its own and has its own thresholds. Inputs ``emb`` are *base-model* embeddings
 (``qama_rs.data.embed.embed_texts``); the head is applied here.
 
-Searching: ``index = model.index(doc_texts_or_emb, dims, scheme)``, then
-``D, I = index.search(model.features(query_emb, dims, scheme), k)`` (symmetric Hamming search).
+Searching: ``index = model.index(doc_texts_or_emb, dims, scheme)``, then ``D, I = index.search(query_emb, k)``
+(base-model embeddings in; symmetric Hamming search on the head's codes).
 """
 
 from __future__ import annotations
@@ -266,17 +266,21 @@ class QamaModel:
         return Quantizer(thresholds, np.asarray(levels))
 
     def index(self, texts_or_emb, dims: int | None = None, scheme: str = "2bit", ids=None):
-        """A `qama_rs.Index` holding the codes of ``texts_or_emb`` (strings are embedded with the base model
-        first; an array is taken as base-model embeddings). Search it with
-        ``index.search(model.features(query_emb, dims, scheme), k)``."""
-        from qama_rs.engine import Index
+        """A `qama_rs.Index` (spec ``QAMA(<head>,<dims>),Thermo<bits>``) holding the codes of ``texts_or_emb``
+        (strings are embedded with the base model first; an array is taken as base-model embeddings).
+        Search it with base-model query embeddings: ``index.search(query_emb, k)`` (symmetric Hamming on
+        this head's learned codes)."""
+        from qama_rs.index import index_factory
 
-        if _is_texts(texts_or_emb):
-            emb = self._embed_base(texts_or_emb, 64, False)
-        else:
-            emb = texts_or_emb
-        index = Index(self.quantizer(dims, scheme))
-        index.add(self.features(emb, dims, scheme), ids=ids)
+        dims = self._check_dims(dims)
+        self._check_scheme(scheme)
+        codec = {"1bit": "Thermo1", "1.5bit": "Thermo1.5", "2bit": "Thermo2", "hybrid": "Hybrid"}[scheme]
+        emb = self._embed_base(texts_or_emb, 64, False) if _is_texts(texts_or_emb) else np.asarray(texts_or_emb)
+        emb = np.ascontiguousarray(emb, dtype=np.float32)
+        index = index_factory(emb.shape[1], f"QAMA({getattr(self, 'path', None) or 'head'},{dims}),{codec}", head=self)
+        if index.needs_training:
+            index.train(emb)
+        index.add(emb, ids=ids)
         return index
 
     # ---------------------------------------------------------------------------------- helpers

@@ -59,12 +59,11 @@ def float_neighbours(docs: np.ndarray, rows: np.ndarray, k: int = 10) -> np.ndar
 def label_free_recall(features: np.ndarray, quantizer, rows: np.ndarray, target: np.ndarray) -> float:
     """Recall@k of the symmetric Hamming search of ``features`` (all documents, quantized by
     ``quantizer``) for the queries ``features[rows]``, against ``target`` (`float_neighbours`)."""
-    from qama_rs.engine import Index
+    from qama_rs.index import search
 
     k = target.shape[1]
-    index = Index(quantizer)
-    index.add(np.ascontiguousarray(features, dtype=np.float32))
-    _, ids = index.search(np.ascontiguousarray(features[rows], dtype=np.float32), k + 1)
+    codes = quantizer.encode(np.ascontiguousarray(features, dtype=np.float32))
+    _, ids = search(codes[rows], codes, k + 1)
     hits = 0
     for row, found, wanted in zip(rows, ids, target, strict=True):
         found = [i for i in found if i != row][:k]

@@ -90,8 +90,13 @@ def _lut_topk(codec, docs: np.ndarray, queries: np.ndarray, k: int) -> np.ndarra
     from qama_rs import _core
 
     codes = codec.encode(docs)
-    scale = codec.row_scale(docs) if hasattr(type(codec), "row_scale") else None
-    return _core.lut_search(codec.query_luts(queries), codes, k, scale)[1]
+    segments = [codes, np.zeros(0, dtype=np.uint8)]
+    table = np.array([[0, len(codes), 0, 0]], dtype=np.uint64)
+    scale = None
+    if hasattr(type(codec), "row_scale"):
+        scale = [np.ascontiguousarray(codec.row_scale(docs), dtype=np.float32), np.zeros(0, dtype=np.float32)]
+    store = _core.Store(segments, table, None, scale)
+    return _core.TableCodec.given(codes.shape[1], "rows").search(codec.query_luts(queries), store, k)[1]
 
 
 def pseudo_query_split(n: int, n_queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ class FlatCodec(Codec):
         return np.ascontiguousarray(x, dtype=np.float32), None
 
     def _engine(self, dims):
-        return _core.FloatCodec(self.dims, half=self.half)
+        return _core.Float16Codec(self.dims) if self.half else _core.FloatCodec(self.dims)
 
     def queries(self, q, dims=None):
         if dims is not None and dims < self.dims:

@@ -1,0 +1,68 @@
+"""Argument checks every layer shares: integers in a range and float row matrices, with errors that name the
+user's argument."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from qama_rs.errors import QamaError, QamaTypeError
+
+__all__ = ["CHECK_CHUNK", "check_int", "float_rows"]
+
+#: Rows checked at a time by :func:`float_rows` (no temporary the size of the input).
+CHECK_CHUNK = 1 << 16
+
+
+def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``low..high`` (no upper limit when ``high`` is None); bools are refused."""
+    if isinstance(value, bool):
+        raise QamaTypeError(f"{name} must be an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise QamaTypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"in {low}..{high}" if high is not None else f"at least {low}"
+        raise QamaError(f"{name} = {value}; must be {bound}")
+    return value
+
+
+def float_rows(x: Any, name: str = "x", dims: int | None = None, *, allow_empty: bool = True) -> np.ndarray:
+    """``x`` as C-contiguous finite ``float32 (n, dims)`` (any ``dims`` when None), or a clear error naming
+    ``name``. Values whose inner products would overflow float32 are refused too."""
+    if isinstance(x, np.ndarray):
+        array = x
+    else:
+        try:
+            array = np.asarray(x)
+        except (ValueError, TypeError) as err:
+            raise QamaTypeError(f"{name} must be a 2-D float array: {err}") from None
+    if array.dtype.kind != "f":
+        raise QamaTypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise QamaError(f"{name} must be 2-D (n, {dims or 'd'}), got shape {array.shape}")
+    if dims is not None and array.shape[1] != dims:
+        raise QamaError(f"{name} has {array.shape[1]} columns, the index takes {dims}")
+    if not allow_empty and len(array) == 0:
+        raise QamaError(f"{name} has no rows")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    d = max(array.shape[1], 1)
+    # Inner products of two rows stay inside float32 below this magnitude.
+    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * d)))
+    for start in range(0, len(array), CHECK_CHUNK):
+        block = array[start : start + CHECK_CHUNK]
+        if not block.size:
+            continue
+        if not np.isfinite(block).all():
+            row, col = np.argwhere(~np.isfinite(block))[0]
+            raise QamaError(f"{name} has a non-finite value (NaN or inf) at row {start + row}, column {col}")
+        peak = float(max(block.max(), -block.min()))
+        if peak > limit:
+            raise QamaError(
+                f"{name} has values of magnitude {peak:.3g}; inner products of {d}-dimensional vectors "
+                f"overflow float32 above {limit:.3g} (normalize the vectors)"
+            )
+    return array

@@ -1,0 +1,84 @@
+"""The search stages of an index, as functions of the stage's codec and stored rows: the first stage (a flat
+scan, a filtered scan or a gather of allowed rows; or the probed lists of a partition) and the refinement
+stage (exact rescoring of candidates). :class:`qama_rs.index.Index` validates arguments and chains them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qama_rs import _core
+from qama_rs.index.codecs import Codec
+from qama_rs.index.ivf import Partition
+from qama_rs.index.storage import ListStore
+
+__all__ = ["GATHER_RATIO", "flat", "probed", "refine"]
+
+#: An allowed set of at most ``rows / GATHER_RATIO`` is scored row by row instead of scanned with a filter.
+GATHER_RATIO = 16
+
+
+def _nothing(nq: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
+
+
+def flat(
+    codec: Codec, store: ListStore, q: np.ndarray, k: int, prefix: int | None, positions: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` rows (positions) of a one-list store; ``positions``: the sorted rows allowed (None: all)."""
+    engine, queries = codec.engine(prefix), codec.queries(q, prefix)
+    n = store.rows
+    if positions is None:
+        return engine.search(queries, store.core(), k)
+    if not len(positions):
+        return _nothing(len(q))
+    if len(positions) * GATHER_RATIO <= n:
+        return engine.rescore(queries, store.core(), positions, k)
+    return engine.search(queries, store.core(), k, _bitmap(positions, n))
+
+
+def probed(
+    codec: Codec,
+    store: ListStore,
+    partition: Partition,
+    q: np.ndarray,
+    k: int,
+    prefix: int | None,
+    nprobe: int,
+    allowed_ids: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` ids from each query's ``nprobe`` best lists of a partitioned store (lists labelled by id).
+    With ``allowed_ids`` (sorted), a query goes on past ``nprobe`` lists, best first, until it has ``k``
+    allowed rows: a selective filter never returns fewer results than the allowed rows can give."""
+    engine, queries = codec.engine(prefix), codec.queries(q, prefix)
+    allowed, width = None, nprobe
+    if allowed_ids is not None:
+        if not len(allowed_ids):
+            return _nothing(len(q))
+        allowed = _core.Filter.labels(allowed_ids.astype(np.uint64))
+        width = partition.nlist
+    return engine.search_lists(queries, store.core(), k, partition.plan(q, nprobe, width), allowed)
+
+
+def refine(codec: Codec, store: ListStore, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rescores candidate rows (``-1`` padding) of each query with the refinement codec: top-``k`` rows."""
+    engine, queries = codec.engine(), codec.queries(q)
+    if (rows >= 0).all():
+        return engine.rescore(queries, store.core(), np.ascontiguousarray(rows), k)
+    # Some queries have fewer candidates (a filter): rescore each alone.
+    D = np.full((len(q), k), -np.inf, dtype=np.float32)
+    I = np.full((len(q), k), -1, dtype=np.int64)  # noqa: E741
+    for i, row in enumerate(rows):
+        valid = row[row >= 0]
+        if len(valid):
+            s, r = engine.rescore(queries[i : i + 1], store.core(), np.ascontiguousarray(valid), k)
+            D[i, : s.shape[1]], I[i, : r.shape[1]] = s[0], r[0]
+    return D, I
+
+
+def _bitmap(positions: np.ndarray, n: int) -> Any:
+    """The engine's filter allowing ``positions`` of ``n`` rows."""
+    bits = np.zeros(-(-n // 64) * 64, dtype=bool)
+    bits[positions] = True
+    return _core.Filter.bits(np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64))
