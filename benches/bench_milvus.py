@@ -1,11 +1,13 @@
-"""Binary codes through milvus-lite (BIN_FLAT + HAMMING, via ``qama_rs.milvus``) vs the in-process
-qama-rs Hamming index, in one run: insert rate, queries per second (one query per call, and a
+"""Binary codes through milvus-lite (BIN_FLAT + HAMMING, via ``qama_rs.integrations.milvus``) vs the
+in-process qama-rs Hamming search, in one run: insert rate, queries per second (one query per call, and a
 batch), and recall@10 of Milvus against the in-process top-10 (must be 1.0: both are exact, ties
 resolved by id).
 
 Codes: ``n`` random 384-bit (48-byte, 1-bit x 384 d) codes; queries are stored codes with 15 % of
 their bits flipped, so each has real near neighbours (random queries would make every distance
-~192 and the top-10 a tie lottery). ``k = 10``.
+~192 and the top-10 a tie lottery). ``k = 10``. In-process: the codes go into a ``Sign`` index
+(``Index.add_codes``, the insert time); code queries are searched with :func:`qama_rs.search`, the same
+Hamming kernel over the same codes (an ``Index`` takes float queries).
 
     python benches/bench_milvus.py            # 1,000,000 codes (about 3 minutes)
     python benches/bench_milvus.py --quick    # 100,000 codes (seconds)
@@ -30,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 import qama_rs
-from qama_rs.engine import Index, Quantizer
-from qama_rs.milvus import MilvusIndex
+from qama_rs import Quantizer
+from qama_rs.integrations.milvus import MilvusIndex
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     queries = flip_bits(rng, codes[rng.choice(n, nq, replace=False)], args.bits, 0.15)
 
     t = time.perf_counter()
-    local = Index(quantizer)
+    local = qama_rs.index_factory(args.bits, "Sign")  # the same 1-bit codes, threshold 0
     local.add_codes(codes)
     local_insert = time.perf_counter() - t
 
@@ -95,18 +97,19 @@ def main(argv: list[str] | None = None) -> None:
         single = queries[: args.single_queries]
         timings: dict[str, dict[str, list[float]]] = {"qama-rs": {}, "milvus-lite": {}}
         results = {}
-        for name, engine in (("qama-rs", local), ("milvus-lite", store)):
-            engine.search_codes(single[:1], 10)  # warm-up (thread pools, segment load)
+        engines = (("qama-rs", lambda q, k: qama_rs.search(q, codes, k)), ("milvus-lite", store.search_codes))
+        for name, search_codes in engines:
+            search_codes(single[:1], 10)  # warm-up (thread pools, segment load)
             times = []
             for q in single:
                 t = time.perf_counter()
-                engine.search_codes(q[None, :], 10)
+                search_codes(q[None, :], 10)
                 times.append(time.perf_counter() - t)
             timings[name]["single"] = times
             batch_times = []
             for _ in range(3):
                 t = time.perf_counter()
-                results[name] = engine.search_codes(queries, 10)
+                results[name] = search_codes(queries, 10)
                 batch_times.append(time.perf_counter() - t)
             timings[name]["batch"] = batch_times
         store.close()
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         f"`{command}`",
         "",
         f"- CPU: {qama_rs.cpu_description()}",
-        f"- qama-rs {qama_rs.__version__} (Hamming backend `{qama_rs.best_backend()}`), pymilvus "
+        f"- qama-rs {qama_rs.__version__} (Hamming kernels `{qama_rs.best_isa()}`), pymilvus "
         f"{pymilvus.__version__}, milvus-lite 2.5.1 (BIN_FLAT, HAMMING, a server process on the same "
         f"cores), Python {platform.python_version()}, NumPy {np.__version__}",
         f"- load average (1/5/15 min) at start: {' / '.join(f'{v:.1f}' for v in load_start)}; at end: "
