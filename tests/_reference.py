@@ -1,9 +1,11 @@
 """Pure-NumPy reference of the Rust engine, written for clarity, not speed.
 
-The parity tests compare every `qama_rs._core` operation with these functions. Bit order (the one
-contract): dimension ``j`` with ``L_j`` levels owns ``L_j - 1`` consecutive stream bits; stream bit
-``p`` of that group is set iff the code is ``> p``; stream bit ``b`` is bit ``b % 64`` of word
-``b // 64``, i.e. ``np.packbits(bits, bitorder="little")`` read as little-endian uint64.
+The parity tests compare every `qama_rs._core` operation (the thermometer functions, and the codecs
+``HammingCodec``, ``TableCodec``, ``FloatCodec``, ``Float16Codec`` over a ``Store``) with these
+functions. Bit order of thermometer codes (the one contract): dimension ``j`` with ``L_j`` levels owns
+``L_j - 1`` consecutive stream bits; stream bit ``p`` of that group is set iff the code is ``> p``;
+stream bit ``b`` is bit ``b % 64`` of word ``b // 64``, i.e. ``np.packbits(bits, bitorder="little")``
+read as little-endian uint64.
 """
 
 from __future__ import annotations
@@ -97,12 +99,13 @@ def search(
     return np.take_along_axis(distances, order, axis=1), order.astype(np.int64)
 
 
-# ------------------------------------------------------------------ asymmetric scoring (qama_core::asym)
-# Compact codes: field j (the code of dimension j, `bits` bits) at bit j * bits of the row's
+# ------------------------------------------------------------------ table scoring (TableCodec)
+# Compact codes (`pack_codes`): field j (the code of dimension j, `bits` bits) at bit j * bits of the row's
 # little-endian byte stream, rows zero-padded to whole bytes. Scores: per query one float32 table
 # per code byte, T[i][v] = sum over the dimensions j of byte i, ascending, of q_j * recon[j][field_j(v)]
 # (from 0.0), then score = sum over bytes i = 0, 1, ... of T[i][byte_i] (from 0.0), all in float32:
 # the engine computes exactly these sums in exactly this order, so the comparison is bit for bit.
+# (`TableCodec.recon` builds these tables; `TableCodec.given` takes them from the caller: `lut_scores`.)
 
 
 def _bits_of(recon: np.ndarray) -> int:
@@ -227,6 +230,129 @@ def lut_scores(luts: np.ndarray, codes: np.ndarray, row_scale: np.ndarray | None
     return out
 
 
+def projected_tables(
+    queries: np.ndarray, basis: np.ndarray, slot_dims: np.ndarray, slot_values: np.ndarray
+) -> np.ndarray:
+    """The byte tables ``float32 (nq, m, 256)`` ``TableCodec.projected`` builds, in its order: ``q' = q
+    basis`` summed over ``q``'s values in order (from 0.0); byte slots ``slot_values (m, T, 256)``: table
+    ``b`` is the sum over slots ``t`` in order of ``q'[slot_dims[b, t]] * slot_values[b, t]`` (from 0.0,
+    ``-1`` an empty slot); nibble slots ``(m, 2, T, 16)``: halves ``A`` (low nibble) and ``B`` (high
+    nibble) summed that way, then ``table[v] = A[v & 15] + B[v >> 4]`` (one float32 add)."""
+    queries = np.asarray(queries, dtype=np.float32)
+    basis = np.asarray(basis, dtype=np.float32)
+    slot_values = np.asarray(slot_values, dtype=np.float32)
+    split = slot_values.ndim == 4
+    m = slot_values.shape[0]
+    out = np.zeros((len(queries), m, 256), dtype=np.float32)
+
+    def summed(qp, dims, values):
+        acc = np.zeros(values.shape[-1], dtype=np.float32)
+        for d, v in zip(dims.tolist(), values, strict=True):
+            if d >= 0:
+                acc += qp[d] * v  # float32 scalar x float32 row: one rounded product, one rounded add
+        return acc
+
+    for i, q in enumerate(queries):
+        qp = np.zeros(basis.shape[1], dtype=np.float32)
+        for qj, row in zip(q, basis, strict=True):
+            qp += qj * row
+        for b in range(m):
+            if split:
+                low = summed(qp, slot_dims[b, 0], slot_values[b, 0])
+                high = summed(qp, slot_dims[b, 1], slot_values[b, 1])
+                out[i, b] = (high[:, None] + low[None, :]).reshape(256)  # entry hi * 16 + lo
+            else:
+                out[i, b] = summed(qp, slot_dims[b], slot_values[b])
+    return out
+
+
 def top_scores_canonical(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`top_scores` after :func:`canonical_zero` (``-0.0`` and ``+0.0`` tie, lower id first)."""
     return top_scores(canonical_zero(scores), k)
+
+
+# ----------------------------------------------------------- float scoring (FloatCodec, Float16Codec)
+def float_scores(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Inner products ``float32 (q, n)`` in the engine's order: eight float32 partial sums over the
+    dimensions ``j ≡ l (mod 8)`` of the whole chunks of 8, combined as ``((a0 + a4) + (a2 + a6)) +
+    ((a1 + a5) + (a3 + a7))``, then the tail dimensions added one by one; bit for bit."""
+    queries = np.asarray(queries, dtype=np.float32)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    d = vectors.shape[1]
+    whole = d // 8 * 8
+    out = np.empty((len(queries), len(vectors)), dtype=np.float32)
+    for i, query in enumerate(queries):
+        acc = np.zeros((len(vectors), 8), dtype=np.float32)
+        for c in range(0, whole, 8):
+            acc += vectors[:, c : c + 8] * query[c : c + 8]
+        s = ((acc[:, 0] + acc[:, 4]) + (acc[:, 2] + acc[:, 6])) + (
+            (acc[:, 1] + acc[:, 5]) + (acc[:, 3] + acc[:, 7])
+        )
+        for j in range(whole, d):
+            s += vectors[:, j] * query[j]
+        out[i] = s
+    return out
+
+
+# ----------------------------------------------------------------- selection with labels and filters
+def top_labelled(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None = None,
+    width: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The codecs' selection: per query the best ``k`` of its candidates ``scores (q, m)`` (labels
+    ``(m,)`` or ``(q, m)``), by descending score (``-0.0`` ties ``+0.0``), ties by the lower label,
+    only labels in ``allowed`` (sorted labels, None: all); ``(scores float32, labels int64)`` of
+    ``width`` columns (default ``min(k, m)``), ``-inf`` / ``-1`` past the results found."""
+    scores = canonical_zero(np.atleast_2d(scores))
+    nq, m = scores.shape
+    labels = np.broadcast_to(np.asarray(labels, dtype=np.int64), (nq, m))
+    width = min(k, m) if width is None else width
+    out_s = np.full((nq, width), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, width), -1, dtype=np.int64)
+    for i in range(nq):
+        keep = np.ones(m, dtype=bool) if allowed is None else np.isin(labels[i], allowed)
+        s, lab = scores[i][keep], labels[i][keep]
+        order = np.lexsort((lab, -s))[: min(k, width)]
+        out_s[i, : len(order)], out_i[i, : len(order)] = s[order], lab[order]
+    return out_s, out_i
+
+
+def search_lists(
+    scores: np.ndarray,
+    lists: list[np.ndarray],
+    order: np.ndarray,
+    nprobe: int,
+    k: int,
+    labels: np.ndarray,
+    bias: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``search_lists`` of the codecs: ``scores (q, n)`` of every stored row, ``lists[l]`` the rows of
+    list ``l``, ``order (q, w)`` each query's lists; a query scans its first ``nprobe`` lists, then
+    more while fewer than ``min(k, n)`` allowed rows were found; a row of the ``j``-th list scores
+    ``fl(score + bias[q, j])``; the best ``min(k, n)`` as :func:`top_labelled`."""
+    scores = np.asarray(scores, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    nq, n = scores.shape
+    width = min(k, n)
+    out_s = np.full((nq, width), -np.inf, dtype=np.float32)
+    out_i = np.full((nq, width), -1, dtype=np.int64)
+    for i in range(nq):
+        rows, got, found = [], [], 0
+        for j, lst in enumerate(order[i]):
+            if j >= nprobe and found >= width:
+                break
+            part = scores[i, lists[lst]]
+            if bias is not None and bias[i, j] != 0:
+                part = part + np.float32(bias[i, j])
+            rows.append(lists[lst])
+            got.append(part)
+            found += len(lists[lst]) if allowed is None else int(np.isin(labels[lists[lst]], allowed).sum())
+        if rows:
+            r = np.concatenate(rows)
+            s, ids = top_labelled(np.concatenate(got)[None], labels[r], k, allowed, width)
+            out_s[i], out_i[i] = s[0], ids[0]
+    return out_s, out_i

@@ -1,20 +1,24 @@
-"""Fuzzing every function of the Rust binding ``qama_rs._core`` with Hypothesis.
+"""Fuzzing every function, constructor and method of the Rust binding ``qama_rs._core`` (the codecs,
+``Store``, ``Filter``, ``Plan``, ``Coarse``) with Hypothesis.
 
 Arguments of every kind the Python boundary can meet: wrong and right dtypes, ranks and shapes
 (empty, sizes near the limits with a zero-length axis, shapes that agree across arguments so the
 calls get past the shape checks), non-contiguous, Fortran-ordered, byte-swapped and read-only arrays,
-NaN / inf / huge values, non-arrays, and integers from -2^70 to 2^100 (huge ``k`` included).
+NaN / inf / huge values, non-arrays, integers from -2^70 to 2^100 (huge ``k`` included), stores that
+do not fit the codec (another dtype, rows past the arrays, other lists), plans of other queries or
+lists, and objects of the wrong type where a ``Store``, ``Plan`` or ``Filter`` belongs.
 
 The contract checked for every call: it returns, or raises ``QamaError`` / ``QamaTypeError`` (whose
-message names one of the function's arguments) or ``MemoryError``. Anything else fails the test:
-a ``PanicException`` (a Rust panic that escaped), ``RuntimeError`` (a caught core panic), a plain
+message names one of the call's arguments) or ``MemoryError``. Anything else fails the test: a
+``PanicException`` (a Rust panic that escaped), ``RuntimeError`` (a caught core panic), a plain
 ``TypeError`` / ``OverflowError`` from argument extraction, a crash. Examples are bounded
-(``FUZZ_EXAMPLES`` per function, default 120), so the file runs in a few seconds.
+(``FUZZ_EXAMPLES`` per target, default 120), so the file runs in seconds.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 
 import numpy as np
@@ -26,12 +30,39 @@ from qama_rs import _core
 from qama_rs.errors import QamaError, QamaTypeError
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))
+ISAS = _core.available_isas()
+ISA_NAMES = ("scalar", "avx2", "avx512")
+LAYOUTS = ("rows", "blocks")
 
-# Argument kinds: ("array", dtype, ndim), ("int",), ("opt_int",), ("opt_str", names),
-# ("opt_array", dtype, ndim).
+# Argument kinds: ("array", dtype, ndim), ("opt_array", dtype, ndim), ("arrays", dtype, ndim) (a list
+# of arrays), ("opt_arrays", dtype, ndim), ("int",), ("opt_int",), ("opt_float",), ("opt_str", names),
+# ("bool",), ("store",), ("plan",), ("opt_filter",).
 U8, U16, U64, I64, F32 = np.uint8, np.uint16, np.uint64, np.int64, np.float32
-KERNELS = ("scalar", "interleaved", "avx2")
-BACKENDS = ("scalar", "avx2", "avx512vpopcntdq")
+BOOL = np.bool_
+CODEC_METHODS = {
+    "search": [("store", ("store",)), ("k", ("int",)), ("filter", ("opt_filter",))],
+    "search_lists": [
+        ("store", ("store",)),
+        ("k", ("int",)),
+        ("plan", ("plan",)),
+        ("filter", ("opt_filter",)),
+    ],
+    "score": [("store", ("store",)), ("candidates", ("array", I64, 2))],
+    "rescore": [
+        ("store", ("store",)),
+        ("candidates", ("array", I64, 2)),
+        ("k", ("int",)),
+        ("filter", ("opt_filter",)),
+    ],
+}
+QUERY_KINDS = {
+    "HammingCodec": ("array", U64, 2),
+    "TableCodec": ("array", F32, 3),
+    "FloatCodec": ("array", F32, 2),
+    "Float16Codec": ("array", F32, 2),
+}
+# Static constructors (called on the class); other dotted names are methods of a drawn object.
+STATICS = {"TableCodec.recon", "TableCodec.given", "TableCodec.projected", "Filter.bits", "Filter.labels"}
 SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
     "quantize": [("x", ("array", F32, 2)), ("thresholds", ("array", F32, 1)), ("levels", ("array", U16, 1))],
     "expand": [("codes", ("array", U8, 2)), ("levels", ("array", U16, 1))],
@@ -43,92 +74,66 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
         ("queries", ("array", U64, 2)),
         ("database", ("array", U64, 2)),
         ("nbits", ("opt_int",)),
-        ("backend", ("opt_str", BACKENDS)),
+        ("isa", ("opt_str", ISA_NAMES)),
     ],
-    "search": [
-        ("queries", ("array", U64, 2)),
-        ("database", ("array", U64, 2)),
-        ("k", ("int",)),
-        ("nbits", ("opt_int",)),
-        ("backend", ("opt_str", BACKENDS)),
-    ],
-    "available_backends": [],
-    "best_backend": [],
+    "pack_codes": [("codes", ("array", U8, 2)), ("bits", ("int",))],
+    "unpack_codes": [("packed", ("array", U8, 2)), ("dims", ("int",)), ("bits", ("int",))],
+    "to_blocks": [("codes", ("array", U8, 2))],
+    "from_blocks": [("blocks", ("array", U8, 1)), ("n", ("int",)), ("row_bytes", ("int",))],
+    "write_block_rows": [("blocks", ("array", U8, 1)), ("at", ("int",)), ("rows", ("array", U8, 2))],
+    "keep_block_rows": [("blocks", ("array", U8, 1)), ("row_bytes", ("int",)), ("keep", ("array", BOOL, 1))],
+    "kmeans_iterate": [("x", ("array", F32, 2)), ("centroids", ("array", F32, 2))],
+    "kmeans_assign": [("x", ("array", F32, 2)), ("centroids", ("array", F32, 2))],
+    "available_isas": [],
+    "best_isa": [],
     "cpu_features": [],
     "num_threads": [],
-    "asym_pack": [("codes", ("array", U8, 2)), ("bits", ("int",))],
-    "asym_unpack": [("packed", ("array", U8, 2)), ("dims", ("int",)), ("bits", ("int",))],
-    "asym_to_blocks": [("codes", ("array", U8, 2))],
-    "asym_from_blocks": [("blocks", ("array", U8, 1)), ("n", ("int",)), ("row_bytes", ("int",))],
-    "asym_search": [
-        ("queries", ("array", F32, 2)),
-        ("recon", ("array", F32, 2)),
-        ("codes", ("array", U8, 2)),
-        ("k", ("int",)),
-        ("kernel", ("opt_str", KERNELS)),
-        ("row_scale", ("opt_array", F32, 1)),
-    ],
-    "asym_search_blocked": [
-        ("queries", ("array", F32, 2)),
-        ("recon", ("array", F32, 2)),
-        ("blocks", ("array", U8, 1)),
-        ("n", ("int",)),
-        ("k", ("int",)),
-        ("kernel", ("opt_str", KERNELS)),
-        ("row_scale", ("opt_array", F32, 1)),
-    ],
-    "asym_score_candidates": [
-        ("queries", ("array", F32, 2)),
-        ("recon", ("array", F32, 2)),
-        ("codes", ("array", U8, 2)),
-        ("candidates", ("array", I64, 2)),
-        ("row_scale", ("opt_array", F32, 1)),
-    ],
-    "asym_rescore": [
-        ("queries", ("array", F32, 2)),
-        ("recon", ("array", F32, 2)),
-        ("codes", ("array", U8, 2)),
-        ("candidates", ("array", I64, 2)),
-        ("k", ("int",)),
-        ("row_scale", ("opt_array", F32, 1)),
-    ],
-    "float_rescore": [
-        ("queries", ("array", F32, 2)),
-        ("vectors", ("array", F32, 2)),
-        ("candidates", ("array", I64, 2)),
-        ("k", ("int",)),
-    ],
-    "lut_search": [
-        ("luts", ("array", F32, 3)),
-        ("codes", ("array", U8, 2)),
-        ("k", ("int",)),
-        ("row_scale", ("opt_array", F32, 1)),
-        ("kernel", ("opt_str", KERNELS)),
-    ],
-    "lut_search_blocked": [
-        ("luts", ("array", F32, 3)),
-        ("blocks", ("array", U8, 1)),
-        ("n", ("int",)),
-        ("k", ("int",)),
-        ("row_scale", ("opt_array", F32, 1)),
-        ("kernel", ("opt_str", KERNELS)),
-    ],
-    "lut_score_candidates": [
-        ("luts", ("array", F32, 3)),
-        ("codes", ("array", U8, 2)),
-        ("candidates", ("array", I64, 2)),
-        ("row_scale", ("opt_array", F32, 1)),
-    ],
-    "lut_rescore": [
-        ("luts", ("array", F32, 3)),
-        ("codes", ("array", U8, 2)),
-        ("candidates", ("array", I64, 2)),
-        ("k", ("int",)),
-        ("row_scale", ("opt_array", F32, 1)),
-    ],
-    "asym_kernels": [],
     "_gil_checks": [],
+    # Constructors.
+    "Store": [
+        ("segments", ("arrays", U8, 1)),
+        ("table", ("array", U64, 2)),
+        ("labels", ("opt_arrays", U64, 1)),
+        ("row_scale", ("opt_arrays", F32, 1)),
+        ("max_scale", ("opt_float",)),
+    ],
+    "Filter.bits": [("words", ("array", U64, 1))],
+    "Filter.labels": [("labels", ("array", U64, 1))],
+    "Plan": [("lists", ("array", I64, 2)), ("nprobe", ("int",)), ("bias", ("opt_array", F32, 2))],
+    "Plan.arrays": [],  # on a drawn plan
+    "Coarse": [("centroids", ("array", F32, 2)), ("isa", ("opt_str", ISA_NAMES))],
+    "Coarse.plan": [
+        ("queries", ("array", F32, 2)),
+        ("nprobe", ("int",)),
+        ("width", ("int",)),
+        ("residual", ("bool",)),
+    ],
+    "HammingCodec": [("words", ("int",)), ("nbits", ("opt_int",)), ("isa", ("opt_str", ISA_NAMES))],
+    "TableCodec.recon": [
+        ("recon", ("array", F32, 2)),
+        ("layout", ("opt_str", LAYOUTS)),
+        ("isa", ("opt_str", ISA_NAMES)),
+    ],
+    "TableCodec.given": [("m", ("int",)), ("layout", ("opt_str", LAYOUTS)), ("isa", ("opt_str", ISA_NAMES))],
+    "TableCodec.projected": [
+        ("basis", ("array", F32, 2)),
+        ("slot_dims", ("array", I64, 2)),
+        ("slot_values", ("array", F32, 3)),
+        ("layout", ("opt_str", LAYOUTS)),
+        ("isa", ("opt_str", ISA_NAMES)),
+    ],
+    "FloatCodec": [("dims", ("int",)), ("isa", ("opt_str", ISA_NAMES))],
+    "Float16Codec": [("dims", ("int",)), ("isa", ("opt_str", ISA_NAMES))],
+    # Methods, on a codec of the class drawn with the arguments.
+    **{
+        f"{cls}.{method}": [("queries", QUERY_KINDS[cls]), *params]
+        for cls in QUERY_KINDS
+        for method, params in CODEC_METHODS.items()
+    },
 }
+# Words that name an argument in messages about its parts: a store's errors at search time name the
+# segment, list, labels or row_scale of it that does not fit; a plan's name the list or the bias.
+ALIASES = {"store": ("segment", "list", "labels", "row_scale"), "plan": ("list", "bias")}
 
 # Axis lengths: small ones shared across arguments (so shapes often agree and calls get deep), the
 # table widths the kernels care about, and huge lengths used only beside a zero-length axis.
@@ -138,12 +143,37 @@ INTS = (-(2**70), -(2**63), -1, 0, 1, 2, 3, 4, 7, 8, 9, 16, 63, 64, 65, 256, 2**
 DTYPES = (np.uint8, np.uint16, np.uint64, np.int64, np.float32, np.float64, np.int32, np.bool_)
 
 
-def test_every_binding_function_is_fuzzed():
-    public = {
-        n for n in dir(_core) if callable(getattr(_core, n)) and not isinstance(getattr(_core, n), type)
+def target(name):
+    """The callable of a signature name: a function, a constructor (static ones included), or a method
+    of an object drawn with the arguments (a codec, a plan, a coarse quantizer: see ``valid_args``)."""
+    if name in STATICS:
+        cls, method = name.split(".")
+        return getattr(getattr(_core, cls), method)
+    if "." in name:
+        method = name.split(".")[1]
+        return lambda obj, *args: getattr(obj, method)(*args)
+    return getattr(_core, name)
+
+
+def test_every_binding_function_constructor_and_method_is_fuzzed():
+    public = {n for n in dir(_core) if callable(getattr(_core, n)) and not n.startswith("__")}
+    public -= {"QamaError", "QamaTypeError"}
+    named = {n.split(".")[0] for n in SIGNATURES}
+    assert public == named, public ^ named
+    classes = [v for v in vars(_core).values() if isinstance(v, type) and not issubclass(v, BaseException)]
+    assert {c.__name__ for c in classes} == {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec"} | {
+        "Store",
+        "Filter",
+        "Plan",
+        "Coarse",
     }
-    public -= {n for n in public if n.startswith("__")}
-    assert public == set(SIGNATURES), public ^ set(SIGNATURES)
+    for cls in classes:
+        members = vars(cls).items()
+        methods = {n for n, v in members if type(v).__name__ == "method_descriptor"}
+        statics = {n for n, v in members if type(v).__name__ in ("staticmethod", "classmethod")}
+        assert {f"{cls.__name__}.{m}" for m in methods | statics} <= set(SIGNATURES), cls
+        assert {f"{cls.__name__}.{m}" for m in statics} <= STATICS, cls
+    assert set(QUERY_KINDS) == {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec"}
 
 
 @st.composite
@@ -208,31 +238,101 @@ def values(draw, dtype, shape, seed):
 
 
 @st.composite
+def wrong_stores(draw):
+    """A ``Store`` that does not fit the codec it is passed to (another element type or row width, rows
+    past its arrays, more lists, or nothing at all), or not a ``Store`` at all."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.sampled_from([None, 3, "store", np.zeros((3, 2), U8), [np.zeros(3, U8)]]))
+    dtype = draw(st.sampled_from([U8, U16, U64, F32]))
+    n = draw(st.integers(0, 70))
+    lists = draw(st.integers(0, 3))
+    units = draw(st.sampled_from([0, 1, 3, 40, 300]))
+    shape = (units,) if draw(st.booleans()) else (draw(st.sampled_from([0, 1, 3, 40])), units)
+    offsets = np.array([[draw(st.sampled_from([0, 1, 32, 2**40])), n, 0, 0] for _ in range(lists)], dtype=U64)
+    return _core.Store([np.zeros(shape, dtype), np.zeros(0, dtype)], offsets.reshape(lists, 4))
+
+
+@st.composite
+def wrong_plans(draw):
+    """A ``Plan`` of other queries, of lists the store may not have, of huge or zero ``nprobe``, with or
+    without biases (huge ones too), or not a ``Plan`` at all."""
+    if draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from([None, 3, np.zeros((1, 1), I64), (np.zeros((1, 1), I64), 1)]))
+    nq, width = draw(st.integers(0, 5)), draw(st.integers(0, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    first = draw(st.sampled_from([0, 0, 2, 2**40]))  # lists first..first + 7, distinct per query
+    lists = np.array([rng.permutation(8)[:width] + first for _ in range(nq)], I64).reshape(nq, width)
+    bias = None
+    if draw(st.booleans()):
+        bias = rng.normal(scale=draw(st.sampled_from([1.0, 1e30, 1e38])), size=lists.shape).astype(F32)
+    return _core.Plan(np.ascontiguousarray(lists), draw(st.sampled_from([0, 1, 2, 2**63 - 1, 2**70])), bias)
+
+
+@st.composite
+def filters(draw):
+    """A ``Filter`` (a bitmap or sorted labels), None, or not a ``Filter`` at all."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["none", "bits", "labels", "wrong"]))
+    if kind == "bits":
+        return _core.Filter.bits(rng.integers(0, 2**64, draw(st.sampled_from([0, 1, 3, 20])), dtype=U64))
+    if kind == "labels":
+        top = draw(st.sampled_from([10, 10**6, 2**64]))
+        return _core.Filter.labels(np.sort(rng.integers(0, top, draw(st.integers(0, 30)), dtype=U64)))
+    if kind == "wrong":
+        return draw(st.sampled_from([3, "x", np.zeros(2, U64), [1, 2], _core.Plan(np.zeros((1, 1), I64), 1)]))
+    return None
+
+
+@st.composite
 def argument(draw, kind):
     tag = kind[0]
     if tag == "array":
         return draw(arrays(kind[1], kind[2]))
     if tag == "opt_array":
         return draw(st.one_of(st.none(), arrays(kind[1], kind[2])))
+    if tag in ("arrays", "opt_arrays"):
+        lists = st.lists(arrays(kind[1], kind[2]), min_size=0, max_size=3)
+        pool = [lists, st.sampled_from([3, "x", (np.zeros(2, kind[1]),)])]
+        if tag == "opt_arrays":
+            pool.append(st.none())
+        return draw(st.one_of(*pool))
     if tag in ("int", "opt_int"):
         pool = [*INTS, np.int64(5), np.uint8(3), True, 2.5, "4", [1]]
         if tag == "opt_int":
             pool.append(None)
         return draw(st.sampled_from(pool))
+    if tag == "opt_float":
+        return draw(
+            st.sampled_from([None, 0.0, 1.0, 2.5, np.float32(3.0), 7, -1.0, np.nan, np.inf, 1e308, "1"])
+        )
+    if tag == "bool":
+        # Wrong types first: Hypothesis favours a pool's first entries.
+        return draw(st.sampled_from([1, None, "yes", 2.5, 0, True, False, np.True_, np.False_]))
+    if tag == "store":
+        return draw(wrong_stores())
+    if tag == "plan":
+        return draw(wrong_plans())
+    if tag == "opt_filter":
+        return draw(filters())
     return draw(st.sampled_from([None, *kind[1], "avx9", "", 7, b"scalar"]))
 
 
-def check_call(name, args):
-    """Calls ``_core.<name>(*args)``, checks the error contract and says how the call ended."""
+def check_call(name, args, codec=None):
+    """Calls ``name`` with ``args`` (on ``codec``, the drawn object of a method), checks the error
+    contract and says how the call ended."""
     params = [p for p, _ in SIGNATURES[name]]
+    words = params + [a for p in params for a in ALIASES.get(p, ())]
     try:
-        getattr(_core, name)(*args)
+        if codec is None:
+            target(name)(*args)
+        else:
+            target(name)(codec, *args)
         return "ok"
     except MemoryError:
         return "memory"
     except QamaError as e:  # QamaTypeError included
         message = str(e)
-        named = any(re.search(rf"\b{re.escape(p)}\b", message) for p in params)
+        named = any(re.search(rf"\b{re.escape(w)}\b", message) for w in words)
         assert named, f"{name}: {type(e).__name__} {message!r} names none of {params}"
         return "error"
     except BaseException as e:  # noqa: BLE001 - a PanicException derives from BaseException
@@ -252,34 +352,150 @@ def _thresholds(rng, levels):
     return np.concatenate([np.sort(rng.normal(size=int(count) - 1)) for count in levels]).astype(np.float32)
 
 
+def list_store(rows, block_rows, sizes, rng, labelled, scale):
+    """``rows`` (``(n, units)`` of the codec's element type) in lists of ``sizes``: a base segment with
+    the lists one after another (block-aligned) and an empty tail, optional labels and scales."""
+    units = rows.shape[1]
+    parts, table, at, lab, sc = [], [], 0, [], []
+    offset = 0
+    for size in sizes:
+        padded = -(-size // block_rows) * block_rows
+        part = np.zeros((padded, units), rows.dtype)
+        part[:size] = rows[at : at + size]
+        parts.append(part)
+        lab.append(np.concatenate([rng.permutation(10**6)[:size], np.zeros(padded - size, int)]).astype(U64))
+        sc.append(
+            np.concatenate([scale[at : at + size], np.ones(padded - size, F32)])
+            if scale is not None
+            else None
+        )
+        table.append([offset, size, 0, 0])
+        offset += padded
+        at += size
+    data = np.concatenate(parts)
+    if block_rows > 1:
+        data = _core.to_blocks(data)
+    empty = np.zeros(0, rows.dtype)
+    return _core.Store(
+        [np.ascontiguousarray(data), empty],
+        np.array(table, dtype=U64),
+        [np.concatenate(lab), np.zeros(0, U64)] if labelled else None,
+        [np.concatenate(sc), np.zeros(0, F32)] if scale is not None else None,
+    )
+
+
+def projection(draw, rng, dims, m, min_slots=0):
+    """``(basis, slot_dims, slot_values)`` of ``TableCodec.projected``: byte or nibble slots, some empty."""
+    width, slots = draw(st.integers(1, 12)), draw(st.integers(min_slots, 3))
+    shape = (m, 2, slots) if draw(st.booleans()) else (m, slots)
+    slot_dims = rng.integers(-1, width, size=shape).astype(I64)
+    values = rng.normal(size=(*shape, 16 if len(shape) == 3 else 256)).astype(F32)
+    return rng.normal(size=(dims, width)).astype(F32), slot_dims, values
+
+
+def codec_case(cls, draw, rng, n, nq):
+    """A codec of class ``cls`` (variant, layout, isa drawn), its queries and a store of ``n`` rows."""
+    isa = draw(st.sampled_from([None, *ISAS]))
+    sizes = [n]
+    if n > 1 and draw(st.booleans()):
+        cut = int(rng.integers(0, n + 1))
+        sizes = [cut, n - cut]
+    labelled = draw(st.booleans())
+    scale = None
+    if cls == "HammingCodec":
+        words = draw(st.integers(1, 3))
+        nbits = draw(st.sampled_from([None, 1, 64 * words, 64 * words - 5]))
+        codec = _core.HammingCodec(words, nbits, isa)
+        rows = rng.integers(0, 2**63, (n, words), dtype=U64)
+        queries = rng.integers(0, 2**63, (nq, words), dtype=U64)
+    elif cls in ("FloatCodec", "Float16Codec"):
+        d = draw(st.integers(1, 20))
+        codec = getattr(_core, cls)(d, isa)
+        rows = rng.normal(size=(n, d)).astype(F32)
+        rows = rows.astype(np.float16).view(U16) if cls == "Float16Codec" else rows
+        queries = rng.normal(size=(nq, d)).astype(F32)
+    else:
+        layout = draw(st.sampled_from(LAYOUTS))
+        tables = draw(st.sampled_from(["recon", "given", "projected"]))
+        if tables == "recon":
+            bits, d = (
+                draw(st.sampled_from([1, 2, 4] if layout == "blocks" else [1, 2, 4, 8])),
+                draw(st.integers(1, 20)),
+            )
+            codec = _core.TableCodec.recon(rng.normal(size=(d, 1 << bits)).astype(F32), layout, isa)
+            rows = _core.pack_codes(rng.integers(0, 1 << bits, (n, d), dtype=U8), bits)
+            queries = rng.normal(size=(nq, d)).astype(F32)
+        else:
+            m, d = draw(st.integers(1, 10)), draw(st.integers(1, 20))
+            if tables == "given":
+                codec = _core.TableCodec.given(m, layout, isa)
+                queries = rng.normal(size=(nq, m, 256)).astype(F32)
+            else:
+                # At least one slot a byte: no slots at all is the panic of
+                # test_table_codec.py::test_projected_slots_of_no_dimension_give_zero_tables.
+                codec = _core.TableCodec.projected(*projection(draw, rng, d, m, 1), layout, isa)
+                queries = rng.normal(size=(nq, d)).astype(F32)
+            rows = rng.integers(0, 256, (n, m), dtype=U8)
+        scale = None if draw(st.booleans()) else rng.uniform(-2, 2, n).astype(F32)
+    store = list_store(rows, codec.block_rows, sizes, rng, labelled, scale)
+    return codec, queries, store, len(sizes)
+
+
 def valid_args(name, draw):
-    """Arguments the function accepts, from a few drawn sizes (so the fuzzer reaches the kernels);
-    ``test_fuzz`` then breaks one of them, or none."""
+    """Arguments the call accepts, from a few drawn sizes (so the fuzzer reaches the kernels), and the
+    codec of a method call (else None); ``test_fuzz`` then breaks one argument, or none."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n, nq, d = draw(st.integers(1, 40)), draw(st.integers(0, 4)), draw(st.integers(1, 20))
     bits = draw(st.sampled_from([1, 2, 4, 8]))
     k = draw(st.sampled_from([1, 2, 5, 40, 2**31, 2**63 - 1, 2**70]))
     words = draw(st.integers(1, 3))
     kc = draw(st.integers(0, n))
-    scale = None if draw(st.booleans()) else rng.uniform(-2, 2, n).astype(np.float32)
     levels = rng.integers(2, 6, d).astype(np.uint16)
     codes = (rng.integers(0, 1 << 16, (n, d)) % levels).astype(np.uint8)
-    recon = rng.normal(size=(d, 1 << bits)).astype(np.float32)
-    packed = _core.asym_pack(rng.integers(0, 1 << bits, (n, d), dtype=np.uint8), bits)
-    queries = rng.normal(size=(nq, d)).astype(np.float32)
-    cands = _distinct_rows(rng, nq, n, kc)
+    packed = _core.pack_codes(rng.integers(0, 1 << bits, (n, d), dtype=np.uint8), bits)
     words_q = rng.integers(0, 2**63, (nq, words), dtype=np.uint64)
     words_db = rng.integers(0, 2**63, (n, words), dtype=np.uint64)
     nbits = draw(st.sampled_from([None, 1, 64 * words, 64 * words - 5]))
-    backend = draw(st.sampled_from([None, *_core.available_backends()]))
-    m = draw(st.integers(1, 10))
-    luts = rng.normal(size=(nq, m, 256)).astype(np.float32)
-    lut_codes = rng.integers(0, 256, (n, m), dtype=np.uint8)
-    row_kernel = draw(st.sampled_from([None, "scalar", "interleaved"]))
-    block_kernel = draw(
-        st.sampled_from([None, *[k for k in ("scalar", "avx2") if k in _core.asym_kernels()]])
-    )
+    isa = draw(st.sampled_from([None, *ISAS]))
     nbits_raw = draw(st.integers(1, 130))
+    if "." in name and name.split(".")[0] in QUERY_KINDS and name not in STATICS:
+        cls, method = name.split(".")
+        codec, queries, store, lists = codec_case(cls, draw, rng, n, nq)
+        cands = _distinct_rows(rng, nq, n, kc)
+        allowed = draw(st.sampled_from(["none", "bits", "labels"]))
+        bitmap = rng.integers(0, 2**63, draw(st.integers(0, 3)), dtype=np.uint64)
+        labels = np.sort(rng.integers(0, 10**6, draw(st.integers(0, 20)))).astype(np.uint64)
+        only = {
+            "none": None,
+            "bits": _core.Filter.bits(bitmap),
+            "labels": _core.Filter.labels(labels),
+        }[allowed]
+        width = draw(st.integers(1, lists))
+        order = np.array([rng.permutation(lists)[:width] for _ in range(nq)], np.int64).reshape(nq, width)
+        # Hamming distances take no bias (a biased plan is refused, naming the bias).
+        biased = draw(st.integers(0, 4)) == 0 if cls == "HammingCodec" else draw(st.booleans())
+        bias = rng.normal(size=(nq, width)).astype(np.float32) if biased else None
+        plan = _core.Plan(order, draw(st.integers(0, 3)), bias)
+        args = {
+            "search": (queries, store, k, only),
+            "search_lists": (queries, store, k, plan, only),
+            "score": (queries, store, cands),
+            "rescore": (queries, store, cands, k, only),
+        }[method]
+        return args, codec
+    if name in ("Coarse.plan", "Plan.arrays"):
+        nlist, width = draw(st.integers(1, 6)), draw(st.integers(0, 7))
+        if name == "Plan.arrays":
+            order = [rng.permutation(nlist)[: min(width, nlist)] for _ in range(nq)]
+            order = np.array(order, np.int64).reshape(nq, min(width, nlist))
+            bias = rng.normal(size=order.shape).astype(np.float32) if draw(st.booleans()) else None
+            return (), _core.Plan(order, draw(st.integers(0, 3)), bias)
+        coarse = _core.Coarse(rng.normal(size=(nlist, d)).astype(np.float32), isa)
+        queries = rng.normal(size=(nq, d)).astype(np.float32)
+        return (queries, draw(st.integers(0, 7)), width, draw(st.booleans())), coarse
+    blocks = _core.to_blocks(packed)
+    scale = rng.normal(size=n).astype(np.float32) if draw(st.booleans()) else None
+    m, slots_of = draw(st.integers(1, 6)), draw(st.integers(1, 4))
     return {
         "quantize": (rng.normal(size=(n, d)).astype(np.float32), _thresholds(rng, levels), levels),
         "encode": (rng.normal(size=(n, d)).astype(np.float32), _thresholds(rng, levels), levels),
@@ -287,27 +503,60 @@ def valid_args(name, draw):
         "collapse": (_core.expand(codes, levels), levels),
         "pack_bits": (rng.integers(0, 2, (n, nbits_raw), dtype=np.uint8),),
         "unpack_bits": (rng.integers(0, 2**63, (n, -(-nbits_raw // 64)), dtype=np.uint64), nbits_raw),
-        "hamming_distances": (words_q, words_db, nbits, backend),
-        "search": (words_q, words_db, k, nbits, backend),
-        "asym_pack": (rng.integers(0, 1 << bits, (n, d), dtype=np.uint8), bits),
-        "asym_unpack": (packed, d, bits),
-        "asym_to_blocks": (packed,),
-        "asym_from_blocks": (_core.asym_to_blocks(packed), n, packed.shape[1]),
-        "asym_search": (queries, recon, packed, k, row_kernel, scale),
-        "asym_search_blocked": (queries, recon, _core.asym_to_blocks(packed), n, k, block_kernel, scale),
-        "asym_score_candidates": (queries, recon, packed, cands, scale),
-        "asym_rescore": (queries, recon, packed, cands, k, scale),
-        "float_rescore": (queries, rng.normal(size=(n, d)).astype(np.float32), cands, k),
-        "lut_search": (luts, lut_codes, k, scale, row_kernel),
-        "lut_search_blocked": (luts, _core.asym_to_blocks(lut_codes), n, k, scale, block_kernel),
-        "lut_score_candidates": (luts, lut_codes, cands, scale),
-        "lut_rescore": (luts, lut_codes, cands, k, scale),
-    }[name]
+        "hamming_distances": (words_q, words_db, nbits, isa),
+        "pack_codes": (rng.integers(0, 1 << bits, (n, d), dtype=np.uint8), bits),
+        "unpack_codes": (packed, d, bits),
+        "to_blocks": (packed,),
+        "from_blocks": (blocks, n, packed.shape[1]),
+        "write_block_rows": (blocks.copy(), int(rng.integers(0, n + 1)) // 2, packed[: n // 2].copy()),
+        "keep_block_rows": (blocks.copy(), packed.shape[1], rng.random(n) < 0.5),
+        "kmeans_iterate": (
+            rng.normal(size=(n, d)).astype(np.float32),
+            rng.normal(size=(min(n, 4), d)).astype(np.float32),
+        ),
+        "kmeans_assign": (
+            rng.normal(size=(n, d)).astype(np.float32),
+            rng.normal(size=(min(n, 4), d)).astype(np.float32),
+        ),
+        "Store": (
+            [words_db, np.zeros(0, np.uint64)],
+            np.array([[0, n, 0, 0]], dtype=np.uint64),
+            [np.arange(n, dtype=np.uint64), np.zeros(0, np.uint64)] if draw(st.booleans()) else None,
+            None if scale is None else [scale, np.zeros(0, np.float32)],
+            None if scale is None or draw(st.booleans()) else float(np.abs(scale).max()) * 2,
+        ),
+        "Filter.bits": (rng.integers(0, 2**64, draw(st.integers(0, 4)), dtype=np.uint64),),
+        "Filter.labels": (np.sort(rng.integers(0, 2**64, draw(st.integers(0, 20)), dtype=np.uint64)),),
+        "Plan": (
+            np.array([rng.permutation(8)[: d % 5] for _ in range(nq)], np.int64).reshape(nq, d % 5),
+            draw(st.integers(0, 5)),
+            rng.normal(size=(nq, d % 5)).astype(np.float32) if draw(st.booleans()) else None,
+        ),
+        "Coarse": (rng.normal(size=(slots_of, d)).astype(np.float32), isa),
+        "HammingCodec": (words, nbits, isa),
+        "TableCodec.recon": (
+            rng.normal(size=(d, 1 << bits)).astype(np.float32),
+            draw(st.sampled_from([None, "rows", *(["blocks"] if bits <= 4 else [])])),
+            isa,
+        ),
+        "TableCodec.given": (d, draw(st.sampled_from([None, *LAYOUTS])), isa),
+        "TableCodec.projected": (*projection(draw, rng, d, m), draw(st.sampled_from([None, *LAYOUTS])), isa),
+        "FloatCodec": (d, isa),
+        "Float16Codec": (d, isa),
+        "available_isas": (),
+        "best_isa": (),
+        "cpu_features": (),
+        "num_threads": (),
+        "_gil_checks": (),
+    }[name], None
 
 
 def corrupt(draw, value):
     """A value-level fault in an argument of the right type: NaN / inf / huge floats, out-of-range
-    integers, a non-contiguous or read-only view."""
+    integers, a non-contiguous or read-only view (of one array of a list)."""
+    if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+        at = draw(st.integers(0, len(value) - 1))
+        return [corrupt(draw, v) if i == at else v for i, v in enumerate(value)]
     if not isinstance(value, np.ndarray) or value.size == 0:
         return value
     array = value.copy()
@@ -317,6 +566,8 @@ def corrupt(draw, value):
     if how == "special":
         if array.dtype.kind == "f":
             flat[at] = draw(st.sampled_from([np.nan, np.inf, -np.inf, 3e38, -3e38]))
+        elif array.dtype.kind == "b":
+            flat[at] = not flat[at]
         else:
             flat[at] = draw(
                 st.sampled_from(
@@ -338,42 +589,85 @@ def corrupt(draw, value):
 @pytest.mark.parametrize("name", sorted(SIGNATURES))
 def test_fuzz(name):
     kinds = [kind for _, kind in SIGNATURES[name]]
+    on_object = "." in name and name not in STATICS  # a method of a drawn object
     endings: dict[str, int] = {}
 
     @st.composite
     def calls(draw):
-        if not kinds:
-            return ()
-        args = list(valid_args(name, draw))
+        args, obj = valid_args(name, draw)
+        args = list(args)
         fault = draw(st.sampled_from(["none", "none", "replace", "corrupt", "corrupt"]))
-        if fault != "none":
+        if fault != "none" and args:
             i = draw(st.integers(0, len(args) - 1))
             args[i] = draw(argument(kinds[i])) if fault == "replace" else corrupt(draw, args[i])
-        return tuple(args)
+        return tuple(args), obj
 
-    @settings(max_examples=EXAMPLES if kinds else 1, database=None)
+    @settings(max_examples=EXAMPLES if kinds or on_object else 1, database=None)
     @given(calls())
-    def run(args):
-        ending = check_call(name, args)
+    def run(call):
+        args, obj = call
+        ending = check_call(name, args, obj)
         endings[ending] = endings.get(ending, 0) + 1
 
     run()
     # The generator must reach the kernels, not only the argument checks.
-    assert not kinds or endings.get("ok", 0) > 0, endings
+    assert endings.get("ok", 0) > 0, endings
     assert not kinds or endings.get("error", 0) > 0, endings
 
 
-def test_type_errors_are_qama_type_errors_and_type_errors():
-    for call in (
-        lambda: _core.search(np.zeros((1, 1)), np.zeros((1, 1), np.uint64), 1),
-        lambda: _core.search(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 1.5),
-        lambda: _core.asym_search(
-            np.zeros((1, 2), np.float32),
-            np.zeros((2, 2), np.float32),
-            np.zeros((3, 1), np.uint8),
-            1,
-            kernel=3,
+H_QUERIES = np.zeros((1, 1), np.uint64)
+H_ROWS = _core.Store([np.zeros((3, 1), np.uint64)], np.array([[0, 3]], np.uint64))
+LUTS = np.zeros((1, 1, 256), np.float32)
+T_ROWS = _core.Store([np.zeros((3, 1), np.uint8)], np.array([[0, 3]], np.uint64))
+ONE_LIST = _core.Plan(np.zeros((1, 1), np.int64), 1)
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda: _core.HammingCodec(1).search(H_QUERIES, np.zeros((3, 1), np.uint64), 1), "store"),
+        (lambda: _core.TableCodec.given(1).score(LUTS, None, np.zeros(1, np.int64)), "store"),
+        (
+            lambda: _core.FloatCodec(1).rescore(np.zeros((1, 1), np.float32), [], np.zeros(1, np.int64), 1),
+            "store",
         ),
+        (
+            lambda: _core.HammingCodec(1).search_lists(H_QUERIES, H_ROWS, 1, np.zeros((1, 1), np.int64)),
+            "plan",
+        ),
+        (lambda: _core.TableCodec.given(1).search_lists(LUTS, T_ROWS, 1, None), "plan"),
+        (lambda: _core.TableCodec.given(1).search_lists(LUTS, T_ROWS, 1, ONE_LIST, ONE_LIST), "filter"),
+        (lambda: _core.HammingCodec(1).search(H_QUERIES, H_ROWS, 1, np.zeros(1, np.uint64)), "filter"),
+        (lambda: _core.HammingCodec(1).rescore(H_QUERIES, H_ROWS, np.zeros(1, np.int64), 1, "x"), "filter"),
+        (lambda: _core.HammingCodec(1).search(H_QUERIES, H_ROWS, 1, filter=H_ROWS), "filter"),
+    ],
+)
+def test_object_arguments_of_the_wrong_type_are_qama_type_errors(call, argument):
+    """A ``store``, ``plan`` or ``filter`` that is not the object it names is a ``QamaTypeError`` (also
+    a ``TypeError``) naming the argument and the class it must be."""
+    with pytest.raises(QamaTypeError, match=rf"^{argument} must be a qama_rs\._core\.\w+, got \w+"):
+        call()
+
+
+def test_table_queries_errors_name_queries():
+    luts = np.zeros((1, 2, 256), np.float32)
+    luts[0, 1, 5] = np.inf
+    rows = _core.Store(
+        [np.zeros((3, 2), np.uint8), np.zeros(0, np.uint8)], np.array([[0, 3, 0, 0]], np.uint64)
+    )
+    with pytest.raises(QamaError, match=r"^queries\[0, 1, 5\] = inf is not finite"):
+        _core.TableCodec.given(2, "rows").search(luts, rows, 1)
+
+
+def test_type_errors_are_qama_type_errors_and_type_errors():
+    words = np.zeros((1, 1), np.uint64)
+    rows = _core.Store([words, np.zeros(0, np.uint64)], np.array([[0, 1, 0, 0]], np.uint64))
+    for call in (
+        lambda: _core.HammingCodec(1).search(np.zeros((1, 1)), rows, 1),
+        lambda: _core.HammingCodec(1).search(words, rows, 1.5),
+        lambda: _core.HammingCodec(1, isa=3),
+        lambda: _core.TableCodec.recon(np.zeros((2, 2), np.float32), layout=3),
+        lambda: _core.Store([np.zeros((2, 4), np.uint64)[:, ::2]], np.zeros((1, 2), np.uint64)),
         lambda: _core.pack_bits(np.zeros((4, 4), np.uint8)[:, ::2]),
     ):
         with pytest.raises(QamaTypeError) as info:
@@ -383,23 +677,33 @@ def test_type_errors_are_qama_type_errors_and_type_errors():
 
 def test_huge_k_returns_every_row():
     db = np.arange(6, dtype=np.uint64).reshape(3, 2)
+    rows = _core.Store([db, np.zeros(0, np.uint64)], np.array([[0, 3, 0, 0]], np.uint64))
+    codec = _core.HammingCodec(2)
     for k in (2**31, 2**31 + 1, 2**63 - 1, 2**64, 2**100, np.uint64(2**64 - 1)):
-        d, i = _core.search(db, db, k)
-        assert d.shape == (3, 3) and sorted(i[0].tolist()) == [0, 1, 2]
+        s, i = codec.search(db, rows, k)
+        assert s.shape == (3, 3) and sorted(i[0].tolist()) == [0, 1, 2]
+        s, i = codec.rescore(db, rows, np.array([2, 0], np.int64), k)
+        assert s.shape == (3, 2) and sorted(i[0].tolist()) == [0, 2]
     with pytest.raises(QamaError, match="k = "):
-        _core.search(db, db, -(2**80))
+        codec.search(db, rows, -(2**80))
 
 
 def test_non_contiguous_and_nan_inputs_name_the_argument():
     q = np.zeros((2, 8), dtype=np.float32)
     recon = np.zeros((8, 4), dtype=np.float32)
     codes = np.zeros((5, 2), dtype=np.uint8)
-    with pytest.raises(QamaTypeError, match="codes must be C-contiguous"):
-        _core.asym_search(q, recon, np.zeros((5, 4), np.uint8)[:, ::2], 1)
+    rows = _core.Store([codes, np.zeros(0, np.uint8)], np.array([[0, 5, 0, 0]], np.uint64))
+    codec = _core.TableCodec.recon(recon, "rows")
+    with pytest.raises(QamaTypeError, match=r"segments\[0\] must be C-contiguous"):
+        _core.Store(
+            [np.zeros((5, 4), np.uint8)[:, ::2], np.zeros(0, np.uint8)], np.array([[0, 5, 0, 0]], np.uint64)
+        )
+    with pytest.raises(QamaTypeError, match="queries must be C-contiguous"):
+        codec.search(np.zeros((2, 16), np.float32)[:, ::2], rows, 1)
     with pytest.raises(QamaError, match=r"queries\[1, 3\] = NaN"):
         bad = q.copy()
         bad[1, 3] = np.nan
-        _core.asym_search(bad, recon, codes, 1)
+        codec.search(bad, rows, 1)
     with pytest.raises(QamaError, match=r"x\[0, 1\] = inf"):
         _core.encode(
             np.array([[0, np.inf]], np.float32), np.zeros(2, np.float32), np.array([2, 2], np.uint16)
@@ -407,11 +711,10 @@ def test_non_contiguous_and_nan_inputs_name_the_argument():
 
 
 def test_error_classes_pickle_and_live_in_qama_rs_errors():
-    import pickle
-
     for cls in (QamaError, QamaTypeError):
         assert cls.__module__ == "qama_rs.errors"
         again = pickle.loads(pickle.dumps(cls("k = 0; must be positive")))
         assert type(again) is cls and str(again) == "k = 0; must be positive"
     assert issubclass(QamaTypeError, QamaError) and issubclass(QamaTypeError, TypeError)
     assert issubclass(QamaError, ValueError) and not issubclass(QamaError, TypeError)
+    assert _core.QamaError is QamaError and _core.QamaTypeError is QamaTypeError

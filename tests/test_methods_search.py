@@ -1,5 +1,6 @@
 """Symmetric Hamming variants, Gray codes, rotations, and two-stage search through the factory index
-(against the NumPy oracles of tests/_oracles.py)."""
+(against the NumPy oracles of tests/_oracles.py), the rescoring stage by any codec (per-dimension,
+float, or Hamming)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from _oracles import (
     topk_largest,
     topk_smallest,
 )
-from qama_rs import QamaError, index_factory
+from qama_rs import QamaError, Quantizer, index_factory
 from qama_rs.quantizers import (
     GrayTwoBit,
     LloydMaxGauss,
@@ -89,7 +90,9 @@ def test_gray_2bit_hamming_bits_and_distances():
     # its codes and asymmetric scores are those of 2-bit Lloyd-Max
     lm = LloydMaxGauss().fit(x)
     np.testing.assert_array_equal(lm.encode(x), q.encode(x))
-    np.testing.assert_allclose(quantizer_scores(lm, queries, all_codes), quantizer_scores(q, queries, all_codes))
+    np.testing.assert_allclose(
+        quantizer_scores(lm, queries, all_codes), quantizer_scores(q, queries, all_codes)
+    )
 
 
 # -------------------------------------------------------------------------- rotations
@@ -152,7 +155,10 @@ def _index(spec, docs):
     return index
 
 
-@pytest.mark.parametrize(("refine", "alone"), [("Rescore(LloydMax2,{k})", "LloydMax2"), ("RFlat({k})", "Flat"), ("Rescore(Int8,{k})", "Int8")])
+@pytest.mark.parametrize(
+    ("refine", "alone"),
+    [("Rescore(LloydMax2,{k})", "LloydMax2"), ("RFlat({k})", "Flat"), ("Rescore(Int8,{k})", "Int8")],
+)
 def test_two_stage_with_all_candidates_equals_full_rescoring(refine, alone, corpus):
     docs, queries = corpus
     expected = _index(alone, docs).search(queries, 10)
@@ -196,5 +202,18 @@ def test_two_stage_counts_both_stages_bytes_and_refuses_a_prefix(corpus):
     assert not np.array_equal(ids, two.search(queries, 10)[1])
     with pytest.raises(QamaError, match="dims"):
         two.search(queries, 10, dims=65)
-    with pytest.raises(QamaError, match="cannot rescore"):
-        _index("Sign,Rescore(Thermo2,50)", docs).search(queries, 10)
+
+
+def test_two_stage_rescores_with_a_hamming_codec(corpus):
+    """``Rescore(Thermo2,k')``: the first stage's candidates reordered by their 2-bit thermometer
+    Hamming distance (``D = -distance``), ties by the lower id."""
+    docs, queries = corpus
+    binary = SignBinary().fit(docs)
+    _, candidates = topk_smallest(quantizer_hamming_distances(binary, queries, binary.encode(docs)), 50)
+    thermo = Quantizer.fit(docs, "2bit")
+    distances = hamming_distances(thermo.encode(queries).view(np.uint8), thermo.encode(docs).view(np.uint8))
+    D, ids = _index("Sign,Rescore(Thermo2,50)", docs).search(queries, 10)
+    for i, cands in enumerate(candidates):
+        best = cands[np.lexsort((cands, distances[i, cands]))][:10]
+        np.testing.assert_array_equal(ids[i], best)
+        np.testing.assert_array_equal(D[i], -distances[i, best].astype(np.float32))

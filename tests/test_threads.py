@@ -1,10 +1,11 @@
-"""Thread safety: searches from many threads while another thread adds, and arguments written by
-another thread while a call runs without the GIL.
+"""Thread safety: searches from many threads while another thread adds (every codec family of the
+index), many threads sharing codec objects and a ``Store`` on every instruction-set level, and
+arguments written by another thread while a call runs without the GIL.
 
-The engine's approach (see ``rust/python/src/args.rs`` and the index classes): adds only append,
-under a lock, and a search hands the engine a read-only view of the rows that existed when it took
-the lock, which the engine reads in place; the binding copies query-side arrays always and other
-arrays when they are writeable, so a writer cannot change what a running call reads.
+The engine's approach (see ``rust/python/src/args.rs`` and ``store.rs``): the binding copies
+query-side arrays (queries, tables, candidates) always, and the other arrays of the array functions
+(``hamming_distances``' database) when they are writeable; a ``Store`` reads the index's own arrays
+in place, and the index writes them only under its lock, never during a call.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import threading
 import numpy as np
 import pytest
 
-from qama_rs import AsymmetricIndex, HammingIndex, Quantizer, _core
-from qama_rs.engine import LutIndex
+import qama_rs
+from qama_rs import _core, index_factory
 
 # `overwrite_during_call` waits on the binding's GIL counters, which Windows builds do not keep.
 needs_gil_counters = pytest.mark.skipif(sys.platform == "win32", reason="no _gil_checks counters on Windows")
+ISAS = _core.available_isas()
 THREADS = 8
 BATCH = 500
 BATCHES = 6
@@ -77,7 +79,9 @@ def same(a, b):
 
 def check_against_serial(make, first, batches, search, add):
     answers = serial_answers(make, first, batches, search, add)
-    assert all(not same(answers[i], answers[i + 1]) for i in range(len(answers) - 1)), "batches must change the answer"
+    assert all(not same(answers[i], answers[i + 1]) for i in range(len(answers) - 1)), (
+        "batches must change the answer"
+    )
     results = run_concurrently(make(), first, batches, search, add)
     assert len(results) >= THREADS
     for r in results:
@@ -86,51 +90,95 @@ def check_against_serial(make, first, batches, search, add):
     assert sum(same(r, answers[-1]) for r in results) >= THREADS
 
 
-def test_hamming_index_searches_while_adding():
+@pytest.fixture(scope="module")
+def corpus():
     rng = np.random.default_rng(1)
     docs = rng.normal(size=(BATCH * (BATCHES + 1), 64)).astype(np.float32)
     queries = rng.normal(size=(20, 64)).astype(np.float32)
-    quantizer = Quantizer.fit(docs, "2bit")
+    return docs, queries
+
+
+# Every codec family and storage layout of the index: Hamming codes, per-dimension codes in blocks
+# and in rows, byte tables in blocks with row scales and in rows, float16 rows, a two-stage pipeline.
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "Thermo2",
+        "LloydMax2",
+        "Int8",
+        "pca_nibble_scaled",
+        "pca_alloc",
+        "Flat16",
+        "Sign,Rescore(LloydMax2,50)",
+    ],
+)
+def test_index_searches_while_adding(spec, corpus):
+    docs, queries = corpus
     chunks = np.split(docs, BATCHES + 1)
+
+    def make():
+        index = index_factory(64, spec)
+        index.train(docs)  # the same training for every copy: serial and concurrent states agree
+        return index
+
     check_against_serial(
-        lambda: HammingIndex(quantizer),
-        chunks[0],
-        chunks[1:],
-        lambda index: index.search(queries, 10),
-        lambda index, x: index.add(x),
+        make, chunks[0], chunks[1:], lambda index: index.search(queries, 10), lambda index, x: index.add(x)
     )
 
 
-def test_asymmetric_index_searches_while_adding():
+def test_codecs_of_every_isa_share_a_store_across_threads():
+    """Threads searching one ``Store`` with codecs of every level and layout at once (reconstruction
+    tables, and the same tables built by a projection): each answer is the serial one (the codec
+    objects and the store are read-only during calls)."""
     rng = np.random.default_rng(2)
-    dims, n = 48, BATCH * (BATCHES + 1)
+    dims, n = 48, 20_000
     codes = rng.integers(0, 4, size=(n, dims), dtype=np.uint8)
+    packed = _core.pack_codes(codes, 2)
     scale = rng.uniform(0.5, 1.5, n).astype(np.float32)
     recon = rng.normal(size=(dims, 4)).astype(np.float32)
     queries = rng.normal(size=(20, dims)).astype(np.float32)
-    parts = list(zip(np.split(codes, BATCHES + 1), np.split(scale, BATCHES + 1), strict=True))
-    for kernel in ["interleaved", *[k for k in ("avx2",) if k in _core.asym_kernels()]]:
-        check_against_serial(
-            lambda: AsymmetricIndex(recon),
-            parts[0],
-            parts[1:],
-            lambda index, kernel=kernel: index.search(queries, 10, kernel=kernel),
-            lambda index, part: index.add_codes(part[0], row_scale=part[1]),
+    table = np.array([[0, n, 0, 0]], dtype=np.uint64)
+    stores = {
+        layout: _core.Store([data, np.zeros(0, np.uint8)], table, None, [scale, np.zeros(0, np.float32)])
+        for layout, data in (("rows", packed), ("blocks", _core.to_blocks(packed)))
+    }
+    # The same tables built by a projection (identity basis; byte b's slots are its four dimensions,
+    # each reading its 2-bit field of the byte): bit for bit the reconstruction tables.
+    slot_dims = np.arange(dims, dtype=np.int64).reshape(dims // 4, 4)
+    fields = (np.arange(256)[None, :] >> (2 * np.arange(4)[:, None])) & 3
+    slot_values = np.stack([recon[4 * b + t][fields[t]] for b in range(dims // 4) for t in range(4)])
+    slot_values = slot_values.reshape(dims // 4, 4, 256)
+    basis = np.eye(dims, dtype=np.float32)
+    calls = [
+        (codec, stores[layout])
+        for layout in stores
+        for isa in ISAS
+        for codec in (
+            _core.TableCodec.recon(recon, layout, isa),
+            _core.TableCodec.projected(basis, slot_dims, slot_values, layout, isa),
         )
+    ]
+    want = [codec.search(queries, store, 10) for codec, store in calls]
+    assert all(same(w, want[0]) for w in want)
+    errors: list = []
+    got: list = []
 
+    def worker(offset):
+        try:
+            for j in range(3 * len(calls)):
+                codec, store = calls[(offset + j) % len(calls)]
+                got.append(codec.search(queries, store, 10))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
 
-def test_lut_index_searches_while_adding():
-    rng = np.random.default_rng(3)
-    n, m = BATCH * (BATCHES + 1), 8
-    codes = rng.integers(0, 256, size=(n, m), dtype=np.uint8)
-    luts = rng.normal(size=(5, m, 256)).astype(np.float32)
-    check_against_serial(
-        LutIndex,
-        codes[:BATCH],
-        np.split(codes[BATCH:], BATCHES),
-        lambda index: index.search(luts, 10),
-        lambda index, x: index.add_codes(x),
-    )
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(got) == THREADS * 3 * len(calls)
+    assert all(same(g, want[0]) for g in got)
 
 
 def overwrite_during_call(call, array, new_values):
@@ -154,60 +202,96 @@ def overwrite_during_call(call, array, new_values):
     return out["result"], overlapped
 
 
-@needs_gil_counters
-def test_writeable_database_written_during_a_search_gives_the_original_answer():
-    """A writeable database is copied before the GIL is released: overwriting it while the search
-    runs cannot change the answer (without the copy, this test sees the new rows)."""
+@pytest.fixture(scope="module")
+def big_codes():
     rng = np.random.default_rng(4)
     db = rng.integers(0, 2**63, size=(200_000, 4), dtype=np.uint64)
     queries = rng.integers(0, 2**63, size=(64, 4), dtype=np.uint64)
-    original = db.copy()
-    want = _core.search(queries, original, 10)
-    changed = _core.search(queries, np.zeros_like(db), 10)
-    assert not same(want, changed)
+    return db, queries
+
+
+def check_copied(call, db, original):
+    """``call()`` reads ``db``: overwriting it (writeable) during the call cannot change the answer."""
+    db[...] = original
+    want = call()
+    db[...] = 0
+    assert not same(call(), want)
     overlaps = 0
     for _ in range(5):
         db[...] = original
-        got, overlapped = overwrite_during_call(lambda: _core.search(queries, db, 10), db, 0)
+        got, overlapped = overwrite_during_call(call, db, 0)
         assert same(got, want)
         overlaps += overlapped
-    assert overlaps, "the overwrite never landed while a search ran; make the search longer"
+    assert overlaps, "the overwrite never landed while a call ran; make the call longer"
 
 
 @needs_gil_counters
-def test_queries_and_candidates_written_during_a_call_are_copies():
+def test_writeable_database_written_during_hamming_distances_gives_the_original_answer(big_codes):
+    """A writeable database is copied before the GIL is released: overwriting it while the call
+    runs cannot change the answer (without the copy, this test sees the new rows)."""
+    db, queries = big_codes
+    original, db = db, db.copy()
+    check_copied(lambda: (_core.hamming_distances(queries[:8], db),), db, original)
+
+
+@needs_gil_counters
+def test_writeable_database_written_during_qama_rs_search_gives_the_original_answer(big_codes):
+    """``qama_rs.search`` searches the caller's database through a ``Store`` (read in place): a
+    writeable one is copied first, so a concurrent write cannot change the answer."""
+    db, queries = big_codes
+    original, db = db, db.copy()
+    check_copied(lambda: qama_rs.search(queries, db, 10), db, original)
+
+
+@needs_gil_counters
+def test_queries_tables_and_candidates_written_during_a_call_are_copies():
     rng = np.random.default_rng(5)
     vectors = rng.normal(size=(50_000, 64)).astype(np.float32)
-    vectors.flags.writeable = False
+    store = _core.Store([vectors, np.zeros(0, np.float32)], np.array([[0, 50_000, 0, 0]], np.uint64))
     queries = rng.normal(size=(64, 64)).astype(np.float32)
     cands = np.stack([rng.permutation(50_000)[:5000] for _ in range(64)]).astype(np.int64)
-    want = _core.float_rescore(queries, vectors, cands, 10)
+    codec = _core.FloatCodec(64)
+    want = codec.rescore(queries, store, cands, 10)
     q = queries.copy()
-    got, _ = overwrite_during_call(lambda: _core.float_rescore(q, vectors, cands, 10), q, np.nan)
+    got, _ = overwrite_during_call(lambda: codec.rescore(q, store, cands, 10), q, np.nan)
     assert same(got, want)
     c = cands.copy()
-    got, _ = overwrite_during_call(lambda: _core.float_rescore(queries, vectors, c, 10), c, -1)
+    got, _ = overwrite_during_call(lambda: codec.rescore(queries, store, c, 10), c, -1)
+    assert same(got, want)
+    codes = rng.integers(0, 256, size=(100_000, 8), dtype=np.uint8)
+    luts = rng.normal(size=(32, 8, 256)).astype(np.float32)
+    table = _core.TableCodec.given(8, "rows")
+    rows = _core.Store([codes, np.zeros(0, np.uint8)], np.array([[0, 100_000, 0, 0]], np.uint64))
+    want = table.search(luts, rows, 10)
+    t = luts.copy()
+    got, _ = overwrite_during_call(lambda: table.search(t, rows, 10), t, np.inf)
     assert same(got, want)
 
 
 @needs_gil_counters
-def test_read_only_arrays_are_read_in_place():
-    """The other side of the contract: a read-only view is not copied (the engine's indexes rely on
-    this to search without copying), so whoever owns the base must not write it during a call: here
-    an overwrite of the base during the call shows up in the answer."""
+@pytest.mark.parametrize("writeable", [False, True])
+def test_store_arrays_are_read_in_place(writeable):
+    """The other side of the contract: a ``Store`` does not copy (the index searches its arrays, a
+    memory map included, without copying them), so whoever owns them must not write them during a
+    call: here an overwrite of the array during the call shows up in the answer."""
     rng = np.random.default_rng(6)
     first = rng.integers(0, 2**63, size=(200_000, 4), dtype=np.uint64)
     second = rng.integers(0, 2**63, size=first.shape, dtype=np.uint64)
     queries = first[:64].copy()
-    want = _core.search(queries, first, 10)
+    codec = _core.HammingCodec(4)
+    table = np.array([[0, len(first), 0, 0]], np.uint64)
+    want = codec.search(queries, _core.Store([first, np.zeros(0, np.uint64)], table), 10)
     base = first.copy()
     view = base.view()
-    view.flags.writeable = False
+    view.flags.writeable = writeable
+    store = _core.Store([view, np.zeros(0, np.uint64)], table)
     seen_new = False
     for _ in range(5):
         base[...] = first
-        got, overlapped = overwrite_during_call(lambda: _core.search(queries, view, 10), base, second)
+        got, overlapped = overwrite_during_call(
+            lambda store=store: codec.search(queries, store, 10), base, second
+        )
         if overlapped and not same(got, want):
             seen_new = True
             break
-    assert seen_new, "an overwrite during the call never showed; is the read-only view being copied?"
+    assert seen_new, "an overwrite during the call never showed; is the store copying its arrays?"
