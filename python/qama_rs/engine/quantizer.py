@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ import numpy as np
 
 from qama_rs import _core
 from qama_rs.engine.files import atomic_write
-from qama_rs.errors import QamaError, QamaTypeError
+from qama_rs.errors import QamaError, QamaTypeError, QamaWarning
 
 FORMAT = "qama-rs/quantizer"
 FORMAT_VERSION = 1
@@ -157,15 +158,23 @@ class Quantizer:
         linear interpolation), so each level holds about ``1 / L`` of the fitted values. Give a
         ``scheme`` (default ``"1bit"``: per-dimension medians) or explicit ``levels`` (an int or a
         per-dimension sequence), not both. ``"hybrid"`` averages the last quarter in pairs first.
+
+        Needs at least 2 rows; a dimension whose fitted values are all equal gets a
+        :class:`~qama_rs.errors.QamaWarning` (its thresholds coincide, so its code is the same for every
+        document). The quantiles are taken a block of dimensions at a time (float64 copies of a few
+        columns, never of all of ``x``), each exactly the whole-array quantile of its column.
         """
         if scheme is not None and levels is not None:
             raise QamaError("give either scheme or levels, not both")
         x = float_rows(x)
         if len(x) == 0:
             raise QamaError("x has no rows to fit thresholds on")
-        if not np.isfinite(x).all():
-            row, col = np.argwhere(~np.isfinite(x))[0]
-            raise QamaError(f"x has a non-finite value at row {row}, column {col}")
+        if len(x) < 2:
+            raise QamaError(
+                "x has 1 row; fitting quantile thresholds needs at least 2 documents "
+                "(one row gives no spread to place thresholds in)"
+            )
+        _check_finite_rows(x)
         input_dims = x.shape[1]
         pair_reduce_start = None
         if levels is not None:
@@ -176,15 +185,33 @@ class Quantizer:
             level_counts = _scheme_levels(scheme, input_dims)
             if scheme == "hybrid":
                 pair_reduce_start = 3 * input_dims // 4
-                x = _pair_reduce(x, pair_reduce_start, len(level_counts))
         thresholds = np.empty(int(np.sum(level_counts.astype(np.int64) - 1)), dtype=np.float32)
         offsets = np.concatenate([[0], np.cumsum(level_counts.astype(np.int64) - 1)])
+        constant = np.zeros(len(level_counts), dtype=bool)
+        width = max(1, _FIT_BLOCK_BYTES // (8 * len(x)))
         for count in np.unique(level_counts):
             dims_with = np.flatnonzero(level_counts == count)
             quantiles = np.arange(1, count) / count
-            per_dim = np.quantile(x[:, dims_with].astype(np.float64), quantiles, axis=0).T
-            for row, j in zip(per_dim, dims_with, strict=True):
-                thresholds[offsets[j] : offsets[j + 1]] = row
+            for start in range(0, len(dims_with), width):
+                dims = dims_with[start : start + width]
+                values = _fit_values(x, dims, pair_reduce_start)
+                constant[dims] = values.min(axis=0) == values.max(axis=0)
+                # Column by column the quantile of the whole matrix (no reduction across columns).
+                per_dim = np.quantile(values, quantiles, axis=0, overwrite_input=True).T
+                for row, j in zip(per_dim, dims, strict=True):
+                    thresholds[offsets[j] : offsets[j + 1]] = row
+        if constant.any():
+            dims = np.flatnonzero(constant)
+            shown = ", ".join(map(str, dims[:8].tolist())) + (", ..." if len(dims) > 8 else "")
+            many = len(dims) != 1
+            warnings.warn(
+                f"Quantizer.fit: {len(dims)} dimension{'s' if many else ''} of x ({shown}) "
+                f"{'have' if many else 'has'} zero spread (every fitted value equal): "
+                f"{'their codes carry' if many else 'its code carries'} no information; "
+                "fit on more (and more varied) documents",
+                QamaWarning,
+                stacklevel=2,
+            )
         return cls(thresholds, level_counts, pair_reduce_start=pair_reduce_start, scheme=scheme)
 
     # --------------------------------------------------------------------------------- properties
@@ -355,10 +382,42 @@ def encode(x: Any, quantizer: Quantizer, dims: int | None = None) -> np.ndarray:
 
 def _pair_reduce(x: np.ndarray, start: int, dims: int) -> np.ndarray:
     """Keeps columns ``:start`` and averages the following columns in consecutive pairs, up to
-    ``dims`` values in all. Fit and encode share it, so both see identical float32 values."""
+    ``dims`` values in all, into one new float32 array. Fit (:func:`_fit_values`) computes the same
+    float32 values column by column."""
     end = start + 2 * (dims - start)
-    tail = (x[:, start:end:2] + x[:, start + 1 : end : 2]) * np.float32(0.5)
-    return np.ascontiguousarray(np.concatenate([x[:, :start], tail], axis=1), dtype=np.float32)
+    out = np.empty((len(x), dims), dtype=np.float32)
+    out[:, :start] = x[:, :start]
+    tail = out[:, start:]
+    np.add(x[:, start:end:2], x[:, start + 1 : end : 2], out=tail)
+    tail *= np.float32(0.5)
+    return out
+
+
+#: Bytes of the float64 column block :meth:`Quantizer.fit` takes quantiles of at a time.
+_FIT_BLOCK_BYTES = 8 * 2**20
+
+
+def _check_finite_rows(x: np.ndarray) -> None:
+    """``QamaError`` at the first NaN/inf of ``x``, checked a block of rows at a time (no (n, d) mask)."""
+    step = max(1, _FIT_BLOCK_BYTES // max(1, x.shape[1]))
+    for start in range(0, len(x), step):
+        finite = np.isfinite(x[start : start + step])
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise QamaError(f"x has a non-finite value at row {start + row}, column {col}")
+
+
+def _fit_values(x: np.ndarray, dims: np.ndarray, pair_reduce_start: int | None) -> np.ndarray:
+    """Float64 ``(n, len(dims))``: the values quantized dimensions ``dims`` take (input columns, or a
+    pair-averaged tail in float32 exactly as :func:`_pair_reduce` computes it), widened to float64."""
+    s = pair_reduce_start
+    if s is None or dims[-1] < s:
+        return x[:, dims].astype(np.float64)
+    first = np.where(dims < s, dims, s + 2 * (dims - s))
+    values = x[:, first]
+    pairs = dims >= s
+    values[:, pairs] = (x[:, first[pairs]] + x[:, first[pairs] + 1]) * np.float32(0.5)
+    return values.astype(np.float64)
 
 
 def _level_array(levels: Any, dims: int | None) -> np.ndarray:

@@ -5,6 +5,12 @@
 :class:`~qama_rs.quantizers.base.TrainingFreeQuantizer` (``fit``, ``encode``, ``reconstruct``,
 ``prepare_query``, ``reconstruction_values``, ``bytes_per_vector``, ``bits_per_dim``, ``thresholds``/``levels``, ``engine_arguments``);
 ``binary``, ``binary_median`` and ``gray_2bit`` also rank by symmetric Hamming distance.
+
+Every quantizer and every byte-LUT codec of ``CODECS`` saves itself with ``to_state()`` (scalars and
+numpy arrays, see :mod:`qama_rs.quantizers.state`) and loads with ``from_state(state)``, bit for bit.
+Fits refuse fewer documents than they need (``QamaError``) and warn (``qama_rs.errors.QamaWarning``)
+about training columns of zero spread; they work a block of columns or rows at a time, so their memory
+stays a fraction of the corpus's.
 """
 
 from __future__ import annotations

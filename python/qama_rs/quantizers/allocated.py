@@ -41,8 +41,26 @@ import math
 import numpy as np
 
 from qama_rs.errors import QamaError
-from qama_rs.quantizers.base import check_embeddings
+from qama_rs.quantizers.base import (
+    check_embeddings,
+    column_spans,
+    one_piece,
+    product_spans,
+    require_rows,
+    row_spans,
+    warn_constant,
+)
 from qama_rs.quantizers.lloyd_max import gaussian_lloyd_max, lloyd_1d
+from qama_rs.quantizers.state import (
+    check_orthonormal,
+    corrupt,
+    flatten,
+    ragged,
+    state_array,
+    state_float,
+    state_int,
+    state_str,
+)
 
 #: Level counts a component may get (1 = dropped). Powers of two plus 3 and 6, which pack
 #: 5 or 3 to a byte (1.6 and 2.67 bits).
@@ -54,7 +72,8 @@ LEVEL_OPTIONS = (2, 3, 4, 6, 8, 16, 32, 64)
 #: 3 and 6 levels would cost 2 and 3 bits there, no less than 4 and 8, so they are left out.
 NIBBLE_LEVEL_OPTIONS = (2, 4, 8, 16, 32, 64)
 PACKINGS = ("byte", "nibble")
-_BLOCK = 65536  # rows encoded at a time
+#: Least components of a block of coded coordinates (the fit computes them a block at a time).
+_COORDINATE_MIN_COLUMNS = 32
 
 
 def gaussian_distortion(levels: int) -> float:
@@ -259,6 +278,33 @@ def nibble_distortion(levels: int) -> float:
     return float(np.mean((col - values[order[np.searchsorted(bounds, col)]]) ** 2))
 
 
+def _centred(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Float64 ``x - mean`` (the same values as ``x.astype(float64) - mean``, one array fewer)."""
+    c = x.astype(np.float64)
+    c -= mean
+    return c
+
+
+def _covariance(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``c.T @ c / n`` of the centred float64 corpus ``c = x - mean``.
+
+    Up to ``base.EXACT_ROWS`` rows: one product over the whole centred corpus, as the published numbers
+    were computed (BLAS splits a product among threads and kernels by its shape, so no blocking of it
+    is bit-identical); its float64 copy, twice the input's size, lives for that product only. Larger
+    corpora: a sum over blocks of rows, a few MiB at a time (float rounding may differ).
+    """
+    n, d = x.shape
+    if one_piece(n):
+        c = _centred(x, mean)
+        return c.T @ c / n
+    cov = np.zeros((d, d), dtype=np.float64)
+    for rows in product_spans(n, d, d, 8):
+        c = _centred(x[rows], mean)
+        cov += c.T @ c
+    cov /= n
+    return cov
+
+
 def _orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return q * np.sign(np.diag(r))[None, :]
@@ -317,21 +363,31 @@ class Allocated:
 
     # ------------------------------------------------------------------------------- fitting
     def fit(self, x) -> Allocated:
-        x = check_embeddings(x, "x").astype(np.float64)
+        """Fits the transform, the allocation and each kept component's levels on documents ``x``.
+
+        Needs at least 2 documents; warns (``QamaWarning``) when a coded component has zero spread.
+        Memory: statistics a block of columns at a time. Up to ``base.EXACT_ROWS`` documents the
+        covariance and the coordinates are one product each, exactly as before (bit-identical tables;
+        a float64 copy of the corpus for the covariance's duration). Larger corpora: the covariance
+        summed over blocks of rows and the coordinates a few dozen components at a time, a small
+        fraction of the input's size (tables may differ from a one-piece computation in float
+        rounding only).
+        """
+        x = check_embeddings(x, "x")
+        require_rows(x, 2, "x", self.name)
         n, d = x.shape
-        if n < 2:
-            raise QamaError(f"x: fitting needs at least 2 documents, got {n}")
-        self.dim = d
-        self.mean = x.mean(axis=0)
-        centred = x - self.mean
+        mean = np.concatenate([x[:, cols].astype(np.float64).mean(axis=0) for cols in column_spans(n, d)])
         rng = np.random.default_rng(self.seed)
         if self.transform == "pca":
-            variance, vectors = np.linalg.eigh(centred.T @ centred / n)
+            variance, vectors = np.linalg.eigh(_covariance(x, mean))
             order = np.argsort(-variance, kind="stable")
             basis, variance = vectors[:, order], np.maximum(variance[order], 0.0)
         else:
             basis = _orthogonal(d, rng)
-            variance = np.full(d, float(np.mean(np.sum(centred**2, axis=1))) / d)
+            squares = np.empty(n, dtype=np.float64)
+            for rows in row_spans(n, d, 8):  # row by row sums: any block reproduces them
+                squares[rows] = np.sum((x[rows].astype(np.float64) - mean) ** 2, axis=1)
+            variance = np.full(d, float(np.mean(squares)) / d)
         if self.fixed_levels is not None:
             levels = np.full(d, self.fixed_levels, dtype=np.int64)
         else:
@@ -344,32 +400,61 @@ class Allocated:
             group = np.flatnonzero(levels == L)
             if L > 1 and len(group) > 1:
                 basis[:, group] = basis[:, group] @ _orthogonal(len(group), rng)
+        self.dim = d
         self.levels = levels
+        # The float32 mean and basis are what encoding computes with, and what to_state() saves. The
+        # basis keeps the memory layout eigh/QR gave it (column-major for PCA): a product's rounding
+        # depends on it, and every published number was computed with it.
+        self.mean = mean.astype(np.float32)
         self.basis = basis.astype(np.float32)
-        z = self._coordinates(x.astype(np.float32))[0]
-        self.bounds: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
+        self.bounds: list[np.ndarray] = [np.zeros(0, np.float32)] * d
+        self.values: list[np.ndarray] = [np.zeros(1, np.float32)] * d
         # Digit of the p-th smallest value, for the additive wide codes of nibble packing (None: the
         # values ascend with the digit).
-        self.orders: list[np.ndarray | None] = []
-        for j, L in enumerate(levels):
-            if L <= 1:
-                self.bounds.append(np.zeros(0, np.float32))
-                self.values.append(np.zeros(1, np.float32))
-                self.orders.append(None)
-                continue
-            col = np.sort(z[:, j].astype(np.float64))
-            order = None
-            if self.packing == "nibble" and L > 16:
-                b, v, order = additive_levels(col, int(L) // 16)  # nibble-separable wide code
-            else:
-                _, g = gaussian_lloyd_max(int(L))
-                b, v = lloyd_1d(col, col.mean() + col.std() * g, 50, 1e-9 * max(col.std(), 1e-30))
-            self.bounds.append(b.astype(np.float32))
-            self.values.append(v.astype(np.float32))
-            self.orders.append(order)
+        self.orders: list[np.ndarray | None] = [None] * d
+        constant = np.zeros(d, dtype=bool)
+        for cols, z in self._kept_coordinates(x):
+            for t, j in enumerate(range(cols.start, cols.stop)):
+                L = int(levels[j])
+                if L <= 1:
+                    continue
+                col = np.sort(z[:, t].astype(np.float64))
+                constant[j] = col[0] == col[-1]
+                if self.packing == "nibble" and L > 16:
+                    b, v, self.orders[j] = additive_levels(col, L // 16)  # nibble-separable wide code
+                else:
+                    _, g = gaussian_lloyd_max(L)
+                    b, v = lloyd_1d(col, col.mean() + col.std() * g, 50, 1e-9 * max(col.std(), 1e-30))
+                self.bounds[j] = b.astype(np.float32)
+                self.values[j] = v.astype(np.float32)
+            del z  # before the next block is computed
+        warn_constant(constant, self.name, "coded component")
         self._build_layout()
         return self
+
+    def _kept_coordinates(self, x: np.ndarray):
+        """``(cols, z)`` for blocks of components with some kept (``levels > 1``): ``z`` the float32
+        coordinates of every document on components ``cols``, as :meth:`_coordinates` codes them (for a
+        scaled codec divided by the residual's full length, measured in a first pass). Up to
+        ``base.EXACT_ROWS`` documents, all components in one product."""
+        n, d = x.shape
+        if one_piece(n):  # one product, as the published numbers were computed (see base.EXACT_ROWS)
+            yield slice(0, d), self._coordinates(x)[0]
+            return
+        length = None
+        if self.factor_bytes:
+            length = np.empty(n, dtype=np.float32)
+            for rows in product_spans(n, d, d):
+                length[rows] = self._coordinates(x[rows])[1]
+        for cols in column_spans(n, d, 4, blocks=2, least=_COORDINATE_MIN_COLUMNS):
+            if not np.any(self.levels[cols] > 1):
+                continue
+            basis = self.basis[:, cols]
+            z = np.empty((n, cols.stop - cols.start), dtype=np.float32)
+            for rows in product_spans(n, d, cols.stop - cols.start):
+                r = (x[rows] - self.mean) @ basis
+                z[rows] = r if length is None else r / np.maximum(length[rows], 1e-30)[:, None]
+            yield cols, z
 
     def _build_layout(self) -> None:
         """Byte layout: members, strides and the ``(m, T, 256)`` table of decoded values."""
@@ -399,10 +484,10 @@ class Allocated:
 
     def _coordinates(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rotated centred residuals as coded (unit length for a scaled codec) and their lengths."""
-        r = (x - self.mean.astype(np.float32)) @ self.basis
+        r = (x - self.mean) @ self.basis
         length = np.linalg.norm(r, axis=1)
         if self.factor_bytes:
-            r = r / np.maximum(length, 1e-30)[:, None]
+            r /= np.maximum(length, 1e-30)[:, None]
         return r, length
 
     # ------------------------------------------------------------------------------ encoding
@@ -417,24 +502,38 @@ class Allocated:
         """Stored bytes per vector: code bytes plus per-vector factors."""
         return self.m + self.factor_bytes
 
+    def _digit(self, j: int, column: np.ndarray) -> np.ndarray:
+        """Digits of component ``j`` (``int64``) for its coded coordinates ``column``."""
+        digit = np.searchsorted(self.bounds[j], column, side="left")
+        return digit if self.orders[j] is None else self.orders[j][digit]
+
     def _digits(self, z: np.ndarray) -> np.ndarray:
-        digits = np.zeros(z.shape, dtype=np.int64)
+        """Digits of every component, ``uint8 (n, dim)`` (0 for a dropped component)."""
+        digits = np.zeros(z.shape, dtype=np.uint8)
         for j, b in enumerate(self.bounds):
             if b.size:
-                digits[:, j] = np.searchsorted(b, z[:, j], side="left")
-                if self.orders[j] is not None:
-                    digits[:, j] = self.orders[j][digits[:, j]]
+                digits[:, j] = self._digit(j, z[:, j])
         return digits
 
+    def _pack(self, z: np.ndarray) -> np.ndarray:
+        """Coded coordinates → ``uint8 (n, m)``: byte ``b`` is ``Σ_t digit_t · stride_t`` over its members."""
+        out = np.empty((len(z), self.m), dtype=np.uint8)
+        for b, members in enumerate(self.bytes_members):
+            byte = np.zeros(len(z), dtype=np.int64)
+            for j, stride in zip(members, self._strides[b].tolist(), strict=True):
+                byte += self._digit(j, z[:, j]) * stride
+            out[:, b] = byte
+        return out
+
     def encode(self, x) -> np.ndarray:
-        """``(n, dim)`` floats → ``uint8 (n, m)`` packed codes (in row blocks to bound memory)."""
+        """``(n, dim)`` floats → ``uint8 (n, m)`` packed codes (a block of rows at a time)."""
         self._require_fitted()
         x = check_embeddings(x, "x", self.dim)
-        out = np.zeros((len(x), self.m), dtype=np.uint8)
-        for start in range(0, len(x), _BLOCK):
-            digits = self._digits(self._coordinates(x[start : start + _BLOCK])[0])
-            for b, members in enumerate(self.bytes_members):
-                out[start : start + len(digits), b] = digits[:, members] @ self._strides[b]
+        out = np.empty((len(x), self.m), dtype=np.uint8)
+        for rows in product_spans(len(x), self.dim, self.dim):  # one piece up to EXACT_ROWS
+            z = self._coordinates(x[rows])[0]
+            for sub in row_spans(len(z), self.dim):  # digits row by row: any block is exact
+                out[rows][sub] = self._pack(z[sub])
         return out
 
     def decode(self, codes) -> np.ndarray:
@@ -462,7 +561,16 @@ class Allocated:
 
     # ----------------------------------------------------------------------------- persistence
     def to_state(self) -> dict:
+        """The fitted codec (see :mod:`qama_rs.quantizers.state`): parameters as JSON-ready scalars,
+        tables as arrays of the dtypes encoding computes with — ``mean`` float32 ``(d,)``, ``basis``
+        float32 (``basis_transposed``: the array is ``basis.T``, kept so because the codec's basis is
+        column-major), ``levels`` int64 ``(d,)``, and ``bounds`` / ``values`` (float32) and ``orders``
+        (int64; empty for a component whose values ascend) flat with ``*_offsets``."""
         self._require_fitted()
+        transposed = not self.basis.flags.c_contiguous
+        bounds, bounds_offsets = flatten(self.bounds, np.float32)
+        values, values_offsets = flatten(self.values, np.float32)
+        orders, orders_offsets = flatten([np.zeros(0) if o is None else o for o in self.orders], np.int64)
         return {
             "class": type(self).__name__,
             "budget_bytes": self.budget_bytes,
@@ -471,50 +579,59 @@ class Allocated:
             "weight_power": self.weight_power,
             "seed": self.seed,
             "packing": self.packing,
-            "mean": self.mean.tolist(),
-            "basis": self.basis.tolist(),
-            "levels": self.levels.tolist(),
-            "bounds": [b.tolist() for b in self.bounds],
-            "values": [v.tolist() for v in self.values],
-            "orders": [None if o is None else o.tolist() for o in self.orders],
+            "mean": np.ascontiguousarray(self.mean, dtype=np.float32),
+            "basis": np.ascontiguousarray(self.basis.T if transposed else self.basis, dtype=np.float32),
+            "basis_transposed": transposed,
+            "levels": np.ascontiguousarray(self.levels, dtype=np.int64),
+            "bounds": bounds,
+            "bounds_offsets": bounds_offsets,
+            "values": values,
+            "values_offsets": values_offsets,
+            "orders": orders,
+            "orders_offsets": orders_offsets,
         }
 
     @classmethod
     def from_state(cls, state: dict):
+        """The codec of :meth:`to_state` (or of a state saved before arrays, with nested lists). Keeps
+        read-only views of the arrays; a bad state raises ``QamaError`` ("corrupt saved state")."""
+        owner = cls.__name__
+        if not isinstance(state, dict):
+            raise corrupt(owner, f"a {type(state).__name__}, expected a dict")
+        if state.get("class", owner) != owner:
+            raise corrupt(owner, f"it holds a {state.get('class')!r}")
         codec = cls.__new__(cls)
-        try:
-            codec.budget_bytes = int(state["budget_bytes"])
-            codec.transform = str(state["transform"])
-            codec.fixed_levels = None if state["fixed_levels"] is None else int(state["fixed_levels"])
-            codec.weight_power = float(state["weight_power"])
-            codec.seed = int(state["seed"])
-            codec.packing = str(state.get("packing", "byte"))
-            codec.mean = np.asarray(state["mean"], dtype=np.float64)
-            codec.basis = np.asarray(state["basis"], dtype=np.float32)
-            codec.levels = np.asarray(state["levels"], dtype=np.int64)
-            codec.bounds = [np.asarray(b, dtype=np.float32) for b in state["bounds"]]
-            codec.values = [np.asarray(v, dtype=np.float32) for v in state["values"]]
-            orders = state.get("orders") or [None] * len(codec.values)
-            codec.orders = [None if o is None else np.asarray(o, dtype=np.int64) for o in orders]
-        except (KeyError, TypeError, ValueError) as err:
-            raise QamaError(f"{cls.__name__}: corrupt saved state ({err})") from None
-        if codec.packing not in PACKINGS:
-            raise QamaError(f"{cls.__name__}: corrupt saved state (packing {codec.packing!r})")
+        codec.budget_bytes = state_int(state, "budget_bytes", owner, cls.factor_bytes + 1)
+        codec.transform = state_str(state, "transform", owner, ("pca", "rotation"))
+        codec.fixed_levels = state_int(state, "fixed_levels", owner, 2, 256, optional=True)
+        codec.weight_power = state_float(state, "weight_power", owner, 0.0)
+        codec.seed = state_int(state, "seed", owner)
+        codec.packing = state_str(state, "packing", owner, PACKINGS, "byte")
+        codec.mean = state_array(state, "mean", owner, np.float32, ndim=1)
         d = codec.mean.shape[0]
-        if (
-            codec.basis.shape != (d, d)
-            or codec.levels.shape != (d,)
-            or len(codec.values) != d
-            or len(codec.orders) != d
-            or not all(_consistent_levels(codec, j) for j in range(d))
-            or any(
-                o is not None and sorted(o.tolist()) != list(range(len(v)))
-                for o, v in zip(codec.orders, codec.values, strict=True)
-            )
-        ):
-            raise QamaError(f"{cls.__name__}: corrupt saved state (shapes do not match dim {d})")
+        if d < 1:
+            raise corrupt(owner, "empty mean")
+        basis = state_array(state, "basis", owner, np.float32, shape=(d, d))
+        if state.get("basis_transposed", False) not in (True, False):
+            raise corrupt(owner, f"basis_transposed = {state.get('basis_transposed')!r}")
+        codec.basis = basis.T if state.get("basis_transposed", False) else basis
+        check_orthonormal(codec.basis, owner)
+        codec.levels = state_array(state, "levels", owner, np.int64, shape=(d,))
+        codec.bounds = ragged(state, "bounds", owner, np.float32, d)
+        codec.values = ragged(state, "values", owner, np.float32, d)
+        orders = ragged(state, "orders", owner, np.int64, d, optional=True)
+        codec.orders = [o if len(o) else None for o in orders]
+        for j in range(d):
+            if not _consistent_levels(codec, j):
+                raise corrupt(owner, f"the tables of component {j} do not match its {codec.levels[j]} levels")
+            order = codec.orders[j]
+            if order is not None and not np.array_equal(np.sort(order), np.arange(len(codec.values[j]))):
+                raise corrupt(owner, f"the order of component {j} is not a permutation of its values")
         codec.dim = d
-        codec._build_layout()
+        try:
+            codec._build_layout()
+        except QamaError as err:
+            raise corrupt(owner, str(err)) from None
         return codec
 
     def __repr__(self) -> str:
@@ -534,18 +651,26 @@ class AllocatedScaled(Allocated):
 
     def row_scale(self, x) -> np.ndarray:
         """Float32 ``(n,)``: ``|r| · <u, û> / |û|²`` (0 for a vector whose code decodes to zero)."""
+        return self.encode_with_scale(x)[1]
+
+    def encode_with_scale(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """``(encode(x), row_scale(x))`` in one pass over ``x`` (each block of rows coded once)."""
         self._require_fitted()
         x = check_embeddings(x, "x", self.dim)
-        out = np.empty(len(x), dtype=np.float32)
-        for start in range(0, len(x), _BLOCK):
-            block = x[start : start + _BLOCK]
-            u, length = self._coordinates(block)
-            u_hat = self.decode(self.encode(block))
-            energy = np.sum(u_hat.astype(np.float64) ** 2, axis=1)
-            dot = np.sum(u.astype(np.float64) * u_hat, axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[start : start + len(block)] = np.where(energy > 0, length * dot / energy, 0.0)
-        return out
+        codes = np.empty((len(x), self.m), dtype=np.uint8)
+        scale = np.empty(len(x), dtype=np.float32)
+        for rows in product_spans(len(x), self.dim, self.dim):  # one piece up to EXACT_ROWS
+            coordinates, lengths = self._coordinates(x[rows])
+            # The rest is row by row arithmetic: any block of rows is exact, so small ones bound memory.
+            for sub in row_spans(len(coordinates), self.dim, 16):
+                u, length, block = coordinates[sub], lengths[sub], codes[rows][sub]
+                block[:] = self._pack(u)
+                u_hat = self.decode(block)
+                energy = np.sum(u_hat.astype(np.float64) ** 2, axis=1)
+                dot = np.sum(u.astype(np.float64) * u_hat, axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    scale[rows][sub] = np.where(energy > 0, length * dot / energy, 0.0)
+        return codes, scale
 
 
 class AllocatedNibble(Allocated):

@@ -16,15 +16,96 @@ the NumPy version lives in ``tests/_oracles.py`` as a test oracle only.
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 
 import numpy as np
+
+from qama_rs.errors import QamaError, QamaTypeError, QamaWarning
+from qama_rs.quantizers.state import corrupt, flatten, ragged, state_array, state_int
+
+#: Bytes of scratch one block of a fit or an encode may take. Fits compute their statistics a block of
+#: columns at a time and encodes a block of rows at a time, so their memory stays a small fraction of
+#: the input's (a 200k x 384 float32 corpus is 293 MiB; whole-array float64 copies cost twice that).
+SCRATCH_BYTES = 8 * 2**20
+#: Corpora of up to this many rows get each matrix product (covariance, projections) in one piece, as
+#: before fits were chunked: BLAS splits a product among threads and kernels by its shape, so a product
+#: computed in blocks can round differently in the last bits — and the published numbers (BEIR corpora
+#: of about 5k documents) must not move. Their statistics, sorts and quantiles are still chunked (those
+#: are exact). Larger corpora compute products in blocks of rows too: bounded memory, and results that
+#: may differ from a one-piece computation in float rounding only.
+EXACT_ROWS = 65536
+#: Least multiply-adds of one block of a chunked product (corpora over ``EXACT_ROWS`` rows). OpenBLAS
+#: hands small products to other kernels (its small-matrix kernels below about a million multiply-adds;
+#: on AVX-512 its "direct" sgemm below 7.3 million), which round differently again.
+BIG_PRODUCT = 1 << 24
+
+
+def spans(total: int, step: int) -> list[slice]:
+    """``0..total`` cut into slices of ``step``; a tail shorter than half a step (or than 2) joins the
+    slice before it, so every slice is at least ``min(total, step // 2)`` long.
+
+    Why: an axis-0 NumPy reduction (a sum, a median, a quantile) computes each column in the same
+    order whatever the columns beside it, so column blocks reproduce the whole array's statistics bit
+    for bit — except a one-column block, which NumPy sums pairwise. Matrix products are another matter
+    (see :data:`EXACT_ROWS`): a one-row product goes to ``gemv`` and small ones to other BLAS kernels,
+    so long slices also keep a chunked product close to the one-piece one.
+    """
+    step = max(2, int(step))
+    edges = [*range(0, total, step), total]
+    if len(edges) > 2 and edges[-1] - edges[-2] < max(2, step // 2):
+        edges.pop(-2)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def scratch_items(itemsize: int, per: int, blocks: int = 1) -> int:
+    """How many slices of ``per`` items of ``itemsize`` bytes take ``blocks`` times ``SCRATCH_BYTES``."""
+    return blocks * SCRATCH_BYTES // max(1, per * itemsize)
+
+
+def column_spans(n: int, d: int, itemsize: int = 8, blocks: int = 1, least: int = 2) -> list[slice]:
+    """Column blocks (at least ``least`` wide) of an ``(n, d)`` array whose ``itemsize``-byte copies take
+    about ``blocks`` times ``SCRATCH_BYTES``."""
+    return spans(d, max(least, scratch_items(itemsize, n, blocks)))
+
+
+def row_spans(n: int, d: int, itemsize: int = 4) -> list[slice]:
+    """Row blocks of an ``(n, d)`` array whose ``itemsize``-byte copies take about ``SCRATCH_BYTES``."""
+    return spans(n, scratch_items(itemsize, d))
+
+
+def one_piece(n: int) -> bool:
+    """Whether ``n`` rows get each matrix product in one piece (:data:`EXACT_ROWS`)."""
+    return n <= EXACT_ROWS
+
+
+def product_spans(n: int, inner: int, outer: int, itemsize: int = 4) -> list[slice]:
+    """Row blocks of a product ``(n, inner) @ (inner, outer)``: all ``n`` rows at once up to
+    :data:`EXACT_ROWS` (bit-identical to the one-piece product), else about ``SCRATCH_BYTES`` of
+    ``itemsize``-byte rows and never fewer than :data:`BIG_PRODUCT` multiply-adds a block."""
+    if one_piece(n):
+        return [slice(0, n)]
+    least = -(-2 * BIG_PRODUCT // max(1, inner * outer))  # a last block may be half a step
+    return spans(n, max(scratch_items(itemsize, inner), least))
+
+
+def check_finite(x: np.ndarray, argname: str) -> None:
+    """Raises ``QamaError`` naming ``argname`` and the first NaN/inf, checked a block of rows at a time."""
+    for rows in row_spans(len(x), x.shape[1], 1):
+        finite = np.isfinite(x[rows])
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise QamaError(
+                f"{argname} has a non-finite value (NaN or inf) at row {rows.start + row}, column {col}"
+            )
 
 
 def check_embeddings(x, argname: str, dim: int | None = None) -> np.ndarray:
     """Validates a 2-D finite real array (n >= 1 rows, >= 1 columns) and returns it as float32.
 
-    ``dim``, when given, is the number of columns ``x`` must have. Errors name ``argname``.
+    ``dim``, when given, is the number of columns ``x`` must have. Errors name ``argname``
+    (``QamaTypeError`` for a wrong type, ``QamaError`` for wrong values). A C-contiguous float32 array
+    is returned as it is, not copied.
     """
     if isinstance(x, np.ndarray):
         arr = x
@@ -32,22 +113,75 @@ def check_embeddings(x, argname: str, dim: int | None = None) -> np.ndarray:
         try:
             arr = np.asarray(x)
         except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{argname} must be a 2-D array of real numbers: {exc}") from exc
+            raise QamaTypeError(f"{argname} must be a 2-D array of real numbers: {exc}") from exc
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
-        raise TypeError(f"{argname} must hold real numbers, got dtype {arr.dtype}")
+        raise QamaTypeError(f"{argname} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"{argname} must be 2-D (n, dim), got shape {arr.shape}")
+        raise QamaError(f"{argname} must be 2-D (n, dim), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{argname} is empty: shape {arr.shape}")
+        raise QamaError(f"{argname} is empty: shape {arr.shape}")
     if dim is not None and arr.shape[1] != dim:
-        raise ValueError(f"{argname} has {arr.shape[1]} dimensions, the quantizer was fitted on {dim}")
+        raise QamaError(f"{argname} has {arr.shape[1]} dimensions, the quantizer was fitted on {dim}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        row, col = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{argname} has a non-finite value (NaN or inf) at row {row}, column {col}")
+    check_finite(arr, argname)
     return arr
+
+
+def require_rows(x: np.ndarray, needed: int, argname: str, what: str) -> None:
+    """Refuses a fit on fewer than ``needed`` rows (``what``: the codec, for the message)."""
+    if len(x) < needed:
+        raise QamaError(
+            f"{argname} has {len(x)} row{'s' if len(x) != 1 else ''}; fitting {what} needs at least "
+            f"{needed} documents (one row gives no spread to place thresholds or levels in)"
+        )
+
+
+def warn_constant(constant, what: str, unit: str = "column") -> None:
+    """Warns (:class:`~qama_rs.errors.QamaWarning`) when some ``unit`` of the training data had zero
+    spread: its codes are then the same for every document and carry no information.
+
+    ``constant``: a boolean mask over the units."""
+    constant = np.flatnonzero(np.asarray(constant, dtype=bool))
+    if not len(constant):
+        return
+    shown = ", ".join(str(int(j)) for j in constant[:8]) + (", ..." if len(constant) > 8 else "")
+    many = len(constant) != 1
+    warnings.warn(
+        f"{what}: {len(constant)} {unit}{'s' if many else ''} of the training data ({shown}) "
+        f"{'have' if many else 'has'} zero spread (every value equal): {'their' if many else 'its'} codes "
+        "carry no information, so documents that differ only there score the same; fit on more (and more "
+        "varied) documents",
+        QamaWarning,
+        stacklevel=3,
+    )
+
+
+def column_stats(x: np.ndarray, median: bool = True, std: bool = True, spread: bool = True) -> dict:
+    """Per-column statistics of a float32 ``(n, d)`` array, a block of columns at a time.
+
+    ``"median"`` (float64 of ``np.median(x, axis=0)``), ``"std"`` (``x.std(axis=0, dtype=float64)``),
+    ``"constant"`` (``min == max``) — bit-identical to the whole-array calls (see :func:`spans`),
+    without their ``(n, d)`` copies (float64 for the standard deviation).
+    """
+    n, d = x.shape
+    out: dict[str, np.ndarray] = {}
+    if median:
+        out["median"] = np.empty(d, dtype=np.float64)
+    if std:
+        out["std"] = np.empty(d, dtype=np.float64)
+    if spread:
+        out["constant"] = np.empty(d, dtype=bool)
+    for cols in column_spans(n, d):
+        block = x[:, cols]
+        if median:
+            out["median"][cols] = np.median(block, axis=0)
+        if std:
+            out["std"][cols] = block.std(axis=0, dtype=np.float64)
+        if spread:
+            out["constant"][cols] = block.min(axis=0) == block.max(axis=0)
+    return out
 
 
 def encode_with_thresholds(x: np.ndarray, thresholds: list[np.ndarray]) -> np.ndarray:
@@ -77,6 +211,10 @@ class TrainingFreeQuantizer(ABC):
     name: str = "quantizer"
     #: Whether the method has a symmetric Hamming variant (:meth:`hamming_bits`).
     supports_hamming: bool = False
+    #: Constructor keywords saved by :meth:`to_state` (each an attribute of the same name).
+    _state_params: tuple[str, ...] = ()
+    #: Fitted per-dimension attributes saved by :meth:`to_state` as arrays, with their dtypes.
+    _state_arrays: dict[str, type] = {}
 
     def __init__(self) -> None:
         self._thresholds: list[np.ndarray] | None = None
@@ -222,6 +360,64 @@ class TrainingFreeQuantizer(ABC):
             "thresholds": np.concatenate(self._thresholds).astype(np.float32),
             "levels": self.levels.astype(np.uint32),
         }
+
+    # ------------------------------------------------------------------ persistence
+    def to_state(self) -> dict:
+        """The fitted quantizer (see :mod:`qama_rs.quantizers.state`): its constructor keywords,
+        ``dim`` and ``code_dim``, the thresholds and reconstruction ``values`` (float32, flat with
+        ``*_offsets``) and the fitted per-dimension arrays (``center``, ...)."""
+        self._require_fitted()
+        thresholds, thresholds_offsets = flatten(self._thresholds, np.float32)
+        values, values_offsets = flatten(self._levels, np.float32)
+        state = {"class": type(self).__name__, "dim": self.dim, "code_dim": len(self._thresholds)}
+        state.update({key: getattr(self, key) for key in self._state_params})
+        state.update(
+            thresholds=thresholds,
+            thresholds_offsets=thresholds_offsets,
+            values=values,
+            values_offsets=values_offsets,
+        )
+        for key, dtype in self._state_arrays.items():
+            state[key] = np.ascontiguousarray(getattr(self, key), dtype=dtype)
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> TrainingFreeQuantizer:
+        """The quantizer of :meth:`to_state`; keeps read-only views of the arrays. A bad state raises
+        ``QamaError`` ("corrupt saved state")."""
+        owner = cls.__name__
+        if not isinstance(state, dict):
+            raise corrupt(owner, f"a {type(state).__name__}, expected a dict")
+        if state.get("class") != owner:
+            raise corrupt(owner, f"it holds a {state.get('class')!r}")
+        try:
+            quantizer = cls(**{key: state[key] for key in cls._state_params})
+        except KeyError as err:
+            raise corrupt(owner, f"{err} is missing") from None
+        except (TypeError, ValueError) as err:
+            raise corrupt(owner, str(err)) from None
+        dim = state_int(state, "dim", owner, 1)
+        code_dim = state_int(state, "code_dim", owner, 1)
+        if code_dim != dim:
+            raise corrupt(owner, f"code_dim = {code_dim} for dim = {dim}")
+        quantizer._restore_tables(state, code_dim)
+        for key, dtype in cls._state_arrays.items():
+            setattr(quantizer, key, state_array(state, key, owner, dtype, shape=(dim,)))
+        quantizer.dim = dim
+        return quantizer
+
+    def _restore_tables(self, state: dict, code_dim: int) -> None:
+        """Thresholds and values of a saved state, checked: ``T`` ascending thresholds and ``T + 1``
+        values (at most 256) a dimension."""
+        owner = type(self).__name__
+        thresholds = ragged(state, "thresholds", owner, np.float32, code_dim)
+        values = ragged(state, "values", owner, np.float32, code_dim)
+        for j, (t, v) in enumerate(zip(thresholds, values, strict=True)):
+            if len(v) != len(t) + 1 or len(v) > 256:
+                raise corrupt(owner, f"dimension {j} has {len(t)} thresholds and {len(v)} values")
+            if np.any(np.diff(t) < 0):
+                raise corrupt(owner, f"the thresholds of dimension {j} are not ascending")
+        self._thresholds, self._levels = thresholds, values
 
     # -------------------------------------------------- symmetric Hamming search
     def hamming_bits(self, codes) -> np.ndarray:

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.base import (
+    TrainingFreeQuantizer,
+    check_embeddings,
+    column_stats,
+    require_rows,
+    warn_constant,
+)
 
 
 class _CentredSign(TrainingFreeQuantizer):
     supports_hamming = True
+    _state_arrays = {"center": np.float32}
 
     def __init__(self) -> None:
         super().__init__()
@@ -37,7 +44,8 @@ class _CentredSign(TrainingFreeQuantizer):
 
 
 class SignBinary(_CentredSign):
-    """``binary``: bit = value > 0; score = q · sign(x)."""
+    """``binary``: bit = value > 0; score = q · sign(x). Learns nothing from the corpus but its width
+    (one row is enough)."""
 
     name = "binary"
 
@@ -53,6 +61,10 @@ class MedianBinary(_CentredSign):
     name = "binary_median"
 
     def fit(self, doc_emb) -> MedianBinary:
+        """Needs at least 2 documents; warns (``QamaWarning``) about columns of zero spread."""
         x = check_embeddings(doc_emb, "doc_emb")
-        self._fit_center(np.median(x, axis=0))
+        require_rows(x, 2, "doc_emb", self.name)
+        stats = column_stats(x, std=False)
+        warn_constant(stats["constant"], self.name)
+        self._fit_center(stats["median"])
         return self

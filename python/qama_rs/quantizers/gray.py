@@ -32,6 +32,7 @@ def gray_decode(gray: np.ndarray) -> np.ndarray:
 class GrayTwoBit(LloydMaxGauss):
     name = "gray_2bit"
     supports_hamming = True
+    _state_params = ()
 
     def __init__(self) -> None:
         super().__init__(bits=2)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings, require_rows, warn_constant
 
 
 class Int8(TrainingFreeQuantizer):
     name = "int8"
 
     def fit(self, doc_emb) -> Int8:
-        x = check_embeddings(doc_emb, "doc_emb").astype(np.float64)
-        lo, hi = x.min(axis=0), x.max(axis=0)
+        """Needs at least 2 documents; warns (``QamaWarning``) about columns of zero spread."""
+        x = check_embeddings(doc_emb, "doc_emb")
+        require_rows(x, 2, "doc_emb", self.name)
+        # float32 extremes widened exactly (no float64 copy of the corpus).
+        lo, hi = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
+        warn_constant(lo == hi, self.name)
         step = (hi - lo) / 256.0
         k = np.arange(257, dtype=np.float64)
         thresholds = [a + s * k[1:256] for a, s in zip(lo, step, strict=True)]

@@ -13,7 +13,14 @@ from statistics import NormalDist
 
 import numpy as np
 
-from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.base import (
+    TrainingFreeQuantizer,
+    check_embeddings,
+    column_spans,
+    column_stats,
+    require_rows,
+    warn_constant,
+)
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -124,6 +131,8 @@ class LloydMaxGauss(TrainingFreeQuantizer):
     """
 
     name = "lloyd_max_gauss"
+    _state_params = ("bits",)
+    _state_arrays = {"center": np.float64, "scale": np.float64}
 
     def __init__(self, bits: int = 2) -> None:
         super().__init__()
@@ -132,9 +141,12 @@ class LloydMaxGauss(TrainingFreeQuantizer):
         self.scale: np.ndarray | None = None
 
     def fit(self, doc_emb) -> LloydMaxGauss:
+        """Needs at least 2 documents; warns (``QamaWarning``) about columns of zero spread."""
         x = check_embeddings(doc_emb, "doc_emb")
-        self.center = np.median(x, axis=0).astype(np.float64)
-        self.scale = x.std(axis=0, dtype=np.float64)
+        require_rows(x, 2, "doc_emb", self.name)
+        stats = column_stats(x)
+        warn_constant(stats["constant"], self.name)
+        self.center, self.scale = stats["median"], stats["std"]
         bounds, levels = gaussian_lloyd_max(2**self.bits)
         self.dim = x.shape[1]
         self._set_tables(
@@ -148,6 +160,7 @@ class LloydMax4Bit(LloydMaxGauss):
     """``lloyd_max_4bit``: :class:`LloydMaxGauss` with the 16-level Gaussian table."""
 
     name = "lloyd_max_4bit"
+    _state_params = ()
 
     def __init__(self) -> None:
         super().__init__(bits=4)
@@ -161,6 +174,7 @@ class LloydMaxEmpirical(TrainingFreeQuantizer):
     """
 
     name = "lloyd_max_empirical"
+    _state_params = ("bits", "iterations", "tol")
 
     def __init__(self, bits: int = 2, iterations: int = 100, tol: float = 1e-7) -> None:
         super().__init__()
@@ -171,21 +185,25 @@ class LloydMaxEmpirical(TrainingFreeQuantizer):
         self.tol = float(tol)
 
     def fit(self, doc_emb) -> LloydMaxEmpirical:
+        """Needs at least 2 documents; warns (``QamaWarning``) about columns of zero spread."""
         x = check_embeddings(doc_emb, "doc_emb")
+        require_rows(x, 2, "doc_emb", self.name)
         _, g_levels = gaussian_lloyd_max(2**self.bits)
-        center = np.median(x, axis=0).astype(np.float64)
-        scale = x.std(axis=0, dtype=np.float64)
-        sorted_x = np.sort(x, axis=0).astype(np.float64)
+        stats = column_stats(x)
+        warn_constant(stats["constant"], self.name)
+        center, scale = stats["median"], stats["std"]
         thresholds, levels = [], []
-        for j in range(x.shape[1]):
-            b, lv = lloyd_1d(
-                sorted_x[:, j],
-                center[j] + scale[j] * g_levels,
-                self.iterations,
-                self.tol * max(scale[j], 1e-30),
-            )
-            thresholds.append(b)
-            levels.append(lv)
+        for cols in column_spans(*x.shape):  # sorted float64 columns, a block at a time
+            sorted_x = np.sort(x[:, cols], axis=0).astype(np.float64)
+            for t, j in enumerate(range(cols.start, cols.stop)):
+                b, lv = lloyd_1d(
+                    np.ascontiguousarray(sorted_x[:, t]),
+                    center[j] + scale[j] * g_levels,
+                    self.iterations,
+                    self.tol * max(scale[j], 1e-30),
+                )
+                thresholds.append(b)
+                levels.append(lv)
         self.dim = x.shape[1]
         self._set_tables(thresholds, levels)
         return self
@@ -195,7 +213,8 @@ class CalibrationFree2Bit(TrainingFreeQuantizer):
     """``calibration_free_2bit``: the 4-level Gaussian table scaled by ``1/sqrt(d)``, no statistics.
 
     A unit-norm vector in ``d`` dimensions has coordinates of standard deviation about ``1/sqrt(d)``,
-    so the table fits every dimension without looking at the corpus (``fit`` reads only ``d``).
+    so the table fits every dimension without looking at the corpus (``fit`` reads only ``d``, so one
+    row is enough and constant data is no concern).
     """
 
     name = "calibration_free_2bit"

@@ -14,17 +14,41 @@ from __future__ import annotations
 import numpy as np
 
 from qama_rs.errors import QamaError
-from qama_rs.quantizers.allocated import _check_codes, _check_int
-from qama_rs.quantizers.base import check_embeddings
+from qama_rs.quantizers.allocated import _centred, _check_codes, _check_int, _covariance
+from qama_rs.quantizers.base import (
+    check_embeddings,
+    column_spans,
+    one_piece,
+    product_spans,
+    require_rows,
+    scratch_items,
+    warn_constant,
+)
+from qama_rs.quantizers.state import check_orthonormal, corrupt, flatten, ragged, state_array, state_int
+
+#: Rows scored against the centroids at a time (16 MiB of float32 distances, 32 MiB of float64 ones).
+#: The published codes were computed in these blocks, so encoding keeps them: the block sets which
+#: kernel computes the distances of a short last block (see :func:`qama_rs.quantizers.base.spans`).
+_NEAREST_ROWS = 16384
+#: Least PCA coordinates computed together in a fit (a block of sub-spaces).
+_MIN_BATCH_COLUMNS = 32
+
+
+def _argmin_distance(block: np.ndarray, centroids: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    """Nearest centroid of each row of ``block``: ``argmin(c2 - 2 block·c)``, computed in place."""
+    distance = block @ centroids.T
+    distance *= 2.0  # exact (a power of two), as is the subtraction's single rounding below
+    np.subtract(c2[None, :], distance, out=distance)
+    return np.argmin(distance, axis=1)
 
 
 def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Index of the nearest centroid of every row (squared Euclidean), in chunks to bound memory."""
     c2 = np.sum(centroids * centroids, axis=1)
     out = np.empty(len(x), dtype=np.int64)
-    for start in range(0, len(x), 16384):
-        block = x[start : start + 16384]
-        out[start : start + len(block)] = np.argmin(c2[None, :] - 2.0 * block @ centroids.T, axis=1)
+    for start in range(0, len(x), _NEAREST_ROWS):
+        block = x[start : start + _NEAREST_ROWS]
+        out[start : start + len(block)] = _argmin_distance(block, centroids, c2)
     return out
 
 
@@ -57,24 +81,74 @@ class PcaProduct:
         self.dim: int | None = None
 
     def fit(self, x) -> PcaProduct:
-        x = check_embeddings(x, "x").astype(np.float64)
+        """PCA, then ``min(256, n)`` centroids per sub-space. Needs at least 2 documents; warns
+        (``QamaWarning``) when a sub-space's training points all coincide (its byte carries nothing).
+
+        Up to ``base.EXACT_ROWS`` documents the covariance and the PCA coordinates are one product each,
+        exactly as before (bit-identical tables; a float64 copy of the corpus while they are computed).
+        Larger corpora: the covariance summed over blocks of rows and the coordinates a few sub-spaces
+        at a time, a small fraction of the input's size (float rounding may differ).
+        """
+        x = check_embeddings(x, "x")
         n, d = x.shape
         dims = min(d, 6 * self.m_bytes) if self.dims is None else self.dims
         if dims > d or dims < self.m_bytes:
             raise QamaError(f"dims = {dims}; must be in m..input dimension ({self.m_bytes}..{d})")
+        require_rows(x, 2, "x", self.name)
         k = min(256, n)
-        if k < 2:
-            raise QamaError(f"x: fitting needs at least 2 documents, got {n}")
-        self.mean = x.mean(axis=0)
-        centred = x - self.mean
-        variance, vectors = np.linalg.eigh(centred.T @ centred / n)
+        mean = np.concatenate([x[:, cols].astype(np.float64).mean(axis=0) for cols in column_spans(n, d)])
+        centred = _centred(x, mean) if one_piece(n) else None  # one product each (see base.EXACT_ROWS)
+        cov = _covariance(x, mean) if centred is None else centred.T @ centred / n
+        variance, vectors = np.linalg.eigh(cov)
         self.basis = vectors[:, np.argsort(-variance, kind="stable")[:dims]].astype(np.float32)
-        z = centred @ self.basis
+        self.mean = mean.astype(np.float32)  # what encoding centres with (and to_state saves)
         self.groups = [np.arange(b, dims, self.m_bytes) for b in range(self.m_bytes)]
+        if centred is None:
+            coordinates = self._batched_coordinates(x, mean)
+        else:
+            z = centred @ self.basis
+            del centred
+            coordinates = ((b, z[:, g]) for b, g in enumerate(self.groups))
         rng = np.random.default_rng(self.seed)
-        self.centroids = [kmeans(z[:, g], k, self.iterations, rng).astype(np.float32) for g in self.groups]
+        self.centroids = []
+        constant = np.zeros(self.m_bytes, dtype=bool)
+        for b, zg in coordinates:
+            constant[b] = bool(np.all(zg == zg[0]))
+            self.centroids.append(kmeans(zg, k, self.iterations, rng).astype(np.float32))
+        warn_constant(constant, self.name, "sub-space")
         self.dim = d
         return self
+
+    def _batched_coordinates(self, x: np.ndarray, mean: np.ndarray):
+        """``(b, z)`` for every sub-space in order: its float64 PCA coordinates ``(n, len(group))``,
+        computed a batch of sub-spaces and a block of rows at a time."""
+        n, d = x.shape
+        for batch in self._group_batches(n):
+            columns = np.concatenate([self.groups[b] for b in batch])
+            z = np.empty((n, len(columns)), dtype=np.float64)
+            basis = self.basis[:, columns]
+            for rows in product_spans(n, d, len(columns), 8):
+                z[rows] = _centred(x[rows], mean) @ basis
+            start = 0
+            for b in batch:
+                yield b, np.ascontiguousarray(z[:, start : start + len(self.groups[b])])
+                start += len(self.groups[b])
+
+    def _group_batches(self, n: int) -> list[list[int]]:
+        """Sub-spaces in order, batched so a batch's float64 coordinates take about twice
+        ``SCRATCH_BYTES``, none slim (see :func:`qama_rs.quantizers.base.spans`)."""
+        budget = max(_MIN_BATCH_COLUMNS, scratch_items(8, n, blocks=2))
+        batches: list[list[int]] = [[]]
+        width = 0
+        for b, g in enumerate(self.groups):
+            if batches[-1] and width + len(g) > budget and width >= 2:
+                batches.append([])
+                width = 0
+            batches[-1].append(b)
+            width += len(g)
+        if len(batches) > 1 and width < budget // 2:  # no slim last batch (see base.spans)
+            batches[-2].extend(batches.pop())
+        return batches
 
     def _require_fitted(self) -> None:
         if self.dim is None:
@@ -89,17 +163,30 @@ class PcaProduct:
         """One byte per sub-space; no per-vector factors."""
         return self.m_bytes
 
-    def _coordinates(self, x) -> np.ndarray:
-        x = check_embeddings(x, "x", self.dim)
-        return (x - self.mean.astype(np.float32)) @ self.basis
+    def _assign(self, z: np.ndarray) -> np.ndarray:
+        """PCA coordinates of a block of rows → their ``uint8`` centroid numbers."""
+        out = np.empty((len(z), self.m_bytes), dtype=np.uint8)
+        for b, (g, c) in enumerate(zip(self.groups, self.centroids, strict=True)):
+            out[:, b] = _argmin_distance(z[:, g], c, np.sum(c * c, axis=1))
+        return out
 
     def encode(self, x) -> np.ndarray:
-        """``(n, dim)`` floats → ``uint8 (n, m)`` centroid numbers."""
+        """``(n, dim)`` floats → ``uint8 (n, m)`` centroid numbers (a block of rows at a time)."""
         self._require_fitted()
-        z = self._coordinates(x)
-        return np.stack([_nearest(z[:, g], c) for g, c in zip(self.groups, self.centroids, strict=True)], 1).astype(
-            np.uint8
-        )
+        x = check_embeddings(x, "x", self.dim)
+        n = len(x)
+        if one_piece(n):  # one product, as before (see base.EXACT_ROWS)
+            z = (x - self.mean) @ self.basis
+            nearest = [_nearest(z[:, g], c) for g, c in zip(self.groups, self.centroids, strict=True)]
+            return np.stack(nearest, 1).astype(np.uint8)
+        out = np.empty((n, self.m_bytes), dtype=np.uint8)
+        for start in range(0, n, _NEAREST_ROWS):
+            stop = min(n, start + _NEAREST_ROWS)
+            # Coordinates from products of _NEAREST_ROWS rows (a short last block reaches back, so no
+            # product is small), distances in the blocks of _nearest.
+            first = max(0, stop - _NEAREST_ROWS)
+            out[start:stop] = self._assign(((x[first:stop] - self.mean) @ self.basis)[start - first :])
+        return out
 
     def decode(self, codes) -> np.ndarray:
         """Codes → float32 ``(n, dims)`` reconstructed PCA coordinates."""
@@ -123,31 +210,64 @@ class PcaProduct:
         return luts
 
     def to_state(self) -> dict:
+        """The fitted codec (see :mod:`qama_rs.quantizers.state`): ``mean`` float32 ``(d,)``, ``basis``
+        float32 (``basis_transposed``: the array is ``basis.T``, the codec's basis being column-major)
+        and the sub-spaces' ``(k, len(group))`` centroids, float32, flat with ``centroids_offsets``."""
         self._require_fitted()
+        transposed = not self.basis.flags.c_contiguous
+        centroids, offsets = flatten(self.centroids, np.float32)
         return {
             "m": self.m_bytes,
             "dims": self.basis.shape[1],
             "iterations": self.iterations,
             "seed": self.seed,
-            "mean": self.mean.tolist(),
-            "basis": self.basis.tolist(),
-            "centroids": [c.tolist() for c in self.centroids],
+            "k": len(self.centroids[0]),
+            "mean": np.ascontiguousarray(self.mean, dtype=np.float32),
+            "basis": np.ascontiguousarray(self.basis.T if transposed else self.basis, dtype=np.float32),
+            "basis_transposed": transposed,
+            "centroids": centroids,
+            "centroids_offsets": offsets,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> PcaProduct:
-        try:
-            codec = cls(int(state["m"]), int(state["dims"]), int(state["iterations"]), int(state["seed"]))
-            codec.mean = np.asarray(state["mean"], dtype=np.float64)
-            codec.basis = np.asarray(state["basis"], dtype=np.float32)
-            codec.centroids = [np.asarray(c, dtype=np.float32) for c in state["centroids"]]
-        except (KeyError, TypeError, ValueError) as err:
-            raise QamaError(f"{cls.__name__}: corrupt saved state ({err})") from None
-        dims = codec.basis.shape[1]
-        codec.groups = [np.arange(b, dims, codec.m_bytes) for b in range(codec.m_bytes)]
-        if len(codec.centroids) != codec.m_bytes or codec.basis.shape[0] != codec.mean.shape[0]:
-            raise QamaError(f"{cls.__name__}: corrupt saved state (shapes do not match)")
-        codec.dim = int(codec.mean.shape[0])
+        """The codec of :meth:`to_state` (or of a state saved before arrays, with nested lists). Keeps
+        read-only views of the arrays; a bad state raises ``QamaError`` ("corrupt saved state")."""
+        owner = cls.__name__
+        if not isinstance(state, dict):
+            raise corrupt(owner, f"a {type(state).__name__}, expected a dict")
+        m = state_int(state, "m", owner, 1)
+        dims = state_int(state, "dims", owner, m)
+        codec = cls(m, dims, state_int(state, "iterations", owner, 1), state_int(state, "seed", owner))
+        codec.mean = state_array(state, "mean", owner, np.float32, ndim=1)
+        d = codec.mean.shape[0]
+        if not m <= dims <= d:
+            raise corrupt(owner, f"m = {m}, dims = {dims} and a mean of {d} values do not fit together")
+        transposed = state.get("basis_transposed", False)
+        if transposed not in (True, False):
+            raise corrupt(owner, f"basis_transposed = {transposed!r}")
+        basis = state_array(state, "basis", owner, np.float32, shape=(dims, d) if transposed else (d, dims))
+        codec.basis = basis.T if transposed else basis
+        check_orthonormal(codec.basis, owner)
+        codec.groups = [np.arange(b, dims, m) for b in range(m)]
+        if isinstance(state.get("centroids"), list):  # saved before arrays: one nested list per sub-space
+            if len(state["centroids"]) != m:
+                raise corrupt(owner, f"{len(state['centroids'])} centroid tables for m = {m}")
+            tables = [state_array({"c": c}, "c", owner, np.float32, ndim=2) for c in state["centroids"]]
+        else:
+            k = state_int(state, "k", owner, 2, 256)
+            flat = ragged(state, "centroids", owner, np.float32, m)
+            tables = []
+            for b, (g, part) in enumerate(zip(codec.groups, flat, strict=True)):
+                if part.size != k * len(g):
+                    raise corrupt(owner, f"sub-space {b} has {part.size} centroid values, not {k} x {len(g)}")
+                tables.append(part.reshape(k, len(g)))
+        k = len(tables[0])
+        for b, (g, c) in enumerate(zip(codec.groups, tables, strict=True)):
+            if c.shape != (k, len(g)) or not 2 <= k <= 256:
+                raise corrupt(owner, f"sub-space {b} has centroids of shape {c.shape}, not ({k}, {len(g)})")
+        codec.centroids = tables
+        codec.dim = d
         return codec
 
     def __repr__(self) -> str:

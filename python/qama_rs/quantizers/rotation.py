@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings
+from qama_rs.quantizers.base import TrainingFreeQuantizer, check_embeddings, product_spans, row_spans
+from qama_rs.quantizers.state import check_orthonormal, corrupt, state_array, state_int, state_str
 
 
 class Rotation:
@@ -59,7 +60,10 @@ class RandomOrthogonal(Rotation):
         return self
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.matrix
+        out = np.empty((len(x), self.dim), dtype=np.float32)
+        for rows in product_spans(len(x), self.dim, self.dim):  # one piece up to base.EXACT_ROWS rows
+            out[rows] = x[rows] @ self.matrix
+        return out
 
 
 def walsh_hadamard(x: np.ndarray) -> np.ndarray:
@@ -92,9 +96,13 @@ class RandomizedHadamard(Rotation):
         return self.padded_dim
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
-        padded = np.zeros((x.shape[0], self.padded_dim), dtype=np.float64)
-        padded[:, : self.dim] = x
-        return walsh_hadamard(padded * self.signs[None, :]).astype(np.float32)
+        out = np.empty((len(x), self.padded_dim), dtype=np.float32)
+        # Row by row arithmetic, so a block of rows at a time bounds the float64 scratch.
+        for rows in row_spans(len(x), self.padded_dim, 8):
+            padded = np.zeros((rows.stop - rows.start, self.padded_dim), dtype=np.float64)
+            padded[:, : self.dim] = x[rows]
+            out[rows] = walsh_hadamard(padded * self.signs[None, :])
+        return out
 
 
 ROTATIONS = {"none": Rotation, "orthogonal": RandomOrthogonal, "hadamard": RandomizedHadamard}
@@ -145,3 +153,49 @@ class Rotated(TrainingFreeQuantizer):
 
     def hamming_bits(self, codes) -> np.ndarray:
         return self.inner.hamming_bits(codes)
+
+    def to_state(self) -> dict:
+        """The rotation (``rotation``, ``seed``, and its ``matrix`` float32 or ``signs`` float64 array)
+        and the inner quantizer's state under ``inner.*`` keys (see :mod:`qama_rs.quantizers.state`)."""
+        self._require_fitted()
+        rotation = self.rotation
+        state = {"class": "Rotated", "dim": self.dim, "rotation": rotation.name, "seed": rotation.seed}
+        if isinstance(rotation, RandomizedHadamard):
+            state["signs"] = np.ascontiguousarray(rotation.signs, dtype=np.float64)
+        elif isinstance(rotation, RandomOrthogonal):
+            # C-ordered as fitted (QR's product), so the saved matrix rotates with the same rounding.
+            state["matrix"] = np.ascontiguousarray(rotation.matrix, dtype=np.float32)
+        state.update({f"inner.{key}": value for key, value in self.inner.to_state().items()})
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> Rotated:
+        """The rotated quantizer of :meth:`to_state`; a bad state raises ``QamaError``."""
+        from qama_rs.quantizers import METHODS
+
+        owner = "Rotated"
+        if not isinstance(state, dict) or state.get("class") != owner:
+            raise corrupt(owner, "not the state of a rotated quantizer")
+        dim = state_int(state, "dim", owner, 1)
+        kind = state_str(state, "rotation", owner, tuple(ROTATIONS))
+        rotation = make_rotation(kind, state_int(state, "seed", owner))
+        rotation.dim = dim
+        if isinstance(rotation, RandomizedHadamard):
+            rotation.padded_dim = 1 << (dim - 1).bit_length()
+            rotation.signs = state_array(state, "signs", owner, np.float64, shape=(rotation.padded_dim,))
+            if not np.all(np.abs(rotation.signs) == 1.0):
+                raise corrupt(owner, "the Hadamard signs are not all +1 or -1")
+        elif isinstance(rotation, RandomOrthogonal):
+            rotation.matrix = state_array(state, "matrix", owner, np.float32, shape=(dim, dim))
+            check_orthonormal(rotation.matrix, owner, "matrix")
+        inner_state = {key[6:]: value for key, value in state.items() if key.startswith("inner.")}
+        classes = {quantizer.__name__: quantizer for quantizer in METHODS.values()}
+        if inner_state.get("class") not in classes:
+            raise corrupt(owner, f"unknown inner quantizer {inner_state.get('class')!r}")
+        inner = classes[inner_state["class"]].from_state(inner_state)
+        if inner.dim != rotation.out_dim:
+            raise corrupt(owner, f"inner quantizer of {inner.dim} values, rotation to {rotation.out_dim}")
+        quantizer = cls(inner, rotation)
+        quantizer.dim = dim
+        quantizer._thresholds, quantizer._levels = inner._thresholds, inner._levels
+        return quantizer
