@@ -251,7 +251,7 @@ def test_index_info_and_one_text_query(tmp_path, capsys):
         (["index", "build", "--embeddings", "{tmp}/emb.npy", "--ids", "{tmp}/qids.json", "--codec", "Flat", "--out", "{tmp}/x.qidx"], "--ids {tmp}/qids.json: expected a JSON list of 60 ids"),
         (["index", "build", "--corpus", "{tmp}/none.jsonl", "--codec", "Flat", "--out", "{tmp}/x.qidx"], "--corpus {tmp}/none.jsonl does not exist"),
         (["index", "build", "--corpus", "{tmp}/bad.json", "--codec", "Flat", "--out", "{tmp}/x.qidx"], "--corpus {tmp}/bad.json:1: not valid JSON"),
-        (["index", "info", "{tmp}/emb.npy"], "not a qama-rs factory index"),
+        (["index", "info", "{tmp}/emb.npy"], "emb.npy: not a qama-rs index (bad magic)"),
         (["search", "{tmp}/missing.qidx", "--query", "x"], "no such index file"),
     ],
 )

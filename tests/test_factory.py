@@ -11,11 +11,11 @@ import pytest
 import _oracles
 import _reference
 import qama_rs
-from qama_rs import Index, QamaError, Quantizer
+from qama_rs import Index, QamaError, Quantizer, quantizers
 from qama_rs.cli.methods import METHOD_SPECS, method_spec
 from qama_rs.index import index_factory, parse_spec, register_codec
 from qama_rs.index.codecs import LutCodec
-from qama_rs.quantizers import LloydMaxGauss, MedianBinary, SignBinary
+from qama_rs.quantizers import LloydMaxGauss, MedianBinary, RandomizedHadamard, SignBinary
 
 DIMS = 72
 SPECS = [
@@ -81,6 +81,16 @@ def asym_reference(quantizer, queries, docs, k):
     bits = {2: 1, 4: 2, 16: 4, 256: 8}[recon.shape[1]]
     packed = _reference.asym_pack(quantizer.encode(docs), bits)
     return _reference.asym_search(quantizer.prepare_query(queries), recon, packed, k), packed
+
+
+def exported_codec_classes(method):
+    """The codec classes :mod:`qama_rs.quantizers` exports that have ``method`` (``reconstruction_values``:
+    the per-dimension quantizers; ``query_luts``: the byte-table codecs)."""
+    classes = [getattr(quantizers, name) for name in quantizers.__all__]
+    return [
+        c for c in classes
+        if isinstance(c, type) and hasattr(c, method) and hasattr(c, "fit") and c is not quantizers.TrainingFreeQuantizer
+    ]  # fmt: skip
 
 
 def hamming_reference(quantizer, queries, docs, k, dims=None):
@@ -280,12 +290,11 @@ def test_a_scan_over_a_mapped_base_and_an_in_memory_tail_merges_exactly(data, tm
             np.testing.assert_array_equal(got, want)
 
 
-def test_rotation_spec_equals_rotated_quantizer(data):
-    from qama_rs.quantizers import make_method
-
+def test_rotation_spec_equals_the_quantizer_of_rotated_vectors(data):
     docs, queries = data
-    rotated = make_method("lloyd_max_gauss", rotation="hadamard", seed=0).fit(docs)
-    (ref_s, ref_i), _ = asym_reference(rotated, queries, docs, 12)
+    rotation = RandomizedHadamard(seed=0).fit(DIMS)
+    quantizer = LloydMaxGauss().fit(rotation.apply(docs))
+    (ref_s, ref_i), _ = asym_reference(quantizer, rotation.apply(queries), rotation.apply(docs), 12)
     D, labels = built("Hadamard,LloydMax2", docs).search(queries, 12)
     np.testing.assert_array_equal(labels, ref_i)
     np.testing.assert_array_equal(D, ref_s)
@@ -750,13 +759,15 @@ def test_concurrent_searches_and_adds_agree_with_a_serial_run(data):
         np.testing.assert_array_equal(D, serial[labels.tobytes()][0])
 
 
-def test_every_training_free_registry_name_is_a_codec(data):
-    """Codecs added to qama_rs.quantizers.METHODS (e.g. by later work) plug into the factory by name."""
-    from qama_rs.quantizers import METHODS
-
+def test_every_training_free_quantizer_class_is_a_codec_by_its_name(data):
+    """Every per-dimension quantizer qama_rs.quantizers exports (e.g. one added by later work) plugs into the
+    factory by its ``name``: the index registry resolves it."""
     docs, queries = data
-    for name in METHODS:
-        index = built(name, docs)
+    classes = exported_codec_classes("reconstruction_values")
+    assert len(classes) == 10 and {c.name for c in classes} <= {n.lower() for n in qama_rs.available_codecs()}
+    for cls in classes:
+        index = built(cls.name, docs)
+        assert type(index.codec.impl) is cls
         D, labels = index.search(queries, 5)
         assert D.shape == labels.shape == (9, 5) and (labels >= 0).all() and (np.diff(D, axis=1) <= 0).all()
     index = built("adaptive_bits(high_dims=8,low_bits=1)", docs)
@@ -815,18 +826,26 @@ def test_a_saved_qama_head_by_path_round_trips_with_the_index(tmp_path, capsys):
     np.testing.assert_array_equal(cli_index.search(queries, 10)[1], ref.search(queries, 10)[1])
 
 
-def test_every_byte_lut_registry_codec_scores_through_the_engine(data, tmp_path):
-    """quantizers.CODECS (protocol B codecs) plug in by name: engine scores equal the NumPy LUT oracle, and the
-    index round-trips through a mapped file."""
-    from qama_rs.quantizers import CODECS
-
+def test_every_byte_lut_codec_class_scores_through_the_engine(data, tmp_path):
+    """Every byte-table codec qama_rs.quantizers exports (protocol B) plugs in by its ``name``: engine scores
+    equal the NumPy LUT oracle (for a codec with ``projection()``, the tables the engine builds from it, which
+    also equal the codec's own ``query_luts`` up to float rounding), and the index round-trips through a
+    mapped file."""
     docs, queries = data
-    for name, cls in CODECS.items():
+    classes = exported_codec_classes("query_luts")
+    assert len(classes) == 6 and {c.name for c in classes} <= {n.lower() for n in qama_rs.available_codecs()}
+    for cls in classes:
+        name = cls.name
         index = built(name, docs)
-        assert isinstance(index.codec, LutCodec) and index.codec.kind == "table"
+        assert isinstance(index.codec, LutCodec) and index.codec.kind == "table" and type(index.codec.impl) is cls
         codec = cls().fit(docs)
         scale = codec.row_scale(docs) if hasattr(codec, "row_scale") else None
-        ref_s, ref_i = _oracles.topk_largest(_reference.lut_scores(codec.query_luts(queries), codec.encode(docs), scale), 10)
+        luts = codec.query_luts(queries)
+        if hasattr(codec, "projection"):
+            projected = _reference.projected_tables(queries, *codec.projection())
+            np.testing.assert_allclose(projected, luts, rtol=0, atol=1e-5, err_msg=name)
+            luts = projected
+        ref_s, ref_i = _oracles.topk_largest(_reference.lut_scores(luts, codec.encode(docs), scale), 10)
         D, labels = index.search(queries, 10)
         np.testing.assert_array_equal(labels, ref_i, err_msg=name)
         np.testing.assert_array_equal(D, ref_s, err_msg=name)

@@ -39,7 +39,7 @@ LAYOUTS = ("rows", "blocks")
 # ("bool",), ("store",), ("plan",), ("opt_filter",).
 U8, U16, U64, I64, F32 = np.uint8, np.uint16, np.uint64, np.int64, np.float32
 BOOL = np.bool_
-CODEC_METHODS = {
+CODEC_CALLS = {
     "search": [("store", ("store",)), ("k", ("int",)), ("filter", ("opt_filter",))],
     "search_lists": [
         ("store", ("store",)),
@@ -68,6 +68,9 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
     "expand": [("codes", ("array", U8, 2)), ("levels", ("array", U16, 1))],
     "collapse": [("packed", ("array", U64, 2)), ("levels", ("array", U16, 1))],
     "encode": [("x", ("array", F32, 2)), ("thresholds", ("array", F32, 1)), ("levels", ("array", U16, 1))],
+    "Thresholds": [("thresholds", ("array", F32, 1)), ("levels", ("array", U16, 1))],
+    "Thresholds.quantize": [("x", ("array", F32, 2))],  # on a drawn Thresholds
+    "Thresholds.encode": [("x", ("array", F32, 2))],
     "pack_bits": [("bits", ("array", U8, 2))],
     "unpack_bits": [("words", ("array", U64, 2)), ("nbits", ("int",))],
     "hamming_distances": [
@@ -128,7 +131,7 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
     **{
         f"{cls}.{method}": [("queries", QUERY_KINDS[cls]), *params]
         for cls in QUERY_KINDS
-        for method, params in CODEC_METHODS.items()
+        for method, params in CODEC_CALLS.items()
     },
 }
 # Words that name an argument in messages about its parts: a store's errors at search time name the
@@ -166,6 +169,7 @@ def test_every_binding_function_constructor_and_method_is_fuzzed():
         "Filter",
         "Plan",
         "Coarse",
+        "Thresholds",
     }
     for cls in classes:
         members = vars(cls).items()
@@ -483,6 +487,9 @@ def valid_args(name, draw):
             "rescore": (queries, store, cands, k, only),
         }[method]
         return args, codec
+    if name in ("Thresholds.quantize", "Thresholds.encode"):
+        thresholds = _core.Thresholds(_thresholds(rng, levels), levels)
+        return (rng.normal(size=(n, d)).astype(np.float32),), thresholds
     if name in ("Coarse.plan", "Plan.arrays"):
         nlist, width = draw(st.integers(1, 6)), draw(st.integers(0, 7))
         if name == "Plan.arrays":
@@ -499,6 +506,7 @@ def valid_args(name, draw):
     return {
         "quantize": (rng.normal(size=(n, d)).astype(np.float32), _thresholds(rng, levels), levels),
         "encode": (rng.normal(size=(n, d)).astype(np.float32), _thresholds(rng, levels), levels),
+        "Thresholds": (_thresholds(rng, levels), levels),
         "expand": (codes, levels),
         "collapse": (_core.expand(codes, levels), levels),
         "pack_bits": (rng.integers(0, 2, (n, nbits_raw), dtype=np.uint8),),

@@ -66,7 +66,7 @@ WORDS_LISTS = np.zeros((64, 2), np.uint64)
 WORDS_LISTS[:20], WORDS_LISTS[32:40] = WORDS, WORDS[:8]
 
 # (codec, queries, store) per codec class and store kind: every class's methods on every layout.
-CODECS = {
+CODEC_CASES = {
     "HammingCodec": (_core.HammingCodec(2), WORDS[:3], two_lists(WORDS_LISTS, np.uint64)),
     "TableCodec.recon(rows)": (
         _core.TableCodec.recon(RECON, "rows"),
@@ -101,7 +101,7 @@ CODECS = {
         two_lists(VECTORS_LISTS.astype(np.float16).view(np.uint16), np.uint16),
     ),
 }
-METHODS = {
+CODEC_CALLS = {
     "search": lambda c, q, s: c.search(q, s, 5),
     "search_lists": lambda c, q, s: c.search_lists(
         q, s, 5, UNBIASED if isinstance(c, _core.HammingCodec) else PLAN, FILTER
@@ -115,6 +115,8 @@ CALLS = {
     "expand": lambda: _core.expand(CODES, LEVELS),
     "collapse": lambda: _core.collapse(EXPANDED, LEVELS),
     "encode": lambda: _core.encode(X, THRESHOLDS, LEVELS),
+    "Thresholds.quantize": lambda: _core.Thresholds(THRESHOLDS, LEVELS).quantize(X),
+    "Thresholds.encode": lambda: _core.Thresholds(THRESHOLDS, LEVELS).encode(X),
     "pack_bits": lambda: _core.pack_bits(np.ones((3, 70), dtype=np.uint8)),
     "unpack_bits": lambda: _core.unpack_bits(WORDS, 100),
     "hamming_distances": lambda: _core.hamming_distances(WORDS[:3], WORDS),
@@ -129,17 +131,17 @@ CALLS = {
     "Coarse.plan": lambda: COARSE.plan(QUERIES, 1, 3, True),
     **{
         f"{name}.{method}": (lambda call=call, args=args: call(*args))
-        for name, args in CODECS.items()
-        for method, call in METHODS.items()
+        for name, args in CODEC_CASES.items()
+        for method, call in CODEC_CALLS.items()
     },
 }
 # Functions that only read a constant or a CPU flag, constructors (and static constructors) that
 # only check and copy their arguments, and a plan's copy out as arrays: nothing to release the GIL for.
 NO_WORK = {"available_isas", "best_isa", "cpu_features", "num_threads", "_gil_checks"}
 CODEC_CLASSES = {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec"}
-CONSTRUCTORS = CODEC_CLASSES | {"Store", "Filter", "Plan", "Coarse"}
+CONSTRUCTORS = CODEC_CLASSES | {"Store", "Filter", "Plan", "Coarse", "Thresholds"}
 STATIC_CONSTRUCTORS = {"TableCodec": {"recon", "given", "projected"}, "Filter": {"bits", "labels"}}
-NO_WORK_METHODS = {"Plan": {"arrays"}}
+NO_WORK_CALLS = {"Plan": {"arrays"}}
 
 
 def test_every_working_function_and_method_is_covered():
@@ -160,15 +162,15 @@ def test_every_working_function_and_method_is_covered():
         methods = {n for n, v in members if type(v).__name__ == "method_descriptor"}
         statics = {n for n, v in members if type(v).__name__ in ("staticmethod", "classmethod")}
         assert statics == STATIC_CONSTRUCTORS.get(name, set()), name
-        working = methods - NO_WORK_METHODS.get(name, set())
-        assert NO_WORK_METHODS.get(name, set()) <= methods, name
+        working = methods - NO_WORK_CALLS.get(name, set())
+        assert NO_WORK_CALLS.get(name, set()) <= methods, name
         if name in CODEC_CLASSES:
-            assert working == set(METHODS), name
+            assert working == set(CODEC_CALLS), name
         else:  # each working method of an argument object is called
             assert {f"{name}.{m}" for m in working} <= set(CALLS), name
     # Every codec class is called, and TableCodec through each of its constructors.
-    assert {n.split(".")[0].split("(")[0] for n in CODECS} == CODEC_CLASSES
-    assert {n.split("(")[0] for n in CODECS if n.startswith("TableCodec.")} == {
+    assert {n.split(".")[0].split("(")[0] for n in CODEC_CASES} == CODEC_CLASSES
+    assert {n.split("(")[0] for n in CODEC_CASES if n.startswith("TableCodec.")} == {
         f"TableCodec.{s}" for s in STATIC_CONSTRUCTORS["TableCodec"]
     }
 
@@ -184,7 +186,7 @@ def test_runs_with_the_gil_released(name):
 
 def test_errors_are_raised_after_detaching_too():
     """Core-side validation runs detached as well (the binding only converts)."""
-    codec, queries, store = CODECS["TableCodec.recon(rows)"]
+    codec, queries, store = CODEC_CASES["TableCodec.recon(rows)"]
     released, held = _core._gil_checks()
     with pytest.raises(ValueError, match="not finite"):
         codec.search(np.full_like(queries, np.nan), store, 5)  # refused by the core

@@ -3,6 +3,7 @@ user's argument."""
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -12,6 +13,7 @@ from qama_rs.errors import QamaError, QamaTypeError
 
 __all__ = ["CHECK_CHUNK", "check_int", "float_rows"]
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Rows checked at a time by :func:`float_rows` (no temporary the size of the input).
 CHECK_CHUNK = 1 << 16
 
@@ -30,9 +32,11 @@ def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
     return value
 
 
-def float_rows(x: Any, name: str = "x", dims: int | None = None, *, allow_empty: bool = True) -> np.ndarray:
+def float_rows(
+    x: Any, name: str = "x", dims: int | None = None, *, allow_empty: bool = True, bounded: bool = True
+) -> np.ndarray:
     """``x`` as C-contiguous finite ``float32 (n, dims)`` (any ``dims`` when None), or a clear error naming
-    ``name``. Values whose inner products would overflow float32 are refused too."""
+    ``name``. With ``bounded``, values whose inner products would overflow float32 are refused too."""
     if isinstance(x, np.ndarray):
         array = x
     else:
@@ -51,18 +55,20 @@ def float_rows(x: Any, name: str = "x", dims: int | None = None, *, allow_empty:
     array = np.ascontiguousarray(array, dtype=np.float32)
     d = max(array.shape[1], 1)
     # Inner products of two rows stay inside float32 below this magnitude.
-    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * d)))
+    limit = (_FLOAT32_MAX / (4.0 * d)) ** 0.5 if bounded else math.inf
     for start in range(0, len(array), CHECK_CHUNK):
         block = array[start : start + CHECK_CHUNK]
         if not block.size:
             continue
-        if not np.isfinite(block).all():
+        # max and min carry NaN and inf: two reductions check finiteness and magnitude at once.
+        peak = max(float(block.max()), -float(block.min()))
+        if peak <= limit and peak != math.inf:
+            continue
+        if not math.isfinite(peak):
             row, col = np.argwhere(~np.isfinite(block))[0]
             raise QamaError(f"{name} has a non-finite value (NaN or inf) at row {start + row}, column {col}")
-        peak = float(max(block.max(), -block.min()))
-        if peak > limit:
-            raise QamaError(
-                f"{name} has values of magnitude {peak:.3g}; inner products of {d}-dimensional vectors "
-                f"overflow float32 above {limit:.3g} (normalize the vectors)"
-            )
+        raise QamaError(
+            f"{name} has values of magnitude {peak:.3g}; inner products of {d}-dimensional vectors "
+            f"overflow float32 above {limit:.3g} (normalize the vectors)"
+        )
     return array

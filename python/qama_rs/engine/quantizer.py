@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from qama_rs import _core
+from qama_rs.engine import args
 from qama_rs.engine.files import atomic_write
 from qama_rs.errors import QamaError, QamaTypeError, QamaWarning
 
@@ -66,14 +67,8 @@ def _scheme_levels(scheme: str, input_dims: int) -> np.ndarray:
 
 
 def float_rows(x: Any, name: str = "x") -> np.ndarray:
-    """``x`` as a C-contiguous ``float32 (n, d)`` array; other float dtypes are converted, anything
-    else (ints, bools, objects) is a ``QamaTypeError``."""
-    array = np.asarray(x)
-    if array.dtype.kind != "f":
-        raise QamaTypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
-    if array.ndim != 2:
-        raise QamaError(f"{name} must be 2-D (n, d), got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    """``x`` as a C-contiguous finite ``float32 (n, d)`` array (thresholds take any finite magnitude)."""
+    return args.float_rows(x, name, bounded=False)
 
 
 def _check_dims_arg(dims: Any, total: int) -> int:
@@ -142,6 +137,8 @@ class Quantizer:
         if scheme is not None and scheme not in SCHEMES:
             raise QamaError(f"scheme = {scheme!r}; known schemes: {', '.join(SCHEMES)}")
         self._scheme = scheme
+        # The engine's checked thresholds per prefix length, made on first use (see ``_engine``).
+        self._engines: dict[int, Any] = {}
 
     # ----------------------------------------------------------------------------------- building
     @classmethod
@@ -174,7 +171,6 @@ class Quantizer:
                 "x has 1 row; fitting quantile thresholds needs at least 2 documents "
                 "(one row gives no spread to place thresholds in)"
             )
-        _check_finite_rows(x)
         input_dims = x.shape[1]
         pair_reduce_start = None
         if levels is not None:
@@ -280,24 +276,48 @@ class Quantizer:
         tail averaged in pairs. ``x`` has ``input_dims`` columns or exactly the columns of the
         ``dims`` prefix (``input_dims_for(dims)``)."""
         m = _check_dims_arg(dims, self.dims)
+        return self._reduce(self._checked(x, m), m)
+
+    def _checked(self, x: Any, m: int) -> np.ndarray:
         x = float_rows(x)
         needed = self.input_dims_for(m)
         if x.shape[1] not in (self.input_dims, needed):
             wanted = f"{self.input_dims}" if needed == self.input_dims else f"{self.input_dims} or {needed}"
             raise QamaError(f"x has {x.shape[1]} columns; this quantizer takes {wanted} for dims={m}")
+        return x
+
+    def _reduce(self, x: np.ndarray, m: int) -> np.ndarray:
         s = self._pair_reduce_start
         if s is None or m <= s:
             return np.ascontiguousarray(x[:, :m])
-        if not np.isfinite(x[:, :needed]).all():
-            row, col = np.argwhere(~np.isfinite(x[:, :needed]))[0]
-            raise QamaError(f"x has a non-finite value at row {row}, column {col}")
-        return _pair_reduce(x[:, :needed], s, m)
+        return _pair_reduce(x[:, : self.input_dims_for(m)], s, m)
+
+    def _engine(self, m: int) -> Any:
+        """``_core.Thresholds`` of the first ``m`` values, checked once and kept (encoding one query must
+        not re-check every threshold)."""
+        engine = self._engines.get(m)
+        if engine is None:
+            engine = self._engines[m] = _core.Thresholds(self._thresholds[: self._offsets[m]], self._levels[:m])
+        return engine
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_engines": {}}  # engine objects are remade, not pickled
+
+    def _blocks(self, x: Any, m: int, method: str) -> np.ndarray:
+        """The engine's ``method`` (``encode`` / ``quantize``) over ``x`` a block of rows at a time: the
+        engine copies a block of the caller's writeable array (another thread may write it during the
+        call), never all of it, and a pair-reduced block is a temporary of one block."""
+        x = self._checked(x, m)
+        kernel = getattr(self._engine(m), method)
+        step = max(1, _ENCODE_BLOCK_BYTES // max(1, 4 * x.shape[1]))
+        if len(x) <= step:
+            return kernel(_engine_input(self._reduce(x, m), x))
+        parts = [kernel(_engine_input(self._reduce(x[i : i + step], m), x)) for i in range(0, len(x), step)]
+        return np.concatenate(parts)
 
     def quantize(self, x: Any, dims: int | None = None) -> np.ndarray:
         """Levels ``uint8 (n, dims)`` of ``x`` (before thermometer expansion)."""
-        m = _check_dims_arg(dims, self.dims)
-        values = _engine_input(self.reduce(x, m), x)
-        return _core.quantize(values, self._thresholds[: self._offsets[m]], self._levels[:m])
+        return self._blocks(x, _check_dims_arg(dims, self.dims), "quantize")
 
     def encode(self, x: Any, dims: int | None = None) -> np.ndarray:
         """Packed thermometer codes ``uint64 (n, words)`` of float rows ``x``.
@@ -306,9 +326,7 @@ class Quantizer:
         ``ceil(prefix_bits(m) / 64)`` words: exactly the leading words of the full code (with the
         bits past the prefix zeroed). Non-finite input raises ``QamaError``.
         """
-        m = _check_dims_arg(dims, self.dims)
-        values = _engine_input(self.reduce(x, m), x)
-        return _core.encode(values, self._thresholds[: self._offsets[m]], self._levels[:m])
+        return self._blocks(x, _check_dims_arg(dims, self.dims), "encode")
 
     # ------------------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
@@ -393,18 +411,10 @@ def _pair_reduce(x: np.ndarray, start: int, dims: int) -> np.ndarray:
     return out
 
 
+#: Bytes of float32 input :meth:`Quantizer.encode` / ``quantize`` hand the engine at a time.
+_ENCODE_BLOCK_BYTES = 16 * 2**20
 #: Bytes of the float64 column block :meth:`Quantizer.fit` takes quantiles of at a time.
 _FIT_BLOCK_BYTES = 8 * 2**20
-
-
-def _check_finite_rows(x: np.ndarray) -> None:
-    """``QamaError`` at the first NaN/inf of ``x``, checked a block of rows at a time (no (n, d) mask)."""
-    step = max(1, _FIT_BLOCK_BYTES // max(1, x.shape[1]))
-    for start in range(0, len(x), step):
-        finite = np.isfinite(x[start : start + step])
-        if not finite.all():
-            row, col = np.argwhere(~finite)[0]
-            raise QamaError(f"x has a non-finite value at row {start + row}, column {col}")
 
 
 def _fit_values(x: np.ndarray, dims: np.ndarray, pair_reduce_start: int | None) -> np.ndarray:

@@ -260,6 +260,8 @@ class Index:
                     else:
                         rows, scale = codec.encode(xt)
                         store.append(rows, scale=scale)
+            for store in self._stores:
+                store.trim()
             self._ids.append(new_ids, names)
 
     def add_codes(self, codes: Any, ids: Any = None) -> None:

@@ -60,6 +60,7 @@ class ListStore:
         self._garbage = 0  # rows of the tail arena no list uses any more
         self._max_scale = 0.0  # an upper bound of |scale| (the engine's overflow check; never lowered)
         self._core: Any = None
+        self._rows: int | None = None
 
     # ------------------------------------------------------------------------------ description
     @property
@@ -68,7 +69,9 @@ class ListStore:
 
     @property
     def rows(self) -> int:
-        return int(self._table[:, 1].sum() + self._table[:, 3].sum())
+        if self._rows is None:
+            self._rows = int(self._table[:, 1].sum() + self._table[:, 3].sum())
+        return self._rows
 
     def counts(self) -> np.ndarray:
         """Rows per list."""
@@ -101,6 +104,11 @@ class ListStore:
         return self._core
 
     # ---------------------------------------------------------------------------------- writing
+    def _changed(self) -> None:
+        """After the table or an array changed: the engine's view and the row count are rebuilt."""
+        self._core = None
+        self._rows = None
+
     def _units(self, rows: int) -> int:
         return _round(rows, self.block_rows) * self.row_units
 
@@ -130,12 +138,15 @@ class ListStore:
         off, n, cap = int(self._table[lst, 2]), int(self._table[lst, 3]), int(self._cap[lst])
         if n + extra <= cap:
             return
-        new_cap = self._grown(n + extra) if self.lists == 1 else _round(max(n + extra, 2 * cap, 8), self.block_rows)
+        # One list: the arena's growth rule. Many lists (a partition): 1/8 more than needed, so the spare
+        # rows stay a small fraction of the stored ones while appends still cost amortized O(1).
+        grown = n + extra + (n + extra) // 8
+        new_cap = self._grown(n + extra) if self.lists == 1 else _round(max(grown, 8), self.block_rows)
         if cap and off + cap == self._end:  # the last extent grows in place
             self._ensure_arena(off + new_cap)
             self._cap[lst], self._end = new_cap, off + new_cap
             return
-        if self._garbage > max(self._end // 2, 4096):
+        if self._garbage > max(self._end // 8, 4096):
             self._compact_arena()
             off = int(self._table[lst, 2])
         start = _round(self._end, self.block_rows)
@@ -151,6 +162,14 @@ class ListStore:
         self._garbage += cap
         self._table[lst, 2], self._cap[lst] = start, new_cap
         self._end = start + new_cap
+
+    def trim(self) -> None:
+        """After a bulk append: packs the tail arena when garbage and spare capacity exceed 1/8 of the rows
+        (so a partition's memory is its rows plus block padding; the next append grows lists again)."""
+        live = int(self._table[:, 3].sum())
+        if self.lists > 1 and self._end - live > max(live // 8, 4096):
+            self._compact_arena()
+            self._changed()
 
     def _compact_arena(self) -> None:
         """Rewrites the tail arena with every list's extent packed (drops the garbage)."""
@@ -214,7 +233,7 @@ class ListStore:
             if self.scaled:
                 self._tail_scale[at : at + len(take)] = scale[take]
             self._table[lst, 3] += len(take)
-        self._core = None
+        self._changed()
 
     # ---------------------------------------------------------------------------------- reading
     def _extent_rows(self, segment: np.ndarray, off: int, n: int) -> np.ndarray:
@@ -270,7 +289,7 @@ class ListStore:
                     continue
             if t_n and not tail_keep.all():
                 self._table[lst, 3] = self._keep_in(self._tail, t_off, t_n, tail_keep, self._tail_labels, self._tail_scale)
-        self._core = None
+        self._changed()
 
     def append_list(self, lst: int, rows: np.ndarray, labels: np.ndarray | None, scale: np.ndarray | None) -> None:
         self.append(rows, np.full(len(rows), lst, dtype=np.int64), labels, scale)
@@ -360,7 +379,7 @@ class ListStore:
         self._table[:, 0], self._table[:, 1] = offs, counts
         self._table[:, 2:] = 0
         self._cap[:] = 0
-        self._core = None
+        self._changed()
 
 
 def _grow_to(array: np.ndarray, live: int, size: int) -> np.ndarray:

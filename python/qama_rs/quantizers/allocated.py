@@ -559,6 +559,49 @@ class Allocated:
         luts = np.einsum("qmt,mtc->qmc", q[:, self._slot_dims], self._slot_values, optimize=True)
         return np.ascontiguousarray(luts, dtype=np.float32)
 
+    def projection(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The query tables as the engine builds them (``_core.TableCodec.projected``): ``(basis, slot_dims,
+        slot_values)`` with ``basis`` float32 ``(d, w)`` the kept components' columns, and byte ``b``'s
+        table ``Σ_t (q · basis)[slot_dims[b, t]] · slot_values[b, t]`` (``-1``: an empty slot). Byte
+        packing gives 256-entry slots ``(m, T, 256)``; nibble packing 16-entry slots per half of the byte
+        ``(m, 2, T, 16)`` (low nibble, high nibble), the byte's table the sum of its two halves. A wide
+        additive component (more than 16 levels) is split into its coarse (low) and offset (high) parts."""
+        self._require_fitted()
+        kept = np.flatnonzero(self.levels > 1)
+        column = np.full(self.dim, -1, dtype=np.int64)
+        column[kept] = np.arange(len(kept))
+        basis = np.ascontiguousarray(self.basis[:, kept], dtype=np.float32)
+        members = [[column[j] for j in b] for b in self.bytes_members]
+        if self.packing == "byte":
+            width = max((len(b) for b in members), default=1)
+            dims = np.full((self.m, width), -1, dtype=np.int64)
+            values = np.zeros((self.m, width, 256), dtype=np.float32)
+            for b, cols in enumerate(members):
+                dims[b, : len(cols)] = cols
+                values[b, : len(cols)] = self._slot_values[b, : len(cols)]
+            return basis, dims, values
+        halves: list[tuple[list, list]] = []  # per byte: (low slots, high slots) of (column, 16 values)
+        for b, cols in enumerate(members):
+            low, high = [], []
+            for t, col in enumerate(cols):
+                table = self._slot_values[b, t]
+                if np.array_equal(table, np.tile(table[:16], 16)):  # a function of the low nibble
+                    low.append((col, table[:16]))
+                elif np.array_equal(table, np.repeat(table[::16], 16)):  # of the high nibble
+                    high.append((col, table[::16]))
+                else:  # additive wide code: coarse[v & 15] + offset[v >> 4]
+                    low.append((col, table[:16]))
+                    high.append((col, table[::16] - table[0]))
+            halves.append((low, high))
+        width = max((max(len(lo), len(hi)) for lo, hi in halves), default=1)
+        dims = np.full((self.m, 2, width), -1, dtype=np.int64)
+        values = np.zeros((self.m, 2, width, 16), dtype=np.float32)
+        for b, pair in enumerate(halves):
+            for h, slots in enumerate(pair):
+                for t, (col, table) in enumerate(slots):
+                    dims[b, h, t], values[b, h, t] = col, table
+        return basis, dims, values
+
     # ----------------------------------------------------------------------------- persistence
     def to_state(self) -> dict:
         """The fitted codec (see :mod:`qama_rs.quantizers.state`): parameters as JSON-ready scalars,

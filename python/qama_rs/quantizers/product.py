@@ -209,6 +209,19 @@ class PcaProduct:
             luts[:, b, : len(c)] = q[:, g] @ c.T
         return luts
 
+    def projection(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The query tables as the engine builds them (``_core.TableCodec.projected``): ``basis`` float32
+        ``(d, dims)``, and byte ``b``'s table ``Σ_t (q · basis)[slot_dims[b, t]] · slot_values[b, t]`` with
+        ``slot_values[b, t, c]`` coordinate ``t`` of centroid ``c`` of sub-space ``b`` (0 past ``k``)."""
+        self._require_fitted()
+        width = max(len(g) for g in self.groups)
+        dims = np.full((self.m_bytes, width), -1, dtype=np.int64)
+        values = np.zeros((self.m_bytes, width, 256), dtype=np.float32)
+        for b, (g, c) in enumerate(zip(self.groups, self.centroids, strict=True)):
+            dims[b, : len(g)] = g
+            values[b, : len(g), : len(c)] = c.T
+        return np.ascontiguousarray(self.basis, dtype=np.float32), dims, values
+
     def to_state(self) -> dict:
         """The fitted codec (see :mod:`qama_rs.quantizers.state`): ``mean`` float32 ``(d,)``, ``basis``
         float32 (``basis_transposed``: the array is ``basis.T``, the codec's basis being column-major)

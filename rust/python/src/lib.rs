@@ -219,6 +219,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ] {
         m.add_function(f)?;
     }
+    m.add_class::<thermo::PyThresholds>()?;
     codecs::register(m)?;
     Ok(())
 }

@@ -74,9 +74,72 @@ pub fn check_int32_range(nbits: usize) -> PyResult<()> {
     Ok(())
 }
 
-/// Codes `uint8 (n, d)`: per value, the number of its dimension's thresholds it strictly exceeds.
-/// `x` is `float32 (n, d)`; `thresholds` the `float32` thresholds of every dimension concatenated
-/// in order (ascending within a dimension); `levels` the `uint16` level count of each dimension.
+/// Per-dimension ascending thresholds, checked once: `Thresholds(thresholds, levels)` with
+/// `thresholds` the `float32` thresholds of every dimension concatenated in order and `levels` the
+/// `uint16` level count of each dimension. A quantizer keeps one and encodes many batches with it.
+#[pyclass(frozen, module = "qama_rs._core", name = "Thresholds")]
+pub struct PyThresholds {
+    inner: Thresholds,
+}
+
+#[pymethods]
+impl PyThresholds {
+    #[new]
+    fn new(thresholds: &Bound<'_, PyAny>, levels: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let layout = layout_arg(levels)?;
+        Ok(Self {
+            inner: thresholds_arg(thresholds, layout)?,
+        })
+    }
+
+    /// Codes `uint8 (n, d)` of `float32 (n, d)` rows: per value, the number of its dimension's
+    /// thresholds it strictly exceeds.
+    fn quantize<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let x = array_arg::<f32, Ix2>(x, "x")?;
+        let (n, cols) = rows_cols(&x);
+        check_columns("x", cols, self.inner.layout())?;
+        let data = shared(&x, "x")?;
+        let codes = run_sized(py, n * cols, || {
+            qama_core::quantize::quantize(&data, n, &self.inner)
+        })?;
+        into_2d(py, codes, n, cols)
+    }
+
+    /// Fused `quantize` + `expand`: packed `uint64 (n, words)` thermometer codes.
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<u64>>> {
+        let x = array_arg::<f32, Ix2>(x, "x")?;
+        let (n, cols) = rows_cols(&x);
+        check_columns("x", cols, self.inner.layout())?;
+        let data = shared(&x, "x")?;
+        let words = self.inner.layout().words();
+        let packed = run_sized(py, n * cols, || {
+            qama_core::expand::encode(&data, n, &self.inner)
+        })?;
+        into_2d(py, packed, n, words)
+    }
+
+    /// Quantized values (dimensions) per row.
+    #[getter]
+    fn dims(&self) -> usize {
+        self.inner.layout().dims()
+    }
+
+    /// `uint64` words of a packed code.
+    #[getter]
+    fn words(&self) -> usize {
+        self.inner.layout().words()
+    }
+}
+
+/// `Thresholds(thresholds, levels).quantize(x)`, for one call.
 #[pyfunction]
 pub fn quantize<'py>(
     py: Python<'py>,
@@ -84,16 +147,7 @@ pub fn quantize<'py>(
     thresholds: &Bound<'py, PyAny>,
     levels: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    let layout = layout_arg(levels)?;
-    let thresholds = thresholds_arg(thresholds, layout)?;
-    let x = array_arg::<f32, Ix2>(x, "x")?;
-    let (n, cols) = rows_cols(&x);
-    check_columns("x", cols, thresholds.layout())?;
-    let data = shared(&x, "x")?;
-    let codes = run_sized(py, n * cols, || {
-        qama_core::quantize::quantize(&data, n, &thresholds)
-    })?;
-    into_2d(py, codes, n, cols)
+    PyThresholds::new(thresholds, levels)?.quantize(py, x)
 }
 
 /// Packs `uint8 (n, d)` codes as thermometer bits into `uint64 (n, words)`.
@@ -134,7 +188,7 @@ pub fn collapse<'py>(
     into_2d(py, codes, n, dims)
 }
 
-/// Fused `quantize` + `expand`: `float32 (n, d)` to packed `uint64 (n, words)` codes.
+/// `Thresholds(thresholds, levels).encode(x)`, for one call.
 #[pyfunction]
 pub fn encode<'py>(
     py: Python<'py>,
@@ -142,17 +196,7 @@ pub fn encode<'py>(
     thresholds: &Bound<'py, PyAny>,
     levels: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray2<u64>>> {
-    let layout = layout_arg(levels)?;
-    let thresholds = thresholds_arg(thresholds, layout)?;
-    let x = array_arg::<f32, Ix2>(x, "x")?;
-    let (n, cols) = rows_cols(&x);
-    check_columns("x", cols, thresholds.layout())?;
-    let data = shared(&x, "x")?;
-    let words = thresholds.layout().words();
-    let packed = run_sized(py, n * cols, || {
-        qama_core::expand::encode(&data, n, &thresholds)
-    })?;
-    into_2d(py, packed, n, words)
+    PyThresholds::new(thresholds, levels)?.encode(py, x)
 }
 
 /// Packs `uint8 (n, nbits)` 0/1 bytes into `uint64 (n, ceil(nbits / 64))`, stream bit `b` at

@@ -241,12 +241,22 @@ class LutCodec(Codec):
             raise QamaError(f"codec {self.label!r} encoded to {codes.dtype} {codes.shape}, expected uint8 (n, {self.m})")
         return codes, (_row_scale(self.impl, x, self.label) if self.scaled else None)
 
+    @property
+    def _projected(self) -> bool:
+        """Whether the engine builds the tables from float queries (the codec has ``projection()``)."""
+        return hasattr(type(self.impl), "projection")
+
     def _engine(self, dims):
-        return _core.TableCodec.given(self.m, "blocks" if self.block_rows > 1 else "rows")
+        layout = "blocks" if self.block_rows > 1 else "rows"
+        if self._projected:
+            return _core.TableCodec.projected(*self.impl.projection(), layout)
+        return _core.TableCodec.given(self.m, layout)
 
     def queries(self, q, dims=None):
         if dims is not None:
             raise QamaError(f"dims: codec {self.label!r} has no Matryoshka prefix search")
+        if self._projected:
+            return q
         luts = np.ascontiguousarray(self.impl.query_luts(q), dtype=np.float32)
         if luts.shape != (len(q), self.m, 256):
             raise QamaError(f"codec {self.label!r}: query_luts gave {luts.shape}, expected ({len(q)}, {self.m}, 256)")

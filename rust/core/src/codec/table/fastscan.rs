@@ -81,9 +81,12 @@ impl NibbleLuts {
         let bytes = format.row_bytes();
         let (bits, mask) = (format.bits() as usize, usize::from(format.field_mask()));
         let per_nibble = per_byte / 2;
-        // Float64 nibble tables: [byte][half][value].
+        // Float64 nibble tables: [byte][half][value], and per byte the sum over its fields of the
+        // largest |product| (which bounds every partial sum of the byte table).
         let mut nibble = vec![[[0f64; NIBBLE_VALUES]; 2]; bytes];
-        for (i, halves) in nibble.iter_mut().enumerate() {
+        let mut rho = vec![0f64; bytes];
+        for (i, (halves, rho)) in nibble.iter_mut().zip(&mut rho).enumerate() {
+            let mut reach = 0f64;
             for (h, table) in halves.iter_mut().enumerate() {
                 for f in 0..per_nibble {
                     let j = i * per_byte + h * per_nibble + f;
@@ -91,13 +94,19 @@ impl NibbleLuts {
                         break;
                     }
                     let (qj, values) = (f64::from(q[j]), recon.dim(j));
+                    reach += values
+                        .iter()
+                        .fold(0f64, |m, &v| m.max((qj * f64::from(v)).abs()));
                     for (u, entry) in table.iter_mut().enumerate() {
                         *entry += qj * f64::from(values[(u >> (f * bits)) & mask]);
                     }
                 }
             }
+            // The byte table is float32 products summed in float32 (per_byte - 1 adds), the nibble
+            // tables nearly exact: they differ by at most (per_byte + 1) * 2^-24 * reach.
+            *rho = 1.01 * (per_byte + 1) as f64 * f64::from(f32::EPSILON) / 2.0 * reach;
         }
-        Self::quantize(&nibble, luts, false)
+        Self::quantize(&nibble, luts, Some(&rho))
     }
 
     /// Quantized tables for byte tables given directly (the byte-LUT codecs): each byte's table is
@@ -123,7 +132,7 @@ impl NibbleLuts {
                 [lo.map(|v| v / n), hi.map(|v| v / n - grand)]
             })
             .collect();
-        Self::quantize(&nibble, luts, false)
+        Self::quantize(&nibble, luts, None)
     }
 
     /// Quantized tables of byte tables that are exactly `T[v] = fl(A[v & 15] + B[v >> 4])` for the
@@ -135,16 +144,23 @@ impl NibbleLuts {
             .iter()
             .map(|[a, b]| [a.map(f64::from), b.map(f64::from)])
             .collect();
-        Self::quantize(&nibble, luts, true)
+        // T[v] = fl(A + B): one float32 rounding, at most 2^-24 |T[v]|.
+        let rho: Vec<f64> = luts
+            .abs_max()
+            .iter()
+            .map(|&m| 1.01 * f64::from(f32::EPSILON) / 2.0 * m)
+            .collect();
+        Self::quantize(&nibble, luts, Some(&rho))
     }
 
     /// Quantizes float64 nibble tables (`[byte][half][value]`) against the float byte tables the
-    /// exact scores use (`separable`: those tables are exactly the float32 sums of the two nibble
-    /// tables); `None` when rows are too long for 16-bit sums.
+    /// exact scores use: with `rho`, byte `i`'s table is within `rho[i]` of the sum of its two
+    /// nibble tables at every value (the bound then needs only the 32 nibble entries); without, the
+    /// errors are measured at all 256 values. `None` when rows are too long for 16-bit sums.
     fn quantize(
         nibble: &[[[f64; NIBBLE_VALUES]; 2]],
         luts: &ByteLuts,
-        separable: bool,
+        rho: Option<&[f64]>,
     ) -> Option<Self> {
         let bytes = nibble.len();
         // Per-byte cap on `lo + hi` so that `bytes * cap` fits a u16 sum.
@@ -152,10 +168,11 @@ impl NibbleLuts {
         if cap < 2 || bytes != luts.bytes() {
             return None;
         }
+        // Plain comparisons, not `f64::min`: the values are finite, and NaN handling costs.
         let min_max = |t: &[f64; NIBBLE_VALUES]| {
             t.iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                    (lo.min(v), hi.max(v))
+                    (if v < lo { v } else { lo }, if v > hi { v } else { hi })
                 })
         };
         let ranges: Vec<[(f64, f64); 2]> = nibble
@@ -171,6 +188,9 @@ impl NibbleLuts {
         } else {
             1.0
         };
+        // Multiplying by the inverse rounds differently from dividing; the bound below uses the
+        // quantized values actually chosen, so it stays exact.
+        let inverse = 1.0 / delta;
         let mut tables = vec![0u8; bytes * TABLE_STRIDE];
         let mut offset = 0f64;
         // Sums over bytes of the most negative and most positive table errors.
@@ -187,7 +207,7 @@ impl NibbleLuts {
                 for (u, &v) in halves[h].iter().enumerate() {
                     // Round half up by truncation (values are >= 0; `f64::round` is a libm call on
                     // baseline x86-64). `as u8` saturates.
-                    quantized[h][u] = ((v - low) / delta + 0.5) as u8;
+                    quantized[h][u] = ((v - low) * inverse + 0.5) as u8;
                 }
             }
             let top = |t: &[u8; NIBBLE_VALUES]| usize::from(*t.iter().max().unwrap_or(&0));
@@ -196,22 +216,21 @@ impl NibbleLuts {
             }
             let base = range[0].0 + range[1].0;
             offset += base;
-            if separable {
-                // T[v] - (base + delta (Qa + Qb)) = (A - la - delta Qa) + (B - lb - delta Qb) + rho,
-                // with |rho| <= 2^-24 |A + B| the rounding of the float32 sum.
+            if let Some(rho) = rho {
+                // T[v] - (base + delta (Qa + Qb)) = (A - la - delta Qa) + (B - lb - delta Qb) + r,
+                // with |r| <= rho[i].
                 let err = |h: usize| {
                     halves[h].iter().zip(&quantized[h]).fold(
                         (f64::INFINITY, f64::NEG_INFINITY),
                         |(lo, hi), (&v, &q)| {
                             let e = v - range[h].0 - delta * f64::from(q);
-                            (lo.min(e), hi.max(e))
+                            (if e < lo { e } else { lo }, if e > hi { e } else { hi })
                         },
                     )
                 };
                 let ((a_lo, a_hi), (b_lo, b_hi)) = (err(0), err(1));
-                let rho = 1.01 * f64::from(f32::EPSILON) / 2.0 * luts.abs_max()[i];
-                below += a_lo + b_lo - rho;
-                above += a_hi + b_hi + rho;
+                below += a_lo + b_lo - rho[i];
+                above += a_hi + b_hi + rho[i];
                 for copy in 0..2 {
                     out[copy * NIBBLE_VALUES..][..NIBBLE_VALUES].copy_from_slice(&quantized[0]);
                     out[(2 + copy) * NIBBLE_VALUES..][..NIBBLE_VALUES]

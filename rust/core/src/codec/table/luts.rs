@@ -68,6 +68,31 @@ pub struct ByteLuts {
     abs_max: Vec<f64>,
 }
 
+/// Largest `|v|` of a table, infinite when an entry is not finite (a NaN from `inf - inf` after an
+/// overflowing product counts as infinite). Eight lanes with no early exit, so it vectorizes.
+fn abs_max_of(t: &[f32]) -> f64 {
+    let (mut lanes, mut finite) = ([0f32; 8], [0f32; 8]);
+    let (chunks, rest) = t.as_chunks::<8>();
+    for c in chunks {
+        for l in 0..8 {
+            let a = c[l].abs();
+            lanes[l] = if a > lanes[l] { a } else { lanes[l] };
+            finite[l] += c[l] * 0.0; // NaN from here on when an entry is inf or NaN
+        }
+    }
+    let mut m = lanes.into_iter().fold(0f32, f32::max);
+    let mut check = finite.into_iter().sum::<f32>();
+    for &v in rest {
+        m = m.max(v.abs());
+        check += v * 0.0;
+    }
+    if check.is_nan() {
+        f64::INFINITY
+    } else {
+        f64::from(m)
+    }
+}
+
 impl ByteLuts {
     /// Builds the tables of query `q` (`dims` finite values); errors if a score could overflow.
     pub fn build(q: &[f32], recon: &Recon) -> Result<Self> {
@@ -93,33 +118,22 @@ impl ByteLuts {
                     }
                 } else {
                     let (qj, values) = (q[j], recon.dim(j));
-                    for c in (0..levels).rev() {
+                    // Value c > 0 extends the partial sums into block c; value 0 last, in place.
+                    for c in (1..levels).rev() {
                         let product = qj * values[c];
-                        for v in 0..filled {
-                            let sum = lo[v] + product;
-                            if c == 0 {
-                                lo[v] = sum;
-                            } else {
-                                hi[(c - 1) * filled + v] = sum;
-                            }
-                        }
+                        let block = &mut hi[(c - 1) * filled..c * filled];
+                        block
+                            .iter_mut()
+                            .zip(&*lo)
+                            .for_each(|(h, &l)| *h = l + product);
                     }
+                    let product = qj * values[0];
+                    lo.iter_mut().for_each(|l| *l += product);
                 }
                 filled *= levels;
             }
         }
-        // A NaN entry (inf - inf after an overflowing product) counts as infinite.
-        let magnitude = |v: f32| {
-            if v.is_nan() {
-                f64::INFINITY
-            } else {
-                f64::from(v).abs()
-            }
-        };
-        let abs_max: Vec<f64> = table
-            .chunks_exact(BYTE_VALUES)
-            .map(|t| t.iter().fold(0f64, |m, &v| m.max(magnitude(v))))
-            .collect();
+        let abs_max: Vec<f64> = table.chunks_exact(BYTE_VALUES).map(abs_max_of).collect();
         let total: f64 = abs_max.iter().sum();
         if total > MAX_SCORE_MAGNITUDE {
             return value_err(format!(
@@ -145,7 +159,9 @@ impl ByteLuts {
 
     /// [`ByteLuts::from_table`] taking the tables it holds (`m * 256` values).
     pub(crate) fn from_vec(table: Vec<f32>, query: usize) -> Result<Self> {
-        if let Some(at) = table.iter().position(|v| !v.is_finite()) {
+        let abs_max: Vec<f64> = table.chunks_exact(BYTE_VALUES).map(abs_max_of).collect();
+        if abs_max.iter().any(|m| m.is_infinite()) {
+            let at = table.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return value_err(format!(
                 "queries[{query}, {}, {}] = {} is not finite",
                 at / BYTE_VALUES,
@@ -153,19 +169,6 @@ impl ByteLuts {
                 table[at]
             ));
         }
-        // Eight lanes so the max vectorizes (the values are finite).
-        let abs_max: Vec<f64> = table
-            .chunks_exact(BYTE_VALUES)
-            .map(|t| {
-                let mut lanes = [0f32; 8];
-                for c in t.as_chunks::<8>().0 {
-                    for l in 0..8 {
-                        lanes[l] = lanes[l].max(c[l].abs());
-                    }
-                }
-                f64::from(lanes.into_iter().fold(0f32, f32::max))
-            })
-            .collect();
         let total: f64 = abs_max.iter().sum();
         if total > MAX_SCORE_MAGNITUDE {
             return value_err(format!(

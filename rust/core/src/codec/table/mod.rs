@@ -154,7 +154,7 @@ impl TableCodec {
     /// slots gives the tight bounds of nibble-separable tables).
     pub fn projected(projection: Projection, layout: Layout, isa: Isa) -> Result<Self> {
         let m = projection.bytes();
-        Self::with(Tables::Projected(projection), layout, m, isa)
+        Self::with(Tables::Projected(projection.with_isa(isa)), layout, m, isa)
     }
 
     /// Floats per query: `dims` (reconstruction values, projections) or `m * 256` (given tables).

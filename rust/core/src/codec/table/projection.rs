@@ -23,6 +23,30 @@ pub struct Projection {
     dim_of: Vec<u32>,
     values: Vec<f32>,
     split: bool,
+    project_kernel: ProjectKernel,
+}
+
+/// `out += Σ_i q[i] · basis[i, ..]` (row `i` of `basis` has `out.len()` values), rows in order.
+type ProjectKernel = fn(&[f32], &[f32], &mut [f32]);
+
+fn project_scalar(q: &[f32], basis: &[f32], out: &mut [f32]) {
+    for (&qi, row) in q.iter().zip(basis.chunks_exact(out.len())) {
+        for (o, &b) in out.iter_mut().zip(row) {
+            *o += qi * b;
+        }
+    }
+}
+
+/// [`project_scalar`] compiled for AVX2: the same multiplies and adds (no fused multiply-add, which
+/// would round differently), eight outputs at a time.
+#[cfg(target_arch = "x86_64")]
+fn project_avx2(q: &[f32], basis: &[f32], out: &mut [f32]) {
+    #[target_feature(enable = "avx2")]
+    unsafe fn inner(q: &[f32], basis: &[f32], out: &mut [f32]) {
+        project_scalar(q, basis, out)
+    }
+    // SAFETY: only chosen by `with_isa` for an ISA the CPU runs (AVX2 or better).
+    unsafe { inner(q, basis, out) }
 }
 
 impl Projection {
@@ -106,7 +130,18 @@ impl Projection {
             dim_of,
             values,
             split,
+            project_kernel: project_scalar,
         })
+    }
+
+    /// The projection kernel for `isa` (the caller checked that the CPU runs it).
+    pub(crate) fn with_isa(mut self, isa: crate::Isa) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(isa, crate::Isa::Avx2 | crate::Isa::Avx512) {
+            self.project_kernel = project_avx2;
+        }
+        let _ = isa;
+        self
     }
 
     /// Floats of a query.
@@ -122,11 +157,7 @@ impl Projection {
     /// `q B`, summed over `q`'s values in order.
     pub(crate) fn project(&self, q: &[f32]) -> Vec<f32> {
         let mut out = vec![0f32; self.width];
-        for (&qi, row) in q.iter().zip(self.basis.chunks_exact(self.width)) {
-            for (o, &b) in out.iter_mut().zip(row) {
-                *o += qi * b;
-            }
-        }
+        (self.project_kernel)(q, &self.basis, &mut out);
         out
     }
 

@@ -770,6 +770,25 @@ fn projected_tables_equal_the_given_tables_they_build() {
 }
 
 #[test]
+fn every_projection_kernel_matches_the_scalar_twin() {
+    let mut rng = StdRng::seed_from_u64(47);
+    for (dims, width) in [(1, 1), (5, 7), (9, 8), (384, 161), (33, 65)] {
+        let projection = random_projection(&mut rng, dims, width, 2, 1, false);
+        let q = random_floats(&mut rng, dims);
+        let want = projection.project(&q);
+        for isa in Isa::available() {
+            let got = projection.clone().with_isa(isa).project(&q);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{isa:?} dims={dims} width={width}"
+            );
+        }
+    }
+}
+
+#[test]
 fn split_tables_bound_the_scores_tightly() {
     let mut rng = StdRng::seed_from_u64(43);
     let projection = random_projection(&mut rng, 32, 16, 40, 2, true);
