@@ -12,8 +12,8 @@ query's top 40 with float32 follows. recall@10 is against the exact float32 top-
 with linear gains (pytrec_eval / MTEB: dbpedia-5k float32 .5114) and with gains 2^rel - 1 (the
 ANCHORS.md table: .4784), with a 95 % bootstrap interval (1,000 resamples of the queries) on the
 linear one. Bytes = codes + per-vector factors + padding as each library stores them. qama-rs codecs
-are fitted on the corpus documents only and searched by the Rust engine (``lut_search`` with
-``row_scale``, or ``AsymmetricIndex``).
+are factory indexes (``index_factory(384, spec)``) trained on the corpus documents only and searched by
+the Rust engine; the speed rows time the engine's byte-table kernel (``TableCodec.given``) alone.
 
 Writes results/frontier.json, results/frontier.md, results/frontier.png and the frontier section of
 benches/RESULTS.md (between its markers).
@@ -39,65 +39,50 @@ from qama_rs.data.beir import load_beir, resolve_dataset  # noqa: E402
 from qama_rs.data.embed import dataset_embeddings  # noqa: E402
 from qama_rs.engine.quantizer import atomic_write  # noqa: E402
 from qama_rs.eval.metrics import bootstrap_ci  # noqa: E402
-from qama_rs.quantizers import CODECS, make_method  # noqa: E402
+from qama_rs.index import index_factory  # noqa: E402
+from qama_rs.quantizers import AllocatedNibbleScaled, AllocatedScaled  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 K_SEARCH = 40  # candidates kept: the top 10 for the first group, all 40 for the rescored group
 
 
 # --------------------------------------------------------------------------------------- qama-rs
-def qama_codecs() -> list[tuple[str, object]]:
-    """(label, unfitted codec) for the frontier sweep; one principled design per budget."""
-    alloc, scaled, pq = CODECS["pca_alloc"], CODECS["pca_alloc_scaled"], CODECS["pca_pq"]
+def qama_specs() -> list[tuple[str, str]]:
+    """(label, index spec) for the frontier sweep; one principled design per budget."""
     out = []
     for b in (12, 24, 32):
-        out += [(f"qama pca_pq m={b}", pq(m=b)), (f"qama pca_alloc {b}B", alloc(budget_bytes=b))]
-    out += [("qama pca_pq m=48", pq(m=48)), ("qama pca_alloc 48B", alloc(budget_bytes=48))]
+        out += [(f"qama pca_pq m={b}", f"pca_pq(m={b})"), (f"qama pca_alloc {b}B", f"pca_alloc(budget_bytes={b})")]
+    out += [("qama pca_pq m=48", "pca_pq(m=48)"), ("qama pca_alloc 48B", "pca_alloc(budget_bytes=48)")]
     for b in (48, 56, 80, 96, 104, 192, 200):
-        out.append((f"qama pca_alloc_scaled {b}B", scaled(budget_bytes=b)))
-    # Nibble packing: what the quantized block kernel scans (the speed rows).
+        out.append((f"qama pca_alloc_scaled {b}B", f"pca_alloc_scaled(budget_bytes={b})"))
+    # Nibble packing: what the quantized block kernel scans (the speed rows); the index stores them in blocks.
     for b in (24, 48, 56, 80, 104, 200):
-        out.append((f"qama pca_nibble_scaled {b}B", CODECS["pca_nibble_scaled"](budget_bytes=b)))
-    out.append(("qama trit_rotation (5 trits/B)", CODECS["trit_rotation"]()))
+        out.append((f"qama pca_nibble_scaled {b}B", f"pca_nibble_scaled(budget_bytes={b})"))
+    out.append(("qama trit_rotation (5 trits/B)", "trit_rotation"))
     return out
 
 
-def search_lut_codec(codec, docs, queries, k):
-    codec.fit(docs)
-    codes = codec.encode(docs)
-    scale = codec.row_scale(docs) if hasattr(type(codec), "row_scale") else None
-    if getattr(codec, "nibble_tables", False):  # the kernel a factory index uses for them
-        ids = _core.lut_search_blocked(
-            codec.query_luts(queries), _core.asym_to_blocks(codes), len(codes), k, scale
-        )[1]
-    else:
-        ids = _core.lut_search(codec.query_luts(queries), codes, k, scale)[1]
-    return ids, int(codec.bytes_per_vector)
+def search_spec(spec, docs, queries, k):
+    """A factory index of ``spec`` trained on the corpus documents and holding them: (ids, stored bytes)."""
+    index = index_factory(docs.shape[1], spec)
+    index.train(docs)
+    index.add(docs)
+    return index.search(queries, k)[1], int(index.bytes_per_vector)
 
 
-def search_training_free(name, docs, queries, k, **kwargs):
-    from qama_rs.engine.asym import AsymmetricIndex
-
-    method = make_method(name, **kwargs).fit(docs)
-    index = AsymmetricIndex(method.reconstruction_values)
-    index.add_codes(method.encode(docs))
-    return index.search(method.prepare_query(queries), k)[1], int(method.bytes_per_vector)
+def _by_spec(spec):
+    return lambda d, q, k: search_spec(spec, d, q, k)
 
 
 def method_table(with_peers: bool):
     """(group, label, search(docs, queries, k) -> (ids, bytes))."""
-    rows = [
-        ("qama-rs", label, (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(codec))
-        for label, codec in qama_codecs()
-    ]
-    for name, label in (
+    rows = [("qama-rs", label, _by_spec(spec)) for label, spec in qama_specs()]
+    for spec, label in (
         ("binary", "qama binary, float query"),
         ("lloyd_max_gauss", "qama Lloyd-Max 2-bit, float query"),
         ("lloyd_max_4bit", "qama Lloyd-Max 4-bit, float query"),
     ):
-        rows.append(
-            ("qama-rs (earlier)", label, (lambda n: lambda d, q, k: search_training_free(n, d, q, k))(name))
-        )
+        rows.append(("qama-rs (earlier)", label, _by_spec(spec)))
     if not with_peers:
         return rows
     for nb in (1, 2, 4):
@@ -189,25 +174,11 @@ def unlabelled_check(n_docs: int = 10_000, n_queries: int = 300) -> dict:
     order = np.random.default_rng(0).permutation(len(x))
     docs, queries = x[order[:n_docs]], x[order[n_docs : n_docs + n_queries]]
     truth = peers._topk((queries @ docs.T).astype(np.float64), 10)
-    alloc, scaled, pq = CODECS["pca_alloc"], CODECS["pca_alloc_scaled"], CODECS["pca_pq"]
-    methods = [
-        (f"qama pca_pq m={m}", (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(pq(m=m)))
-        for m in (12, 24, 48)
-    ]
-    methods += [("qama pca_alloc 48B", lambda d, q, k: search_lut_codec(alloc(budget_bytes=48), d, q, k))]
+    methods = [(f"qama pca_pq m={m}", _by_spec(f"pca_pq(m={m})")) for m in (12, 24, 48)]
+    methods += [("qama pca_alloc 48B", _by_spec("pca_alloc(budget_bytes=48)"))]
+    methods += [(f"qama pca_alloc_scaled {b}B", _by_spec(f"pca_alloc_scaled(budget_bytes={b})")) for b in (56, 80, 104, 200)]
     methods += [
-        (
-            f"qama pca_alloc_scaled {b}B",
-            (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(scaled(budget_bytes=b)),
-        )
-        for b in (56, 80, 104, 200)
-    ]
-    methods += [
-        (
-            f"qama pca_nibble_scaled {b}B",
-            (lambda c: lambda d, q, k: search_lut_codec(c, d, q, k))(CODECS["pca_nibble_scaled"](budget_bytes=b)),
-        )
-        for b in (48, 104, 200)
+        (f"qama pca_nibble_scaled {b}B", _by_spec(f"pca_nibble_scaled(budget_bytes={b})")) for b in (48, 104, 200)
     ]
     methods += [
         (f"faiss IndexPQ {m}x8", (lambda a: lambda d, q, k: peers.faiss_pq(d, q, k, a))(m))
@@ -271,29 +242,24 @@ def speed(n: int = 1_000_000, nq: int = 1000) -> list[dict]:
         rows.append({"method": label, "bytes": nbytes, "single_ms": 1e3 * single, "batch_s": batch, "nq": nq})
         print(f"  speed {label}: one query {1e3 * single:.1f} ms, {nq} queries {batch:.2f} s", flush=True)
 
-    for b in (48, 104, 200):
-        codec = CODECS["pca_alloc_scaled"](budget_bytes=b).fit(docs[:50_000])
-        codes, scale = codec.encode(docs), codec.row_scale(docs)
-        # Read-only: the engine reads them in place (writeable arrays are copied on every call).
-        codes.flags.writeable = False
-        scale.flags.writeable = False
-        timed(
-            f"qama pca_alloc_scaled {b}B (lut_search)",
-            lambda q, c=codec, s=scale, x=codes: _core.lut_search(c.query_luts(q), x, 10, s),
-            codec.bytes_per_vector,
-        )
-    for b in (48, 104, 200):
-        codec = CODECS["pca_nibble_scaled"](budget_bytes=b).fit(docs[:50_000])
-        codes, scale = codec.encode(docs), codec.row_scale(docs)
-        blocks = _core.asym_to_blocks(codes)
-        blocks.flags.writeable = False
-        scale.flags.writeable = False
-        timed(
-            f"qama pca_nibble_scaled {codec.bytes_per_vector}B (lut_search_blocked)",
-            lambda q, c=codec, s=scale, x=blocks: _core.lut_search_blocked(c.query_luts(q), x, n, 10, s),
-            codec.bytes_per_vector,
-        )
-        del codes, blocks
+    # The byte-table kernel alone (what an index of the spec scans): the row layout ("lut_search" rows)
+    # and the nibble codes in the 32-row block layout of the quantized kernel ("lut_search_blocked" rows).
+    for cls, layout, kernel in ((AllocatedScaled, "rows", "lut_search"), (AllocatedNibbleScaled, "blocks", "lut_search_blocked")):
+        for b in (48, 104, 200):
+            codec = cls(budget_bytes=b).fit(docs[:50_000])
+            codes, scale = codec.encode(docs), np.ascontiguousarray(codec.row_scale(docs), dtype=np.float32)
+            rows_in = _core.to_blocks(codes) if layout == "blocks" else codes
+            store = _core.Store(
+                [rows_in, np.zeros(0, np.uint8)], np.array([[0, n, 0, 0]], np.uint64), None, [scale, np.zeros(0, np.float32)]
+            )
+            engine = _core.TableCodec.given(codec.m, layout)
+            nbytes = codec.bytes_per_vector
+            timed(
+                f"qama {codec.name} {b if layout == 'rows' else nbytes}B ({kernel})",
+                lambda q, c=codec, e=engine, s=store: e.search(c.query_luts(q), s, 10),
+                nbytes,
+            )
+            del codes, rows_in, store
     for kind, bits, enc in (
         ("tq", "1bit", "Default"),
         ("bq", "1bit", "Scalar8Bits"),

@@ -81,29 +81,26 @@ def load_input(rows: int, data: str) -> np.ndarray:
 
 
 def _codec_only(spec: str, x: np.ndarray, encode: bool = True) -> None:
-    """Fit (and encode) with the codec object alone (no index around it)."""
+    """Fit (and encode) with the codec object alone (no index around it): the object the index registry
+    builds for the spec's codec stage."""
     from qama_rs.engine.quantizer import Quantizer
-    from qama_rs.quantizers import CODECS, Int8, LloydMaxGauss, SignBinary
-    from qama_rs.quantizers.budget import build_codec
+    from qama_rs.index.registry import build_pipeline
 
     thermo = {"Thermo1": "1bit", "Thermo1.5": "1.5bit", "Thermo2": "2bit", "Hybrid": "hybrid"}
-    per_dim = {"LloydMax2": LloydMaxGauss, "Binary": SignBinary, "Int8": Int8}
     if spec in thermo:
         quantizer = Quantizer.fit(x, thermo[spec])
         if encode:
             quantizer.encode(x)
-    elif spec in per_dim:
-        codec = per_dim[spec]().fit(x)
-        if encode:
-            codec.encode(x)
-    elif spec.partition("(")[0] in CODECS:
-        codec = build_codec(spec).fit(x)
-        if encode:
-            codec.encode(x)
-        if encode and hasattr(codec, "row_scale"):
-            codec.row_scale(x)
-    else:
+        return
+    pipeline = build_pipeline(spec)
+    codec = getattr(pipeline.codec, "impl", None)
+    if pipeline.transforms or pipeline.refine is not None or pipeline.nlist is not None or codec is None:
         raise SystemExit(f"no codec-only run for spec {spec!r}")
+    codec.fit(x)
+    if encode:
+        codec.encode(x)
+        if hasattr(codec, "row_scale"):
+            codec.row_scale(x)
 
 
 def child(spec: str, mode: str, rows: int, data: str) -> None:

@@ -24,28 +24,37 @@ import pytest
 
 import qama_rs.engine.quantizer as engine_quantizer
 import qama_rs.quantizers.base as quantizer_base
-from qama_rs import QamaError, index_factory
+from qama_rs import Index, QamaError, index_factory
 from qama_rs.engine.quantizer import Quantizer
 from qama_rs.errors import QamaWarning
 from qama_rs.quantizers import (
-    CODECS,
-    METHODS,
     AdaptiveBits,
     Allocated,
     AllocatedNibble,
     AllocatedNibbleScaled,
     AllocatedScaled,
     CalibrationFree2Bit,
+    GrayTwoBit,
     Int8,
+    LloydMax4Bit,
+    LloydMaxEmpirical,
     LloydMaxGauss,
+    MedianBinary,
     PcaProduct,
-    Rotated,
+    Quaternary,
+    RandomizedHadamard,
+    RandomOrthogonal,
     SignBinary,
     TritRotation,
-    make_method,
 )
 
 DIM = 384
+#: The per-dimension training-free quantizers and the byte-table codecs, keyed below by their ``name``.
+PER_DIM = (SignBinary, MedianBinary, Quaternary, LloydMaxGauss, LloydMaxEmpirical, LloydMax4Bit, CalibrationFree2Bit,
+           Int8, AdaptiveBits, GrayTwoBit)  # fmt: skip
+BYTE_TABLE = (Allocated, AllocatedScaled, AllocatedNibble, AllocatedNibbleScaled, TritRotation, PcaProduct)
+#: Rotations in front of a quantizer: the index's transform stages (an index fitted and searched whole).
+ROTATED = ("Hadamard(1),LloydMax2", "Orthogonal(1),Int8")
 
 
 def _embeddings(n: int, d: int = DIM, seed: int = 0) -> np.ndarray:
@@ -136,6 +145,11 @@ def _outputs(make, docs, queries) -> list[np.ndarray]:
     codec = make().fit(docs)
     if isinstance(codec, Quantizer):
         return [codec.thresholds.copy(), codec.encode(docs)]
+    if isinstance(codec, RandomizedHadamard | RandomOrthogonal):
+        return [codec.apply(docs), codec.apply(queries)]
+    if isinstance(codec, Index):  # a rotation stage and its quantizer: every document's score, in rank order
+        codec.add(docs)
+        return list(codec.search(queries, len(docs)))
     out = [v for v in codec.to_state().values() if isinstance(v, np.ndarray)]  # every fitted table
     out.append(codec.encode(docs))
     if hasattr(codec, "query_luts"):
@@ -156,11 +170,21 @@ def _quantile_fit(scheme):
     return Fit
 
 
+def _rotation(cls, seed):
+    class Fit:
+        @staticmethod
+        def fit(x):
+            return cls(seed=seed).fit(x.shape[1])
+
+    return Fit
+
+
 CHUNKED = {
-    **{name: (lambda name=name: make_method(name)) for name in METHODS},
+    **{cls.name: cls for cls in PER_DIM},
     "adaptive_bits(order=variance)": lambda: AdaptiveBits(order="variance"),
-    "lloyd_max_gauss@hadamard": lambda: make_method("lloyd_max_gauss", rotation="hadamard", seed=1),
-    "int8@orthogonal": lambda: make_method("int8", rotation="orthogonal", seed=1),
+    "hadamard": _rotation(RandomizedHadamard, 1),  # rows in blocks
+    "orthogonal": _rotation(RandomOrthogonal, 1),
+    **{spec: (lambda spec=spec: index_factory(DIM, spec)) for spec in ROTATED},
     "pca_alloc(budget_bytes=48)": lambda: Allocated(48),
     "pca_alloc_scaled(budget_bytes=48)": lambda: AllocatedScaled(48),
     "pca_nibble(budget_bytes=48)": lambda: AllocatedNibble(48),
@@ -238,9 +262,9 @@ def test_encode_with_scale_is_encode_and_row_scale(docs):
 
 #: Every codec family that learns from the corpus, with the argument its errors name.
 LEARNING = {
-    **{name: (lambda name=name: make_method(name), "doc_emb") for name in METHODS},
-    "lloyd_max_gauss@hadamard": (lambda: make_method("lloyd_max_gauss", rotation="hadamard"), "doc_emb"),
-    **{name: (cls, "x") for name, cls in CODECS.items()},
+    **{cls.name: (cls, "doc_emb") for cls in PER_DIM},
+    "Hadamard,LloydMax2": (lambda: index_factory(DIM, "Hadamard,LloydMax2"), "doc_emb"),
+    **{cls.name: (cls, "x") for cls in BYTE_TABLE},
     **{
         f"Quantizer.fit({s})": (lambda s=s: _quantile_fit(s), "x")
         for s in ("1bit", "1.5bit", "2bit", "hybrid")
@@ -259,7 +283,7 @@ def test_fitting_one_row_is_refused(name, docs):
 
 @pytest.mark.parametrize("name", WIDTH_ONLY)
 def test_width_only_quantizers_fit_one_row(name, docs):
-    quantizer = make_method(name).fit(docs[:1])  # no error, no warning (warnings are errors here)
+    quantizer = LEARNING[name][0]().fit(docs[:1])  # no error, no warning (warnings are errors here)
     assert quantizer.encode(docs[:5]).shape == (5, DIM)
 
 
@@ -305,16 +329,15 @@ def _read_only(state: dict) -> dict:
 
 
 STATEFUL = {
-    **{name: (lambda cls=cls: cls()) for name, cls in CODECS.items() if name != "pca_pq"},
+    **{cls.name: cls for cls in BYTE_TABLE if cls is not PcaProduct},
     "pca_nibble_scaled(budget_bytes=100)": lambda: AllocatedNibbleScaled(100),
     "pca_alloc(transform=rotation)": lambda: Allocated(24, transform="rotation"),
     "pca_pq": lambda: PcaProduct(m=24, iterations=3),
-    "lloyd_max_gauss": lambda: make_method("lloyd_max_gauss"),
-    "binary_median": lambda: make_method("binary_median"),
+    "lloyd_max_gauss": LloydMaxGauss,
+    "binary_median": MedianBinary,
     "adaptive_bits(order=variance)": lambda: AdaptiveBits(order="variance"),
-    "lloyd_max_empirical": lambda: make_method("lloyd_max_empirical"),
-    "lloyd_max_gauss@hadamard": lambda: make_method("lloyd_max_gauss", rotation="hadamard", seed=4),
-    "int8@orthogonal": lambda: make_method("int8", rotation="orthogonal", seed=4),
+    "lloyd_max_empirical": LloydMaxEmpirical,
+    "int8": Int8,
 }
 
 
@@ -344,7 +367,7 @@ def test_state_is_arrays_and_round_trips_bit_for_bit(name, docs, queries):
     _same_codec(again, codec, docs, queries)
 
 
-@pytest.mark.parametrize("name", ["pca_nibble_scaled", "pca_pq", "lloyd_max_gauss@hadamard"])
+@pytest.mark.parametrize("name", ["pca_nibble_scaled", "pca_pq", "lloyd_max_gauss"])
 def test_state_from_memory_mapped_files(name, docs, queries, tmp_path):
     codec = STATEFUL[name]().fit(docs)
     state = {}
@@ -417,18 +440,28 @@ def test_corrupt_states_are_refused(docs):
     ):
         with pytest.raises(QamaError, match="corrupt saved state"):
             PcaProduct.from_state(broken)
-    rotated = make_method("lloyd_max_gauss", rotation="hadamard").fit(docs).to_state()
-    signs = rotated["signs"].copy()
-    signs[0] = 0.5
-    thresholds = rotated["inner.thresholds"].copy()
+    gauss = LloydMaxGauss().fit(docs).to_state()
+    thresholds = gauss["thresholds"].copy()
     thresholds[:3] = thresholds[2::-1]
-    for broken in (
-        {**rotated, "signs": signs},
-        {**rotated, "inner.thresholds": thresholds},
-        {**rotated, "inner.class": "Nope"},
-        {**rotated, "inner.bits": 9},
-    ):
+    for broken in ({**gauss, "thresholds": thresholds}, {**gauss, "class": "Nope"}, {**gauss, "bits": 9}):
         with pytest.raises(QamaError, match="corrupt saved state"):
-            Rotated.from_state(broken)
+            LloydMaxGauss.from_state(broken)
     with pytest.raises(QamaError, match="corrupt saved state"):
-        CalibrationFree2Bit.from_state({**make_method("binary").fit(docs).to_state()})
+        CalibrationFree2Bit.from_state({**SignBinary().fit(docs).to_state()})
+
+
+@pytest.mark.parametrize("spec", ROTATED)
+def test_a_rotation_stage_round_trips_through_an_index_file_bit_for_bit(spec, docs, queries, tmp_path):
+    # A rotated quantizer is saved by its index: the rotation stage's table and the codec's state.
+    index = index_factory(DIM, spec)
+    index.train(docs)
+    index.add(docs[:3000])
+    index.save(tmp_path / "rotated.qidx")
+    for mmap in (False, True):
+        again = Index.load(tmp_path / "rotated.qidx", mmap=mmap)
+        again.add(docs[3000:])  # encoded by the loaded rotation and codec
+        full = index_factory(DIM, spec)
+        full.train(docs)
+        full.add(docs)
+        for got, want in zip(again.search(queries, 50), full.search(queries, 50), strict=True):
+            np.testing.assert_array_equal(got, want)

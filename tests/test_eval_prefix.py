@@ -163,7 +163,7 @@ def test_training_free_quantizers_fit_a_prefix_index(data):
     methods = importlib.import_module("qama_rs.quantizers")
     docs, queries = data
     d, q = prefix_normalize(docs, 32), prefix_normalize(queries, 32)
-    quantizer = methods.make_method("lloyd_max_gauss").fit(d)
+    quantizer = methods.LloydMaxGauss().fit(d)
     ref_s, ref_i = reference_topk(_oracles.quantizer_scores(quantizer, q, quantizer.encode(d)), 12)
     prefix = prefix_index("LloydMax2", docs, 32)
     scores, ids = prefix.index.search(prefix.queries(queries), 12)
@@ -198,9 +198,8 @@ def test_qama_spec_uses_the_heads_levels_and_thresholds(data):
     for dims in (None, 32):
         level = dims or 64
         quantizer = head.quantizer(level, "2bit")
-        index = qama_rs.Index(quantizer)
-        index.add(head.features(docs, level, "2bit"))
-        ref_d, ref_i = index.search(head.features(queries, level, "2bit"), 15)
+        q_codes, d_codes = (quantizer.encode(head.features(x, level, "2bit")) for x in (queries, docs))
+        ref_d, ref_i = qama_rs.search(q_codes, d_codes, 15)  # the engine's exact Hamming top-k
         prefix = prefix_index("QAMA(head),Thermo2", docs, dims, head=head)
         scores, ids = prefix.index.search(prefix.queries(queries), 15, dims=prefix.engine_dims)
         np.testing.assert_array_equal(ids, ref_i)

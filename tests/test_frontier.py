@@ -2,7 +2,8 @@
 
 Every codec is a byte-LUT codec: its score is ``row_scale_i * Σ_b lut[b, code_ib]``. The tests check
 the packing and byte counts, that the lookup tables reproduce ``prepare_query(q) · decode(codes)``
-(NumPy) and that the engine's ``lut_search`` returns the NumPy brute-force ranking and scores.
+(NumPy) and that the engine's byte-table search (``TableCodec.given`` over a ``Store``) returns the NumPy
+brute-force ranking and scores.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import pytest
 
 from qama_rs import _core
 from qama_rs.errors import QamaError
+from qama_rs.index import available_codecs, index_factory
+from qama_rs.index.codecs.base import join_state, split_state
+from qama_rs.index.registry import build_pipeline
 from qama_rs.quantizers import (
-    CODECS,
     Allocated,
     AllocatedNibble,
     AllocatedNibbleScaled,
@@ -31,7 +34,8 @@ from qama_rs.quantizers.allocated import (
     levels_for_budget,
     pack_components,
 )
-from qama_rs.quantizers.budget import build_codec, candidates, choose_codec, codec_spec
+from qama_rs.quantizers.budget import candidates, choose_codec, codec_spec
+from qama_rs.quantizers.state import flatten
 
 DIM = 40
 
@@ -52,6 +56,23 @@ def docs() -> np.ndarray:
 @pytest.fixture(scope="module")
 def queries() -> np.ndarray:
     return _corpus(9, seed=5)
+
+
+def unfitted_codec(spec: str):
+    """The unfitted codec object of a codec spec, resolved by the index registry (the one registry)."""
+    return build_pipeline(spec).codec.impl
+
+
+def lut_search(luts, codes, k, scale=None, layout="rows", isa=None):
+    """The engine's byte-table search (``TableCodec.given``) over one list of ``codes``, in ``layout``."""
+    n = len(codes)
+    store = _core.Store(
+        [_core.to_blocks(codes) if layout == "blocks" else codes, np.zeros(0, np.uint8)],
+        np.array([[0, n, 0, 0]], np.uint64),
+        None,
+        None if scale is None else [np.ascontiguousarray(scale, dtype=np.float32), np.zeros(0, np.float32)],
+    )
+    return _core.TableCodec.given(codes.shape[1], layout, isa).search(luts, store, k)
 
 
 def _scores_numpy(codec, q, x):
@@ -168,7 +189,7 @@ def test_nibble_allocation_fits_the_budget_with_its_level_options(budget):
     [AllocatedNibble(budget_bytes=9), AllocatedNibble(budget_bytes=30), AllocatedNibble(levels=3)],
     ids=["alloc", "wide", "trits"],
 )
-def test_nibble_tables_are_separable_and_the_block_kernels_equal_lut_search(codec, docs, queries):
+def test_nibble_tables_are_separable_and_the_block_kernels_equal_the_row_search(codec, docs, queries):
     codec.fit(docs)
     assert codec.nibble_tables and not Allocated(budget_bytes=9).nibble_tables
     if codec.budget_bytes == 30:
@@ -179,12 +200,12 @@ def test_nibble_tables_are_separable_and_the_block_kernels_equal_lut_search(code
     np.testing.assert_allclose(luts, separable, atol=1e-5)
     codes = codec.encode(docs)
     tables = codec.query_luts(queries)
-    want_s, want_i = _core.lut_search(tables, codes, 10)
-    blocks = _core.asym_to_blocks(codes)
-    for kernel in [k for k in ("scalar", "avx2") if k in _core.asym_kernels()]:
-        s, i = _core.lut_search_blocked(tables, blocks, len(codes), 10, None, kernel)
-        np.testing.assert_array_equal(i, want_i)
-        np.testing.assert_array_equal(s, want_s)
+    want_s, want_i = lut_search(tables, codes, 10, isa="scalar")
+    for isa in _core.available_isas():  # the block kernel of every level against the scalar row kernel
+        for layout in ("rows", "blocks"):
+            s, i = lut_search(tables, codes, 10, layout=layout, isa=isa)
+            np.testing.assert_array_equal(i, want_i, err_msg=f"{layout} {isa}")
+            np.testing.assert_array_equal(s.view(np.uint32), want_s.view(np.uint32), err_msg=f"{layout} {isa}")
 
 
 def test_nibble_packing_costs_little_recall_against_byte_packing(docs):
@@ -193,7 +214,7 @@ def test_nibble_packing_costs_little_recall_against_byte_packing(docs):
 
     def recall(codec):
         codec.fit(base)
-        ids = _core.lut_search(codec.query_luts(q), codec.encode(base), 10, codec.row_scale(base))[1]
+        ids = lut_search(codec.query_luts(q), codec.encode(base), 10, codec.row_scale(base))[1]
         return np.mean([len(np.intersect1d(a, b)) for a, b in zip(ids, truth, strict=True)]) / 10
 
     byte, nibble = recall(AllocatedScaled(budget_bytes=14)), recall(AllocatedNibbleScaled(budget_bytes=14))
@@ -251,7 +272,7 @@ def test_engine_lut_search_matches_numpy_brute_force(codec, docs, queries):
     codec.fit(docs)
     codes = codec.encode(docs)
     scale = codec.row_scale(docs) if hasattr(type(codec), "row_scale") else None
-    scores, ids = _core.lut_search(codec.query_luts(queries), codes, 10, scale)
+    scores, ids = lut_search(codec.query_luts(queries), codes, 10, scale)
     brute = _scores_numpy(codec, queries, docs)
     # The engine's ids are a top-10 of the brute-force scores, and its scores are those documents' scores.
     np.testing.assert_allclose(scores, np.take_along_axis(brute, ids, 1), rtol=1e-4, atol=1e-5)
@@ -288,7 +309,7 @@ def test_more_bytes_give_better_recall(docs):
     def recall(codec):
         codec.fit(base)
         scale = codec.row_scale(base) if hasattr(type(codec), "row_scale") else None
-        ids = _core.lut_search(codec.query_luts(q), codec.encode(base), 10, scale)[1]
+        ids = lut_search(codec.query_luts(q), codec.encode(base), 10, scale)[1]
         return np.mean([len(np.intersect1d(a, b)) for a, b in zip(ids, truth, strict=True)]) / 10
 
     r = [recall(Allocated(budget_bytes=b)) for b in (2, 6, 20)]
@@ -301,10 +322,13 @@ def test_state_round_trip_keeps_codes_and_tables(codec, docs, queries):
     import json
 
     codec.fit(docs)
-    again = type(codec).from_state(json.loads(json.dumps(codec.to_state())))
-    np.testing.assert_array_equal(again.encode(docs[:100]), codec.encode(docs[:100]))
-    np.testing.assert_allclose(again.query_luts(queries), codec.query_luts(queries), rtol=1e-6, atol=1e-7)
-    assert again.bytes_per_vector == codec.bytes_per_vector
+    # Directly, and as an index file keeps it: the scalars through JSON, the arrays as sections.
+    meta, arrays = split_state(codec.to_state(), "object.")
+    for state in (codec.to_state(), join_state(json.loads(json.dumps(meta)), arrays, "object.")):
+        again = type(codec).from_state(state)
+        np.testing.assert_array_equal(again.encode(docs[:100]), codec.encode(docs[:100]))
+        np.testing.assert_allclose(again.query_luts(queries), codec.query_luts(queries), rtol=1e-6, atol=1e-7)
+        assert again.bytes_per_vector == codec.bytes_per_vector
 
 
 def test_bad_input_names_the_argument(docs):
@@ -331,11 +355,15 @@ def test_bad_input_names_the_argument(docs):
 
 def test_corrupt_nibble_state_is_refused(docs):
     state = AllocatedNibble(budget_bytes=30).fit(docs).to_state()
-    assert any(o is not None for o in state["orders"])
-    broken = {**state, "orders": None}  # additive values without their order: not ascending
+    assert len(state["orders"]) > 0  # additive wide components carry an order
+    no_orders = np.zeros(len(state["orders_offsets"]), np.int64)
+    broken = {**state, "orders": np.zeros(0, np.int64), "orders_offsets": no_orders}  # values not ascending
     with pytest.raises(QamaError, match="corrupt"):
         AllocatedNibble.from_state(broken)
-    short = {**state, "bounds": [b[:-1] if len(b) else b for b in state["bounds"]]}
+    offsets = state["bounds_offsets"]
+    bounds = [state["bounds"][a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    flat, flat_offsets = flatten([b[:-1] if len(b) else b for b in bounds], np.float32)  # one bound short
+    short = {**state, "bounds": flat, "bounds_offsets": flat_offsets}
     with pytest.raises(QamaError, match="corrupt"):
         AllocatedNibble.from_state(short)
     with pytest.raises(QamaError, match="power-of-two"):
@@ -343,21 +371,19 @@ def test_corrupt_nibble_state_is_refused(docs):
     assert codec_spec(AllocatedNibble.from_state(state)) == "pca_nibble(budget_bytes=30)"
 
 
-def test_codecs_registry_names_and_specs_round_trip():
-    assert set(CODECS) == {
-        "pca_alloc",
-        "pca_alloc_scaled",
-        "pca_nibble",
-        "pca_nibble_scaled",
-        "trit_rotation",
-        "pca_pq",
-    }
+def test_codec_names_resolve_in_the_index_registry_and_specs_round_trip():
+    classes = (Allocated, AllocatedScaled, AllocatedNibble, AllocatedNibbleScaled, TritRotation, PcaProduct)
+    names = {cls.name for cls in classes}
+    assert names == {"pca_alloc", "pca_alloc_scaled", "pca_nibble", "pca_nibble_scaled", "trit_rotation", "pca_pq"}
+    assert names <= set(available_codecs())
+    for cls in classes:
+        assert type(unfitted_codec(cls.name)) is cls
     for codec in candidates(24, 384):
-        assert codec_spec(build_codec(codec_spec(codec))) == codec_spec(codec)
-    with pytest.raises(QamaError, match="codec spec"):
-        build_codec("pca_alloc(budget_bytes=big)")
-    with pytest.raises(QamaError, match="codec spec"):
-        build_codec("nope")
+        assert codec_spec(unfitted_codec(codec_spec(codec))) == codec_spec(codec)
+    with pytest.raises(QamaError, match=r"spec stage 'pca_alloc\(budget_bytes=big\)'.*budget_bytes"):
+        unfitted_codec("pca_alloc(budget_bytes=big)")
+    with pytest.raises(QamaError, match="unknown codec 'nope'"):
+        unfitted_codec("nope")
 
 
 # -------------------------------------------------------------------------------------- chooser
@@ -383,7 +409,7 @@ def test_chooser_picks_the_best_fitting_candidate_on_a_constructed_case(docs):
 
 def test_chooser_default_candidates_and_errors(docs):
     spec, table = choose_codec(docs[:400], 8, n_queries=40)
-    assert build_codec(spec).fit(docs[:400]).bytes_per_vector <= 8
+    assert unfitted_codec(spec).fit(docs[:400]).bytes_per_vector <= 8
     assert spec == max((r for r in table if r["fits"]), key=lambda r: r["recall10"])["spec"]
     with pytest.raises(QamaError, match="n_queries"):
         choose_codec(docs[:30], 8, n_queries=40)
@@ -402,15 +428,13 @@ def test_chooser_default_candidates_and_errors(docs):
     ],
 )
 def test_factory_index_equals_the_codec_scored_by_the_engine(spec, docs, queries):
-    from qama_rs.index import index_factory
-
     index = index_factory(DIM, spec)
     index.train(docs)
     index.add(docs)
     scores, ids = index.search(queries, 7)
-    codec = build_codec(spec).fit(docs)
+    codec = unfitted_codec(spec).fit(docs)
     scale = codec.row_scale(docs) if hasattr(type(codec), "row_scale") else None
-    want_scores, want_ids = _core.lut_search(codec.query_luts(queries), codec.encode(docs), 7, scale)
+    want_scores, want_ids = lut_search(codec.query_luts(queries), codec.encode(docs), 7, scale)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
     assert index.bytes_per_vector == codec.bytes_per_vector
@@ -425,4 +449,4 @@ def test_frontier_command_prints_the_table_and_the_choice(capsys):
     assert "chosen for 8 B: " in out and "pseudo-query recall@10" in out
     chosen = out.rsplit("chosen for 8 B: ", 1)[1].strip()
     assert f"`{chosen}` **chosen**" in out
-    assert build_codec(chosen).fit(_corpus(400, 384)).bytes_per_vector <= 8
+    assert unfitted_codec(chosen).fit(_corpus(400, 384)).bytes_per_vector <= 8

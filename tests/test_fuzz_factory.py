@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 
 from qama_rs import Index, QamaError, index_factory
 
-CODECS = ["Flat", "Flat16", "Sign", "Thermo1", "Thermo1.5", "Thermo2", "Hybrid", "Binary", "BinaryMedian",
-          "LloydMax2", "LloydMax4", "LloydMaxEmp2", "Int8", "Quaternary", "CalFree2", "Gray2", "ThermoLloydMax2"]
+CODEC_STAGES = ["Flat", "Flat16", "Sign", "Thermo1", "Thermo1.5", "Thermo2", "Hybrid", "Binary", "BinaryMedian",
+                "LloydMax2", "LloydMax4", "LloydMaxEmp2", "Int8", "Quaternary", "CalFree2", "Gray2", "ThermoLloydMax2"]
 TRANSFORMS = ["", "Hadamard,", "Orthogonal(1),", "Prefix8,", "Prefix200,"]
 REFINES = ["", ",Rescore(LloydMax2,5)", ",RFlat(7)", ",Rescore(Int8,1)", ",RFlat(0)", ",Rescore(Nope,3)"]
 GARBAGE = ["", ",", "Flat,", "(", "Flat)", "Rescore(LloydMax2,5)", "Thermo3", "LloydMax0", "Prefix0,Flat",
            "Flat,Flat", "Hadamard(x),Flat", "QAMA(),Flat", "Adaptive(high_dims=-1)", "Int8(bogus=1)", "é"]
 
 specs = st.one_of(
-    st.builds(lambda t, c, r: t + c + r, st.sampled_from(TRANSFORMS), st.sampled_from(CODECS), st.sampled_from(REFINES)),
+    st.builds(lambda t, c, r: t + c + r, st.sampled_from(TRANSFORMS), st.sampled_from(CODEC_STAGES), st.sampled_from(REFINES)),
     st.sampled_from(GARBAGE),
     st.text(max_size=12),
 )

@@ -9,20 +9,22 @@ import pytest
 from scipy.special import ndtr, ndtri
 
 import _oracles
-from qama_rs import AsymmetricIndex
+from qama_rs import QamaError, _core, index_factory
+from qama_rs.index.codecs import recon_table
 from qama_rs.quantizers import (
-    METHODS,
     AdaptiveBits,
     CalibrationFree2Bit,
+    GrayTwoBit,
     Int8,
     LloydMax4Bit,
     LloydMaxEmpirical,
     LloydMaxGauss,
     MedianBinary,
     Quaternary,
+    RandomizedHadamard,
+    RandomOrthogonal,
     SignBinary,
     gaussian_lloyd_max,
-    make_method,
 )
 
 DIM = 96  # >= 64 so adaptive_bits' default split applies
@@ -46,8 +48,28 @@ def queries() -> np.ndarray:
     return np.random.default_rng(1).standard_normal((7, DIM)).astype(np.float32)
 
 
-ALL = sorted(METHODS)
-ROTATIONS = ["none", "orthogonal", "hadamard"]
+#: Every per-dimension training-free quantizer class (each a codec stage of the index by its ``name``).
+ALL = [SignBinary, MedianBinary, Quaternary, LloydMaxGauss, LloydMaxEmpirical, LloydMax4Bit, CalibrationFree2Bit,
+       Int8, AdaptiveBits, GrayTwoBit]  # fmt: skip
+#: Quantizers also see rotated vectors (the index's ``Orthogonal`` / ``Hadamard`` stages, 96 -> 128 padded).
+ROTATION_CLASSES = [None, RandomOrthogonal, RandomizedHadamard]
+
+
+def _name(value) -> str:
+    return "none" if value is None else value.name
+
+
+def _rotated(rotation, x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``x`` as the quantizer behind a rotation stage sees it."""
+    return x if rotation is None else rotation(seed=seed).fit(x.shape[1]).apply(x)
+
+
+def _engine_scores(q, prepared: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """The engine's scores (``TableCodec.recon``, the index's per-dimension kernel) of every row of ``codes``."""
+    table, bits, _ = recon_table(q.reconstruction_values)
+    rows = _core.pack_codes(codes, bits)
+    store = _core.Store([rows, np.zeros(0, np.uint8)], np.array([[0, len(rows), 0, 0]], np.uint64))
+    return _core.TableCodec.recon(table, "rows").score(prepared, store, np.arange(len(rows), dtype=np.int64))
 
 
 # ------------------------------------------------------------------ Gaussian tables
@@ -187,19 +209,19 @@ def test_adaptive_bits_allocation_and_size(data):
 
 # Distortion (MSE / variance) of each scalar quantizer on a Gaussian, with a little slack.
 MSE_BOUND = {
-    "lloyd_max_gauss": 0.1175,
-    "lloyd_max_empirical": 0.1175,
-    "gray_2bit": 0.1175,
-    "quaternary": 0.1394,
-    "lloyd_max_4bit": 0.009497,
+    LloydMaxGauss: 0.1175,
+    LloydMaxEmpirical: 0.1175,
+    GrayTwoBit: 0.1175,
+    Quaternary: 0.1394,
+    LloydMax4Bit: 0.009497,
 }
 
 
-@pytest.mark.parametrize("name", sorted(MSE_BOUND))
-def test_reconstruction_error_matches_theory(name, data):
+@pytest.mark.parametrize("cls", MSE_BOUND, ids=_name)
+def test_reconstruction_error_matches_theory(cls, data):
     x, _, sigma = data
-    bound = MSE_BOUND[name]
-    q = make_method(name).fit(x)
+    bound = MSE_BOUND[cls]
+    q = cls().fit(x)
     mse = ((q.reconstruct(q.encode(x)) - x) ** 2).mean(axis=0) / sigma**2
     assert mse.mean() < bound * 1.03
     assert mse.max() < bound * 1.15
@@ -217,11 +239,12 @@ def test_calibration_free_is_lloyd_max_for_isotropic_unit_vectors():
 
 
 # ------------------------------------------------------------ the common interface
-@pytest.mark.parametrize("rotation", ROTATIONS)
-@pytest.mark.parametrize("name", ALL)
-def test_interface_contract(name, rotation, data, queries):
-    x = data[0][:3000]
-    q = make_method(name, rotation=rotation, seed=3).fit(x)
+@pytest.mark.parametrize("rotation", ROTATION_CLASSES, ids=_name)
+@pytest.mark.parametrize("cls", ALL, ids=_name)
+def test_interface_contract(cls, rotation, data, queries):
+    x = _rotated(rotation, data[0][:3000], seed=3)
+    queries = _rotated(rotation, queries, seed=3)
+    q = cls().fit(x)
     codes = q.encode(x[:200])
     assert codes.dtype == np.uint8 and codes.shape == (200, q.code_dim)
     assert (codes < q.levels[None, :]).all()
@@ -231,67 +254,68 @@ def test_interface_contract(name, rotation, data, queries):
     recon = q.reconstruct(codes)
     assert recon.dtype == np.float32 and recon.shape == codes.shape
     # The engine scores the codes through the reconstruction table: prepared query . reconstruction.
-    engine = AsymmetricIndex(q.reconstruction_values)
-    engine.add_codes(codes)
-    scores = engine.score(q.prepare_query(queries), np.arange(200))
+    scores = _engine_scores(q, q.prepare_query(queries), codes)
     assert scores.dtype == np.float32 and scores.shape == (len(queries), 200)
     np.testing.assert_allclose(scores, q.prepare_query(queries) @ recon.T, rtol=1e-5, atol=1e-5)
     assert q.bytes_per_vector == math.ceil(q.bits_per_code.sum() / 8)
-    assert q.name.startswith(name) and (rotation == "none") == ("@" not in q.name)
+    assert q.name == cls.name and q.code_dim == x.shape[1]
 
 
 EXPECTED_SIZE = {  # bits per dimension, bytes per 96-d vector (no rotation)
-    "binary": (1, 12),
-    "binary_median": (1, 12),
-    "quaternary": (2, 24),
-    "lloyd_max_gauss": (2, 24),
-    "lloyd_max_empirical": (2, 24),
-    "lloyd_max_4bit": (4, 48),
-    "calibration_free_2bit": (2, 24),
-    "int8": (8, 96),
-    "adaptive_bits": ((64 * 4 + 32 * 2) / 96, 40),
-    "gray_2bit": (2, 24),
+    SignBinary: (1, 12),
+    MedianBinary: (1, 12),
+    Quaternary: (2, 24),
+    LloydMaxGauss: (2, 24),
+    LloydMaxEmpirical: (2, 24),
+    LloydMax4Bit: (4, 48),
+    CalibrationFree2Bit: (2, 24),
+    Int8: (8, 96),
+    AdaptiveBits: ((64 * 4 + 32 * 2) / 96, 40),
+    GrayTwoBit: (2, 24),
 }
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_sizes(name, data):
-    q = make_method(name).fit(data[0][:500])
-    assert (q.bits_per_dim, q.bytes_per_vector) == pytest.approx(EXPECTED_SIZE[name])
-    # Hadamard pads 96 to 128 coded dimensions, and the bytes say so.
-    padded = make_method(name, rotation="hadamard").fit(data[0][:500])
-    assert padded.code_dim == 128 and padded.input_dim == DIM
-    if name != "adaptive_bits":
-        assert padded.bytes_per_vector == EXPECTED_SIZE[name][1] * 128 // 96
+@pytest.mark.parametrize("cls", ALL, ids=_name)
+def test_sizes(cls, data):
+    q = cls().fit(data[0][:500])
+    assert (q.bits_per_dim, q.bytes_per_vector) == pytest.approx(EXPECTED_SIZE[cls])
+    # Behind the index's Hadamard stage 96 dimensions pad to 128 coded ones, and the bytes say so.
+    padded = cls().fit(_rotated(RandomizedHadamard, data[0][:500]))
+    assert padded.code_dim == padded.input_dim == 128
+    index = index_factory(DIM, f"Hadamard,{cls.name}")
+    index.train(data[0][:500])
+    assert index.dims == DIM and index.codec.code_dims == 128
+    if cls is not AdaptiveBits:  # the index stores every dimension at its widest code
+        assert padded.bytes_per_vector == index.bytes_per_vector == EXPECTED_SIZE[cls][1] * 128 // 96
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ("binary", "binary_median")])
-def test_reconstruction_falls_in_its_own_bucket(name, data):
+@pytest.mark.parametrize("cls", [c for c in ALL if c not in (SignBinary, MedianBinary)], ids=_name)
+def test_reconstruction_falls_in_its_own_bucket(cls, data):
     x = data[0][:3000]
-    q = make_method(name).fit(x)
+    q = cls().fit(x)
     codes = q.encode(x)
     np.testing.assert_array_equal(q.encode(q.reconstruct(codes)), codes)
 
 
-@pytest.mark.parametrize("rotation", ROTATIONS)
-@pytest.mark.parametrize("name", ALL)
-def test_engine_arguments_reproduce_the_codes(name, rotation, data):
+@pytest.mark.parametrize("rotation", ROTATION_CLASSES, ids=_name)
+@pytest.mark.parametrize("cls", ALL, ids=_name)
+def test_engine_arguments_reproduce_the_codes(cls, rotation, data):
     """The NumPy reference of the Rust engine encodes exactly our codes from our export."""
     import _reference as reference
-    x = data[0][:300]
-    q = make_method(name, rotation=rotation).fit(x)
+    x = _rotated(rotation, data[0][:300])
+    q = cls().fit(x)
     args = q.engine_arguments()
     assert args["thresholds"].dtype == np.float32 and len(args["thresholds"]) == int((q.levels - 1).sum())
     codes = reference.quantize(q.to_code_space(x), args["thresholds"], args["levels"])
     np.testing.assert_array_equal(codes, q.encode(x))
 
 
-@pytest.mark.parametrize("name", ["binary_median", "lloyd_max_gauss", "int8", "adaptive_bits"])
-def test_rust_engine_encodes_the_same_codes(name, data):
+@pytest.mark.parametrize("cls", [MedianBinary, LloydMaxGauss, Int8, AdaptiveBits], ids=_name)
+def test_rust_engine_encodes_the_same_codes(cls, data):
     import qama_rs
 
-    x = data[0][:300]
-    q = make_method(name, rotation="hadamard").fit(x)
+    x = _rotated(RandomizedHadamard, data[0][:300])
+    q = cls().fit(x)
     engine = qama_rs.Quantizer(**q.engine_arguments())
     np.testing.assert_array_equal(engine.quantize(q.to_code_space(x)), q.encode(x))
     # the per-dimension list form is accepted as well
@@ -310,10 +334,10 @@ def test_lloyd_max_4bit_has_sixteen_levels(data):
 
 
 # ------------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("name", ALL)
-def test_bad_input_is_rejected_with_clear_errors(name, data):
+@pytest.mark.parametrize("cls", ALL, ids=_name)
+def test_bad_input_is_rejected_with_clear_errors(cls, data):
     x = data[0][:500]
-    q = make_method(name)
+    q = cls()
     with pytest.raises(RuntimeError, match="fit"):
         q.encode(x)
     bad = x.copy()
@@ -344,11 +368,13 @@ def test_bad_input_is_rejected_with_clear_errors(name, data):
             q.reconstruct(too_big)
 
 
-def test_registry_rejects_unknown_names_and_parameters():
-    with pytest.raises(ValueError, match="unknown method"):
-        make_method("ternary")
-    with pytest.raises(ValueError, match="rotation"):
-        make_method("binary", rotation="random")
+def test_unknown_names_and_bad_parameters_are_rejected():
+    with pytest.raises(QamaError, match="unknown codec 'ternary'"):
+        index_factory(DIM, "ternary")
+    with pytest.raises(QamaError, match=r"spec stage 'lloyd_max_gauss\(bits=0\)'.*bits"):
+        index_factory(DIM, "lloyd_max_gauss(bits=0)")
+    with pytest.raises(TypeError, match="seed"):
+        RandomOrthogonal(seed="random")
     with pytest.raises(ValueError, match="bits"):
         LloydMaxGauss(bits=0)
     with pytest.raises(ValueError, match="iterations"):

@@ -19,11 +19,11 @@ from qama_rs.quantizers import (
     GrayTwoBit,
     LloydMaxGauss,
     MedianBinary,
+    RandomizedHadamard,
+    RandomOrthogonal,
     SignBinary,
     gray_decode,
     gray_encode,
-    make_method,
-    make_rotation,
 )
 from qama_rs.quantizers.rotation import walsh_hadamard
 
@@ -96,23 +96,23 @@ def test_gray_2bit_hamming_bits_and_distances():
 
 
 # -------------------------------------------------------------------------- rotations
-@pytest.mark.parametrize("kind", ["orthogonal", "hadamard"])
+@pytest.mark.parametrize("kind", [RandomOrthogonal, RandomizedHadamard], ids=lambda c: c.name)
 @pytest.mark.parametrize("dim", [1, 7, 64, 96])
 def test_rotations_are_orthogonal_and_preserve_inner_products(kind, dim):
-    r = make_rotation(kind, seed=5).fit(dim)
+    r = kind(seed=5).fit(dim)
     basis = r.apply(np.eye(dim, dtype=np.float32))
     assert basis.shape == (dim, r.out_dim)
     np.testing.assert_allclose(basis @ basis.T, np.eye(dim), atol=1e-5)
     x, y = _unit_rows(20, dim, 6), _unit_rows(30, dim, 7)
     np.testing.assert_allclose(r.apply(x) @ r.apply(y).T, x @ y.T, atol=1e-5)
-    np.testing.assert_array_equal(make_rotation(kind, seed=5).fit(dim).apply(x), r.apply(x))
+    np.testing.assert_array_equal(kind(seed=5).fit(dim).apply(x), r.apply(x))
     if dim > 1:
-        assert not np.allclose(make_rotation(kind, seed=6).fit(dim).apply(x), r.apply(x))
+        assert not np.allclose(kind(seed=6).fit(dim).apply(x), r.apply(x))
 
 
 def test_hadamard_pads_to_a_power_of_two_and_is_the_walsh_matrix():
-    assert make_rotation("hadamard").fit(384).out_dim == 512
-    assert make_rotation("hadamard").fit(512).out_dim == 512
+    assert RandomizedHadamard().fit(384).out_dim == 512
+    assert RandomizedHadamard().fit(512).out_dim == 512
     h = walsh_hadamard(np.eye(4))
     np.testing.assert_allclose(h * 2, [[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]])
     with pytest.raises(ValueError, match="power-of-two"):
@@ -121,25 +121,29 @@ def test_hadamard_pads_to_a_power_of_two_and_is_the_walsh_matrix():
 
 def test_rotation_errors():
     with pytest.raises(RuntimeError, match="fit"):
-        make_rotation("orthogonal").apply(np.eye(3))
+        RandomOrthogonal().apply(np.eye(3))
     with pytest.raises(ValueError, match="dim"):
-        make_rotation("hadamard").fit(0)
+        RandomizedHadamard().fit(0)
     with pytest.raises(ValueError, match="x has 4 dimensions"):
-        make_rotation("orthogonal").fit(3).apply(np.eye(4))
+        RandomOrthogonal().fit(3).apply(np.eye(4))
+    with pytest.raises(TypeError, match="seed"):
+        RandomizedHadamard(seed=0.5)
 
 
-def test_rotated_quantizer_quantizes_rotated_vectors():
-    x = _unit_rows(500, 48, 8)
-    rotated = make_method("lloyd_max_gauss", rotation="orthogonal", seed=2).fit(x)
-    plain = LloydMaxGauss().fit(rotated.rotation.apply(x))
-    np.testing.assert_array_equal(rotated.encode(x), plain.encode(rotated.rotation.apply(x)))
-    q = _unit_rows(3, 48, 9)
-    np.testing.assert_allclose(
-        quantizer_scores(rotated, q, rotated.encode(x)),
-        quantizer_scores(plain, rotated.rotation.apply(q), plain.encode(rotated.rotation.apply(x))),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+@pytest.mark.parametrize("spec", ["Orthogonal(2),LloydMax2", "Hadamard(2),LloydMax2"])
+def test_a_rotation_stage_quantizes_rotated_vectors(spec):
+    """The index's rotation stage in front of a codec: the quantizer fitted on the rotated documents,
+    scoring rotated queries (the rotation drawn from the stage's seed)."""
+    x, q = _unit_rows(500, 48, 8), _unit_rows(3, 48, 9)
+    rotation = (RandomOrthogonal if spec.startswith("Orthogonal") else RandomizedHadamard)(seed=2).fit(48)
+    plain = LloydMaxGauss().fit(rotation.apply(x))
+    index = index_factory(48, spec)
+    index.train(x)
+    index.add(x)
+    D, ids = index.search(q, len(x))
+    expected = quantizer_scores(plain, rotation.apply(q), plain.encode(rotation.apply(x)))
+    np.testing.assert_allclose(D, np.take_along_axis(expected, ids, axis=1), rtol=1e-5, atol=1e-6)
+    assert index.bytes_per_vector == plain.bytes_per_vector
 
 
 # ------------------------------------------------------------------------- two-stage

@@ -26,7 +26,7 @@ from qama_rs.errors import QamaError, QamaTypeError
 from qama_rs.integrations.milvus import MAX_TOP_K, MilvusIndex, binary_codec
 from qama_rs.integrations.milvus import rescore as rescore_module
 from qama_rs.integrations.milvus.codec import stored_rows
-from qama_rs.quantizers import make_method
+from qama_rs.quantizers import LloydMaxGauss, MedianBinary
 
 N_DOCS, DIM, N_QUERIES = 3_000, 64, 40
 
@@ -305,7 +305,7 @@ def test_changed_data_starts_the_load_again(data, db):
 
 def test_training_free_binary_methods_have_a_binary_form(data, db):
     docs, queries = data
-    method = make_method("binary_median").fit(docs)
+    method = MedianBinary().fit(docs)
     codec = binary_codec(method)
     assert codec.nbits == DIM
     with MilvusIndex(method, db, "binary_median") as store:
@@ -323,7 +323,7 @@ def test_training_free_binary_methods_have_a_binary_form(data, db):
 
 def test_codecs_without_a_binary_form_are_refused(data):
     docs, _ = data
-    method = make_method("lloyd_max_gauss").fit(docs)
+    method = LloydMaxGauss().fit(docs)
     with pytest.raises(QamaError, match="no binary form"):
         binary_codec(method)
     with pytest.raises(QamaError, match="no binary form"):

@@ -12,26 +12,51 @@ from qama_rs.qama.rotation import quantization_rotation
 
 
 def lloyd(x, count, iterations):
+    """``(codes, recon, bounds)``: per-dimension Lloyd iterations from the quantiles; ``bounds`` (d, L-1) are the
+    thresholds the codes were cut at (the quantiles when ``iterations`` is 0)."""
     t = np.quantile(x, np.arange(1, count) / count, axis=0).T  # (d, L-1)
     for _ in range(iterations + 1):
         codes = (x[:, :, None] > t[None]).sum(-1)
         recon = np.stack([np.where(codes == c, x, 0).sum(0) / np.maximum((codes == c).sum(0), 1)
                           for c in range(count)], 1)
         t = (recon[:, 1:] + recon[:, :-1]) / 2
-    codes = (x[:, :, None] > ((recon[:, 1:] + recon[:, :-1]) / 2 if iterations else
-                              np.quantile(x, np.arange(1, count) / count, axis=0).T)[None]).sum(-1)
+    bounds = t if iterations else np.quantile(x, np.arange(1, count) / count, axis=0).T
+    codes = (x[:, :, None] > bounds[None]).sum(-1)
     recon = np.stack([np.where(codes == c, x, 0).sum(0) / np.maximum((codes == c).sum(0), 1)
                       for c in range(count)], 1)
-    return codes.astype(np.uint8), recon.astype(np.float32), t
+    return codes.astype(np.uint8), recon.astype(np.float32), bounds
+
+
+class ProbeLloyd:
+    """The probe's Lloyd fit as an index codec (protocol A): its bounds and reconstruction values, the float
+    query as is. Spec ``ProbeLloyd(levels,iterations)``."""
+
+    def __init__(self, count, iterations):
+        self.count, self.iterations = int(count), int(iterations)
+
+    def fit(self, x):
+        _, self.recon, self.bounds = lloyd(x, self.count, self.iterations)
+        return self
+
+    @property
+    def reconstruction_values(self):  # a property: the index checks the protocol on the class
+        return self.recon
+
+    def encode(self, x):
+        return (x[:, :, None] > self.bounds[None]).sum(-1).astype(np.uint8)
+
+    def prepare_query(self, q):
+        return q
 
 
 def main():
     args = cli(__doc__, schemes=None).parse_args()
+    qama_rs.register_codec("ProbeLloyd", ProbeLloyd, overwrite=True)
     for name in args.datasets:
         b = Bench(name)
         for spec in ("LloydMax2", "Binary"):
             index = qama_rs.index_factory(384, spec)
-            index.train(b.docs) if hasattr(index, "train") else None
+            index.train(b.docs)
             index.add(b.docs)
             _, ids = index.search(b.queries, 100)
             print(name, spec, np.round(b.score(ids), 4), flush=True)
@@ -45,9 +70,9 @@ def main():
                     r = p @ quantization_rotation(b.docs @ p, np.full(384, count), 20 if frame == "pca+itq" else 0, cells=LAB_CELLS)
                 xd, xq = (b.docs @ r).astype(np.float32), (b.queries @ r).astype(np.float32)
                 for iterations in (0, 10):
-                    codes, recon, _ = lloyd(xd, count, iterations)
-                    index = qama_rs.AsymmetricIndex(recon)
-                    index.add_codes(codes)
+                    index = qama_rs.index_factory(384, f"ProbeLloyd({count},{iterations})")
+                    index.train(xd)
+                    index.add(xd)
                     _, ids = index.search(xq, 100)
                     ndcg, rec = b.score(ids)
                     print(f"{name} {bits}-bit {frame:10s} lloyd-iters {iterations:2d}: {ndcg:.4f} / {rec:.3f}", flush=True)

@@ -28,7 +28,8 @@ method (``--bits``)        spec                              what it is
                                                              ``@orthogonal`` -> ``Orthogonal,...``)
 =========================  ================================  ==========================================
 
-Any other registry name (``qama_rs.quantizers.METHODS``, ``qama_rs.quantizers.CODECS``) is its own spec.
+Any other lowercase codec name of the index registry (``qama_rs.available_codecs()``: ``pca_nibble_scaled``,
+``lloyd_max_empirical``, a registered codec, ...) is its own spec (and takes ``@hadamard`` / ``@orthogonal``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ METHOD_SPECS: dict[str, str] = {
 }
 #: ``--bits`` of the thermometer methods -> codec stage.
 THERMO_BITS: dict[Any, str] = {1: "Thermo1", 1.5: "Thermo1.5", 2: "Thermo2", "hybrid": "Hybrid"}
-#: Every name ``--method`` takes besides the training-free registry names and specs.
+#: Every name ``--method`` takes besides the index registry's codec names and specs.
 METHOD_NAMES = tuple(sorted({*METHOD_SPECS, "quantile", "qama"}))
 _ROTATIONS = {"hadamard": "Hadamard", "orthogonal": "Orthogonal"}
 _FLOAT_BITS = {"fp32": 32, "fp16": 16, "int8": 8, "sign": 1}
@@ -106,9 +107,10 @@ def method_spec(name: str, bits: Any = None, head: str | None = None) -> str | N
         return f"LloydMax{int(bits)}"
     if name in METHOD_SPECS:
         return METHOD_SPECS[name]
-    from qama_rs import quantizers
+    from qama_rs.index import available_codecs
 
-    if name in quantizers.METHODS or name in getattr(quantizers, "CODECS", {}):
+    # The quantizer classes' (and registered codecs') lowercase names; CamelCase stages stay specs.
+    if name == name.lower() and name in available_codecs():
         return name
     return None
 

@@ -1,13 +1,20 @@
 """Training-free quantizers: calibrated on corpus documents, scoring float queries asymmetrically.
 
-``make_method("lloyd_max_gauss", rotation="hadamard", seed=0)`` builds an unfitted quantizer;
-``METHODS`` maps each registry name to its class. Every quantizer implements
-:class:`~qama_rs.quantizers.base.TrainingFreeQuantizer` (``fit``, ``encode``, ``reconstruct``,
-``prepare_query``, ``reconstruction_values``, ``bytes_per_vector``, ``bits_per_dim``, ``thresholds``/``levels``, ``engine_arguments``);
-``binary``, ``binary_median`` and ``gray_2bit`` also rank by symmetric Hamming distance.
+Each class is an unfitted codec (``LloydMaxGauss(bits=2)``, ``AllocatedNibbleScaled(budget_bytes=48)``);
+its ``name`` (``lloyd_max_gauss``, ``pca_nibble_scaled``, ...) is the codec stage that names it in an index
+spec (``qama_rs.index_factory(dims, "pca_nibble_scaled(budget_bytes=48)")``): the index registry
+(:mod:`qama_rs.index.registry`) is the one place names resolve to classes, and a rotation in front of a
+quantizer is its ``Hadamard`` / ``Orthogonal`` transform stage (the :class:`Rotation` classes here).
 
-Every quantizer and every byte-LUT codec of ``CODECS`` saves itself with ``to_state()`` (scalars and
-numpy arrays, see :mod:`qama_rs.quantizers.state`) and loads with ``from_state(state)``, bit for bit.
+Per-dimension quantizers implement :class:`~qama_rs.quantizers.base.TrainingFreeQuantizer` (``fit``,
+``encode``, ``reconstruct``, ``prepare_query``, ``reconstruction_values``, ``bytes_per_vector``,
+``bits_per_dim``, ``thresholds``/``levels``, ``engine_arguments``); ``binary``, ``binary_median`` and
+``gray_2bit`` also rank by symmetric Hamming distance. The byte-LUT codecs (``Allocated*``,
+``TritRotation``, ``PcaProduct``: ``fit``, ``encode -> uint8 (n, m)``, ``query_luts``, optional
+``row_scale``) take the recall-per-byte frontier.
+
+Every quantizer and byte-LUT codec saves itself with ``to_state()`` (scalars and numpy arrays, see
+:mod:`qama_rs.quantizers.state`) and loads with ``from_state(state)``, bit for bit.
 Fits refuse fewer documents than they need (``QamaError``) and warn (``qama_rs.errors.QamaWarning``)
 about training columns of zero spread; they work a block of columns or rows at a time, so their memory
 stays a fraction of the corpus's.
@@ -36,61 +43,15 @@ from qama_rs.quantizers.lloyd_max import (
 )
 from qama_rs.quantizers.product import PcaProduct
 from qama_rs.quantizers.quaternary import Quaternary
-from qama_rs.quantizers.rotation import (
-    ROTATIONS,
-    RandomizedHadamard,
-    RandomOrthogonal,
-    Rotated,
-    Rotation,
-    make_rotation,
-)
-
-METHODS: dict[str, type[TrainingFreeQuantizer]] = {
-    cls.name: cls
-    for cls in (
-        SignBinary,
-        MedianBinary,
-        Quaternary,
-        LloydMaxGauss,
-        LloydMaxEmpirical,
-        LloydMax4Bit,
-        CalibrationFree2Bit,
-        Int8,
-        AdaptiveBits,
-        GrayTwoBit,
-    )
-}
-
-
-#: Byte-LUT codecs (protocol B of the factory: ``fit``, ``encode -> uint8 (n, m)``, ``query_luts``,
-#: optional ``row_scale``) that take the recall-per-byte frontier; not TrainingFreeQuantizers, so kept
-#: apart from ``METHODS`` (whose entries all have per-dimension thresholds and reconstruction values).
-CODECS: dict[str, type] = {
-    cls.name: cls
-    for cls in (Allocated, AllocatedScaled, AllocatedNibble, AllocatedNibbleScaled, TritRotation, PcaProduct)
-}
-
-
-def make_method(name: str, rotation: str = "none", seed: int = 0, **kwargs) -> TrainingFreeQuantizer:
-    """An unfitted quantizer by registry name, optionally behind a seeded rotation."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known: {sorted(METHODS)}")
-    quantizer = METHODS[name](**kwargs)
-    if rotation == "none":
-        return quantizer
-    return Rotated(quantizer, make_rotation(rotation, seed))
-
+from qama_rs.quantizers.rotation import RandomizedHadamard, RandomOrthogonal, Rotation
 
 __all__ = [
-    "CODECS",
-    "METHODS",
     "Allocated",
     "AllocatedNibble",
     "AllocatedNibbleScaled",
     "AllocatedScaled",
     "PcaProduct",
     "TritRotation",
-    "ROTATIONS",
     "AdaptiveBits",
     "CalibrationFree2Bit",
     "GrayTwoBit",
@@ -102,7 +63,6 @@ __all__ = [
     "Quaternary",
     "RandomOrthogonal",
     "RandomizedHadamard",
-    "Rotated",
     "Rotation",
     "SignBinary",
     "TrainingFreeQuantizer",
@@ -110,6 +70,4 @@ __all__ = [
     "gaussian_lloyd_max",
     "gray_decode",
     "gray_encode",
-    "make_method",
-    "make_rotation",
 ]

@@ -5,14 +5,13 @@ No labels and no real queries are needed: ``n_queries`` documents drawn at rando
 used as queries against the rest (the codecs are fitted on the rest only), and each candidate's
 recall@10 against the exact float32 top-10 is measured with the engine's byte-LUT search. Held-out
 documents stand in for queries because they come from the same corpus; the bench reports how well
-that tracks real-query recall.
+that tracks real-query recall. The chosen spec is an index codec stage: ``index_factory(dims, spec)``.
 
     qama frontier --dataset scifact --budget 48          (the command: qama_rs.cli.frontier_cmd)
 """
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -29,11 +28,10 @@ from qama_rs.quantizers.allocated import (
 from qama_rs.quantizers.base import check_embeddings
 from qama_rs.quantizers.product import PcaProduct
 
-_SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
-
 
 def codec_spec(codec: Any) -> str:
-    """A ``name(key=value,...)`` string that :func:`build_codec` turns back into an equal, unfitted codec."""
+    """The codec stage ``name(key=value,...)`` of ``codec``: ``qama_rs.index_factory(dims, spec)`` builds an
+    index over an equal, unfitted codec (the index registry resolves the name)."""
     if isinstance(codec, TritRotation):
         return f"trit_rotation(seed={codec.seed})"
     if isinstance(codec, Allocated):
@@ -42,27 +40,6 @@ def codec_spec(codec: Any) -> str:
         dims = "" if codec.dims is None else f",dims={codec.dims}"
         return f"pca_pq(m={codec.m_bytes}{dims})"
     raise QamaError(f"no spec for {type(codec).__name__}")
-
-
-def build_codec(spec: str):
-    """The unfitted codec of a spec such as ``pca_alloc_scaled(budget_bytes=48)`` or ``pca_pq(m=12,dims=72)``."""
-    from qama_rs.quantizers import CODECS
-
-    match = _SPEC.match(spec) if isinstance(spec, str) else None
-    if match is None or match.group(1) not in CODECS:
-        raise QamaError(
-            f"codec spec {spec!r}: expected one of {sorted(CODECS)} with optional (key=value,...)"
-        )
-    kwargs: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
-        key, eq, value = part.partition("=")
-        if not eq or not key.strip().isidentifier() or not value.strip().lstrip("-").isdigit():
-            raise QamaError(f"codec spec {spec!r}: arguments are key=integer, got {part!r}")
-        kwargs[key.strip()] = int(value)
-    try:
-        return CODECS[match.group(1)](**kwargs)
-    except TypeError as err:
-        raise QamaError(f"codec spec {spec!r}: {err}") from None
 
 
 def candidates(budget_bytes: int, dim: int) -> list[Any]:
