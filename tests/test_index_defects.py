@@ -167,3 +167,18 @@ def test_a_forked_child_searches(docs):
     with mp.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(_child_search, (4,)).get(timeout=60)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("spec, key", [("Hadamard(2),LloydMax2", "signs"), ("Orthogonal(3),LloydMax2", "matrix")])
+def test_a_corrupt_stored_rotation_is_refused(spec, key):
+    """A rotation read back from a file is checked (signs of +-1, an orthonormal matrix of the right shape),
+    not trusted: a corrupt one would score every query wrongly without a word."""
+    x = np.random.default_rng(0).normal(size=(300, 40)).astype(np.float32)
+    index = index_factory(40, spec)
+    index.train(x)
+    rotation = index._pipe.transforms[0]
+    meta, arrays = rotation.state()
+    rotation.restore(meta, arrays)  # the saved state itself loads
+    for bad in (arrays[key] * 2, arrays[key][:-1]):
+        with pytest.raises(qama_rs.QamaError, match=f"corrupt saved state.*{key}"):
+            rotation.restore(meta, {**arrays, key: bad.astype(arrays[key].dtype)})

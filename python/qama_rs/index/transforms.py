@@ -20,6 +20,7 @@ import numpy as np
 
 from qama_rs.errors import QamaError
 from qama_rs.quantizers.rotation import RandomizedHadamard, RandomOrthogonal
+from qama_rs.quantizers.state import check_orthonormal, corrupt, state_array
 
 __all__ = ["PrefixTransform", "QamaTransform", "RotationTransform", "Transform", "prefix_normalize"]
 
@@ -119,11 +120,17 @@ class RotationTransform(Transform):
         Transform.train(self, int(meta["in_dims"]))
         rotation = self._make()
         rotation.dim = self.in_dims
+        owner = f"transform {self.label!r}"
         if self.rotation_kind == "hadamard":
             rotation.padded_dim = self.out_dims(self.in_dims)
-            rotation.signs = np.array(arrays["signs"], dtype=np.float64)
+            signs = state_array(arrays, "signs", owner, np.float64, shape=(rotation.padded_dim,))
+            if not np.isin(signs, (-1.0, 1.0)).all():
+                raise corrupt(owner, "'signs' holds values other than -1 and +1")
+            rotation.signs = np.array(signs)
         else:
-            rotation.matrix = np.array(arrays["matrix"], dtype=np.float32)
+            matrix = state_array(arrays, "matrix", owner, np.float32, shape=(self.in_dims, self.in_dims))
+            check_orthonormal(matrix, owner, "matrix")
+            rotation.matrix = np.array(matrix)
         self._rotation = rotation
 
 
