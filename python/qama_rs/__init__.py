@@ -34,6 +34,7 @@ from qama_rs._core import (
 )
 from qama_rs.engine.cpu import cpu_description
 from qama_rs.engine.quantizer import Quantizer, encode
+from qama_rs.errors import QamaWarning
 from qama_rs.index import (
     Index,
     QamaError,
@@ -48,6 +49,7 @@ __all__ = [
     "Index",
     "QamaError",
     "QamaTypeError",
+    "QamaWarning",
     "Quantizer",
     "__version__",
     "available_codecs",

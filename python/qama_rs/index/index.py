@@ -23,24 +23,25 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
 
-from qama_rs import _core
 from qama_rs.engine.args import check_int, float_rows
-from qama_rs.errors import QamaError, QamaTypeError
-from qama_rs.index import fileformat, legacy, stages
+from qama_rs.errors import QamaError, QamaTypeError, QamaWarning
+from qama_rs.index import fileformat, persist, stages
+from qama_rs.index import tune as tuning
 from qama_rs.index.codecs import Codec, PerDimCodec, ThermoCodec
 from qama_rs.index.ids import IdMap
-from qama_rs.index.ivf import Partition
+from qama_rs.index.ivf import Partition, default_nprobe
 from qama_rs.index.registry import Pipeline, build_pipeline
 from qama_rs.index.storage import ListStore
 from qama_rs.index.transforms import PrefixTransform, QamaTransform
+from qama_rs.index.tune import TuneResult
 
 __all__ = ["MAX_K", "MAX_RESULTS", "Index", "index_factory"]
 
-FORMAT = "qama-rs/factory-index"
 #: Largest ``k`` accepted (the engine's top-k takes 32-bit sizes).
 MAX_K = 2**31 - 1
 #: Largest ``nq * k`` a search may return (the padded result is allocated in full).
@@ -68,8 +69,12 @@ class Index:
         if self._pipe.nlist is not None:
             residual = self._pipe.residual if self._pipe.residual is not None else self._pipe.codec.residual
             self._partition = Partition(self._pipe.nlist, residual)
-        #: Lists a partitioned index scans per query (``search(..., nprobe=)`` overrides it).
-        self.nprobe = 1
+        #: Lists a partitioned index scans per query (``search(..., nprobe=)`` overrides it; None: a default of
+        #: :func:`qama_rs.index.ivf.default_nprobe`; :meth:`tune` sets it).
+        self.nprobe: int | None = None
+        #: Default refinement depth as a multiple of ``k`` (``search(..., k_factor=)`` overrides it; None: the
+        #: spec's ``k'``; :meth:`tune` sets it).
+        self.k_factor: float | None = None
         width = self._dims
         for t in self._pipe.transforms:
             width = t.out_dims(width)
@@ -419,7 +424,9 @@ class Index:
 
     def _check_nprobe(self, nprobe: Any) -> int:
         if nprobe is None:
-            return max(1, int(self.nprobe))
+            if self._partition is None:
+                return 1
+            return int(self.nprobe) if self.nprobe is not None else default_nprobe(self._partition.nlist)
         if self._partition is None:
             raise QamaError(f"nprobe: {self._spec!r} is not partitioned (no IVF stage)")
         return check_int(nprobe, "nprobe", 1, 1 << 24)
@@ -444,6 +451,8 @@ class Index:
             if k_factor is not None:
                 raise QamaError(f"k_factor: {self._spec!r} has no refinement stage (Rescore(...) or RFlat(k'))")
             return None
+        if k_factor is None and self.k_factor is not None:
+            k_factor = self.k_factor
         if k_factor is None:
             return max(self._pipe.k_prime or k, k)
         if isinstance(k_factor, bool) or not isinstance(k_factor, int | float | np.number) or not k_factor >= 1:
@@ -475,41 +484,75 @@ class Index:
             raise QamaError(f"dims = {m}; this codec has {prefix} coded values")
         return m
 
+    # --------------------------------------------------------------------------------- tuning
+    def tune(
+        self,
+        x: Any,
+        target_recall: float = 0.95,
+        *,
+        ids: Any = None,
+        queries: Any = None,
+        k: int = 10,
+        n_probes: int = 1000,
+        seed: int = 0,
+    ) -> TuneResult:
+        """Picks the cheapest ``nprobe`` (a partitioned index) and ``k_factor`` (a refinement stage) whose
+        recall@``k`` reaches ``target_recall``, with no labels: probe queries are searched and their exact
+        float32 top-``k`` among ``x`` is the truth (:mod:`qama_rs.index.tune`: documents and midpoints of
+        document pairs, ``n_probes`` of each, or ``queries``, a float sample of real queries). ``x``: the
+        float vectors of the stored documents, row ``i`` stored under ``ids[i]`` (default: :attr:`ids`, i.e.
+        ``x`` in insertion order). Records the choice (:attr:`nprobe`, :attr:`k_factor`, and
+        ``metadata["tuned"]``, saved with the index) and returns what it measured; warns
+        (:class:`~qama_rs.errors.QamaWarning`) when no setting reaches the target (the best one is kept)."""
+        target = float(target_recall)
+        if not 0.0 < target <= 1.0:
+            raise QamaError(f"target_recall = {target_recall!r}; must be in (0, 1]")
+        k = check_int(k, "k", 1, 1 << 16)
+        n_probes = check_int(n_probes, "n_probes", 1)
+        seed = check_int(seed, "seed", 0)
+        with self._lock:
+            self._require_trained()
+            x = float_rows(x, "x", self._dims, allow_empty=False)
+            if ids is None:
+                if len(x) != self.ntotal:
+                    raise QamaError(f"x has {len(x)} rows, the index holds {self.ntotal}; pass ids= for a subset")
+                stored = np.asarray(self.ids)
+            else:
+                stored = np.asarray(ids)
+                if stored.dtype.kind not in "iu" or stored.shape != (len(x),):
+                    raise QamaError(f"ids must be {len(x)} integer ids, one per row of x")
+                stored = stored.astype(np.int64)
+                if (self._ids.slots_of(stored)[0] < 0).any():
+                    raise QamaError("ids names ids the index does not hold")
+            if len(x) <= k:
+                raise QamaError(f"x has {len(x)} rows; tuning recall@{k} needs more than {k}")
+
+            def search(q: np.ndarray, kk: int, nprobe: int | None, k_factor: float | None) -> np.ndarray:
+                return self.search(q, kk, nprobe=nprobe, k_factor=k_factor)[1]
+
+            probe_queries = None if queries is None else float_rows(queries, "queries", self._dims, allow_empty=False)
+            sets = tuning.probes(x, stored, k, n_probes, seed, probe_queries)
+            nlist = None if self._partition is None else self._partition.nlist
+            result = tuning.tune(search, sets, target, k, nlist, self._pipe.refine is not None)
+            if result.nprobe is not None:
+                self.nprobe = result.nprobe
+            if result.k_factor is not None:
+                self.k_factor = result.k_factor
+            self.metadata["tuned"] = result.as_dict()
+        if not result.reached:
+            warnings.warn(
+                f"tune: no setting reached recall@{k} {target}; kept the best (nprobe={result.nprobe}, "
+                f"k_factor={result.k_factor}: {result.recall:.3f})",
+                QamaWarning,
+                stacklevel=2,
+            )
+        return result
+
     # ---------------------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the index atomically (:mod:`qama_rs.index.fileformat`): a failed save leaves an existing
         file untouched. The spec is stored verbatim; a ``QAMA(path)`` head is stored by its path."""
-        with self._lock:
-            self._require_trained()
-            sections: dict[str, np.ndarray] = dict(self._ids.state())
-            stages = []
-            for i, t in enumerate(self._pipe.transforms):
-                meta, arrays = t.state()
-                stages.append(meta)
-                sections.update({f"t{i}.{k}": v for k, v in arrays.items()})
-            codecs = []
-            for role, codec, store in zip(("codec", "refine"), self._codecs(), self._stores, strict=False):
-                meta, arrays = codec.state()
-                codecs.append(meta)
-                sections.update({f"{role}.{k}": v for k, v in arrays.items()})
-                sections.update({f"{role}.rows.{k}": v for k, v in store.state().items()})
-            if self._partition is not None:
-                meta, arrays = self._partition.state()
-                meta["nprobe"] = int(self.nprobe)
-                sections.update({f"ivf.{k}": v for k, v in arrays.items()})
-            header = {
-                "format": FORMAT,
-                "ivf": meta if self._partition is not None else None,
-                "spec": self._spec,
-                "dims": self._dims,
-                "ntotal": self.ntotal,
-                "next_id": self._ids.next_id,
-                "ids_identity": self._ids.identity,
-                "transforms": stages,
-                "codecs": codecs,
-                "metadata": self.metadata,
-            }
-            fileformat.write_index(path, header, sections)
+        persist.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], mmap: bool = False, *, head: Any = None) -> Index:
@@ -517,52 +560,7 @@ class Index:
         instead: stored rows, ids and tables are served from the page cache as they are touched (section
         checksums are then checked only by :meth:`verify`); the index can still take adds (in memory).
         A foreign, truncated, corrupt or newer file raises :class:`QamaError`."""
-        name = os.fspath(path)
-        header, sections = fileformat.read_index(path, mmap_mode=bool(mmap))
-        if header.get("format") != FORMAT:
-            raise QamaError(f"{name}: not a qama-rs factory index (format {header.get('format')!r})")
-        if header["format_version"] == 1:
-            header, sections = legacy.upgrade(header, sections, name)
-        try:
-            index = cls(int(header["dims"]), header["spec"], head=head)
-            index._restore(header, sections, name)
-        except QamaError:
-            raise
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
-            raise QamaError(f"{name}: corrupt qama-rs index ({type(err).__name__}: {err})") from None
-        index.metadata = dict(header.get("metadata") or {})
-        index._mapped = bool(mmap)
-        index._header, index._sections = header, sections
-        return index
-
-    def _restore(self, header: dict[str, Any], sections: dict[str, np.ndarray], name: str) -> None:
-        pipe = self._pipe
-        if len(header["transforms"]) != len(pipe.transforms) or len(header["codecs"]) != len(self._codecs()):
-            raise QamaError(f"{name}: the stored stages do not match the spec {header['spec']!r}")
-        for i, (t, meta) in enumerate(zip(pipe.transforms, header["transforms"], strict=True)):
-            t.restore(meta, _prefixed(sections, f"t{i}."))
-        learned = self._learned_transform()
-        if learned is not None:
-            learned.learned_quantizer()  # the head must be loadable for queries
-        n = int(header["ntotal"])
-        if self._partition is not None:
-            if not header.get("ivf"):
-                raise QamaError(f"{name}: corrupt qama-rs index (a partitioned spec without its partition)")
-            self._partition.restore(header["ivf"], _prefixed(sections, "ivf."), name)
-            self.nprobe = int(header["ivf"].get("nprobe", 1))
-        self._stores = []
-        for role, codec, meta in zip(("codec", "refine"), self._codecs(), header["codecs"], strict=False):
-            codec.restore(meta, _prefixed(sections, f"{role}."))
-            store = self._new_store(codec, role == "codec")
-            rows = _prefixed(sections, f"{role}.rows.")
-            if header.get("legacy_row_major", {}).get(role) and codec.block_rows > 1 and n:
-                # A 0.1 file kept these rows row-major; this codec scans them in blocks.
-                rows["data"] = _core.to_blocks(rows["data"].reshape(n, codec.row_units))
-            store.restore(rows, name)
-            if store.rows != n:
-                raise QamaError(f"{name}: corrupt qama-rs index ({store.rows} stored rows, ntotal = {n})")
-            self._stores.append(store)
-        self._ids = IdMap.restore(sections, n, int(header["next_id"]), bool(header.get("ids_identity")), name)
+        return persist.load(cls, path, mmap, head=head)
 
     def verify(self) -> None:
         """Checks a loaded index's sections against their stored checksums (reads every byte)."""
@@ -571,5 +569,4 @@ class Index:
         fileformat.verify_sections(self._header, self._sections, self._spec)
 
 
-def _prefixed(sections: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {k[len(prefix) :]: v for k, v in sections.items() if k.startswith(prefix)}
+

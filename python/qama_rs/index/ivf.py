@@ -34,6 +34,12 @@ def default_nlist(n: int) -> int:
     return max(1, min(int(round(4 * math.sqrt(max(n, 1)))), n // 39))
 
 
+def default_nprobe(nlist: int) -> int:
+    """Lists scanned per query when neither the call nor :meth:`Index.tune` says: about 1/32 of the lists
+    (at least 8), a middle of the recall-speed curve; ``Index.tune`` picks it for a target recall."""
+    return max(1, min(nlist, max(8, nlist // 32)))
+
+
 class Partition:
     """Centroids ``float32 (nlist, dims)`` and how codes relate to them (``residual``)."""
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from qama_rs.engine.args import float_rows
 from qama_rs.engine.quantizer import Quantizer
 from qama_rs.errors import QamaError, QamaTypeError
 from qama_rs.index import Index
-from qama_rs.index.index import float_rows
 
 __all__ = ["BinaryCodec", "binary_codec", "code_bytes", "stored_rows"]
 

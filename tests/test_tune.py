@@ -1,0 +1,136 @@
+"""Recall auto-tuning (``Index.tune``): exact truth, the cheapest setting that reaches the target, what the index
+records, and the refusals."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import qama_rs
+from qama_rs import Index, index_factory
+from qama_rs.index import tune as tuning
+
+D = 64
+
+
+def clustered(n: int, d: int = D, centers: int = 40, seed: int = 0) -> np.ndarray:
+    """Unit vectors around ``centers`` random directions (the structure a partition finds)."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centers, d))
+    x = c[rng.integers(0, centers, n)] + 0.2 * rng.normal(size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_exact_neighbours_are_the_brute_force_top_k_without_the_query_itself():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    x[7] = x[3]  # a tie: the lower position first
+    rows = np.array([3, 7, 100, 299])
+    old, tuning.TRUTH_CHUNK = tuning.TRUTH_CHUNK, 64  # several chunks
+    try:
+        got = tuning.exact_neighbours(x, x[rows], 5, own=rows)
+        plain = tuning.exact_neighbours(x, x[rows], 5)
+    finally:
+        tuning.TRUTH_CHUNK = old
+    scores = (x[rows] @ x.T).astype(np.float64)
+    for i, r in enumerate(rows):
+        s = scores[i].copy()
+        want_plain = np.lexsort((np.arange(len(x)), -s))[:5]
+        s[r] = -np.inf
+        want = np.lexsort((np.arange(len(x)), -s))[:5]
+        np.testing.assert_array_equal(got[i], want)
+        np.testing.assert_array_equal(plain[i], want_plain)
+    assert got[0][0] == 7 and got[1][0] == 3  # each other's nearest, never themselves
+
+
+def _recall(index: Index, q: np.ndarray, truth: np.ndarray, **kw) -> float:
+    found = index.search(q, 10, **kw)[1]
+    return float(np.mean([len(np.intersect1d(f, t)) / 10 for f, t in zip(found, truth, strict=True)]))
+
+
+def test_tune_picks_the_cheapest_nprobe_that_reaches_the_target_and_the_index_keeps_it(tmp_path):
+    x = clustered(4000)
+    index = index_factory(D, "IVF64,LloydMax4")
+    index.train(x)
+    index.add(x)
+    result = index.tune(x, 0.7, n_probes=300)
+    assert result.reached and result.recall >= 0.7 and result.k_factor is None and result.nprobe > 1
+    assert index.nprobe == result.nprobe and index.metadata["tuned"]["nprobe"] == result.nprobe
+    # Cheapest: every cheaper setting tried fell short, in grid order.
+    probes = [p for p, _, _ in result.tried]
+    assert probes == sorted(probes) and probes[-1] == result.nprobe
+    assert all(r < 0.7 for _, _, r in result.tried[:-1])
+    # Fresh queries from the same distribution reach the target too (the probes err on the safe side here).
+    q = clustered(300, seed=5)
+    truth = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10]
+    assert _recall(index, q, truth) >= 0.7
+    assert _recall(index, q, truth) == _recall(index, q, truth, nprobe=result.nprobe)
+    # Saved with the index.
+    index.save(tmp_path / "t.qidx")
+    loaded = Index.load(tmp_path / "t.qidx")
+    assert loaded.nprobe == result.nprobe and loaded.metadata["tuned"]["recall"] == result.recall
+
+
+def test_tune_sets_k_factor_for_a_refinement_stage():
+    x = clustered(3000, seed=2)
+    index = index_factory(D, "LloydMax2,RFlat(10)")
+    index.train(x)
+    index.add(x)
+    result = index.tune(x, 0.7, n_probes=200)
+    assert result.reached and result.nprobe is None and result.k_factor is not None and result.k_factor > 1
+    assert index.k_factor == result.k_factor
+    q = clustered(200, seed=6)
+    truth = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10]
+    # The default depth is now the tuned one, and it beats the spec's own depth (k' = 10).
+    assert _recall(index, q, truth) == _recall(index, q, truth, k_factor=result.k_factor)
+    assert _recall(index, q, truth) > _recall(index, q, truth, k_factor=1)
+
+
+def test_given_queries_replace_the_synthetic_probes():
+    x = clustered(2000, seed=3)
+    index = index_factory(D, "IVF32,LloydMax2")
+    index.train(x)
+    index.add(x)
+    q = clustered(100, seed=7)
+    result = index.tune(x, 0.45, queries=q)
+    assert result.queries == 100
+    truth = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10]
+    assert _recall(index, q, truth) == pytest.approx(result.recall)
+
+
+def test_an_unreachable_target_warns_and_keeps_the_best_setting():
+    x = clustered(2000, seed=4)
+    index = index_factory(D, "IVF16,Sign")  # 64 bits: recall@10 stays far below 0.999
+    index.train(x)
+    index.add(x)
+    with pytest.warns(qama_rs.QamaWarning, match="no setting reached"):
+        result = index.tune(x, 0.999, n_probes=200)
+    assert not result.reached and result.recall == max(r for _, _, r in result.tried)
+    assert index.nprobe == result.nprobe
+
+
+def test_tune_refuses_bad_arguments():
+    x = clustered(500, seed=8)
+    index = index_factory(D, "IVF8,LloydMax2")
+    with pytest.raises(qama_rs.QamaError, match="not trained"):
+        index.tune(x, 0.9)
+    index.train(x)
+    index.add(x)
+    for target in (0, 1.5, -0.1):
+        with pytest.raises(qama_rs.QamaError, match="target_recall"):
+            index.tune(x, target)
+    with pytest.raises(qama_rs.QamaError, match="x has 100 rows, the index holds 500"):
+        index.tune(x[:100], 0.9)
+    with pytest.raises(qama_rs.QamaError, match="ids"):
+        index.tune(x[:100], 0.9, ids=np.arange(100) + 10_000)
+    with pytest.raises(qama_rs.QamaError, match="ids"):
+        index.tune(x[:100], 0.9, ids=np.arange(50))
+    with pytest.raises(qama_rs.QamaTypeError, match="n_probes"):
+        index.tune(x, 0.9, n_probes=1.5)
+    with pytest.raises(qama_rs.QamaError, match="queries has 16 columns"):
+        index.tune(x, 0.9, queries=np.zeros((3, 16), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert index.tune(x[:100], 0.1, ids=np.arange(100), n_probes=50).reached  # a stored subset is fine
