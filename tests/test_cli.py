@@ -348,3 +348,53 @@ def test_qama_frontier_chooses_a_codec_within_the_budget(capsys):
     docs = np.random.default_rng(0).standard_normal((300, 384)).astype(np.float32)
     index.train(docs)
     assert index.bytes_per_vector <= 24
+
+
+def _clustered_embeddings(tmp_path, n=3000, d=32):
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(30, d))
+    x = centers[rng.integers(0, 30, n)] + 0.3 * rng.normal(size=(n, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    np.save(tmp_path / "docs.npy", x)
+    np.save(tmp_path / "q.npy", x[:5] + 0.01)
+    (tmp_path / "ids.json").write_text(json.dumps([f"d{i}" for i in range(n)]))
+    return x
+
+
+def test_index_build_tunes_and_search_takes_nprobe_k_factor_and_allowed_ids(tmp_path, capsys):
+    """`--target-recall` records a tuned nprobe in the file; `qama search` takes --nprobe / --allowed-ids and
+    answers as the library does with the same arguments."""
+    from qama_rs import Index
+
+    x = _clustered_embeddings(tmp_path)
+    out = tmp_path / "ivf.qidx"
+    assert main(["index", "build", "--embeddings", str(tmp_path / "docs.npy"), "--ids", str(tmp_path / "ids.json"),
+                 "--codec", "IVF32,LloydMax4", "--target-recall", "0.6", "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    index = Index.load(out)
+    tuned = index.metadata["tuned"]
+    assert f"tuned: nprobe={tuned['nprobe']}" in printed and index.nprobe == tuned["nprobe"] and tuned["reached"]
+    assert tuned["recall"] >= 0.6
+    allowed = [f"d{i}" for i in range(0, 3000, 7)]
+    (tmp_path / "allowed.txt").write_text("\n".join(allowed + ["nope"]) + "\n")
+    assert main(["search", str(out), "--query-embeddings", str(tmp_path / "q.npy"), "--k", "5", "--nprobe", "3",
+                 "--allowed-ids", str(tmp_path / "allowed.txt")]) == 0  # fmt: skip
+    run = capsys.readouterr()
+    assert "1 of 430 ids are not in the index" in run.err
+    docs = [line.split()[2] for line in run.out.splitlines()]
+    assert len(docs) == 25 and set(docs) <= set(allowed)
+    D, I = index.search(np.load(tmp_path / "q.npy"), 5, nprobe=3, allowed=allowed)
+    assert docs == index.names_of(I).ravel().tolist()
+    # Errors name the option.
+    for argv, message in (
+        (["--nprobe", "2", "--k-factor", "2"], "k_factor"),
+        (["--allowed-ids", str(tmp_path / "none.txt")], "--allowed-ids"),
+    ):
+        assert main(["search", str(out), "--query-embeddings", str(tmp_path / "q.npy"), *argv]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["index", "build", "--embeddings", "x.npy", "--codec", "Flat", "--out", "o", "--target-recall", "1.5"])
+    assert "--target-recall: must be in (0, 1]" in capsys.readouterr().err
+    assert main(["index", "build", "--embeddings", str(tmp_path / "docs.npy"), "--codec", "Flat", "--out",
+                 str(tmp_path / "f.qidx"), "--tune-queries", str(tmp_path / "q.npy")]) == 2  # fmt: skip
+    assert "--tune-queries goes with --target-recall" in capsys.readouterr().err

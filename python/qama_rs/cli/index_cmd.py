@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from qama_rs.cli.methods import resolve_method
-from qama_rs.cli.options import BITS_CHOICES, parse_bits, positive_int
+from qama_rs.cli.options import BITS_CHOICES, at_least_one, parse_bits, positive_int, recall
 from qama_rs.data.beir import read_texts
 from qama_rs.errors import QamaError
 
@@ -127,6 +127,8 @@ def cmd_index_build(args) -> int:
 
     spec = resolve_method(args.codec, parse_bits(args.bits), head=args.head, option="--codec")
     out = _out_file(args.out)  # before any embedding work
+    if args.tune_queries and args.target_recall is None:
+        raise QamaError("--tune-queries goes with --target-recall")
     head = None
     if args.head:
         from qama_rs.qama.model import QamaModel
@@ -142,9 +144,48 @@ def cmd_index_build(args) -> int:
     for start in range(0, len(x), 1 << 16):
         index.add(x[start : start + (1 << 16)], ids=ids[start : start + (1 << 16)])
     index.metadata = {**meta, "codec": args.codec, "bits": args.bits}
+    tuned = None
+    if args.target_recall is not None:
+        probes = None
+        if args.tune_queries:
+            probes = _tune_queries(Path(args.tune_queries), args)
+        tuned = index.tune(x, args.target_recall, queries=probes)
     index.save(out)
     print(f"{out}: {index.ntotal} documents, spec {spec!r}, {index.bytes_per_vector} bytes/vector, {out.stat().st_size} bytes")
+    if tuned is not None:
+        probes_text = f"{tuned.queries} {'given queries' if args.tune_queries else 'probe queries'}"
+        print(
+            f"tuned: nprobe={tuned.nprobe} k_factor={tuned.k_factor} -> recall@{tuned.k} {tuned.recall:.3f} on "
+            f"{probes_text} (target {tuned.target}{'' if tuned.reached else ', NOT reached: the best setting kept'})"
+        )
     return 0
+
+
+def _tune_queries(path: Path, args) -> np.ndarray:
+    """``--tune-queries``: unlabelled sample queries, as embeddings (``.npy``) or texts (JSONL, embedded)."""
+    if path.suffix == ".npy":
+        return _load_embeddings(path, None, option="--tune-queries")[0]
+    _, texts = read_jsonl_texts(path, "queries", "--tune-queries")
+    return _embed(texts, args.model, args.batch_size, "tuning queries")
+
+
+def _allowed_ids(path: Path, index) -> list[str]:
+    """``--allowed-ids``: document ids, a JSON list or one per line; ids the index does not hold are reported."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--allowed-ids {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        ids = json.loads(text) if text.lstrip().startswith("[") else [line.strip() for line in text.splitlines()]
+    except ValueError as err:
+        raise QamaError(f"--allowed-ids {path}: not a valid JSON list ({err})") from None
+    ids = [str(i) for i in ids if str(i) != ""]
+    stored = set(index.names or [])
+    unknown = sum(i not in stored for i in ids)
+    if unknown == len(ids):
+        raise QamaError(f"--allowed-ids {path}: none of its {len(ids)} ids is in the index")
+    if unknown:
+        print(f"--allowed-ids {path}: {unknown} of {len(ids)} ids are not in the index (ignored)", file=sys.stderr)
+    return ids
 
 
 def cmd_index_info(args) -> int:
@@ -212,9 +253,11 @@ def cmd_search(args) -> int:
         )
         raise QamaError(f"{source}: {xq.shape[1]} dimensions, the index {args.file} takes {index.dims}")
     tag = args.tag or index.spec
+    allowed = None if args.allowed_ids is None else _allowed_ids(Path(args.allowed_ids), index)
+    params = {"nprobe": args.nprobe, "k_factor": args.k_factor, "allowed": allowed}
     lines = []
     for start in range(0, len(xq), 1024):
-        D, I = index.search(xq[start : start + 1024], args.k)  # noqa: E741 - faiss's names
+        D, I = index.search(xq[start : start + 1024], args.k, **params)  # noqa: E741 - faiss's names
         names = index.names_of(I)
         for qid, scores, docs in zip(qids[start : start + 1024], D.tolist(), names.tolist(), strict=True):
             for rank, (score, doc) in enumerate(zip(scores, docs, strict=True), start=1):
@@ -226,7 +269,7 @@ def cmd_search(args) -> int:
                     # 9 significant digits print a float32 exactly, so trec_eval sees the engine's order.
                     lines.append(f"{qid} Q0 {doc} {rank} {score:.9g} {tag.replace(' ', '_')}\n")
     if out is not None:
-        from qama_rs.engine.quantizer import atomic_write
+        from qama_rs.engine import atomic_write
 
         atomic_write(out, lambda f: f.write("".join(lines).encode()))
         print(f"{args.out}: {len(qids)} queries, top {args.k}, run tag {tag!r}")
@@ -251,6 +294,10 @@ def add_parsers(sub) -> None:
     build.add_argument("--split", default="test", help="with --dataset: the qrels split that must exist (default test)")
     build.add_argument("--batch-size", type=positive_int, default=64, help="embedding batch size (default 64)")
     build.add_argument("--out", required=True, metavar="FILE", help="index file to write (atomically)")
+    build.add_argument("--target-recall", type=recall, metavar="R",
+                       help="tune nprobe / k_factor for this recall@10 (documents as probe queries; no labels)")
+    build.add_argument("--tune-queries", metavar="FILE",
+                       help="with --target-recall: unlabelled sample queries to tune on (.npy embeddings or JSONL texts)")
     build.set_defaults(func=cmd_index_build)
     info = isub.add_parser("info", help="spec, size and provenance of an index file")
     info.add_argument("file")
@@ -269,4 +316,9 @@ def add_parsers(sub) -> None:
     search.add_argument("--tag", help="run tag (default: the index's spec)")
     search.add_argument("--model", help="embedding model (default: the one the index was built with)")
     search.add_argument("--batch-size", type=positive_int, default=64, help="embedding batch size (default 64)")
+    search.add_argument("--nprobe", type=positive_int, help="lists to scan (IVF indexes; default: the tuned or default)")
+    search.add_argument("--k-factor", type=at_least_one, metavar="F",
+                        help="refinement depth k * F (Rescore/RFlat indexes; default: the tuned or the spec's k')")
+    search.add_argument("--allowed-ids", metavar="FILE",
+                        help="search only these document ids (a JSON list, or one id per line); filtered in the scan")
     search.set_defaults(func=cmd_search)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["BITS_CHOICES", "parse_bits", "positive_int"]
+__all__ = ["BITS_CHOICES", "at_least_one", "parse_bits", "positive_int", "recall"]
 
 #: What ``--bits`` takes.
 BITS_CHOICES = ("1", "1.5", "2", "hybrid", "8", "16", "32")
@@ -27,4 +27,30 @@ def positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return number
+
+
+def _number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
+    return number
+
+
+def recall(value: str) -> float:
+    """A recall target in (0, 1] (``--target-recall``)."""
+    number = _number(value)
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value!r}")
+    return number
+
+
+def at_least_one(value: str) -> float:
+    """A number >= 1 (``--k-factor``)."""
+    number = _number(value)
+    if number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 1, got {value!r}")
     return number
