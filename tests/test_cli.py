@@ -366,7 +366,7 @@ def test_index_build_tunes_and_search_takes_nprobe_k_factor_and_allowed_ids(tmp_
     answers as the library does with the same arguments."""
     from qama_rs import Index
 
-    x = _clustered_embeddings(tmp_path)
+    _clustered_embeddings(tmp_path)
     out = tmp_path / "ivf.qidx"
     assert main(["index", "build", "--embeddings", str(tmp_path / "docs.npy"), "--ids", str(tmp_path / "ids.json"),
                  "--codec", "IVF32,LloydMax4", "--target-recall", "0.6", "--out", str(out)]) == 0  # fmt: skip
@@ -383,8 +383,8 @@ def test_index_build_tunes_and_search_takes_nprobe_k_factor_and_allowed_ids(tmp_
     assert "1 of 430 ids are not in the index" in run.err
     docs = [line.split()[2] for line in run.out.splitlines()]
     assert len(docs) == 25 and set(docs) <= set(allowed)
-    D, I = index.search(np.load(tmp_path / "q.npy"), 5, nprobe=3, allowed=allowed)
-    assert docs == index.names_of(I).ravel().tolist()
+    _, found = index.search(np.load(tmp_path / "q.npy"), 5, nprobe=3, allowed=allowed)
+    assert docs == index.names_of(found).ravel().tolist()
     # Errors name the option.
     for argv, message in (
         (["--nprobe", "2", "--k-factor", "2"], "k_factor"),
