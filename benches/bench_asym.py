@@ -1,12 +1,20 @@
-"""Asymmetric search, side by side in one run: qama-rs 2-bit asymmetric kernels vs the 1-bit Hamming
+"""Asymmetric search, side by side in one run: qama-rs 2-bit asymmetric codes vs the 1-bit Hamming
 scan of the same corpus (qama-rs) vs faiss ``IndexFlatIP`` (float32) and faiss ``IndexRaBitQ``.
 
-Random 2-bit codes (uniform), ``d = 384``, reconstruction table = 2-bit Lloyd-Max Gaussian levels
-times a per-dimension σ plus a median (what a training-free quantizer hands over); Gaussian
-queries; ``k = 10``. The float32 corpus for faiss is the codes' reconstruction, so ``IndexFlatIP``
-computes the same scores as the asymmetric kernel (up to float32 rounding) and the top-k ids are
-cross-checked. RaBitQ (1 bit per dimension plus per-vector factors, 4-bit queries) is an
-approximate index: its recall@k against the exact asymmetric top-k is reported.
+Random 2-bit codes (uniform), ``d = 384``, stored in a ``qama_rs.index_factory(d, "LloydMax2")`` index
+(``add_codes``): its reconstruction table is 2-bit Lloyd-Max Gaussian levels times a per-dimension σ
+plus a median, learnt from Gaussian training rows with random σ and median (what a training-free
+quantizer hands over); Gaussian queries; ``k = 10``. The float32 corpus for faiss is the codes'
+reconstruction, so ``IndexFlatIP`` computes the same scores as the asymmetric kernel (up to float32
+rounding) and the top-k ids are cross-checked. RaBitQ (1 bit per dimension plus per-vector factors,
+4-bit queries) is an approximate index: its recall@k against the exact asymmetric top-k is reported.
+
+The qama-rs rows: ``avx2 blocks`` is ``Index.search`` as users call it (the 32-row block layout, the
+quantized AVX2 ``vpshufb`` kernel at the detected instruction-set level); ``float LUT rows`` is the
+same codes row-major scanned with the float byte tables (``_core.TableCodec.recon(recon, "rows")``, the
+plain exact reference path). Kernels are chosen by instruction-set level now, not by name:
+``--isa scalar avx2`` adds single-query rows of both layouts forced to those levels
+(``_core.TableCodec.recon(..., isa=level)``; ``scalar`` is the portable twin of each kernel).
 
 The issue's target: one query over 1M x 384-d 2-bit codes within 2x of the 1-bit Hamming scan.
 
@@ -31,10 +39,9 @@ from pathlib import Path
 import numpy as np
 
 import qama_rs
-from qama_rs import AsymmetricIndex, _core
+from qama_rs import _core
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-LLOYD_MAX_2BIT = np.array([-1.5104, -0.4528, 0.4528, 1.5104], dtype=np.float32)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, help="batch timings, median kept (default 3; 1 quick)")
     p.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
     p.add_argument("--no-faiss", action="store_true", help="skip faiss (IndexFlatIP needs 4*n*d bytes)")
+    p.add_argument(
+        "--isa",
+        nargs="+",
+        default=[],
+        help="also time single queries of both layouts at these kernel levels (qama_rs.available_isas())",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = p.parse_args(argv)
@@ -55,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.batch = args.batch or (16 if args.quick else 100)
     args.singles = args.singles or (5 if args.quick else 20)
     args.repeats = args.repeats or (1 if args.quick else 3)
+    for isa in args.isa:
+        if isa not in qama_rs.available_isas():
+            p.error(f"--isa {isa}: this CPU runs {', '.join(qama_rs.available_isas())}")
     return args
 
 
@@ -73,15 +89,36 @@ def single_time(search: Callable[[np.ndarray], object], queries: np.ndarray) -> 
     return statistics.median(median_time(lambda q=q: search(q[None]), 1) for q in queries)
 
 
-def make_corpus(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_index(args: argparse.Namespace) -> tuple[qama_rs.Index, np.ndarray, np.ndarray, float]:
+    """A ``LloydMax2`` index holding random codes: ``(index, codes uint8 (n, d), queries, seconds of
+    add_codes)``; the codes are written into the block layout as they are added."""
     rng = np.random.default_rng(args.seed)
+    sigma = rng.uniform(0.02, 0.08, size=args.dims).astype(np.float32)
+    median = rng.uniform(-0.02, 0.02, size=args.dims).astype(np.float32)
+    index = qama_rs.index_factory(args.dims, "LloydMax2")
+    index.train(rng.standard_normal((4096, args.dims), dtype=np.float32) * sigma + median)
     codes = rng.integers(0, 4, size=(args.n, args.dims), dtype=np.uint8)
-    sigma = rng.uniform(0.02, 0.08, size=(args.dims, 1)).astype(np.float32)
-    median = rng.uniform(-0.02, 0.02, size=(args.dims, 1)).astype(np.float32)
-    recon = LLOYD_MAX_2BIT[None, :] * sigma + median
+    start = time.perf_counter()
+    index.add_codes(codes)
+    added = time.perf_counter() - start
     queries = rng.normal(size=(args.batch, args.dims)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    return codes, recon.astype(np.float32), queries
+    return index, codes, queries, added
+
+
+def table_search(
+    codes: np.ndarray, recon: np.ndarray, layout: str, isa: str | None
+) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+    """A search of 2-bit ``codes`` in ``layout`` at kernel level ``isa`` through the binding (what the
+    index runs, minus its Python layer): ``fn(queries, k) -> (scores, rows)``."""
+    packed = _core.pack_codes(codes, 2)
+    rows = _core.to_blocks(packed) if layout == "blocks" else packed.reshape(-1)
+    rows.flags.writeable = False  # the store reads it in place
+    store = _core.Store(
+        [rows, np.zeros(0, dtype=np.uint8)], np.array([[0, len(codes), 0, 0]], dtype=np.uint64)
+    )
+    codec = _core.TableCodec.recon(recon, layout, isa)
+    return lambda q, k: codec.search(q, store, k)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,8 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     machine = [
         f"- CPU: {qama_rs.cpu_description()}",
-        f"- engine: qama-rs {qama_rs.__version__}, asym kernels {', '.join(qama_rs.asym_kernels())}, "
-        f"{_core.num_threads()} rayon threads; detected: {_core.cpu_features()}",
+        f"- engine: qama-rs {qama_rs.__version__}, isa {qama_rs.best_isa()} (available: "
+        f"{', '.join(qama_rs.available_isas())}), {_core.num_threads()} rayon threads; "
+        f"detected: {_core.cpu_features()}",
         f"- load average at start (1/5/15 min): {load}",
     ]
     if faiss is not None:
@@ -109,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"$ {command}")
     print("\n".join(machine))
 
-    codes, recon, queries = make_corpus(args)
+    index, codes, queries, added = make_index(args)
+    recon = index.codec.recon  # (d, 4) float32: what the index scores with
     singles = queries[: args.singles]
     rows: list[dict] = []
 
@@ -127,19 +166,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"  {engine:<34} {mode:<10} {1e3 * seconds:10.2f} ms  {note}", flush=True)
 
-    # ---- qama-rs asymmetric (2-bit codes, float queries)
-    index = AsymmetricIndex(recon)
-    index.add_codes(codes)
-    start = time.perf_counter()
-    index.search(queries[:1], args.k)  # builds the block layout once
-    build = time.perf_counter() - start
+    # ---- qama-rs asymmetric (2-bit codes, float queries): the index, then the row layout
     row_bytes = index.bytes_per_vector
+    index.search(queries[:1], args.k)  # builds the engine codec and the store view once
     record(
         "qama-rs asym 2-bit (avx2 blocks)",
         f"batch {args.batch}",
         median_time(lambda: index.search(queries, args.k), args.repeats),
         row_bytes,
-        f"block layout built once in {build * 1e3:.0f} ms",
+        f"Index.search, isa {index.codec.engine().isa}; add_codes into blocks {added * 1e3:.0f} ms",
     )
     record(
         "qama-rs asym 2-bit (avx2 blocks)",
@@ -147,19 +182,32 @@ def main(argv: list[str] | None = None) -> None:
         single_time(lambda q: index.search(q, args.k), singles),
         row_bytes,
     )
+    float_rows = table_search(codes, recon, "rows", None)
     record(
         "qama-rs asym 2-bit (float LUT rows)",
         "single",
-        single_time(
-            lambda q: index.search(q, args.k, kernel="interleaved"), singles[: max(1, len(singles) // 4)]
-        ),
+        single_time(lambda q: float_rows(q, args.k), singles[: max(1, len(singles) // 4)]),
         row_bytes,
         "the plain per-byte float table scan (baseline)",
     )
     scores, ids = index.search(queries, args.k)
-    want_s, want_i = index.search(queries[:2], args.k, kernel="interleaved")
+    want_s, want_i = float_rows(queries[:2], args.k)
     if not (np.array_equal(want_i, ids[:2]) and np.array_equal(want_s, scores[:2])):
         sys.exit("the block and row kernels disagree; the benchmark is void")
+    for isa in args.isa:
+        for layout, name in (("blocks", "blocks"), ("rows", "float LUT rows")):
+            search = table_search(codes, recon, layout, isa)
+            got_s, got_i = search(queries[:2], args.k)
+            if not (np.array_equal(got_i, ids[:2]) and np.array_equal(got_s, scores[:2])):
+                sys.exit(f"the {layout} kernel at isa {isa} disagrees with the index; the benchmark is void")
+            record(
+                f"qama-rs asym 2-bit ({name}, isa={isa})",
+                "single",
+                single_time(lambda q, s=search: s(q, args.k), singles[: max(1, len(singles) // 4)]),
+                row_bytes,
+                "_core.TableCodec.recon, forced level",
+            )
+    index = None  # free the codes before the Hamming and faiss corpora
 
     # ---- qama-rs 1-bit Hamming over the same number of documents (384 bits = 48 bytes)
     rng = np.random.default_rng(args.seed + 1)

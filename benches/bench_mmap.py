@@ -56,17 +56,18 @@ print(json.dumps({"ntotal": index.ntotal, "load_s": load_s, "search_s": search_s
 
 def build(path: str, n: int, spec: str, dims: int, seed: int) -> None:
     from qama_rs import index_factory
+    from qama_rs.index.codecs import PerDimCodec, ThermoCodec
 
     rng = np.random.default_rng(seed)
     index = index_factory(dims, spec)
     if not index.is_trained:
         index.train(rng.standard_normal((2048, dims)).astype(np.float32))
     codec = index.codec
-    if codec.kind == "thermo":
+    if isinstance(codec, ThermoCodec):
         words = codec.quantizer.words
         codes = rng.integers(0, np.iinfo(np.uint64).max, size=(n, words), dtype=np.uint64, endpoint=True)
-    elif codec.kind == "perdim" and codec.levels == 1 << codec.bits:
-        codes = rng.integers(0, 256, size=(n, codec.row_bytes), dtype=np.uint8)  # packed: every byte is valid
+    elif isinstance(codec, PerDimCodec) and codec.levels == 1 << codec.bits:
+        codes = rng.integers(0, 256, size=(n, codec.row_units), dtype=np.uint8)  # packed: every byte is valid
     else:
         raise SystemExit(f"--spec {spec}: the bench generates thermometer or full-range per-dimension codes")
     index.add_codes(codes)

@@ -8,7 +8,10 @@ table into ``benches/RESULTS.md`` (its own block per mode, replaced on each run)
     python benches/bench_search.py            # 1,000,000 codes, 1,000-query batch (minutes)
     python benches/bench_search.py --quick    # 100,000 codes, smoke run (seconds)
 
-Machines differ (AVX-512 VPOPCNTDQ vs AVX2 only, cores): compare numbers only within one run.
+``--isa avx2`` (or ``scalar``) forces a lower kernel level of :func:`qama_rs.available_isas` for the
+qama-rs rows (the engine column then names it); the default is the detected level,
+:func:`qama_rs.best_isa`. Machines differ (AVX-512 VPOPCNTDQ vs AVX2 only, cores): compare numbers
+only within one run.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--singles", type=int, help="single-query timings, median kept (default 20; 5 quick)")
     p.add_argument("--numpy-queries", type=int, default=5, help="queries timed for NumPy (it is slow)")
     p.add_argument("--threads", type=int, help="threads for both engines (default: all cores)")
+    p.add_argument("--isa", help="qama-rs kernel level (qama_rs.available_isas(); default: the detected one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = p.parse_args(argv)
@@ -50,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.batch = args.batch or (100 if args.quick else 1_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.singles = args.singles or (5 if args.quick else 20)
+    if args.isa is not None and args.isa not in qama_rs.available_isas():
+        p.error(f"--isa {args.isa}: this CPU runs {', '.join(qama_rs.available_isas())}")
     for bits in args.bits:
         if bits <= 0 or bits % 64:
             p.error(f"--bits {bits}: must be a positive multiple of 64")
@@ -100,13 +106,14 @@ def bench_width(args: argparse.Namespace, bits: int, faiss) -> list[dict]:
         )
 
     def ours(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return qama_rs.search(q, database, args.k)
+        return qama_rs.search(q, database, args.k, isa=args.isa)
 
+    engine = "qama-rs" if args.isa is None else f"qama-rs isa={args.isa}"
     ours(queries[:2])  # warm up the thread pool
-    record("qama-rs", f"batch {args.batch}", args.batch, median_time(lambda: ours(queries), args.repeats))
+    record(engine, f"batch {args.batch}", args.batch, median_time(lambda: ours(queries), args.repeats))
     singles = queries[: args.singles]
     single = statistics.median(median_time(lambda q=q: ours(q[None]), 1) for q in singles)
-    record("qama-rs", "single", 1, single)
+    record(engine, "single", 1, single)
     our_d, our_i = ours(queries)
 
     if faiss is not None:
@@ -150,8 +157,8 @@ def machine_lines() -> list[str]:
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     return [
         f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); flags: {' '.join(cpu_flags()) or 'none'}",
-        f"- engine: qama-rs {qama_rs.__version__}, backend `{qama_rs.best_backend()}` "
-        f"(available: {', '.join(qama_rs.available_backends())}), {threads} rayon threads; "
+        f"- engine: qama-rs {qama_rs.__version__}, isa `{qama_rs.best_isa()}` "
+        f"(available: {', '.join(qama_rs.available_isas())}), {threads} rayon threads; "
         f"detected: {_core.cpu_features()}",
         f"- Python {platform.python_version()}, NumPy {np.__version__}",
         # OpenMP (faiss) degrades badly when its threads are descheduled: a busy machine voids
