@@ -26,7 +26,7 @@ from qama_rs.quantizers import (
     PcaProduct,
     TritRotation,
 )
-from qama_rs.quantizers.allocated import (
+from qama_rs.quantizers.allocation import (
     NIBBLE_LEVEL_OPTIONS,
     allocate_levels,
     byte_layout,
@@ -149,7 +149,7 @@ def test_wide_components_take_a_byte_and_share_its_top_bits():
 
 
 def test_additive_wide_levels_are_nibble_separable_and_near_lloyd_max():
-    from qama_rs.quantizers.allocated import additive_levels
+    from qama_rs.quantizers.allocation import additive_levels
     from qama_rs.quantizers.lloyd_max import gaussian_lloyd_max, lloyd_1d
 
     col = np.sort(np.random.default_rng(3).standard_normal(40_000))

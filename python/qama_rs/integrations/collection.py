@@ -20,18 +20,7 @@ last fit (which bounds the float32 rows held before the first fit, and how stale
 learn nothing (``Flat``, ``Sign``, ...) encode from the first document. The stored float32 embeddings (in SQLite,
 on disk once saved) are what refits, maximal-marginal-relevance search and a rebuild read.
 
-**Scores** (``Hit.score``; higher is better, as for every :class:`qama_rs.Index`):
-
-* before the first fit, ``Flat`` and ``RFlat`` rescoring: the inner product of the float32 embeddings (the cosine
-  similarity for unit-length embeddings, as sentence-transformers with ``normalize_embeddings=True`` and most
-  embedding APIs return them);
-* float-query codecs (``LloydMax*``, ``Binary``, ``Int8``, the byte-table ``pca_*`` codecs, ``Rescore(...)``):
-  the codec's estimate of that inner product;
-* symmetric codes (``Thermo*``, ``Sign``, ``Hybrid``, ``QAMA(...),Thermo*``): minus the Hamming distance between
-  the query's code and the document's (0 is identical codes).
-
-``Hit.relevance`` maps a score into [0, 1]: ``(1 + s) / 2`` clipped for inner products (exact for cosine), ``1 -
-d / bits`` for a Hamming distance ``d`` over the code's ``bits``.
+**Scores** (``Hit.score``, ``Hit.relevance``): see :mod:`qama_rs.integrations.scores`.
 
 **Filters** are the allowed-ids set of the index search itself (``Index.search(..., allowed=keys)``): a search
 returns ``k`` documents whenever ``k`` documents match, never a post-filtered short list. A dict filter is compiled
@@ -54,14 +43,23 @@ import threading
 import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qama_rs.index import Index, QamaError, QamaTypeError, index_factory, parse_spec
-from qama_rs.integrations.docstore import FORMAT, FORMAT_VERSION, DocStore, Row, dumps_metadata
+from qama_rs.integrations.docstore import (
+    FORMAT,
+    FORMAT_VERSION,
+    DocStore,
+    Row,
+    check_store_name,
+    doc_ids_for,
+    dumps_metadata,
+    same_file,
+)
+from qama_rs.integrations.scores import Hit, relevance_fn, score_kind
 
 __all__ = ["DEFAULT_BUDGET_BYTES", "MAX_TRAIN", "MIN_TRAIN", "Collection", "Hit"]
 
@@ -75,15 +73,6 @@ CHOOSER_DOCS = 4096
 #: An add fits when the collection has grown this much since the last fit (a search: 2x).
 EAGER_GROWTH = 8
 _SEED = 0
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result: the stored document, its score and the score mapped into [0, 1]."""
-
-    row: Row
-    score: float
-    relevance: float
 
 
 def _check_int(value: Any, name: str, low: int) -> int:
@@ -203,7 +192,7 @@ class Collection:
         metadatas = list(metadatas)
         if len(metadatas) != n:
             raise QamaError(f"metadatas has {len(metadatas)} entries for {n} texts")
-        ids = self._ids(doc_ids, n)
+        ids = doc_ids_for(doc_ids, n)
         x = self._vectors(vectors, n, "embeddings")
         metadata_json = [dumps_metadata(m, f"metadatas[{i}]") for i, m in enumerate(metadatas)]
         if n == 0:
@@ -275,30 +264,6 @@ class Collection:
         except BaseException:
             self._stale = True
             raise
-
-    @staticmethod
-    def _ids(doc_ids: Sequence[str | None] | None, n: int) -> list[str]:
-        if doc_ids is None:
-            return [uuid.uuid4().hex for _ in range(n)]
-        if isinstance(doc_ids, str):
-            raise QamaTypeError("ids must be a list with one id per text, not one string")
-        ids = list(doc_ids)
-        if len(ids) != n:
-            raise QamaError(f"ids has {len(ids)} entries for {n} texts")
-        out = []
-        for i, d in enumerate(ids):
-            if d is None:
-                d = uuid.uuid4().hex
-            elif not isinstance(d, str):
-                raise QamaTypeError(
-                    f"ids[{i}] must be a str (or None for a new UUID), got {type(d).__name__}"
-                )
-            out.append(d)
-        if len(set(out)) != n:
-            seen: set[str] = set()
-            dup = next(d for d in out if d in seen or seen.add(d))
-            raise QamaError(f"ids: {dup!r} appears twice in one call")
-        return out
 
     def _vectors(self, vectors: Any, n: int, name: str) -> np.ndarray:
         try:
@@ -451,7 +416,7 @@ class Collection:
             else:
                 D, I = self._index.search(q, min(k, len(allowed)), allowed=allowed)  # noqa: E741
             rows = self._db.rows(np.unique(I[I >= 0]))
-            relevance = self._relevance_fn()
+            relevance = relevance_fn(self._index)
         return [
             [
                 Hit(rows[i], float(s), relevance(float(s)))
@@ -485,33 +450,27 @@ class Collection:
     def score_kind(self) -> tuple[str, int | None]:
         """``("inner_product", None)`` or ``("hamming", bits)``: what the current scores are (see the module docs)."""
         with self._lock:
-            return _score_kind(self._index, self._active)
-
-    def _relevance_fn(self) -> Callable[[float], float]:
-        kind, bits = _score_kind(self._index, self._active)
-        if kind == "hamming":
-            return lambda s: min(1.0, max(0.0, 1.0 + s / bits))
-        return lambda s: min(1.0, max(0.0, (1.0 + s) / 2.0))
+            return score_kind(self._index)
 
     def relevance_fn(self) -> Callable[[float], float]:
         """Maps a score of the index as it is now into [0, 1] (see the module docs)."""
         with self._lock:
             if self._index is not None:
                 self._ensure_current()
-            return self._relevance_fn()
+            return relevance_fn(self._index)
 
     # ---------------------------------------------------------------------------- persistence
     def save(self, folder: str | os.PathLike[str], name: str = "index") -> None:
         """Writes ``<name>.sqlite`` and ``<name>.qidx`` into ``folder`` (atomically each) and makes it the home
         of every later add and delete (see the module docs)."""
         folder = Path(folder)
-        _check_name(name)
+        check_store_name(name)
         with self._lock:
             if self._index is not None:
                 self._ensure_current()
             folder.mkdir(parents=True, exist_ok=True)
             db_path = folder / f"{name}.sqlite"
-            if self._db.path is None or not _same_file(self._db.path, db_path):
+            if self._db.path is None or not same_file(self._db.path, db_path):
                 self._db.backup_to(db_path)
                 old, self._db = self._db, DocStore(db_path)
                 old.close()
@@ -546,7 +505,7 @@ class Collection:
         snapshot plus the documents added or deleted after it. ``min_train`` / ``max_train`` override the saved
         ones."""
         folder = Path(folder)
-        _check_name(name)
+        check_store_name(name)
         db_path = folder / f"{name}.sqlite"
         if not db_path.is_file():
             raise QamaError(f"{db_path}: no such document store (save_local / persist writes it)")
@@ -617,35 +576,3 @@ class Collection:
         """Closes the SQLite file (every write is already committed)."""
         with self._lock:
             self._db.close()
-
-
-def _check_name(name: Any) -> None:
-    if not isinstance(name, str) or not name or name != Path(name).name or name.startswith("."):
-        raise QamaError(f"index_name must be a plain file name (no folders), got {name!r}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _score_kind(index: Index | None, spec: str) -> tuple[str, int | None]:
-    """What the final stage of ``spec`` scores: a Hamming distance (symmetric codes) or an inner product."""
-    if index is None:
-        return "inner_product", None
-    stages = parse_spec(spec)
-    if stages[-1].key in ("rescore", "rflat"):
-        # The refinement stage scores; only a symmetric codec inside Rescore(...) would give Hamming scores.
-        final = getattr(getattr(index, "_pipe", None), "refine", None)
-    else:
-        final = index.codec
-    if getattr(final, "kind", None) != "thermo":
-        return "inner_product", None
-    quantizer = getattr(final, "quantizer", None)
-    try:
-        bits = int(quantizer.prefix_bits(quantizer.dims))
-    except (AttributeError, TypeError, ValueError):
-        bits = 8 * int(final.bytes_per_vector)  # whole words: an upper bound, relevance stays in [0, 1]
-    return "hamming", max(bits, 1)

@@ -36,6 +36,7 @@ import math
 import os
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -506,3 +507,39 @@ def compile_filter(filter: Mapping[str, Any], name: str = "filter") -> tuple[str
     compiler = _Compiler()
     sql = compiler.filter(filter, name)
     return sql, compiler.params
+
+
+def check_store_name(name: Any) -> None:
+    """A store's file stem: a plain file name, no folders."""
+    if not isinstance(name, str) or not name or name != Path(name).name or name.startswith("."):
+        raise QamaError(f"index_name must be a plain file name (no folders), got {name!r}")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def doc_ids_for(doc_ids: Sequence[str | None] | None, n: int) -> list[str]:
+    """The ids of ``n`` new documents: the caller's (``None`` entries become new UUIDs), or all new UUIDs."""
+    if doc_ids is None:
+        return [uuid.uuid4().hex for _ in range(n)]
+    if isinstance(doc_ids, str):
+        raise QamaTypeError("ids must be a list with one id per text, not one string")
+    ids = list(doc_ids)
+    if len(ids) != n:
+        raise QamaError(f"ids has {len(ids)} entries for {n} texts")
+    out = []
+    for i, d in enumerate(ids):
+        if d is None:
+            d = uuid.uuid4().hex
+        elif not isinstance(d, str):
+            raise QamaTypeError(f"ids[{i}] must be a str (or None for a new UUID), got {type(d).__name__}")
+        out.append(d)
+    if len(set(out)) != n:
+        seen: set[str] = set()
+        dup = next(d for d in out if d in seen or seen.add(d))
+        raise QamaError(f"ids: {dup!r} appears twice in one call")
+    return out

@@ -8,8 +8,9 @@ it strictly exceeds — the same rule as the Rust engine's ``qama_rs.Quantizer``
 
 Scoring is asymmetric: a float32 query is mapped into the quantizer's scoring space by
 :meth:`~TrainingFreeQuantizer.prepare_query` and dotted with the reconstructed documents
-(``prepare_query(q) @ reconstruct(codes).T``). The scoring itself is the engine's: ``qama_rs.index``
-(``index_factory(d, "LloydMax2")``) or ``qama_rs.AsymmetricIndex`` with :attr:`reconstruction_values`;
+(``prepare_query(q) @ reconstruct(codes).T``). The scoring itself is the engine's: an index over the
+codec (``qama_rs.index_factory(d, "LloydMax2")``) runs the Rust reconstruction kernel on
+:attr:`reconstruction_values`;
 the NumPy version lives in ``tests/_oracles.py`` as a test oracle only.
 """
 

@@ -6,7 +6,7 @@ a k-means codebook on a handful of dimensions can (it captures their joint distr
 keeps the ``dims`` strongest directions, and dimensions are dealt round-robin to the sub-spaces so
 each sub-space gets a similar share of strong and weak components (a balanced variance budget).
 Fitted on corpus documents only; a query's table for byte ``b`` is ``<q'_b, centroid_c>`` for every
-centroid ``c``, so the engine's ``lut_search`` computes ``<q', x̂>`` exactly.
+centroid ``c``, so the Rust table codec computes ``<q', x̂>`` exactly.
 """
 
 from __future__ import annotations

@@ -277,3 +277,49 @@ pub fn isa_arg(name: Option<&Bound<'_, PyAny>>) -> PyResult<qama_core::Isa> {
     }
     Ok(isa)
 }
+
+/// Queries as a codec reads them: `values` row-major, `len` values per query.
+pub struct Queries<T> {
+    pub values: Vec<T>,
+    pub nq: usize,
+    pub len: usize,
+}
+
+impl<T> Queries<T> {
+    pub fn row(&self, i: usize) -> &[T] {
+        &self.values[i * self.len..(i + 1) * self.len]
+    }
+}
+
+/// Float queries `float32 (nq, len)`; with `tables`, also `(nq, m, 256)` tables (flattened).
+pub fn float_queries(
+    q: &Bound<'_, PyAny>,
+    len: usize,
+    tables: bool,
+    what: &str,
+) -> PyResult<Queries<f32>> {
+    dtype_arg::<f32>(q, "queries")?;
+    if !tables {
+        // A 3-D array must not pass as `(nq, len)` by flattening.
+    } else if let Ok(t) = array_arg::<f32, numpy::Ix3>(q, "queries") {
+        let shape = t.shape().to_vec();
+        if shape[1] * shape[2] != len {
+            return Err(value_error(format!("queries has shape {shape:?}; {what}")));
+        }
+        return Ok(Queries {
+            values: copied(&t, "queries")?,
+            nq: shape[0],
+            len,
+        });
+    }
+    let a = array_arg::<f32, numpy::Ix2>(q, "queries")?;
+    let (nq, cols) = rows_cols(&a);
+    if cols != len {
+        return Err(value_error(format!("queries has {cols} columns; {what}")));
+    }
+    Ok(Queries {
+        values: copied(&a, "queries")?,
+        nq,
+        len,
+    })
+}

@@ -1,7 +1,6 @@
 //! The calls every codec class answers (`search`, `search_lists`, `score`, `rescore`), written once
 //! against [`Binding`], and their argument objects: [`Filter`] (allowed labels), [`Coarse`] (a
 //! partition's centroids) and [`Plan`] (each query's lists).
-use numpy::prelude::*;
 use numpy::{Ix1, Ix2, PyArray2};
 use pyo3::prelude::*;
 use qama_core::coarse::{self, Coarse as CoreCoarse};
@@ -12,6 +11,7 @@ use qama_core::select::{Allowed, Hits, MISSING};
 
 use crate::args::{
     array_arg, bool_arg, copied, count_arg, dtype_arg, isa_arg, k_arg, object_arg, rows_cols,
+    Queries,
 };
 use crate::errors::{core_error, value_error};
 use crate::store::{Store, Unit};
@@ -33,19 +33,6 @@ fn scored<'py>(py: Python<'py>, hits: Hits, nq: usize) -> PyResult<Scored<'py>> 
     ))
 }
 
-/// Queries as a codec reads them: `values` row-major, `len` values per query.
-pub struct Queries<T> {
-    pub values: Vec<T>,
-    pub nq: usize,
-    pub len: usize,
-}
-
-impl<T> Queries<T> {
-    fn row(&self, i: usize) -> &[T] {
-        &self.values[i * self.len..(i + 1) * self.len]
-    }
-}
-
 /// What each codec class supplies to the shared calls.
 pub trait Binding: Sync {
     type C: Codec + Sync;
@@ -61,39 +48,6 @@ pub trait Binding: Sync {
         i: usize,
         bounds: Bounds,
     ) -> qama_core::Result<<Self::C as Codec>::Query>;
-}
-
-/// Float queries `float32 (nq, len)`; with `tables`, also `(nq, m, 256)` tables (flattened).
-pub fn float_queries(
-    q: &Bound<'_, PyAny>,
-    len: usize,
-    tables: bool,
-    what: &str,
-) -> PyResult<Queries<f32>> {
-    dtype_arg::<f32>(q, "queries")?;
-    if !tables {
-        // A 3-D array must not pass as `(nq, len)` by flattening.
-    } else if let Ok(t) = array_arg::<f32, numpy::Ix3>(q, "queries") {
-        let shape = t.shape().to_vec();
-        if shape[1] * shape[2] != len {
-            return Err(value_error(format!("queries has shape {shape:?}; {what}")));
-        }
-        return Ok(Queries {
-            values: copied(&t, "queries")?,
-            nq: shape[0],
-            len,
-        });
-    }
-    let a = array_arg::<f32, Ix2>(q, "queries")?;
-    let (nq, cols) = rows_cols(&a);
-    if cols != len {
-        return Err(value_error(format!("queries has {cols} columns; {what}")));
-    }
-    Ok(Queries {
-        values: copied(&a, "queries")?,
-        nq,
-        len,
-    })
 }
 
 /// Labels a search may return: `Filter.bits(words)` (a `uint64` bitmap over labels) or

@@ -20,7 +20,8 @@ use qama_core::Isa;
 use crate::args::{
     array_arg, copied, count_arg, isa_arg, object_arg, opt_int_arg, opt_str_arg, rows_cols,
 };
-use crate::calls::{self, float_queries, Binding, Filter, Plan, Queries, Scored};
+use crate::args::{float_queries, Queries};
+use crate::calls::{self, Binding, Filter, Plan, Scored};
 use crate::errors::{core_error, value_error};
 use crate::store::{Store, Unit};
 

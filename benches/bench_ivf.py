@@ -1,0 +1,352 @@
+"""Sub-linear search side by side (issue #20): qama-rs partitioned (IVF) indexes over its codecs beside faiss
+IVF-FastScan (PQ, RaBitQ), faiss HNSW-SQ8, ScaNN, SVS, usearch and Qdrant, at equal memory.
+
+    python benches/bench_ivf.py              # 200k real wiki vectors, the full grid (~50 min on 2 cores)
+    python benches/bench_ivf.py --quick      # wiki-50k, a few points of every method (~5 min): prints only
+    python benches/bench_ivf.py --n 1000000  # jittered tiling of the real corpus: speed and memory only
+    python benches/bench_ivf.py --from-json  # rewrite the RESULTS.md section and the plot from results/ivf.json
+
+Data: the all-MiniLM-L6-v2 embeddings of wiki-50k and wiki-150k-b (../shared/data/unlabelled; float16,
+L2-normalized, 384-d; 200,000 rows). 1,000 rows (seeded) are held out as queries, the rest is the corpus;
+the truth is the exact float32 inner-product top-10. ``--n N`` beyond the real corpus tiles it with a
+small Gaussian jitter (re-normalized, generated in seeded chunks): near-duplicates make its recall
+meaningless, so every such number is printed and recorded as "jittered tiling — speed and memory only".
+
+For every point: recall@10 against the exact top-10, queries per second one query at a time (a loop,
+k = 10; faiss with 1 OpenMP thread, usearch/ScaNN/SVS with one thread, qama-rs on its rayon pool),
+queries per second for all queries in one batch call (2 threads), bytes per vector all-in, and build
+seconds (training + adding). Memory all-in: qama-rs ``Index.memory_bytes`` (codes, factors, labels and ids,
+centroids, refinement store, spare capacity); faiss ``serialize_index`` (codes in their blocks, 8-byte ids,
+centroids, codebooks, graph links, refinement store); usearch ``serialized_length`` (vectors, keys, graph);
+SVS the saved files (data + graph); ScaNN and Qdrant from their documented layouts (said beside them).
+qama-rs is also searched with filters (``allowed=``) at 1 % and 50 % selectivity.
+
+Writes results/ivf.json, results/ivf.png and the bench_ivf section of benches/RESULTS.md; any other run
+(``--quick``, ``--n``, ``--only``, ``--no-peers``) prints only (``--save-json PATH`` keeps its points).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import qama_rs
+from qama_rs.engine import atomic_write
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ivf_common import (  # noqa: E402
+    JITTER,
+    JITTER_NOTE,
+    ROOT,
+    SEED,
+    Bench,
+    Corpus,
+    K,
+    exact_topk,
+    load1,
+    load_data,
+    nlist_grid,
+    nprobe_grid,
+    timed_build,
+)
+from ivf_peers import faiss_configs, run_faiss, run_qdrant, run_scann, run_svs, run_usearch  # noqa: E402
+from ivf_report import _json, _params, bar_rows, write_outputs  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------- qama-rs
+def qama_specs(nlists: list[int], quick: bool) -> list[str]:
+    mid = nlists[len(nlists) // 2]
+    if quick:
+        return [
+            f"IVF{mid},pca_nibble_scaled(budget_bytes=24)",
+            f"IVF{mid},pca_nibble_scaled(budget_bytes=48)",
+            f"IVF{mid},pca_nibble_scaled(budget_bytes=104)",
+            f"IVF{mid},pca_pq(m=24)",
+            f"IVF{mid},Thermo1,Rescore(LloydMax4,100)",
+            f"IVF{mid},pca_nibble_scaled(budget_bytes=24),Rescore(pca_nibble_scaled(budget_bytes=104),50)",
+            "pca_nibble_scaled(budget_bytes=48)",
+        ]
+    specs = [f"IVF{mid},pca_nibble_scaled(budget_bytes={b})" for b in (24, 48, 80, 104, 192)]
+    specs += [f"IVF{nl},pca_nibble_scaled(budget_bytes={b})" for nl in nlists if nl != mid for b in (24, 48, 104)]
+    specs += [f"IVF{mid},pca_pq(m={m})" for m in (24, 48)]
+    specs += [
+        f"IVF{mid},Thermo1,Rescore(LloydMax4,100)",
+        f"IVF{mid},pca_nibble_scaled(budget_bytes=24),Rescore(pca_nibble_scaled(budget_bytes=104),50)",
+    ]
+    specs += [f"pca_nibble_scaled(budget_bytes={b})" for b in (24, 48, 104)]
+    return specs
+
+
+def memory_breakdown(index) -> dict:
+    """Where an index's bytes go (diagnostic; reads the index's private parts, so best effort)."""
+    try:
+        out = {f"store{i}": int(s.nbytes) for i, s in enumerate(index._stores)}
+        out["ids"] = int(index._ids.nbytes)
+        part = index._partition
+        out["centroids"] = 0 if part is None or part.centroids is None else int(part.centroids.nbytes)
+        return out
+    except AttributeError:
+        return {}
+
+
+def run_qama(
+    bench: Bench, corpus: Corpus, spec: str, nprobes: list[int], filtered: dict | None, checks: dict
+) -> None:
+    index = qama_rs.index_factory(corpus.dims, spec)
+
+    def build():
+        index.train(corpus.train())
+        for _, block in corpus.chunks():
+            index.add(block)
+
+    _, build_s = timed_build(build)
+    nbytes = index.memory_bytes / index.ntotal
+    extra = {
+        "spec": spec,
+        "code_bytes": int(index.bytes_per_vector),
+        "memory_breakdown": memory_breakdown(index),
+        "load1": load1(),
+        "threads": {"single": f"rayon pool ({qama_rs._core.num_threads()})", "batch": qama_rs._core.num_threads()},
+    }
+    for nprobe in nprobes if index.nlist else [None]:
+        kw = {} if nprobe is None else {"nprobe": nprobe}
+
+        def search(xq, kw=kw):
+            return index.search(xq, K, **kw)[1]
+
+        m = bench.time(search, search)
+        bench.add("qama-rs", spec, kw, nbytes, build_s, m, **extra)
+    if filtered is not None and spec in filtered["specs"]:
+        run_filtered(bench, corpus, index, spec, nbytes, filtered)
+    if spec == checks.get("qama_spec"):
+        checks["qama"] = qama_thread_check(index, spec, checks["nprobes"], bench.queries)
+        print(f"  thread check: {checks['qama']}", flush=True)
+
+
+def run_filtered(bench: Bench, corpus: Corpus, index, spec: str, nbytes: float, filtered: dict) -> None:
+    """``search(xq, 10, allowed=...)`` at each selectivity: recall vs the exact filtered top-10, QPS, and the
+    share of queries that got 10 results."""
+    for sel, allowed in filtered["subsets"].items():
+        truth = filtered["truth"][sel]
+        bitmap = np.zeros(corpus.n, dtype=bool)
+        bitmap[allowed] = True
+        for nprobe in filtered["nprobes"] if index.nlist else [None]:
+            for form, arg in (("ids", allowed), ("bitmap", bitmap)):
+                kw = {"allowed": arg} if nprobe is None else {"allowed": arg, "nprobe": nprobe}
+                got: list[np.ndarray] = []
+
+                def search(xq, kw=kw, got=got):
+                    ids = index.search(xq, K, **kw)[1]
+                    if len(xq) == len(bench.queries):
+                        got.append(ids)
+                    return ids
+
+                sub = Bench(bench.queries, truth, bench.jittered, bench.single_seconds)
+                m = sub.time(search, search)
+                full = float(np.mean((got[-1] >= 0).sum(axis=1) == K))
+                row = {
+                    "library": "qama-rs",
+                    "config": spec,
+                    "selectivity": sel,
+                    "allowed_form": form,
+                    "nprobe": nprobe,
+                    "bytes_per_vector": nbytes,
+                    "full_k_fraction": full,
+                    **m,
+                }
+                if bench.jittered:
+                    row["note"] = JITTER_NOTE
+                filtered["rows"].append(row)
+                print(
+                    f"  filtered {sel:>4s} allowed={form:6s} nprobe={nprobe}  R@10 {m['recall10']:.3f}  "
+                    f"10 results {full:.3f}  single {m['single_qps']:7,.0f} QPS  batch {m['batch_qps']:8,.0f} QPS",
+                    flush=True,
+                )
+
+
+def qama_thread_check(index, spec: str, nprobes: list[int], queries: np.ndarray) -> dict:
+    """One-query QPS of one index with a 1-thread rayon pool (a child process loading the saved index),
+    to set beside the 2-thread pool the main rows use."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "index.qama"
+        index.save(path)
+        np.save(Path(tmp) / "q.npy", queries)
+        code = (
+            "import json, sys, time, numpy as np, qama_rs\n"
+            "idx = qama_rs.Index.load(sys.argv[1]); q = np.load(sys.argv[2]); out = {}\n"
+            "for p in json.loads(sys.argv[3]):\n"
+            "    idx.search(q[:1], 10, nprobe=p); t = time.perf_counter()\n"
+            "    for i in range(len(q)): idx.search(q[i:i+1], 10, nprobe=p)\n"
+            "    out[p] = len(q) / (time.perf_counter() - t)\n"
+            "print(json.dumps(out))\n"
+        )
+        env = dict(os.environ, RAYON_NUM_THREADS="1")
+        res = subprocess.run(
+            [sys.executable, "-c", code, str(path), str(Path(tmp) / "q.npy"), json.dumps(nprobes)],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+    if res.returncode:
+        return {"spec": spec, "error": res.stderr[-500:]}
+    return {"spec": spec, "single_qps_1_thread": {int(k): v for k, v in json.loads(res.stdout).items()}}
+
+
+def versions() -> dict:
+    out = {"qama-rs": qama_rs.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    for dist in ("faiss-cpu", "scann", "scalable-vs", "usearch", "qdrant-edge-py"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[dist] = importlib.metadata.version(dist)
+    return out
+
+
+def available(module: str, bench: Bench) -> bool:
+    try:
+        __import__(module)
+        return True
+    except Exception as err:  # an optional peer: any import failure means "skip it"
+        bench.note(f"{module} not importable ({type(err).__name__}: {err}); its rows are skipped")
+        return False
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="wiki-50k, a few points of every method; prints only")
+    parser.add_argument("--n", type=int, default=None, help="corpus rows (beyond the real ones: jittered tiling)")
+    parser.add_argument("--only", default=None, help="comma-separated libraries (qama-rs,faiss,ScaNN,SVS,usearch,Qdrant)")
+    parser.add_argument("--no-peers", action="store_true", help="qama-rs only")
+    parser.add_argument("--single-seconds", type=float, default=2.0, help="time cap of a one-query loop (>= 100 queries)")
+    parser.add_argument("--save-json", default=None, help="write this run's results here (any run)")
+    parser.add_argument("--from-json", action="store_true", help="rewrite the RESULTS.md section and plot from results/ivf.json")
+    args = parser.parse_args(argv)
+    if args.from_json:
+        write_outputs(json.loads((ROOT / "results" / "ivf.json").read_text()))
+        return 0
+    if args.n is not None and args.n < 1000:
+        parser.error(f"--n {args.n}: give at least 1000 rows")
+    default_run = not (args.quick or args.n or args.only or args.no_peers)
+    started = time.perf_counter()
+    command = "python benches/bench_ivf.py" + ("" if not argv else " " + " ".join(argv))
+    print(command, file=sys.stderr)
+    print(f"CPU: {qama_rs.cpu_description()}; load average {' / '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+    load_start = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+
+    corpus, queries, description = load_data(args.quick, args.n)
+    print(description, flush=True)
+    t = time.perf_counter()
+    truth = exact_topk(corpus, queries)
+    print(f"exact top-{K}: {time.perf_counter() - t:.1f} s", flush=True)
+    bench = Bench(queries, truth, corpus.jittered, args.single_seconds)
+    if corpus.jittered:
+        bench.note(f"corpus: {JITTER_NOTE}")
+    wanted = None if args.only is None else {s.strip().lower() for s in args.only.split(",")}
+
+    def want(lib: str) -> bool:
+        return (wanted is None or lib.lower() in wanted) and (lib == "qama-rs" or not args.no_peers)
+
+    nlists = nlist_grid(corpus.n, args.quick)
+    nprobes = nprobe_grid(args.quick)
+    mid = nlists[len(nlists) // 2]
+    rng = np.random.default_rng(SEED + 1)
+    subsets = {
+        label: np.sort(rng.choice(corpus.n, max(K, round(frac * corpus.n)), replace=False))
+        for label, frac in (("1%", 0.01), ("50%", 0.5))
+    }
+    filtered = {
+        "specs": {f"IVF{mid},pca_nibble_scaled(budget_bytes=48)", f"IVF{mid},pca_nibble_scaled(budget_bytes=104)",
+                  "pca_nibble_scaled(budget_bytes=48)"},
+        "nprobes": [16] if args.quick else [8, 32],
+        "subsets": subsets,
+        "rows": [],
+    }  # fmt: skip
+    filtered["truth"] = {}
+    for label, allowed in subsets.items():
+        mask = np.zeros(corpus.n, dtype=bool)
+        mask[allowed] = True
+        filtered["truth"][label] = exact_topk(corpus, queries, mask)
+    checks: dict = {
+        "qama_spec": f"IVF{mid},pca_nibble_scaled(budget_bytes=48)",
+        "faiss_spec": f"IVF{mid},PQ96x4fs",
+        "nprobes": [4] if args.quick else [1, 8, 32],
+    }
+
+    def guarded(what: str, run: Callable[[], None]) -> None:
+        """A failing configuration is recorded as a note; the run goes on with the next one."""
+        try:
+            run()
+        except Exception as err:  # a crash of one library must not lose the other points
+            traceback.print_exc()
+            bench.note(f"{what} failed: {type(err).__name__}: {err}")
+        gc.collect()
+
+    if want("qama-rs"):
+        for spec in qama_specs(nlists, args.quick):
+            guarded(f"qama-rs {spec}", lambda spec=spec: run_qama(bench, corpus, spec, nprobes, filtered, checks))
+    if want("faiss") and available("faiss", bench):
+        for kind, spec in faiss_configs(nlists, args.quick):
+            guarded(
+                f"faiss {spec}",
+                lambda kind=kind, spec=spec: run_faiss(bench, corpus, kind, spec, nprobes, args.quick, filtered, checks),
+            )
+    for lib, module, run in (
+        ("ScaNN", "scann", run_scann),
+        ("SVS", "svs", run_svs),
+        ("usearch", "usearch", run_usearch),
+        ("Qdrant", "qdrant_edge", run_qdrant),
+    ):
+        if want(lib) and available(module, bench):
+            guarded(lib, lambda run=run: run(bench, corpus, args.quick))
+
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": command,
+        "runtime_min": (time.perf_counter() - started) / 60,
+        "cpu": qama_rs.cpu_description(),
+        "load_start": load_start,
+        "load_end": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
+        "versions": versions(),
+        "data": {"description": description, "n": corpus.n, "n_queries": len(queries), "dims": corpus.dims,
+                 "jittered": corpus.jittered, "jitter_std": JITTER if corpus.jittered else 0.0, "seed": SEED},  # fmt: skip
+        "notes": bench.notes,
+        "points": bench.points,
+        "filtered": filtered["rows"],
+        "thread_checks": {k: v for k, v in checks.items() if k in ("qama", "faiss")},
+    }
+    for mode in ("single", "batch"):
+        rows = bar_rows(bench.points, mode)
+        print(f"\nThe bar ({mode}): faiss IVF-FastScan point -> best qama-rs point at <= bytes and >= recall", flush=True)
+        for r in rows:
+            f, o = r["faiss"], r["qama"]
+            right = "none" if o is None else (
+                f"{o['config']} {_params(o)} {o['bytes_per_vector']:.1f} B R@10 {o['recall10']:.3f} "
+                f"{o[f'{mode}_qps']:,.0f} QPS  ratio {r['ratio']:.2f}x"
+            )  # fmt: skip
+            print(f"  {f['config']} {_params(f)} {f['bytes_per_vector']:.1f} B R@10 {f['recall10']:.3f} "
+                  f"{f[f'{mode}_qps']:,.0f} QPS -> {right}")  # fmt: skip
+    if args.save_json:
+        atomic_write(args.save_json, lambda f: f.write(json.dumps(results, indent=1, default=_json).encode()))
+    if default_run:
+        write_outputs(results)
+        print("wrote results/ivf.json, results/ivf.png and the bench_ivf section of benches/RESULTS.md", flush=True)
+    else:
+        print("(not the default run: the tracked results are left as they are)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""The shared pieces of ``bench_ivf.py``: its constants, the corpus (real rows, or a seeded jittered tiling
+of them, in chunks), the exact top-10 and recall@10, the ``Bench`` that times a search and collects its
+points, and the nlist / nprobe grids every IVF library is searched over."""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "unlabelled"
+SETS = ("wiki-50k", "wiki-150k-b")
+MODEL = "all-MiniLM-L6-v2.npy"
+K = 10
+N_QUERIES = 1000
+SEED = 0
+JITTER = 0.02  # per-dimension std of the tiling noise (as bench_frontier's 1M speed rows)
+JITTER_NOTE = "jittered tiling — speed and memory only"
+#: Largest corpus held in memory as one float32 array (ScaNN and SVS need one; the rest add in chunks).
+MATERIALIZE_BYTES = 4 << 30
+#: Rows a training set holds at most (every library trains on the same rows).
+TRAIN_ROWS = 200_000
+
+
+# ------------------------------------------------------------------------------------------------ data
+class Corpus:
+    """The corpus as seeded chunks: the real rows, then (``n`` beyond them) jittered copies, re-normalized."""
+
+    def __init__(self, real: np.ndarray, n: int) -> None:
+        self.real, self.n, self.dims = real, n, real.shape[1]
+        self.jittered = n > len(real)
+
+    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, float32 rows)`` blocks of at most the real corpus's size, the same on every call."""
+        m = len(self.real)
+        for c, start in enumerate(range(0, self.n, m)):
+            rows = min(m, self.n - start)
+            if not self.jittered:
+                yield start, self.real[:rows]
+                continue
+            rng = np.random.default_rng([SEED, c])
+            block = self.real[:rows] + JITTER * rng.standard_normal((rows, self.dims), dtype=np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            yield start, block
+
+    def train(self) -> np.ndarray:
+        return next(self.chunks())[1][:TRAIN_ROWS]
+
+    def array(self) -> np.ndarray | None:
+        """The whole corpus as one array, or None when it is too large to hold."""
+        if self.n * self.dims * 4 > MATERIALIZE_BYTES:
+            return None
+        if not self.jittered:
+            return self.real[: self.n]
+        return np.concatenate([c for _, c in self.chunks()])
+
+
+def load_data(quick: bool, n: int | None) -> tuple[Corpus, np.ndarray, str]:
+    sets = SETS[:1] if quick else SETS
+    x = np.concatenate([np.load(DATA / s / MODEL) for s in sets]).astype(np.float32)
+    order = np.random.default_rng(SEED).permutation(len(x))
+    queries = np.ascontiguousarray(x[order[:N_QUERIES]])
+    real = np.ascontiguousarray(x[np.sort(order[N_QUERIES:])])
+    corpus = Corpus(real if n is None or n >= len(real) else real[:n], n or len(real))
+    what = f"{' + '.join(sets)} {MODEL[:-4]} ({len(x):,} rows): {N_QUERIES:,} held-out queries, corpus {corpus.n:,}"
+    if corpus.jittered:
+        what += f" = the {len(real):,} real rows tiled with N(0, {JITTER}^2) jitter per dimension ({JITTER_NOTE})"
+    return corpus, queries, what
+
+
+def exact_topk(corpus: Corpus, queries: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Exact float32 inner-product top-``K`` ids (``-1`` padding), over the allowed rows (a bitmap) if given."""
+    best_s = np.full((len(queries), K), -np.inf, dtype=np.float32)
+    best_i = np.full((len(queries), K), -1, dtype=np.int64)
+    for start, block in corpus.chunks():
+        for q0 in range(0, len(queries), 250):
+            s = queries[q0 : q0 + 250] @ block.T
+            if allowed is not None:
+                s[:, ~allowed[start : start + len(block)]] = -np.inf
+            kk = min(K, s.shape[1])
+            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+            cand_s = np.concatenate([best_s[q0 : q0 + 250], np.take_along_axis(s, part, 1)], axis=1)
+            cand_i = np.concatenate([best_i[q0 : q0 + 250], part + start], axis=1)
+            top = np.argsort(-cand_s, axis=1, kind="stable")[:, :K]
+            best_s[q0 : q0 + 250] = np.take_along_axis(cand_s, top, 1)
+            best_i[q0 : q0 + 250] = np.take_along_axis(cand_i, top, 1)
+    best_i[~np.isfinite(best_s)] = -1
+    return best_i
+
+
+def recall10(ids: np.ndarray, truth: np.ndarray) -> float:
+    ids = np.asarray(ids, dtype=np.int64)[:, :K]
+    hits = [len(np.intersect1d(a[a >= 0], t[t >= 0])) / max(1, int((t >= 0).sum())) for a, t in zip(ids, truth, strict=True)]
+    return float(np.mean(hits))
+
+
+# ------------------------------------------------------------------------------------------- measuring
+class Bench:
+    """Times search callables and collects the points (printing each as it comes)."""
+
+    def __init__(self, queries: np.ndarray, truth: np.ndarray, jittered: bool, single_seconds: float) -> None:
+        self.queries, self.truth, self.jittered = queries, truth, jittered
+        self.single_seconds = single_seconds
+        self.points: list[dict] = []
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+    def time(
+        self,
+        batch: Callable[[np.ndarray], np.ndarray],
+        single: Callable[[np.ndarray], np.ndarray],
+        threads: Callable[[int], None] = lambda n: None,
+    ) -> dict:
+        """recall@10 (from the batch call), batch QPS (best of up to 3 calls) and one-query QPS (a loop over
+        the queries, stopped after ``single_seconds`` once 100 are done)."""
+        q = self.queries
+        threads(2)
+        batch(q[:8])  # warm: first-touch of lists, thread pools, lazily built tables
+        times, ids = [], None
+        for _ in range(3):
+            t = time.perf_counter()
+            ids = batch(q)
+            times.append(time.perf_counter() - t)
+            if sum(times) > 2.0:
+                break
+        threads(1)
+        single(q[:1])
+        done, t = 0, time.perf_counter()
+        for i in range(len(q)):
+            single(q[i : i + 1])
+            done += 1
+            if done >= 100 and time.perf_counter() - t > self.single_seconds:
+                break
+        elapsed = time.perf_counter() - t
+        threads(2)
+        return {
+            "recall10": recall10(ids, self.truth),
+            "batch_qps": len(q) / min(times),
+            "single_qps": done / elapsed,
+            "single_queries": done,
+        }
+
+    def add(self, library: str, config: str, params: dict, nbytes: float, build_s: float, m: dict, **extra) -> None:
+        point = {
+            "library": library,
+            "config": config,
+            "params": params,
+            "bytes_per_vector": nbytes,
+            "build_s": build_s,
+            **m,
+            **extra,
+        }
+        if self.jittered:
+            point["note"] = JITTER_NOTE
+        self.points.append(point)
+        p = " ".join(f"{k}={v}" for k, v in params.items())
+        tag = f"  [{JITTER_NOTE}]" if self.jittered else ""
+        print(
+            f"{library:8s} {config:62s} {p:22s} R@10 {m['recall10']:.3f} {nbytes:7.1f} B/vec  "
+            f"single {m['single_qps']:8,.0f} QPS  batch {m['batch_qps']:9,.0f} QPS  build {build_s:6.1f} s{tag}",
+            flush=True,
+        )
+
+
+def timed_build(build: Callable[[], object]) -> tuple[object, float]:
+    gc.collect()
+    t = time.perf_counter()
+    out = build()
+    return out, time.perf_counter() - t
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+# ------------------------------------------------------------------------------------------------ grids
+def nlist_grid(n: int, quick: bool) -> list[int]:
+    """Powers of two around sqrt(n) (k-means wants >= 39 rows a list)."""
+    mid = 2 ** round(math.log2(math.sqrt(n)))
+    grid = [mid] if quick else [mid // 2, mid, mid * 2]
+    return [g for g in grid if 39 * g <= n]
+
+
+def nprobe_grid(quick: bool) -> list[int]:
+    return [1, 4, 16, 64] if quick else [1, 2, 4, 8, 16, 32, 64, 128]
