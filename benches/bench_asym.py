@@ -28,20 +28,16 @@ mode). The machine may be shared: timings are medians, and the load average is r
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
+import harness
 import qama_rs
 from qama_rs import _core
-
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,32 +57,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="also time single queries of both layouts at these kernel levels (qama_rs.available_isas())",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = p.parse_args(argv)
-    args.n = args.n or (100_000 if args.quick else 1_000_000)
-    args.batch = args.batch or (16 if args.quick else 100)
-    args.singles = args.singles or (5 if args.quick else 20)
-    args.repeats = args.repeats or (1 if args.quick else 3)
+    args = harness.parse_common_args(
+        p, argv, n=(100_000, 1_000_000), batch=(16, 100), singles=(5, 20), repeats=(1, 3)
+    )
     for isa in args.isa:
         if isa not in qama_rs.available_isas():
             p.error(f"--isa {isa}: this CPU runs {', '.join(qama_rs.available_isas())}")
     return args
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def single_time(search: Callable[[np.ndarray], object], queries: np.ndarray) -> float:
     """Median over queries of one query's time (each query timed once, after a warm-up)."""
     search(queries[:1])
-    return statistics.median(median_time(lambda q=q: search(q[None]), 1) for q in queries)
+    return statistics.median(harness.median_time(lambda q=q: search(q[None]), 1) for q in queries)
 
 
 def make_index(args: argparse.Namespace) -> tuple[qama_rs.Index, np.ndarray, np.ndarray, float]:
@@ -123,22 +106,15 @@ def table_search(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        os.environ["RAYON_NUM_THREADS"] = str(args.threads)  # read at the engine's first parallel call
-    command = "python " + shlex.join(["benches/bench_asym.py", *(sys.argv[1:] if argv is None else argv)])
-    faiss = None
-    if not args.no_faiss:
-        try:
-            import faiss
-        except ImportError:
-            print("faiss-cpu is not installed (pip install 'qama-rs[bench]'): no faiss rows", file=sys.stderr)
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    harness.use_threads(args.threads)
+    command = harness.command_line("bench_asym.py", argv)
+    faiss = None if args.no_faiss else harness.import_faiss("no faiss rows")
     machine = [
         f"- CPU: {qama_rs.cpu_description()}",
         f"- engine: qama-rs {qama_rs.__version__}, isa {qama_rs.best_isa()} (available: "
         f"{', '.join(qama_rs.available_isas())}), {_core.num_threads()} rayon threads; "
         f"detected: {_core.cpu_features()}",
-        f"- load average at start (1/5/15 min): {load}",
+        harness.load_line(),
     ]
     if faiss is not None:
         if args.threads:
@@ -172,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     record(
         "qama-rs asym 2-bit (avx2 blocks)",
         f"batch {args.batch}",
-        median_time(lambda: index.search(queries, args.k), args.repeats),
+        harness.median_time(lambda: index.search(queries, args.k), args.repeats),
         row_bytes,
         f"Index.search, isa {index.codec.engine().isa}; add_codes into blocks {added * 1e3:.0f} ms",
     )
@@ -220,7 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     record(
         "qama-rs Hamming 1-bit",
         f"batch {args.batch}",
-        median_time(lambda: qama_rs.search(hamming_q, hamming_db, args.k, nbits=args.dims), args.repeats),
+        harness.median_time(
+            lambda: qama_rs.search(hamming_q, hamming_db, args.k, nbits=args.dims), args.repeats
+        ),
         hamming_bytes,
     )
     record(
@@ -242,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         record(
             "faiss IndexFlatIP (float32)",
             f"batch {args.batch}",
-            median_time(lambda: flat.search(queries, args.k), args.repeats),
+            harness.median_time(lambda: flat.search(queries, args.k), args.repeats),
             4 * args.dims,
         )
         record(
@@ -273,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
             record(
                 "faiss IndexRaBitQ (1-bit + factors)",
                 f"batch {args.batch}",
-                median_time(lambda: rabitq.search(queries, args.k), args.repeats),
+                harness.median_time(lambda: rabitq.search(queries, args.k), args.repeats),
                 rabitq.code_size,
                 note,
             )
@@ -287,46 +265,27 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print("  this faiss has no IndexRaBitQ: no RaBitQ rows")
 
-    lines = table(rows, args)
-    print("\n".join(lines))
-    if not args.no_write:
-        mode = "quick" if args.quick else "full"
-        heading = f"### Asymmetric 2-bit search ({mode} run, {time.strftime('%Y-%m-%d')})"
-        write_results(f"bench_asym:{mode}", [heading, "", f"`{command}`", "", *machine, "", *lines])
-        print(f"wrote {RESULTS}")
+    harness.publish(table(rows, args), args, "bench_asym", "Asymmetric 2-bit search", command, machine)
 
 
 def table(rows: list[dict], args: argparse.Namespace) -> list[str]:
     hamming = {r["mode"]: r["ms"] for r in rows if r["engine"] == "qama-rs Hamming 1-bit"}
-    out = [
+
+    def cells(r: dict) -> list[str]:
+        base = hamming.get(r["mode"])
+        ratio = f"{r['ms'] / base:.2f}x" if base else "—"
+        numbers = [f"{r['ms']:.1f}", f"{r['qps']:,.0f}", f"{r['gbps']:.1f}"]
+        return [r["engine"], r["mode"], *numbers, ratio, r["note"]]
+
+    return harness.markdown_table(
         f"n = {args.n:,} documents, d = {args.dims}, k = {args.k}; time per batch or per single query "
         "(median); GB/s = bytes of the stored representation scanned per second; "
         "vs Hamming = this time / the 1-bit Hamming scan's time in the same mode (target for one "
         "query: at most 2x).",
-        "",
         "| engine | mode | time (ms) | queries/s | GB/s scanned | vs Hamming | note |",
         "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        base = hamming.get(r["mode"])
-        ratio = f"{r['ms'] / base:.2f}x" if base else "—"
-        out.append(
-            f"| {r['engine']} | {r['mode']} | {r['ms']:.1f} | {r['qps']:,.0f} | {r['gbps']:.1f} | {ratio} | {r['note']} |"
-        )
-    return out
-
-
-def write_results(block_name: str, lines: list[str]) -> None:
-    begin, end = f"<!-- {block_name}:begin -->", f"<!-- {block_name}:end -->"
-    block = "\n".join([begin, *lines, end])
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = RESULTS.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, RESULTS)
+        map(cells, rows),
+    )
 
 
 if __name__ == "__main__":

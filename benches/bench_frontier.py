@@ -319,7 +319,7 @@ def write_outputs(results: dict, command: str) -> None:
         + " | mean R@10 | mean nDCG@10 |"
     )
     for key, title in (("plain", "Compressed scores only"), ("rescored", "Top 40 rescored with float32")):
-        lines += [f"### {title}", "", head, "|" + "---|" * (3 + 3 * len(sets) + 2)]
+        lines += _section(title, [], head, "|" + "---|" * (3 + 3 * len(sets) + 2))
         for row in sorted(results["rows"], key=lambda r: (r["bytes"], -r["mean"][key]["recall10"])):
             cells = [row["group"], row["method"], str(row["bytes"])]
             for s in sets:
@@ -334,14 +334,12 @@ def write_outputs(results: dict, command: str) -> None:
         lines.append("")
     if results.get("unlabelled"):
         u = results["unlabelled"]
-        lines += [
-            f"### A third corpus: wiki-50k ({u['n_docs']:,} documents, {u['n_queries']} other documents as queries; recall@10 only)",
-            "",
-            "`python benches/bench_frontier.py --from-json --unlabelled` adds it. Not used to design the codecs.",
-            "",
+        lines += _section(
+            f"A third corpus: wiki-50k ({u['n_docs']:,} documents, {u['n_queries']} other documents as queries; recall@10 only)",
+            ["`python benches/bench_frontier.py --from-json --unlabelled` adds it. Not used to design the codecs."],
             "| method | bytes | R@10 |",
             "|---|---:|---:|",
-        ]
+        )
         lines += [
             f"| {r['method']} | {r['bytes']} | {r['recall10']:.3f} |"
             for r in sorted(u["rows"], key=lambda r: (r["bytes"], -r["recall10"]))
@@ -349,17 +347,16 @@ def write_outputs(results: dict, command: str) -> None:
         lines.append("")
     if results.get("speed"):
         sp = results["speed"]
-        lines += [
-            f"### Scan speed: 1,000,000 tiled wiki-50k vectors (+ noise), k = 10, load average {results.get('speed_load')}",
-            "",
-            f"`{results.get('speed_command', results.get('command', ''))}`; qama-rs times include building the query's "
-            "byte tables in Python; codes and scales are passed read-only (the engine's zero-copy path).",
-            "",
-            "The recall column is the same codec's mean recall@10 on scifact and dbpedia-5k (the quality tables above).",
-            "",
+        lines += _section(
+            f"Scan speed: 1,000,000 tiled wiki-50k vectors (+ noise), k = 10, load average {results.get('speed_load')}",
+            [
+                f"`{results.get('speed_command', results.get('command', ''))}`; qama-rs times include building the query's "
+                "byte tables in Python; codes and scales are passed read-only (the engine's zero-copy path).",
+                "The recall column is the same codec's mean recall@10 on scifact and dbpedia-5k (the quality tables above).",
+            ],
             "| method | bytes | one query (ms) | 1,000 queries (s) | mean R@10 |",
             "|---|---:|---:|---:|---:|",
-        ]
+        )
         recall = {r["method"]: r["mean"]["plain"]["recall10"] for r in results["rows"]}
 
         def quality_label(label: str) -> str:
@@ -396,12 +393,12 @@ BARS = [
 def summary_lines(results: dict) -> list[str]:
     """Best qama-rs codec vs best peer per budget (mean over the sets, compressed scores only)."""
     rows = results["rows"]
-    lines = [
-        "### Best per budget (mean over the sets, no rescoring)",
-        "",
+    lines = _section(
+        "Best per budget (mean over the sets, no rescoring)",
+        [],
         "| bytes | bar R@10 | best qama-rs | R@10 | nDCG@10 | best peer at <= these bytes (by R@10) | R@10 | nDCG@10 | met |",
         "|---|---:|---|---:|---:|---|---:|---:|---|",
-    ]
+    )
     for low, high, bar in BARS:
         ours = [r for r in rows if r["group"] == "qama-rs" and low <= r["bytes"] <= high]
         theirs = [r for r in rows if not r["group"].startswith("qama") and r["bytes"] <= high]
@@ -435,6 +432,12 @@ def summary_lines(results: dict) -> list[str]:
             note = "yes" if met else "no"
         lines.append("| " + " | ".join(cells + [note]) + " |")
     return lines
+
+
+def _section(title: str, paragraphs: list[str], head: str, rule: str) -> list[str]:
+    """A report section's first lines: ``### title``, each paragraph followed by a blank line, then a
+    table's head and rule."""
+    return [f"### {title}", ""] + [line for paragraph in paragraphs for line in (paragraph, "")] + [head, rule]
 
 
 def _update_results_md(text: str) -> None:

@@ -19,20 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import statistics
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
+import harness
 import qama_rs
 from qama_rs import _core
 from qama_rs.engine.cpu import cpu_flags, cpu_model
-
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,28 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--numpy-queries", type=int, default=5, help="queries timed for NumPy (it is slow)")
     p.add_argument("--threads", type=int, help="threads for both engines (default: all cores)")
     p.add_argument("--isa", help="qama-rs kernel level (qama_rs.available_isas(); default: the detected one)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = p.parse_args(argv)
-    args.n = args.n or (100_000 if args.quick else 1_000_000)
-    args.batch = args.batch or (100 if args.quick else 1_000)
-    args.repeats = args.repeats or (1 if args.quick else 3)
-    args.singles = args.singles or (5 if args.quick else 20)
+    args = harness.parse_common_args(
+        p, argv, n=(100_000, 1_000_000), batch=(100, 1_000), repeats=(1, 3), singles=(5, 20)
+    )
     if args.isa is not None and args.isa not in qama_rs.available_isas():
         p.error(f"--isa {args.isa}: this CPU runs {', '.join(qama_rs.available_isas())}")
     for bits in args.bits:
         if bits <= 0 or bits % 64:
             p.error(f"--bits {bits}: must be a positive multiple of 64")
     return args
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def numpy_topk(queries: np.ndarray, database: np.ndarray, k: int) -> np.ndarray:
@@ -110,9 +92,11 @@ def bench_width(args: argparse.Namespace, bits: int, faiss) -> list[dict]:
 
     engine = "qama-rs" if args.isa is None else f"qama-rs isa={args.isa}"
     ours(queries[:2])  # warm up the thread pool
-    record(engine, f"batch {args.batch}", args.batch, median_time(lambda: ours(queries), args.repeats))
+    record(
+        engine, f"batch {args.batch}", args.batch, harness.median_time(lambda: ours(queries), args.repeats)
+    )
     singles = queries[: args.singles]
-    single = statistics.median(median_time(lambda q=q: ours(q[None]), 1) for q in singles)
+    single = statistics.median(harness.median_time(lambda q=q: ours(q[None]), 1) for q in singles)
     record(engine, "single", 1, single)
     our_d, our_i = ours(queries)
 
@@ -125,10 +109,10 @@ def bench_width(args: argparse.Namespace, bits: int, faiss) -> list[dict]:
             "faiss",
             f"batch {args.batch}",
             args.batch,
-            median_time(lambda: index.search(q8, args.k), args.repeats),
+            harness.median_time(lambda: index.search(q8, args.k), args.repeats),
         )
         single = statistics.median(
-            median_time(lambda q=q: index.search(q[None], args.k), 1) for q in q8[: args.singles]
+            harness.median_time(lambda q=q: index.search(q[None], args.k), 1) for q in q8[: args.singles]
         )
         record("faiss", "single", 1, single)
         faiss_d, faiss_i = index.search(q8, args.k)
@@ -144,7 +128,7 @@ def bench_width(args: argparse.Namespace, bits: int, faiss) -> list[dict]:
         "numpy bitwise_count",
         "single",
         1,
-        median_time(lambda: numpy_topk(few, database, args.k), 1) / len(few),
+        harness.median_time(lambda: numpy_topk(few, database, args.k), 1) / len(few),
     )
     np_i = numpy_topk(few[:1], database, args.k)
     if not np.array_equal(np_i, our_i[:1]):
@@ -154,7 +138,6 @@ def bench_width(args: argparse.Namespace, bits: int, faiss) -> list[dict]:
 
 def machine_lines() -> list[str]:
     threads = _core.num_threads()
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     return [
         f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); flags: {' '.join(cpu_flags()) or 'none'}",
         f"- engine: qama-rs {qama_rs.__version__}, isa `{qama_rs.best_isa()}` "
@@ -163,52 +146,33 @@ def machine_lines() -> list[str]:
         f"- Python {platform.python_version()}, NumPy {np.__version__}",
         # OpenMP (faiss) degrades badly when its threads are descheduled: a busy machine voids
         # the comparison, so the load is part of the record.
-        f"- load average at start (1/5/15 min): {load}",
+        harness.load_line(),
     ]
 
 
 def table(rows: list[dict], k: int, n: int) -> list[str]:
     faiss_ms = {(r["bits"], r["mode"]): r["ms"] for r in rows if r["engine"] == "faiss"}
-    out = [
-        f"n = {n:,} random codes, k = {k}; time per batch or per single query (median); "
-        "GB/s = code bytes scanned per second; ratio = faiss time / this time (> 1: faster than faiss).",
-        "",
-        "| bits | engine | mode | time (ms) | queries/s | GB/s scanned | vs faiss |",
-        "|---:|---|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
+
+    def cells(r: dict) -> list[str]:
         ref = faiss_ms.get((r["bits"], r["mode"]))
         ratio = f"{ref / r['ms']:.2f}x" if ref else "—"
-        out.append(
-            f"| {r['bits']} | {r['engine']} | {r['mode']} | {r['ms']:.1f} | {r['qps']:,.0f} | {r['gbps']:.1f} | {ratio} |"
-        )
-    return out
+        numbers = [f"{r['ms']:.1f}", f"{r['qps']:,.0f}", f"{r['gbps']:.1f}"]
+        return [str(r["bits"]), r["engine"], r["mode"], *numbers, ratio]
 
-
-def write_results(block_name: str, lines: list[str]) -> None:
-    begin, end = f"<!-- {block_name}:begin -->", f"<!-- {block_name}:end -->"
-    block = "\n".join([begin, *lines, end])
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = RESULTS.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, RESULTS)
+    return harness.markdown_table(
+        f"n = {n:,} random codes, k = {k}; time per batch or per single query (median); "
+        "GB/s = code bytes scanned per second; ratio = faiss time / this time (> 1: faster than faiss).",
+        "| bits | engine | mode | time (ms) | queries/s | GB/s scanned | vs faiss |",
+        "|---:|---|---|---:|---:|---:|---:|",
+        map(cells, rows),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        # Read when rayon builds its pool, i.e. at the engine's first parallel call (not yet made).
-        os.environ["RAYON_NUM_THREADS"] = str(args.threads)
-    command = "python " + shlex.join(["benches/bench_search.py", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        import faiss
-    except ImportError:
-        faiss = None
-        print("faiss-cpu is not installed (pip install 'qama-rs[bench]'): no faiss column", file=sys.stderr)
+    harness.use_threads(args.threads)
+    command = harness.command_line("bench_search.py", argv)
+    faiss = harness.import_faiss("no faiss column")
     print(f"$ {command}")
     machine = machine_lines()
     print("\n".join(machine))
@@ -222,13 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     for bits in args.bits:
         rows += bench_width(args, bits, faiss)
-    lines = table(rows, args.k, args.n)
-    print("\n".join(lines))
-    if not args.no_write:
-        mode = "quick" if args.quick else "full"
-        heading = f"### Hamming top-k search ({mode} run, {time.strftime('%Y-%m-%d')})"
-        write_results(f"bench_search:{mode}", [heading, "", f"`{command}`", "", *machine, "", *lines])
-        print(f"wrote {RESULTS}")
+    harness.publish(
+        table(rows, args.k, args.n), args, "bench_search", "Hamming top-k search", command, machine
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import pytest
 
 import qama_rs.engine.quantizer as engine_quantizer
 import qama_rs.quantizers.base as quantizer_base
+from _quantizers import PER_DIM
 from qama_rs import Index, QamaError, index_factory
 from qama_rs.engine.quantizer import Quantizer
 from qama_rs.errors import QamaWarning
@@ -34,14 +35,11 @@ from qama_rs.quantizers import (
     AllocatedNibbleScaled,
     AllocatedScaled,
     CalibrationFree2Bit,
-    GrayTwoBit,
     Int8,
-    LloydMax4Bit,
     LloydMaxEmpirical,
     LloydMaxGauss,
     MedianBinary,
     PcaProduct,
-    Quaternary,
     RandomizedHadamard,
     RandomOrthogonal,
     SignBinary,
@@ -49,9 +47,8 @@ from qama_rs.quantizers import (
 )
 
 DIM = 384
-#: The per-dimension training-free quantizers and the byte-table codecs, keyed below by their ``name``.
-PER_DIM = (SignBinary, MedianBinary, Quaternary, LloydMaxGauss, LloydMaxEmpirical, LloydMax4Bit, CalibrationFree2Bit,
-           Int8, AdaptiveBits, GrayTwoBit)  # fmt: skip
+#: The byte-table codecs; with the per-dimension training-free quantizers (``PER_DIM``), keyed below by
+#: their ``name``.
 BYTE_TABLE = (Allocated, AllocatedScaled, AllocatedNibble, AllocatedNibbleScaled, TritRotation, PcaProduct)
 #: Rotations in front of a quantizer: the index's transform stages (an index fitted and searched whole).
 ROTATED = ("Hadamard(1),LloydMax2", "Orthogonal(1),Int8")

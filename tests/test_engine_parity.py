@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import _reference as ref
 import qama_rs
+from _strategies import SEEDS, list_sizes, sizes_and_seed
 from qama_rs import _core
 
 ISAS = _core.available_isas()
@@ -22,7 +23,6 @@ ISAS = _core.available_isas()
 GRID = np.linspace(-1.5, 1.5, 13, dtype=np.float32)
 
 level_lists = st.lists(st.integers(2, 5) | st.sampled_from([8, 256]), min_size=1, max_size=80)
-seeds = st.integers(0, 2**32 - 1)
 
 
 def random_thresholds(rng: np.random.Generator, levels: list[int]) -> np.ndarray:
@@ -36,6 +36,13 @@ def random_x(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return np.where(rng.random((n, d)) < 0.5, on_grid, off_grid).astype(np.float32)
 
 
+def thermometer_case(levels: list[int], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(thresholds, x)``: random thresholds for ``levels`` and ``n`` rows of values to quantize."""
+    rng = np.random.default_rng(seed)
+    thresholds = random_thresholds(rng, levels)
+    return thresholds, random_x(rng, n, len(levels))
+
+
 def random_codes(rng: np.random.Generator, n: int, words: int, alphabet: int) -> np.ndarray:
     """Rows drawn from a few distinct codes, so equal distances (ties) are common."""
     distinct = rng.integers(0, 2**64, size=(alphabet, words), dtype=np.uint64)
@@ -47,21 +54,17 @@ def u16(levels: list[int]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ quantize / expand
-@given(levels=level_lists, n=st.integers(0, 9), seed=seeds)
+@given(levels=level_lists, n=st.integers(0, 9), seed=SEEDS)
 def test_quantize_matches_reference(levels, n, seed):
-    rng = np.random.default_rng(seed)
-    thresholds = random_thresholds(rng, levels)
-    x = random_x(rng, n, len(levels))
+    thresholds, x = thermometer_case(levels, n, seed)
     got = _core.quantize(x, thresholds, u16(levels))
     assert got.dtype == np.uint8 and got.shape == (n, len(levels))
     np.testing.assert_array_equal(got, ref.quantize(x, thresholds, u16(levels)))
 
 
-@given(levels=level_lists, n=st.integers(0, 9), seed=seeds)
+@given(levels=level_lists, n=st.integers(0, 9), seed=SEEDS)
 def test_encode_matches_reference_and_quantize_then_expand(levels, n, seed):
-    rng = np.random.default_rng(seed)
-    thresholds = random_thresholds(rng, levels)
-    x = random_x(rng, n, len(levels))
+    thresholds, x = thermometer_case(levels, n, seed)
     got = _core.encode(x, thresholds, u16(levels))
     words = -(-sum(level - 1 for level in levels) // 64)
     assert got.dtype == np.uint64 and got.shape == (n, words)
@@ -69,7 +72,7 @@ def test_encode_matches_reference_and_quantize_then_expand(levels, n, seed):
     np.testing.assert_array_equal(got, _core.expand(_core.quantize(x, thresholds, u16(levels)), u16(levels)))
 
 
-@given(levels=level_lists, n=st.integers(0, 9), seed=seeds)
+@given(levels=level_lists, n=st.integers(0, 9), seed=SEEDS)
 def test_expand_matches_reference_and_collapse_inverts_it(levels, n, seed):
     rng = np.random.default_rng(seed)
     codes = (rng.random((n, len(levels))) * np.asarray(levels)).astype(np.uint8)
@@ -78,7 +81,7 @@ def test_expand_matches_reference_and_collapse_inverts_it(levels, n, seed):
     np.testing.assert_array_equal(_core.collapse(packed, u16(levels)), codes)
 
 
-@given(levels=level_lists, seed=seeds)
+@given(levels=level_lists, seed=SEEDS)
 def test_hamming_of_thermometer_codes_is_l1_between_levels(levels, seed):
     rng = np.random.default_rng(seed)
     codes = (rng.random((6, len(levels))) * np.asarray(levels)).astype(np.uint8)
@@ -95,7 +98,7 @@ def test_code_equal_to_threshold_falls_in_the_lower_level():
 
 
 # ------------------------------------------------------------------------------------ packing
-@given(n=st.integers(0, 7), nbits=st.integers(1, 300), seed=seeds)
+@given(n=st.integers(0, 7), nbits=st.integers(1, 300), seed=SEEDS)
 def test_pack_and_unpack_match_numpy_packbits(n, nbits, seed):
     bits = np.random.default_rng(seed).integers(0, 2, size=(n, nbits), dtype=np.uint8)
     packed = _core.pack_bits(bits)
@@ -129,14 +132,7 @@ def codec_search(q, db, k, nbits, isa):
     return distances.astype(np.int32), ids
 
 
-@given(
-    nq=st.integers(1, 5),
-    n=st.integers(1, 40),
-    words=st.integers(1, 20),
-    alphabet=st.integers(1, 6),
-    nbits_frac=st.floats(0.0, 1.0),
-    seed=seeds,
-)
+@given(**sizes_and_seed(nq=5, n=40, words=20, alphabet=6), nbits_frac=st.floats(0.0, 1.0))
 def test_hamming_distances_match_reference_on_every_isa(nq, n, words, alphabet, nbits_frac, seed):
     rng = np.random.default_rng(seed)
     q = random_codes(rng, nq, words, alphabet)
@@ -152,15 +148,7 @@ def test_hamming_distances_match_reference_on_every_isa(nq, n, words, alphabet, 
         np.testing.assert_array_equal(-scores, expected, err_msg=isa)
 
 
-@given(
-    nq=st.integers(1, 20),
-    n=st.integers(1, 60),
-    k=st.integers(1, 70),
-    words=st.integers(1, 20),
-    alphabet=st.integers(1, 8),
-    prefix=st.booleans(),
-    seed=seeds,
-)
+@given(**sizes_and_seed(nq=20, n=60, k=70, words=20, alphabet=8), prefix=st.booleans())
 def test_search_matches_reference_on_every_isa(nq, n, k, words, alphabet, prefix, seed):
     rng = np.random.default_rng(seed)
     q = random_codes(rng, nq, words, alphabet)
@@ -175,14 +163,7 @@ def test_search_matches_reference_on_every_isa(nq, n, k, words, alphabet, prefix
             np.testing.assert_array_equal(i, expected_i, err_msg=isa)
 
 
-@given(
-    nq=st.integers(1, 12),
-    n=st.integers(1, 60),
-    k=st.integers(1, 30),
-    words=st.integers(1, 9),
-    alphabet=st.integers(1, 8),
-    seed=seeds,
-)
+@given(**sizes_and_seed(nq=12, n=60, k=30, words=9, alphabet=8))
 def test_rescore_of_candidates_matches_reference_on_every_isa(nq, n, k, words, alphabet, seed):
     """``rescore`` of distinct candidates: the best of them, ties by the lower row."""
     rng = np.random.default_rng(seed)
@@ -221,13 +202,7 @@ def test_all_bits_differ(isa, words):
     np.testing.assert_array_equal(i, [[0, 1]] * 5)
 
 
-@given(
-    sizes=st.lists(st.integers(0, 30), min_size=1, max_size=5).filter(lambda s: sum(s) > 0),
-    k=st.integers(1, 40),
-    nprobe=st.integers(0, 6),
-    words=st.integers(1, 4),
-    seed=seeds,
-)
+@given(sizes=list_sizes(30, 5), **sizes_and_seed(k=40, nprobe=(0, 6), words=4))
 def test_search_lists_matches_reference_on_every_isa(sizes, k, nprobe, words, seed):
     """Each query scans the lists of its ``Plan`` in order: ``nprobe`` of them, then more while fewer
     than ``k`` results were found (labels: the store's, ties by the lower label; without labels the

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import _reference as ref
 import qama_rs
+from _strategies import list_sizes, sizes_and_seed
 from qama_rs import _core
 
 ISAS = _core.available_isas()
@@ -42,20 +43,20 @@ def half_bits(x):
     return x.astype(np.float16).view(np.uint16)
 
 
-@given(
-    n=st.integers(1, 200),
-    dims=st.integers(1, 40),
-    nq=st.integers(1, 20),
-    k=st.integers(1, 60),
-    ties=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
+def rows_and_queries(rng, n, nq, dims, distinct=None):
+    """``n`` normal float32 rows (copies of only ``distinct`` of them when given, so scores tie) and
+    ``nq`` normal float32 queries."""
+    rows = rng.normal(size=(n, dims)).astype(np.float32)
+    if distinct is not None:
+        rows = rows[rng.integers(0, distinct, n)]
+    return rows, rng.normal(size=(nq, dims)).astype(np.float32)
+
+
+@given(**sizes_and_seed(n=200, dims=40, nq=20, k=60), ties=st.booleans())
 def test_every_isa_equals_the_reference_bit_for_bit(n, dims, nq, k, ties, seed):
     rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(n, dims)).astype(np.float32)
-    if ties:  # repeated rows: equal scores, lower row first
-        vectors = vectors[rng.integers(0, max(1, n // 4), n)]
-    queries = rng.normal(size=(nq, dims)).astype(np.float32)
+    # With ties, repeated rows: equal scores, lower row first.
+    vectors, queries = rows_and_queries(rng, n, nq, dims, max(1, n // 4) if ties else None)
     full = ref.float_scores(queries, vectors)
     want = ref.top_scores_canonical(full, k)
     cands = np.stack([rng.permutation(n)[: max(1, n // 3)] for _ in range(nq)]).astype(np.int64)
@@ -93,13 +94,7 @@ def test_scores_are_inner_products_and_the_reference_order_is_the_engines():
     assert not bits_equal(engine, naive)
 
 
-@given(
-    n=st.integers(1, 200),
-    dims=st.integers(1, 40),
-    nq=st.integers(1, 20),
-    k=st.integers(1, 60),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(**sizes_and_seed(n=200, dims=40, nq=20, k=60))
 def test_float16_rows_score_like_float32_rows_of_the_rounded_vectors(n, dims, nq, k, seed):
     """``Float16Codec`` over ``uint16`` float16 bits: every score bit for bit the float32 score of the
     rounded vector, on every isa (search, score, rescore)."""
@@ -136,13 +131,7 @@ def test_float16_extremes_widen_exactly():
         np.testing.assert_array_equal(s, rows.astype(np.float32).T)
 
 
-@given(
-    sizes=st.lists(st.integers(0, 40), min_size=1, max_size=5).filter(lambda s: sum(s) > 0),
-    k=st.integers(1, 40),
-    nprobe=st.integers(0, 6),
-    half=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(sizes=list_sizes(40, 5), **sizes_and_seed(k=40, nprobe=(0, 6)), half=st.booleans())
 def test_search_lists_matches_the_reference(sizes, k, nprobe, half, seed):
     rng = np.random.default_rng(seed)
     n, dims, nq = sum(sizes), 9, 4
@@ -167,14 +156,9 @@ def test_search_lists_matches_the_reference(sizes, k, nprobe, half, seed):
 
 
 @given(
-    nlist=st.integers(1, 12),
-    dims=st.integers(1, 20),
-    nq=st.integers(1, 6),
-    nprobe=st.integers(0, 14),
-    width=st.integers(0, 14),
+    **sizes_and_seed(nlist=12, dims=20, nq=6, nprobe=(0, 14), width=(0, 14)),
     residual=st.booleans(),
     ties=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
 )
 def test_coarse_plan_ranks_lists_by_the_reference_inner_products(
     nlist, dims, nq, nprobe, width, residual, ties, seed
@@ -183,10 +167,8 @@ def test_coarse_plan_ranks_lists_by_the_reference_inner_products(
     ``<q, c>`` in the float codecs' summation order, descending, ties by the lower list; with
     ``residual`` each list's product is its bias, else the biases are 0. On every isa."""
     rng = np.random.default_rng(seed)
-    centroids = rng.normal(size=(nlist, dims)).astype(np.float32)
-    if ties:  # repeated centroids: equal products, lower list first
-        centroids = centroids[rng.integers(0, max(1, nlist // 3), nlist)]
-    queries = rng.normal(size=(nq, dims)).astype(np.float32)
+    # With ties, repeated centroids: equal products, lower list first.
+    centroids, queries = rows_and_queries(rng, nlist, nq, dims, max(1, nlist // 3) if ties else None)
     products = ref.float_scores(queries, centroids)
     best = min(max(width, nprobe), nlist)
     want = np.argsort(-products, axis=1, kind="stable")[:, :best]

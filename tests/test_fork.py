@@ -15,11 +15,12 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-import qama_rs
+from _factory_helpers import built
 from qama_rs import _core
 
 pytestmark = pytest.mark.skipif(
@@ -27,29 +28,59 @@ pytestmark = pytest.mark.skipif(
 )
 
 CHILD_TIMEOUT_S = 60
+TESTS = Path(__file__).resolve().parent
+
+
+def one_list(rows: np.ndarray, n: int | None = None) -> _core.Store:
+    """``rows`` as the store of one list of ``n`` rows (default: all of them) and an empty tail."""
+    n = len(rows) if n is None else n
+    return _core.Store([rows, np.zeros(0, rows.dtype)], np.array([[0, n, 0, 0]], np.uint64))
+
+
+def answers_of_a_forked_child(target, args: tuple, timeout: float) -> tuple[bool, object, int | None]:
+    """Forks a child that runs ``target(conn, *args)`` and sends its answer over ``conn``: ``(answered,
+    the answer or None, the child's exit code)``. A child that does not answer within ``timeout``
+    seconds, or answers but does not exit within as long again, is killed."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a threaded process may deadlock: exactly the case under test.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        process = context.Process(target=target, args=(send, *args))
+        process.start()
+    send.close()
+    answered = receive.poll(timeout)
+    got = receive.recv() if answered else None
+    process.join(timeout if answered else 0)
+    if process.is_alive():  # a hung child: end it (an exit would wait for it)
+        process.kill()
+        process.join()
+    return answered, got, process.exitcode
+
 
 # The parent searches through an index and through codec objects (every family, parallel paths
 # included: a batch of queries over enough rows; a coarse plan and a search of its lists), forks, and
 # the child searches the same objects.
 SCENARIO = r"""
-import multiprocessing, sys, warnings
+import sys
+sys.path.insert(0, TESTS)
 import numpy as np
 import qama_rs
 from qama_rs import _core
+from _factory_helpers import built
+from test_fork import answers_of_a_forked_child, one_list
 
 rng = np.random.default_rng(0)
 docs = rng.normal(size=(3000, 32)).astype(np.float32)
 queries = rng.normal(size=(40, 32)).astype(np.float32)
-index = qama_rs.index_factory(32, "LloydMax2")
-index.train(docs)
-index.add(docs)
+index = built("LloydMax2", docs, 32)
 words = rng.integers(0, 2**63, size=(60_000, 2), dtype=np.uint64)
 hamming = _core.HammingCodec(2)
-hamming_rows = _core.Store([words, np.zeros(0, np.uint64)], np.array([[0, len(words), 0, 0]], np.uint64))
+hamming_rows = one_list(words)
 recon = rng.normal(size=(32, 4)).astype(np.float32)
 packed = _core.pack_codes(rng.integers(0, 4, size=(3000, 32), dtype=np.uint8), 2)
 table = _core.TableCodec.recon(recon, "blocks")
-table_rows = _core.Store([_core.to_blocks(packed), np.zeros(0, np.uint8)], np.array([[0, 3000, 0, 0]], np.uint64))
+table_rows = one_list(_core.to_blocks(packed), 3000)
 coarse = _core.Coarse(docs[:8].copy())
 eight_lists = np.array([[375 * j, 375, 0, 0] for j in range(8)], np.uint64)
 float_lists = _core.Store([docs, np.zeros(0, np.float32)], eight_lists)
@@ -58,7 +89,7 @@ float_lists = _core.Store([docs, np.zeros(0, np.float32)], eight_lists)
 def answers():
     out = [*index.search(queries, 10), *hamming.search(words[:64], hamming_rows, 10)]
     out += table.search(queries, table_rows, 10)
-    out += _core.FloatCodec(32).search(queries, _core.Store([docs, np.zeros(0, np.float32)], np.array([[0, 3000, 0, 0]], np.uint64)), 10)
+    out += _core.FloatCodec(32).search(queries, one_list(docs), 10)
     plan = coarse.plan(queries, 2, 4, True)
     out += [*plan.arrays(), *_core.FloatCodec(32).search_lists(queries, float_lists, 10, plan)]
     out.append(qama_rs.search(words[:8], words, 5)[1])
@@ -72,26 +103,12 @@ def child(conn):
 
 
 parent = answers()
-context = multiprocessing.get_context("fork")
-receive, send = context.Pipe(duplex=False)
-with warnings.catch_warnings():
-    # Python 3.12+ warns that forking a threaded process may deadlock: exactly the case under test.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    process = context.Process(target=child, args=(send,))
-    process.start()
-send.close()
-if not receive.poll(TIMEOUT):
-    process.kill()
-    process.join()
+answered, got, exitcode = answers_of_a_forked_child(child, (), TIMEOUT)
+if not answered:
     print("the forked child did not answer within", TIMEOUT, "s", file=sys.stderr)
     sys.exit(3)
-got = receive.recv()
-process.join(TIMEOUT)
-if process.is_alive():  # answered but never exited: end it (an exit would wait for it)
-    process.kill()
-    process.join()
-if process.exitcode != 0:
-    print("the child exited with", process.exitcode, file=sys.stderr)
+if exitcode != 0:
+    print("the child exited with", exitcode, file=sys.stderr)
     sys.exit(4)
 same = [np.array_equal(a, b) for a, b in zip(parent, got, strict=True)]
 if not all(same):
@@ -106,7 +123,7 @@ def run_scenario(threads: str | None) -> subprocess.CompletedProcess[str]:
     env.pop("RAYON_NUM_THREADS", None)
     if threads is not None:
         env["RAYON_NUM_THREADS"] = threads
-    script = f"TIMEOUT = {CHILD_TIMEOUT_S}\n" + SCENARIO
+    script = f"TIMEOUT = {CHILD_TIMEOUT_S}\nTESTS = {str(TESTS)!r}\n" + SCENARIO
     return subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=3 * CHILD_TIMEOUT_S
     )
@@ -132,27 +149,14 @@ def test_fork_from_this_process_after_a_search():
     """The same from the test process itself (whose pool already ran searches)."""
     rng = np.random.default_rng(1)
     docs = rng.normal(size=(2000, 16)).astype(np.float32)
-    index = qama_rs.index_factory(16, "Thermo2")
-    index.train(docs)
-    index.add(docs)
+    index = built("Thermo2", docs, 16)
     words = rng.integers(0, 2**63, size=(40_000, 1), dtype=np.uint64)
     codec = _core.HammingCodec(1)
-    store = _core.Store([words, np.zeros(0, np.uint64)], np.array([[0, len(words), 0, 0]], np.uint64))
+    store = one_list(words)
     want = [*index.search(docs[:7], 5), *codec.search(words[:16], store, 5)]
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    with warnings.catch_warnings():
-        # Python 3.12+ warns that forking a threaded process may deadlock: exactly the case under test.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        process = context.Process(target=_child_search, args=(send, index, docs[:7], codec, store, words))
-        process.start()
-    send.close()
-    answered = receive.poll(CHILD_TIMEOUT_S)
-    got = receive.recv() if answered else None
-    process.join(CHILD_TIMEOUT_S if answered else 0)
-    if process.is_alive():  # a hung child: end it, then fail
-        process.kill()
-        process.join()
+    answered, got, exitcode = answers_of_a_forked_child(
+        _child_search, (index, docs[:7], codec, store, words), CHILD_TIMEOUT_S
+    )
     assert answered, f"the forked child did not answer within {CHILD_TIMEOUT_S} s"
-    assert process.exitcode == 0
+    assert exitcode == 0
     assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))

@@ -46,37 +46,18 @@ class _Standard(langchain_tests.VectorStoreIntegrationTests):
             store.collection.close()
 
 
-@pytest.mark.anyio
-class TestStandardHamming(_Standard):
-    spec = HAMMING
+def _standard(name: str, spec: str, min_train: int | None = None) -> type:
+    """The standard tests over a store of ``spec`` (given ``min_train`` when not None), as the test class
+    ``name``."""
+    return pytest.mark.anyio(type(name, (_Standard,), {"spec": spec, "min_train": min_train}))
 
 
-@pytest.mark.anyio
-class TestStandardFloatQuery(_Standard):
-    spec = FLOAT_QUERY
-
-
-@pytest.mark.anyio
-class TestStandardByteTable(_Standard):
-    spec = BYTE_TABLE
-
-
-@pytest.mark.anyio
-class TestStandardHammingFitted(_Standard):
-    spec = HAMMING
-    min_train = 2
-
-
-@pytest.mark.anyio
-class TestStandardFloatQueryFitted(_Standard):
-    spec = FLOAT_QUERY
-    min_train = 2
-
-
-@pytest.mark.anyio
-class TestStandardByteTableFitted(_Standard):
-    spec = BYTE_TABLE
-    min_train = 2
+TestStandardHamming = _standard("TestStandardHamming", HAMMING)
+TestStandardFloatQuery = _standard("TestStandardFloatQuery", FLOAT_QUERY)
+TestStandardByteTable = _standard("TestStandardByteTable", BYTE_TABLE)
+TestStandardHammingFitted = _standard("TestStandardHammingFitted", HAMMING, min_train=2)
+TestStandardFloatQueryFitted = _standard("TestStandardFloatQueryFitted", FLOAT_QUERY, min_train=2)
+TestStandardByteTableFitted = _standard("TestStandardByteTableFitted", BYTE_TABLE, min_train=2)
 
 
 # ------------------------------------------------------------------------------------------- beyond the suite

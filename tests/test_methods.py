@@ -9,6 +9,7 @@ import pytest
 from scipy.special import ndtr, ndtri
 
 import _oracles
+from _quantizers import PER_DIM
 from qama_rs import QamaError, _core, index_factory
 from qama_rs.index.codecs import recon_table
 from qama_rs.quantizers import (
@@ -48,9 +49,6 @@ def queries() -> np.ndarray:
     return np.random.default_rng(1).standard_normal((7, DIM)).astype(np.float32)
 
 
-#: Every per-dimension training-free quantizer class (each a codec stage of the index by its ``name``).
-ALL = [SignBinary, MedianBinary, Quaternary, LloydMaxGauss, LloydMaxEmpirical, LloydMax4Bit, CalibrationFree2Bit,
-       Int8, AdaptiveBits, GrayTwoBit]  # fmt: skip
 #: Quantizers also see rotated vectors (the index's ``Orthogonal`` / ``Hadamard`` stages, 96 -> 128 padded).
 ROTATION_CLASSES = [None, RandomOrthogonal, RandomizedHadamard]
 
@@ -240,7 +238,7 @@ def test_calibration_free_is_lloyd_max_for_isotropic_unit_vectors():
 
 # ------------------------------------------------------------ the common interface
 @pytest.mark.parametrize("rotation", ROTATION_CLASSES, ids=_name)
-@pytest.mark.parametrize("cls", ALL, ids=_name)
+@pytest.mark.parametrize("cls", PER_DIM, ids=_name)
 def test_interface_contract(cls, rotation, data, queries):
     x = _rotated(rotation, data[0][:3000], seed=3)
     queries = _rotated(rotation, queries, seed=3)
@@ -275,7 +273,7 @@ EXPECTED_SIZE = {  # bits per dimension, bytes per 96-d vector (no rotation)
 }
 
 
-@pytest.mark.parametrize("cls", ALL, ids=_name)
+@pytest.mark.parametrize("cls", PER_DIM, ids=_name)
 def test_sizes(cls, data):
     q = cls().fit(data[0][:500])
     assert (q.bits_per_dim, q.bytes_per_vector) == pytest.approx(EXPECTED_SIZE[cls])
@@ -289,7 +287,7 @@ def test_sizes(cls, data):
         assert padded.bytes_per_vector == index.bytes_per_vector == EXPECTED_SIZE[cls][1] * 128 // 96
 
 
-@pytest.mark.parametrize("cls", [c for c in ALL if c not in (SignBinary, MedianBinary)], ids=_name)
+@pytest.mark.parametrize("cls", [c for c in PER_DIM if c not in (SignBinary, MedianBinary)], ids=_name)
 def test_reconstruction_falls_in_its_own_bucket(cls, data):
     x = data[0][:3000]
     q = cls().fit(x)
@@ -298,7 +296,7 @@ def test_reconstruction_falls_in_its_own_bucket(cls, data):
 
 
 @pytest.mark.parametrize("rotation", ROTATION_CLASSES, ids=_name)
-@pytest.mark.parametrize("cls", ALL, ids=_name)
+@pytest.mark.parametrize("cls", PER_DIM, ids=_name)
 def test_engine_arguments_reproduce_the_codes(cls, rotation, data):
     """The NumPy reference of the Rust engine encodes exactly our codes from our export."""
     import _reference as reference
@@ -334,7 +332,7 @@ def test_lloyd_max_4bit_has_sixteen_levels(data):
 
 
 # ------------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("cls", ALL, ids=_name)
+@pytest.mark.parametrize("cls", PER_DIM, ids=_name)
 def test_bad_input_is_rejected_with_clear_errors(cls, data):
     x = data[0][:500]
     q = cls()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import _reference as ref
 import qama_rs
+from _strategies import sizes_and_seed
 from _table_helpers import ISAS, LAYOUTS, bits_equal, split_store, store
 from qama_rs import _core
 
@@ -26,14 +27,7 @@ def same_arrays(got, want):
 
 
 # ------------------------------------------------------------------------------ given tables
-@given(
-    n=st.integers(1, 300),
-    m=st.integers(1, 40),
-    nq=st.integers(1, 4),
-    k=st.integers(1, 50),
-    scaled=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(**sizes_and_seed(n=300, m=40, nq=4, k=50), scaled=st.booleans())
 def test_given_tables_in_rows_equal_the_reference_bit_for_bit(n, m, nq, k, scaled, seed):
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, 256, size=(n, m), dtype=np.uint8)
@@ -64,13 +58,9 @@ def test_given_tables_in_rows_equal_the_reference_bit_for_bit(n, m, nq, k, scale
 
 
 @given(
-    n=st.integers(1, 300),
-    m=st.integers(1, 40),
-    nq=st.integers(1, 4),
-    k=st.integers(1, 50),
+    **sizes_and_seed(n=300, m=40, nq=4, k=50),
     scaled=st.sampled_from([None, "any", "positive"]),
     separable=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
 )
 def test_given_tables_in_blocks_equal_the_reference_bit_for_bit(n, m, nq, k, scaled, separable, seed):
     """The quantized block kernels prune with bounds, then score exactly: the same top-k as the
@@ -170,17 +160,10 @@ def projection_case(rng, dims, width, m, slots, nibbles, empty):
 
 
 @given(
-    dims=st.integers(1, 24),
-    width=st.integers(1, 24),
-    m=st.integers(1, 12),
-    slots=st.integers(1, 4),
+    **sizes_and_seed(dims=24, width=24, m=12, slots=4, n=150, nq=4, k=40),
     nibbles=st.booleans(),
     empty=st.sampled_from([0.0, 0.3, 1.0]),
-    n=st.integers(1, 150),
-    nq=st.integers(1, 4),
-    k=st.integers(1, 40),
     scaled=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
 )
 def test_projected_tables_equal_given_reference_tables_bit_for_bit(
     dims, width, m, slots, nibbles, empty, n, nq, k, scaled, seed

@@ -88,13 +88,19 @@ def _load_embeddings(
     return np.ascontiguousarray(matrix, dtype=np.float32), ids
 
 
+def _one_source(args, sources: tuple[str, ...], ids: str, why: str) -> None:
+    """Checks that exactly one of the input options ``sources`` (argparse names) is given, and the ids option
+    ``ids`` only with the last of them, the embeddings file (``why``: the other inputs name their own rows)."""
+    flags = [f"--{name.replace('_', '-')}" for name in sources]
+    if sum(bool(getattr(args, name)) for name in sources) != 1:
+        raise QamaError(f"give exactly one of {', '.join(flags[:-1])} or {flags[-1]}")
+    if getattr(args, ids) and not getattr(args, sources[-1]):
+        raise QamaError(f"--{ids.replace('_', '-')} goes with {flags[-1]} ({why})")
+
+
 def _documents(args) -> tuple[np.ndarray, list[str], dict]:
     """``(embeddings, doc ids, metadata)`` from ``--dataset``, ``--corpus`` or ``--embeddings``."""
-    given = [a for a in ("dataset", "corpus", "embeddings") if getattr(args, a)]
-    if len(given) != 1:
-        raise QamaError("give exactly one of --dataset, --corpus or --embeddings")
-    if args.ids and not args.embeddings:
-        raise QamaError("--ids goes with --embeddings (a corpus names its own documents)")
+    _one_source(args, ("dataset", "corpus", "embeddings"), "ids", "a corpus names its own documents")
     if args.embeddings:
         x, ids = _load_embeddings(Path(args.embeddings), Path(args.ids) if args.ids else None)
         return x, ids, {"source": os.fspath(args.embeddings), "model": args.model}
@@ -215,11 +221,9 @@ def cmd_index_info(args) -> int:
 
 
 def _query_input(args, model: str | None) -> tuple[list[str], np.ndarray]:
-    given = [a for a in ("query", "queries", "query_embeddings") if getattr(args, a)]
-    if len(given) != 1:
-        raise QamaError("give exactly one of --query, --queries or --query-embeddings")
-    if args.query_ids and not args.query_embeddings:
-        raise QamaError("--query-ids goes with --query-embeddings (a query file names its own queries)")
+    _one_source(
+        args, ("query", "queries", "query_embeddings"), "query_ids", "a query file names its own queries"
+    )
     if args.query:
         from qama_rs.data.embed import embed_texts
 

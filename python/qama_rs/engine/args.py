@@ -11,21 +11,34 @@ import numpy as np
 
 from qama_rs.errors import QamaError, QamaTypeError
 
-__all__ = ["CHECK_CHUNK", "check_int", "float_rows"]
+__all__ = ["CHECK_CHUNK", "as_int", "check_int", "float_rows", "positive_int"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Rows checked at a time by :func:`float_rows` (no temporary the size of the input).
 CHECK_CHUNK = 1 << 16
 
 
-def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
-    """``value`` as an int in ``low..high`` (no upper limit when ``high`` is None); bools are refused."""
+def as_int(value: Any, name: str) -> int:
+    """``value`` as an int (NumPy integers and other ``__index__`` types too); bools are refused."""
     if isinstance(value, bool):
         raise QamaTypeError(f"{name} must be an int, got bool")
     try:
-        value = operator.index(value)
+        return operator.index(value)
     except TypeError:
         raise QamaTypeError(f"{name} must be an int, got {type(value).__name__}") from None
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int above 0 (a count of results, rows or bytes); bools are refused."""
+    value = as_int(value, name)
+    if value <= 0:
+        raise QamaError(f"{name} = {value}; must be positive")
+    return value
+
+
+def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``low..high`` (no upper limit when ``high`` is None); bools are refused."""
+    value = as_int(value, name)
     if value < low or (high is not None and value > high):
         bound = f"in {low}..{high}" if high is not None else f"at least {low}"
         raise QamaError(f"{name} = {value}; must be {bound}")

@@ -94,6 +94,22 @@ def read_trec_run(path) -> dict[str, dict[str, float]]:
     return run
 
 
+def _bootstrap_rng(n_resamples: int, seed: int, confidence: float) -> np.random.Generator:
+    """The resampling generator, once the resample count and the confidence level are checked."""
+    if not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    return np.random.default_rng(seed)
+
+
+def _interval(means: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` percentile interval of the resampled means."""
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(means, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
 def bootstrap_ci(
     per_query_values, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float]:
@@ -109,11 +125,7 @@ def bootstrap_ci(
         raise ValueError("per_query_values must be a non-empty 1-D sequence of numbers")
     if not np.all(np.isfinite(values)):
         raise ValueError("per_query_values contains NaN or infinity")
-    if not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    rng = np.random.default_rng(seed)
+    rng = _bootstrap_rng(n_resamples, seed, confidence)
     means = np.empty(n_resamples, dtype=np.float64)
     # Chunked so 1,000 resamples of a large query set stay small in memory.
     chunk = max(1, 2_000_000 // values.size)
@@ -121,9 +133,7 @@ def bootstrap_ci(
         stop = min(n_resamples, start + chunk)
         picks = rng.integers(0, values.size, size=(stop - start, values.size))
         means[start:stop] = values[picks].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(means, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+    return _interval(means, confidence)
 
 
 def bootstrap_mean_ci(
@@ -139,11 +149,7 @@ def bootstrap_mean_ci(
         raise ValueError("per_query_groups must be a non-empty list of non-empty sequences")
     if len(groups) == 1:
         return bootstrap_ci(groups[0], n_resamples=n_resamples, seed=seed, confidence=confidence)
-    if not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    rng = np.random.default_rng(seed)
+    rng = _bootstrap_rng(n_resamples, seed, confidence)
     total = np.zeros(n_resamples, dtype=np.float64)
     for group in groups:
         values = np.asarray(group, dtype=np.float64)
@@ -152,6 +158,4 @@ def bootstrap_mean_ci(
         picks = rng.integers(0, values.size, size=(n_resamples, values.size))
         total += values[picks].mean(axis=1)
     means = total / len(groups)
-    tail = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(means, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+    return _interval(means, confidence)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
 
 from qama_rs import _core
+from qama_rs.engine.args import positive_int
 from qama_rs.engine.quantizer import Quantizer
 from qama_rs.errors import QamaError, QamaTypeError
 
@@ -40,12 +40,7 @@ def search(
     All bits are compared unless a prefix is named: ``dims=m`` (quantized values; needs the ``quantizer``
     that made the codes to know where they end) or ``nbits`` (stream bits). ``isa`` forces a kernel level
     of :func:`qama_rs.available_isas` (tests and benchmarks)."""
-    try:
-        k = operator.index(k)
-    except TypeError:
-        raise QamaTypeError(f"k must be an int, got {type(k).__name__}") from None
-    if k <= 0:
-        raise QamaError(f"k = {k}; must be positive")
+    k = positive_int(k, "k")
     q, db = _codes(queries, "queries"), _codes(database, "database")
     if q.shape[1] != db.shape[1]:
         raise QamaError(f"queries has {q.shape[1]} words per row but database has {db.shape[1]}")

@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS docs (
 """
 
 
+def _in_chunks(conn: sqlite3.Connection, statement: str, values: Sequence[Any]) -> Iterator[Any]:
+    """The result rows of ``statement`` (its ``{}`` the ``IN`` list) over every one of ``values``, run
+    ``_CHUNK`` values at a time."""
+    for start in range(0, len(values), _CHUNK):
+        part = list(values[start : start + _CHUNK])
+        yield from conn.execute(statement.format(",".join("?" * len(part))), part)
+
+
 @dataclass(frozen=True)
 class Row:
     """One stored document (without its vector)."""
@@ -161,13 +169,8 @@ class DocStore:
 
     @staticmethod
     def _delete_doc_ids(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> np.ndarray:
-        removed: list[int] = []
-        for start in range(0, len(doc_ids), _CHUNK):
-            part = list(doc_ids[start : start + _CHUNK])
-            marks = ",".join("?" * len(part))
-            removed += [
-                k for (k,) in conn.execute(f"DELETE FROM docs WHERE doc_id IN ({marks}) RETURNING key", part)
-            ]
+        statement = "DELETE FROM docs WHERE doc_id IN ({}) RETURNING key"
+        removed = [k for (k,) in _in_chunks(conn, statement, doc_ids)]
         return np.asarray(sorted(removed), dtype=np.int64)
 
     def delete(self, doc_ids: Sequence[str]) -> np.ndarray:
@@ -177,14 +180,9 @@ class DocStore:
 
     def delete_keys(self, keys: np.ndarray) -> np.ndarray:
         """Deletes the documents with these keys; returns the keys that were there."""
-        removed: list[int] = []
+        statement = "DELETE FROM docs WHERE key IN ({}) RETURNING key"
         with self._transaction() as conn:
-            for start in range(0, len(keys), _CHUNK):
-                part = [int(k) for k in keys[start : start + _CHUNK]]
-                marks = ",".join("?" * len(part))
-                removed += [
-                    k for (k,) in conn.execute(f"DELETE FROM docs WHERE key IN ({marks}) RETURNING key", part)
-                ]
+            removed = [k for (k,) in _in_chunks(conn, statement, [int(k) for k in keys])]
         return np.asarray(sorted(removed), dtype=np.int64)
 
     # ----------------------------------------------------------------------------------- reads
@@ -203,40 +201,28 @@ class DocStore:
 
     def rows(self, keys: Iterable[int]) -> dict[int, Row]:
         """The stored documents with these keys (absent keys are left out)."""
-        keys = [int(k) for k in keys]
-        out: dict[int, Row] = {}
-        for start in range(0, len(keys), _CHUNK):
-            part = keys[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            for key, doc_id, text, metadata in self._conn.execute(
-                f"SELECT key, doc_id, text, metadata FROM docs WHERE key IN ({marks})", part
-            ):
-                out[key] = Row(key, doc_id, text, json.loads(metadata))
-        return out
+        return {row.key: row for row in self._rows_where("key", [int(k) for k in keys])}
 
     def rows_by_doc_id(self, doc_ids: Sequence[str]) -> list[Row]:
         """The stored documents with these ids, in the order asked (absent ids are left out, repeats once)."""
-        found: dict[str, Row] = {}
         ids = list(dict.fromkeys(doc_ids))
-        for start in range(0, len(ids), _CHUNK):
-            part = ids[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            for key, doc_id, text, metadata in self._conn.execute(
-                f"SELECT key, doc_id, text, metadata FROM docs WHERE doc_id IN ({marks})", part
-            ):
-                found[doc_id] = Row(key, doc_id, text, json.loads(metadata))
+        found = {row.doc_id: row for row in self._rows_where("doc_id", ids)}
         return [found[d] for d in ids if d in found]
+
+    def _rows_where(self, column: str, values: list) -> Iterator[Row]:
+        """The stored documents whose ``column`` is one of ``values``."""
+        statement = f"SELECT key, doc_id, text, metadata FROM docs WHERE {column} IN ({{}})"
+        for key, doc_id, text, metadata in _in_chunks(self._conn, statement, values):
+            yield Row(key, doc_id, text, json.loads(metadata))
 
     def vectors(self, keys: np.ndarray, dims: int) -> np.ndarray:
         """float32 ``(len(keys), dims)``, rows in ``keys`` order (every key must be stored)."""
         keys = np.asarray(keys, dtype=np.int64)
         out = np.empty((len(keys), dims), dtype=np.float32)
         at = {int(k): i for i, k in enumerate(keys)}
-        for start in range(0, len(keys), _CHUNK):
-            part = [int(k) for k in keys[start : start + _CHUNK]]
-            marks = ",".join("?" * len(part))
-            for key, blob in self._conn.execute(f"SELECT key, vector FROM docs WHERE key IN ({marks})", part):
-                out[at.pop(key)] = np.frombuffer(blob, dtype="<f4")
+        statement = "SELECT key, vector FROM docs WHERE key IN ({})"
+        for key, blob in _in_chunks(self._conn, statement, keys.tolist()):
+            out[at.pop(key)] = np.frombuffer(blob, dtype="<f4")
         if at:
             raise QamaError(f"document store: no vector for key {next(iter(at))}")
         return out

@@ -113,7 +113,37 @@ def _check_int(value, name: str, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-class Allocated:
+class PcaTables:
+    """What the PCA byte-table codecs (:class:`Allocated`, :class:`~qama_rs.quantizers.product.PcaProduct`)
+    share: queries projected on the fitted ``basis``, and ``m`` code bytes plus ``factor_bytes`` a vector."""
+
+    name: str
+    #: Bytes of per-vector factors on top of the code bytes.
+    factor_bytes = 0
+    dim: int | None
+    basis: np.ndarray
+
+    @property
+    def m(self) -> int:
+        """Code bytes per vector."""
+        raise NotImplementedError
+
+    @property
+    def bytes_per_vector(self) -> int:
+        """Stored bytes per vector: code bytes plus per-vector factors."""
+        return self.m + self.factor_bytes
+
+    def _require_fitted(self) -> None:
+        if self.dim is None:
+            raise QamaError(f"{self.name}: call fit(x) before using the codec")
+
+    def prepare_query(self, xq) -> np.ndarray:
+        """Queries in the coded coordinates: ``q' = q · basis`` (the mean's share is a per-query constant)."""
+        self._require_fitted()
+        return check_embeddings(xq, "xq", self.dim) @ self.basis
+
+
+class Allocated(PcaTables):
     """``pca_alloc``: protocol (B) byte-LUT codec, ``budget_bytes`` code bytes a vector, no factor.
 
     ``transform``: ``"pca"`` (principal components of the corpus, bits allocated by variance) or
@@ -128,8 +158,6 @@ class Allocated:
     """
 
     name = "pca_alloc"
-    #: Bytes of per-vector factors on top of the code bytes.
-    factor_bytes = 0
 
     def __init__(
         self,
@@ -273,10 +301,6 @@ class Allocated:
         the codes with the quantized block kernel (exact results either way)."""
         return self.packing == "nibble"
 
-    def _require_fitted(self) -> None:
-        if self.dim is None:
-            raise QamaError(f"{self.name}: call fit(x) before using the codec")
-
     def _coordinates(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rotated centred residuals as coded (unit length for a scaled codec) and their lengths."""
         r = (x - self.mean) @ self.basis
@@ -291,11 +315,6 @@ class Allocated:
         """Code bytes per vector."""
         self._require_fitted()
         return len(self.bytes_members)
-
-    @property
-    def bytes_per_vector(self) -> int:
-        """Stored bytes per vector: code bytes plus per-vector factors."""
-        return self.m + self.factor_bytes
 
     def _digit(self, j: int, column: np.ndarray) -> np.ndarray:
         """Digits of component ``j`` (``int64``) for its coded coordinates ``column``."""
@@ -342,11 +361,6 @@ class Allocated:
                 :, codes[:, b]
             ].T
         return out
-
-    def prepare_query(self, xq) -> np.ndarray:
-        """Queries in the coded coordinates: ``q' = q · basis`` (the mean's share is a per-query constant)."""
-        self._require_fitted()
-        return check_embeddings(xq, "xq", self.dim) @ self.basis
 
     def query_luts(self, xq) -> np.ndarray:
         """Float32 ``(nq, m, 256)``: ``lut[q, b, c] = Σ_t q'[d_t] · value_t(c)`` over byte ``b``'s members."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from qama_rs.errors import QamaError
-from qama_rs.quantizers.allocated import _centred, _check_codes, _check_int, _covariance
+from qama_rs.quantizers.allocated import PcaTables, _centred, _check_codes, _check_int, _covariance
 from qama_rs.quantizers.base import (
     check_embeddings,
     column_spans,
@@ -67,7 +67,7 @@ def kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> 
     return centroids
 
 
-class PcaProduct:
+class PcaProduct(PcaTables):
     """``pca_pq``: protocol (B) codec of ``m`` bytes: PCA to ``dims`` components (default ``6 m``,
     at most the input dimension), ``m`` round-robin sub-spaces, 256 centroids each."""
 
@@ -150,25 +150,9 @@ class PcaProduct:
             batches[-2].extend(batches.pop())
         return batches
 
-    def _require_fitted(self) -> None:
-        if self.dim is None:
-            raise QamaError(f"{self.name}: call fit(x) before using the codec")
-
     @property
     def m(self) -> int:
         return self.m_bytes
-
-    @property
-    def bytes_per_vector(self) -> int:
-        """One byte per sub-space; no per-vector factors."""
-        return self.m_bytes
-
-    def _assign(self, z: np.ndarray) -> np.ndarray:
-        """PCA coordinates of a block of rows → their ``uint8`` centroid numbers."""
-        out = np.empty((len(z), self.m_bytes), dtype=np.uint8)
-        for b, (g, c) in enumerate(zip(self.groups, self.centroids, strict=True)):
-            out[:, b] = _argmin_distance(z[:, g], c, np.sum(c * c, axis=1))
-        return out
 
     def encode(self, x) -> np.ndarray:
         """``(n, dim)`` floats → ``uint8 (n, m)`` centroid numbers (a block of rows at a time)."""
@@ -185,7 +169,9 @@ class PcaProduct:
             # Coordinates from products of _NEAREST_ROWS rows (a short last block reaches back, so no
             # product is small), distances in the blocks of _nearest.
             first = max(0, stop - _NEAREST_ROWS)
-            out[start:stop] = self._assign(((x[first:stop] - self.mean) @ self.basis)[start - first :])
+            z = ((x[first:stop] - self.mean) @ self.basis)[start - first :]
+            for b, (g, c) in enumerate(zip(self.groups, self.centroids, strict=True)):
+                out[start:stop, b] = _argmin_distance(z[:, g], c, np.sum(c * c, axis=1))
         return out
 
     def decode(self, codes) -> np.ndarray:
@@ -196,10 +182,6 @@ class PcaProduct:
         for b, (g, c) in enumerate(zip(self.groups, self.centroids, strict=True)):
             out[:, g] = c[codes[:, b]]
         return out
-
-    def prepare_query(self, xq) -> np.ndarray:
-        self._require_fitted()
-        return check_embeddings(xq, "xq", self.dim) @ self.basis
 
     def query_luts(self, xq) -> np.ndarray:
         """Float32 ``(nq, m, 256)``: ``lut[q, b, c] = <q'_b, centroid_{b,c}>`` (0 past ``k`` centroids)."""

@@ -72,21 +72,37 @@ def _row_scale(impl: Any, x: np.ndarray, label: str) -> np.ndarray:
     return scale
 
 
-class PerDimCodec(Codec):
-    """Protocol (A), see the module docs."""
+class _ObjectCodec(Codec):
+    """A table codec driving a codec object ``impl`` (its ``fit``, ``encode``, optional ``row_scale``)."""
 
     kind = "table"
     residual = True
 
     def __init__(self, label: str, impl: Any) -> None:
         super().__init__(label)
+        self._set_impl(impl)
+
+    def _set_impl(self, impl: Any) -> None:
         self.impl = impl
+        self.scaled = hasattr(type(impl), "row_scale")
+
+    def _restore_impl(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """The codec object from its saved ``to_state()`` (meta ``"object"`` and the ``object.`` arrays)."""
+        if not hasattr(type(self.impl), "from_state"):
+            raise QamaError(f"codec {self.label!r}: {type(self.impl).__name__} has no from_state() to load with")
+        self._set_impl(type(self.impl).from_state(join_state(meta["object"], arrays, "object.")))
+
+
+class PerDimCodec(_ObjectCodec):
+    """Protocol (A), see the module docs."""
+
+    def __init__(self, label: str, impl: Any) -> None:
+        super().__init__(label, impl)
         self.encoder: Quantizer | None = None  # tables mode: Rust encoding of the codes
         self.shift: np.ndarray | None = None  # tables mode: prepare_query(x) = x + shift
         self.recon: np.ndarray | None = None
         self.bits = 0
         self.levels = 0
-        self.scaled = hasattr(type(impl), "row_scale")
 
     @property
     def block_rows(self) -> int:  # type: ignore[override]
@@ -202,24 +218,16 @@ class PerDimCodec(Codec):
             self.shift = np.array(arrays["shift"], dtype=np.float32)
             self.scaled = False
         else:
-            if not hasattr(type(self.impl), "from_state"):
-                raise QamaError(f"codec {self.label!r}: {type(self.impl).__name__} has no from_state() to load with")
-            self.impl = type(self.impl).from_state(join_state(meta["object"], arrays, "object."))
-            self.scaled = hasattr(type(self.impl), "row_scale")
+            self._restore_impl(meta, arrays)
         self._engines = {}
         self.trained = True
 
 
-class LutCodec(Codec):
+class LutCodec(_ObjectCodec):
     """Protocol (B), see the module docs: ``score_i = row_scale_i * Σ_b lut[b, code_ib]``."""
 
-    kind = "table"
-    residual = True
-
     def __init__(self, label: str, impl: Any) -> None:
-        super().__init__(label)
-        self.impl = impl
-        self.scaled = hasattr(type(impl), "row_scale")
+        super().__init__(label, impl)
         self.m: int | None = None
 
     @property
@@ -271,10 +279,7 @@ class LutCodec(Codec):
         return {"m": self.m, "dims": self.dims, "object": meta}, arrays
 
     def restore(self, meta, arrays):
-        if not hasattr(type(self.impl), "from_state"):
-            raise QamaError(f"codec {self.label!r}: {type(self.impl).__name__} has no from_state() to load with")
-        self.impl = type(self.impl).from_state(join_state(meta["object"], arrays, "object."))
-        self.scaled = hasattr(type(self.impl), "row_scale")
+        self._restore_impl(meta, arrays)
         self.m, self.dims = int(meta["m"]), int(meta["dims"])
         self._engines = {}
         self.trained = True

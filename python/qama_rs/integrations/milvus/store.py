@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import math
-import operator
 import os
 import uuid
 import warnings
@@ -24,6 +23,7 @@ from urllib.parse import urlparse
 import numpy as np
 from tqdm.auto import tqdm
 
+from qama_rs.engine import args
 from qama_rs.errors import QamaError, QamaTypeError
 from qama_rs.index import Index
 from qama_rs.integrations.milvus import rescore as second_stage
@@ -69,14 +69,7 @@ def check_ids(ids: Any, n: int) -> np.ndarray:
 
 
 def positive_int(value: Any, name: str, high: int | None = MAX_TOP_K) -> int:
-    if isinstance(value, bool):
-        raise QamaTypeError(f"{name} must be an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise QamaTypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if value <= 0:
-        raise QamaError(f"{name} = {value}; must be positive")
+    value = args.positive_int(value, name)
     if high is not None and value > high:
         raise QamaError(f"{name} = {value}; Milvus returns at most {high} hits per query")
     return value
