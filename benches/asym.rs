@@ -18,8 +18,9 @@
 //!
 //! Sizes are modest (200k documents for single queries, 20k for batches) so a quick run stays
 //! short; the 1M-document figures, next to faiss, come from `benches/bench_asym.py`.
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use qama_core::coarse::{best, Coarse};
@@ -330,25 +331,10 @@ fn bench_ivf(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = bench_single, bench_batch, bench_widths, bench_rescore, bench_lut, bench_ivf
 }
 
 fn main() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.replace("model name\t: ", ""))
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let names: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
-    println!(
-        "qama-core asym bench: {cpu}, {} rayon threads, isas {names:?}, dispatched = {}",
-        rayon::current_num_threads(),
-        Isa::detect().name()
-    );
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::main("asym", benches);
 }

@@ -13,8 +13,9 @@
 //! batch of queries over a database of a few tiles, and single queries over a database larger than
 //! L2), for 6-word (384-bit), 18-word (1152-bit) and a ragged 7-word / 437-bit prefix code. The
 //! 1M-code figures, next to faiss, come from `benches/bench_search.py`.
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use qama_core::codec::hamming::HammingCodec;
@@ -156,25 +157,10 @@ fn bench_topk_single(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = bench_pack, bench_encode, bench_topk_batch, bench_topk_single
 }
 
 fn main() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.replace("model name\t: ", ""))
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let names: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
-    println!(
-        "qama-core engine bench: {cpu}, {} rayon threads, isas {names:?}, dispatched = {}",
-        rayon::current_num_threads(),
-        Isa::detect().name()
-    );
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::main("engine", benches);
 }

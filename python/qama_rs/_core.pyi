@@ -35,6 +35,7 @@ __all__ = [
     "QamaTypeError",
     "Store",
     "TableCodec",
+    "Thresholds",
     "__version__",
     "_gil_checks",
     "available_isas",
@@ -79,6 +80,7 @@ def encode(
 ) -> npt.NDArray[np.uint64]: ...
 def pack_bits(bits: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]: ...
 
+@final
 class Thresholds:
     """Per-dimension ascending thresholds, checked once; encodes many batches."""
 

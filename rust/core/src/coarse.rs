@@ -8,8 +8,9 @@
 use rayon::prelude::*;
 
 use crate::codec::float::dot;
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{shape_err, Result};
 use crate::isa::Isa;
+use crate::kmeans::check_centroids_finite;
 
 /// Centroids `nlist x dims` (row-major, finite).
 #[derive(Debug, Clone)]
@@ -28,13 +29,7 @@ impl Coarse {
                 centroids.len()
             ));
         }
-        if let Some(at) = centroids.iter().position(|v| !v.is_finite()) {
-            return value_err(format!(
-                "centroids[{}, {}] is not finite",
-                at / dims,
-                at % dims
-            ));
-        }
+        check_centroids_finite(&centroids, dims)?;
         Ok(Self {
             dims,
             centroids,

@@ -346,6 +346,23 @@ impl Positions {
     }
 }
 
+/// The checks of a call scoring given candidates, in the order their errors are reported: `k`
+/// (where the call takes one), the extents, the candidates. Returns the candidates' positions.
+fn check_candidates<C: Codec>(
+    codec: &C,
+    k: Option<usize>,
+    extents: &[Extent<'_, C::Unit>],
+    candidates: Candidates<'_>,
+    nq: usize,
+) -> Result<Positions> {
+    if let Some(k) = k {
+        check_k(k)?;
+    }
+    let rows = check_extents(codec, extents)?;
+    candidates.check(nq, rows)?;
+    Ok(Positions::new(extents))
+}
+
 /// Scores `(nq, kc)` of each query's candidate rows, in the given order (the values the scan
 /// ranks by).
 pub fn score_rows<C, P>(
@@ -359,14 +376,12 @@ where
     C: Codec,
     P: Fn(usize) -> Result<C::Query> + Sync,
 {
-    let rows = check_extents(codec, extents)?;
-    candidates.check(nq, rows)?;
+    let positions = check_candidates(codec, None, extents, candidates, nq)?;
     let kc = candidates.per_query();
     let mut out = try_zeroed::<f32>(checked_size(nq, kc, "nq * kc")?, "the scores")?;
     if kc == 0 || nq == 0 {
         return Ok(out);
     }
-    let positions = Positions::new(extents);
     out.par_chunks_mut(kc)
         .enumerate()
         .try_for_each(|(i, out)| -> Result<()> {
@@ -395,15 +410,12 @@ where
     C: Codec,
     P: Fn(usize) -> Result<C::Query> + Sync,
 {
-    check_k(k)?;
-    let rows = check_extents(codec, extents)?;
-    candidates.check(nq, rows)?;
+    let positions = check_candidates(codec, Some(k), extents, candidates, nq)?;
     let kk = k.min(candidates.per_query());
     let (mut scores, mut ids) = results(nq, kk)?;
     if kk == 0 || nq == 0 {
         return Ok(Hits { k: kk, scores, ids });
     }
-    let positions = Positions::new(extents);
     let shared_sorted: Option<Vec<usize>> = match candidates {
         Candidates::Shared(c) => Some(sorted_distinct(c, 0)?),
         Candidates::PerQuery(..) => None,

@@ -37,6 +37,39 @@ pub(crate) fn try_zeroed<T: Clone + Default>(len: usize, what: &str) -> Result<V
     Ok(v)
 }
 
+/// Checks `x_len == n * dims`, naming the argument in the error.
+pub(crate) fn check_rows(x_len: usize, n: usize, dims: usize, what: &str) -> Result<()> {
+    match n.checked_mul(dims) {
+        Some(expected) if expected == x_len => Ok(()),
+        _ => shape_err(format!(
+            "{what} has {x_len} values; expected n * dims = {n} * {dims}"
+        )),
+    }
+}
+
+/// Checks that every value of `values` is finite; the error names the first other one,
+/// `{name}[{index(at)}] = {value} is not finite`.
+pub(crate) fn check_finite(
+    values: &[f32],
+    name: &str,
+    index: impl FnOnce(usize) -> String,
+) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(at) => value_err(format!(
+            "{name}[{}] = {} is not finite",
+            index(at),
+            values[at]
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The index `row, col` of position `at` of a row-major array of `cols` columns (for
+/// [`check_finite`]).
+pub(crate) fn cell(cols: usize) -> impl Fn(usize) -> String {
+    move |at| format!("{}, {}", at / cols, at % cols)
+}
+
 /// `a * b`, or a [`QamaError::Shape`] naming what overflowed.
 pub(crate) fn checked_size(a: usize, b: usize, what: &str) -> Result<usize> {
     a.checked_mul(b)

@@ -3,11 +3,10 @@
 //! between levels. Packs straight into `u64` words (layout documented in the crate root).
 use rayon::prelude::*;
 
-use crate::error::{checked_size, chunk_len, shape_err, try_zeroed, value_err, Result};
+use crate::error::{check_rows, checked_size, chunk_len, shape_err, try_zeroed, value_err, Result};
 use crate::layout::CodeLayout;
 use crate::quantize::{
-    all_finite, check_rows, first_non_finite, for_each_dim, level_of, FewLevels, Thresholds,
-    ROWS_PER_TASK,
+    all_finite, first_non_finite, for_each_dim, level_of, FewLevels, Thresholds, ROWS_PER_TASK,
 };
 
 /// The `n` lowest bits set (`n <= 64`).

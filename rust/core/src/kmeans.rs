@@ -12,7 +12,9 @@
 //! bar.
 use rayon::prelude::*;
 
-use crate::error::{checked_size, shape_err, try_zeroed, value_err, Result};
+use crate::error::{
+    cell, check_finite, check_rows, checked_size, shape_err, try_zeroed, value_err, Result,
+};
 
 /// Rows per block of the assignment (a block's `rows x k` products stay in L2 for a few thousand
 /// centroids; fixed so results do not depend on the thread count).
@@ -25,34 +27,28 @@ fn check(x: &[f32], n: usize, dims: usize, centroids: &[f32], k: usize) -> Resul
     if dims == 0 || k == 0 {
         return shape_err(format!("dims = {dims}, k = {k}; both must be at least 1"));
     }
-    if n.checked_mul(dims) != Some(x.len()) {
-        return shape_err(format!(
-            "x has {} values; expected n * dims = {n} * {dims}",
-            x.len()
-        ));
-    }
+    check_rows(x.len(), n, dims, "x")?;
     if k.checked_mul(dims) != Some(centroids.len()) {
         return shape_err(format!(
             "centroids have {} values; expected k * dims = {k} * {dims}",
             centroids.len()
         ));
     }
-    if let Some(at) = x.iter().position(|v| !v.is_finite()) {
-        return value_err(format!(
-            "x[{}, {}] = {} is not finite",
-            at / dims,
-            at % dims,
-            x[at]
-        ));
-    }
-    if let Some(at) = centroids.iter().position(|v| !v.is_finite()) {
-        return value_err(format!(
+    check_finite(x, "x", cell(dims))?;
+    check_centroids_finite(centroids, dims)
+}
+
+/// Checks that `dims`-value centroids are finite; the error names the first other one (by its
+/// row and column only).
+pub(crate) fn check_centroids_finite(centroids: &[f32], dims: usize) -> Result<()> {
+    match centroids.iter().position(|v| !v.is_finite()) {
+        Some(at) => value_err(format!(
             "centroids[{}, {}] is not finite",
             at / dims,
             at % dims
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `out[r * k + c] = <x_r, centroid_c>` for the `rows` rows of `x` (row-major).

@@ -30,6 +30,8 @@ pub mod layout;
 pub mod pack;
 pub mod quantize;
 pub mod select;
+#[cfg(test)]
+mod testing;
 
 pub use error::{QamaError, Result};
 pub use isa::Isa;

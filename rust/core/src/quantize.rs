@@ -2,7 +2,7 @@
 //! strictly exceeds (so a value equal to a threshold falls in the lower bucket).
 use rayon::prelude::*;
 
-use crate::error::{shape_err, value_err, QamaError, Result};
+use crate::error::{cell, check_finite, check_rows, shape_err, value_err, QamaError, Result};
 use crate::layout::CodeLayout;
 
 /// Rows handed to one rayon task by [`quantize`] and [`crate::expand::encode`]: enough work to
@@ -148,28 +148,12 @@ pub(crate) fn all_finite(x: &[f32]) -> bool {
     x.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
-/// Checks `x.len() == n * dims`, naming the argument in the error.
-pub(crate) fn check_rows(x_len: usize, n: usize, dims: usize, what: &str) -> Result<()> {
-    match n.checked_mul(dims) {
-        Some(expected) if expected == x_len => Ok(()),
-        _ => shape_err(format!(
-            "{what} has {x_len} values; expected n * dims = {n} * {dims}"
-        )),
-    }
-}
-
 /// The error for the first non-finite value of row-major `x` with `dims` columns (the error
 /// path of the parallel loops, which only know that some value failed).
 pub(crate) fn first_non_finite(x: &[f32], dims: usize) -> QamaError {
-    match x.iter().position(|v| !v.is_finite()) {
-        Some(p) => QamaError::Value(format!(
-            "x[{}, {}] = {} is not finite",
-            p / dims,
-            p % dims,
-            x[p]
-        )),
-        None => QamaError::Value("x has a non-finite value".into()),
-    }
+    check_finite(x, "x", cell(dims))
+        .err()
+        .unwrap_or_else(|| QamaError::Value("x has a non-finite value".into()))
 }
 
 /// Quantizes row-major `x` of shape `(n, dims)` into codes `(n, dims)` (`u8`, `0..levels`).

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use numpy::ndarray::Dimension;
 use numpy::prelude::*;
-use numpy::{Element, PyArray, PyReadonlyArray, PyUntypedArray};
+use numpy::{Element, Ix2, PyArray, PyReadonlyArray, PyUntypedArray};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -188,9 +188,28 @@ pub fn shared<'a, T: Element + Clone + Send + Sync, D: Dimension>(
 }
 
 /// `(rows, columns)` of a 2-D array.
-pub fn rows_cols<T: Element>(array: &PyReadonlyArray<'_, T, numpy::Ix2>) -> (usize, usize) {
+pub fn rows_cols<T: Element>(array: &PyReadonlyArray<'_, T, Ix2>) -> (usize, usize) {
     let shape = array.shape();
     (shape[0], shape[1])
+}
+
+/// Two read-only 2-D arrays of the same row width.
+pub type ArrayPair<'py, T> = (PyReadonlyArray<'py, T, Ix2>, PyReadonlyArray<'py, T, Ix2>);
+
+/// Two 2-D `T` array arguments `(obj, name)` whose rows must have the same width;
+/// `mismatch(a_cols, b_cols)` is the error message otherwise.
+pub fn same_width<'py, T: Element>(
+    a: (&Bound<'py, PyAny>, &str),
+    b: (&Bound<'py, PyAny>, &str),
+    mismatch: impl FnOnce(usize, usize) -> String,
+) -> PyResult<ArrayPair<'py, T>> {
+    let a = array_arg::<T, Ix2>(a.0, a.1)?;
+    let b = array_arg::<T, Ix2>(b.0, b.1)?;
+    let (ac, bc) = (rows_cols(&a).1, rows_cols(&b).1);
+    if ac != bc {
+        return Err(value_error(mismatch(ac, bc)));
+    }
+    Ok((a, b))
 }
 
 /// An integer argument (anything with `__index__`: int, bool, NumPy integers), saturated to the
@@ -312,10 +331,19 @@ pub fn float_queries(
             len,
         });
     }
-    let a = array_arg::<f32, numpy::Ix2>(q, "queries")?;
+    query_rows(q, len, |cols| format!("queries has {cols} columns; {what}"))
+}
+
+/// Queries `T (nq, len)`, copied; `mismatch(cols)` is the message for rows of another width.
+pub fn query_rows<T: Element + Clone + Send + Sync>(
+    q: &Bound<'_, PyAny>,
+    len: usize,
+    mismatch: impl FnOnce(usize) -> String,
+) -> PyResult<Queries<T>> {
+    let a = array_arg::<T, Ix2>(q, "queries")?;
     let (nq, cols) = rows_cols(&a);
     if cols != len {
-        return Err(value_error(format!("queries has {cols} columns; {what}")));
+        return Err(value_error(mismatch(cols)));
     }
     Ok(Queries {
         values: copied(&a, "queries")?,

@@ -1,16 +1,16 @@
 //! The calls every codec class answers (`search`, `search_lists`, `score`, `rescore`), written once
-//! against [`Binding`], and their argument objects: [`Filter`] (allowed labels), [`Coarse`] (a
-//! partition's centroids) and [`Plan`] (each query's lists).
+//! against [`Binding`] as the methods of a [`Call`], and their argument objects: [`Filter`]
+//! (allowed labels), [`Coarse`] (a partition's centroids) and [`Plan`] (each query's lists).
 use numpy::{Ix1, Ix2, PyArray2};
 use pyo3::prelude::*;
 use qama_core::coarse::{self, Coarse as CoreCoarse};
 use qama_core::codec::table::Bounds;
-use qama_core::codec::Codec;
+use qama_core::codec::{Codec, Extent};
 use qama_core::driver::{self, Candidates};
 use qama_core::select::{Allowed, Hits, MISSING};
 
 use crate::args::{
-    array_arg, bool_arg, copied, count_arg, dtype_arg, isa_arg, k_arg, object_arg, rows_cols,
+    array_arg, bool_arg, copied, count_arg, dtype_arg, isa_arg, object_arg, query_rows, rows_cols,
     Queries,
 };
 use crate::errors::{core_error, value_error};
@@ -139,16 +139,12 @@ impl Coarse {
         residual: &Bound<'_, PyAny>,
     ) -> PyResult<Plan> {
         let residual = bool_arg(residual, "residual")?;
-        let q = array_arg::<f32, Ix2>(queries, "queries")?;
-        let (nq, dims) = rows_cols(&q);
-        if dims != self.inner.dims() {
-            return Err(value_error(format!(
-                "queries has {dims} columns; the centroids have {}",
-                self.inner.dims()
-            )));
-        }
+        let dims = self.inner.dims();
+        let q = query_rows::<f32>(queries, dims, |cols| {
+            format!("queries has {cols} columns; the centroids have {dims}")
+        })?;
         let (nprobe, width) = (count_arg(nprobe, "nprobe")?, count_arg(width, "width")?);
-        let values = copied(&q, "queries")?;
+        let (values, nq) = (q.values, q.nq);
         qama_core::codec::check_queries(&values, dims).map_err(core_error)?;
         let nlist = self.inner.nlist();
         let lists = run_sized(py, nq * nlist * dims / 8, || {
@@ -266,119 +262,195 @@ pub fn store_arg<'a, 'py, B: Binding>(b: &B, store: &'a Bound<'py, PyAny>) -> Py
     Ok(store)
 }
 
-pub fn search<'py, B: Binding>(
-    b: &B,
+/// Query `i` made ready, as the driver calls it.
+type Prepare<'a, C> = dyn Fn(usize) -> qama_core::Result<<C as Codec>::Query> + Sync + 'a;
+
+/// One call of a codec class over a store: the codec, the queries it read, the checked store.
+pub struct Call<'a, 'py, B: Binding> {
+    b: &'a B,
     py: Python<'py>,
-    queries: &Bound<'py, PyAny>,
-    store: &Store,
-    k: &Bound<'py, PyAny>,
-    filter: Option<&Bound<'py, Filter>>,
-) -> PyResult<Scored<'py>> {
-    let k = k_arg(k)?;
-    let q = b.queries(queries)?;
-    let allowed = allowed(filter);
-    let hits = run_sized(py, q.nq.saturating_mul(store.total()), || {
-        let codec = b.codec();
-        let extents = store.all(codec.row_units(), codec.block_rows())?;
-        let bounds = Bounds {
-            max_scale: store.max_scale(),
-            max_bias: 0.0,
-        };
-        driver::search(
-            codec,
-            q.nq,
-            k,
-            |i| b.prepare(q.row(i), i, bounds),
-            &extents,
-            allowed,
-        )
-    })?;
-    scored(py, hits, q.nq)
+    q: Queries<B::In>,
+    store: &'a Store,
 }
 
-pub fn search_lists<'py, B: Binding>(
-    b: &B,
-    py: Python<'py>,
-    queries: &Bound<'py, PyAny>,
-    store: &Store,
-    k: &Bound<'py, PyAny>,
-    plan: &Plan,
-    filter: Option<&Bound<'py, Filter>>,
-) -> PyResult<Scored<'py>> {
-    let k = k_arg(k)?;
-    let q = b.queries(queries)?;
-    if plan.lists.len() != q.nq {
-        return Err(value_error(format!(
-            "the plan has {} queries; there are {}",
-            plan.lists.len(),
-            q.nq
-        )));
-    }
-    if let Some((l, _)) = plan
-        .lists
-        .iter()
-        .flatten()
-        .find(|(l, _)| *l >= store.list_count())
-    {
-        return Err(value_error(format!(
-            "the plan names list {l}; the store has {}",
-            store.list_count()
-        )));
-    }
-    let allowed = allowed(filter);
-    let work = plan
-        .lists
-        .iter()
-        .map(|l| {
-            l.iter()
-                .take(plan.nprobe)
-                .map(|&(l, _)| store.list_rows(l))
-                .sum::<usize>()
+impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
+    /// Reads the queries argument for `b`, over `store` (from [`store_arg`]).
+    pub fn new(
+        b: &'a B,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        store: &'a Store,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            b,
+            py,
+            q: b.queries(queries)?,
+            store,
         })
-        .sum();
-    let hits = run_sized(py, work, || {
-        let codec = b.codec();
-        let max_bias = plan
+    }
+
+    /// Runs `scan(codec, extents, prepare)` over every stored row on the core (about `work`
+    /// units), the queries made ready for the store's largest scale.
+    fn over_store<T: Send>(
+        &self,
+        work: usize,
+        scan: impl FnOnce(
+                &B::C,
+                &[Extent<'_, <B::C as Codec>::Unit>],
+                &Prepare<'_, B::C>,
+            ) -> qama_core::Result<T>
+            + Send,
+    ) -> PyResult<T> {
+        let (b, q, store) = (self.b, &self.q, self.store);
+        run_sized(self.py, work, || {
+            let codec = b.codec();
+            let extents = store.all(codec.row_units(), codec.block_rows())?;
+            let bounds = Bounds {
+                max_scale: store.max_scale(),
+                max_bias: 0.0,
+            };
+            scan(codec, &extents, &|i| b.prepare(q.row(i), i, bounds))
+        })
+    }
+
+    /// Top-`k` over every stored row.
+    pub fn search(&self, k: usize, filter: Option<&Bound<'_, Filter>>) -> PyResult<Scored<'py>> {
+        let (nq, allowed) = (self.q.nq, allowed(filter));
+        let work = nq.saturating_mul(self.store.total());
+        let hits = self.over_store(work, |codec, extents, prepare| {
+            driver::search(codec, nq, k, prepare, extents, allowed)
+        })?;
+        scored(self.py, hits, nq)
+    }
+
+    /// Top-`k` of each query over its lists in `plan`.
+    pub fn search_lists(
+        &self,
+        k: usize,
+        plan: &Plan,
+        filter: Option<&Bound<'_, Filter>>,
+    ) -> PyResult<Scored<'py>> {
+        let (b, q, store) = (self.b, &self.q, self.store);
+        if plan.lists.len() != q.nq {
+            return Err(value_error(format!(
+                "the plan has {} queries; there are {}",
+                plan.lists.len(),
+                q.nq
+            )));
+        }
+        if let Some((l, _)) = plan
             .lists
             .iter()
             .flatten()
-            .fold(0f64, |m, &(_, b)| m.max(f64::from(b).abs()));
-        let bounds = Bounds {
-            max_scale: store.max_scale(),
-            max_bias,
-        };
-        driver::search_lists(
-            codec,
-            q.nq,
-            k,
-            store.total(),
-            |i| b.prepare(q.row(i), i, bounds),
-            |i, _| {
-                let lists = plan.lists[i]
-                    .iter()
-                    .map(|&(l, bias)| {
-                        store.list(
-                            l,
-                            codec.row_units(),
-                            codec.block_rows(),
-                            bias,
-                            store.list_start(l),
-                        )
+            .find(|(l, _)| *l >= store.list_count())
+        {
+            return Err(value_error(format!(
+                "the plan names list {l}; the store has {}",
+                store.list_count()
+            )));
+        }
+        let allowed = allowed(filter);
+        let work = plan
+            .lists
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .take(plan.nprobe)
+                    .map(|&(l, _)| store.list_rows(l))
+                    .sum::<usize>()
+            })
+            .sum();
+        let hits = run_sized(self.py, work, || {
+            let codec = b.codec();
+            let max_bias = plan
+                .lists
+                .iter()
+                .flatten()
+                .fold(0f64, |m, &(_, b)| m.max(f64::from(b).abs()));
+            let bounds = Bounds {
+                max_scale: store.max_scale(),
+                max_bias,
+            };
+            driver::search_lists(
+                codec,
+                q.nq,
+                k,
+                store.total(),
+                |i| b.prepare(q.row(i), i, bounds),
+                |i, _| {
+                    let lists = plan.lists[i]
+                        .iter()
+                        .map(|&(l, bias)| {
+                            store.list(
+                                l,
+                                codec.row_units(),
+                                codec.block_rows(),
+                                bias,
+                                store.list_start(l),
+                            )
+                        })
+                        .collect::<qama_core::Result<Vec<_>>>()?;
+                    Ok(driver::Plan {
+                        lists,
+                        probe: plan.nprobe,
                     })
-                    .collect::<qama_core::Result<Vec<_>>>()?;
-                Ok(driver::Plan {
-                    lists,
-                    probe: plan.nprobe,
-                })
-            },
-            allowed,
-        )
-    })?;
-    scored(py, hits, q.nq)
+                },
+                allowed,
+            )
+        })?;
+        scored(self.py, hits, q.nq)
+    }
+
+    /// Scores `(nq, kc)` of candidate rows, in order.
+    pub fn score(&self, candidates: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let nq = self.q.nq;
+        let cands = candidates_arg(candidates, nq)?;
+        let width = cands.width();
+        let scores = self.over_store(nq * width, |codec, extents, prepare| {
+            driver::score_rows(codec, nq, prepare, extents, cands.get())
+        })?;
+        into_2d(self.py, scores, nq, width)
+    }
+
+    /// The best `min(k, kc)` of distinct candidate rows.
+    pub fn rescore(
+        &self,
+        candidates: &Bound<'py, PyAny>,
+        k: usize,
+        filter: Option<&Bound<'_, Filter>>,
+    ) -> PyResult<Scored<'py>> {
+        let nq = self.q.nq;
+        let cands = candidates_arg(candidates, nq)?;
+        let allowed = allowed(filter);
+        let hits = self.over_store(nq * cands.width(), |codec, extents, prepare| {
+            driver::rescore(codec, nq, k, prepare, extents, cands.get(), allowed)
+        })?;
+        scored(self.py, hits, nq)
+    }
+}
+
+/// Candidate rows, `kc` per query (`PerQuery`) or the same for every query.
+struct CandidateRows {
+    rows: Vec<i64>,
+    kc: Option<usize>,
+}
+
+impl CandidateRows {
+    /// Candidates per query.
+    fn width(&self) -> usize {
+        self.kc.unwrap_or(self.rows.len())
+    }
+
+    fn get(&self) -> Candidates<'_> {
+        match self.kc {
+            Some(kc) => Candidates::PerQuery(&self.rows, kc),
+            None => Candidates::Shared(&self.rows),
+        }
+    }
 }
 
 /// Candidate rows `int64 (nq, kc)` (or `(kc,)`, the same for every query).
-fn candidates_arg(candidates: &Bound<'_, PyAny>, nq: usize) -> PyResult<(Vec<i64>, Option<usize>)> {
+fn candidates_arg(candidates: &Bound<'_, PyAny>, nq: usize) -> PyResult<CandidateRows> {
     dtype_arg::<i64>(candidates, "candidates")?;
     if let Ok(c) = array_arg::<i64, Ix2>(candidates, "candidates") {
         let (rows, kc) = rows_cols(&c);
@@ -387,69 +459,14 @@ fn candidates_arg(candidates: &Bound<'_, PyAny>, nq: usize) -> PyResult<(Vec<i64
                 "candidates has {rows} rows but there are {nq} queries"
             )));
         }
-        return Ok((copied(&c, "candidates")?, Some(kc)));
+        return Ok(CandidateRows {
+            rows: copied(&c, "candidates")?,
+            kc: Some(kc),
+        });
     }
     let c = array_arg::<i64, Ix1>(candidates, "candidates")?;
-    Ok((copied(&c, "candidates")?, None))
-}
-
-pub fn score<'py, B: Binding>(
-    b: &B,
-    py: Python<'py>,
-    queries: &Bound<'py, PyAny>,
-    store: &Store,
-    candidates: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let q = b.queries(queries)?;
-    let (cands, kc) = candidates_arg(candidates, q.nq)?;
-    let width = kc.unwrap_or(cands.len());
-    let scores = run_sized(py, q.nq * width, || {
-        let codec = b.codec();
-        let extents = store.all(codec.row_units(), codec.block_rows())?;
-        let bounds = Bounds {
-            max_scale: store.max_scale(),
-            max_bias: 0.0,
-        };
-        let c = kc.map_or(Candidates::Shared(&cands), |kc| {
-            Candidates::PerQuery(&cands, kc)
-        });
-        driver::score_rows(codec, q.nq, |i| b.prepare(q.row(i), i, bounds), &extents, c)
-    })?;
-    into_2d(py, scores, q.nq, width)
-}
-
-pub fn rescore<'py, B: Binding>(
-    b: &B,
-    py: Python<'py>,
-    queries: &Bound<'py, PyAny>,
-    store: &Store,
-    candidates: &Bound<'py, PyAny>,
-    k: &Bound<'py, PyAny>,
-    filter: Option<&Bound<'py, Filter>>,
-) -> PyResult<Scored<'py>> {
-    let k = k_arg(k)?;
-    let q = b.queries(queries)?;
-    let (cands, kc) = candidates_arg(candidates, q.nq)?;
-    let allowed = allowed(filter);
-    let hits = run_sized(py, q.nq * kc.unwrap_or(cands.len()), || {
-        let codec = b.codec();
-        let extents = store.all(codec.row_units(), codec.block_rows())?;
-        let bounds = Bounds {
-            max_scale: store.max_scale(),
-            max_bias: 0.0,
-        };
-        let c = kc.map_or(Candidates::Shared(&cands), |kc| {
-            Candidates::PerQuery(&cands, kc)
-        });
-        driver::rescore(
-            codec,
-            q.nq,
-            k,
-            |i| b.prepare(q.row(i), i, bounds),
-            &extents,
-            c,
-            allowed,
-        )
-    })?;
-    scored(py, hits, q.nq)
+    Ok(CandidateRows {
+        rows: copied(&c, "candidates")?,
+        kc: None,
+    })
 }

@@ -18,10 +18,10 @@ use qama_core::codec::Codec;
 use qama_core::Isa;
 
 use crate::args::{
-    array_arg, copied, count_arg, isa_arg, object_arg, opt_int_arg, opt_str_arg, rows_cols,
+    array_arg, copied, count_arg, isa_arg, k_arg, object_arg, opt_int_arg, opt_str_arg, rows_cols,
 };
-use crate::args::{float_queries, Queries};
-use crate::calls::{self, Binding, Filter, Plan, Scored};
+use crate::args::{float_queries, query_rows, Queries};
+use crate::calls::{self, Binding, Call, Filter, Plan, Scored};
 use crate::errors::{core_error, value_error};
 use crate::store::{Store, Unit};
 
@@ -35,7 +35,8 @@ macro_rules! codec_class {
             /// Top-`k` over every stored row: `(scores float32, ids int64)`, both `(nq, min(k, rows))`.
             #[pyo3(signature = (queries, store, k, filter=None))]
             fn search<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>, store: &Bound<'py, PyAny>, k: &Bound<'py, PyAny>, filter: Option<&Bound<'py, PyAny>>) -> PyResult<Scored<'py>> {
-                calls::search(self, py, queries, calls::store_arg(self, store)?, k, calls::filter_arg(filter)?)
+                let (store, filter, k) = (calls::store_arg(self, store)?, calls::filter_arg(filter)?, k_arg(k)?);
+                Call::new(self, py, queries, store)?.search(k, filter)
             }
 
             /// Top-`k` of each query over its lists in `plan` (the first `nprobe`, then more while
@@ -43,18 +44,20 @@ macro_rules! codec_class {
             #[pyo3(signature = (queries, store, k, plan, filter=None))]
             fn search_lists<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>, store: &Bound<'py, PyAny>, k: &Bound<'py, PyAny>, plan: &Bound<'py, PyAny>, filter: Option<&Bound<'py, PyAny>>) -> PyResult<Scored<'py>> {
                 let plan = object_arg::<Plan>(plan, "plan")?.get();
-                calls::search_lists(self, py, queries, calls::store_arg(self, store)?, k, plan, calls::filter_arg(filter)?)
+                let (store, filter, k) = (calls::store_arg(self, store)?, calls::filter_arg(filter)?, k_arg(k)?);
+                Call::new(self, py, queries, store)?.search_lists(k, plan, filter)
             }
 
             /// Scores `float32 (nq, kc)` of candidate rows (positions, `int64 (nq, kc)` or `(kc,)`), in order.
             fn score<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>, store: &Bound<'py, PyAny>, candidates: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-                calls::score(self, py, queries, calls::store_arg(self, store)?, candidates)
+                Call::new(self, py, queries, calls::store_arg(self, store)?)?.score(candidates)
             }
 
             /// The best `min(k, kc)` of distinct candidate rows (positions): `(scores, ids)`.
             #[pyo3(signature = (queries, store, candidates, k, filter=None))]
             fn rescore<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>, store: &Bound<'py, PyAny>, candidates: &Bound<'py, PyAny>, k: &Bound<'py, PyAny>, filter: Option<&Bound<'py, PyAny>>) -> PyResult<Scored<'py>> {
-                calls::rescore(self, py, queries, calls::store_arg(self, store)?, candidates, k, calls::filter_arg(filter)?)
+                let (store, filter, k) = (calls::store_arg(self, store)?, calls::filter_arg(filter)?, k_arg(k)?);
+                Call::new(self, py, queries, store)?.rescore(candidates, k, filter)
             }
 
             /// Units per stored row (`uint64` words, code bytes, floats).
@@ -78,6 +81,24 @@ macro_rules! codec_class {
     };
 }
 
+/// The parts of a [`Binding`] every codec class shares (its core codec is `inner`); `$own` are the
+/// methods it supplies itself.
+macro_rules! binding {
+    ($class:ident: $core:ty, $input:ty, $unit:expr, { $($own:tt)* }) => {
+        impl Binding for $class {
+            type C = $core;
+            type In = $input;
+            fn codec(&self) -> &$core {
+                &self.inner
+            }
+            fn unit(&self) -> Unit {
+                $unit
+            }
+            $($own)*
+        }
+    };
+}
+
 /// Symmetric Hamming over `words`-word codes, the first `nbits` bits compared; queries are codes
 /// (`uint64 (nq, words)`), scores `-distance`.
 #[pyclass(frozen, module = "qama_rs._core")]
@@ -86,34 +107,15 @@ pub struct HammingCodec {
     isa: Isa,
 }
 
-impl Binding for HammingCodec {
-    type C = CoreHamming;
-    type In = u64;
-    fn codec(&self) -> &CoreHamming {
-        &self.inner
-    }
-    fn unit(&self) -> Unit {
-        Unit::U64
-    }
+binding!(HammingCodec: CoreHamming, u64, Unit::U64, {
     fn queries(&self, q: &Bound<'_, PyAny>) -> PyResult<Queries<u64>> {
-        let a = array_arg::<u64, Ix2>(q, "queries")?;
-        let (nq, words) = rows_cols(&a);
-        if words != self.inner.words() {
-            return Err(value_error(format!(
-                "queries has {words} words per row; the codec reads {}",
-                self.inner.words()
-            )));
-        }
-        Ok(Queries {
-            values: copied(&a, "queries")?,
-            nq,
-            len: words,
-        })
+        let words = self.inner.words();
+        query_rows(q, words, |cols| format!("queries has {cols} words per row; the codec reads {words}"))
     }
     fn prepare(&self, q: &[u64], _i: usize, _b: Bounds) -> qama_core::Result<Vec<u64>> {
         self.inner.prepare(q)
     }
-}
+});
 
 codec_class!(HammingCodec {
     #[new]
@@ -170,15 +172,7 @@ fn bits_of_columns(cols: usize) -> PyResult<u32> {
     }
 }
 
-impl Binding for TableCodec {
-    type C = CoreTable;
-    type In = f32;
-    fn codec(&self) -> &CoreTable {
-        &self.inner
-    }
-    fn unit(&self) -> Unit {
-        Unit::U8
-    }
+binding!(TableCodec: CoreTable, f32, Unit::U8, {
     fn queries(&self, q: &Bound<'_, PyAny>) -> PyResult<Queries<f32>> {
         let what = match self.inner.tables() {
             Tables::Recon(r) => format!("the codec has {} dimensions", r.format().dims()),
@@ -188,15 +182,10 @@ impl Binding for TableCodec {
         let tables = matches!(self.inner.tables(), Tables::Given { .. });
         float_queries(q, self.inner.query_len(), tables, &what)
     }
-    fn prepare(
-        &self,
-        q: &[f32],
-        i: usize,
-        bounds: Bounds,
-    ) -> qama_core::Result<qama_core::codec::table::Prepared> {
+    fn prepare(&self, q: &[f32], i: usize, bounds: Bounds) -> qama_core::Result<qama_core::codec::table::Prepared> {
         self.inner.prepare(q, i, bounds)
     }
-}
+});
 
 codec_class!(TableCodec {
     /// A codec of per-dimension reconstruction values `float32 (dims, 2^bits)`.
@@ -273,22 +262,14 @@ pub struct Float16Codec {
 
 macro_rules! float_binding {
     ($class:ident, $unit:ty, $tag:expr) => {
-        impl Binding for $class {
-            type C = CoreFloat<$unit>;
-            type In = f32;
-            fn codec(&self) -> &CoreFloat<$unit> {
-                &self.inner
-            }
-            fn unit(&self) -> Unit {
-                $tag
-            }
+        binding!($class: CoreFloat<$unit>, f32, $tag, {
             fn queries(&self, q: &Bound<'_, PyAny>) -> PyResult<Queries<f32>> {
                 float_queries(q, self.inner.dims(), false, &format!("the codec has {} dimensions", self.inner.dims()))
             }
             fn prepare(&self, q: &[f32], i: usize, _b: Bounds) -> qama_core::Result<Vec<f32>> {
                 self.inner.prepare(q, i)
             }
-        }
+        });
 
         codec_class!($class {
             #[new]

@@ -1,10 +1,9 @@
 //! k-means for the coarse quantizer and codebooks (`qama_core::kmeans`): the Python side samples
 //! rows, seeds the centroids and loops over iterations with a progress bar.
-use numpy::{IntoPyArray, Ix2, PyArray1, PyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::prelude::*;
 
-use crate::args::{array_arg, copied, rows_cols, shared};
-use crate::errors::value_error;
+use crate::args::{copied, rows_cols, same_width, shared, ArrayPair};
 use crate::{into_2d, run_core, Pair};
 
 /// One Lloyd iteration of `float32 (n, d)` rows from `float32 (k, d)` centroids: returns
@@ -16,14 +15,8 @@ pub fn kmeans_iterate<'py>(
     x: &Bound<'py, PyAny>,
     centroids: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<u64>>, f64)> {
-    let x = array_arg::<f32, Ix2>(x, "x")?;
-    let c = array_arg::<f32, Ix2>(centroids, "centroids")?;
-    let ((n, dims), (k, cd)) = (rows_cols(&x), rows_cols(&c));
-    if cd != dims {
-        return Err(value_error(format!(
-            "centroids have {cd} columns but x has {dims}"
-        )));
-    }
+    let (x, c) = rows_and_centroids(x, centroids)?;
+    let ((n, dims), k) = (rows_cols(&x), rows_cols(&c).0);
     let data = shared(&x, "x")?;
     let mut cent = copied(&c, "centroids")?;
     let (counts, inertia) = run_core(py, || {
@@ -45,18 +38,22 @@ pub fn kmeans_assign<'py>(
     x: &Bound<'py, PyAny>,
     centroids: &Bound<'py, PyAny>,
 ) -> PyResult<Pair<'py, PyArray1<i64>, PyArray1<f32>>> {
-    let x = array_arg::<f32, Ix2>(x, "x")?;
-    let c = array_arg::<f32, Ix2>(centroids, "centroids")?;
-    let ((n, dims), (k, cd)) = (rows_cols(&x), rows_cols(&c));
-    if cd != dims {
-        return Err(value_error(format!(
-            "centroids have {cd} columns but x has {dims}"
-        )));
-    }
+    let (x, c) = rows_and_centroids(x, centroids)?;
+    let ((n, dims), k) = (rows_cols(&x), rows_cols(&c).0);
     let (data, cent) = (shared(&x, "x")?, shared(&c, "centroids")?);
     let (assign, dist) = run_core(py, || {
         qama_core::kmeans::nearest(&data, n, dims, &cent, k)
             .map(|(a, d)| (a.into_iter().map(i64::from).collect::<Vec<i64>>(), d))
     })?;
     Ok((assign.into_pyarray(py), dist.into_pyarray(py)))
+}
+
+/// `x float32 (n, d)` and `centroids float32 (k, d)`, checked to have the same columns.
+fn rows_and_centroids<'py>(
+    x: &Bound<'py, PyAny>,
+    centroids: &Bound<'py, PyAny>,
+) -> PyResult<ArrayPair<'py, f32>> {
+    same_width((x, "x"), (centroids, "centroids"), |dims, cd| {
+        format!("centroids have {cd} columns but x has {dims}")
+    })
 }

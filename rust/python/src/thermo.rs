@@ -8,7 +8,9 @@ use qama_core::driver::{self, Candidates};
 use qama_core::quantize::Thresholds;
 use qama_core::{pack, CodeLayout};
 
-use crate::args::{array_arg, copied, isa_arg, opt_int_arg, rows_cols, shared};
+use crate::args::{
+    array_arg, copied, isa_arg, opt_int_arg, rows_cols, same_width, shared, ArrayPair,
+};
 use crate::errors::{core_error, value_error};
 use crate::{into_2d, run_core, run_sized};
 
@@ -49,19 +51,10 @@ pub fn nbits_arg(nbits: Option<&Bound<'_, PyAny>>, words: usize) -> PyResult<usi
 pub fn code_pair<'py>(
     queries: &Bound<'py, PyAny>,
     database: &Bound<'py, PyAny>,
-) -> PyResult<(
-    numpy::PyReadonlyArray2<'py, u64>,
-    numpy::PyReadonlyArray2<'py, u64>,
-)> {
-    let q = array_arg::<u64, Ix2>(queries, "queries")?;
-    let db = array_arg::<u64, Ix2>(database, "database")?;
-    let (qw, dbw) = (rows_cols(&q).1, rows_cols(&db).1);
-    if qw != dbw {
-        return Err(value_error(format!(
-            "queries has {qw} words per row but database has {dbw}"
-        )));
-    }
-    Ok((q, db))
+) -> PyResult<ArrayPair<'py, u64>> {
+    same_width((queries, "queries"), (database, "database"), |qw, dbw| {
+        format!("queries has {qw} words per row but database has {dbw}")
+    })
 }
 
 /// Distances are at most `nbits`; refuse widths whose counts would not fit an int32.

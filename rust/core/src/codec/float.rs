@@ -170,38 +170,25 @@ mod tests {
     use super::*;
     use crate::driver::{self, Candidates};
     use crate::select::Hits;
+    use crate::testing::{brute, random_floats, search_rows};
     use rand::rngs::StdRng;
-    use rand::{RngExt, SeedableRng};
+    use rand::SeedableRng;
 
-    fn brute(q: &[f32], x: &[f32], dims: usize, k: usize) -> Hits {
-        let n = x.len() / dims;
-        let mut out = Hits {
-            k: k.min(n),
-            scores: vec![],
-            ids: vec![],
-        };
-        for query in q.chunks(dims) {
-            let mut pairs: Vec<(f32, u64)> = x
-                .chunks(dims)
-                .enumerate()
-                .map(|(i, r)| (dot(query, r), i as u64))
-                .collect();
-            pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            for &(s, i) in &pairs[..k.min(n)] {
-                out.scores.push(s);
-                out.ids.push(i);
-            }
-        }
-        out
+    fn brute_dots<'a>(q: &'a [f32], x: &'a [f32], dims: usize, k: usize) -> Hits {
+        let row = |v: &'a [f32], i: usize| &v[i * dims..(i + 1) * dims];
+        brute(
+            |i, r| dot(row(q, i), row(x, r)),
+            q.len() / dims,
+            x.len() / dims,
+            k,
+        )
     }
 
     #[test]
     fn float_and_half_rows_rank_like_a_brute_force() {
         let mut rng = StdRng::seed_from_u64(3);
         let (dims, n) = (37, 2_500);
-        let x: Vec<f32> = (0..n * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
+        let x = random_floats(&mut rng, n * dims);
         let half_bits: Vec<u16> = x
             .iter()
             .map(|&v| half::f16::from_f32(v).to_bits())
@@ -211,31 +198,13 @@ mod tests {
             .map(|&b| half::f16::from_bits(b).to_f32())
             .collect();
         for nq in [1, 3, 40] {
-            let q: Vec<f32> = (0..nq * dims)
-                .map(|_| rng.random_range(-1.0f32..1.0))
-                .collect();
+            let q = random_floats(&mut rng, nq * dims);
             let f = FloatCodec::<f32>::new(dims).unwrap();
-            let got = driver::search(
-                &f,
-                nq,
-                7,
-                |i| f.prepare(&q[i * dims..(i + 1) * dims], i),
-                &[Extent::new(&x[..], n, 0)],
-                None,
-            )
-            .unwrap();
-            assert_eq!(got, brute(&q, &x, dims, 7));
+            let got = search_rows(&f, &q, dims, &x, 7, |q, i| f.prepare(q, i));
+            assert_eq!(got, brute_dots(&q, &x, dims, 7));
             let h = FloatCodec::<u16>::new(dims).unwrap();
-            let got = driver::search(
-                &h,
-                nq,
-                7,
-                |i| h.prepare(&q[i * dims..(i + 1) * dims], i),
-                &[Extent::new(&half_bits[..], n, 0)],
-                None,
-            )
-            .unwrap();
-            assert_eq!(got, brute(&q, &rounded, dims, 7));
+            let got = search_rows(&h, &q, dims, &half_bits, 7, |q, i| h.prepare(q, i));
+            assert_eq!(got, brute_dots(&q, &rounded, dims, 7));
         }
     }
 
@@ -243,10 +212,8 @@ mod tests {
     fn rescoring_agrees_with_a_float64_dot_and_refuses_bad_queries() {
         let mut rng = StdRng::seed_from_u64(4);
         let (dims, n) = (9, 50);
-        let x: Vec<f32> = (0..n * dims)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
-        let q: Vec<f32> = (0..dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let x = random_floats(&mut rng, n * dims);
+        let q = random_floats(&mut rng, dims);
         let f = FloatCodec::<f32>::new(dims).unwrap();
         let cands = [3i64, 17, 44];
         let scores = driver::score_rows(

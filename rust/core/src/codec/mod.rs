@@ -14,7 +14,7 @@
 //! or float16 rows, inner product).
 use std::ops::Range;
 
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{check_finite, shape_err, value_err, Result};
 use crate::select::{Labels, TopK};
 
 pub mod float;
@@ -29,13 +29,7 @@ pub fn check_query(query: &[f32], len: usize, index: usize) -> Result<()> {
             query.len()
         ));
     }
-    if let Some(j) = query.iter().position(|v| !v.is_finite()) {
-        return value_err(format!(
-            "queries[{index}, {j}] = {} is not finite",
-            query[j]
-        ));
-    }
-    Ok(())
+    check_finite(query, "queries", |j| format!("{index}, {j}"))
 }
 
 /// [`check_query`] for each row of a row-major `(nq, dims)` batch.

@@ -5,6 +5,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use super::*;
 use crate::driver::{self, Candidates};
 use crate::select::{Allowed, Hits, Labels};
+use crate::testing::{brute, search_rows};
 
 /// Word counts that exercise every unrolled size, the generic loops and the 31-word
 /// byte-accumulator limit of the AVX2 kernel.
@@ -45,42 +46,18 @@ fn tied_words(rng: &mut StdRng, rows: usize, words: usize, distinct: usize) -> V
 }
 
 fn search(codec: &HammingCodec, q: &[u64], db: &[u64], k: usize) -> Hits {
-    let words = codec.words();
-    let n = db.len() / words;
-    let extent = Extent::new(db, n, 0);
-    driver::search(
-        codec,
-        q.len() / words,
-        k,
-        |i| codec.prepare(&q[i * words..(i + 1) * words]),
-        &[extent],
-        None,
-    )
-    .unwrap()
+    search_rows(codec, q, codec.words(), db, k, |q, _| codec.prepare(q))
 }
 
 /// Reference: all distances from the bit-by-bit definition, then a sort by (distance, row).
-fn brute_force(q: &[u64], db: &[u64], words: usize, nbits: usize, k: usize) -> Hits {
-    let n = db.len() / words;
-    let kk = k.min(n);
-    let mut out = Hits {
-        k: kk,
-        scores: vec![],
-        ids: vec![],
-    };
-    for query in q.chunks(words) {
-        let mut pairs: Vec<(u32, u64)> = db
-            .chunks(words)
-            .enumerate()
-            .map(|(i, row)| (naive(query, row, nbits), i as u64))
-            .collect();
-        pairs.sort_unstable();
-        for &(d, i) in &pairs[..kk] {
-            out.scores.push(-(d as f32));
-            out.ids.push(i);
-        }
-    }
-    out
+fn brute_force<'a>(q: &'a [u64], db: &'a [u64], words: usize, nbits: usize, k: usize) -> Hits {
+    let row = |x: &'a [u64], i: usize| &x[i * words..(i + 1) * words];
+    brute(
+        |i, r| -(naive(row(q, i), row(db, r), nbits) as f32),
+        q.len() / words,
+        db.len() / words,
+        k,
+    )
 }
 
 fn check_every_isa(q: &[u64], db: &[u64], words: usize, nbits: usize, k: usize) {

@@ -25,23 +25,13 @@ pub fn to_blocks(rows: &[u8], n: usize, row_bytes: usize) -> Result<Vec<u8>> {
     check_rows(rows, n, row_bytes)?;
     let len = blocked_len(n, row_bytes).unwrap_or(usize::MAX);
     let mut out = try_zeroed::<u8>(len, "the blocked codes")?;
-    if n == 0 || row_bytes == 0 {
-        return Ok(out);
-    }
-    // Fits: at least one block exists and blocked_len was checked.
-    let block_bytes = BLOCK_ROWS * row_bytes;
-    let task = chunk_len(BLOCKS_PER_TASK, n.div_ceil(BLOCK_ROWS), block_bytes);
-    out.par_chunks_mut(task)
-        .zip(rows.par_chunks(task))
-        .for_each(|(out, rows)| {
-            for (block, src) in out.chunks_mut(block_bytes).zip(rows.chunks(block_bytes)) {
-                for (r, row) in src.chunks_exact(row_bytes).enumerate() {
-                    for (i, &b) in row.iter().enumerate() {
-                        block[i * BLOCK_ROWS + r] = b;
-                    }
-                }
+    each_block(&mut out, rows, n, row_bytes, |block, src| {
+        for (r, row) in src.chunks_exact(row_bytes).enumerate() {
+            for (i, &b) in row.iter().enumerate() {
+                block[i * BLOCK_ROWS + r] = b;
             }
-        });
+        }
+    });
     Ok(out)
 }
 
@@ -56,23 +46,39 @@ pub fn from_blocks(blocks: &[u8], n: usize, row_bytes: usize) -> Result<Vec<u8>>
     }
     // Fits: n * row_bytes <= blocked_len(n, row_bytes), checked above.
     let mut out = try_zeroed::<u8>(n * row_bytes, "the row-major codes")?;
+    each_block(&mut out, blocks, n, row_bytes, |dst, block| {
+        for (r, row) in dst.chunks_exact_mut(row_bytes).enumerate() {
+            for (i, b) in row.iter_mut().enumerate() {
+                *b = block[i * BLOCK_ROWS + r];
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// `convert(out_block, src_block)` for each block of `n` rows of `row_bytes` bytes, the block's
+/// bytes of `out` and of `src` (one side row-major, the other the block layout; the last block
+/// may be shorter on the row-major side), in parallel tasks of [`BLOCKS_PER_TASK`] blocks.
+fn each_block(
+    out: &mut [u8],
+    src: &[u8],
+    n: usize,
+    row_bytes: usize,
+    convert: impl Fn(&mut [u8], &[u8]) + Sync,
+) {
     if n == 0 || row_bytes == 0 {
-        return Ok(out);
+        return;
     }
+    // Fits: at least one block exists and the callers checked the blocked length.
     let block_bytes = BLOCK_ROWS * row_bytes;
-    let rows_task = chunk_len(BLOCKS_PER_TASK, n.div_ceil(BLOCK_ROWS), block_bytes);
-    out.par_chunks_mut(rows_task)
-        .zip(blocks.par_chunks(rows_task))
-        .for_each(|(out, blocks)| {
-            for (dst, block) in out.chunks_mut(block_bytes).zip(blocks.chunks(block_bytes)) {
-                for (r, row) in dst.chunks_exact_mut(row_bytes).enumerate() {
-                    for (i, b) in row.iter_mut().enumerate() {
-                        *b = block[i * BLOCK_ROWS + r];
-                    }
-                }
+    let task = chunk_len(BLOCKS_PER_TASK, n.div_ceil(BLOCK_ROWS), block_bytes);
+    out.par_chunks_mut(task)
+        .zip(src.par_chunks(task))
+        .for_each(|(out, src)| {
+            for (o, s) in out.chunks_mut(block_bytes).zip(src.chunks(block_bytes)) {
+                convert(o, s);
             }
         });
-    Ok(out)
 }
 
 /// Writes `rows` (row-major, `row_bytes` each) into the block-layout array `blocks` at rows

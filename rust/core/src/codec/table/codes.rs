@@ -6,7 +6,7 @@
 //! two bytes, which is what lets one byte be scored with one lookup.
 use rayon::prelude::*;
 
-use crate::error::{checked_size, chunk_len, shape_err, value_err, Result};
+use crate::error::{check_rows, checked_size, chunk_len, shape_err, value_err, Result};
 
 use crate::error::try_zeroed;
 
@@ -73,12 +73,7 @@ impl CodeFormat {
 /// Packs `n` rows of `dims` codes (`uint8`, row-major, each `< 2^bits`) into `n * row_bytes` bytes.
 pub fn pack_codes(codes: &[u8], n: usize, format: CodeFormat) -> Result<Vec<u8>> {
     let dims = format.dims();
-    if n.checked_mul(dims) != Some(codes.len()) {
-        return shape_err(format!(
-            "codes has {} values; expected n * dims = {n} * {dims}",
-            codes.len()
-        ));
-    }
+    check_rows(codes.len(), n, dims, "codes")?;
     let levels = format.levels();
     if let Some(at) = codes.iter().position(|&c| usize::from(c) >= levels) {
         return value_err(format!(
@@ -94,25 +89,15 @@ pub fn pack_codes(codes: &[u8], n: usize, format: CodeFormat) -> Result<Vec<u8>>
         checked_size(n, row_bytes, "n * row_bytes")?,
         "the packed codes",
     )?;
-    if n == 0 {
-        return Ok(out);
-    }
     let (bits, per_byte) = (format.bits() as usize, format.fields_per_byte());
-    out.par_chunks_mut(chunk_len(ROWS_PER_TASK, n, row_bytes))
-        .zip(codes.par_chunks(chunk_len(ROWS_PER_TASK, n, dims)))
-        .for_each(|(out, codes)| {
-            for (row, fields) in out
-                .chunks_exact_mut(row_bytes)
-                .zip(codes.chunks_exact(dims))
-            {
-                for (byte, group) in row.iter_mut().zip(fields.chunks(per_byte)) {
-                    *byte = group
-                        .iter()
-                        .enumerate()
-                        .fold(0u8, |acc, (f, &c)| acc | (c << (f * bits)));
-                }
-            }
-        });
+    each_row(&mut out, row_bytes, codes, dims, n, |row, fields| {
+        for (byte, group) in row.iter_mut().zip(fields.chunks(per_byte)) {
+            *byte = group
+                .iter()
+                .enumerate()
+                .fold(0u8, |acc, (f, &c)| acc | (c << (f * bits)));
+        }
+    });
     Ok(out)
 }
 
@@ -128,29 +113,42 @@ pub fn unpack_codes(packed: &[u8], n: usize, format: CodeFormat) -> Result<Vec<u
     }
     let dims = format.dims();
     let mut out = try_zeroed::<u8>(checked_size(n, dims, "n * dims")?, "the unpacked codes")?;
-    if n == 0 {
-        return Ok(out);
-    }
     let (bits, per_byte, mask) = (
         format.bits() as usize,
         format.fields_per_byte(),
         format.field_mask(),
     );
-    out.par_chunks_mut(chunk_len(ROWS_PER_TASK, n, dims))
-        .zip(packed.par_chunks(chunk_len(ROWS_PER_TASK, n, row_bytes)))
-        .for_each(|(out, packed)| {
-            for (fields, row) in out
-                .chunks_exact_mut(dims)
-                .zip(packed.chunks_exact(row_bytes))
-            {
-                for (group, &byte) in fields.chunks_mut(per_byte).zip(row) {
-                    for (f, c) in group.iter_mut().enumerate() {
-                        *c = (byte >> (f * bits)) & mask;
-                    }
-                }
+    each_row(&mut out, dims, packed, row_bytes, n, |fields, row| {
+        for (group, &byte) in fields.chunks_mut(per_byte).zip(row) {
+            for (f, c) in group.iter_mut().enumerate() {
+                *c = (byte >> (f * bits)) & mask;
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// `convert(out_row, src_row)` for each of the `n` rows of `out` (`out_len` bytes a row) and
+/// `src` (`src_len`), in parallel tasks of [`ROWS_PER_TASK`] rows: the walk of packing and
+/// unpacking.
+fn each_row(
+    out: &mut [u8],
+    out_len: usize,
+    src: &[u8],
+    src_len: usize,
+    n: usize,
+    convert: impl Fn(&mut [u8], &[u8]) + Sync,
+) {
+    if n == 0 {
+        return;
+    }
+    out.par_chunks_mut(chunk_len(ROWS_PER_TASK, n, out_len))
+        .zip(src.par_chunks(chunk_len(ROWS_PER_TASK, n, src_len)))
+        .for_each(|(out, src)| {
+            for (o, s) in out.chunks_exact_mut(out_len).zip(src.chunks_exact(src_len)) {
+                convert(o, s);
             }
         });
-    Ok(out)
 }
 
 #[cfg(test)]

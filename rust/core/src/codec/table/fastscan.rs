@@ -43,11 +43,17 @@ pub(crate) const GROUP_BLOCKS: usize = 2;
 pub(crate) const GROUP_ROWS: usize = GROUP_BLOCKS * BLOCK_ROWS;
 
 /// Kernel over one or two consecutive blocks: `(tables, blocks, threshold, sums) -> mask`.
-/// `blocks.len()` is one or two blocks of `tables.len() / TABLE_STRIDE * BLOCK_ROWS` bytes. Writes
+/// `blocks.len()` is one or two blocks of [`block_bytes`]`(tables)` bytes. Writes
 /// each block's 32 integer sums in lane order (see [`lane_of`]) and returns bit `r` set iff row `r`
 /// of the group (block `r / 32`, row `r % 32`) has a sum of at least `threshold`; bits of a
 /// missing second block are zero.
 pub(crate) type BlockKernel = unsafe fn(&[u8], &[u8], u16, &mut [u16; GROUP_ROWS]) -> u64;
+
+/// Bytes of one block of the codes `tables` scores (one code byte per `TABLE_STRIDE` table bytes).
+#[inline(always)]
+pub(crate) fn block_bytes(tables: &[u8]) -> usize {
+    tables.len() / TABLE_STRIDE * BLOCK_ROWS
+}
 
 /// Where row `r` of a group (`0..GROUP_ROWS`) has its sum in a [`BlockKernel`]'s output: per
 /// block, rows 0, 2, ..., 30, then 1, 3, ..., 31.
@@ -361,10 +367,9 @@ pub(crate) unsafe fn block_scalar(
     threshold: u16,
     sums: &mut [u16; GROUP_ROWS],
 ) -> u64 {
-    let block_bytes = tables.len() / TABLE_STRIDE * BLOCK_ROWS;
     let mut mask = 0u64;
     for (b, block) in blocks
-        .chunks_exact(block_bytes.max(1))
+        .chunks_exact(block_bytes(tables).max(1))
         .take(GROUP_BLOCKS)
         .enumerate()
     {

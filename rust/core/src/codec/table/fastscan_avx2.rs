@@ -21,7 +21,7 @@ pub(crate) unsafe fn block(
     threshold: u16,
     sums: &mut [u16; GROUP_ROWS],
 ) -> u64 {
-    let block_bytes = tables.len() / TABLE_STRIDE * BLOCK_ROWS;
+    let block_bytes = super::block_bytes(tables);
     let t = _mm256_set1_epi16(threshold as i16);
     if blocks.len() >= 2 * block_bytes {
         let (b0, b1) = blocks.split_at(block_bytes);

@@ -6,7 +6,7 @@
 //! - `T[i][v] = Σ q_j · recon[j][field_j(v)]` over the dimensions `j` of byte `i` in ascending
 //!   order, a float32 sum starting from `0.0` (padding fields add nothing);
 //! - `score = Σ_i T[i][byte_i]` over bytes `i = 0, 1, ...` in order, a float32 sum from `0.0`.
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{cell, check_finite, shape_err, value_err, Result};
 
 use super::codes::CodeFormat;
 use crate::error::try_zeroed;
@@ -37,14 +37,7 @@ impl Recon {
                 format.dims()
             ));
         }
-        if let Some(at) = table.iter().position(|v| !v.is_finite()) {
-            return value_err(format!(
-                "recon[{}, {}] = {} is not finite",
-                at / levels,
-                at % levels,
-                table[at]
-            ));
-        }
+        check_finite(&table, "recon", cell(levels))?;
         Ok(Self { format, table })
     }
 

@@ -259,12 +259,11 @@ impl TableCodec {
         }
     }
 
-    fn scan_rows(
+    fn scan_rows<'q, 's: 'q>(
         &self,
-        batch: &[Prepared],
+        queries: impl Iterator<Item = (&'q Prepared, &'q mut TopK<'s>)>,
         extent: &Extent<'_, u8>,
         tile: Range<usize>,
-        selects: &mut [TopK<'_>],
         scratch: &mut Scratch,
     ) {
         let rows = tile.len();
@@ -272,7 +271,7 @@ impl TableCodec {
         let labels = extent.labels.skip(tile.start);
         scratch.scores.resize(rows, 0.0);
         scratch.costs.resize(rows, 0);
-        for (p, select) in batch.iter().zip(selects) {
+        for (p, select) in queries {
             (self.row_kernel)(&p.luts, data, self.row_bytes, &mut scratch.scores);
             for (r, (c, &s)) in scratch.costs.iter_mut().zip(&scratch.scores).enumerate() {
                 *c = cost_of_score(Self::finish(extent, tile.start + r, s));
@@ -281,18 +280,17 @@ impl TableCodec {
         }
     }
 
-    fn scan_blocks(
+    fn scan_blocks<'q, 's: 'q>(
         &self,
-        batch: &[Prepared],
+        queries: impl Iterator<Item = (&'q Prepared, &'q mut TopK<'s>)>,
         extent: &Extent<'_, u8>,
         tile: Range<usize>,
-        selects: &mut [TopK<'_>],
     ) {
         let block_bytes = BLOCK_ROWS * self.row_bytes;
         let first_block = tile.start / BLOCK_ROWS;
         let data =
             &extent.data[first_block * block_bytes..tile.end.div_ceil(BLOCK_ROWS) * block_bytes];
-        for (p, select) in batch.iter().zip(selects) {
+        for (p, select) in queries {
             let Some(nibbles) = &p.nibbles else {
                 // Rows too long for 16-bit sums: score every row exactly.
                 for r in tile.clone() {
@@ -432,9 +430,10 @@ impl Codec for TableCodec {
         selects: &mut [TopK<'_>],
         scratch: &mut Scratch,
     ) {
+        let queries = batch.iter().zip(selects);
         match self.layout {
-            Layout::Rows => self.scan_rows(batch, extent, tile, selects, scratch),
-            Layout::Blocks => self.scan_blocks(batch, extent, tile, selects),
+            Layout::Rows => self.scan_rows(queries, extent, tile, scratch),
+            Layout::Blocks => self.scan_blocks(queries, extent, tile),
         }
     }
 

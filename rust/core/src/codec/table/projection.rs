@@ -1,5 +1,5 @@
 //! Byte tables built from a float query by a projection and per-byte slots (see [`Projection`]).
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{cell, check_finite, shape_err, value_err, Result};
 
 use super::luts::BYTE_VALUES;
 
@@ -105,22 +105,10 @@ impl Projection {
                 dim_of[at]
             ));
         }
-        if let Some(at) = basis.iter().position(|v| !v.is_finite()) {
-            return value_err(format!(
-                "basis[{}, {}] = {} is not finite",
-                at / width,
-                at % width,
-                basis[at]
-            ));
-        }
-        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-            return value_err(format!(
-                "slot_values[{}, {}] = {} is not finite",
-                index(at / entries),
-                at % entries,
-                values[at]
-            ));
-        }
+        check_finite(&basis, "basis", cell(width))?;
+        check_finite(&values, "slot_values", |at| {
+            format!("{}, {}", index(at / entries), at % entries)
+        })?;
         Ok(Self {
             dims,
             width,

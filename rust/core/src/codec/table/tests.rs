@@ -7,6 +7,7 @@ use super::*;
 use crate::driver::{self, Candidates};
 use crate::error::QamaError;
 use crate::select::Hits;
+use crate::testing::{brute, random_floats};
 
 /// Dims that exercise full bytes, ragged last bytes, one byte and long rows.
 const PARITY_DIMS: [usize; 8] = [1, 3, 7, 8, 13, 64, 100, 384];
@@ -16,10 +17,6 @@ fn random_codes(rng: &mut StdRng, n: usize, format: CodeFormat) -> Vec<u8> {
     (0..n * format.dims())
         .map(|_| rng.random_range(0..levels) as u8)
         .collect()
-}
-
-fn random_floats(rng: &mut StdRng, len: usize) -> Vec<f32> {
-    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
 fn random_recon(rng: &mut StdRng, format: CodeFormat) -> Recon {
@@ -74,25 +71,6 @@ fn run(
     )
 }
 
-/// Every score from the scalar reference tables, `fl(bias + fl(scale * raw))`, then a full sort.
-fn brute(score: impl Fn(usize, usize) -> f32, nq: usize, n: usize, k: usize) -> Hits {
-    let kk = k.min(n);
-    let mut out = Hits {
-        k: kk,
-        scores: vec![],
-        ids: vec![],
-    };
-    for i in 0..nq {
-        let mut pairs: Vec<(f32, u64)> = (0..n).map(|r| (score(i, r) + 0.0, r as u64)).collect();
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        for &(s, r) in &pairs[..kk] {
-            out.scores.push(s);
-            out.ids.push(r);
-        }
-    }
-    out
-}
-
 fn finish(raw: f32, scale: Option<&[f32]>, r: usize, bias: f32) -> f32 {
     let s = scale.map_or(raw, |s| raw * s[r]);
     if bias != 0.0 {
@@ -102,6 +80,7 @@ fn finish(raw: f32, scale: Option<&[f32]>, r: usize, bias: f32) -> f32 {
     }
 }
 
+/// Every score from the scalar reference tables, `fl(bias + fl(scale * raw))`, then a full sort.
 fn recon_brute(
     q: &[f32],
     nq: usize,
