@@ -56,7 +56,11 @@ def probed(
     if allowed_ids is not None:
         if not len(allowed_ids):
             return _nothing(len(q))
-        allowed = _core.Filter.labels(allowed_ids.astype(np.uint64))
+        # A bitmap over ids where it is small (a test per row, not a binary search), else sorted labels.
+        if allowed_ids[-1] < 8 * store.rows + 64:
+            allowed = _bitmap(allowed_ids, int(allowed_ids[-1]) + 1)
+        else:
+            allowed = _core.Filter.labels(allowed_ids.astype(np.uint64))
         width = partition.nlist
     return engine.search_lists(queries, store.core(), k, partition.plan(q, nprobe, width), allowed)
 
@@ -78,7 +82,7 @@ def refine(codec: Codec, store: ListStore, q: np.ndarray, rows: np.ndarray, k: i
 
 
 def _bitmap(positions: np.ndarray, n: int) -> Any:
-    """The engine's filter allowing ``positions`` of ``n`` rows."""
+    """The engine's filter allowing ``positions`` (labels or rows) of ``n``."""
     bits = np.zeros(-(-n // 64) * 64, dtype=bool)
     bits[positions] = True
     return _core.Filter.bits(np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64))

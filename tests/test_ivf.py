@@ -1,0 +1,156 @@
+"""The partitioned (IVF) index end to end: a full probe equals the exact scan, recall grows with nprobe, adds and
+removes without retraining, filters inside the scan (ids, names, bitmaps, ids that are not slots), save / load /
+mmap (with adds on top of the mapped lists), the default nlist / nprobe rules and argument errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qama_rs import Index, QamaError, index_factory
+from qama_rs.index.ivf import default_nlist, default_nprobe
+
+DIMS = 32
+NLIST = 16
+
+
+def clustered(rng: np.random.Generator, n: int, centres: int = 24) -> np.ndarray:
+    """Unit rows around ``centres`` random directions (the structure a partition exploits)."""
+    c = rng.standard_normal((centres, DIMS))
+    x = c[rng.integers(0, centres, n)] + 0.6 * rng.standard_normal((n, DIMS))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(5)
+    return clustered(rng, 3000), clustered(rng, 40)
+
+
+def exact(docs: np.ndarray, queries: np.ndarray, k: int, keep: np.ndarray | None = None) -> np.ndarray:
+    scores = queries @ docs.T
+    if keep is not None:
+        scores[:, ~keep] = -np.inf
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+
+
+def ivf(spec: str, docs: np.ndarray, ids=None) -> Index:
+    index = index_factory(DIMS, spec)
+    index.train(docs)
+    index.add(docs, ids=ids)
+    return index
+
+
+def test_probing_every_list_is_the_exact_scan(data):
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},Flat", docs)
+    assert index.nlist == NLIST and index.ntotal == len(docs)
+    D, found = index.search(queries, 10, nprobe=NLIST)
+    np.testing.assert_array_equal(found, exact(docs, queries, 10))
+    np.testing.assert_allclose(D, np.take_along_axis(queries @ docs.T, found, axis=1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("codec", ["pca_nibble_scaled(budget_bytes=16)", "LloydMax2"])
+def test_recall_grows_with_nprobe_and_a_full_probe_keeps_the_codes_quality(data, codec):
+    docs, queries = data
+    truth = exact(docs, queries, 10)
+    index = ivf(f"IVF{NLIST},{codec}", docs)
+    got = [recall(index.search(queries, 10, nprobe=p)[1], truth) for p in (1, 4, NLIST)]
+    assert got[0] <= got[1] + 0.02 <= got[2] + 0.04, got
+    flat = recall(ivf(codec, docs).search(queries, 10)[1], truth)
+    assert got[2] >= flat - 0.02, (got, flat)  # residuals to the centroid code no worse than the vectors
+    assert got[0] < got[2]  # one list of sixteen misses neighbours
+
+
+def test_adds_and_removes_need_no_retraining(data):
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},Flat", docs[:2000])
+    index.add(docs[2000:])  # appended to the trained lists
+    gone = np.arange(0, 3000, 3)
+    assert index.remove(gone) == len(gone)
+    keep = np.ones(len(docs), dtype=bool)
+    keep[gone] = False
+    _, found = index.search(queries, 10, nprobe=NLIST)
+    assert not np.isin(found, gone).any()
+    np.testing.assert_array_equal(found, exact(docs, queries, 10, keep))
+
+
+@pytest.mark.parametrize("form", ["ids", "bitmap", "names", "large ids"])
+def test_a_selective_filter_returns_k_allowed_results_from_the_scan(data, form):
+    docs, queries = data
+    rng = np.random.default_rng(1)
+    chosen = np.sort(rng.choice(len(docs), 30, replace=False))  # 1 %
+    keep = np.zeros(len(docs), dtype=bool)
+    keep[chosen] = True
+    ids, allowed = None, chosen
+    if form == "bitmap":
+        allowed = keep
+    elif form == "names":
+        ids = [f"doc{i}" for i in range(len(docs))]
+        allowed = [ids[i] for i in chosen]
+    elif form == "large ids":  # ids that are not slots, far beyond the row count
+        ids = 10**12 + 7 * np.arange(len(docs), dtype=np.int64)
+        allowed = ids[chosen]
+    index = ivf(f"IVF{NLIST},Flat", docs, ids=ids)
+    _, found = index.search(queries, 10, nprobe=1, allowed=allowed)  # one list holds ~2 allowed rows
+    assert (found != -1).all()  # k results: the search goes on past nprobe lists, best first
+    _, every = index.search(queries, 10, nprobe=NLIST, allowed=allowed)
+    truth = exact(docs, queries, 10, keep)
+    if form == "names":
+        np.testing.assert_array_equal(index.names_of(every), np.array(ids, dtype=object)[truth])
+        assert set(np.ravel(index.names_of(found))) <= set(allowed)
+        return
+    to_rows = (lambda i: (i - 10**12) // 7) if form == "large ids" else (lambda i: i)
+    assert np.isin(to_rows(found), chosen).all()
+    np.testing.assert_array_equal(to_rows(every), truth)
+
+
+def test_half_the_corpus_allowed_matches_the_exact_filtered_scan(data):
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},Flat", docs)
+    keep = np.zeros(len(docs), dtype=bool)
+    keep[::2] = True
+    for allowed in (np.flatnonzero(keep), keep):
+        _, found = index.search(queries, 10, nprobe=NLIST, allowed=allowed)
+        np.testing.assert_array_equal(found, exact(docs, queries, 10, keep))
+
+
+def test_save_load_and_mmap_answer_the_same_and_a_mapped_index_takes_adds(data, tmp_path):
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},pca_nibble_scaled(budget_bytes=16)", docs[:2500])
+    index.nprobe = 4
+    want = index.search(queries, 10)
+    index.save(tmp_path / "ivf.qidx")
+    for mmap in (False, True):
+        loaded = Index.load(tmp_path / "ivf.qidx", mmap=mmap)
+        assert loaded.nlist == NLIST and loaded.nprobe == 4
+        for got, expected in zip(loaded.search(queries, 10), want, strict=True):
+            np.testing.assert_array_equal(got, expected)
+    mapped = Index.load(tmp_path / "ivf.qidx", mmap=True)
+    mapped.add(docs[2500:])
+    index.add(docs[2500:])
+    assert mapped.ntotal == len(docs)
+    for got, expected in zip(mapped.search(queries, 10, nprobe=NLIST), index.search(queries, 10, nprobe=NLIST),
+                             strict=True):  # fmt: skip
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_default_nlist_and_nprobe_rules(data):
+    docs, _ = data
+    index = ivf("IVF,Flat", docs)
+    assert index.nlist == default_nlist(len(docs)) == max(1, min(round(4 * np.sqrt(len(docs))), len(docs) // 39))
+    assert default_nprobe(1024) == 32 and default_nprobe(64) == 8 and default_nprobe(4) == 4
+
+
+def test_nprobe_errors_name_the_argument(data):
+    docs, queries = data
+    with pytest.raises(QamaError, match="nprobe"):
+        ivf("Flat", docs).search(queries, 5, nprobe=4)  # not partitioned
+    index = ivf(f"IVF{NLIST},Flat", docs)
+    for bad in (0, -1, 2.5):
+        with pytest.raises((QamaError, TypeError), match="nprobe"):
+            index.search(queries, 5, nprobe=bad)
