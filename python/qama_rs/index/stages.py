@@ -56,9 +56,10 @@ def probed(
     if allowed_ids is not None:
         if not len(allowed_ids):
             return _nothing(len(q))
-        # A bitmap over ids where it is small (a test per row, not a binary search), else sorted labels.
-        if allowed_ids[-1] < 8 * store.rows + 64:
-            allowed = _bitmap(allowed_ids, int(allowed_ids[-1]) + 1)
+        # Dense allowed ids: a bitmap (a test per row, not a binary search); sparse or huge ones: sorted labels.
+        top = int(allowed_ids[-1])
+        if len(allowed_ids) * 16 >= top and top < 8 * store.rows + 64:
+            allowed = _bitmap(allowed_ids, top + 1)
         else:
             allowed = _core.Filter.labels(allowed_ids.astype(np.uint64))
         width = partition.nlist
