@@ -84,7 +84,7 @@ def qama_specs(nlists: list[int], quick: bool) -> list[str]:
     other = [nl for nl in nlists if nl != mid]
     specs = [f"IVF{mid},pca_nibble_scaled(budget_bytes={b})" for b in (24, 48, 104, 192)]
     specs += [f"IVF{nl},pca_nibble_scaled(budget_bytes={b})" for nl in other for b in (48, 104)]
-    specs += ["IVF,pca_nibble_scaled(budget_bytes=48)"]  # the default nlist rule (about 4 sqrt(n) lists)
+    specs += ["IVF,pca_nibble_scaled(budget_bytes=48)"]  # the default nlist rule (about sqrt(n) lists)
     specs += [f"IVF{mid},pca_pq(m=24)", f"IVF{mid},Thermo1,Rescore(LloydMax4,100)"]
     specs += [f"pca_nibble_scaled(budget_bytes={b})" for b in (48, 104)]
     return specs

@@ -142,7 +142,7 @@ def test_save_load_and_mmap_answer_the_same_and_a_mapped_index_takes_adds(data, 
 def test_default_nlist_and_nprobe_rules(data):
     docs, _ = data
     index = ivf("IVF,Flat", docs)
-    assert index.nlist == default_nlist(len(docs)) == max(1, min(round(4 * np.sqrt(len(docs))), len(docs) // 39))
+    assert index.nlist == default_nlist(len(docs)) == max(1, min(round(np.sqrt(len(docs))), len(docs) // 39))
     assert default_nprobe(1024) == 32 and default_nprobe(64) == 8 and default_nprobe(4) == 4
 
 

@@ -7,7 +7,7 @@ refinement::
     [IVF[{nlist}][(residual|vector)]]  CODEC  [Rescore(CODEC,k') | RFlat(k')]
 
 ``IVF{nlist}`` partitions the vectors with a k-means coarse quantizer (``IVF`` alone: about
-``4 sqrt(n)`` lists); the codec then codes the vectors or their residuals to the list's centroid (each
+``sqrt(n)`` lists); the codec then codes the vectors or their residuals to the list's centroid (each
 codec family's default was measured; ``(residual)`` / ``(vector)`` choose).
 
 Codec stages (case-insensitive; ``b`` a number of bits):
