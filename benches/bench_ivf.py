@@ -146,35 +146,11 @@ def run_filtered(bench: Bench, corpus: Corpus, index, spec: str, nbytes: float, 
         for nprobe in filtered["nprobes"] if index.nlist else [None]:
             for form, arg in (("ids", allowed), ("bitmap", bitmap)):
                 kw = {"allowed": arg} if nprobe is None else {"allowed": arg, "nprobe": nprobe}
-                got: list[np.ndarray] = []
-
-                def search(xq, kw=kw, got=got):
-                    ids = index.search(xq, K, **kw)[1]
-                    if len(xq) == len(bench.queries):
-                        got.append(ids)
-                    return ids
-
-                sub = Bench(bench.queries, truth, bench.jittered, bench.single_seconds)
-                m = sub.time(search, search)
-                full = float(np.mean((got[-1] >= 0).sum(axis=1) == K))
-                row = {
-                    "library": "qama-rs",
-                    "config": spec,
-                    "selectivity": sel,
-                    "allowed_form": form,
-                    "nprobe": nprobe,
-                    "bytes_per_vector": nbytes,
-                    "full_k_fraction": full,
-                    **m,
-                }
-                if bench.jittered:
-                    row["note"] = JITTER_NOTE
-                filtered["rows"].append(row)
-                print(
-                    f"  filtered {sel:>4s} allowed={form:6s} nprobe={nprobe}  R@10 {m['recall10']:.3f}  "
-                    f"10 results {full:.3f}  single {m['single_qps']:7,.0f} QPS  batch {m['batch_qps']:8,.0f} QPS",
-                    flush=True,
-                )
+                bench.time_filtered(
+                    filtered["rows"], lambda xq, kw=kw: index.search(xq, K, **kw)[1], truth,
+                    library="qama-rs", config=spec, selectivity=sel, allowed_form=form, nprobe=nprobe,
+                    bytes_per_vector=nbytes,
+                )  # fmt: skip
 
 
 def qama_thread_check(index, spec: str, nprobes: list[int], queries: np.ndarray) -> dict:

@@ -170,6 +170,38 @@ class Bench:
             flush=True,
         )
 
+    def time_filtered(
+        self,
+        rows: list[dict],
+        search: Callable[[np.ndarray], np.ndarray],
+        truth: np.ndarray,
+        threads: Callable[[int], None] = lambda n: None,
+        **row: object,
+    ) -> None:
+        """Times a filtered ``search(xq) -> ids`` against the filtered ``truth``, adds the share of queries
+        given ``K`` ids, appends the row (``row``: library, config, selectivity, allowed_form, nprobe,
+        bytes_per_vector) to ``rows`` and prints it."""
+        got: list[np.ndarray] = []
+
+        def kept(xq: np.ndarray) -> np.ndarray:
+            ids = search(xq)
+            if len(xq) == len(self.queries):
+                got.append(ids)
+            return ids
+
+        m = Bench(self.queries, truth, self.jittered, self.single_seconds).time(kept, kept, threads)
+        full = float(np.mean((got[-1] >= 0).sum(axis=1) == K))
+        point = {**row, "full_k_fraction": full, **m}
+        if self.jittered:
+            point["note"] = JITTER_NOTE
+        rows.append(point)
+        print(
+            f"  {row['library']} filtered {row['selectivity']:>4s} allowed={row['allowed_form']} "
+            f"nprobe={row['nprobe']}  R@10 {m['recall10']:.3f}  10 results {full:.3f}  "
+            f"single {m['single_qps']:7,.0f} QPS  batch {m['batch_qps']:8,.0f} QPS",
+            flush=True,
+        )
+
 
 def timed_build(build: Callable[[], object]) -> tuple[object, float]:
     gc.collect()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivf_common import JITTER_NOTE, Bench, Corpus, K, load1, nprobe_grid, timed_build
+from ivf_common import Bench, Corpus, K, load1, nprobe_grid, timed_build
 
 
 # ------------------------------------------------------------------------------------------------ faiss
@@ -84,7 +84,6 @@ def faiss_filtered(index, corpus: Corpus, spec: str, nbytes: float, filtered: di
     """The same filtered measurement for one faiss IVF-FastScan index (``IDSelectorBitmap``), for reference."""
     import faiss
 
-    queries = bench.queries
     for sel, allowed in filtered["subsets"].items():
         bits = np.zeros(corpus.n, dtype=bool)
         bits[allowed] = True
@@ -92,27 +91,11 @@ def faiss_filtered(index, corpus: Corpus, spec: str, nbytes: float, filtered: di
         selector = faiss.IDSelectorBitmap(len(packed) * 8, faiss.swig_ptr(packed))
         for nprobe in filtered["nprobes"]:
             sp = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
-            got: list[np.ndarray] = []
-
-            def search(xq, sp=sp, got=got):
-                ids = index.search(xq, K, params=sp)[1]
-                if len(xq) == len(queries):
-                    got.append(ids)
-                return ids
-
-            sub = Bench(queries, filtered["truth"][sel], corpus.jittered, bench.single_seconds)
-            m = sub.time(search, search, faiss.omp_set_num_threads)
-            full = float(np.mean((got[-1] >= 0).sum(axis=1) == K))
-            row = {"library": "faiss", "config": spec, "selectivity": sel, "allowed_form": "IDSelectorBitmap",
-                   "nprobe": nprobe, "bytes_per_vector": nbytes, "full_k_fraction": full, **m}  # fmt: skip
-            if corpus.jittered:
-                row["note"] = JITTER_NOTE
-            filtered["rows"].append(row)
-            print(
-                f"  faiss filtered {sel:>4s} nprobe={nprobe}  R@10 {m['recall10']:.3f}  10 results {full:.3f}  "
-                f"single {m['single_qps']:7,.0f} QPS  batch {m['batch_qps']:8,.0f} QPS",
-                flush=True,
-            )
+            bench.time_filtered(
+                filtered["rows"], lambda xq, sp=sp: index.search(xq, K, params=sp)[1], filtered["truth"][sel],
+                faiss.omp_set_num_threads, library="faiss", config=spec, selectivity=sel,
+                allowed_form="IDSelectorBitmap", nprobe=nprobe, bytes_per_vector=nbytes,
+            )  # fmt: skip
 
 
 def faiss_thread_check(index, spec: str, nprobes: list[int], queries: np.ndarray) -> dict:
