@@ -374,20 +374,24 @@ class Index:
             prefix = self._check_dims(dims)
             depth = self._refine_depth(k, k_factor)
             probe = self._check_nprobe(nprobe)
-            D = np.full((nq, k), -np.inf, dtype=np.float32)
-            I = np.full((nq, k), -1, dtype=np.int64)  # noqa: E741
             if nq == 0 or self.ntotal == 0:
-                return D, I
+                return _no_results(nq, k)
             if isinstance(allowed, np.ndarray) and allowed.ndim == 2 and allowed.dtype != np.bool_:
-                return self._search_each(xq, k, allowed, D, I, prefix, depth, probe)
+                return self._search_each(xq, k, allowed, *_no_results(nq, k), prefix, depth, probe)
             q = self._transform(xq)
             positions = None if allowed is None else self._allowed_slots(allowed)
-            scores, rows = self._first(q, depth or k, prefix, probe, positions)
-            if depth is not None:
-                scores, rows = self._refine(q, rows, k)
-            got = rows.shape[1]
-            D[:, :got] = scores
-            I[:, :got] = self._ids.ids_of(rows)
+            if depth is None and self._partition is not None:
+                # Partition lists are labelled by id: the results are ids already.
+                scores, found = self._probed(q, k, prefix, probe, positions)
+            else:
+                scores, rows = self._first(q, depth or k, prefix, probe, positions)
+                if depth is not None:
+                    scores, rows = self._refine(q, rows, k)
+                found = self._ids.ids_of(rows)
+            if found.shape[1] == k:
+                return scores, found
+            D, I = _no_results(nq, k)  # noqa: E741 - fewer stored (or allowed) rows than k
+            D[:, : found.shape[1]], I[:, : found.shape[1]] = scores, found
             return D, I
 
     def _search_each(
@@ -435,15 +439,20 @@ class Index:
         self, q: np.ndarray, k: int, prefix: int | None, probe: int, positions: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The first stage: ``(scores, slots)`` of each query's top ``k`` (``positions``: allowed slots)."""
-        codec, store = self._pipe.codec, self._stores[0]
         if self._partition is None:
-            return stages.flat(codec, store, q, k, prefix, positions)
+            return stages.flat(self._pipe.codec, self._stores[0], q, k, prefix, positions)
+        scores, found = self._probed(q, k, prefix, probe, positions)
+        # Lists are labelled by id: the slots of the results are looked up (refinement reads slots).
+        return scores, self._ids.slots_of(found)[0]
+
+    def _probed(
+        self, q: np.ndarray, k: int, prefix: int | None, probe: int, positions: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first stage of a partitioned index: ``(scores, ids)`` of each query's top ``k``."""
         allowed_ids = None
         if positions is not None:  # sorted slots; their ids are sorted too while ids are slots
             allowed_ids = positions if self._ids.identity else np.sort(self._ids.ids_of(positions))
-        scores, found = stages.probed(codec, store, self._partition, q, k, prefix, probe, allowed_ids)
-        # Lists are labelled by id: the slots of the results are looked up (refinement reads slots).
-        return scores, self._ids.slots_of(found)[0]
+        return stages.probed(self._pipe.codec, self._stores[0], self._partition, q, k, prefix, probe, allowed_ids)
 
     def _refine(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return stages.refine(self._pipe.refine, self._stores[1], q, rows, k)
@@ -583,4 +592,6 @@ class Index:
         fileformat.verify_sections(self._header, self._sections, self._spec)
 
 
-
+def _no_results(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(D, I)`` of ``nq`` queries with no result yet: scores -inf, ids -1."""
+    return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)

@@ -7,7 +7,7 @@
 //! alone and in a batch rank lists identically.
 use rayon::prelude::*;
 
-use crate::codec::float::dot;
+use crate::codec::float::dots;
 use crate::error::{shape_err, Result};
 use crate::isa::Isa;
 use crate::kmeans::check_centroids_finite;
@@ -75,8 +75,11 @@ impl Coarse {
     }
 }
 
+#[inline(always)]
 fn scores_portable(q: &[f32], centroids: &[f32], dims: usize) -> Vec<f32> {
-    centroids.chunks_exact(dims).map(|c| dot(q, c)).collect()
+    let mut out = vec![0f32; centroids.len() / dims];
+    dots(q, centroids, dims, &mut out);
+    out
 }
 
 /// [`scores_portable`] compiled for AVX2 (the same operations in the same order).

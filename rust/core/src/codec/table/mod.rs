@@ -186,7 +186,12 @@ impl TableCodec {
             Tables::Projected(p) => {
                 let (table, split) = p.tables(&p.project(query));
                 // Finite queries and tables can still overflow in the sums: name the query only.
-                if table.iter().any(|v| !v.is_finite()) {
+                // Branch-free (it vectorizes): an exponent of all ones is inf or NaN.
+                let exp = 0x7f80_0000u32;
+                if table
+                    .iter()
+                    .fold(false, |bad, v| bad | (v.to_bits() & exp == exp))
+                {
                     return value_err(format!(
                         "queries[{index}] is too large: its projected tables overflow float32"
                     ));
@@ -324,11 +329,19 @@ impl TableCodec {
                 // code byte and `group` one or two whole blocks.
                 let mut mask =
                     unsafe { (self.block_kernel)(nibbles.tables(), group, threshold, &mut sums) };
+                // Rows that may enter, scored exactly four at a time (see `score_strided4`); the
+                // bound is re-read before each four, so rows it has since excluded are skipped.
+                let mut pending = [0usize; 4];
+                let mut held = 0;
                 while mask != 0 {
                     let r = mask.trailing_zeros() as usize;
                     mask &= mask - 1;
                     if r >= live {
                         break; // padding rows (the last block's tail; bits ascend with rows)
+                    }
+                    if held == 4 {
+                        self.offer4(&p.luts, extent, base, pending, 4, select);
+                        held = 0;
                     }
                     let goal = target(select, extent.bias);
                     let sum = sums[lane_of(r)];
@@ -336,14 +349,39 @@ impl TableCodec {
                         None => sum >= nibbles.min_sum(goal),
                         Some(scales) => nibbles.may_reach(sum, scales[r], goal),
                     };
-                    if !reachable {
-                        continue; // the bound rose since the kernel ran
+                    if reachable {
+                        pending[held] = r;
+                        held += 1;
                     }
-                    let row = base + r;
-                    let s = Self::finish(extent, row, self.raw(&p.luts, extent, row));
-                    select.offer(cost_of_score(s), extent.labels.of(row));
+                }
+                if held > 0 {
+                    // Fewer than four: the last is repeated (four chains cost what one does).
+                    for j in held..4 {
+                        pending[j] = pending[held - 1];
+                    }
+                    self.offer4(&p.luts, extent, base, pending, held, select);
                 }
             }
+        }
+    }
+
+    /// Scores rows `base + r` (`r` in `rows`) of a block extent exactly and offers the first `n`.
+    fn offer4(
+        &self,
+        luts: &ByteLuts,
+        extent: &Extent<'_, u8>,
+        base: usize,
+        rows: [usize; 4],
+        n: usize,
+        select: &mut TopK<'_>,
+    ) {
+        let block_bytes = BLOCK_ROWS * self.row_bytes;
+        let row = rows.map(|r| base + r);
+        let blocks = row.map(|x| &extent.data[(x / BLOCK_ROWS) * block_bytes..][..block_bytes]);
+        let raw = luts.score_strided4(blocks, BLOCK_ROWS, row.map(|x| x % BLOCK_ROWS));
+        for (&x, raw) in row.iter().zip(raw).take(n) {
+            let s = Self::finish(extent, x, raw);
+            select.offer(cost_of_score(s), extent.labels.of(x));
         }
     }
 }

@@ -29,9 +29,27 @@ pub struct Projection {
 /// `out += Σ_i q[i] · basis[i, ..]` (row `i` of `basis` has `out.len()` values), rows in order.
 type ProjectKernel = fn(&[f32], &[f32], &mut [f32]);
 
+#[inline(always)]
 fn project_scalar(q: &[f32], basis: &[f32], out: &mut [f32]) {
-    for (&qi, row) in q.iter().zip(basis.chunks_exact(out.len())) {
-        for (o, &b) in out.iter_mut().zip(row) {
+    // Blocks of 64 outputs stay in registers over all rows (each output still sums the rows in
+    // order): the loop is bound by the adds, not by loading and storing `out` once per row.
+    const COLS: usize = 64;
+    let width = out.len();
+    let mut start = 0;
+    while start + COLS <= width {
+        let mut acc = [0f32; COLS];
+        acc.copy_from_slice(&out[start..start + COLS]);
+        for (&qi, row) in q.iter().zip(basis.chunks_exact(width)) {
+            let b: &[f32; COLS] = row[start..start + COLS].try_into().expect("COLS values");
+            for (a, &b) in acc.iter_mut().zip(b) {
+                *a += qi * b;
+            }
+        }
+        out[start..start + COLS].copy_from_slice(&acc);
+        start += COLS;
+    }
+    for (&qi, row) in q.iter().zip(basis.chunks_exact(width)) {
+        for (o, &b) in out[start..].iter_mut().zip(&row[start..]) {
             *o += qi * b;
         }
     }
