@@ -109,6 +109,36 @@ def test_a_selective_filter_returns_k_allowed_results_from_the_scan(data, form):
     np.testing.assert_array_equal(to_rows(every), truth)
 
 
+def test_a_filter_whose_rows_lie_in_the_farthest_lists_is_searched_again_over_every_list(monkeypatch):
+    """The lists a filtered query ranks follow the allowed share (here 1 + 4 of 16); a query still short
+    of k after them is searched again over every list, so it gets the exact filtered top-k."""
+    rng = np.random.default_rng(3)
+    angles = np.arange(NLIST) * np.pi / (NLIST - 1)  # cluster j at angle j * 12 degrees from the query
+    centres = np.zeros((NLIST, DIMS))
+    centres[:, 0], centres[:, 1] = np.cos(angles), np.sin(angles)
+    member = np.repeat(np.arange(NLIST), 200)
+    docs = centres[member] + 0.03 * rng.standard_normal((len(member), DIMS))
+    docs = (docs / np.linalg.norm(docs, axis=1, keepdims=True)).astype(np.float32)
+    queries = np.zeros((3, DIMS), dtype=np.float32)
+    queries[:, 0] = 1.0
+    queries[1:, 2] = [0.1, -0.1]
+    index = ivf(f"IVF{NLIST},Flat", docs)
+    allowed = np.flatnonzero(member == NLIST - 1)  # the cluster opposite the queries: 200 rows
+    widths: list[int] = []
+    plan = type(index._partition).plan
+
+    def spy(self, q, nprobe, width):
+        widths.append(width)
+        return plan(self, q, nprobe, width)
+
+    monkeypatch.setattr(type(index._partition), "plan", spy)
+    _, found = index.search(queries, 10, nprobe=1, allowed=allowed)
+    assert widths == [1 + 4 * 1, NLIST]  # ceil(10 * 16 / 200) = 1 list holds k allowed rows on average
+    keep = np.zeros(len(docs), dtype=bool)
+    keep[allowed] = True
+    np.testing.assert_array_equal(found, exact(docs, queries, 10, keep))
+
+
 def test_half_the_corpus_allowed_matches_the_exact_filtered_scan(data):
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs)

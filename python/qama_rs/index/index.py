@@ -482,9 +482,8 @@ class Index:
         elif self._ids.identity and isinstance(allowed, np.ndarray) and allowed.ndim == 1 and allowed.dtype.kind in "iu":
             # Ids are slots: an ascending id array is the answer as it is (O(len), no pass over the index).
             ids = allowed.astype(np.int64, copy=False)
-            ids = ids[(ids >= 0) & (ids < n)]
             if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
-                return ids
+                return ids[np.searchsorted(ids, 0) : np.searchsorted(ids, n)]  # the stored ones
         slots = self._slots(allowed, "allowed")
         # A mask over the slots, not np.unique: O(n) without a sort (a 50 % filter of 200k ids: 15 ms -> <1 ms).
         mask = np.zeros(n, dtype=bool)

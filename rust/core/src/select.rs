@@ -195,6 +195,13 @@ impl<'a> TopK<'a> {
         self.keys.len() == self.cap
     }
 
+    /// Whether `label` passes the filter (always, without one): a scan tests it before an exact
+    /// score that a filtered-out row would waste.
+    #[inline]
+    pub fn allows(&self, label: u64) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a.contains(label))
+    }
+
     /// Keeps `(cost, label)` if it is among the `cap` best seen (and allowed); returns whether it
     /// was kept.
     #[inline]

@@ -299,6 +299,9 @@ impl TableCodec {
             let Some(nibbles) = &p.nibbles else {
                 // Rows too long for 16-bit sums: score every row exactly.
                 for r in tile.clone() {
+                    if !select.allows(extent.labels.of(r)) {
+                        continue;
+                    }
                     let s = Self::finish(extent, r, self.raw(&p.luts, extent, r));
                     select.offer(cost_of_score(s), extent.labels.of(r));
                 }
@@ -342,6 +345,11 @@ impl TableCodec {
                     if held == 4 {
                         self.offer4(&p.luts, extent, base, pending, 4, select);
                         held = 0;
+                    }
+                    // The filter first: a test per row, cheaper than the bound's arithmetic (while
+                    // few allowed rows are held, every row passes the kernel).
+                    if !select.allows(extent.labels.of(base + r)) {
+                        continue;
                     }
                     let goal = target(select, extent.bias);
                     let sum = sums[lane_of(r)];
