@@ -66,6 +66,17 @@ def test_recall_grows_with_nprobe_and_a_full_probe_keeps_the_codes_quality(data,
     assert got[0] < got[2]  # one list of sixteen misses neighbours
 
 
+def test_centroids_are_float16_values_and_residual_scores_stay_exact(data):
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},Flat", docs)
+    c = index._partition.centroids
+    np.testing.assert_array_equal(c.astype(np.float16).astype(np.float32), c)
+    assert index._partition._coarse.is_half
+    # Residuals to the rounded centroids plus the bias give the exact scores of the vectors.
+    D, found = index.search(queries, 10, nprobe=NLIST)
+    np.testing.assert_allclose(D, np.take_along_axis(queries @ docs.T, found, axis=1), rtol=1e-5, atol=1e-6)
+
+
 def test_adds_and_removes_need_no_retraining(data):
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs[:2000])

@@ -162,10 +162,12 @@ class Plan:
 
 @final
 class Coarse:
-    """A partition's centroids ``float32 (nlist, dims)``."""
+    """A partition's centroids ``float32 (nlist, dims)`` (held as float16 when every value is one)."""
 
     def __new__(cls, centroids: npt.NDArray[np.float32], isa: str | None = None) -> Self: ...
     def plan(self, queries: npt.NDArray[np.float32], nprobe: int, width: int, residual: bool) -> Plan: ...
+    @property
+    def is_half(self) -> bool: ...
     @property
     def nlist(self) -> int: ...
 

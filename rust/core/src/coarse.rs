@@ -2,12 +2,11 @@
 //!
 //! A list is ranked by `<q, c>` with its centroid `c` (the query's lists: the best first). The same
 //! product is the list's *bias* when codes hold residuals `r = x - c`: `<q, x> = <q, c> + <q, r>`. The
-//! products use [`crate::codec::float::dot`]'s summation order (8 partial sums), in a copy compiled
-//! for AVX2 where the CPU has it (the same operations, so the same values, only wider), so one query
-//! alone and in a batch rank lists identically.
+//! products use [`crate::codec::float::dot`]'s summation order (8 partial sums). The AVX2 kernel scores
+//! four centroids at a time (four add chains in flight) with the same operations in the same order as
+//! its portable twin, so the same values: one query alone and in a batch rank lists identically.
 use rayon::prelude::*;
 
-use crate::codec::float::dots;
 use crate::error::{shape_err, Result};
 use crate::isa::Isa;
 use crate::kmeans::check_centroids_finite;
@@ -16,8 +15,20 @@ use crate::kmeans::check_centroids_finite;
 #[derive(Debug, Clone)]
 pub struct Coarse {
     dims: usize,
-    centroids: Vec<f32>,
+    nlist: usize,
+    centroids: Centroids,
+    /// The largest centroid norm (the bias bound of [`Coarse::max_product`]).
+    max_norm: f64,
     isa: Isa,
+}
+
+/// How centroids are held: as float16 bits when every value is a float16 exactly (the partition
+/// rounds them so: half the bytes to read per query, 512 x 384 fits a 512 KiB L2), else float32.
+/// Widening float16 is exact, so both give the same scores for the same values.
+#[derive(Debug, Clone)]
+enum Centroids {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
 }
 
 impl Coarse {
@@ -30,16 +41,31 @@ impl Coarse {
             ));
         }
         check_centroids_finite(&centroids, dims)?;
+        let max_norm = centroids.chunks_exact(dims).map(norm).fold(0f64, f64::max);
+        let nlist = centroids.len() / dims;
+        let halves: Vec<half::f16> = centroids.iter().map(|&v| half::f16::from_f32(v)).collect();
+        let exact = halves.iter().zip(&centroids).all(|(h, &v)| h.to_f32() == v);
         Ok(Self {
             dims,
-            centroids,
+            nlist,
+            centroids: if exact {
+                Centroids::F16(halves)
+            } else {
+                Centroids::F32(centroids)
+            },
+            max_norm,
             isa,
         })
     }
 
+    /// Whether the centroids are held as float16 (every value is one).
+    pub fn is_half(&self) -> bool {
+        matches!(self.centroids, Centroids::F16(_))
+    }
+
     /// Lists.
     pub fn nlist(&self) -> usize {
-        self.centroids.len() / self.dims
+        self.nlist
     }
 
     /// Dimensions of a query.
@@ -51,10 +77,20 @@ impl Coarse {
     pub fn scores(&self, q: &[f32]) -> Vec<f32> {
         #[cfg(target_arch = "x86_64")]
         if self.isa >= Isa::Avx2 {
-            // SAFETY: `isa` was checked available when the caller built it.
-            return unsafe { scores_avx2(q, &self.centroids, self.dims) };
+            // SAFETY: `isa` (AVX2 + F16C) was checked available when the caller built it.
+            return unsafe { scores_avx2(q, &self.centroids, self.dims, self.nlist) };
         }
-        scores_portable(q, &self.centroids, self.dims)
+        scores_portable(q, &self.centroids, self.dims, self.nlist)
+    }
+
+    /// An upper bound of `|<q, c>|` over the queries `points` (row-major) and every centroid: the
+    /// largest `|q| |c|` (float64, rounded up a little), so a bias never exceeds it.
+    pub fn max_product(&self, points: &[f32]) -> f64 {
+        let q = points
+            .chunks_exact(self.dims)
+            .map(norm)
+            .fold(0f64, f64::max);
+        q * self.max_norm * (1.0 + 1e-6)
     }
 
     /// Scores of `nq` queries (row-major), parallel over queries.
@@ -75,21 +111,113 @@ impl Coarse {
     }
 }
 
+/// Euclidean norm in float64.
+fn norm(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// The reduction of eight partial sums (as [`crate::codec::float::dot`] reduces them).
 #[inline(always)]
-fn scores_portable(q: &[f32], centroids: &[f32], dims: usize) -> Vec<f32> {
-    let mut out = vec![0f32; centroids.len() / dims];
-    dots(q, centroids, dims, &mut out);
+fn reduce(a: [f32; 8]) -> f32 {
+    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+}
+
+/// Scores of every centroid, portably: for each, eight partial sums over the first `dims / 8 * 8`
+/// values, reduced, then the tail added in order (see the module docs).
+fn scores_portable(q: &[f32], centroids: &Centroids, dims: usize, nlist: usize) -> Vec<f32> {
+    let value = |row: usize, at: usize| match centroids {
+        Centroids::F32(c) => c[row * dims + at],
+        Centroids::F16(c) => c[row * dims + at].to_f32(),
+    };
+    let full = dims / 8 * 8;
+    (0..nlist)
+        .map(|row| {
+            let mut acc = [0f32; 8];
+            for j in (0..full).step_by(8) {
+                for (l, a) in acc.iter_mut().enumerate() {
+                    *a += q[j + l] * value(row, j + l);
+                }
+            }
+            (full..dims).fold(reduce(acc), |s, t| s + q[t] * value(row, t))
+        })
+        .collect()
+}
+
+/// [`scores_portable`] with AVX2 (+ F16C to widen float16 rows): the same multiplies and adds in
+/// the same order, eight lanes at once, four centroids interleaved (four chains in flight).
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn scores_avx2(q: &[f32], centroids: &Centroids, dims: usize, nlist: usize) -> Vec<f32> {
+    use std::arch::x86_64::*;
+    let mut out = vec![0f32; nlist];
+    // SAFETY (both loaders): `row < nlist` and `at + 8 <= dims`, so the 8 values are in bounds.
+    match centroids {
+        Centroids::F32(c) => unsafe {
+            quads_avx2(
+                q,
+                dims,
+                &mut out,
+                |row, at| _mm256_loadu_ps(c.as_ptr().add(row * dims + at)),
+                |row, at| c[row * dims + at],
+            )
+        },
+        Centroids::F16(c) => unsafe {
+            quads_avx2(
+                q,
+                dims,
+                &mut out,
+                |row, at| {
+                    _mm256_cvtph_ps(_mm_loadu_si128(
+                        c.as_ptr().add(row * dims + at).cast::<__m128i>(),
+                    ))
+                },
+                |row, at| c[row * dims + at].to_f32(),
+            )
+        },
+    }
     out
 }
 
-/// [`scores_portable`] compiled for AVX2 (the same operations in the same order).
+/// The loop of [`scores_avx2`]: `load8(row, at)` gives values `at..at + 8` of a row, `load1` one.
 ///
 /// # Safety
-/// The CPU must support AVX2.
+/// As [`scores_avx2`]; `load8` must read in bounds for `row < out.len()`, `at + 8 <= dims`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scores_avx2(q: &[f32], centroids: &[f32], dims: usize) -> Vec<f32> {
-    scores_portable(q, centroids, dims)
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+unsafe fn quads_avx2(
+    q: &[f32],
+    dims: usize,
+    out: &mut [f32],
+    load8: impl Fn(usize, usize) -> std::arch::x86_64::__m256,
+    load1: impl Fn(usize, usize) -> f32,
+) {
+    use std::arch::x86_64::*;
+    let (nlist, full) = (out.len(), dims / 8 * 8);
+    for first in (0..nlist).step_by(4) {
+        // Where lists run out, the last one is scored again (and dropped).
+        let rows = [0, 1, 2, 3].map(|r| (first + r).min(nlist - 1));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for j in (0..full).step_by(8) {
+            // SAFETY: `j + 8 <= dims = q.len()`.
+            let x = unsafe { _mm256_loadu_ps(q.as_ptr().add(j)) };
+            for (a, &row) in acc.iter_mut().zip(&rows) {
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, load8(row, j)));
+            }
+        }
+        for (r, a) in acc.iter().enumerate().take(nlist - first) {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds 8 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
+            out[first + r] = (full..dims).fold(reduce(lanes), |s, t| s + q[t] * load1(rows[r], t));
+        }
+    }
 }
 
 /// The `width` best lists of `scores` (descending, ties by lower list) with their scores.
@@ -111,6 +239,38 @@ pub fn best(scores: &[f32], width: usize) -> Vec<(usize, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float16_centroids_score_like_their_float32_values_on_every_level() {
+        let (dims, nlist) = (37, 9);
+        let values: Vec<f32> = (0..nlist * dims)
+            .map(|i| half::f16::from_f32(((i * 7919 % 1000) as f32 - 500.0) / 997.0).to_f32())
+            .collect();
+        let q: Vec<f32> = (0..dims).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut off = values.clone();
+        off[5] += 1e-4; // no longer a float16: held as float32
+        for isa in Isa::available() {
+            let half = Coarse::new(values.clone(), dims, isa).unwrap();
+            let full = Coarse::new(off.clone(), dims, isa).unwrap();
+            assert!(half.is_half() && !full.is_half());
+            let want: Vec<f32> = values
+                .chunks_exact(dims)
+                .map(|c| {
+                    let mut acc = [0f32; 8];
+                    for j in (0..32).step_by(8) {
+                        for l in 0..8 {
+                            acc[l] += q[j + l] * c[j + l];
+                        }
+                    }
+                    (32..dims).fold(reduce(acc), |s, t| s + q[t] * c[t])
+                })
+                .collect();
+            assert_eq!(half.scores(&q), want, "{isa:?}");
+            let got = full.scores(&q);
+            assert_eq!(got[1..], want[1..], "{isa:?}");
+            assert_ne!(got[0], want[0]);
+        }
+    }
 
     #[test]
     fn lists_rank_by_inner_product_on_every_level() {

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 pub enum Isa {
     /// Portable code only (the scalar twins).
     Scalar,
-    /// x86-64 AVX2 + POPCNT: `vpshufb` nibble kernels, scalar `popcnt` rows.
+    /// x86-64 AVX2 + F16C + POPCNT: `vpshufb` nibble kernels, scalar `popcnt` rows, float16 centroids.
     Avx2,
     /// x86-64 AVX2 + AVX-512F + VPOPCNTDQ: `vpopcntq` Hamming tiles (table kernels stay AVX2).
     Avx512,
@@ -41,6 +41,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("f16c")
                     && std::arch::is_x86_feature_detected!("popcnt")
             }
             #[cfg(target_arch = "x86_64")]

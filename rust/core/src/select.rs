@@ -202,6 +202,12 @@ impl<'a> TopK<'a> {
         self.allowed.as_ref().is_none_or(|a| a.contains(label))
     }
 
+    /// Whether a filter restricts the labels (so a scan reads a row's label before scoring it).
+    #[inline]
+    pub fn is_filtered(&self) -> bool {
+        self.allowed.is_some()
+    }
+
     /// Keeps `(cost, label)` if it is among the `cap` best seen (and allowed); returns whether it
     /// was kept.
     #[inline]

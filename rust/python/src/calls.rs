@@ -1,6 +1,9 @@
 //! The calls every codec class answers (`search`, `search_lists`, `score`, `rescore`), written once
 //! against [`Binding`] as the methods of a [`Call`], and their argument objects: [`Filter`]
 //! (allowed labels), [`Coarse`] (a partition's centroids) and [`Plan`] (each query's lists).
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use numpy::{Ix1, Ix2, PyArray2};
 use pyo3::prelude::*;
 use qama_core::coarse::{self, Coarse as CoreCoarse};
@@ -131,7 +134,7 @@ fn allowed<'a>(filter: Option<&'a Bound<'_, Filter>>) -> Option<Allowed<'a>> {
 /// A partition's centroids `float32 (nlist, dims)`: `Coarse(centroids)`; `plan` ranks its lists.
 #[pyclass(frozen, module = "qama_rs._core")]
 pub struct Coarse {
-    inner: CoreCoarse,
+    inner: Arc<CoreCoarse>,
 }
 
 #[pymethods]
@@ -142,16 +145,19 @@ impl Coarse {
         let c = array_arg::<f32, Ix2>(centroids, "centroids")?;
         let dims = rows_cols(&c).1;
         Ok(Self {
-            inner: CoreCoarse::new(copied(&c, "centroids")?, dims, isa_arg(isa)?)
-                .map_err(core_error)?,
+            inner: Arc::new(
+                CoreCoarse::new(copied(&c, "centroids")?, dims, isa_arg(isa)?)
+                    .map_err(core_error)?,
+            ),
         })
     }
 
     /// Each query's `width` best lists by `<q, centroid>` (`queries`: `float32 (nq, dims)`), the first
     /// `nprobe` scanned whatever happens; with `residual`, a list's product is the bias of its scores.
+    /// The ranking is made where the plan is used (`search_lists`: each query's lists beside its
+    /// scan, in parallel over a batch), not here.
     fn plan(
         &self,
-        py: Python<'_>,
         queries: &Bound<'_, PyAny>,
         nprobe: &Bound<'_, PyAny>,
         width: &Bound<'_, PyAny>,
@@ -163,22 +169,24 @@ impl Coarse {
             format!("queries has {cols} columns; the centroids have {dims}")
         })?;
         let (nprobe, width) = (count_arg(nprobe, "nprobe")?, count_arg(width, "width")?);
-        let (values, nq) = (q.values, q.nq);
-        qama_core::codec::check_queries(&values, dims).map_err(core_error)?;
-        let nlist = self.inner.nlist();
-        let lists = run_sized(py, nq * nlist * dims / 8, || {
-            let scores = self.inner.scores_batch(&values, nq)?;
-            Ok(scores
-                .chunks(nlist)
-                .map(|s| {
-                    coarse::best(s, width.max(nprobe))
-                        .into_iter()
-                        .map(|(l, b)| (l, if residual { b } else { 0.0 }))
-                        .collect()
-                })
-                .collect())
-        })?;
-        Ok(Plan { lists, nprobe })
+        qama_core::codec::check_queries(&q.values, dims).map_err(core_error)?;
+        let ranked = Ranked {
+            coarse: self.inner.clone(),
+            points: q.values,
+            nq: q.nq,
+            width: width.max(nprobe),
+            residual,
+        };
+        Ok(Plan {
+            lists: Lists::Ranked(ranked),
+            nprobe,
+        })
+    }
+
+    /// Whether the centroids are held as float16 (every value is one).
+    #[getter]
+    fn is_half(&self) -> bool {
+        self.inner.is_half()
     }
 
     #[getter]
@@ -191,8 +199,70 @@ impl Coarse {
 /// `Plan(lists int64 (nq, w), nprobe, bias float32 (nq, w) or None)`).
 #[pyclass(frozen, module = "qama_rs._core")]
 pub struct Plan {
-    lists: Vec<Vec<(usize, f32)>>,
+    lists: Lists,
     nprobe: usize,
+}
+
+/// A plan's lists: given, or ranked by a coarse quantizer when a query is searched.
+enum Lists {
+    Given(Vec<Vec<(usize, f32)>>),
+    Ranked(Ranked),
+}
+
+/// Queries to rank lists for: `width` best of `coarse` by `<point, centroid>` (the bias too when
+/// `residual`).
+struct Ranked {
+    coarse: Arc<CoreCoarse>,
+    points: Vec<f32>,
+    nq: usize,
+    width: usize,
+    residual: bool,
+}
+
+impl Lists {
+    fn queries(&self) -> usize {
+        match self {
+            Lists::Given(l) => l.len(),
+            Lists::Ranked(r) => r.nq,
+        }
+    }
+
+    /// The lists of query `i`, best first.
+    fn of(&self, i: usize) -> Cow<'_, [(usize, f32)]> {
+        match self {
+            Lists::Given(l) => Cow::Borrowed(&l[i]),
+            Lists::Ranked(r) => {
+                let dims = r.coarse.dims();
+                let scores = r.coarse.scores(&r.points[i * dims..(i + 1) * dims]);
+                let mut best = coarse::best(&scores, r.width);
+                if !r.residual {
+                    best.iter_mut().for_each(|(_, b)| *b = 0.0);
+                }
+                Cow::Owned(best)
+            }
+        }
+    }
+
+    /// The largest list a query can name, plus one.
+    fn bound(&self) -> usize {
+        match self {
+            Lists::Given(l) => l.iter().flatten().map(|&(l, _)| l + 1).max().unwrap_or(0),
+            Lists::Ranked(r) => r.coarse.nlist(),
+        }
+    }
+
+    /// The largest `|bias|` a query's list can carry.
+    fn max_bias(&self) -> f64 {
+        match self {
+            Lists::Given(l) => l
+                .iter()
+                .flatten()
+                .fold(0f64, |m, &(_, b)| m.max(f64::from(b).abs())),
+            // |<q, c>| <= |q| |c|: bounded by the largest of those products.
+            Lists::Ranked(r) if r.residual => r.coarse.max_product(&r.points),
+            Lists::Ranked(_) => 0.0,
+        }
+    }
 }
 
 #[pymethods]
@@ -250,27 +320,27 @@ impl Plan {
             })
             .collect();
         Ok(Self {
-            lists,
+            lists: Lists::Given(lists),
             nprobe: count_arg(nprobe, "nprobe")?,
         })
     }
 
-    /// `(lists int64 (nq, w), bias float32 (nq, w))` (for tests and inspection; rows padded with -1 / 0).
+    /// `(lists int64 (nq, w), bias float32 (nq, w))` (for tests and inspection; rows padded with -1 / 0;
+    /// a plan of `Coarse.plan` ranks the lists now).
     fn arrays<'py>(&self, py: Python<'py>) -> PyResult<Pair<'py, PyArray2<i64>, PyArray2<f32>>> {
-        let width = self.lists.iter().map(Vec::len).max().unwrap_or(0);
-        let (mut l, mut b) = (
-            vec![-1i64; self.lists.len() * width],
-            vec![0f32; self.lists.len() * width],
-        );
-        for (i, row) in self.lists.iter().enumerate() {
+        let nq = self.lists.queries();
+        // A coarse plan ranks its lists here (detached, like a search would).
+        let rows: Vec<Vec<(usize, f32)>> = run_sized(py, nq * self.lists.bound(), || {
+            Ok((0..nq).map(|i| self.lists.of(i).into_owned()).collect())
+        })?;
+        let width = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let (mut l, mut b) = (vec![-1i64; nq * width], vec![0f32; nq * width]);
+        for (i, row) in rows.iter().enumerate() {
             for (j, &(list, bias)) in row.iter().enumerate() {
                 (l[i * width + j], b[i * width + j]) = (list as i64, bias);
             }
         }
-        Ok((
-            into_2d(py, l, self.lists.len(), width)?,
-            into_2d(py, b, self.lists.len(), width)?,
-        ))
+        Ok((into_2d(py, l, nq, width)?, into_2d(py, b, nq, width)?))
     }
 }
 
@@ -350,45 +420,43 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         filter: Option<&Bound<'_, Filter>>,
     ) -> PyResult<Scored<'py>> {
         let (b, q, store) = (self.b, &self.q, self.store);
-        if plan.lists.len() != q.nq {
+        if plan.lists.queries() != q.nq {
             return Err(value_error(format!(
                 "the plan has {} queries; there are {}",
-                plan.lists.len(),
+                plan.lists.queries(),
                 q.nq
             )));
         }
-        if let Some((l, _)) = plan
-            .lists
-            .iter()
-            .flatten()
-            .find(|(l, _)| *l >= store.list_count())
-        {
+        if plan.lists.bound() > store.list_count() {
             return Err(value_error(format!(
-                "the plan names list {l}; the store has {}",
+                "the plan names list {}; the store has {}",
+                plan.lists.bound() - 1,
                 store.list_count()
             )));
         }
         let allowed = allowed(filter);
-        let work = plan
-            .lists
-            .iter()
-            .map(|l| {
-                l.iter()
-                    .take(plan.nprobe)
-                    .map(|&(l, _)| store.list_rows(l))
-                    .sum::<usize>()
-            })
-            .sum();
+        let work = match &plan.lists {
+            Lists::Given(lists) => lists
+                .iter()
+                .map(|l| {
+                    l.iter()
+                        .take(plan.nprobe)
+                        .map(|&(l, _)| store.list_rows(l))
+                        .sum::<usize>()
+                })
+                .sum(),
+            // The coarse scores, and the probed share of the rows.
+            Lists::Ranked(r) => {
+                let lists = store.list_count().max(1);
+                q.nq * (r.coarse.nlist() * r.coarse.dims() / 8
+                    + store.total() * plan.nprobe.min(lists) / lists)
+            }
+        };
         let hits = run_sized(self.py, work, || {
             let codec = b.codec();
-            let max_bias = plan
-                .lists
-                .iter()
-                .flatten()
-                .fold(0f64, |m, &(_, b)| m.max(f64::from(b).abs()));
             let bounds = Bounds {
                 max_scale: store.max_scale(),
-                max_bias,
+                max_bias: plan.lists.max_bias(),
             };
             driver::search_lists(
                 codec,
@@ -397,7 +465,9 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                 store.total(),
                 |i| b.prepare(q.row(i), i, bounds),
                 |i, _| {
-                    let lists = plan.lists[i]
+                    let lists = plan
+                        .lists
+                        .of(i)
                         .iter()
                         .map(|&(l, bias)| {
                             store.list(

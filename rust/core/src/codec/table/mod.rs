@@ -299,7 +299,7 @@ impl TableCodec {
             let Some(nibbles) = &p.nibbles else {
                 // Rows too long for 16-bit sums: score every row exactly.
                 for r in tile.clone() {
-                    if !select.allows(extent.labels.of(r)) {
+                    if select.is_filtered() && !select.allows(extent.labels.of(r)) {
                         continue;
                     }
                     let s = Self::finish(extent, r, self.raw(&p.luts, extent, r));
@@ -348,7 +348,7 @@ impl TableCodec {
                     }
                     // The filter first: a test per row, cheaper than the bound's arithmetic (while
                     // few allowed rows are held, every row passes the kernel).
-                    if !select.allows(extent.labels.of(base + r)) {
+                    if select.is_filtered() && !select.allows(extent.labels.of(base + r)) {
                         continue;
                     }
                     let goal = target(select, extent.bias);
