@@ -53,13 +53,21 @@ impl Recon {
     }
 }
 
-/// The float lookup tables of one query (`row_bytes` tables of 256 entries).
+/// The float lookup tables of one query (`row_bytes` tables of 256 entries), or their nibble halves
+/// `A`, `B` alone with `T[v] = fl(A[v & 15] + B[v >> 4])` made where a row is scored (the same
+/// values: one float32 add either way) — a block-layout scan scores few rows exactly, so building
+/// all 256 entries of every byte would cost more than it saves.
 #[derive(Debug, Clone)]
 pub struct ByteLuts {
     table: Vec<f32>,
-    /// `max_v |T[i][v]|` per byte, for the error bounds of the quantized kernel.
+    halves: Vec<NibbleHalves>,
+    /// `max_v |T[i][v]|` per byte (an upper bound from halves), for the error bounds of the
+    /// quantized kernel.
     abs_max: Vec<f64>,
 }
+
+/// One byte's two nibble tables (low nibble, high nibble), 16 entries each.
+pub(crate) type NibbleHalves = [[f32; 16]; 2];
 
 /// Largest `|v|` of a table, infinite when an entry is not finite (a NaN from `inf - inf` after an
 /// overflowing product counts as infinite). Eight lanes with no early exit, so it vectorizes.
@@ -133,7 +141,11 @@ impl ByteLuts {
                 "queries x recon values reach {total:e}; scores would overflow float32"
             ));
         }
-        Ok(Self { table, abs_max })
+        Ok(Self {
+            table,
+            halves: Vec::new(),
+            abs_max,
+        })
     }
 
     /// Tables given directly (byte-LUT codecs: product codes, PQ, packed trits): `table` holds
@@ -168,7 +180,36 @@ impl ByteLuts {
                 "queries[{query}] entries reach {total:e} per row; scores would overflow float32"
             ));
         }
-        Ok(Self { table, abs_max })
+        Ok(Self {
+            table,
+            halves: Vec::new(),
+            abs_max,
+        })
+    }
+
+    /// Tables held as their nibble halves (see the type's docs); `None` when an entry is not
+    /// finite or a score could overflow float32.
+    pub(crate) fn from_halves(halves: Vec<NibbleHalves>) -> Option<Self> {
+        // |fl(a + b)| <= (|a| + |b|)(1 + 2^-24): an upper bound of each byte's largest entry.
+        let bound = |t: &[f32; 16]| {
+            t.iter()
+                .fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m })
+        };
+        let finite = halves.iter().flatten().flatten().all(|v| v.is_finite());
+        let abs_max: Vec<f64> = halves
+            .iter()
+            .map(|[a, b]| {
+                (f64::from(bound(a)) + f64::from(bound(b))) * (1.0 + f64::from(f32::EPSILON))
+            })
+            .collect();
+        if !finite || abs_max.iter().sum::<f64>() > MAX_SCORE_MAGNITUDE {
+            return None;
+        }
+        Some(Self {
+            table: Vec::new(),
+            halves,
+            abs_max,
+        })
     }
 
     /// Refuses row scales and biases that could push a score past float32:
@@ -205,8 +246,12 @@ impl ByteLuts {
         &self.tables()[i]
     }
 
-    /// All tables, byte-major.
+    /// All tables, byte-major (not for tables held as halves: those score block layouts only).
     pub(crate) fn tables(&self) -> &[[f32; BYTE_VALUES]] {
+        debug_assert!(
+            self.halves.is_empty(),
+            "full tables of tables held as halves"
+        );
         self.table.as_chunks::<BYTE_VALUES>().0
     }
 
@@ -227,6 +272,9 @@ impl ByteLuts {
     /// in the same order as [`ByteLuts::score`].
     #[inline]
     pub(crate) fn score_strided(&self, block: &[u8], stride: usize, r: usize) -> f32 {
+        if !self.halves.is_empty() {
+            return self.score_strided4([block; 4], stride, [r; 4])[0];
+        }
         self.tables()
             .iter()
             .enumerate()
@@ -243,6 +291,15 @@ impl ByteLuts {
         r: [usize; 4],
     ) -> [f32; 4] {
         let mut s = [0f32; 4];
+        if !self.halves.is_empty() {
+            for (i, [a, b]) in self.halves.iter().enumerate() {
+                for j in 0..4 {
+                    let v = usize::from(blocks[j][i * stride + r[j]]);
+                    s[j] += a[v & 15] + b[v >> 4];
+                }
+            }
+            return s;
+        }
         for (i, t) in self.tables().iter().enumerate() {
             for j in 0..4 {
                 s[j] += t[usize::from(blocks[j][i * stride + r[j]])];

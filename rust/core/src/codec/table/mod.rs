@@ -183,8 +183,19 @@ impl TableCodec {
         let (luts, split) = match &self.tables {
             Tables::Recon(recon) => (ByteLuts::build(query, recon)?, None),
             Tables::Given { m } => (ByteLuts::from_table(query, *m, index)?, None),
+            Tables::Projected(p) if p.is_split() && self.layout == Layout::Blocks => {
+                // Halves only: block scans score rows from them (see `ByteLuts::from_halves`).
+                let (_, halves) = p.tables(&p.project(query), false);
+                let halves = halves.expect("split projections give halves");
+                let Some(luts) = ByteLuts::from_halves(halves.clone()) else {
+                    return value_err(format!(
+                        "queries[{index}] is too large: its projected tables overflow float32"
+                    ));
+                };
+                (luts, Some(halves))
+            }
             Tables::Projected(p) => {
-                let (table, split) = p.tables(&p.project(query));
+                let (table, split) = p.tables(&p.project(query), true);
                 // Finite queries and tables can still overflow in the sums: name the query only.
                 // Branch-free (it vectorizes): an exponent of all ones is inf or NaN.
                 let exp = 0x7f80_0000u32;

@@ -1,10 +1,7 @@
 //! Byte tables built from a float query by a projection and per-byte slots (see [`Projection`]).
 use crate::error::{cell, check_finite, shape_err, value_err, Result};
 
-use super::luts::BYTE_VALUES;
-
-/// One byte's two nibble tables (low nibble, high nibble), 16 entries each.
-pub(crate) type NibbleHalves = [[f32; 16]; 2];
+use super::luts::{NibbleHalves, BYTE_VALUES};
 
 /// Byte tables of codecs that code a projection of the vector (bit-allocated PCA codes, product
 /// quantization): a query `q` (`dims` floats) becomes `q' = q B` (`B` row-major `dims x width`, the
@@ -167,9 +164,22 @@ impl Projection {
         out
     }
 
-    /// The byte tables of a projected query, and its nibble tables when `split`.
-    pub(crate) fn tables(&self, qp: &[f32]) -> (Vec<f32>, Option<Vec<NibbleHalves>>) {
-        let mut table = vec![0f32; self.m * BYTE_VALUES];
+    /// Whether bytes are built from nibble halves (`split`).
+    pub(crate) fn is_split(&self) -> bool {
+        self.split
+    }
+
+    /// The byte tables of a projected query, and its nibble tables when `split` (then the byte
+    /// tables only when `full`; else empty).
+    pub(crate) fn tables(&self, qp: &[f32], full: bool) -> (Vec<f32>, Option<Vec<NibbleHalves>>) {
+        let mut table = vec![
+            0f32;
+            if full || !self.split {
+                self.m * BYTE_VALUES
+            } else {
+                0
+            }
+        ];
         if !self.split {
             if self.slots == 0 {
                 return (table, None); // no slot names a dimension: every table is zero
@@ -201,6 +211,9 @@ impl Projection {
                         half.iter_mut().zip(v).for_each(|(t, &v)| *t += w * v);
                     }
                 }
+            }
+            if !full {
+                continue;
             }
             let t = &mut table[b * BYTE_VALUES..][..BYTE_VALUES];
             for (hi, row) in t.chunks_exact_mut(16).enumerate() {

@@ -730,7 +730,7 @@ fn projected_tables_equal_the_given_tables_they_build() {
             // The tables the projection builds, handed over as given tables.
             let luts: Vec<f32> = q
                 .chunks(dims)
-                .flat_map(|x| projection.tables(&projection.project(x)).0)
+                .flat_map(|x| projection.tables(&projection.project(x), true).0)
                 .collect();
             let codes: Vec<u8> = (0..n * m).map(|_| rng.random_range(0..=255u8)).collect();
             let scale: Vec<f32> = (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect();
@@ -772,7 +772,7 @@ fn split_tables_bound_the_scores_tightly() {
     let mut rng = StdRng::seed_from_u64(43);
     let projection = random_projection(&mut rng, 32, 16, 40, 2, true);
     let q = random_floats(&mut rng, 32);
-    let (table, split) = projection.tables(&projection.project(&q));
+    let (table, split) = projection.tables(&projection.project(&q), true);
     let luts = ByteLuts::from_vec(table, 0).unwrap();
     let split = split.unwrap();
     let fast = NibbleLuts::from_split(&split, &luts).unwrap();
