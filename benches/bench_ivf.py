@@ -179,6 +179,30 @@ def qama_thread_check(index, spec: str, nprobes: list[int], queries: np.ndarray)
     return {"spec": spec, "single_qps_1_thread": {int(k): v for k, v in json.loads(res.stdout).items()}}
 
 
+#: Peers run in a child process: SVS's oneMKL loader can end the process ("Intel oneMKL FATAL ERROR:
+#: Cannot load libsvs_mkl.so", seen once on AMD EPYC after the other peers ran), which would lose every point.
+ISOLATED = {"SVS"}
+
+
+def run_isolated(bench: Bench, lib: str, args: argparse.Namespace) -> None:
+    """Runs ``lib`` alone in a child (``--only lib``, the same data arguments) and takes its points and notes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "points.json"
+        child = ["--only", lib, "--save-json", str(out), "--single-seconds", str(args.single_seconds)]
+        child += ["--quick"] if args.quick else []
+        child += ["--n", str(args.n)] if args.n else []
+        res = subprocess.run([sys.executable, __file__, *child], capture_output=True, text=True, check=False)
+        lines = [line for line in res.stdout.splitlines() if line.startswith((lib, "  note"))]
+        print("\n".join(lines), flush=True)
+        if res.returncode or not out.exists():
+            last = (res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-1]
+            bench.note(f"{lib} ended its process (exit {res.returncode}: {last[:200]}); its points are missing")
+            return
+        data = json.loads(out.read_text())
+    bench.points.extend(p for p in data["points"] if p["library"] == lib)
+    bench.notes.extend(n for n in data["notes"] if n not in bench.notes)
+
+
 def versions() -> dict:
     out = {"qama-rs": qama_rs.__version__, "numpy": np.__version__, "python": platform.python_version()}
     for dist in ("faiss-cpu", "scann", "scalable-vs", "usearch", "qdrant-edge-py"):
@@ -283,7 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         ("usearch", "usearch", run_usearch),
         ("Qdrant", "qdrant_edge", run_qdrant),
     ):
-        if want(lib) and available(module, bench):
+        if not (want(lib) and available(module, bench)):
+            continue
+        if lib in ISOLATED and wanted != {lib.lower()}:
+            guarded(lib, lambda lib=lib: run_isolated(bench, lib, args))
+        else:
             guarded(lib, lambda run=run: run(bench, corpus, args.quick))
 
     results = {

@@ -177,15 +177,15 @@ def test_select_code_rotation_keeps_the_best_scoring_candidate_and_rejects_unkno
         select_code_rotation(docs, [2] * 24, split, fit, modes=("learned",))
 
 
-def test_float_neighbours_in_small_blocks_equal_one_block(monkeypatch):
-    import qama_rs.qama.validation as validation
+def test_float_neighbours_in_small_chunks_equal_the_brute_force(monkeypatch):
+    import qama_rs.index.tune as tuning
 
     rng = np.random.default_rng(6)
     docs = rng.standard_normal((400, 12)).astype(np.float32)
     rows = holdout_rows(400, 40)
     whole = float_neighbours(docs, rows)
-    monkeypatch.setattr(validation, "SIMILARITY_BLOCK", 400 * 3)  # three queries per block
-    np.testing.assert_array_equal(validation.float_neighbours(docs, rows), whole)
+    monkeypatch.setattr(tuning, "TRUTH_CHUNK", 64)  # seven chunks of documents
+    np.testing.assert_array_equal(float_neighbours(docs, rows), whole)
     sims = docs[rows] @ docs.T
     sims[np.arange(40), rows] = -np.inf
     np.testing.assert_array_equal(whole, np.argsort(-sims, axis=1, kind="stable")[:, :10])

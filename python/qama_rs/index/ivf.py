@@ -6,7 +6,8 @@ parallel and deterministic for a seed), with a progress bar on stderr when train
 rounds the centroids to float16 values (the engine holds them so: half the bytes a query reads). A
 vector goes to its nearest centroid (squared Euclidean). A query scans its ``nprobe`` lists with the
 largest inner product with their centroid, best first (and more while a filter leaves fewer than ``k``
-results). Codes hold either the vectors or their residuals to the centroid: for inner-product scoring
+results: see :func:`qama_rs.index.stages.probed`); the engine ranks a query's lists beside its scan, in
+the same call. Codes hold either the vectors or their residuals to the centroid: for inner-product scoring
 ``<q, c + r> = <q, c> + <q, r>``, so one query table serves every list and ``<q, c>`` is a per-list bias.
 """
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from qama_rs.index.tune import exact_neighbours
 from qama_rs.qama.rotation import quantization_rotation
 
 __all__ = [
@@ -26,9 +27,6 @@ __all__ = [
 #: The code-rotation candidates ``"auto"`` tries per (level, scheme): the head's own frame, a random
 #: rotation, the quantization rotation (qama_rs.qama.rotation).
 ROTATION_MODES_TRIED = ("none", "random", "itq")
-#: Similarities computed at once by `float_neighbours` (queries x documents): ~64 MiB of float32, so the
-#: block and argpartition's copies of it stay small on any corpus size.
-SIMILARITY_BLOCK = 1 << 24
 
 
 def holdout_rows(n: int, count: int, seed: int = 0) -> np.ndarray:
@@ -39,21 +37,13 @@ def holdout_rows(n: int, count: int, seed: int = 0) -> np.ndarray:
 
 
 def float_neighbours(docs: np.ndarray, rows: np.ndarray, k: int = 10) -> np.ndarray:
-    """Exact float32 top-``k`` (by inner product) of ``docs[rows]`` among all docs, each query's own row
-    excluded: ``int64 (len(rows), k)``."""
+    """Exact float32 top-``k`` (by inner product, ties by lower row) of ``docs[rows]`` among all docs, each
+    query's own row excluded: ``int64 (len(rows), k)`` (:func:`qama_rs.index.tune.exact_neighbours`)."""
     if k >= len(docs):
         raise ValueError(f"k must be < the number of documents ({len(docs)}), got {k}")
-    rows = np.asarray(rows)
-    out = np.empty((len(rows), k), dtype=np.int64)
-    step = max(1, SIMILARITY_BLOCK // len(docs))
-    for start in range(0, len(rows), step):
-        part = rows[start : start + step]
-        sims = docs[part] @ docs.T
-        sims[np.arange(len(part)), part] = -np.inf
-        top = np.argpartition(-sims, k, axis=1)[:, :k]
-        order = np.take_along_axis(sims, top, 1).argsort(1)[:, ::-1]
-        out[start : start + step] = np.take_along_axis(top, order, 1)
-    return out
+    rows = np.asarray(rows, dtype=np.int64)
+    docs = np.ascontiguousarray(docs, dtype=np.float32)
+    return exact_neighbours(docs, docs[rows], k, own=rows)
 
 
 def label_free_recall(features: np.ndarray, quantizer, rows: np.ndarray, target: np.ndarray) -> float:
