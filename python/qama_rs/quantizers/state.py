@@ -127,8 +127,8 @@ def state_int(
 
 def check_orthonormal(basis: np.ndarray, owner: str, key: str = "basis") -> None:
     """Refuses a ``(d, k)`` basis whose columns are not orthonormal (to float32 precision). The Gram
-    matrix in float32 (its rounding, ~``d`` x 6e-8, stays far below the 1e-4 tolerance): a third of the
-    float64 product's time, which is most of opening a mapped index."""
+    matrix in float32 (its rounding, ~``d`` x 6e-8, stays far below the 1e-4 tolerance): half the float64
+    product's time (384 x 384: 0.7 vs 1.4 ms), which every load of a PCA codec pays."""
     b = np.asarray(basis, dtype=np.float32)
     gram = b.T @ b
     if not np.allclose(gram, np.eye(basis.shape[1], dtype=np.float32), atol=1e-4):
