@@ -5,8 +5,10 @@
 //! products use [`crate::codec::float::dot`]'s summation order (8 partial sums). The AVX2 kernel scores
 //! four centroids at a time (four add chains in flight) with the same operations in the same order as
 //! its portable twin, so the same values: one query alone and in a batch rank lists identically.
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
+use crate::codec::float::{dot, reduce8};
 use crate::error::{shape_err, Result};
 use crate::isa::Isa;
 use crate::kmeans::check_centroids_finite;
@@ -119,35 +121,22 @@ fn norm(v: &[f32]) -> f64 {
         .sqrt()
 }
 
-/// The reduction of eight partial sums (as [`crate::codec::float::dot`] reduces them).
-#[inline(always)]
-fn reduce(a: [f32; 8]) -> f32 {
-    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
-}
-
-/// Scores of every centroid, portably: for each, eight partial sums over the first `dims / 8 * 8`
-/// values, reduced, then the tail added in order (see the module docs).
+/// Scores of every centroid, portably: [`dot`] of each row (float16 rows widened first, exactly).
 fn scores_portable(q: &[f32], centroids: &Centroids, dims: usize, nlist: usize) -> Vec<f32> {
-    let value = |row: usize, at: usize| match centroids {
-        Centroids::F32(c) => c[row * dims + at],
-        Centroids::F16(c) => c[row * dims + at].to_f32(),
-    };
-    let full = dims / 8 * 8;
+    let mut wide = vec![0f32; dims];
     (0..nlist)
-        .map(|row| {
-            let mut acc = [0f32; 8];
-            for j in (0..full).step_by(8) {
-                for (l, a) in acc.iter_mut().enumerate() {
-                    *a += q[j + l] * value(row, j + l);
-                }
+        .map(|row| match centroids {
+            Centroids::F32(c) => dot(q, &c[row * dims..][..dims]),
+            Centroids::F16(c) => {
+                c[row * dims..][..dims].convert_to_f32_slice(&mut wide);
+                dot(q, &wide)
             }
-            (full..dims).fold(reduce(acc), |s, t| s + q[t] * value(row, t))
         })
         .collect()
 }
 
-/// [`scores_portable`] with AVX2 (+ F16C to widen float16 rows): the same multiplies and adds in
-/// the same order, eight lanes at once, four centroids interleaved (four chains in flight).
+/// [`scores_portable`] with AVX2 (+ F16C to widen float16 rows): [`dot`]'s multiplies and adds in
+/// its order, eight lanes at once, four centroids interleaved (four chains in flight).
 ///
 /// # Safety
 /// The CPU must support AVX2 and F16C.
@@ -215,7 +204,8 @@ unsafe fn quads_avx2(
             let mut lanes = [0f32; 8];
             // SAFETY: `lanes` holds 8 floats.
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
-            out[first + r] = (full..dims).fold(reduce(lanes), |s, t| s + q[t] * load1(rows[r], t));
+            out[first + r] =
+                (full..dims).fold(reduce8(&lanes), |s, t| s + q[t] * load1(rows[r], t));
         }
     }
 }
@@ -253,18 +243,7 @@ mod tests {
             let half = Coarse::new(values.clone(), dims, isa).unwrap();
             let full = Coarse::new(off.clone(), dims, isa).unwrap();
             assert!(half.is_half() && !full.is_half());
-            let want: Vec<f32> = values
-                .chunks_exact(dims)
-                .map(|c| {
-                    let mut acc = [0f32; 8];
-                    for j in (0..32).step_by(8) {
-                        for l in 0..8 {
-                            acc[l] += q[j + l] * c[j + l];
-                        }
-                    }
-                    (32..dims).fold(reduce(acc), |s, t| s + q[t] * c[t])
-                })
-                .collect();
+            let want: Vec<f32> = values.chunks_exact(dims).map(|c| dot(&q, c)).collect();
             assert_eq!(half.scores(&q), want, "{isa:?}");
             let got = full.scores(&q);
             assert_eq!(got[1..], want[1..], "{isa:?}");

@@ -195,17 +195,11 @@ impl<'a> TopK<'a> {
         self.keys.len() == self.cap
     }
 
-    /// Whether `label` passes the filter (always, without one): a scan tests it before an exact
-    /// score that a filtered-out row would waste.
+    /// Whether a filter rules out the row labelled `label()` (read only when there is a filter): a
+    /// scan tests it before an exact score that a filtered-out row would waste.
     #[inline]
-    pub fn allows(&self, label: u64) -> bool {
-        self.allowed.as_ref().is_none_or(|a| a.contains(label))
-    }
-
-    /// Whether a filter restricts the labels (so a scan reads a row's label before scoring it).
-    #[inline]
-    pub fn is_filtered(&self) -> bool {
-        self.allowed.is_some()
+    pub fn excludes(&self, label: impl FnOnce() -> u64) -> bool {
+        self.allowed.as_ref().is_some_and(|a| !a.contains(label()))
     }
 
     /// Keeps `(cost, label)` if it is among the `cap` best seen (and allowed); returns whether it
@@ -215,10 +209,8 @@ impl<'a> TopK<'a> {
         if cost > self.bound() {
             return false;
         }
-        if let Some(allowed) = &self.allowed {
-            if !allowed.contains(label) {
-                return false;
-            }
+        if self.excludes(|| label) {
+            return false;
         }
         let key = key(cost, label);
         if self.keys.len() < self.cap {

@@ -92,10 +92,16 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     finish(&acc, a_tail, b_tail)
 }
 
+/// The reduction of [`dot`]'s 8 partial sums.
+#[inline(always)]
+pub(crate) fn reduce8(acc: &[f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
 /// The 8 partial sums of [`dot`] reduced, then its tail added in order.
 #[inline(always)]
 fn finish(acc: &[f32; 8], a_tail: &[f32], b_tail: &[f32]) -> f32 {
-    let mut s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    let mut s = reduce8(acc);
     for (x, y) in a_tail.iter().zip(b_tail) {
         s += x * y;
     }

@@ -246,6 +246,11 @@ impl ByteLuts {
         &self.tables()[i]
     }
 
+    /// The nibble halves, when the tables are held as halves.
+    pub(crate) fn halves(&self) -> Option<&[NibbleHalves]> {
+        (!self.halves.is_empty()).then_some(&self.halves[..])
+    }
+
     /// All tables, byte-major (not for tables held as halves: those score block layouts only).
     pub(crate) fn tables(&self) -> &[[f32; BYTE_VALUES]] {
         debug_assert!(

@@ -180,22 +180,22 @@ impl TableCodec {
         } else {
             super::check_query(query, self.query_len(), index)?;
         }
-        let (luts, split) = match &self.tables {
-            Tables::Recon(recon) => (ByteLuts::build(query, recon)?, None),
-            Tables::Given { m } => (ByteLuts::from_table(query, *m, index)?, None),
+        let luts = match &self.tables {
+            Tables::Recon(recon) => ByteLuts::build(query, recon)?,
+            Tables::Given { m } => ByteLuts::from_table(query, *m, index)?,
             Tables::Projected(p) if p.is_split() && self.layout == Layout::Blocks => {
                 // Halves only: block scans score rows from them (see `ByteLuts::from_halves`).
                 let (_, halves) = p.tables(&p.project(query), false);
                 let halves = halves.expect("split projections give halves");
-                let Some(luts) = ByteLuts::from_halves(halves.clone()) else {
+                let Some(luts) = ByteLuts::from_halves(halves) else {
                     return value_err(format!(
                         "queries[{index}] is too large: its projected tables overflow float32"
                     ));
                 };
-                (luts, Some(halves))
+                luts
             }
             Tables::Projected(p) => {
-                let (table, split) = p.tables(&p.project(query), true);
+                let (table, _) = p.tables(&p.project(query), true);
                 // Finite queries and tables can still overflow in the sums: name the query only.
                 // Branch-free (it vectorizes): an exponent of all ones is inf or NaN.
                 let exp = 0x7f80_0000u32;
@@ -207,16 +207,17 @@ impl TableCodec {
                         "queries[{index}] is too large: its projected tables overflow float32"
                     ));
                 }
-                let luts = ByteLuts::from_vec(table, index)?;
-                (luts, split)
+                ByteLuts::from_vec(table, index)?
             }
         };
         luts.check_scale(bounds.max_scale, bounds.max_bias)?;
-        let nibbles = match (self.layout, &self.tables, &split) {
-            (Layout::Rows, ..) => None,
-            (Layout::Blocks, Tables::Recon(recon), _) => NibbleLuts::build(query, recon, &luts),
-            (Layout::Blocks, _, Some(split)) => NibbleLuts::from_split(split, &luts),
-            (Layout::Blocks, _, None) => NibbleLuts::from_byte_luts(&luts),
+        let nibbles = match (self.layout, &self.tables) {
+            (Layout::Rows, _) => None,
+            (Layout::Blocks, Tables::Recon(recon)) => NibbleLuts::build(query, recon, &luts),
+            (Layout::Blocks, _) => match luts.halves() {
+                Some(halves) => NibbleLuts::from_split(halves, &luts),
+                None => NibbleLuts::from_byte_luts(&luts),
+            },
         };
         Ok(Prepared { luts, nibbles })
     }
@@ -310,7 +311,7 @@ impl TableCodec {
             let Some(nibbles) = &p.nibbles else {
                 // Rows too long for 16-bit sums: score every row exactly.
                 for r in tile.clone() {
-                    if select.is_filtered() && !select.allows(extent.labels.of(r)) {
+                    if select.excludes(|| extent.labels.of(r)) {
                         continue;
                     }
                     let s = Self::finish(extent, r, self.raw(&p.luts, extent, r));
@@ -359,7 +360,7 @@ impl TableCodec {
                     }
                     // The filter first: a test per row, cheaper than the bound's arithmetic (while
                     // few allowed rows are held, every row passes the kernel).
-                    if select.is_filtered() && !select.allows(extent.labels.of(base + r)) {
+                    if select.excludes(|| extent.labels.of(base + r)) {
                         continue;
                     }
                     let goal = target(select, extent.bias);
