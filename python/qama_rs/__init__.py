@@ -5,7 +5,8 @@ User API (NumPy in, NumPy out; heavy work in Rust with the GIL released):
 * :func:`index_factory` / :class:`Index` — one index for every codec, named by a faiss-style spec:
   ``index = qama_rs.index_factory(384, "Hadamard,LloydMax2")``; ``index.train(docs)``; ``index.add(docs)``;
   ``D, I = index.search(queries, k)`` (float queries always; higher scores are better for every codec;
-  ``I = -1`` past the stored vectors; ``allowed=ids`` filters inside the scan); ``index.save(path)``,
+  ``I = -1`` past the stored vectors; ``allowed=ids`` filters inside the scan, :class:`Allowed` prepares such a
+  filter once for many searches); ``index.save(path)``,
   ``Index.load(path, mmap=True)``. :func:`register_codec` plugs in a new codec;
 * :class:`QamaError` — the one exception class of bad input and corrupt files (a ``ValueError``;
   :class:`QamaTypeError` is also a ``TypeError``); allocation failures raise ``MemoryError``.
@@ -36,6 +37,7 @@ from qama_rs.engine.cpu import cpu_description
 from qama_rs.engine.quantizer import Quantizer, encode
 from qama_rs.errors import QamaWarning
 from qama_rs.index import (
+    Allowed,
     Index,
     QamaError,
     QamaTypeError,
@@ -46,6 +48,7 @@ from qama_rs.index import (
 )
 
 __all__ = [
+    "Allowed",
     "Index",
     "QamaError",
     "QamaTypeError",

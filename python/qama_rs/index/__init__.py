@@ -14,12 +14,13 @@ Spec strings are faiss-style comma-separated stages: transforms, one codec, an o
 :mod:`qama_rs.index.registry` lists the stages, :mod:`qama_rs.index.index` the search conventions (higher
 score is better for every codec; ``I = -1``, ``D = -inf`` past the stored vectors),
 :mod:`qama_rs.index.storage` how rows are kept and :mod:`qama_rs.index.fileformat` the file.
-:func:`search` searches bare code arrays. Imports engine, quantizers and qama only.
+:class:`Allowed` prepares a search filter once for many searches; :func:`search` searches bare code arrays. Imports engine, quantizers and qama only.
 """
 
 from __future__ import annotations
 
 from qama_rs.errors import QamaError, QamaTypeError
+from qama_rs.index.allowed import Allowed
 from qama_rs.index.codes import search
 from qama_rs.index.index import MAX_K, Index, index_factory
 from qama_rs.index.registry import available_codecs, register_codec
@@ -27,6 +28,7 @@ from qama_rs.index.spec import Stage, parse_spec
 
 __all__ = [
     "MAX_K",
+    "Allowed",
     "Index",
     "QamaError",
     "QamaTypeError",

@@ -21,6 +21,7 @@ and compacted on removal; files (:meth:`Index.save`, :meth:`Index.load`) hold th
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import warnings
@@ -32,6 +33,7 @@ from qama_rs.engine.args import check_int, float_rows
 from qama_rs.errors import QamaError, QamaTypeError, QamaWarning
 from qama_rs.index import fileformat, persist, stages
 from qama_rs.index import tune as tuning
+from qama_rs.index.allowed import Allowed
 from qama_rs.index.codecs import Codec, PerDimCodec, ThermoCodec
 from qama_rs.index.ids import IdMap
 from qama_rs.index.ivf import Partition, default_nprobe
@@ -48,6 +50,8 @@ MAX_K = 2**31 - 1
 MAX_RESULTS = 1 << 28
 #: Rows encoded at a time by :meth:`Index.add` (bounds the memory of transforms and encodings).
 ADD_CHUNK = 1 << 16
+#: A distinct number for each index object (with its version, the key of what an Allowed keeps for it).
+_SERIALS = itertools.count()
 
 
 def index_factory(dims: int, spec: str, *, head: Any = None) -> Index:
@@ -89,6 +93,8 @@ class Index:
         # One lock for every call that reads or changes the stored rows: a search never sees a half-done
         # add or remove (codes, ids and names change together). The kernels parallelize inside a call.
         self._lock = threading.RLock()
+        # (this object, how many times its rows changed): what a prepared Allowed derived is valid under it.
+        self._serial, self._version = next(_SERIALS), 0
         if not self.needs_training:
             self._train_stages(None)
 
@@ -220,6 +226,7 @@ class Index:
                 codec.quantizer = learned.learned_quantizer(x)
             codec.train(coded if codec is self._pipe.codec else x)
         self._stores = [self._new_store(c, i == 0) for i, c in enumerate(self._codecs())]
+        self._version += 1
 
     def _new_store(self, codec: Codec, first: bool) -> ListStore:
         """The rows of a codec: the first stage of a partitioned index in lists labelled by id, everything
@@ -339,8 +346,10 @@ class Index:
         return self._ids.name_of_slots(slots)
 
     def _own(self) -> None:
-        """Before the first change of a memory-mapped index: ids move to memory (rows stay mapped)."""
+        """Before every change of the rows: a memory-mapped index's ids move to memory (rows stay mapped),
+        and what prepared filters derived from the old rows is no longer used."""
         self._ids.own()
+        self._version += 1
 
     # --------------------------------------------------------------------------------- search
     def search(
@@ -357,8 +366,10 @@ class Index:
         the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions of the
         same codes (thermometer, per-dimension and Flat codecs, not after a rotation or a head; with a
         refinement stage the prefix applies to the first stage). ``allowed``: the ids (int64 array, or names)
-        a result may have, or a boolean bitmap indexed by id, or one row of ids per query (``(nq, c)``, ``-1``
-        padding: each query's own candidates, e.g. to rescore another engine's results). ``k_factor``: a refinement stage rescores
+        a result may have, or a boolean bitmap indexed by id, or an :class:`~qama_rs.Allowed` made of either
+        once for many searches (the ids checked, sorted and turned into the engine's filter once, not on every
+        call), or one row of ids per query (``(nq, c)``, ``-1`` padding: each query's own candidates, e.g. to
+        rescore another engine's results). ``k_factor``: a refinement stage rescores
         ``k * k_factor`` first-stage candidates (default: the spec's ``k'``; never fewer than ``k``).
         ``nprobe``: lists a partitioned index scans per query (default :attr:`nprobe`)."""
         with self._lock:
@@ -379,12 +390,12 @@ class Index:
             if isinstance(allowed, np.ndarray) and allowed.ndim == 2 and allowed.dtype != np.bool_:
                 return self._search_each(xq, k, allowed, *_no_results(nq, k), prefix, depth, probe)
             q = self._transform(xq)
-            positions = None if allowed is None else self._allowed_slots(allowed)
+            selection = self._selection(allowed)
             if depth is None and self._partition is not None:
                 # Partition lists are labelled by id: the results are ids already.
-                scores, found = self._probed(q, k, prefix, probe, positions)
+                scores, found = self._probed(q, k, prefix, probe, selection)
             else:
-                scores, rows = self._first(q, depth or k, prefix, probe, positions)
+                scores, rows = self._first(q, depth or k, prefix, probe, selection)
                 if depth is not None:
                     scores, rows = self._refine(q, rows, k)
                 found = self._ids.ids_of(rows)
@@ -416,7 +427,7 @@ class Index:
                 scores, rows = self._refine(q, rows, k)
         else:
             for i in range(len(q)):
-                row = np.unique(slots[i][slots[i] >= 0])
+                row = self._selection_of(np.unique(slots[i][slots[i] >= 0]))
                 s, r = self._first(q[i : i + 1], depth or k, prefix, probe, row)
                 if depth is not None:
                     s, r = self._refine(q[i : i + 1], r, k)
@@ -436,23 +447,41 @@ class Index:
         return check_int(nprobe, "nprobe", 1, 1 << 24)
 
     def _first(
-        self, q: np.ndarray, k: int, prefix: int | None, probe: int, positions: np.ndarray | None
+        self, q: np.ndarray, k: int, prefix: int | None, probe: int, allowed: stages.Selection | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The first stage: ``(scores, slots)`` of each query's top ``k`` (``positions``: allowed slots)."""
+        """The first stage: ``(scores, slots)`` of each query's top ``k`` (``allowed``: see :meth:`_selection`)."""
         if self._partition is None:
-            return stages.flat(self._pipe.codec, self._stores[0], q, k, prefix, positions)
-        scores, found = self._probed(q, k, prefix, probe, positions)
+            return stages.flat(self._pipe.codec, self._stores[0], q, k, prefix, allowed)
+        scores, found = self._probed(q, k, prefix, probe, allowed)
         # Lists are labelled by id: the slots of the results are looked up (refinement reads slots).
         return scores, self._ids.slots_of(found)[0]
 
     def _probed(
-        self, q: np.ndarray, k: int, prefix: int | None, probe: int, positions: np.ndarray | None
+        self, q: np.ndarray, k: int, prefix: int | None, probe: int, allowed: stages.Selection | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The first stage of a partitioned index: ``(scores, ids)`` of each query's top ``k``."""
-        allowed_ids = None
-        if positions is not None:  # sorted slots; their ids are sorted too while ids are slots
-            allowed_ids = positions if self._ids.identity else np.sort(self._ids.ids_of(positions))
-        return stages.probed(self._pipe.codec, self._stores[0], self._partition, q, k, prefix, probe, allowed_ids)
+        return stages.probed(self._pipe.codec, self._stores[0], self._partition, q, k, prefix, probe, allowed)
+
+    def _selection(self, allowed: Any) -> stages.Selection | None:
+        """The stored rows an ``allowed`` argument admits, as the first stage reads them; a prepared
+        :class:`Allowed` keeps them (and the engine's filter over them) until the rows change."""
+        if allowed is None:
+            return None
+        if not isinstance(allowed, Allowed):
+            return self._selection_of(self._allowed_slots(allowed))
+        key = (self._serial, self._version)
+        selection = allowed.derived(key)
+        if selection is None:
+            selection = self._selection_of(self._allowed_slots(allowed.ids))
+            allowed.keep(key, selection)
+        return selection
+
+    def _selection_of(self, positions: np.ndarray) -> stages.Selection:
+        """Sorted allowed slots as the first stage reads them: slots of a flat store, ids of a partitioned one
+        (its lists are labelled by id; the ids of sorted slots are sorted too while ids are slots)."""
+        if self._partition is None or self._ids.identity:
+            return stages.Selection(positions)
+        return stages.Selection(np.sort(self._ids.ids_of(positions)))
 
     def _refine(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return stages.refine(self._pipe.refine, self._stores[1], q, rows, k)

@@ -11,10 +11,28 @@ from qama_rs.index.codecs import Codec
 from qama_rs.index.ivf import Partition
 from qama_rs.index.storage import ListStore
 
-__all__ = ["GATHER_RATIO", "flat", "probed", "refine"]
+__all__ = ["GATHER_RATIO", "Selection", "flat", "probed", "refine"]
 
 #: An allowed set of at most ``rows / GATHER_RATIO`` is scored row by row instead of scanned with a filter.
 GATHER_RATIO = 16
+
+
+class Selection:
+    """The allowed rows of a first stage — sorted slots of a flat store, sorted ids of a partitioned one (its
+    lists are labelled by id) — and the engine's filter over them, built when first needed and then kept
+    (an :class:`qama_rs.index.allowed.Allowed` keeps its selection across searches)."""
+
+    __slots__ = ("_filter", "rows")
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self._filter: _core.Filter | None = None
+
+    @property
+    def filter(self) -> _core.Filter:
+        if self._filter is None:
+            self._filter = _core.Filter.labels(_unsigned(self.rows))  # a bitmap where the rows are dense
+        return self._filter
 
 
 def _nothing(nq: int) -> tuple[np.ndarray, np.ndarray]:
@@ -22,18 +40,18 @@ def _nothing(nq: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def flat(
-    codec: Codec, store: ListStore, q: np.ndarray, k: int, prefix: int | None, positions: np.ndarray | None
+    codec: Codec, store: ListStore, q: np.ndarray, k: int, prefix: int | None, allowed: Selection | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` rows (positions) of a one-list store; ``positions``: the sorted rows allowed (None: all)."""
+    """Top-``k`` rows (positions) of a one-list store; ``allowed``: the rows allowed (None: all)."""
     engine, queries = codec.engine(prefix), codec.queries(q, prefix)
-    n = store.rows
-    if positions is None:
+    if allowed is None:
         return engine.search(queries, store.core(), k)
+    positions = allowed.rows
     if not len(positions):
         return _nothing(len(q))
-    if len(positions) * GATHER_RATIO <= n:
+    if len(positions) * GATHER_RATIO <= store.rows:
         return engine.rescore(queries, store.core(), positions, k)
-    return engine.search(queries, store.core(), k, _core.Filter.labels(_unsigned(positions)))
+    return engine.search(queries, store.core(), k, allowed.filter)
 
 
 def probed(
@@ -44,10 +62,10 @@ def probed(
     k: int,
     prefix: int | None,
     nprobe: int,
-    allowed_ids: np.ndarray | None,
+    allowed: Selection | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` ids from each query's ``nprobe`` best lists of a partitioned store (lists labelled by id).
-    With ``allowed_ids`` (sorted), a query goes on past ``nprobe`` lists, best first, until it has ``k``
+    With ``allowed`` (ids), a query goes on past ``nprobe`` lists, best first, until it has ``k``
     allowed rows: a selective filter never returns fewer results than the allowed rows can give.
 
     The lists a filtered query may go on to follow the allowed share: ``nprobe`` plus four times the lists
@@ -55,19 +73,19 @@ def probed(
     = 32 lists ranked, not all 1,024). A query that still has fewer than ``k`` results is searched again over
     every list."""
     engine, queries = codec.engine(prefix), codec.queries(q, prefix)
-    if allowed_ids is None:
+    if allowed is None:
         return engine.search_lists(queries, store.core(), k, partition.plan(q, nprobe, nprobe), None)
-    if not len(allowed_ids):
+    count = len(allowed.rows)
+    if not count:
         return _nothing(len(q))
-    allowed = _core.Filter.labels(_unsigned(allowed_ids))  # a bitmap where the ids are dense
-    nlist = partition.nlist
-    width = nprobe + 4 * -(-k * nlist // len(allowed_ids))
-    scores, found = engine.search_lists(queries, store.core(), k, partition.plan(q, nprobe, width), allowed)
-    want = min(k, len(allowed_ids), store.rows)
+    nlist, only = partition.nlist, allowed.filter
+    width = nprobe + 4 * -(-k * nlist // count)
+    scores, found = engine.search_lists(queries, store.core(), k, partition.plan(q, nprobe, width), only)
+    want = min(k, count, store.rows)
     # Results come best first with the missing ones (-1) last: a short query lacks its want-th.
     short = np.flatnonzero(found[:, want - 1] < 0) if width < nlist else []
     if len(short):
-        again = engine.search_lists(queries[short], store.core(), k, partition.plan(q[short], nprobe, nlist), allowed)
+        again = engine.search_lists(queries[short], store.core(), k, partition.plan(q[short], nprobe, nlist), only)
         scores[short], found[short] = again
     return scores, found
 

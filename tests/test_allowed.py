@@ -1,0 +1,150 @@
+"""A prepared filter (:class:`qama_rs.Allowed`): the same results as ``allowed=ids`` on flat, partitioned and
+two-stage indexes, derived once and reused, derived again after the rows change (never stale), shared between
+indexes, and clear errors for bad ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qama_rs import Allowed, QamaError, QamaTypeError, index_factory
+from qama_rs.index import Index
+
+DIMS = 24
+
+
+def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIMS))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(11)
+    return unit_rows(rng, 2000), unit_rows(rng, 25)
+
+
+def built(spec: str, docs: np.ndarray, ids=None) -> Index:
+    index = index_factory(DIMS, spec)
+    index.train(docs)
+    index.add(docs, ids=ids)
+    return index
+
+
+def exact_ids(docs, queries, ids, keep, k=10) -> np.ndarray:
+    scores = queries @ docs.T
+    scores[:, ~keep] = -np.inf
+    return ids[np.argsort(-scores, axis=1, kind="stable")[:, :k]]
+
+
+SPECS = ["Flat", "LloydMax4", "IVF8,Flat", "IVF8,pca_nibble_scaled(budget_bytes=12)", "Thermo1,RFlat(50)"]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("share", [0.01, 0.5])  # the flat index gathers 1 % and scans 50 % with a filter
+@pytest.mark.parametrize("large_ids", [False, True])
+def test_a_prepared_filter_answers_as_the_ids_do(data, spec, share, large_ids):
+    docs, queries = data
+    ids = 10**12 + 7 * np.arange(len(docs), dtype=np.int64) if large_ids else np.arange(len(docs))
+    index = built(spec, docs, ids=ids if large_ids else None)
+    rng = np.random.default_rng(2)
+    chosen = rng.choice(len(docs), int(share * len(docs)), replace=False)  # unsorted
+    kw = {"nprobe": 8} if index.nlist else {}
+    want = index.search(queries, 10, allowed=ids[chosen], **kw)
+    bitmap = None
+    if not large_ids:
+        bitmap = np.zeros(len(docs), dtype=bool)
+        bitmap[chosen] = True
+    for prepared in [Allowed(ids[chosen]), Allowed(list(ids[chosen]))] + ([Allowed(bitmap)] if bitmap is not None else []):
+        for _ in range(2):  # derived on the first search, reused on the second
+            got = index.search(queries, 10, allowed=prepared, **kw)
+            np.testing.assert_array_equal(got[1], want[1])
+            np.testing.assert_array_equal(got[0], want[0])
+    if spec.endswith("Flat") and "RFlat" not in spec:  # exact codes: the exact filtered top-10
+        keep = np.zeros(len(docs), dtype=bool)
+        keep[chosen] = True
+        np.testing.assert_array_equal(want[1], exact_ids(docs, queries, ids, keep))
+
+
+@pytest.mark.parametrize("spec", ["Flat", "IVF8,Flat"])
+def test_a_prepared_filter_is_derived_once_and_again_after_each_change(data, spec, monkeypatch):
+    """What the index derives from an Allowed is kept while the rows stay the same; an add or a remove
+    moves slots (ids that are not slots) and changes which allowed ids are stored, so it is derived again
+    and the results stay the exact filtered top-k of the rows stored now."""
+    docs, queries = data
+    ids = 10**12 + 7 * np.arange(len(docs), dtype=np.int64)
+    index = built(spec, docs[:1500], ids=ids[:1500])
+    chosen = np.arange(0, len(docs), 9)  # some stored now, some added later
+    allowed = Allowed(ids[chosen])
+    derived = []
+    original = Index._allowed_slots
+    monkeypatch.setattr(Index, "_allowed_slots", lambda self, a: derived.append(1) or original(self, a))
+    kw = {"nprobe": 8} if index.nlist else {}
+
+    def check(stored: np.ndarray) -> None:
+        keep = np.zeros(len(docs), dtype=bool)
+        keep[np.intersect1d(chosen, stored)] = True
+        _, found = index.search(queries, 10, allowed=allowed, **kw)
+        np.testing.assert_array_equal(found, exact_ids(docs, queries, ids, keep))
+
+    stored = np.arange(1500)
+    check(stored)
+    check(stored)
+    assert len(derived) == 1
+    assert index.remove(ids[0:600:2]) == 300  # slots move down; some allowed ids go
+    stored = np.setdiff1d(stored, np.arange(0, 600, 2))
+    check(stored)
+    assert len(derived) == 2
+    index.add(docs[1500:], ids=ids[1500:])  # allowed ids that were not stored before
+    stored = np.concatenate([stored, np.arange(1500, len(docs))])
+    check(stored)
+    check(stored)
+    assert len(derived) == 3
+
+
+def test_one_prepared_filter_serves_several_indexes(data):
+    """Indexes whose rows changed as often (the same version) still derive their own rows: here the same
+    ids name other rows (given in reverse), and fewer of them are stored."""
+    docs, queries = data
+    n = len(docs)
+    cases = [("Flat", docs, None), ("Flat", docs[:500], np.arange(500)[::-1]), ("IVF8,Flat", docs, np.arange(n)[::-1])]
+    indexes = [built(spec, rows, ids=None if ids is None else ids.copy()) for spec, rows, ids in cases]
+    allowed = Allowed(np.arange(0, n, 3))
+    for _ in range(2):  # alternately
+        for index, (_, rows, ids) in zip(indexes, cases, strict=True):
+            ids = np.arange(len(rows)) if ids is None else ids
+            keep = ids % 3 == 0
+            kw = {"nprobe": 8} if index.nlist else {}
+            found = index.search(queries, 10, allowed=allowed, **kw)[1]
+            np.testing.assert_array_equal(found, exact_ids(rows, queries, ids, keep))
+
+
+def test_a_prepared_filter_holds_sorted_distinct_ids_and_drops_negative_ones():
+    a = Allowed(np.array([9, 3, 3, -1, 0], dtype=np.int32))
+    np.testing.assert_array_equal(a.ids, [0, 3, 9])
+    assert a.ids.dtype == np.int64 and len(a) == 3 and repr(a) == "Allowed(3 ids)"
+    with pytest.raises(ValueError):
+        a.ids[0] = 5  # read-only: the ids cannot change under a cached selection
+    np.testing.assert_array_equal(Allowed(np.array([False, True, True])).ids, [1, 2])
+    assert len(Allowed([])) == 0
+
+
+def test_an_empty_prepared_filter_finds_nothing(data):
+    docs, queries = data
+    for spec in ("Flat", "IVF8,Flat"):
+        D, found = built(spec, docs).search(queries[:3], 5, allowed=Allowed([]))
+        assert (found == -1).all() and np.isneginf(D).all()
+
+
+@pytest.mark.parametrize(
+    "bad, error, words",
+    [
+        (["a", "b"], QamaTypeError, "string ids"),
+        (np.array([1.5, 2.0]), QamaTypeError, "float64"),
+        (np.zeros((2, 2), dtype=np.int64), QamaError, "1-D"),
+        (np.zeros((2, 2), dtype=bool), QamaError, "bitmap must be 1-D"),
+    ],
+)
+def test_bad_prepared_filters_are_named(bad, error, words):
+    with pytest.raises(error, match=words):
+        Allowed(bad)
