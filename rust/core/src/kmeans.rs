@@ -4,9 +4,10 @@
 //! One Lloyd iteration is [`iterate`]: assign every row to its nearest centroid (squared Euclidean,
 //! `|c|^2 - 2 <x, c>`, with the inner products of a block of rows against every centroid from one
 //! `sgemm` call of `matrixmultiply`, a well-kept pure-Rust GEMM with runtime SIMD dispatch), then
-//! move each centroid to the mean of its rows. Row blocks run in parallel on rayon; the sums are
-//! accumulated per fixed block in float64 and added in block order, so a result does not depend on
-//! the number of threads. Empty clusters are refilled by splitting the largest cluster (faiss's
+//! move each centroid to the mean of its rows. Row blocks run in parallel on rayon, each reusing one
+//! buffer of products per task; the means are parallel over centroids, each summing its own rows in
+//! float64 in row order (rows grouped by a counting sort: memory `n` indices, not a `k x dims` sum
+//! per block), so a result does not depend on the number of threads. Empty clusters are refilled by splitting the largest cluster (faiss's
 //! rule: two copies pushed apart by a relative 1/1024), so every centroid keeps rows. The caller
 //! (Python) samples the rows, seeds the initial centroids and loops over iterations with a progress
 //! bar.
@@ -104,10 +105,10 @@ pub fn nearest(
         .par_chunks_mut(BLOCK)
         .zip(dist.par_chunks_mut(BLOCK))
         .zip(x.par_chunks(BLOCK * dims))
-        .for_each(|((a, d), xb)| {
+        .for_each_init(Vec::new, |prod, ((a, d), xb)| {
             let rows = a.len();
-            let mut prod = vec![0f32; rows * k];
-            products(xb, rows, dims, centroids, k, &mut prod);
+            prod.resize(rows * k, 0.0);
+            products(xb, rows, dims, centroids, k, prod);
             for (r, p) in prod.chunks_exact(k).enumerate() {
                 let x2: f32 = xb[r * dims..(r + 1) * dims].iter().map(|v| v * v).sum();
                 let (mut best, mut arg) = (f32::INFINITY, 0usize);
@@ -136,41 +137,49 @@ pub fn iterate(
     if n == 0 {
         return value_err("x has no rows to cluster");
     }
+    if n > u32::MAX as usize {
+        return value_err(format!(
+            "{n} rows; k-means takes at most {} (sample them)",
+            u32::MAX
+        ));
+    }
     let (assign, dist) = nearest(x, n, dims, centroids, k)?;
-    // Per fixed block, sums and counts in float64; added in block order (thread-count independent).
-    let partial: Vec<(Vec<f64>, Vec<u64>)> = x
-        .par_chunks(BLOCK * dims)
-        .zip(assign.par_chunks(BLOCK))
-        .map(|(xb, ab)| {
-            let mut sums = vec![0f64; k * dims];
-            let mut counts = vec![0u64; k];
-            for (row, &a) in xb.chunks_exact(dims).zip(ab) {
-                let c = a as usize;
-                counts[c] += 1;
-                for (s, &v) in sums[c * dims..(c + 1) * dims].iter_mut().zip(row) {
-                    *s += f64::from(v);
-                }
-            }
-            (sums, counts)
-        })
-        .collect();
-    let mut sums = vec![0f64; k * dims];
+    // Rows grouped by cluster, ascending within each (a counting sort).
     let mut counts = vec![0u64; k];
-    for (s, c) in &partial {
-        sums.iter_mut().zip(s).for_each(|(a, b)| *a += b);
-        counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+    for &a in &assign {
+        counts[a as usize] += 1;
     }
-    for c in 0..k {
-        if counts[c] > 0 {
-            let inv = 1.0 / counts[c] as f64;
-            for (out, s) in centroids[c * dims..(c + 1) * dims]
-                .iter_mut()
-                .zip(&sums[c * dims..])
-            {
-                *out = (s * inv) as f32;
+    let mut starts = Vec::with_capacity(k + 1);
+    starts.push(0usize);
+    for &c in &counts {
+        starts.push(starts[starts.len() - 1] + c as usize);
+    }
+    let mut order = try_zeroed::<u32>(n, "the rows by cluster")?;
+    let mut next = starts[..k].to_vec();
+    for (row, &a) in assign.iter().enumerate() {
+        order[next[a as usize]] = row as u32;
+        next[a as usize] += 1;
+    }
+    // Each centroid the float64 mean of its rows, summed in row order.
+    centroids.par_chunks_mut(dims).enumerate().for_each_init(
+        Vec::new,
+        |sum: &mut Vec<f64>, (c, out)| {
+            let rows = &order[starts[c]..starts[c + 1]];
+            if rows.is_empty() {
+                return;
             }
-        }
-    }
+            sum.clear();
+            sum.resize(dims, 0.0);
+            for &row in rows {
+                let v = &x[row as usize * dims..][..dims];
+                sum.iter_mut().zip(v).for_each(|(s, &v)| *s += f64::from(v));
+            }
+            let inv = 1.0 / rows.len() as f64;
+            out.iter_mut()
+                .zip(sum.iter())
+                .for_each(|(o, s)| *o = (s * inv) as f32);
+        },
+    );
     split_empty(centroids, &mut counts, dims);
     let inertia = dist.iter().map(|&d| f64::from(d)).sum::<f64>() / n as f64;
     Ok((assign, counts, inertia))
