@@ -305,10 +305,10 @@ fn bench_ivf(c: &mut Criterion) {
                             }]
                         })
                         .collect();
-                    Ok(Plan {
+                    Ok(vec![Plan {
                         lists,
                         probe: nprobe,
-                    })
+                    }])
                 },
                 None,
             )

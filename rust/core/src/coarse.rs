@@ -3,8 +3,10 @@
 //! A list is ranked by `<q, c>` with its centroid `c` (the query's lists: the best first). The same
 //! product is the list's *bias* when codes hold residuals `r = x - c`: `<q, x> = <q, c> + <q, r>`. The
 //! products use [`crate::codec::float::dot`]'s summation order (8 partial sums). The AVX2 kernel scores
-//! four centroids at a time (four add chains in flight) with the same operations in the same order as
-//! its portable twin, so the same values: one query alone and in a batch rank lists identically.
+//! a tile of queries x centroids at a time with the same operations in the same order per product as
+//! its portable twin, so the same values: one query alone and in a batch rank lists identically. One
+//! query reads and widens every centroid for itself (four centroids at a time: the float16 widening
+//! bounds it); a block of [`QUERY_BLOCK`] queries reads and widens each centroid once for all of them.
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
@@ -12,6 +14,9 @@ use crate::codec::float::{dot, reduce8};
 use crate::error::{shape_err, Result};
 use crate::isa::Isa;
 use crate::kmeans::check_centroids_finite;
+
+/// Queries that [`Coarse::scores_block`] scores in one pass over the centroids.
+pub const QUERY_BLOCK: usize = 4;
 
 /// Centroids `nlist x dims` (row-major, finite).
 #[derive(Debug, Clone)]
@@ -77,12 +82,50 @@ impl Coarse {
 
     /// `<q, c>` for every list (`q`: `dims` finite floats).
     pub fn scores(&self, q: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; self.nlist];
         #[cfg(target_arch = "x86_64")]
         if self.isa >= Isa::Avx2 {
-            // SAFETY: `isa` (AVX2 + F16C) was checked available when the caller built it.
-            return unsafe { scores_avx2(q, &self.centroids, self.dims, self.nlist) };
+            // SAFETY: `isa` (AVX2 + F16C) was checked available when the caller built it; `q` and
+            // `out` hold one query's `dims` values and `nlist` scores.
+            unsafe { scores_avx2::<1, 4>(q, &self.centroids, self.dims, &mut out) };
+            return out;
         }
-        scores_portable(q, &self.centroids, self.dims, self.nlist)
+        scores_portable(q, &self.centroids, self.dims, &mut out);
+        out
+    }
+
+    /// The scores of 1 to [`QUERY_BLOCK`] queries (`q`: their rows, `dims` finite floats each), query
+    /// by query (`nq x nlist`): each the values [`Coarse::scores`] gives it alone.
+    pub fn scores_block(&self, q: &[f32]) -> Vec<f32> {
+        let nq = q.len() / self.dims;
+        assert!(
+            (1..=QUERY_BLOCK).contains(&nq) && q.len() == nq * self.dims,
+            "a block holds 1 to {QUERY_BLOCK} queries"
+        );
+        if nq == 1 {
+            return self.scores(q);
+        }
+        let mut out = vec![0f32; nq * self.nlist];
+        #[cfg(target_arch = "x86_64")]
+        if self.isa >= Isa::Avx2 {
+            // A short block is filled up with its last query (its scores are dropped).
+            let mut full = q.to_vec();
+            while full.len() < QUERY_BLOCK * self.dims {
+                full.extend_from_slice(&q[(nq - 1) * self.dims..]);
+            }
+            let mut all = vec![0f32; QUERY_BLOCK * self.nlist];
+            // SAFETY: as in `scores`, for `QUERY_BLOCK` queries and their scores.
+            unsafe { scores_avx2::<QUERY_BLOCK, 2>(&full, &self.centroids, self.dims, &mut all) };
+            out.copy_from_slice(&all[..nq * self.nlist]);
+            return out;
+        }
+        for (x, o) in q
+            .chunks_exact(self.dims)
+            .zip(out.chunks_exact_mut(self.nlist))
+        {
+            scores_portable(x, &self.centroids, self.dims, o);
+        }
+        out
     }
 
     /// An upper bound of `|<q, c>|` over the queries `points` (row-major) and every centroid: the
@@ -95,7 +138,7 @@ impl Coarse {
         q * self.max_norm * (1.0 + 1e-6)
     }
 
-    /// Scores of `nq` queries (row-major), parallel over queries.
+    /// Scores of `nq` queries (row-major), parallel over blocks of [`QUERY_BLOCK`] queries.
     pub fn scores_batch(&self, q: &[f32], nq: usize) -> Result<Vec<f32>> {
         if nq.checked_mul(self.dims) != Some(q.len()) {
             return shape_err(format!(
@@ -106,9 +149,9 @@ impl Coarse {
         }
         let nlist = self.nlist();
         let mut out = crate::error::try_zeroed::<f32>(nq * nlist, "the list scores")?;
-        out.par_chunks_mut(nlist)
-            .zip(q.par_chunks(self.dims))
-            .for_each(|(o, x)| o.copy_from_slice(&self.scores(x)));
+        out.par_chunks_mut(QUERY_BLOCK * nlist)
+            .zip(q.par_chunks(QUERY_BLOCK * self.dims))
+            .for_each(|(o, x)| o.copy_from_slice(&self.scores_block(x)));
         Ok(out)
     }
 }
@@ -121,46 +164,53 @@ fn norm(v: &[f32]) -> f64 {
         .sqrt()
 }
 
-/// Scores of every centroid, portably: [`dot`] of each row (float16 rows widened first, exactly).
-fn scores_portable(q: &[f32], centroids: &Centroids, dims: usize, nlist: usize) -> Vec<f32> {
+/// Scores of every centroid into `out`, portably: [`dot`] of each row (float16 rows widened first,
+/// exactly).
+fn scores_portable(q: &[f32], centroids: &Centroids, dims: usize, out: &mut [f32]) {
     let mut wide = vec![0f32; dims];
-    (0..nlist)
-        .map(|row| match centroids {
+    for (row, o) in out.iter_mut().enumerate() {
+        *o = match centroids {
             Centroids::F32(c) => dot(q, &c[row * dims..][..dims]),
             Centroids::F16(c) => {
                 c[row * dims..][..dims].convert_to_f32_slice(&mut wide);
                 dot(q, &wide)
             }
-        })
-        .collect()
+        };
+    }
 }
 
-/// [`scores_portable`] with AVX2 (+ F16C to widen float16 rows): [`dot`]'s multiplies and adds in
-/// its order, eight lanes at once, four centroids interleaved (four chains in flight).
+/// [`scores_portable`] of `Q` queries (rows of `q`) into `out` (`Q x nlist`, query by query) with
+/// AVX2 (+ F16C to widen float16 rows): [`dot`]'s multiplies and adds in its order, eight lanes at
+/// once, `Q` queries x `C` centroids interleaved (`Q * C` chains in flight, each centroid read and
+/// widened once for the `Q` queries).
 ///
 /// # Safety
-/// The CPU must support AVX2 and F16C.
+/// The CPU must support AVX2 and F16C; `q` holds `Q * dims` values and `out` a multiple of `Q`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn scores_avx2(q: &[f32], centroids: &Centroids, dims: usize, nlist: usize) -> Vec<f32> {
+unsafe fn scores_avx2<const Q: usize, const C: usize>(
+    q: &[f32],
+    centroids: &Centroids,
+    dims: usize,
+    out: &mut [f32],
+) {
     use std::arch::x86_64::*;
-    let mut out = vec![0f32; nlist];
     // SAFETY (both loaders): `row < nlist` and `at + 8 <= dims`, so the 8 values are in bounds.
     match centroids {
         Centroids::F32(c) => unsafe {
-            quads_avx2(
+            tiles_avx2::<Q, C>(
                 q,
                 dims,
-                &mut out,
+                out,
                 |row, at| _mm256_loadu_ps(c.as_ptr().add(row * dims + at)),
                 |row, at| c[row * dims + at],
             )
         },
         Centroids::F16(c) => unsafe {
-            quads_avx2(
+            tiles_avx2::<Q, C>(
                 q,
                 dims,
-                &mut out,
+                out,
                 |row, at| {
                     _mm256_cvtph_ps(_mm_loadu_si128(
                         c.as_ptr().add(row * dims + at).cast::<__m128i>(),
@@ -170,17 +220,16 @@ unsafe fn scores_avx2(q: &[f32], centroids: &Centroids, dims: usize, nlist: usiz
             )
         },
     }
-    out
 }
 
 /// The loop of [`scores_avx2`]: `load8(row, at)` gives values `at..at + 8` of a row, `load1` one.
 ///
 /// # Safety
-/// As [`scores_avx2`]; `load8` must read in bounds for `row < out.len()`, `at + 8 <= dims`.
+/// As [`scores_avx2`]; `load8` must read in bounds for `row < nlist`, `at + 8 <= dims`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-unsafe fn quads_avx2(
+unsafe fn tiles_avx2<const Q: usize, const C: usize>(
     q: &[f32],
     dims: usize,
     out: &mut [f32],
@@ -188,24 +237,30 @@ unsafe fn quads_avx2(
     load1: impl Fn(usize, usize) -> f32,
 ) {
     use std::arch::x86_64::*;
-    let (nlist, full) = (out.len(), dims / 8 * 8);
-    for first in (0..nlist).step_by(4) {
+    let (nlist, full) = (out.len() / Q, dims / 8 * 8);
+    for first in (0..nlist).step_by(C) {
         // Where lists run out, the last one is scored again (and dropped).
-        let rows = [0, 1, 2, 3].map(|r| (first + r).min(nlist - 1));
-        let mut acc = [_mm256_setzero_ps(); 4];
+        let rows: [usize; C] = std::array::from_fn(|r| (first + r).min(nlist - 1));
+        let mut acc = [[_mm256_setzero_ps(); C]; Q];
         for j in (0..full).step_by(8) {
-            // SAFETY: `j + 8 <= dims = q.len()`.
-            let x = unsafe { _mm256_loadu_ps(q.as_ptr().add(j)) };
-            for (a, &row) in acc.iter_mut().zip(&rows) {
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, load8(row, j)));
+            let c: [__m256; C] = std::array::from_fn(|r| load8(rows[r], j));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `i < Q` and `j + 8 <= dims`: in the `Q * dims` values of `q`.
+                let x = unsafe { _mm256_loadu_ps(q.as_ptr().add(i * dims + j)) };
+                for (a, c) in acc.iter_mut().zip(&c) {
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(x, *c));
+                }
             }
         }
-        for (r, a) in acc.iter().enumerate().take(nlist - first) {
-            let mut lanes = [0f32; 8];
-            // SAFETY: `lanes` holds 8 floats.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
-            out[first + r] =
-                (full..dims).fold(reduce8(&lanes), |s, t| s + q[t] * load1(rows[r], t));
+        for (i, acc) in acc.iter().enumerate() {
+            let x = &q[i * dims..(i + 1) * dims];
+            for (r, a) in acc.iter().enumerate().take(nlist - first) {
+                let mut lanes = [0f32; 8];
+                // SAFETY: `lanes` holds 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
+                out[i * nlist + first + r] =
+                    (full..dims).fold(reduce8(&lanes), |s, t| s + x[t] * load1(rows[r], t));
+            }
         }
     }
 }
@@ -248,6 +303,37 @@ mod tests {
             let got = full.scores(&q);
             assert_eq!(got[1..], want[1..], "{isa:?}");
             assert_ne!(got[0], want[0]);
+        }
+    }
+
+    #[test]
+    fn a_block_of_queries_scores_like_each_query_alone_bit_for_bit_on_every_level() {
+        for (dims, nlist) in [(37, 9), (48, 7), (5, 1)] {
+            let values: Vec<f32> = (0..nlist * dims)
+                .map(|i| half::f16::from_f32(((i * 7919 % 1000) as f32 - 500.0) / 997.0).to_f32())
+                .collect();
+            let mut off = values.clone();
+            off[0] += 1e-4; // float32 storage
+            let q: Vec<f32> = (0..QUERY_BLOCK * 3 * dims)
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect();
+            for isa in Isa::available() {
+                for c in [&values, &off] {
+                    let coarse = Coarse::new(c.clone(), dims, isa).unwrap();
+                    for nq in 1..=QUERY_BLOCK {
+                        let block = coarse.scores_block(&q[..nq * dims]);
+                        for (i, got) in block.chunks_exact(nlist).enumerate() {
+                            let alone = coarse.scores(&q[i * dims..(i + 1) * dims]);
+                            assert_eq!(got, alone, "{isa:?} dims {dims} nq {nq} query {i}");
+                        }
+                    }
+                    let nq = q.len() / dims - 1; // a batch whose last block is short
+                    let batch = coarse.scores_batch(&q[..nq * dims], nq).unwrap();
+                    for (i, got) in batch.chunks_exact(nlist).enumerate() {
+                        assert_eq!(got, coarse.scores(&q[i * dims..(i + 1) * dims]));
+                    }
+                }
+            }
         }
     }
 

@@ -7,7 +7,8 @@
 //!   tiles of all extents are scanned in parallel, each task keeping partial top-k's that are merged
 //!   at the end (the tasks share each query's bound, so a task starting empty prunes like the best).
 //! - [`search_lists`] (partitioned: each query reads its own extents, a list at a time, in the
-//!   order a plan gives): one query is parallel over its first lists, a batch over queries. Lists
+//!   order a plan gives): one query is parallel over its first lists, a batch over groups of
+//!   [`PLAN_GROUP`] queries (planned together: a coarse quantizer reads its centroids once a group). Lists
 //!   past the planned count are scanned while a query has fewer than `k` results (a filter, or lists
 //!   too small), so a query gets `k` results whenever `k` allowed rows exist.
 //! - [`score_rows`] / [`rescore`]: given candidate rows (positions in the concatenated extents),
@@ -163,6 +164,9 @@ where
     Ok(Hits { k: kk, scores, ids })
 }
 
+/// Queries of a batch that [`search_lists`] plans together.
+pub const PLAN_GROUP: usize = crate::coarse::QUERY_BLOCK;
+
 /// One query's plan for [`search_lists`]: its lists in scan order (each list one or more extents),
 /// and how many of them to scan at least.
 pub struct Plan<'e, U> {
@@ -174,20 +178,21 @@ pub struct Plan<'e, U> {
 }
 
 /// Top-`k` of `nq` queries, each over the lists its plan names (see the module docs).
-/// `plan(i, query)` gives query `i`'s plan; `rows` is the total of stored rows (for `k` clamping).
+/// `plans(range, queries)` gives the plans of the queries in `range` (at most [`PLAN_GROUP`];
+/// `queries`: them, prepared); `rows` is the total of stored rows (for `k` clamping).
 pub fn search_lists<'e, C, P, L>(
     codec: &C,
     nq: usize,
     k: usize,
     rows: usize,
     prepare: P,
-    plan: L,
+    plans: L,
     allowed: Option<Allowed<'_>>,
 ) -> Result<Hits>
 where
     C: Codec,
     P: Fn(usize) -> Result<C::Query> + Sync,
-    L: Fn(usize, &C::Query) -> Result<Plan<'e, C::Unit>> + Sync,
+    L: Fn(Range<usize>, &[C::Query]) -> Result<Vec<Plan<'e, C::Unit>>> + Sync,
     C::Unit: 'e,
 {
     check_k(k)?;
@@ -197,59 +202,75 @@ where
         return Ok(Hits { k: kk, scores, ids });
     }
     let threads = rayon::current_num_threads();
-    let one_query = |i: usize, parallel: bool| -> Result<TopK<'_>> {
-        let query = prepare(i)?;
-        let plan = plan(i, &query)?;
-        for (l, list) in plan.lists.iter().enumerate() {
-            for (j, e) in list.iter().enumerate() {
-                codec.check_extent(e, &format!("list {l} extent {j}"))?;
-            }
-        }
-        let probe = plan.probe.min(plan.lists.len());
-        let batch = std::slice::from_ref(&query);
-        let tile = codec.tile_rows();
-        let scan_list =
-            |list: &[Extent<'e, C::Unit>], select: &mut TopK<'_>, scratch: &mut C::Scratch| {
-                for e in list {
-                    for t in tiles(e.rows, tile) {
-                        codec.scan(batch, e, t, std::slice::from_mut(select), scratch);
-                    }
+    let one_query =
+        |query: &C::Query, plan: Plan<'e, C::Unit>, parallel: bool| -> Result<TopK<'_>> {
+            for (l, list) in plan.lists.iter().enumerate() {
+                for (j, e) in list.iter().enumerate() {
+                    codec.check_extent(e, &format!("list {l} extent {j}"))?;
                 }
-            };
-        let mut select = TopK::new(kk, allowed, None);
-        let mut scratch = C::Scratch::default();
-        if parallel {
-            // Tasks share the query's bound; their partial top-k's merge into `select`.
-            let shared = AtomicU32::new(u32::MAX);
-            let partial = plan.lists[..probe]
-                .par_iter()
-                .fold(
-                    || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default()),
-                    |(mut s, mut scratch), list| {
-                        scan_list(list, &mut s, &mut scratch);
-                        (s, scratch)
-                    },
-                )
-                .map(|(s, _)| s)
-                .reduce_with(|mut a, b| {
-                    a.merge(&b);
-                    a
-                });
-            if let Some(partial) = partial {
-                select.merge(&partial);
             }
-        } else {
-            for list in &plan.lists[..probe] {
+            let probe = plan.probe.min(plan.lists.len());
+            let batch = std::slice::from_ref(query);
+            let tile = codec.tile_rows();
+            let scan_list =
+                |list: &[Extent<'e, C::Unit>], select: &mut TopK<'_>, scratch: &mut C::Scratch| {
+                    for e in list {
+                        for t in tiles(e.rows, tile) {
+                            codec.scan(batch, e, t, std::slice::from_mut(select), scratch);
+                        }
+                    }
+                };
+            let mut select = TopK::new(kk, allowed, None);
+            let mut scratch = C::Scratch::default();
+            if parallel {
+                // Tasks share the query's bound; their partial top-k's merge into `select`.
+                let shared = AtomicU32::new(u32::MAX);
+                let partial = plan.lists[..probe]
+                    .par_iter()
+                    .fold(
+                        || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default()),
+                        |(mut s, mut scratch), list| {
+                            scan_list(list, &mut s, &mut scratch);
+                            (s, scratch)
+                        },
+                    )
+                    .map(|(s, _)| s)
+                    .reduce_with(|mut a, b| {
+                        a.merge(&b);
+                        a
+                    });
+                if let Some(partial) = partial {
+                    select.merge(&partial);
+                }
+            } else {
+                for list in &plan.lists[..probe] {
+                    scan_list(list, &mut select, &mut scratch);
+                }
+            }
+            for list in &plan.lists[probe..] {
+                if select.is_full() {
+                    break;
+                }
                 scan_list(list, &mut select, &mut scratch);
             }
+            Ok(select)
+        };
+    // The queries of `range`, planned together, into their rows of results.
+    let group = |range: Range<usize>, parallel: bool, sc: &mut [f32], id: &mut [u64]| {
+        let queries = range.clone().map(&prepare).collect::<Result<Vec<_>>>()?;
+        let planned = plans(range, &queries)?;
+        if planned.len() != queries.len() {
+            return value_err(format!(
+                "{} plans for {} queries",
+                planned.len(),
+                queries.len()
+            ));
         }
-        for list in &plan.lists[probe..] {
-            if select.is_full() {
-                break;
-            }
-            scan_list(list, &mut select, &mut scratch);
+        let rows = sc.chunks_exact_mut(kk).zip(id.chunks_exact_mut(kk));
+        for ((query, plan), (sc, id)) in queries.iter().zip(planned).zip(rows) {
+            one_query(query, plan, parallel)?.write(sc, id, |c| codec.score_of(c));
         }
-        Ok(select)
+        Ok(())
     };
     if nq < threads {
         for (i, (sc, id)) in scores
@@ -257,16 +278,15 @@ where
             .zip(ids.chunks_exact_mut(kk))
             .enumerate()
         {
-            one_query(i, threads > 1)?.write(sc, id, |c| codec.score_of(c));
+            group(i..i + 1, threads > 1, sc, id)?;
         }
     } else {
         scores
-            .par_chunks_mut(kk)
-            .zip(ids.par_chunks_mut(kk))
+            .par_chunks_mut(PLAN_GROUP * kk)
+            .zip(ids.par_chunks_mut(PLAN_GROUP * kk))
             .enumerate()
-            .try_for_each(|(i, (sc, id))| -> Result<()> {
-                one_query(i, false)?.write(sc, id, |c| codec.score_of(c));
-                Ok(())
+            .try_for_each(|(g, (sc, id))| {
+                group(g * PLAN_GROUP..nq.min((g + 1) * PLAN_GROUP), false, sc, id)
             })?;
     }
     Ok(Hits { k: kk, scores, ids })

@@ -2,11 +2,12 @@
 //! against [`Binding`] as the methods of a [`Call`], and their argument objects: [`Filter`]
 //! (allowed labels), [`Coarse`] (a partition's centroids) and [`Plan`] (each query's lists).
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 use numpy::{Ix1, Ix2, PyArray2};
 use pyo3::prelude::*;
-use qama_core::coarse::{self, Coarse as CoreCoarse};
+use qama_core::coarse::{self, Coarse as CoreCoarse, QUERY_BLOCK};
 use qama_core::codec::table::Bounds;
 use qama_core::codec::{Codec, Extent};
 use qama_core::driver::{self, Candidates};
@@ -227,18 +228,26 @@ impl Lists {
         }
     }
 
-    /// The lists of query `i`, best first.
-    fn of(&self, i: usize) -> Cow<'_, [(usize, f32)]> {
+    /// The lists of each query in `range` (at most [`QUERY_BLOCK`]), best first; a coarse quantizer
+    /// scores the queries together.
+    fn of(&self, range: Range<usize>) -> Vec<Cow<'_, [(usize, f32)]>> {
         match self {
-            Lists::Given(l) => Cow::Borrowed(&l[i]),
+            Lists::Given(l) => l[range].iter().map(|l| Cow::Borrowed(&l[..])).collect(),
             Lists::Ranked(r) => {
                 let dims = r.coarse.dims();
-                let scores = r.coarse.scores(&r.points[i * dims..(i + 1) * dims]);
-                let mut best = coarse::best(&scores, r.width);
-                if !r.residual {
-                    best.iter_mut().for_each(|(_, b)| *b = 0.0);
-                }
-                Cow::Owned(best)
+                let scores = r
+                    .coarse
+                    .scores_block(&r.points[range.start * dims..range.end * dims]);
+                scores
+                    .chunks_exact(r.coarse.nlist())
+                    .map(|s| {
+                        let mut best = coarse::best(s, r.width);
+                        if !r.residual {
+                            best.iter_mut().for_each(|(_, b)| *b = 0.0);
+                        }
+                        Cow::Owned(best)
+                    })
+                    .collect()
             }
         }
     }
@@ -331,7 +340,11 @@ impl Plan {
         let nq = self.lists.queries();
         // A coarse plan ranks its lists here (detached, like a search would).
         let rows: Vec<Vec<(usize, f32)>> = run_sized(py, nq * self.lists.bound(), || {
-            Ok((0..nq).map(|i| self.lists.of(i).into_owned()).collect())
+            Ok((0..nq)
+                .step_by(QUERY_BLOCK)
+                .flat_map(|i| self.lists.of(i..nq.min(i + QUERY_BLOCK)))
+                .map(Cow::into_owned)
+                .collect())
         })?;
         let width = rows.iter().map(|r| r.len()).max().unwrap_or(0);
         let (mut l, mut b) = (vec![-1i64; nq * width], vec![0f32; nq * width]);
@@ -464,25 +477,29 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                 k,
                 store.total(),
                 |i| b.prepare(q.row(i), i, bounds),
-                |i, _| {
-                    let lists = plan
-                        .lists
-                        .of(i)
+                |range, _| {
+                    plan.lists
+                        .of(range)
                         .iter()
-                        .map(|&(l, bias)| {
-                            store.list(
-                                l,
-                                codec.row_units(),
-                                codec.block_rows(),
-                                bias,
-                                store.list_start(l),
-                            )
+                        .map(|ranked| {
+                            let lists = ranked
+                                .iter()
+                                .map(|&(l, bias)| {
+                                    store.list(
+                                        l,
+                                        codec.row_units(),
+                                        codec.block_rows(),
+                                        bias,
+                                        store.list_start(l),
+                                    )
+                                })
+                                .collect::<qama_core::Result<Vec<_>>>()?;
+                            Ok(driver::Plan {
+                                lists,
+                                probe: plan.nprobe,
+                            })
                         })
-                        .collect::<qama_core::Result<Vec<_>>>()?;
-                    Ok(driver::Plan {
-                        lists,
-                        probe: plan.nprobe,
-                    })
+                        .collect()
                 },
                 allowed,
             )
