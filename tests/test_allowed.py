@@ -126,7 +126,36 @@ def test_a_prepared_filter_holds_sorted_distinct_ids_and_drops_negative_ones():
     with pytest.raises(ValueError):
         a.ids[0] = 5  # read-only: the ids cannot change under a cached selection
     np.testing.assert_array_equal(Allowed(np.array([False, True, True])).ids, [1, 2])
+    np.testing.assert_array_equal(Allowed([False, True, True]).ids, [1, 2])  # a bitmap as a list too
     assert len(Allowed([])) == 0
+
+
+def test_a_pickled_prepared_filter_leaves_what_indexes_derived_behind(data, monkeypatch):
+    """Index serial numbers are per process: a copy sent to a worker must derive its rows again there."""
+    import pickle
+
+    docs, queries = data
+    index = built("Flat", docs)
+    allowed = Allowed(np.arange(0, len(docs), 5))
+    want = index.search(queries, 10, allowed=allowed)[1]
+    assert allowed.derived(index._serial, index._version) is not None
+    copy = pickle.loads(pickle.dumps(allowed))
+    np.testing.assert_array_equal(copy.ids, allowed.ids)
+    assert copy.derived(index._serial, index._version) is None
+    np.testing.assert_array_equal(index.search(queries, 10, allowed=copy)[1], want)
+
+
+def test_one_prepared_filter_keeps_the_rows_of_several_indexes(data, monkeypatch):
+    docs, queries = data
+    indexes = [built("Flat", docs), built("IVF8,Flat", docs)]
+    allowed = Allowed(np.arange(0, len(docs), 3))
+    derived = []
+    original = Index._allowed_slots
+    monkeypatch.setattr(Index, "_allowed_slots", lambda self, a: derived.append(1) or original(self, a))
+    for _ in range(3):  # alternately: each index derives its rows once
+        for index in indexes:
+            index.search(queries, 10, allowed=allowed, **({"nprobe": 8} if index.nlist else {}))
+    assert len(derived) == 2
 
 
 def test_an_empty_prepared_filter_finds_nothing(data):
@@ -140,9 +169,10 @@ def test_an_empty_prepared_filter_finds_nothing(data):
     "bad, error, words",
     [
         (["a", "b"], QamaTypeError, "string ids"),
+        (5, QamaTypeError, r"Allowed\(ids\).*got int"),
         (np.array([1.5, 2.0]), QamaTypeError, "float64"),
         (np.zeros((2, 2), dtype=np.int64), QamaError, "1-D"),
-        (np.zeros((2, 2), dtype=bool), QamaError, "bitmap must be 1-D"),
+        (np.zeros((2, 2), dtype=bool), QamaError, "must be 1-D"),
     ],
 )
 def test_bad_prepared_filters_are_named(bad, error, words):

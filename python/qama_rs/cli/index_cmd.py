@@ -175,8 +175,13 @@ def _tune_queries(path: Path, args) -> np.ndarray:
     return _embed(texts, args.model, args.batch_size, "tuning queries")
 
 
-def _allowed_ids(path: Path, index) -> list[str]:
-    """``--allowed-ids``: document ids, a JSON list or one per line; ids the index does not hold are reported."""
+def _allowed_ids(path: Path, index):
+    """``--allowed-ids``: document ids, a JSON list or one per line, as an :class:`~qama_rs.Allowed` of their
+    int ids (made once for every batch of queries); ids the index does not hold are reported."""
+    import numpy as np
+
+    from qama_rs.index import Allowed
+
     if not path.is_file():
         raise FileNotFoundError(f"--allowed-ids {path} does not exist")
     text = path.read_text(encoding="utf-8")
@@ -185,13 +190,14 @@ def _allowed_ids(path: Path, index) -> list[str]:
     except ValueError as err:
         raise QamaError(f"--allowed-ids {path}: not a valid JSON list ({err})") from None
     ids = [str(i) for i in ids if str(i) != ""]
-    stored = set(index.names or [])
-    unknown = sum(i not in stored for i in ids)
-    if unknown == len(ids):
+    slot = {name: s for s, name in enumerate(index.names or [])}
+    found = [slot[i] for i in ids if i in slot]
+    unknown = len(ids) - len(found)
+    if not found:
         raise QamaError(f"--allowed-ids {path}: none of its {len(ids)} ids is in the index")
     if unknown:
         print(f"--allowed-ids {path}: {unknown} of {len(ids)} ids are not in the index (ignored)", file=sys.stderr)
-    return ids
+    return Allowed(index.ids[np.asarray(found, dtype=np.int64)])
 
 
 def cmd_index_info(args) -> int:

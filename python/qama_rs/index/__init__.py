@@ -14,7 +14,8 @@ Spec strings are faiss-style comma-separated stages: transforms, one codec, an o
 :mod:`qama_rs.index.registry` lists the stages, :mod:`qama_rs.index.index` the search conventions (higher
 score is better for every codec; ``I = -1``, ``D = -inf`` past the stored vectors),
 :mod:`qama_rs.index.storage` how rows are kept and :mod:`qama_rs.index.fileformat` the file.
-:class:`Allowed` prepares a search filter once for many searches; :func:`search` searches bare code arrays. Imports engine, quantizers and qama only.
+:class:`Allowed` prepares a search filter once for many searches; :func:`search` searches bare code
+arrays. Imports engine, quantizers and qama only.
 """
 
 from __future__ import annotations

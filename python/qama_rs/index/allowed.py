@@ -3,7 +3,7 @@
 
 ``search(allowed=ids)`` checks and sorts the ids and builds the engine's filter over them on every call (a 1 %
 filter of 200k rows: ~18 µs, a third of a one-query search). An :class:`Allowed` checks and sorts them once, and
-keeps what an index derived from them (the stored rows among them, the engine's filter) for the index's state it
+keeps what each index derived from them (the stored rows among them, the engine's filter) for the index's state it
 was derived under: an ``add`` or ``remove`` makes the next search derive it again, so it is never stale."""
 
 from __future__ import annotations
@@ -16,33 +16,42 @@ from qama_rs.errors import QamaError, QamaTypeError
 
 __all__ = ["Allowed"]
 
+#: Indexes whose derived rows one Allowed keeps at a time (more: it starts over).
+KEPT_INDEXES = 16
+
 
 class Allowed:
-    """The ids a search may return, prepared for reuse: int ids (any order, repeats and unknown ids ignored,
-    as in ``search(allowed=ids)``) or a boolean bitmap indexed by id."""
+    """The int ids a search may return, prepared for reuse: ids (any order; repeats, negative and unknown ids
+    ignored, as in ``search(allowed=ids)``) or a boolean bitmap indexed by id. String ids (names) are not
+    taken here: pass them to ``search(allowed=...)``, or their int ids."""
 
     __slots__ = ("_derived", "_ids")
 
     def __init__(self, ids: Any) -> None:
-        if isinstance(ids, np.ndarray) and ids.dtype == np.bool_:
-            if ids.ndim != 1:
-                raise QamaError(f"allowed: a bitmap must be 1-D (indexed by id), got shape {ids.shape}")
-            array = np.flatnonzero(ids)
+        if isinstance(ids, np.ndarray):
+            array = ids
         else:
-            array = np.asarray(ids) if isinstance(ids, np.ndarray) else np.asarray(list(ids))
-            if array.size and (array.dtype.kind not in "iu"):
+            try:
+                array = np.asarray(list(ids))
+            except TypeError:
                 raise QamaTypeError(
-                    f"allowed must hold int ids or be a boolean bitmap, got dtype {array.dtype} "
-                    "(string ids: pass them to search(allowed=...) directly)"
-                )
-            if array.ndim > 1:
-                raise QamaError(f"allowed must be 1-D, got shape {array.shape}")
-            array = array.astype(np.int64).ravel()
+                    f"Allowed(ids): ids must be a sequence of int ids or a boolean bitmap, got {type(ids).__name__}"
+                ) from None
+        if array.ndim > 1:
+            raise QamaError(f"Allowed(ids): ids must be 1-D (ids, or a bitmap indexed by id), got shape {array.shape}")
+        if array.dtype == np.bool_:
+            array = np.flatnonzero(array)
+        elif array.size and array.dtype.kind not in "iu":
+            raise QamaTypeError(
+                f"Allowed(ids): ids must be int ids or a boolean bitmap, got dtype {array.dtype} "
+                "(string ids: pass them to search(allowed=...) directly)"
+            )
+        array = array.astype(np.int64).ravel()
         array = np.unique(array[array >= 0])  # negative ids are never stored
         array.flags.writeable = False
         self._ids = array
-        # (the key of the index state, what that index derived): one entry, replaced when the key changes.
-        self._derived: tuple[tuple[int, int], Any] | None = None
+        # Per index (its serial number): (its version, what it derived then).
+        self._derived: dict[int, tuple[int, Any]] = {}
 
     @property
     def ids(self) -> np.ndarray:
@@ -55,11 +64,17 @@ class Allowed:
     def __repr__(self) -> str:
         return f"Allowed({len(self._ids)} ids)"
 
-    def derived(self, key: tuple[int, int]) -> Any:
-        """What an index derived under ``key`` (its identity and version), or None."""
-        held = self._derived  # one read: another thread may replace it
-        return held[1] if held is not None and held[0] == key else None
+    def __reduce__(self) -> tuple[type[Allowed], tuple[np.ndarray]]:
+        # What indexes derived stays behind: index serial numbers mean nothing in another process.
+        return (Allowed, (self._ids,))
 
-    def keep(self, key: tuple[int, int], value: Any) -> None:
-        """Keeps what an index derived under ``key`` (replacing what another key had)."""
-        self._derived = (key, value)
+    def derived(self, serial: int, version: int) -> Any:
+        """What the index numbered ``serial`` derived at ``version``, or None."""
+        held = self._derived.get(serial)
+        return held[1] if held is not None and held[0] == version else None
+
+    def keep(self, serial: int, version: int, value: Any) -> None:
+        """Keeps what the index numbered ``serial`` derived at ``version``."""
+        if len(self._derived) >= KEPT_INDEXES and serial not in self._derived:
+            self._derived = {}  # replaced whole: a reader in another thread sees the old dict or the new
+        self._derived[serial] = (version, value)

@@ -12,7 +12,7 @@
 * ``ids`` are int64 (default: consecutive from 0); :meth:`Index.add` also takes string ids (document
   names), kept beside consecutive int64 ids and returned by :meth:`Index.names_of`;
 * ``allowed`` restricts a search to given ids (a filter applied inside the scan: ``k`` results whenever
-  ``k`` allowed vectors are stored).
+  ``k`` allowed vectors are stored); :class:`~qama_rs.Allowed` prepares one for many searches.
 
 Rows are stored in the layout the codec's kernel scans (:mod:`qama_rs.index.storage`), appended in place
 and compacted on removal; files (:meth:`Index.save`, :meth:`Index.load`) hold that same layout, so
@@ -366,9 +366,9 @@ class Index:
         the module docs). ``dims=m`` scores the Matryoshka prefix of the first ``m`` coded dimensions of the
         same codes (thermometer, per-dimension and Flat codecs, not after a rotation or a head; with a
         refinement stage the prefix applies to the first stage). ``allowed``: the ids (int64 array, or names)
-        a result may have, or a boolean bitmap indexed by id, or an :class:`~qama_rs.Allowed` made of either
-        once for many searches (the ids checked, sorted and turned into the engine's filter once, not on every
-        call), or one row of ids per query (``(nq, c)``, ``-1`` padding: each query's own candidates, e.g. to
+        a result may have, or a boolean bitmap indexed by id, or an :class:`~qama_rs.Allowed` of int ids or a
+        bitmap made once for many searches (the ids checked, sorted and turned into the engine's filter once,
+        not on every call), or one row of ids per query (``(nq, c)``, ``-1`` padding: each query's own candidates, e.g. to
         rescore another engine's results). ``k_factor``: a refinement stage rescores
         ``k * k_factor`` first-stage candidates (default: the spec's ``k'``; never fewer than ``k``).
         ``nprobe``: lists a partitioned index scans per query (default :attr:`nprobe`)."""
@@ -469,11 +469,10 @@ class Index:
             return None
         if not isinstance(allowed, Allowed):
             return self._selection_of(self._allowed_slots(allowed))
-        key = (self._serial, self._version)
-        selection = allowed.derived(key)
+        selection = allowed.derived(self._serial, self._version)
         if selection is None:
             selection = self._selection_of(self._allowed_slots(allowed.ids))
-            allowed.keep(key, selection)
+            allowed.keep(self._serial, self._version, selection)
         return selection
 
     def _selection_of(self, positions: np.ndarray) -> stages.Selection:

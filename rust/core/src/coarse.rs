@@ -18,6 +18,9 @@ use crate::kmeans::check_centroids_finite;
 /// Queries that [`Coarse::scores_block`] scores in one pass over the centroids.
 pub const QUERY_BLOCK: usize = 4;
 
+// The driver plans groups that one block scores.
+const _: () = assert!(crate::driver::PLAN_GROUP <= QUERY_BLOCK);
+
 /// Centroids `nlist x dims` (row-major, finite).
 #[derive(Debug, Clone)]
 pub struct Coarse {
@@ -82,6 +85,7 @@ impl Coarse {
 
     /// `<q, c>` for every list (`q`: `dims` finite floats).
     pub fn scores(&self, q: &[f32]) -> Vec<f32> {
+        assert_eq!(q.len(), self.dims, "a query has dims values");
         let mut out = vec![0f32; self.nlist];
         #[cfg(target_arch = "x86_64")]
         if self.isa >= Isa::Avx2 {
@@ -108,6 +112,11 @@ impl Coarse {
         let mut out = vec![0f32; nq * self.nlist];
         #[cfg(target_arch = "x86_64")]
         if self.isa >= Isa::Avx2 {
+            if nq == QUERY_BLOCK {
+                // SAFETY: as in `scores`, for `QUERY_BLOCK` queries and their scores.
+                unsafe { scores_avx2::<QUERY_BLOCK, 2>(q, &self.centroids, self.dims, &mut out) };
+                return out;
+            }
             // A short block is filled up with its last query (its scores are dropped).
             let mut full = q.to_vec();
             while full.len() < QUERY_BLOCK * self.dims {
@@ -185,7 +194,8 @@ fn scores_portable(q: &[f32], centroids: &Centroids, dims: usize, out: &mut [f32
 /// widened once for the `Q` queries).
 ///
 /// # Safety
-/// The CPU must support AVX2 and F16C; `q` holds `Q * dims` values and `out` a multiple of `Q`.
+/// The CPU must support AVX2 and F16C; `q` holds `Q * dims` values, `centroids` `nlist * dims` and
+/// `out` `Q * nlist`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn scores_avx2<const Q: usize, const C: usize>(

@@ -164,7 +164,8 @@ where
     Ok(Hits { k: kk, scores, ids })
 }
 
-/// Queries of a batch that [`search_lists`] plans together.
+/// Queries of a batch that [`search_lists`] plans together (a batch of at least `PLAN_GROUP`
+/// queries per thread; smaller ones are planned a query at a time, one task each).
 pub const PLAN_GROUP: usize = crate::coarse::QUERY_BLOCK;
 
 /// One query's plan for [`search_lists`]: its lists in scan order (each list one or more extents),
@@ -281,13 +282,16 @@ where
             group(i..i + 1, threads > 1, sc, id)?;
         }
     } else {
+        let size = if nq >= PLAN_GROUP * threads {
+            PLAN_GROUP
+        } else {
+            1
+        };
         scores
-            .par_chunks_mut(PLAN_GROUP * kk)
-            .zip(ids.par_chunks_mut(PLAN_GROUP * kk))
+            .par_chunks_mut(size * kk)
+            .zip(ids.par_chunks_mut(size * kk))
             .enumerate()
-            .try_for_each(|(g, (sc, id))| {
-                group(g * PLAN_GROUP..nq.min((g + 1) * PLAN_GROUP), false, sc, id)
-            })?;
+            .try_for_each(|(g, (sc, id))| group(g * size..nq.min((g + 1) * size), false, sc, id))?;
     }
     Ok(Hits { k: kk, scores, ids })
 }

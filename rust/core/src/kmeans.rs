@@ -4,13 +4,13 @@
 //! One Lloyd iteration is [`iterate`]: assign every row to its nearest centroid (squared Euclidean,
 //! `|c|^2 - 2 <x, c>`, with the inner products of a block of rows against every centroid from one
 //! `sgemm` call of `matrixmultiply`, a well-kept pure-Rust GEMM with runtime SIMD dispatch), then
-//! move each centroid to the mean of its rows. Row blocks run in parallel on rayon, each reusing one
-//! buffer of products per task; the means are parallel over centroids, each summing its own rows in
-//! float64 in row order (rows grouped by a counting sort: memory `n` indices, not a `k x dims` sum
-//! per block), so a result does not depend on the number of threads. Empty clusters are refilled by splitting the largest cluster (faiss's
-//! rule: two copies pushed apart by a relative 1/1024), so every centroid keeps rows. The caller
-//! (Python) samples the rows, seeds the initial centroids and loops over iterations with a progress
-//! bar.
+//! move each centroid to the mean of its rows. Row blocks run in parallel on rayon, each task reusing
+//! one buffer of products; the means are parallel over centroids, each summing its own rows in
+//! float64 in row order (rows grouped by a counting sort: `n` indices of memory, not a `k x dims`
+//! sum per block), so a result does not depend on the number of threads. Empty clusters are
+//! refilled by splitting the largest cluster (faiss's rule: two copies pushed apart by a relative
+//! 1/1024), so every centroid keeps rows. The caller (Python) samples the rows, seeds the initial
+//! centroids and loops over iterations with a progress bar.
 use rayon::prelude::*;
 
 use crate::error::{
