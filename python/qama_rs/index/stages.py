@@ -83,8 +83,9 @@ def probed(
     scores, found = engine.search_lists(queries, store.core(), k, partition.plan(q, nprobe, width), only)
     want = min(k, count, store.rows)
     # Results come best first with the missing ones (-1) last: a short query lacks its want-th.
-    short = np.flatnonzero(found[:, want - 1] < 0) if width < nlist else []
-    if len(short):
+    last = found[:, want - 1]
+    if width < nlist and last.min() < 0:  # one reduction; the indices only where a query is short
+        short = np.flatnonzero(last < 0)
         again = engine.search_lists(queries[short], store.core(), k, partition.plan(q[short], nprobe, nlist), only)
         scores[short], found[short] = again
     return scores, found
