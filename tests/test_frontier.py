@@ -302,6 +302,31 @@ def test_length_correction_improves_the_estimate_of_the_inner_product(docs, quer
     assert err_scaled < err_plain
 
 
+def test_product_codebooks_fit_a_sample_of_rows_a_centroid_where_there_are_more(docs, monkeypatch):
+    """faiss's rule for PQ training: at most ``SAMPLE_PER_CENTROID`` rows a centroid fit the codebooks (the
+    PCA sees every row); with no more rows than that, every row, as before."""
+    from qama_rs.quantizers import product
+
+    seen: list[int] = []
+    real = product.kmeans
+    monkeypatch.setattr(product, "kmeans", lambda x, k, it, rng: seen.append(len(x)) or real(x, k, it, rng))
+    full = PcaProduct(m=4, dims=16, iterations=8).fit(docs)
+    assert set(seen) == {len(docs)}
+    seen.clear()
+    monkeypatch.setattr(product, "SAMPLE_PER_CENTROID", 4)  # 4 x 256 centroids = 1,024 of the 1,500 rows
+    sampled = PcaProduct(m=4, dims=16, iterations=8).fit(docs)
+    assert set(seen) == {1024}
+    np.testing.assert_array_equal(sampled.basis, full.basis)
+    np.testing.assert_array_equal(sampled.mean, full.mean)
+    coords = (docs - full.mean) @ full.basis
+
+    def error(codec) -> float:
+        return float(np.mean((codec.decode(codec.encode(docs)) - coords) ** 2))
+
+    # Four rows a centroid is a harsh sample (the real rule keeps 256): it still codes every row nearly as well.
+    assert error(sampled) < 1.3 * error(full)
+
+
 def test_more_bytes_give_better_recall(docs):
     q, base = docs[:60], docs[60:]
     truth = np.argsort(-(q @ base.T), axis=1)[:, :10]

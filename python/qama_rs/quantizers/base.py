@@ -80,11 +80,12 @@ def one_piece(n: int) -> bool:
     return n <= EXACT_ROWS
 
 
-def product_spans(n: int, inner: int, outer: int, itemsize: int = 4) -> list[slice]:
+def product_spans(n: int, inner: int, outer: int, itemsize: int = 4, *, exact: bool = True) -> list[slice]:
     """Row blocks of a product ``(n, inner) @ (inner, outer)``: all ``n`` rows at once up to
-    :data:`EXACT_ROWS` (bit-identical to the one-piece product), else about ``SCRATCH_BYTES`` of
+    :data:`EXACT_ROWS` (bit-identical to the one-piece product; ``exact=False``: not even then, for rows
+    sampled from a larger corpus, which has no one-piece figure to keep), else about ``SCRATCH_BYTES`` of
     ``itemsize``-byte rows and never fewer than :data:`BIG_PRODUCT` multiply-adds a block."""
-    if one_piece(n):
+    if exact and one_piece(n):
         return [slice(0, n)]
     least = -(-2 * BIG_PRODUCT // max(1, inner * outer))  # a last block may be half a step
     return spans(n, max(scratch_items(itemsize, inner), least))
