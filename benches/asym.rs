@@ -294,7 +294,7 @@ fn bench_ivf(c: &mut Criterion) {
                 k,
                 n,
                 |i| codec.prepare(q, i, bounds),
-                |_, _| {
+                |_| {
                     let lists = probed
                         .iter()
                         .map(|&(l, bias)| {

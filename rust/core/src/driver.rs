@@ -179,8 +179,8 @@ pub struct Plan<'e, U> {
 }
 
 /// Top-`k` of `nq` queries, each over the lists its plan names (see the module docs).
-/// `plans(range, queries)` gives the plans of the queries in `range` (at most [`PLAN_GROUP`];
-/// `queries`: them, prepared); `rows` is the total of stored rows (for `k` clamping).
+/// `plans(range)` gives the plans of the queries in `range` (at most [`PLAN_GROUP`]); `rows` is the
+/// total of stored rows (for `k` clamping).
 pub fn search_lists<'e, C, P, L>(
     codec: &C,
     nq: usize,
@@ -193,7 +193,7 @@ pub fn search_lists<'e, C, P, L>(
 where
     C: Codec,
     P: Fn(usize) -> Result<C::Query> + Sync,
-    L: Fn(Range<usize>, &[C::Query]) -> Result<Vec<Plan<'e, C::Unit>>> + Sync,
+    L: Fn(Range<usize>) -> Result<Vec<Plan<'e, C::Unit>>> + Sync,
     C::Unit: 'e,
 {
     check_k(k)?;
@@ -259,7 +259,7 @@ where
     // The queries of `range`, planned together, into their rows of results.
     let group = |range: Range<usize>, parallel: bool, sc: &mut [f32], id: &mut [u64]| {
         let queries = range.clone().map(&prepare).collect::<Result<Vec<_>>>()?;
-        let planned = plans(range, &queries)?;
+        let planned = plans(range)?;
         if planned.len() != queries.len() {
             return value_err(format!(
                 "{} plans for {} queries",

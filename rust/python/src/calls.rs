@@ -477,7 +477,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                 k,
                 store.total(),
                 |i| b.prepare(q.row(i), i, bounds),
-                |range, _| {
+                |range| {
                     plan.lists
                         .of(range)
                         .iter()
