@@ -66,9 +66,13 @@ def recon_table(values: Any) -> tuple[np.ndarray, int, int]:
 
 
 def _row_scale(impl: Any, x: np.ndarray, label: str) -> np.ndarray:
-    scale = np.ascontiguousarray(impl.row_scale(x), dtype=np.float32)
-    if scale.shape != (len(x),):
-        raise QamaError(f"codec {label!r}: row_scale returned shape {scale.shape}, expected ({len(x)},)")
+    return _checked_scale(impl.row_scale(x), len(x), label)
+
+
+def _checked_scale(scale: Any, n: int, label: str) -> np.ndarray:
+    scale = np.ascontiguousarray(scale, dtype=np.float32)
+    if scale.shape != (n,):
+        raise QamaError(f"codec {label!r}: row_scale returned shape {scale.shape}, expected ({n},)")
     return scale
 
 
@@ -244,10 +248,16 @@ class LutCodec(_ObjectCodec):
         self.m = int(m if m is not None else np.shape(self.impl.encode(x[:1]))[1])
 
     def encode(self, x):
-        codes = np.ascontiguousarray(self.impl.encode(x))
+        if self.scaled and hasattr(self.impl, "encode_with_scale"):  # one pass: codes and factors together
+            codes, scale = self.impl.encode_with_scale(x)
+            scale = _checked_scale(scale, len(x), self.label)
+        else:
+            codes = self.impl.encode(x)
+            scale = _row_scale(self.impl, x, self.label) if self.scaled else None
+        codes = np.ascontiguousarray(codes)
         if codes.dtype != np.uint8 or codes.shape != (len(x), self.m):
             raise QamaError(f"codec {self.label!r} encoded to {codes.dtype} {codes.shape}, expected uint8 (n, {self.m})")
-        return codes, (_row_scale(self.impl, x, self.label) if self.scaled else None)
+        return codes, scale
 
     @property
     def _projected(self) -> bool:
