@@ -8,10 +8,13 @@ brute-force ranking and scores.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qama_rs import _core
 from qama_rs.errors import QamaError
@@ -255,6 +258,29 @@ def test_trit_rotation_is_five_trits_a_byte(docs):
     assert codec.encode(docs).max() < 3**5
     digits = codec._digits(codec._coordinates(docs)[0])
     assert set(np.unique(digits)) == {0, 1, 2}
+
+
+_ALLOCATED = [c for c in _codecs() if isinstance(c, Allocated)]
+
+
+@pytest.fixture(scope="module")
+def fitted_allocated(docs):
+    return [copy.deepcopy(c).fit(docs) for c in _ALLOCATED]
+
+
+@given(which=st.integers(0, len(_ALLOCATED) - 1), seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 300))
+def test_engine_packing_equals_the_numpy_reference(fitted_allocated, which, seed, rows):
+    """`_pack` (digits by `_core.Thresholds`) is bit-identical to the component-by-component NumPy
+    packing, on coordinates that hit the bounds exactly, fall between them and lie far outside."""
+    codec = fitted_allocated[which]
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, codec.dim)).astype(np.float32) * rng.choice([0.01, 0.1, 1.0, 100.0])
+    for j, bounds in enumerate(codec.bounds):
+        if bounds.size:  # a third of the rows exactly on a bound, one more on its float neighbour
+            on = rng.random(rows) < 0.33
+            z[on, j] = rng.choice(bounds, on.sum())
+            z[~on & (rng.random(rows) < 0.2), j] = np.nextafter(rng.choice(bounds), np.float32(np.inf))
+    np.testing.assert_array_equal(codec._pack(z), codec._pack_reference(z))
 
 
 @pytest.mark.parametrize("codec", _codecs(), ids=lambda c: type(c).__name__)

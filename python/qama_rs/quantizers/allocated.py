@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 
+from qama_rs import _core
 from qama_rs.errors import QamaError
 from qama_rs.quantizers.allocation import (
     LEVEL_OPTIONS,
@@ -294,6 +295,22 @@ class Allocated(PcaTables):
                 digit = (((codes >> shifts[b][t]) & masks[b][t]) // strides[b][t]) % int(self.levels[j])
                 self._slot_dims[b, t] = j
                 self._slot_values[b, t] = self.values[j][digit]
+        # Packing in the engine: the kept components' digits by `_core.Thresholds` (a digit = the bounds
+        # strictly below the value, as `np.searchsorted(side="left")`), then each byte's weighted sum.
+        kept = np.flatnonzero(self.levels > 1)
+        self._kept = kept
+        self._thresholds = None
+        if len(kept):
+            bounds = np.concatenate([self.bounds[j] for j in kept]).astype(np.float32)
+            self._thresholds = _core.Thresholds(bounds, self.levels[kept].astype(np.uint16))
+        column = np.full(self.dim, 0, dtype=np.int64)
+        column[kept] = np.arange(len(kept))
+        self._pack_columns = np.zeros((m, width), dtype=np.int64)  # padding: column 0 with stride 0
+        self._pack_strides = np.zeros((m, width), dtype=np.int32)
+        for b, members in enumerate(self.bytes_members):
+            self._pack_columns[b, : len(members)] = column[members]
+            self._pack_strides[b, : len(members)] = self._strides[b]
+        self._pack_orders = [(int(column[j]), o.astype(np.uint8)) for j, o in enumerate(self.orders) if o is not None]
 
     @property
     def nibble_tables(self) -> bool:
@@ -330,7 +347,18 @@ class Allocated(PcaTables):
         return digits
 
     def _pack(self, z: np.ndarray) -> np.ndarray:
-        """Coded coordinates → ``uint8 (n, m)``: byte ``b`` is ``Σ_t digit_t · stride_t`` over its members."""
+        """Coded coordinates → ``uint8 (n, m)``: byte ``b`` is ``Σ_t digit_t · stride_t`` over its members
+        (the digits from the engine's threshold quantizer; :meth:`_pack_reference` is its NumPy twin)."""
+        if self._thresholds is None:
+            return np.zeros((len(z), self.m), dtype=np.uint8)
+        digits = self._thresholds.quantize(np.ascontiguousarray(z[:, self._kept], dtype=np.float32))
+        for c, order in self._pack_orders:  # additive wide codes: the digit of the p-th smallest value
+            digits[:, c] = order[digits[:, c]]
+        weighted = digits[:, self._pack_columns].astype(np.int32) * self._pack_strides
+        return weighted.sum(axis=2, dtype=np.int32).astype(np.uint8)
+
+    def _pack_reference(self, z: np.ndarray) -> np.ndarray:
+        """:meth:`_pack` in NumPy, one component at a time (the parity tests' reference)."""
         out = np.empty((len(z), self.m), dtype=np.uint8)
         for b, members in enumerate(self.bytes_members):
             byte = np.zeros(len(z), dtype=np.int64)
