@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -281,6 +282,15 @@ def test_engine_packing_equals_the_numpy_reference(fitted_allocated, which, seed
             z[on, j] = rng.choice(bounds, on.sum())
             z[~on & (rng.random(rows) < 0.2), j] = np.nextafter(rng.choice(bounds), np.float32(np.inf))
     np.testing.assert_array_equal(codec._pack(z), codec._pack_reference(z))
+
+
+def test_fitted_allocated_codecs_pickle_and_encode_the_same(fitted_allocated, docs):
+    """The engine object that packs the codes is remade after unpickling, never pickled."""
+    for codec in fitted_allocated:
+        codes = codec.encode(docs[:100])  # the engine object exists now
+        again = pickle.loads(pickle.dumps(codec))
+        np.testing.assert_array_equal(again.encode(docs[:100]), codes)
+        np.testing.assert_array_equal(copy.deepcopy(codec).encode(docs[:100]), codes)
 
 
 @pytest.mark.parametrize("codec", _codecs(), ids=lambda c: type(c).__name__)

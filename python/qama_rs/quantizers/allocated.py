@@ -299,10 +299,7 @@ class Allocated(PcaTables):
         # strictly below the value, as `np.searchsorted(side="left")`), then each byte's weighted sum.
         kept = np.flatnonzero(self.levels > 1)
         self._kept = kept
-        self._thresholds = None
-        if len(kept):
-            bounds = np.concatenate([self.bounds[j] for j in kept]).astype(np.float32)
-            self._thresholds = _core.Thresholds(bounds, self.levels[kept].astype(np.uint16))
+        self._thresholds = None  # the engine's object, made at the first encoding (never pickled)
         column = np.full(self.dim, 0, dtype=np.int64)
         column[kept] = np.arange(len(kept))
         self._pack_columns = np.zeros((m, width), dtype=np.int64)  # padding: column 0 with stride 0
@@ -311,6 +308,14 @@ class Allocated(PcaTables):
             self._pack_columns[b, : len(members)] = column[members]
             self._pack_strides[b, : len(members)] = self._strides[b]
         self._pack_orders = [(int(column[j]), o.astype(np.uint8)) for j, o in enumerate(self.orders) if o is not None]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_thresholds": None}  # engine objects are remade, not pickled
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.dim is not None and "_pack_columns" not in state:  # pickled before the engine packed codes
+            self._build_layout()
 
     @property
     def nibble_tables(self) -> bool:
@@ -349,8 +354,11 @@ class Allocated(PcaTables):
     def _pack(self, z: np.ndarray) -> np.ndarray:
         """Coded coordinates → ``uint8 (n, m)``: byte ``b`` is ``Σ_t digit_t · stride_t`` over its members
         (the digits from the engine's threshold quantizer; :meth:`_pack_reference` is its NumPy twin)."""
-        if self._thresholds is None:
+        if not len(self._kept):
             return np.zeros((len(z), self.m), dtype=np.uint8)
+        if self._thresholds is None:
+            bounds = np.concatenate([self.bounds[j] for j in self._kept]).astype(np.float32)
+            self._thresholds = _core.Thresholds(bounds, self.levels[self._kept].astype(np.uint16))
         digits = self._thresholds.quantize(np.ascontiguousarray(z[:, self._kept], dtype=np.float32))
         for c, order in self._pack_orders:  # additive wide codes: the digit of the p-th smallest value
             digits[:, c] = order[digits[:, c]]
