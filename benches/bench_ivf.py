@@ -97,7 +97,7 @@ def memory_breakdown(index) -> dict:
         out = {f"store{i}": int(s.nbytes) for i, s in enumerate(index._stores)}
         out["ids"] = int(index._ids.nbytes)
         part = index._partition
-        out["centroids"] = 0 if part is None or part.centroids is None else int(part.centroids.nbytes)
+        out["centroids"] = 0 if part is None else int(part.nbytes)
         return out
     except AttributeError:
         return {}

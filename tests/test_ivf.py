@@ -70,11 +70,34 @@ def test_centroids_are_float16_values_and_residual_scores_stay_exact(data):
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs)
     c = index._partition.centroids
-    np.testing.assert_array_equal(c.astype(np.float16).astype(np.float32), c)
-    assert index._partition._coarse.is_half
+    assert c.dtype == np.float16 and index._partition._coarse.is_half
+    # Both copies (the partition's and the engine's) are counted in the index's memory.
+    assert index._partition.nbytes == 2 * NLIST * DIMS * 2
+    assert index.memory_bytes == sum(s.nbytes for s in index._stores) + index._partition.nbytes
     # Residuals to the rounded centroids plus the bias give the exact scores of the vectors.
     D, found = index.search(queries, 10, nprobe=NLIST)
     np.testing.assert_allclose(D, np.take_along_axis(queries @ docs.T, found, axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_centroids_beyond_float16_stay_float32_and_save_as_float32(data, tmp_path):
+    docs, queries = data
+    big = docs * np.float32(1e6)  # centroids past float16's range (65504): kept and scored in float32
+    index = ivf(f"IVF{NLIST},Flat", big)
+    part = index._partition
+    assert part.centroids.dtype == np.float32 and not part._coarse.is_half
+    assert part.nbytes == 2 * NLIST * DIMS * 4
+    D, found = index.search(queries, 10, nprobe=NLIST)
+    np.testing.assert_allclose(D, np.take_along_axis(queries @ big.T, found, axis=1), rtol=1e-5)
+    assert recall(found, exact(big, queries, 10)) >= 0.99
+    index.save(tmp_path / "big.qama")
+    again = Index.load(tmp_path / "big.qama")
+    assert again._partition.centroids.dtype == np.float32
+    np.testing.assert_array_equal(again.search(queries, 10, nprobe=NLIST)[1], found)
+    small = ivf(f"IVF{NLIST},Flat", docs)
+    small.save(tmp_path / "small.qama")
+    loaded = Index.load(tmp_path / "small.qama", mmap=True)
+    assert loaded._partition.centroids.dtype == np.float16
+    np.testing.assert_array_equal(loaded._partition.centroids, small._partition.centroids)
 
 
 def test_adds_and_removes_need_no_retraining(data):

@@ -170,8 +170,8 @@ class Index:
         """Bytes the index holds in all (what "bytes per vector all-in" divides): stored rows and their
         factors, labels and ids, centroids, the refinement store, spare capacity included."""
         total = sum(s.nbytes for s in self._stores) + self._ids.nbytes
-        if self._partition is not None and self._partition.centroids is not None:
-            total += self._partition.centroids.nbytes
+        if self._partition is not None:
+            total += self._partition.nbytes
         return total
 
     @property

@@ -45,7 +45,9 @@ def default_nprobe(nlist: int) -> int:
 
 
 class Partition:
-    """Centroids ``float32 (nlist, dims)`` and how codes relate to them (``residual``)."""
+    """Centroids ``(nlist, dims)`` and how codes relate to them (``residual``). The centroids are held as
+    float16 where their values are float16 values (as training rounds them), else float32: the engine keeps
+    its own copy in the same precision, and :attr:`nbytes` counts both."""
 
     def __init__(self, nlist: int, residual: bool) -> None:
         self.requested = nlist  # 0: chosen from the training set's size
@@ -76,15 +78,32 @@ class Partition:
         progress.close()
         # Centroids rounded to float16 values (where they fit): the engine then reads half the bytes
         # per query; residuals and assignments use the rounded values, so nothing disagrees.
-        rounded = centroids.astype(np.float16).astype(np.float32)
+        with np.errstate(over="ignore"):  # values past float16's range stay float32 (checked next)
+            rounded = centroids.astype(np.float16).astype(np.float32)
         if np.isfinite(rounded).all():
             centroids = rounded
-        self.nlist, self.centroids = nlist, centroids
-        self._coarse = _core.Coarse(centroids)
+        self.nlist = nlist
+        self._hold(centroids)
+
+    def _hold(self, centroids: np.ndarray) -> None:
+        """Keeps float32 ``centroids`` (float16 when every value is one) and gives the engine its copy."""
+        with np.errstate(over="ignore"):
+            half = centroids.astype(np.float16)
+        exact = bool(np.array_equal(half.astype(np.float32), centroids))
+        self.centroids = half if exact else np.ascontiguousarray(centroids)
+        self._coarse = _core.Coarse(np.ascontiguousarray(centroids))
+
+    def _centroids32(self) -> np.ndarray:
+        return np.ascontiguousarray(self.centroids, dtype=np.float32)  # exact: float16 values widen exactly
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the centroids: this copy and the engine's (same precision)."""
+        return 0 if self.centroids is None else 2 * int(self.centroids.nbytes)
 
     def assign(self, x: np.ndarray) -> np.ndarray:
         """List of each row (its nearest centroid)."""
-        return _core.kmeans_assign(np.ascontiguousarray(x, dtype=np.float32), self.centroids)[0]
+        return _core.kmeans_assign(np.ascontiguousarray(x, dtype=np.float32), self._centroids32())[0]
 
     def residuals(self, x: np.ndarray, lists: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x - self.centroids[lists], dtype=np.float32)
@@ -96,7 +115,7 @@ class Partition:
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"nlist": self.nlist, "requested": self.requested, "residual": self.residual}, {
-            "centroids": self.centroids
+            "centroids": self._centroids32()  # the file keeps float32 (the format's dtype)
         }
 
     def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], name: str) -> None:
@@ -105,8 +124,7 @@ class Partition:
         if centroids is None or centroids.dtype != np.float32 or centroids.ndim != 2 or len(centroids) != nlist:
             raise QamaError(f"{name}: corrupt qama-rs index (IVF centroids)")
         self.nlist, self.requested, self.residual = nlist, int(meta["requested"]), bool(meta["residual"])
-        self.centroids = np.ascontiguousarray(centroids)
-        self._coarse = _core.Coarse(self.centroids)
+        self._hold(centroids)
 
 
 class _Quiet:
