@@ -306,7 +306,7 @@ class Allocated(PcaTables):
         self._pack_strides = np.zeros((m, width), dtype=np.int32)
         for b, members in enumerate(self.bytes_members):
             self._pack_columns[b, : len(members)] = column[members]
-            self._pack_strides[b, : len(members)] = self._strides[b]
+            self._pack_strides[b, : len(members)] = np.where(self.levels[members] > 1, self._strides[b], 0)
         self._pack_orders = [(int(column[j]), o.astype(np.uint8)) for j, o in enumerate(self.orders) if o is not None]
 
     def __getstate__(self) -> dict:
