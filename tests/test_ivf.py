@@ -100,6 +100,25 @@ def test_centroids_beyond_float16_stay_float32_and_save_as_float32(data, tmp_pat
     np.testing.assert_array_equal(loaded._partition.centroids, small._partition.centroids)
 
 
+def test_a_long_add_shows_a_progress_bar_and_a_short_one_does_not(data, monkeypatch, capsys):
+    import qama_rs.index.index as index_module
+
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},Flat", docs)
+    capsys.readouterr()
+    index.add(docs[:50])
+    assert "adding" not in capsys.readouterr().err  # below ADD_PROGRESS_ROWS: quiet
+    monkeypatch.setattr(index_module, "ADD_PROGRESS_ROWS", 100)
+    monkeypatch.setattr(index_module, "ADD_CHUNK", 64)
+    index.add(docs[:300])
+    err = capsys.readouterr().err
+    assert "adding 300 vectors" in err, err
+    assert len(index) == 3000 + 50 + 300  # five chunks of at most 64 rows, every row stored once
+    np.testing.assert_array_equal(index.ids[-300:], np.arange(3050, 3350))
+    D, found = index.search(docs[:5], 3, nprobe=NLIST)
+    assert all(set(f) == {i, 3000 + i, 3050 + i} for i, f in enumerate(found)), found
+
+
 def test_adds_and_removes_need_no_retraining(data):
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs[:2000])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 import warnings
 from typing import Any
@@ -50,6 +51,8 @@ MAX_K = 2**31 - 1
 MAX_RESULTS = 1 << 28
 #: Rows encoded at a time by :meth:`Index.add` (bounds the memory of transforms and encodings).
 ADD_CHUNK = 1 << 16
+#: An add of at least this many rows shows a progress bar on stderr (about ten seconds of encoding or more).
+ADD_PROGRESS_ROWS = 1 << 20
 #: A distinct number for each index object (with its version, the key of what an Allowed keeps for it).
 _SERIALS = itertools.count()
 
@@ -252,7 +255,8 @@ class Index:
     def add(self, x: Any, ids: Any = None) -> None:
         """Encodes and stores float rows ``x`` ``(n, dims)``. ``ids``: unique non-negative int64 ids not yet
         in the index (default: consecutive after the largest so far), or a sequence of ``n`` distinct,
-        non-empty strings (document names; the int64 ids are then consecutive)."""
+        non-empty strings (document names; the int64 ids are then consecutive). An add of
+        :data:`ADD_PROGRESS_ROWS` rows or more shows a progress bar on stderr."""
         with self._lock:
             self._require_trained()
             x = float_rows(x, "x", self._dims)
@@ -260,18 +264,23 @@ class Index:
             if not len(x):
                 return
             self._own()
-            for start in range(0, len(x), ADD_CHUNK):
-                xt = self._transform(x[start : start + ADD_CHUNK])
-                chunk_ids = new_ids[start : start + ADD_CHUNK]
-                for i, (codec, store) in enumerate(zip(self._codecs(), self._stores, strict=True)):
-                    if i == 0 and self._partition is not None:
-                        lists = self._partition.assign(xt)
-                        coded = self._partition.residuals(xt, lists) if self._partition.residual else xt
-                        rows, scale = codec.encode(coded)
-                        store.append(rows, lists, chunk_ids.astype(np.uint64), scale)
-                    else:
-                        rows, scale = codec.encode(xt)
-                        store.append(rows, scale=scale)
+            from tqdm import tqdm
+
+            with tqdm(total=len(x), desc=f"adding {len(x):,} vectors", unit=" vectors", file=sys.stderr,
+                      leave=False, disable=len(x) < ADD_PROGRESS_ROWS) as bar:  # fmt: skip
+                for start in range(0, len(x), ADD_CHUNK):
+                    xt = self._transform(x[start : start + ADD_CHUNK])
+                    chunk_ids = new_ids[start : start + ADD_CHUNK]
+                    for i, (codec, store) in enumerate(zip(self._codecs(), self._stores, strict=True)):
+                        if i == 0 and self._partition is not None:
+                            lists = self._partition.assign(xt)
+                            coded = self._partition.residuals(xt, lists) if self._partition.residual else xt
+                            rows, scale = codec.encode(coded)
+                            store.append(rows, lists, chunk_ids.astype(np.uint64), scale)
+                        else:
+                            rows, scale = codec.encode(xt)
+                            store.append(rows, scale=scale)
+                    bar.update(len(xt))
             for store in self._stores:
                 store.trim()
             self._ids.append(new_ids, names)
