@@ -119,6 +119,38 @@ def test_a_long_add_shows_a_progress_bar_and_a_short_one_does_not(data, monkeypa
     assert all(set(f) == {i, 3000 + i, 3050 + i} for i, f in enumerate(found)), found
 
 
+@pytest.mark.parametrize("spec", [f"IVF{NLIST},Flat", "Flat", f"IVF{NLIST},Thermo1,Rescore(Flat,20)"])
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_an_add_that_fails_part_way_leaves_the_index_as_it_was(data, monkeypatch, spec, error):
+    import qama_rs.index.index as index_module
+
+    docs, queries = data
+    index = ivf(spec, docs[:2000])
+    probe = {"nprobe": NLIST} if spec.startswith("IVF") else {}
+    before = index.search(queries, 10, **probe)
+    monkeypatch.setattr(index_module, "ADD_CHUNK", 64)
+    codec = index._codecs()[-1]  # the last stage's codec: earlier stores have taken the chunk already
+    encode, calls = codec.encode, []
+
+    def failing(x):
+        calls.append(len(x))
+        if len(calls) == 3:  # the third chunk (an interrupt, an out-of-memory ...)
+            raise error("part way")
+        return encode(x)
+
+    monkeypatch.setattr(codec, "encode", failing)
+    with pytest.raises(error, match="part way"):
+        index.add(docs[2000:2500])
+    monkeypatch.setattr(codec, "encode", encode)
+    assert len(index) == 2000 and sum(s.rows for s in index._stores) == 2000 * len(index._stores)
+    after = index.search(queries, 10, **probe)
+    np.testing.assert_array_equal(after[1], before[1])
+    np.testing.assert_array_equal(after[0], before[0])
+    index.add(docs[2000:2500])  # the same rows again, now whole
+    assert len(index) == 2500
+    np.testing.assert_array_equal(index.search(docs[2000:2005], 1, **probe)[1][:, 0], np.arange(2000, 2005))
+
+
 def test_adds_and_removes_need_no_retraining(data):
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs[:2000])

@@ -264,26 +264,36 @@ class Index:
             if not len(x):
                 return
             self._own()
-            from tqdm import tqdm
-
-            with tqdm(total=len(x), desc=f"adding {len(x):,} vectors", unit=" vectors", file=sys.stderr,
-                      leave=False, disable=len(x) < ADD_PROGRESS_ROWS) as bar:  # fmt: skip
-                for start in range(0, len(x), ADD_CHUNK):
-                    xt = self._transform(x[start : start + ADD_CHUNK])
-                    chunk_ids = new_ids[start : start + ADD_CHUNK]
-                    for i, (codec, store) in enumerate(zip(self._codecs(), self._stores, strict=True)):
-                        if i == 0 and self._partition is not None:
-                            lists = self._partition.assign(xt)
-                            coded = self._partition.residuals(xt, lists) if self._partition.residual else xt
-                            rows, scale = codec.encode(coded)
-                            store.append(rows, lists, chunk_ids.astype(np.uint64), scale)
-                        else:
-                            rows, scale = codec.encode(xt)
-                            store.append(rows, scale=scale)
-                    bar.update(len(xt))
+            marks = [store.mark() for store in self._stores]
+            try:
+                self._add_chunks(x, new_ids)
+            except BaseException:  # an error or an interrupt part way: the index is as it was
+                for store, mark in zip(self._stores, marks, strict=True):
+                    store.rollback(mark)
+                raise
             for store in self._stores:
                 store.trim()
             self._ids.append(new_ids, names)
+
+    def _add_chunks(self, x: np.ndarray, new_ids: np.ndarray) -> None:
+        """Encodes and appends ``x`` a chunk at a time (the ids are recorded by :meth:`add` afterwards)."""
+        from tqdm import tqdm
+
+        with tqdm(total=len(x), desc=f"adding {len(x):,} vectors", unit=" vectors", file=sys.stderr,
+                  leave=False, disable=len(x) < ADD_PROGRESS_ROWS) as bar:  # fmt: skip
+            for start in range(0, len(x), ADD_CHUNK):
+                xt = self._transform(x[start : start + ADD_CHUNK])
+                chunk_ids = new_ids[start : start + ADD_CHUNK]
+                for i, (codec, store) in enumerate(zip(self._codecs(), self._stores, strict=True)):
+                    if i == 0 and self._partition is not None:
+                        lists = self._partition.assign(xt)
+                        coded = self._partition.residuals(xt, lists) if self._partition.residual else xt
+                        rows, scale = codec.encode(coded)
+                        store.append(rows, lists, chunk_ids.astype(np.uint64), scale)
+                    else:
+                        rows, scale = codec.encode(xt)
+                        store.append(rows, scale=scale)
+                bar.update(len(xt))
 
     def add_codes(self, codes: Any, ids: Any = None) -> None:
         """Stores already encoded codes of a single-codec index (``Thermo*``: ``uint64 (n, words)``;

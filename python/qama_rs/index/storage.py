@@ -163,6 +163,17 @@ class ListStore:
         self._table[lst, 2], self._cap[lst] = start, new_cap
         self._end = start + new_cap
 
+    def mark(self) -> np.ndarray:
+        """The tail rows of every list now: :meth:`rollback` drops whatever is appended after it."""
+        return self._table[:, 3].copy()
+
+    def rollback(self, mark: np.ndarray) -> None:
+        """Forgets the rows appended since :meth:`mark` (an add that failed part way). Appends only add
+        rows after a list's tail rows, and moving or packing a list keeps its rows in order, so the first
+        ``mark[l]`` tail rows of list ``l`` are still the ones it had."""
+        self._table[:, 3] = mark
+        self._changed()
+
     def trim(self) -> None:
         """After a bulk append: packs the tail arena when garbage and spare capacity exceed 1/8 of the rows
         (so a partition's memory is its rows plus block padding; the next append grows lists again)."""
