@@ -284,6 +284,14 @@ def test_engine_packing_equals_the_numpy_reference(fitted_allocated, which, seed
     np.testing.assert_array_equal(codec._pack(z), codec._pack_reference(z))
 
 
+def test_engine_packing_places_non_finite_coordinates_as_the_numpy_reference(fitted_allocated):
+    """Rows near float32's limit project to +-inf or NaN coordinates: packed like searchsorted places them."""
+    for codec in fitted_allocated:
+        z = np.zeros((4, codec.dim), dtype=np.float32)
+        z[0], z[1], z[2, ::2], z[3, 1::2] = np.inf, -np.inf, np.nan, np.inf
+        np.testing.assert_array_equal(codec._pack(z), codec._pack_reference(z))
+
+
 def test_fitted_allocated_codecs_pickle_and_encode_the_same(fitted_allocated, docs):
     """The engine object that packs the codes is remade after unpickling, never pickled."""
     for codec in fitted_allocated:

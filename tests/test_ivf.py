@@ -151,6 +151,78 @@ def test_an_add_that_fails_part_way_leaves_the_index_as_it_was(data, monkeypatch
     np.testing.assert_array_equal(index.search(docs[2000:2005], 1, **probe)[1][:, 0], np.arange(2000, 2005))
 
 
+class _NumpyFailingInCompaction:
+    """``numpy`` for the storage module, whose ``zeros`` raises ``MemoryError`` on its second call inside a
+    packing of the arena (the new labels, after the new codes were made)."""
+
+    def __init__(self) -> None:
+        self.inside, self.calls = False, 0
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def zeros(self, *args, **kwargs):
+        if self.inside:
+            self.calls += 1
+            if self.calls == 2:
+                raise MemoryError("arena")
+        return np.zeros(*args, **kwargs)
+
+
+@pytest.mark.parametrize("where", ["packing", "growing", "trim"])
+def test_an_add_that_fails_in_the_storage_leaves_the_index_as_it_was(data, monkeypatch, where):
+    import qama_rs.index.index as index_module
+    import qama_rs.index.storage as storage
+
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},Flat", docs[:2000])
+    before = index.search(queries, 10, nprobe=NLIST)
+    monkeypatch.setattr(index_module, "ADD_CHUNK", 64)
+    if where == "packing":  # a packing of the whole arena (as trim does on a large index) fails part way
+        fake = _NumpyFailingInCompaction()
+        monkeypatch.setattr(storage, "np", fake)
+        compact = storage.ListStore._compact_arena
+
+        def packing(self):
+            fake.inside = True
+            try:
+                compact(self)
+            finally:
+                fake.inside = False
+
+        monkeypatch.setattr(storage.ListStore, "_compact_arena", packing)
+        monkeypatch.setattr(storage.ListStore, "trim", lambda self: self._compact_arena())
+        error = MemoryError
+    elif where == "growing":  # the arena grows, and growing its labels runs out of memory
+        grow_to, calls = storage._grow_to, []
+
+        def failing(*args):
+            calls.append(1)
+            if len(calls) == 1:
+                raise MemoryError("arena")
+            return grow_to(*args)
+
+        monkeypatch.setattr(storage, "_grow_to", failing)
+        error = MemoryError
+    else:  # Ctrl-C while the add packs the lists at its end
+        def interrupted(self):
+            raise KeyboardInterrupt("trim")
+
+        monkeypatch.setattr(storage.ListStore, "trim", interrupted)
+        error = KeyboardInterrupt
+    with pytest.raises(error):
+        index.add(docs[2000:2500])
+    monkeypatch.undo()
+    assert len(index) == 2000 and index._stores[0].rows == 2000
+    after = index.search(queries, 10, nprobe=NLIST)
+    np.testing.assert_array_equal(after[1], before[1])
+    index.add(docs[2000:2500])
+    assert len(index) == 2500
+    np.testing.assert_array_equal(index.search(docs[2000:2005], 1, nprobe=NLIST)[1][:, 0], np.arange(2000, 2005))
+    index.add(docs[2500:3000])  # and the next adds grow the arena again
+    np.testing.assert_array_equal(index.search(docs[2995:3000], 1, nprobe=NLIST)[1][:, 0], np.arange(2995, 3000))
+
+
 def test_adds_and_removes_need_no_retraining(data):
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs[:2000])

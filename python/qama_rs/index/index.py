@@ -267,13 +267,13 @@ class Index:
             marks = [store.mark() for store in self._stores]
             try:
                 self._add_chunks(x, new_ids)
+                for store in self._stores:
+                    store.trim()  # packing is all or nothing too (built aside, then swapped in)
             except BaseException:  # an error or an interrupt part way: the index is as it was
                 for store, mark in zip(self._stores, marks, strict=True):
                     store.rollback(mark)
                 raise
-            for store in self._stores:
-                store.trim()
-            self._ids.append(new_ids, names)
+            self._ids.append(new_ids, names)  # last: the rows are stored
 
     def _add_chunks(self, x: np.ndarray, new_ids: np.ndarray) -> None:
         """Encodes and appends ``x`` a chunk at a time (the ids are recorded by :meth:`add` afterwards)."""

@@ -126,11 +126,11 @@ class ListStore:
         grown = np.zeros(units, dtype=self.dtype)
         used = self._units(self._end)
         grown[:used] = self._tail[:used]
-        self._tail = grown
-        if self.labelled:
-            self._tail_labels = _grow_to(self._tail_labels, self._end, units // self.row_units)
-        if self.scaled:
-            self._tail_scale = _grow_to(self._tail_scale, self._end, units // self.row_units)
+        rows_cap = units // self.row_units
+        labels = _grow_to(self._tail_labels, self._end, rows_cap) if self.labelled else self._tail_labels
+        scale = _grow_to(self._tail_scale, self._end, rows_cap) if self.scaled else self._tail_scale
+        # All three replaced together: a failure above (out of memory) leaves the arena as it was.
+        self._tail, self._tail_labels, self._tail_scale = grown, labels, scale
 
     def _reserve(self, lst: int, extra: int) -> None:
         """Room for ``extra`` more rows in list ``lst``'s tail extent: grown where it ends the arena, else
@@ -185,26 +185,31 @@ class ListStore:
     def _compact_arena(self) -> None:
         """Rewrites the tail arena with every list's extent packed (drops the garbage)."""
         old = (self._tail, self._tail_labels, self._tail_scale)
-        offs = self._table[:, 2].copy()
+        offs = self._table[:, 2]
         caps = [_round(max(int(n), 1), self.block_rows) if n else 0 for n in self._table[:, 3]]
         total = int(sum(caps))
-        self._tail = np.zeros(self._units(max(total, 1)), dtype=self.dtype)
-        rows_cap = len(self._tail) // self.row_units
-        self._tail_labels = np.zeros(rows_cap if self.labelled else 0, dtype=np.uint64)
-        self._tail_scale = np.zeros(rows_cap if self.scaled else 0, dtype=np.float32)
+        # Built aside and swapped in by one assignment: a failure part way (out of memory, an interrupt)
+        # leaves the arena, the table and the capacities as they were.
+        tail = np.zeros(self._units(max(total, 1)), dtype=self.dtype)
+        rows_cap = len(tail) // self.row_units
+        labels = np.zeros(rows_cap if self.labelled else 0, dtype=np.uint64)
+        scale = np.zeros(rows_cap if self.scaled else 0, dtype=np.float32)
+        table, cap_of = self._table.copy(), self._cap.copy()
         at = 0
         for lst, cap in enumerate(caps):
             n = int(self._table[lst, 3])
             if n:
                 src, span = self._units(int(offs[lst])), self._units(n)
-                self._tail[self._units(at) : self._units(at) + span] = old[0][src : src + span]
+                tail[self._units(at) : self._units(at) + span] = old[0][src : src + span]
                 if self.labelled:
-                    self._tail_labels[at : at + n] = old[1][offs[lst] : offs[lst] + n]
+                    labels[at : at + n] = old[1][offs[lst] : offs[lst] + n]
                 if self.scaled:
-                    self._tail_scale[at : at + n] = old[2][offs[lst] : offs[lst] + n]
-            self._table[lst, 2], self._cap[lst] = at, cap
+                    scale[at : at + n] = old[2][offs[lst] : offs[lst] + n]
+            table[lst, 2], cap_of[lst] = at, cap
             at += cap
-        self._end, self._garbage = at, 0
+        self._tail, self._tail_labels, self._tail_scale, self._table, self._cap, self._end, self._garbage = (
+            tail, labels, scale, table, cap_of, at, 0
+        )
 
     def _write(self, at: int, rows: np.ndarray) -> None:
         if self.block_rows > 1:

@@ -359,7 +359,11 @@ class Allocated(PcaTables):
         if self._thresholds is None:
             bounds = np.concatenate([self.bounds[j] for j in self._kept]).astype(np.float32)
             self._thresholds = _core.Thresholds(bounds, self.levels[self._kept].astype(np.uint16))
-        digits = self._thresholds.quantize(np.ascontiguousarray(z[:, self._kept], dtype=np.float32))
+        kept = np.ascontiguousarray(z[:, self._kept], dtype=np.float32)
+        if not np.isfinite(kept).all():  # coordinates of rows near float32's limit: as searchsorted places them
+            top = np.finfo(np.float32).max
+            np.nan_to_num(kept, copy=False, nan=top, posinf=top, neginf=-top)
+        digits = self._thresholds.quantize(kept)
         for c, order in self._pack_orders:  # additive wide codes: the digit of the p-th smallest value
             digits[:, c] = order[digits[:, c]]
         weighted = digits[:, self._pack_columns].astype(np.int32) * self._pack_strides
