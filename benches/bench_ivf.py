@@ -29,12 +29,9 @@ Writes results/ivf.json, results/ivf.png and the bench_ivf section of benches/RE
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import importlib.metadata
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -51,7 +48,6 @@ from qama_rs.engine import atomic_write
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ivf_common import (  # noqa: E402
-    JITTER,
     JITTER_NOTE,
     ROOT,
     SEED,
@@ -60,9 +56,11 @@ from ivf_common import (  # noqa: E402
     K,
     exact_topk,
     load1,
+    load_average,
     load_data,
     nlist_grid,
     nprobe_grid,
+    run_record,
     timed_build,
 )
 from ivf_peers import faiss_configs, run_faiss, run_qdrant, run_scann, run_svs, run_usearch  # noqa: E402
@@ -205,14 +203,6 @@ def run_isolated(bench: Bench, lib: str, args: argparse.Namespace) -> None:
     bench.notes.extend(n for n in data["notes"] if n not in bench.notes)
 
 
-def versions() -> dict:
-    out = {"qama-rs": qama_rs.__version__, "numpy": np.__version__, "python": platform.python_version()}
-    for dist in ("faiss-cpu", "scann", "scalable-vs", "usearch", "qdrant-edge-py"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out[dist] = importlib.metadata.version(dist)
-    return out
-
-
 def available(module: str, bench: Bench) -> bool:
     try:
         __import__(module)
@@ -243,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     command = "python benches/bench_ivf.py" + ("" if not argv else " " + " ".join(argv))
     print(command, file=sys.stderr)
-    print(f"CPU: {qama_rs.cpu_description()}; load average {' / '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
-    load_start = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    load_start = load_average()
+    print(f"CPU: {qama_rs.cpu_description()}; load average {load_start}", flush=True)
 
     corpus, queries, description = load_data(args.quick, args.n)
     print(description, flush=True)
@@ -317,15 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             guarded(lib, lambda run=run: run(bench, corpus, args.quick))
 
     results = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": command,
-        "runtime_min": (time.perf_counter() - started) / 60,
-        "cpu": qama_rs.cpu_description(),
-        "load_start": load_start,
-        "load_end": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
-        "versions": versions(),
-        "data": {"description": description, "n": corpus.n, "n_queries": len(queries), "dims": corpus.dims,
-                 "jittered": corpus.jittered, "jitter_std": JITTER if corpus.jittered else 0.0, "seed": SEED},  # fmt: skip
+        **run_record(command, started, load_start, corpus, queries, description),
         "notes": bench.notes,
         "points": bench.points,
         "filtered": filtered["rows"],

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,17 @@ from qama_rs.engine import atomic_write
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import write_results  # noqa: E402
-from ivf_common import JITTER, JITTER_NOTE, ROOT, K, exact_topk, load_data, nlist_grid, recall10  # noqa: E402
+from ivf_common import (  # noqa: E402
+    JITTER_NOTE,
+    ROOT,
+    K,
+    exact_topk,
+    load_average,
+    load_data,
+    nlist_grid,
+    recall10,
+    run_record,
+)
 
 DEFAULT_N = 10_000_000
 BUDGET_BYTES = 64  # the bar's memory per vector, all-in
@@ -49,7 +58,7 @@ RECALL_SLACK = 0.02
 LATENCY_MS = 2.0
 
 
-def timed_build(corpus, train, add) -> float:
+def build_seconds(corpus, train, add) -> float:
     """Seconds spent in ``train(rows)`` and ``add(chunk)`` calls (generating the chunks excluded)."""
     gc.collect()
     t = time.perf_counter()
@@ -98,7 +107,7 @@ def show(row: dict) -> None:
 
 def run_qama(corpus, spec: str, nprobes: list[int] | None, queries, truth, rows: list[dict]) -> None:
     index = qama_rs.index_factory(corpus.dims, spec)
-    build_s = timed_build(corpus, index.train, index.add)
+    build_s = build_seconds(corpus, index.train, index.add)
     nbytes = index.memory_bytes / index.ntotal
     for nprobe in nprobes or [None]:
         kw = {} if nprobe is None else {"nprobe": nprobe}
@@ -113,7 +122,7 @@ def run_faiss(corpus, spec: str, nprobes: list[int], queries, truth, rows: list[
 
     index = faiss.index_factory(corpus.dims, spec, faiss.METRIC_INNER_PRODUCT)
     faiss.omp_set_num_threads(2)
-    build_s = timed_build(corpus, index.train, index.add)
+    build_s = build_seconds(corpus, index.train, index.add)
     nbytes = faiss.serialize_index(index).nbytes / index.ntotal
     ivf = faiss.extract_index_ivf(index)
     for nprobe in nprobes:
@@ -206,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--n {args.n}: give at least 200000 rows (the scale bar is about tiled corpora)")
     started = time.perf_counter()
     command = "python benches/bench_ivf_scale.py" + ("" if not argv else " " + " ".join(argv))
-    load_start = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    load_start = load_average()
     print(f"{command}\nCPU: {qama_rs.cpu_description()}; load average {load_start}", flush=True)
     corpus, queries, description = load_data(False, args.n)
     print(description, flush=True)
@@ -225,14 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_faiss:
         run_faiss(corpus, faiss_spec, nprobes, queries, truth, rows)
     results = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": command,
-        "runtime_min": (time.perf_counter() - started) / 60,
-        "cpu": qama_rs.cpu_description(),
-        "load_start": load_start,
-        "load_end": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
-        "data": {"description": description, "n": corpus.n, "n_queries": len(queries), "dims": corpus.dims,
-                 "jittered": True, "jitter_std": JITTER, "note": JITTER_NOTE},  # fmt: skip
+        **run_record(command, started, load_start, corpus, queries, description),
         "rows": rows,
     }
     if not args.no_faiss:

@@ -4,9 +4,12 @@ points, and the nlist / nprobe grids every IVF library is searched over."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import importlib.metadata
 import math
 import os
+import platform
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -212,6 +215,41 @@ def timed_build(build: Callable[[], object]) -> tuple[object, float]:
 
 def load1() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def load_average() -> str:
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def versions() -> dict:
+    import qama_rs
+
+    out = {"qama-rs": qama_rs.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    for dist in ("faiss-cpu", "scann", "scalable-vs", "usearch", "qdrant-edge-py"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[dist] = importlib.metadata.version(dist)
+    return out
+
+
+def run_record(command: str, started: float, load_start: str, corpus: Corpus, queries: np.ndarray, description: str) -> dict:
+    """What every results file of these benches starts with: when, what ran, on which CPU and load, which
+    library versions, and the data (a jittered corpus says so)."""
+    import qama_rs
+
+    data = {"description": description, "n": corpus.n, "n_queries": len(queries), "dims": corpus.dims,
+            "jittered": corpus.jittered, "jitter_std": JITTER if corpus.jittered else 0.0, "seed": SEED}  # fmt: skip
+    if corpus.jittered:
+        data["note"] = JITTER_NOTE
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": command,
+        "runtime_min": (time.perf_counter() - started) / 60,
+        "cpu": qama_rs.cpu_description(),
+        "load_start": load_start,
+        "load_end": load_average(),
+        "versions": versions(),
+        "data": data,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ grids
