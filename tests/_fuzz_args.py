@@ -275,6 +275,10 @@ def valid_args(name, draw):
     nbits = draw(st.sampled_from([None, 1, 64 * words, 64 * words - 5]))
     isa = draw(st.sampled_from([None, *ISAS]))
     nbits_raw = draw(st.integers(1, 130))
+    # None (the exact assignment) or leading axes as a shortlist's orthonormal directions (drawn only for
+    # k-means: an extra draw would change every other call's derandomized examples).
+    axes = np.eye(d, dtype=np.float32)[: max(1, d // 2)]
+    shortlist_basis = draw(st.sampled_from([None, axes])) if name.startswith("kmeans") else None
     if "." in name and name.split(".")[0] in QUERY_KINDS and name not in STATICS:
         cls, method = name.split(".")
         codec, queries, store, lists = codec_case(cls, draw, rng, n, nq)
@@ -334,10 +338,14 @@ def valid_args(name, draw):
         "kmeans_iterate": (
             rng.normal(size=(n, d)).astype(np.float32),
             rng.normal(size=(min(n, 4), d)).astype(np.float32),
+            shortlist_basis,
+            int(rng.integers(1, 6)),
         ),
         "kmeans_assign": (
             rng.normal(size=(n, d)).astype(np.float32),
             rng.normal(size=(min(n, 4), d)).astype(np.float32),
+            shortlist_basis,
+            int(rng.integers(1, 6)),
         ),
         "Store": (
             [words_db, np.zeros(0, np.uint64)],

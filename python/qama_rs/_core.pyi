@@ -110,10 +110,16 @@ def keep_block_rows(blocks: npt.NDArray[np.uint8], row_bytes: int, keep: npt.NDA
 
 # k-means.
 def kmeans_iterate(
-    x: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
+    x: npt.NDArray[np.float32],
+    centroids: npt.NDArray[np.float32],
+    basis: npt.NDArray[np.float32] | None = None,
+    candidates: int | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint64], float]: ...
 def kmeans_assign(
-    x: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
+    x: npt.NDArray[np.float32],
+    centroids: npt.NDArray[np.float32],
+    basis: npt.NDArray[np.float32] | None = None,
+    candidates: int | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 
 # The machine.

@@ -11,6 +11,11 @@
 //! refilled by splitting the largest cluster (faiss's rule: two copies pushed apart by a relative
 //! 1/1024), so every centroid keeps rows. The caller (Python) samples the rows, seeds the initial
 //! centroids and loops over iterations with a progress bar.
+//!
+//! With many centroids the assignment can take a [`Shortlist`]: each row is scored first against the
+//! centroids projected on a few principal directions of the centroids (two small GEMMs, a third of
+//! the multiply-adds at 4,096 centroids in 384 dimensions), then exactly against its best few
+//! candidates — faiss's advice for large `nlist` is an approximate coarse quantizer too (HNSW).
 use rayon::prelude::*;
 
 use crate::error::{
@@ -82,13 +87,123 @@ fn squared_norms(m: &[f32], dims: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The nearest centroid of every row and its squared distance (ties: the lower centroid).
+/// An approximate assignment: `basis` holds `rank` orthonormal directions of `dims` values (row-major;
+/// the caller takes the centroids' principal directions), and each row's nearest centroid is the
+/// exactly nearest of its `candidates` best by `|c|^2 - 2 <P x, P c>`.
+#[derive(Clone, Copy, Debug)]
+pub struct Shortlist<'a> {
+    /// `rank x dims` values, one direction a row.
+    pub basis: &'a [f32],
+    /// Directions in `basis`.
+    pub rank: usize,
+    /// Centroids scored exactly per row.
+    pub candidates: usize,
+}
+
+impl Shortlist<'_> {
+    fn check(&self, dims: usize) -> Result<()> {
+        if self.rank == 0 || self.rank > dims || self.candidates == 0 {
+            return value_err(format!(
+                "basis must have 1 to dims = {dims} rows and candidates must be at least 1; got {} \
+                 rows and {} candidates",
+                self.rank, self.candidates
+            ));
+        }
+        if self.rank.checked_mul(dims) != Some(self.basis.len()) {
+            return shape_err(format!(
+                "basis has {} values; expected rank * dims = {} * {dims}",
+                self.basis.len(),
+                self.rank
+            ));
+        }
+        check_finite(self.basis, "basis", cell(dims))
+    }
+}
+
+/// `<a, b>` in float32 with eight running sums (so the compiler vectorizes it).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Values per run in [`lowest`].
+const RUN: usize = 16;
+
+/// The `m` lowest `(value, index)` of `values`, ascending (ties: the lower index), into `out`;
+/// `mins` is scratch. Two passes instead of one insertion per candidate: each run of [`RUN`] values
+/// gives its minimum (vectorized); the `m`-th lowest of those minima bounds the `m`-th lowest value
+/// (the `m` runs below it hold `m` values at most that), so only the runs whose minimum is within the
+/// bound are read again, their values within it collected and sorted.
+fn lowest(values: &[f32], m: usize, mins: &mut Vec<f32>, out: &mut Vec<(f32, u32)>) {
+    out.clear();
+    mins.clear();
+    mins.extend(values.chunks(RUN).map(run_min));
+    let runs = mins.len();
+    let bound = if m >= runs {
+        f32::INFINITY
+    } else {
+        mins.extend_from_within(..runs);
+        let (_, nth, _) = mins[runs..].select_nth_unstable_by(m - 1, f32::total_cmp);
+        *nth
+    };
+    for (run, (&low, chunk)) in mins[..runs].iter().zip(values.chunks(RUN)).enumerate() {
+        if low <= bound {
+            for (j, &v) in chunk.iter().enumerate() {
+                if v <= bound {
+                    out.push((v, (run * RUN + j) as u32));
+                }
+            }
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    out.truncate(m);
+}
+
+/// The least of `chunk` (up to [`RUN`] values): a full run by halving in independent lanes, which
+/// the compiler vectorizes.
+fn run_min(chunk: &[f32]) -> f32 {
+    let Ok(run) = <&[f32; RUN]>::try_from(chunk) else {
+        return chunk
+            .iter()
+            .fold(f32::INFINITY, |a, &b| if b < a { b } else { a });
+    };
+    let mut lanes = [0.0f32; RUN / 2];
+    for j in 0..RUN / 2 {
+        let (a, b) = (run[j], run[j + RUN / 2]);
+        lanes[j] = if b < a { b } else { a };
+    }
+    let mut width = RUN / 4;
+    while width > 0 {
+        for j in 0..width {
+            let (a, b) = (lanes[j], lanes[j + width]);
+            lanes[j] = if b < a { b } else { a };
+        }
+        width /= 2;
+    }
+    lanes[0]
+}
+
+/// The nearest centroid of every row and its squared distance (ties: the lower centroid); with a
+/// `shortlist`, the nearest of each row's candidates (see [`Shortlist`]).
 pub fn nearest(
     x: &[f32],
     n: usize,
     dims: usize,
     centroids: &[f32],
     k: usize,
+    shortlist: Option<&Shortlist>,
 ) -> Result<(Vec<u32>, Vec<f32>)> {
     check(x, n, dims, centroids, k)?;
     if k > u32::MAX as usize {
@@ -97,42 +212,80 @@ pub fn nearest(
             u32::MAX
         ));
     }
+    if let Some(s) = shortlist {
+        s.check(dims)?;
+    }
     let mut assign = try_zeroed::<u32>(n, "the assignment")?;
     let mut dist = try_zeroed::<f32>(n, "the distances")?;
     checked_size(BLOCK, k, "a block of products")?;
     let c2 = squared_norms(centroids, dims);
+    // The centroids in the shortlist's directions (k x rank).
+    let projected = match shortlist {
+        Some(s) => {
+            let mut cp = try_zeroed::<f32>(checked_size(k, s.rank, "projected centroids")?, "")?;
+            products(centroids, k, dims, s.basis, s.rank, &mut cp);
+            cp
+        }
+        None => Vec::new(),
+    };
     assign
         .par_chunks_mut(BLOCK)
         .zip(dist.par_chunks_mut(BLOCK))
         .zip(x.par_chunks(BLOCK * dims))
-        .for_each_init(Vec::new, |prod, ((a, d), xb)| {
-            let rows = a.len();
-            prod.resize(rows * k, 0.0);
-            products(xb, rows, dims, centroids, k, prod);
-            for (r, p) in prod.chunks_exact(k).enumerate() {
-                let x2: f32 = xb[r * dims..(r + 1) * dims].iter().map(|v| v * v).sum();
-                let (mut best, mut arg) = (f32::INFINITY, 0usize);
-                for (c, (&pc, &cc)) in p.iter().zip(&c2).enumerate() {
-                    let v = cc - 2.0 * pc;
-                    if v < best {
-                        (best, arg) = (v, c);
+        .for_each_init(
+            || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            |(prod, xp, mins, cand), ((a, d), xb)| {
+                let rows = a.len();
+                prod.resize(rows * k, 0.0);
+                let Some(s) = shortlist else {
+                    products(xb, rows, dims, centroids, k, prod);
+                    for (r, p) in prod.chunks_exact(k).enumerate() {
+                        let (mut best, mut arg) = (f32::INFINITY, 0usize);
+                        for (c, (&pc, &cc)) in p.iter().zip(&c2).enumerate() {
+                            let v = cc - 2.0 * pc;
+                            if v < best {
+                                (best, arg) = (v, c);
+                            }
+                        }
+                        let xr = &xb[r * dims..(r + 1) * dims];
+                        (a[r], d[r]) = (arg as u32, (best + dot(xr, xr)).max(0.0));
                     }
+                    return;
+                };
+                xp.resize(rows * s.rank, 0.0);
+                products(xb, rows, dims, s.basis, s.rank, xp);
+                products(xp, rows, s.rank, &projected, k, prod);
+                for (r, p) in prod.chunks_exact_mut(k).enumerate() {
+                    p.iter_mut()
+                        .zip(&c2)
+                        .for_each(|(v, &cc)| *v = cc - 2.0 * *v);
+                    lowest(p, s.candidates.min(k), mins, cand);
+                    let xr = &xb[r * dims..(r + 1) * dims];
+                    let (mut best, mut arg) = (f32::INFINITY, u32::MAX);
+                    for &(_, c) in cand.iter() {
+                        let v =
+                            c2[c as usize] - 2.0 * dot(xr, &centroids[c as usize * dims..][..dims]);
+                        if v < best || (v == best && c < arg) {
+                            (best, arg) = (v, c);
+                        }
+                    }
+                    (a[r], d[r]) = (arg, (best + dot(xr, xr)).max(0.0));
                 }
-                a[r] = arg as u32;
-                d[r] = (best + x2).max(0.0);
-            }
-        });
+            },
+        );
     Ok((assign, dist))
 }
 
 /// One Lloyd iteration from `centroids` (updated in place): returns the assignment before the
-/// update, the rows per cluster after any split, and the mean squared distance of the assignment.
+/// update (through `shortlist` when given), the rows per cluster after any split, and the mean
+/// squared distance of the assignment.
 pub fn iterate(
     x: &[f32],
     n: usize,
     dims: usize,
     centroids: &mut [f32],
     k: usize,
+    shortlist: Option<&Shortlist>,
 ) -> Result<(Vec<u32>, Vec<u64>, f64)> {
     if n == 0 {
         return value_err("x has no rows to cluster");
@@ -143,7 +296,7 @@ pub fn iterate(
             u32::MAX
         ));
     }
-    let (assign, dist) = nearest(x, n, dims, centroids, k)?;
+    let (assign, dist) = nearest(x, n, dims, centroids, k, shortlist)?;
     // Rows grouped by cluster, ascending within each (a counting sort).
     let mut counts = vec![0u64; k];
     for &a in &assign {
@@ -229,7 +382,7 @@ mod tests {
         let c: Vec<f32> = (0..k * dims)
             .map(|_| rng.random_range(-1.0f32..1.0))
             .collect();
-        let (assign, dist) = nearest(&x, n, dims, &c, k).unwrap();
+        let (assign, dist) = nearest(&x, n, dims, &c, k, None).unwrap();
         for r in 0..n {
             let d: Vec<f64> = (0..k)
                 .map(|j| {
@@ -243,6 +396,108 @@ mod tests {
             assert!(d[assign[r] as usize] <= best + 1e-4, "row {r}");
             assert!((f64::from(dist[r]) - d[assign[r] as usize]).abs() < 1e-4);
         }
+    }
+
+    /// Clustered rows: `k` centres, rows near them; returns `(x, centres)`.
+    fn clustered(n: usize, dims: usize, k: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let c: Vec<f32> = (0..k * dims)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let x = (0..n)
+            .flat_map(|i| {
+                let at = (i * 7) % k;
+                c[at * dims..(at + 1) * dims]
+                    .iter()
+                    .map(|v| v + rng.random_range(-0.3f32..0.3))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (x, c)
+    }
+
+    #[test]
+    fn a_shortlist_of_every_centroid_is_the_exact_assignment() {
+        let (n, dims, k) = (700, 24, 50);
+        let (x, c) = clustered(n, dims, k, 3);
+        // Any orthonormal basis: the candidates are every centroid, rescored exactly.
+        let basis: Vec<f32> = (0..4 * dims)
+            .map(|i| f32::from(u8::from(i % dims == i / dims)))
+            .collect();
+        let s = Shortlist {
+            basis: &basis,
+            rank: 4,
+            candidates: k + 3,
+        };
+        let (exact, d_exact) = nearest(&x, n, dims, &c, k, None).unwrap();
+        let (short, d_short) = nearest(&x, n, dims, &c, k, Some(&s)).unwrap();
+        for r in 0..n {
+            // Equal up to float32 rounding of two summation orders (a near tie may flip).
+            assert!(d_short[r] <= d_exact[r] + 1e-4, "row {r}");
+            assert!(exact[r] == short[r] || (d_short[r] - d_exact[r]).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn a_shortlist_on_principal_directions_finds_nearly_every_nearest() {
+        let (n, dims, k) = (2_000, 32, 64);
+        let (x, c) = clustered(n, dims, k, 4);
+        // The centroids' principal directions would be the caller's choice; here the first 16 axes
+        // of centroids that live in those axes plus small noise.
+        let mut c = c;
+        for (i, v) in c.iter_mut().enumerate() {
+            if i % dims >= 16 {
+                *v *= 0.05;
+            }
+        }
+        let basis: Vec<f32> = (0..16 * dims)
+            .map(|i| f32::from(u8::from(i % dims == i / dims)))
+            .collect();
+        let s = Shortlist {
+            basis: &basis,
+            rank: 16,
+            candidates: 4,
+        };
+        let (exact, d_exact) = nearest(&x, n, dims, &c, k, None).unwrap();
+        let (short, d_short) = nearest(&x, n, dims, &c, k, Some(&s)).unwrap();
+        let agree = exact.iter().zip(&short).filter(|(a, b)| a == b).count();
+        assert!(agree * 100 >= n * 99, "{agree} of {n}");
+        for r in 0..n {
+            // The distance returned is the chosen centroid's exact one.
+            let t: f64 = (0..dims)
+                .map(|j| f64::from(x[r * dims + j] - c[short[r] as usize * dims + j]).powi(2))
+                .sum();
+            assert!((f64::from(d_short[r]) - t).abs() < 1e-3, "row {r}");
+            assert!(d_short[r] + 1e-4 >= d_exact[r]);
+        }
+    }
+
+    #[test]
+    fn lowest_keeps_the_smallest_in_order_with_ties_by_index() {
+        let (mut mins, mut out) = (Vec::new(), Vec::new());
+        lowest(&[3.0, 1.0, 2.0, 1.0, 0.5, 9.0], 3, &mut mins, &mut out);
+        assert_eq!(out, vec![(0.5, 4), (1.0, 1), (1.0, 3)]);
+        lowest(&[2.0], 3, &mut mins, &mut out);
+        assert_eq!(out, vec![(2.0, 0)]);
+        // Across runs: against a sort, with ties, for several m (one run's values all low).
+        let mut rng = StdRng::seed_from_u64(5);
+        for len in [16, 100, 4096] {
+            let mut values: Vec<f32> = (0..len).map(|_| rng.random_range(0..40) as f32).collect();
+            values[..16.min(len)].iter_mut().for_each(|v| *v -= 50.0);
+            let mut sorted: Vec<(f32, u32)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (v, i as u32))
+                .collect();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            for m in [1, 9, 16, 17, 40] {
+                lowest(&values, m, &mut mins, &mut out);
+                assert_eq!(out, sorted[..m.min(len)], "len {len} m {m}");
+            }
+        }
+        assert_eq!(run_min(&[3.0, -1.0, 2.0]), -1.0);
+        let run: Vec<f32> = (0..16).map(|i| ((i * 7) % 16) as f32 - 3.0).collect();
+        assert_eq!(run_min(&run), -3.0);
     }
 
     #[test]
@@ -268,7 +523,10 @@ mod tests {
                 .collect();
             let mut last = None;
             for _ in 0..5 {
-                last = Some(pool.install(|| iterate(&x, n, dims, &mut cent, k)).unwrap());
+                last = Some(
+                    pool.install(|| iterate(&x, n, dims, &mut cent, k, None))
+                        .unwrap(),
+                );
             }
             (cent, last.unwrap())
         };
@@ -289,11 +547,26 @@ mod tests {
         let x = vec![0.0f32, 0.0, 1.0, 1.0, 1.1, 1.0, 5.0, 5.0];
         // Two centroids far from everything: one takes all rows, the other is emptied then split.
         let mut c = vec![100.0f32, 100.0, -100.0, -100.0];
-        let (_, counts, _) = iterate(&x, 4, 2, &mut c, 2).unwrap();
+        let (_, counts, _) = iterate(&x, 4, 2, &mut c, 2, None).unwrap();
         assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
         assert_ne!(c[..2], c[2..]);
-        assert!(nearest(&x, 3, 2, &c, 2).is_err());
-        assert!(nearest(&[f32::NAN, 0.0], 1, 2, &c, 2).is_err());
-        assert!(iterate(&[], 0, 2, &mut c, 2).is_err());
+        assert!(nearest(&x, 3, 2, &c, 2, None).is_err());
+        assert!(nearest(&[f32::NAN, 0.0], 1, 2, &c, 2, None).is_err());
+        assert!(iterate(&[], 0, 2, &mut c, 2, None).is_err());
+        let basis = [1.0f32, 0.0];
+        for (rank, candidates, b) in [(0, 1, &basis[..0]), (1, 0, &basis[..]), (2, 1, &basis[..])] {
+            let s = Shortlist {
+                basis: b,
+                rank,
+                candidates,
+            };
+            assert!(nearest(&x, 4, 2, &c, 2, Some(&s)).is_err());
+        }
+        let s = Shortlist {
+            basis: &[f32::NAN, 0.0],
+            rank: 1,
+            candidates: 1,
+        };
+        assert!(nearest(&x, 4, 2, &c, 2, Some(&s)).is_err());
     }
 }
