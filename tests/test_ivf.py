@@ -177,16 +177,17 @@ def test_an_add_that_fails_in_the_storage_leaves_the_index_as_it_was(data, monke
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs[:2000])
     before = index.search(queries, 10, nprobe=NLIST)
-    monkeypatch.setattr(index_module, "ADD_CHUNK", 64)
+    # One chunk grows lists as rows come (growing); several are assigned first and packed once (reserve).
+    monkeypatch.setattr(index_module, "ADD_CHUNK", 4096 if where == "growing" else 64)
     if where == "packing":  # a packing of the whole arena (as trim does on a large index) fails part way
         fake = _NumpyFailingInCompaction()
         monkeypatch.setattr(storage, "np", fake)
         compact = storage.ListStore._compact_arena
 
-        def packing(self):
+        def packing(self, *rows):
             fake.inside = True
             try:
-                compact(self)
+                compact(self, *rows)
             finally:
                 fake.inside = False
 
@@ -341,3 +342,65 @@ def test_nprobe_errors_name_the_argument(data):
     for bad in (0, -1, 2.5):
         with pytest.raises((QamaError, TypeError), match="nprobe"):
             index.search(queries, 5, nprobe=bad)
+
+
+def test_a_chunked_add_reserves_the_lists_once_and_stores_what_one_chunk_does(data, monkeypatch):
+    import qama_rs.index.index as index_module
+    from qama_rs.index.storage import ListStore
+
+    docs, queries = data
+    one = ivf(f"IVF{NLIST},pca_nibble_scaled(budget_bytes=12)", docs[:500])
+    chunked = index_factory(DIMS, f"IVF{NLIST},pca_nibble_scaled(budget_bytes=12)")
+    chunked.train(docs[:500])
+    chunked.add(docs[:500])
+    one.add(docs[500:])  # one chunk: lists grow as rows come
+    calls = {"pack": 0, "grow": 0}
+    pack, grow = ListStore._compact_arena, ListStore._ensure_arena
+
+    def counting_pack(self, *rows):
+        calls["pack"] += 1
+        return pack(self, *rows)
+
+    def counting_grow(self, rows):
+        calls["grow"] += 1
+        return grow(self, rows)
+
+    monkeypatch.setattr(ListStore, "_compact_arena", counting_pack)
+    monkeypatch.setattr(ListStore, "_ensure_arena", counting_grow)
+    monkeypatch.setattr(index_module, "ADD_CHUNK", 64)
+    chunked.add(docs[500:])  # 40 chunks: every row assigned first, the arena packed once with room
+    monkeypatch.undo()
+    assert calls == {"pack": 1, "grow": 0}
+    a, b = one._stores[0], chunked._stores[0]
+    np.testing.assert_array_equal(a.counts(), b.counts())
+    for lst in range(NLIST):
+        (rows_a, labels_a, scale_a), (rows_b, labels_b, scale_b) = a.list_rows(lst), b.list_rows(lst)
+        np.testing.assert_array_equal(rows_a, rows_b)
+        np.testing.assert_array_equal(labels_a, labels_b)
+        # A row's length factor may round differently in a product over 64 rows than over 2,500.
+        np.testing.assert_allclose(scale_a, scale_b, rtol=1e-6)
+    assert b.nbytes <= a.nbytes
+    for nprobe in (1, NLIST):
+        np.testing.assert_array_equal(one.search(queries, 10, nprobe=nprobe)[1], chunked.search(queries, 10, nprobe=nprobe)[1])
+
+
+def test_many_lists_are_assigned_through_a_shortlist_that_picks_the_nearest_centroid():
+    from qama_rs import _core
+
+    rng = np.random.default_rng(8)
+    dims, inner = 64, 8
+    axes = np.linalg.qr(rng.standard_normal((dims, inner)))[0].T
+    centres = rng.standard_normal((600, inner)) @ axes
+    x = (centres[rng.integers(0, 600, 30_000)] + 0.05 * rng.standard_normal((30_000, dims))).astype(np.float32)
+    index = index_factory(dims, "IVF512,Flat")
+    index.train(x)
+    part = index._partition
+    assert part._basis is not None  # 512 lists whose centroids span few directions: shortlisted
+    index.add(x)
+    lists = np.repeat(np.arange(512), index._stores[0].counts())
+    order = np.concatenate([index._stores[0].labels_of_list(lst) for lst in range(512)]).astype(np.int64)
+    exact = _core.kmeans_assign(x, part._centroids32())[0]
+    assert np.mean(lists == exact[order]) >= 0.99
+    # A full probe is still the exact scan, whatever list a row went to.
+    q = x[:20]
+    np.testing.assert_array_equal(index.search(q, 5, nprobe=512)[1][:, 0], np.argmax(q @ x.T, axis=1))

@@ -276,24 +276,40 @@ class Index:
             self._ids.append(new_ids, names)  # last: the rows are stored
 
     def _add_chunks(self, x: np.ndarray, new_ids: np.ndarray) -> None:
-        """Encodes and appends ``x`` a chunk at a time (the ids are recorded by :meth:`add` afterwards)."""
+        """Encodes and appends ``x`` a chunk at a time (the ids are recorded by :meth:`add` afterwards). A
+        partitioned index without transforms assigns every row first, so its lists grow once
+        (:meth:`ListStore.reserve`) instead of at every chunk."""
         from tqdm import tqdm
 
         with tqdm(total=len(x), desc=f"adding {len(x):,} vectors", unit=" vectors", file=sys.stderr,
                   leave=False, disable=len(x) < ADD_PROGRESS_ROWS) as bar:  # fmt: skip
+            lists = None
+            if self._partition is not None and not self._pipe.transforms and len(x) > ADD_CHUNK:
+                bar.set_description(f"assigning {len(x):,} vectors to lists")
+                lists = np.concatenate(
+                    [self._assigned(x[s : s + ADD_CHUNK], bar) for s in range(0, len(x), ADD_CHUNK)]
+                )
+                self._stores[0].reserve(np.bincount(lists, minlength=self._partition.nlist))
+                bar.reset()
+                bar.set_description(f"adding {len(x):,} vectors")
             for start in range(0, len(x), ADD_CHUNK):
                 xt = self._transform(x[start : start + ADD_CHUNK])
                 chunk_ids = new_ids[start : start + ADD_CHUNK]
                 for i, (codec, store) in enumerate(zip(self._codecs(), self._stores, strict=True)):
                     if i == 0 and self._partition is not None:
-                        lists = self._partition.assign(xt)
-                        coded = self._partition.residuals(xt, lists) if self._partition.residual else xt
+                        chunk_lists = self._partition.assign(xt) if lists is None else lists[start : start + len(xt)]
+                        coded = self._partition.residuals(xt, chunk_lists) if self._partition.residual else xt
                         rows, scale = codec.encode(coded)
-                        store.append(rows, lists, chunk_ids.astype(np.uint64), scale)
+                        store.append(rows, chunk_lists, chunk_ids.astype(np.uint64), scale)
                     else:
                         rows, scale = codec.encode(xt)
                         store.append(rows, scale=scale)
                 bar.update(len(xt))
+
+    def _assigned(self, x: np.ndarray, bar: Any) -> np.ndarray:
+        lists = self._partition.assign(x)
+        bar.update(len(x))
+        return lists
 
     def add_codes(self, codes: Any, ids: Any = None) -> None:
         """Stores already encoded codes of a single-codec index (``Thermo*``: ``uint64 (n, words)``;

@@ -174,6 +174,16 @@ class ListStore:
         self._table[:, 3] = mark
         self._changed()
 
+    def reserve(self, extra: np.ndarray) -> None:
+        """Room for ``extra[l]`` more rows in each list ``l`` before a bulk append: when some list lacks it,
+        the tail arena is rebuilt once with each extent sized to its rows plus its extra (block-aligned).
+        Appending the rows chunk by chunk instead moves every list that fills, again for each chunk: adding
+        10M rows to 4,096 lists in 50 calls copied each row ~200 times (62 s measured)."""
+        need = self._table[:, 3] + np.asarray(extra, dtype=np.int64)
+        if (need > self._cap).any():
+            self._compact_arena(need)
+            self._changed()
+
     def trim(self) -> None:
         """After a bulk append: packs the tail arena when garbage and spare capacity exceed 1/8 of the rows
         (so a partition's memory is its rows plus block padding; the next append grows lists again)."""
@@ -182,11 +192,12 @@ class ListStore:
             self._compact_arena()
             self._changed()
 
-    def _compact_arena(self) -> None:
-        """Rewrites the tail arena with every list's extent packed (drops the garbage)."""
+    def _compact_arena(self, rows: np.ndarray | None = None) -> None:
+        """Rewrites the tail arena with every list's extent packed (drops the garbage), each with room for
+        ``rows[l]`` rows (default: its rows)."""
         old = (self._tail, self._tail_labels, self._tail_scale)
         offs = self._table[:, 2]
-        caps = [_round(max(int(n), 1), self.block_rows) if n else 0 for n in self._table[:, 3]]
+        caps = [_round(int(n), self.block_rows) for n in (self._table[:, 3] if rows is None else rows)]
         total = int(sum(caps))
         # Built aside and swapped in by one assignment: a failure part way (out of memory, an interrupt)
         # leaves the arena, the table and the capacities as they were.

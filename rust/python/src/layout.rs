@@ -8,7 +8,7 @@ use qama_core::codec::table::{self, CodeFormat};
 
 use crate::args::{array_arg, count_arg, int_arg, rows_cols, shared};
 use crate::errors::{type_error, value_error};
-use crate::{into_2d, run_core};
+use crate::{into_2d, run_core, run_sized};
 
 /// Packs `uint8 (n, dims)` codes (each `< 2^bits`) into `uint8 (n, ceil(dims * bits / 8))`: field
 /// `j` at bit `j * bits` of the row's little-endian byte stream, rows zero-padded to whole bytes.
@@ -103,7 +103,10 @@ pub fn write_block_rows(
     let out = dst
         .as_slice_mut()
         .map_err(|e| value_error(format!("blocks: {e}")))?;
-    run_core(py, || table::write_rows(out, row_bytes, at, &src))
+    // Small writes (a list's share of an add) run on the calling thread: no pool hop.
+    run_sized(py, src.len(), || {
+        table::write_rows(out, row_bytes, at, &src)
+    })
 }
 
 /// Keeps the rows `r < n` of a block-layout array (written in place) whose `keep[r]` is true,
@@ -122,7 +125,9 @@ pub fn keep_block_rows(
     let out = dst
         .as_slice_mut()
         .map_err(|e| value_error(format!("blocks: {e}")))?;
-    run_core(py, || table::keep_rows(out, row_bytes, flags.len(), &flags))
+    run_sized(py, out.len(), || {
+        table::keep_rows(out, row_bytes, flags.len(), &flags)
+    })
 }
 
 fn writable<'py, T: Element>(
