@@ -404,3 +404,62 @@ def test_many_lists_are_assigned_through_a_shortlist_that_picks_the_nearest_cent
     # A full probe is still the exact scan, whatever list a row went to.
     q = x[:20]
     np.testing.assert_array_equal(index.search(q, 5, nprobe=512)[1][:, 0], np.argmax(q @ x.T, axis=1))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [f"IVF{NLIST},Flat", "pca_nibble_scaled(budget_bytes=12)", f"IVF{NLIST},Thermo1,Rescore(Flat,20)", "mapped"],
+)
+@pytest.mark.parametrize("where", ["compacting", "ids"])
+@pytest.mark.parametrize("error", [MemoryError, KeyboardInterrupt])
+def test_a_remove_that_fails_part_way_leaves_the_index_as_it_was(data, monkeypatch, tmp_path, spec, where, error):
+    from qama_rs.index.ids import IdMap
+    from qama_rs.index.storage import ListStore
+
+    docs, queries = data
+    if spec == "mapped":  # a mapped base is never written: removed lists' survivors move to the tail
+        built = ivf(f"IVF{NLIST},pca_nibble_scaled(budget_bytes=12)", docs[:2000])
+        built.add(docs[2000:2300])  # some rows in the tail as well
+        built.save(tmp_path / "ivf.qidx")
+        index = Index.load(tmp_path / "ivf.qidx", mmap=True)
+        index.add(docs[2300:2400])
+    else:
+        index = ivf(spec, docs[:2400])
+    probe = {"nprobe": NLIST} if spec != "pca_nibble_scaled(budget_bytes=12)" else {}
+    before = index.search(queries, 10, **probe)
+    gone = np.arange(0, 2400, 7)  # rows in every list, in the base and the tail
+    if where == "compacting":  # the third list compacted (or moved) fails, after its rows were written
+        keep_in, append = ListStore._keep_in, ListStore.append_list
+        calls, nth = [], 1 if spec.startswith("pca") else 3  # a flat index has one list
+
+        def failing(original):
+            def call(self, *args):
+                calls.append(1)
+                result = original(self, *args)
+                if len(calls) == nth:
+                    raise error("part way")
+                return result
+
+            return call
+
+        monkeypatch.setattr(ListStore, "_keep_in", failing(keep_in))
+        monkeypatch.setattr(ListStore, "append_list", failing(append))
+    else:  # every store compacted, the ids last
+
+        def failing_ids(self, mask):
+            raise error("part way")
+
+        monkeypatch.setattr(IdMap, "keep", failing_ids)
+    with pytest.raises(error, match="part way"):
+        index.remove(gone)
+    monkeypatch.undo()
+    assert len(index) == 2400 and all(s.rows == 2400 for s in index._stores)
+    after = index.search(queries, 10, **probe)
+    np.testing.assert_array_equal(after[1], before[1])
+    np.testing.assert_array_equal(after[0], before[0])
+    # The same remove again, now whole: as a fresh index of the survivors' rows answers.
+    assert index.remove(gone) == len(gone)
+    survivors = np.setdiff1d(np.arange(2400), gone)
+    D, found = index.search(docs[survivors[:5]], 1, **probe)
+    np.testing.assert_array_equal(found[:, 0], survivors[:5])
+    assert not np.isin(index.search(queries, 50, **probe)[1], gone).any()

@@ -243,11 +243,10 @@ class IdMap:
         names = None
         if self.named:
             names = [n for n, k in zip(self.names or [], mask.tolist(), strict=True) if k]
-        self._ids = np.ascontiguousarray(self.ids[mask])
-        self._n = len(self._ids)
-        self._identity = bool(np.array_equal(self._ids, np.arange(self._n)))
-        if self._identity:
-            self._ids = np.zeros(0, dtype=np.int64)
+        ids = np.ascontiguousarray(self.ids[mask])
+        identity = bool(np.array_equal(ids, np.arange(len(ids))))
+        # Everything computed first, then set together: a failure above leaves the map as it was.
+        self._ids, self._n, self._identity = (np.zeros(0, dtype=np.int64) if identity else ids), len(ids), identity
         self._sorted, self._recent, self._recent_n = None, [], 0
         if names is not None:
             self._names_blob, self._names_tail, self._name_slot = None, names, None

@@ -340,7 +340,8 @@ class Index:
 
     def remove(self, ids: Any) -> int:
         """Removes the vectors with these int64 ids (or string names); unknown ids are ignored, as in faiss's
-        ``remove_ids``. Returns how many were removed. Compacts the stored rows in place."""
+        ``remove_ids``. Returns how many were removed. Compacts the stored rows in place; all or nothing (an
+        error or Ctrl-C part way puts back what was compacted)."""
         with self._lock:
             slots = self._slots(ids, "ids")
             slots = slots[slots >= 0]
@@ -349,13 +350,20 @@ class Index:
             keep = np.ones(self.ntotal, dtype=bool)
             keep[slots] = False
             self._own()
-            for store in self._stores:
-                if store.labelled:  # lists labelled by id
-                    gone = np.sort(self._ids.ids[slots]).astype(np.uint64)
-                    store.keep([~np.isin(store.labels_of_list(lst), gone) for lst in range(store.lists)])
-                else:
-                    store.keep(keep)
-            self._ids.keep(keep)
+            done = []
+            try:
+                for store in self._stores:
+                    if store.labelled:  # lists labelled by id
+                        gone = np.sort(self._ids.ids[slots]).astype(np.uint64)
+                        masks = [~np.isin(store.labels_of_list(lst), gone) for lst in range(store.lists)]
+                        done.append((store, store.keep(masks)))
+                    else:
+                        done.append((store, store.keep(keep)))
+                self._ids.keep(keep)  # last, and all at once
+            except BaseException:
+                for store, record in reversed(done):
+                    store.undo(record)
+                raise
             return int((~keep).sum())
 
     def _slots(self, ids: Any, name: str) -> np.ndarray:

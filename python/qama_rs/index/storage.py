@@ -293,29 +293,46 @@ class ListStore:
         return np.concatenate([self._base_labels[b_off : b_off + b_n], self._tail_labels[t_off : t_off + t_n]])
 
     # ---------------------------------------------------------------------------------- removal
-    def keep(self, masks: list[np.ndarray] | np.ndarray) -> None:
+    def keep(self, masks: list[np.ndarray] | np.ndarray) -> Any:
         """Keeps, in each list, the rows whose mask entry is True (one boolean array per list over its
-        rows, base then tail; or one array over all positions). Survivors keep their order."""
+        rows, base then tail; or one array over all positions). Survivors keep their order. Returns an undo
+        record for :meth:`undo`; a failure part way (out of memory, an interrupt) undoes itself."""
         if isinstance(masks, np.ndarray):
             counts = self.counts()
             masks = np.split(masks, np.cumsum(counts)[:-1])
-        for lst, mask in enumerate(masks):
-            if mask.all():
-                continue
-            b_off, b_n, t_off, t_n = (int(v) for v in self._table[lst])
-            base_keep, tail_keep = mask[:b_n], mask[b_n:]
-            if b_n and not base_keep.all():
-                if self._base.flags.writeable:
-                    kept = self._keep_in(self._base, b_off, b_n, base_keep, self._base_labels, self._base_scale)
-                    self._table[lst, 1] = kept
-                else:
-                    # A mapped base is never written: the list's survivors move to the tail.
-                    rows, labels, scale = self.list_rows(lst)
-                    self._table[lst] = (0, 0, t_off, 0)
-                    self.append_list(lst, rows[mask], labels[mask] if self.labelled else None, scale[mask] if self.scaled else None)
+        undo = _Undo(self)
+        try:
+            for lst, mask in enumerate(masks):
+                if mask.all():
                     continue
-            if t_n and not tail_keep.all():
-                self._table[lst, 3] = self._keep_in(self._tail, t_off, t_n, tail_keep, self._tail_labels, self._tail_scale)
+                b_off, b_n, t_off, t_n = (int(v) for v in self._table[lst])
+                base_keep, tail_keep = mask[:b_n], mask[b_n:]
+                if b_n and not base_keep.all():
+                    if self._base.flags.writeable:
+                        undo.save(self._base, b_off, b_n, self._base_labels, self._base_scale)
+                        kept = self._keep_in(self._base, b_off, b_n, base_keep, self._base_labels, self._base_scale)
+                        self._table[lst, 1] = kept
+                    else:
+                        # A mapped base is never written: the list's survivors move to the tail (appended
+                        # after every tail row in use, so nothing there is overwritten).
+                        rows, labels, scale = self.list_rows(lst)
+                        self._table[lst] = (0, 0, t_off, 0)
+                        self._garbage += int(self._cap[lst])  # the old tail extent is left as it is
+                        self._cap[lst] = 0
+                        self.append_list(lst, rows[mask], labels[mask] if self.labelled else None, scale[mask] if self.scaled else None)
+                        continue
+                if t_n and not tail_keep.all():
+                    undo.save(self._tail, t_off, t_n, self._tail_labels, self._tail_scale)
+                    self._table[lst, 3] = self._keep_in(self._tail, t_off, t_n, tail_keep, self._tail_labels, self._tail_scale)
+        except BaseException:
+            self.undo(undo)
+            raise
+        self._changed()
+        return undo
+
+    def undo(self, record: Any) -> None:
+        """Puts back what :meth:`keep` changed (the rows it compacted in place, the list table, the arena)."""
+        record.restore()
         self._changed()
 
     def append_list(self, lst: int, rows: np.ndarray, labels: np.ndarray | None, scale: np.ndarray | None) -> None:
@@ -407,6 +424,40 @@ class ListStore:
         self._table[:, 2:] = 0
         self._cap[:] = 0
         self._changed()
+
+
+class _Undo:
+    """What :meth:`ListStore.keep` changes, to put back: copies of the extents it compacts in place (before
+    it writes them), and the list table, capacities and arena as they were. Appends during a keep (a mapped
+    list's survivors) only write past the arena's end, or into a grown copy of the arena."""
+
+    def __init__(self, store: ListStore) -> None:
+        self.store = store
+        self.state = (
+            store._table.copy(), store._cap.copy(), store._end, store._garbage,
+            store._tail, store._tail_labels, store._tail_scale,
+        )  # fmt: skip
+        self.extents: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+
+    def save(self, segment: np.ndarray, off: int, n: int, labels: np.ndarray, scale: np.ndarray) -> None:
+        st = self.store
+        lo, hi = st._units(off), st._units(off) + st._units(n)
+        self.extents.append((
+            segment, lo, segment[lo:hi].copy(), labels, off,
+            labels[off : off + n].copy() if st.labelled else None,
+            scale[off : off + n].copy() if st.scaled else None, scale,
+        ))  # fmt: skip
+
+    def restore(self) -> None:
+        st = self.store
+        for segment, lo, data, labels, off, saved_labels, saved_scale, scale in reversed(self.extents):
+            segment[lo : lo + len(data)] = data
+            if saved_labels is not None:
+                labels[off : off + len(saved_labels)] = saved_labels
+            if saved_scale is not None:
+                scale[off : off + len(saved_scale)] = saved_scale
+        (st._table, st._cap, st._end, st._garbage, st._tail, st._tail_labels, st._tail_scale) = self.state
+        self.extents = []
 
 
 def _grow_to(array: np.ndarray, live: int, size: int) -> np.ndarray:
