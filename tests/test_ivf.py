@@ -463,3 +463,21 @@ def test_a_remove_that_fails_part_way_leaves_the_index_as_it_was(data, monkeypat
     D, found = index.search(docs[survivors[:5]], 1, **probe)
     np.testing.assert_array_equal(found[:, 0], survivors[:5])
     assert not np.isin(index.search(queries, 50, **probe)[1], gone).any()
+
+
+def test_a_remove_saves_only_the_rows_it_moves():
+    from qama_rs.index.storage import ListStore
+
+    rng = np.random.default_rng(9)
+    for block_rows in (1, 32):
+        store = ListStore(np.uint8, 16, block_rows, labelled=True, scaled=True)
+        rows = rng.integers(0, 255, (10_000, 16), dtype=np.uint8)
+        store.append(rows, labels=np.arange(10_000, dtype=np.uint64), scale=np.ones(10_000, np.float32))
+        keep = np.ones(10_000, dtype=bool)
+        keep[[9_990, 9_995]] = False
+        record = store.keep(keep)
+        saved = sum(e[2].nbytes for e in record.extents)
+        assert saved <= 2 * 32 * 16, saved  # the block of the first dropped row on, not the whole list
+        store.undo(record)
+        np.testing.assert_array_equal(store.list_rows(0)[0], rows)
+        np.testing.assert_array_equal(store.list_rows(0)[1], np.arange(10_000))

@@ -55,6 +55,32 @@ def test_a_shortlist_of_every_centroid_is_the_exact_assignment(seed, n, k, dims,
         np.testing.assert_allclose(dist, np.maximum(chosen, 0), rtol=1e-4, atol=1e-4)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 200), k=st.integers(2, 60), dims=st.integers(2, 16))
+def test_a_shortlist_rescores_the_candidates_numpy_picks(seed, n, k, dims):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dims)).astype(np.float32)
+    c = rng.standard_normal((k, dims)).astype(np.float32)
+    rank, m = int(rng.integers(1, dims + 1)), int(rng.integers(1, k + 1))
+    basis = orthonormal(rng, rank, dims)
+    got, _ = _core.kmeans_assign(x, c, basis, m)
+    # NumPy's model: |c|^2 - 2 <Px, Pc> ranks the candidates, the m best are scored exactly.
+    b64 = basis.astype(np.float64)
+    approx = (c.astype(np.float64) ** 2).sum(1)[None, :] - 2 * (x @ b64.T) @ (c @ b64.T).T
+    d = squared(x, c)
+    checked = 0
+    for r in range(n):
+        order = np.argsort(approx[r], kind="stable")
+        if m < k and approx[r, order[m]] - approx[r, order[m - 1]] < 1e-4 * (1 + abs(approx[r, order[m]])):
+            continue  # the m-th and the next candidate tie to rounding: either set is right
+        ranked = np.sort(d[r, order[:m]])
+        if m > 1 and ranked[1] - ranked[0] < 1e-4 * (1 + abs(ranked[0])):
+            continue  # two candidates tie exactly to rounding
+        assert got[r] == order[:m][np.argmin(d[r, order[:m]])], r
+        checked += 1
+    assert checked >= n // 2
+
+
 def test_the_shortlist_finds_the_exact_nearest_for_nearly_every_row_of_structured_data():
     rng = np.random.default_rng(1)
     x, c = structured(rng, 20_000, 512)

@@ -7,11 +7,12 @@ rounds the centroids to float16 values (the engine holds them so: half the bytes
 vector goes to its nearest centroid (squared Euclidean). With many lists (:func:`shortlist_basis`) the
 assignment, in training and in adds, scores each vector first in the centroids' leading principal
 directions and exactly only against its ``SHORTLIST`` best there (faiss too advises an approximate
-coarse quantizer for many lists): measured on 100,000 real wiki vectors, 4,096 centroids, it picks the
-exactly nearest for 99.87 % of them in 0.6 of the time (``benches/RESULTS.md``). A query scans its ``nprobe`` lists with the
-largest inner product with their centroid, best first (and more while a filter leaves fewer than ``k``
-results: see :func:`qama_rs.index.stages.probed`); the engine ranks a query's lists beside its scan, in
-the same call. Codes hold either the vectors or their residuals to the centroid: for inner-product scoring
+coarse quantizer for many lists): on the 199,000 real wiki vectors of ``benches/bench_assign.py`` it
+sends 99.98 % of them to their exactly nearest centroid at 512 to 4,096 lists, in 0.82x (512) to
+0.51x (4,096) the exact assignment's time. A query scans its ``nprobe`` lists with the largest inner
+product with their centroid, best first (and more while a filter leaves fewer than ``k`` results: see
+:func:`qama_rs.index.stages.probed`); the engine ranks a query's lists beside its scan, in the same call.
+Codes hold either the vectors or their residuals to the centroid: for inner-product scoring
 ``<q, c + r> = <q, c> + <q, r>``, so one query table serves every list and ``<q, c>`` is a per-list bias.
 """
 
@@ -51,9 +52,9 @@ def shortlist_basis(centroids: np.ndarray) -> np.ndarray | None:
     """The directions the assignment shortlists in, ``float32 (rank, dims)`` (orthonormal), or None for the
     exact assignment. ``rank``: the leading principal directions that hold ``SHORTLIST_VARIANCE`` of the
     centroids' variance (rounded up to 8); the shortlist is taken when its multiply-adds are at most half
-    the exact assignment's (selecting the candidates costs about as much again). Measured on real wiki
-    vectors in 384 dimensions: 4,096 lists take 136 directions and 0.6 of the exact time; 1,024 lists
-    would take 1.1x the exact time, so they stay exact."""
+    the exact assignment's (selecting the candidates costs about as much again). On real wiki vectors in
+    384 dimensions (``benches/bench_assign.py``): 80 directions at 512 lists (0.82x the exact time), 144
+    at 4,096 (0.51x); centroids with no dominant directions stay exact."""
     nlist, dims = centroids.shape
 
     def cheap(rank: int) -> bool:

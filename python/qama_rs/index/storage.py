@@ -309,7 +309,7 @@ class ListStore:
                 base_keep, tail_keep = mask[:b_n], mask[b_n:]
                 if b_n and not base_keep.all():
                     if self._base.flags.writeable:
-                        undo.save(self._base, b_off, b_n, self._base_labels, self._base_scale)
+                        undo.save(self._base, b_off, b_n, base_keep, self._base_labels, self._base_scale)
                         kept = self._keep_in(self._base, b_off, b_n, base_keep, self._base_labels, self._base_scale)
                         self._table[lst, 1] = kept
                     else:
@@ -322,7 +322,7 @@ class ListStore:
                         self.append_list(lst, rows[mask], labels[mask] if self.labelled else None, scale[mask] if self.scaled else None)
                         continue
                 if t_n and not tail_keep.all():
-                    undo.save(self._tail, t_off, t_n, self._tail_labels, self._tail_scale)
+                    undo.save(self._tail, t_off, t_n, tail_keep, self._tail_labels, self._tail_scale)
                     self._table[lst, 3] = self._keep_in(self._tail, t_off, t_n, tail_keep, self._tail_labels, self._tail_scale)
         except BaseException:
             self.undo(undo)
@@ -427,9 +427,11 @@ class ListStore:
 
 
 class _Undo:
-    """What :meth:`ListStore.keep` changes, to put back: copies of the extents it compacts in place (before
-    it writes them), and the list table, capacities and arena as they were. Appends during a keep (a mapped
-    list's survivors) only write past the arena's end, or into a grown copy of the arena."""
+    """What :meth:`ListStore.keep` changes, to put back: copies of the parts of extents it compacts in place
+    (before it writes them: from the block of the first dropped row on, as the rows before it stay), and
+    the list table, capacities and arena as they were. Appends during a keep (a mapped list's survivors)
+    only write past the arena's end, or into a grown copy of the arena. The copies live until the remove
+    returns: at most the compacted lists' rows once more."""
 
     def __init__(self, store: ListStore) -> None:
         self.store = store
@@ -439,13 +441,18 @@ class _Undo:
         )  # fmt: skip
         self.extents: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
 
-    def save(self, segment: np.ndarray, off: int, n: int, labels: np.ndarray, scale: np.ndarray) -> None:
+    def save(
+        self, segment: np.ndarray, off: int, n: int, keep: np.ndarray, labels: np.ndarray, scale: np.ndarray
+    ) -> None:
         st = self.store
-        lo, hi = st._units(off), st._units(off) + st._units(n)
+        first = int(np.argmin(keep))  # the first dropped row (keep has one)
+        skip = first - first % st.block_rows  # whole blocks before it are not written
+        lo, hi = st._units(off) + st._units(skip), st._units(off) + st._units(n)
+        at, rows = off + first, n - first
         self.extents.append((
-            segment, lo, segment[lo:hi].copy(), labels, off,
-            labels[off : off + n].copy() if st.labelled else None,
-            scale[off : off + n].copy() if st.scaled else None, scale,
+            segment, lo, segment[lo:hi].copy(), labels, at,
+            labels[at : at + rows].copy() if st.labelled else None,
+            scale[at : at + rows].copy() if st.scaled else None, scale,
         ))  # fmt: skip
 
     def restore(self) -> None:

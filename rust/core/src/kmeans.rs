@@ -222,7 +222,8 @@ pub fn nearest(
     // The centroids in the shortlist's directions (k x rank).
     let projected = match shortlist {
         Some(s) => {
-            let mut cp = try_zeroed::<f32>(checked_size(k, s.rank, "projected centroids")?, "")?;
+            let size = checked_size(k, s.rank, "projected centroids")?;
+            let mut cp = try_zeroed::<f32>(size, "the projected centroids")?;
             products(centroids, k, dims, s.basis, s.rank, &mut cp);
             cp
         }
@@ -256,16 +257,21 @@ pub fn nearest(
                 products(xb, rows, dims, s.basis, s.rank, xp);
                 products(xp, rows, s.rank, &projected, k, prod);
                 for (r, p) in prod.chunks_exact_mut(k).enumerate() {
-                    p.iter_mut()
-                        .zip(&c2)
-                        .for_each(|(v, &cc)| *v = cc - 2.0 * *v);
+                    // Finite inputs can still overflow (|c|^2 = inf, inf - inf = NaN): such a score
+                    // ranks last instead of poisoning the selection.
+                    p.iter_mut().zip(&c2).for_each(|(v, &cc)| {
+                        let a = cc - 2.0 * *v;
+                        *v = if a.is_nan() { f32::INFINITY } else { a };
+                    });
                     lowest(p, s.candidates.min(k), mins, cand);
                     let xr = &xb[r * dims..(r + 1) * dims];
-                    let (mut best, mut arg) = (f32::INFINITY, u32::MAX);
+                    // The first candidate stands unless a later one is nearer (an overflowing
+                    // distance, NaN, never displaces it; `lowest` returns at least one candidate).
+                    let (mut best, mut arg) = (f32::NAN, u32::MAX);
                     for &(_, c) in cand.iter() {
                         let v =
                             c2[c as usize] - 2.0 * dot(xr, &centroids[c as usize * dims..][..dims]);
-                        if v < best || (v == best && c < arg) {
+                        if arg == u32::MAX || v < best || (v == best && c < arg) {
                             (best, arg) = (v, c);
                         }
                     }
@@ -470,6 +476,27 @@ mod tests {
             assert!((f64::from(d_short[r]) - t).abs() < 1e-3, "row {r}");
             assert!(d_short[r] + 1e-4 >= d_exact[r]);
         }
+    }
+
+    #[test]
+    fn overflowing_distances_still_assign_a_centroid() {
+        // Finite values whose squares overflow: every score is NaN or infinite.
+        let x = vec![3e19f32, -3e19, 1.0, 2.0];
+        let c = vec![3e19f32, 3e19, -3e19, 1.0, 2.0, 2.0];
+        let basis = [1.0f32, 0.0];
+        let s = Shortlist {
+            basis: &basis,
+            rank: 1,
+            candidates: 2,
+        };
+        let (exact, _) = nearest(&x, 2, 2, &c, 3, None).unwrap();
+        let (short, _) = nearest(&x, 2, 2, &c, 3, Some(&s)).unwrap();
+        assert!(
+            exact.iter().chain(&short).all(|&a| a < 3),
+            "{exact:?} {short:?}"
+        );
+        let mut cent = c.clone();
+        assert!(iterate(&x, 2, 2, &mut cent, 3, Some(&s)).is_ok());
     }
 
     #[test]

@@ -85,6 +85,11 @@ fn shortlist_args(
         Some(c) => count_arg(c, "candidates")?,
         None => 16,
     };
+    if candidates == 0 {
+        return Err(crate::errors::value_error(
+            "candidates must be at least 1, got 0",
+        ));
+    }
     let Some(basis) = basis.filter(|b| !b.is_none()) else {
         return Ok((None, candidates));
     };
