@@ -3,11 +3,13 @@ a partitioned index one per partition).
 
 Rows live in two segments: a *base* (what a file held: possibly memory-mapped, read in place) and an
 in-memory *tail* where additions go. Each list owns at most one extent in each: ``table[l] = (base
-offset, base rows, tail offset, tail rows)``. A tail extent has spare capacity and is moved (doubled) to
-the end of the tail arena when it fills, so an append writes only the new rows — into the 32-row block
-layout in place for table codecs (``_core.write_block_rows``), never rebuilding what is stored. Removal
-compacts each list in place (``_core.keep_block_rows``), moving a mapped list's survivors into the tail.
-Saving writes every list contiguously into one base: that same layout is what a mapped load scans.
+offset, base rows, tail offset, tail rows)``. A tail extent has spare capacity and is moved (grown by an
+eighth) to the end of the tail arena when it fills, so an append writes only the new rows — into the 32-row
+block layout in place for table codecs (``_core.write_block_rows``), never rebuilding what is stored; a
+bulk add that knows every row's list first packs the arena once with each list's room (:meth:`reserve`).
+Removal compacts each list in place (``_core.keep_block_rows``), moving a mapped list's survivors into the
+tail, and can be undone (:meth:`ListStore.undo`). Saving writes every list contiguously into one base:
+that same layout is what a mapped load scans.
 
 Optional per-row ``labels`` (uint64, what searches return: the partitioned index's ids) and ``scale``
 (float32 per-row factors) follow the rows everywhere. Without labels a search returns positions:
