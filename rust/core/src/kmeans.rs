@@ -422,14 +422,19 @@ mod tests {
         (x, c)
     }
 
+    /// The first `rank` coordinate axes of `dims`, as a shortlist basis.
+    fn axes(rank: usize, dims: usize) -> Vec<f32> {
+        (0..rank * dims)
+            .map(|i| f32::from(u8::from(i % dims == i / dims)))
+            .collect()
+    }
+
     #[test]
     fn a_shortlist_of_every_centroid_is_the_exact_assignment() {
         let (n, dims, k) = (700, 24, 50);
         let (x, c) = clustered(n, dims, k, 3);
         // Any orthonormal basis: the candidates are every centroid, rescored exactly.
-        let basis: Vec<f32> = (0..4 * dims)
-            .map(|i| f32::from(u8::from(i % dims == i / dims)))
-            .collect();
+        let basis = axes(4, dims);
         let s = Shortlist {
             basis: &basis,
             rank: 4,
@@ -456,9 +461,7 @@ mod tests {
                 *v *= 0.05;
             }
         }
-        let basis: Vec<f32> = (0..16 * dims)
-            .map(|i| f32::from(u8::from(i % dims == i / dims)))
-            .collect();
+        let basis = axes(16, dims);
         let s = Shortlist {
             basis: &basis,
             rank: 16,
