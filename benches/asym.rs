@@ -307,6 +307,7 @@ fn bench_ivf(c: &mut Criterion) {
                         .collect();
                     Ok(vec![Plan {
                         lists,
+                        keys: probed.iter().map(|&(l, _)| l).collect(),
                         probe: nprobe,
                     }])
                 },

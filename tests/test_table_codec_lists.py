@@ -98,13 +98,14 @@ def list_case(rng, sizes, bits, nq):
     nprobe=st.integers(0, 7),
     biased=st.booleans(),
     filtered=st.booleans(),
+    nq=st.sampled_from([1, 3, 20]),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_search_lists_matches_the_reference(sizes, bits, k, nprobe, biased, filtered, seed):
+def test_search_lists_matches_the_reference(sizes, bits, k, nprobe, biased, filtered, nq, seed):
     """Each query scans the lists of its ``Plan`` in order: ``nprobe`` of them, then more while fewer
-    than ``k`` results were found; a list's bias is added to its scores."""
+    than ``k`` results were found; a list's bias is added to its scores. One query is parallel over its
+    lists; a batch scans chunks of queries list-major (20 queries: chunks of several sharing lists)."""
     rng = np.random.default_rng(seed)
-    nq = 3
     packed, recon, queries, lists = list_case(rng, sizes, bits, nq)
     n = len(packed)
     labels = rng.permutation(5 * n)[:n].astype(np.uint64)

@@ -7,10 +7,12 @@
 //!   tiles of all extents are scanned in parallel, each task keeping partial top-k's that are merged
 //!   at the end (the tasks share each query's bound, so a task starting empty prunes like the best).
 //! - [`search_lists`] (partitioned: each query reads its own extents, a list at a time, in the
-//!   order a plan gives): one query is parallel over its first lists, a batch over groups of
-//!   [`PLAN_GROUP`] queries (planned together: a coarse quantizer reads its centroids once a group). Lists
-//!   past the planned count are scanned while a query has fewer than `k` results (a filter, or lists
-//!   too small), so a query gets `k` results whenever `k` allowed rows exist.
+//!   order a plan gives): one query is parallel over its first lists; a batch is parallel over
+//!   chunks of queries, each chunk planned [`PLAN_GROUP`] queries at a time (a coarse quantizer
+//!   reads its centroids once a group) and scanned list-major (a list the chunk's queries share is
+//!   read once, then scanned for each of them from cache). Lists past the planned count are
+//!   scanned while a query has fewer than `k` results (a filter, or lists too small), so a query
+//!   gets `k` results whenever `k` allowed rows exist.
 //! - [`score_rows`] / [`rescore`]: given candidate rows (positions in the concatenated extents),
 //!   parallel over queries.
 //!
@@ -164,19 +166,162 @@ where
     Ok(Hits { k: kk, scores, ids })
 }
 
-/// Queries of a batch that [`search_lists`] plans together (a batch of at least `PLAN_GROUP`
-/// queries per thread; smaller ones are planned a query at a time, one task each).
+/// Queries of a batch that [`search_lists`] plans together (a coarse quantizer reads its
+/// centroids once for them).
 pub const PLAN_GROUP: usize = crate::coarse::QUERY_BLOCK;
 
 /// One query's plan for [`search_lists`]: its lists in scan order (each list one or more extents),
-/// and how many of them to scan at least.
+/// their keys, and how many of them to scan at least.
 pub struct Plan<'e, U> {
     /// Lists in the order to scan them (best first).
     pub lists: Vec<Vec<Extent<'e, U>>>,
+    /// One key per list (its number in the store): a batch scans the lists a chunk of queries
+    /// shares one after another while their rows are in cache. Keys only order the work; any keys
+    /// give the same results.
+    pub keys: Vec<usize>,
     /// Lists scanned whatever happens (`nprobe`); more are scanned while fewer than `k` results
     /// are found.
     pub probe: usize,
 }
+
+impl<U> Plan<'_, U> {
+    fn check<C: Codec<Unit = U>>(&self, codec: &C) -> Result<()> {
+        if self.keys.len() != self.lists.len() {
+            return value_err(format!(
+                "a plan has {} keys for {} lists",
+                self.keys.len(),
+                self.lists.len()
+            ));
+        }
+        for (l, list) in self.lists.iter().enumerate() {
+            for (j, e) in list.iter().enumerate() {
+                // The name is formatted only for a failure (per extent per query it costs).
+                if codec.check_extent(e, "").is_err() {
+                    codec.check_extent(e, &format!("list {l} extent {j}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists scanned whatever happens.
+    fn probed(&self) -> usize {
+        self.probe.min(self.lists.len())
+    }
+}
+
+/// Offers every row of `list` to `select` (one query).
+fn scan_list<C: Codec>(
+    codec: &C,
+    query: &C::Query,
+    list: &[Extent<'_, C::Unit>],
+    select: &mut TopK<'_>,
+    scratch: &mut C::Scratch,
+) {
+    let batch = std::slice::from_ref(query);
+    for e in list {
+        for t in tiles(e.rows, codec.tile_rows()) {
+            codec.scan(batch, e, t, std::slice::from_mut(select), scratch);
+        }
+    }
+}
+
+/// Lists past a query's `probe`, best first, while it has fewer than `k` results.
+fn scan_rest<C: Codec>(
+    codec: &C,
+    query: &C::Query,
+    plan: &Plan<'_, C::Unit>,
+    select: &mut TopK<'_>,
+    scratch: &mut C::Scratch,
+) {
+    for list in &plan.lists[plan.probed()..] {
+        if select.is_full() {
+            break;
+        }
+        scan_list(codec, query, list, select, scratch);
+    }
+}
+
+/// One query over its plan, parallel over its probed lists (the tasks share the query's bound;
+/// their partial top-k's merge).
+fn one_query<'a, C: Codec>(
+    codec: &C,
+    query: &C::Query,
+    plan: &Plan<'_, C::Unit>,
+    kk: usize,
+    allowed: Option<Allowed<'a>>,
+) -> TopK<'a> {
+    let shared = AtomicU32::new(u32::MAX);
+    let mut select = TopK::new(kk, allowed, None);
+    let partial = plan.lists[..plan.probed()]
+        .par_iter()
+        .fold(
+            || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default()),
+            |(mut s, mut scratch), list| {
+                scan_list(codec, query, list, &mut s, &mut scratch);
+                (s, scratch)
+            },
+        )
+        .map(|(s, _)| s)
+        .reduce_with(|mut a, b| {
+            a.merge(&b);
+            a
+        });
+    if let Some(partial) = partial {
+        select.merge(&partial);
+    }
+    scan_rest(codec, query, plan, &mut select, &mut C::Scratch::default());
+    select
+}
+
+/// The queries of a chunk over their plans, list-major: every probed (list, query) pair in key
+/// order, so a list shared by several queries is read from memory once and scanned for each while
+/// it is in cache. Then each query's lists past its `probe`, as [`one_query`] does.
+fn chunk_queries<'a, C: Codec>(
+    codec: &C,
+    queries: &[C::Query],
+    plans: &[Plan<'_, C::Unit>],
+    kk: usize,
+    allowed: Option<Allowed<'a>>,
+) -> Vec<TopK<'a>> {
+    let mut selects = vec![TopK::new(kk, allowed, None); queries.len()];
+    let mut scratch = C::Scratch::default();
+    // Each query's best list first: its bound is then tight for the rest (a bound still loose
+    // lets most rows through the kernel's cut to exact scoring).
+    for ((query, plan), select) in queries.iter().zip(plans).zip(&mut selects) {
+        if plan.probed() > 0 {
+            scan_list(codec, query, &plan.lists[0], select, &mut scratch);
+        }
+    }
+    let mut work: Vec<(usize, usize, usize)> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(q, p)| {
+            let probed = p.probed();
+            p.keys[probed.min(1)..probed]
+                .iter()
+                .enumerate()
+                .map(move |(j, &key)| (key, q, j + 1))
+        })
+        .collect();
+    work.sort_unstable();
+    for (_, q, j) in work {
+        scan_list(
+            codec,
+            &queries[q],
+            &plans[q].lists[j],
+            &mut selects[q],
+            &mut scratch,
+        );
+    }
+    for ((query, plan), select) in queries.iter().zip(plans).zip(&mut selects) {
+        scan_rest(codec, query, plan, select, &mut scratch);
+    }
+    selects
+}
+
+/// Queries made ready, and their plans.
+type Ready<'e, C> = (Vec<<C as Codec>::Query>, Vec<Plan<'e, <C as Codec>::Unit>>);
 
 /// Top-`k` of `nq` queries, each over the lists its plan names (see the module docs).
 /// `plans(range)` gives the plans of the queries in `range` (at most [`PLAN_GROUP`]); `rows` is the
@@ -202,64 +347,13 @@ where
     if nq == 0 || kk == 0 {
         return Ok(Hits { k: kk, scores, ids });
     }
-    let threads = rayon::current_num_threads();
-    let one_query =
-        |query: &C::Query, plan: Plan<'e, C::Unit>, parallel: bool| -> Result<TopK<'_>> {
-            for (l, list) in plan.lists.iter().enumerate() {
-                for (j, e) in list.iter().enumerate() {
-                    codec.check_extent(e, &format!("list {l} extent {j}"))?;
-                }
-            }
-            let probe = plan.probe.min(plan.lists.len());
-            let batch = std::slice::from_ref(query);
-            let tile = codec.tile_rows();
-            let scan_list =
-                |list: &[Extent<'e, C::Unit>], select: &mut TopK<'_>, scratch: &mut C::Scratch| {
-                    for e in list {
-                        for t in tiles(e.rows, tile) {
-                            codec.scan(batch, e, t, std::slice::from_mut(select), scratch);
-                        }
-                    }
-                };
-            let mut select = TopK::new(kk, allowed, None);
-            let mut scratch = C::Scratch::default();
-            if parallel {
-                // Tasks share the query's bound; their partial top-k's merge into `select`.
-                let shared = AtomicU32::new(u32::MAX);
-                let partial = plan.lists[..probe]
-                    .par_iter()
-                    .fold(
-                        || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default()),
-                        |(mut s, mut scratch), list| {
-                            scan_list(list, &mut s, &mut scratch);
-                            (s, scratch)
-                        },
-                    )
-                    .map(|(s, _)| s)
-                    .reduce_with(|mut a, b| {
-                        a.merge(&b);
-                        a
-                    });
-                if let Some(partial) = partial {
-                    select.merge(&partial);
-                }
-            } else {
-                for list in &plan.lists[..probe] {
-                    scan_list(list, &mut select, &mut scratch);
-                }
-            }
-            for list in &plan.lists[probe..] {
-                if select.is_full() {
-                    break;
-                }
-                scan_list(list, &mut select, &mut scratch);
-            }
-            Ok(select)
-        };
-    // The queries of `range`, planned together, into their rows of results.
-    let group = |range: Range<usize>, parallel: bool, sc: &mut [f32], id: &mut [u64]| {
+    // The queries of `range`, made ready and planned (a group of PLAN_GROUP at a time).
+    let ready = |range: Range<usize>| -> Result<Ready<'e, C>> {
         let queries = range.clone().map(&prepare).collect::<Result<Vec<_>>>()?;
-        let planned = plans(range)?;
+        let mut planned = Vec::with_capacity(queries.len());
+        for start in range.clone().step_by(PLAN_GROUP) {
+            planned.extend(plans(start..range.end.min(start + PLAN_GROUP))?);
+        }
         if planned.len() != queries.len() {
             return value_err(format!(
                 "{} plans for {} queries",
@@ -267,31 +361,37 @@ where
                 queries.len()
             ));
         }
-        let rows = sc.chunks_exact_mut(kk).zip(id.chunks_exact_mut(kk));
-        for ((query, plan), (sc, id)) in queries.iter().zip(planned).zip(rows) {
-            one_query(query, plan, parallel)?.write(sc, id, |c| codec.score_of(c));
-        }
-        Ok(())
+        planned.iter().try_for_each(|p| p.check(codec))?;
+        Ok((queries, planned))
     };
+    let threads = rayon::current_num_threads();
     if nq < threads {
+        // Fewer queries than threads: each alone, parallel over its lists.
         for (i, (sc, id)) in scores
             .chunks_exact_mut(kk)
             .zip(ids.chunks_exact_mut(kk))
             .enumerate()
         {
-            group(i..i + 1, threads > 1, sc, id)?;
+            // The query's tables and its coarse ranking are independent: made side by side.
+            let (query, plan) = rayon::join(|| prepare(i), || plans(i..i + 1));
+            let (query, plan) = (query?, plan?);
+            let [plan] = <[_; 1]>::try_from(plan)
+                .map_err(|p| QamaError::Value(format!("{} plans for 1 query", p.len())))?;
+            plan.check(codec)?;
+            one_query(codec, &query, &plan, kk, allowed).write(sc, id, |c| codec.score_of(c));
         }
     } else {
-        let size = if nq >= PLAN_GROUP * threads {
-            PLAN_GROUP
-        } else {
-            1
-        };
+        let chunk = query_chunk(nq, threads, 1);
         scores
-            .par_chunks_mut(size * kk)
-            .zip(ids.par_chunks_mut(size * kk))
+            .par_chunks_mut(chunk * kk)
+            .zip(ids.par_chunks_mut(chunk * kk))
             .enumerate()
-            .try_for_each(|(g, (sc, id))| group(g * size..nq.min((g + 1) * size), false, sc, id))?;
+            .try_for_each(|(c, (sc, id))| -> Result<()> {
+                let (queries, planned) = ready(c * chunk..nq.min((c + 1) * chunk))?;
+                let selects = chunk_queries(codec, &queries, &planned, kk, allowed);
+                write_all(codec, selects, kk, sc, id);
+                Ok(())
+            })?;
     }
     Ok(Hits { k: kk, scores, ids })
 }
@@ -487,4 +587,105 @@ fn sorted_distinct(candidates: &[i64], query: usize) -> Result<Vec<usize>> {
         ));
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::float::{dot, FloatCodec};
+    use crate::testing::{brute, random_floats};
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    /// `nq` queries over `lists` lists of random rows; each query probes its own random choice of
+    /// `nprobe` lists (queries share lists, so a batch scans them list-major).
+    #[test]
+    fn a_batch_scanned_list_major_gives_each_querys_top_k_of_its_lists() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (dims, nlist, per, k) = (8, 6, 37, 5);
+        let codec = FloatCodec::<f32>::new(dims).unwrap();
+        let data = random_floats(&mut rng, nlist * per * dims);
+        let list = |l: usize| {
+            Extent::new(
+                &data[l * per * dims..(l + 1) * per * dims],
+                per,
+                (l * per) as u64,
+            )
+        };
+        for (nq, nprobe) in [(1, 1), (3, 2), (40, 3), (40, 6)] {
+            let q = random_floats(&mut rng, nq * dims);
+            let order: Vec<Vec<usize>> = (0..nq)
+                .map(|_| {
+                    let mut o: Vec<usize> = (0..nlist).collect();
+                    for i in (1..nlist).rev() {
+                        o.swap(i, rng.random_range(0..=i));
+                    }
+                    o
+                })
+                .collect();
+            let got = search_lists(
+                &codec,
+                nq,
+                k,
+                nlist * per,
+                |i| codec.prepare(&q[i * dims..(i + 1) * dims], i),
+                |range| {
+                    Ok(range
+                        .map(|i| Plan {
+                            lists: order[i].iter().map(|&l| vec![list(l)]).collect(),
+                            keys: order[i].clone(),
+                            probe: nprobe,
+                        })
+                        .collect())
+                },
+                None,
+            )
+            .unwrap();
+            for i in 0..nq {
+                // The reference: every row of the query's first `nprobe` lists, by exact score.
+                let rows: Vec<usize> = order[i][..nprobe]
+                    .iter()
+                    .flat_map(|&l| l * per..(l + 1) * per)
+                    .collect();
+                let row = |r: usize| &data[rows[r] * dims..(rows[r] + 1) * dims];
+                let want = brute(
+                    |_, r| dot(&q[i * dims..(i + 1) * dims], row(r)),
+                    1,
+                    rows.len(),
+                    k,
+                );
+                let ids: Vec<u64> = want.ids.iter().map(|&r| rows[r as usize] as u64).collect();
+                assert_eq!(
+                    &got.ids[i * k..(i + 1) * k],
+                    &ids[..],
+                    "nq {nq} nprobe {nprobe} query {i}"
+                );
+                assert_eq!(&got.scores[i * k..(i + 1) * k], &want.scores[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_plan_with_a_key_per_list_missing_is_an_error() {
+        let codec = FloatCodec::<f32>::new(2).unwrap();
+        let data = [1.0f32, 0.0, 0.0, 1.0];
+        let err = search_lists(
+            &codec,
+            1,
+            1,
+            2,
+            |i| codec.prepare(&[1.0, 0.0], i),
+            |_| {
+                Ok(vec![Plan {
+                    lists: vec![vec![Extent::new(&data[..], 2, 0)]],
+                    keys: vec![],
+                    probe: 1,
+                }])
+            },
+            None,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("0 keys for 1 lists"), "{err}");
+    }
 }

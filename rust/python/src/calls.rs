@@ -496,6 +496,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                                 .collect::<qama_core::Result<Vec<_>>>()?;
                             Ok(driver::Plan {
                                 lists,
+                                keys: ranked.iter().map(|&(l, _)| l).collect(),
                                 probe: plan.nprobe,
                             })
                         })
