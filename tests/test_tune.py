@@ -50,18 +50,32 @@ def _recall(index: Index, q: np.ndarray, truth: np.ndarray, **kw) -> float:
     return float(np.mean([len(np.intersect1d(f, t)) / 10 for f, t in zip(found, truth, strict=True)]))
 
 
+def test_recall_at_gives_the_mean_and_its_one_sided_95_percent_lower_bound():
+    truth = np.array([[0, 1], [2, 3], [4, 5], [6, 7]])
+    found = np.array([[0, 1, -1], [2, 9, -1], [9, 4, 5], [8, 9, -1]])  # recalls 1, 0.5, 0.5 (first k), 0
+    probe = tuning.Probe("p", np.zeros((4, D), np.float32), truth, None)
+    mean, lower = tuning.recall_at(found, probe, 2)
+    each = np.array([1.0, 0.5, 0.5, 0.0])
+    assert mean == pytest.approx(0.5)
+    assert lower == pytest.approx(0.5 - 1.645 * each.std(ddof=1) / 2)
+    # A query's own id is dropped before its first k are counted.
+    own = tuning.Probe("p", np.zeros((4, D), np.float32), truth, np.array([9, 9, 9, 9]))
+    assert tuning.recall_at(found, own, 2)[0] == pytest.approx((1 + 0.5 + 1 + 0) / 4)
+
+
 def test_tune_picks_the_cheapest_nprobe_that_reaches_the_target_and_the_index_keeps_it(tmp_path):
     x = clustered(4000)
     index = index_factory(D, "IVF64,LloydMax4")
     index.train(x)
     index.add(x)
     result = index.tune(x, 0.7, n_probes=300)
-    assert result.reached and result.recall >= 0.7 and result.k_factor is None and result.nprobe > 1
+    assert result.reached and result.lower >= 0.7 and result.k_factor is None and result.nprobe > 1
+    assert result.recall > result.lower  # the bound is below the mean
     assert index.nprobe == result.nprobe and index.metadata["tuned"]["nprobe"] == result.nprobe
-    # Cheapest: every cheaper setting tried fell short, in grid order.
-    probes = [p for p, _, _ in result.tried]
+    # Cheapest: every cheaper setting tried fell short (its lower bound), in grid order.
+    probes = [p for p, _, _, _ in result.tried]
     assert probes == sorted(probes) and probes[-1] == result.nprobe
-    assert all(r < 0.7 for _, _, r in result.tried[:-1])
+    assert all(lower < 0.7 for _, _, _, lower in result.tried[:-1])
     # Fresh queries from the same distribution reach the target too (the probes err on the safe side here).
     q = clustered(300, seed=5)
     truth = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10]
@@ -107,7 +121,7 @@ def test_an_unreachable_target_warns_and_keeps_the_best_setting():
     index.add(x)
     with pytest.warns(qama_rs.QamaWarning, match="no setting reached"):
         result = index.tune(x, 0.999, n_probes=200)
-    assert not result.reached and result.recall == max(r for _, _, r in result.tried)
+    assert not result.reached and result.lower == max(lower for _, _, _, lower in result.tried)
     assert index.nprobe == result.nprobe
 
 

@@ -161,8 +161,9 @@ def cmd_index_build(args) -> int:
     if tuned is not None:
         probes_text = f"{tuned.queries} {'given queries' if args.tune_queries else 'probe queries'}"
         print(
-            f"tuned: nprobe={tuned.nprobe} k_factor={tuned.k_factor} -> recall@{tuned.k} {tuned.recall:.3f} on "
-            f"{probes_text} (target {tuned.target}{'' if tuned.reached else ', NOT reached: the best setting kept'})"
+            f"tuned: nprobe={tuned.nprobe} k_factor={tuned.k_factor} -> recall@{tuned.k} {tuned.recall:.3f} "
+            f"(95 % lower bound {tuned.lower:.3f}) on {probes_text} "
+            f"(target {tuned.target}{'' if tuned.reached else ', NOT reached: the best setting kept'})"
         )
     return 0
 
