@@ -210,6 +210,25 @@ impl<U> Plan<'_, U> {
     }
 }
 
+/// Offers every row of extent `e` to `select` (one query).
+fn scan_extent<C: Codec>(
+    codec: &C,
+    query: &C::Query,
+    e: &Extent<'_, C::Unit>,
+    select: &mut TopK<'_>,
+    scratch: &mut C::Scratch,
+) {
+    for t in tiles(e.rows, codec.tile_rows()) {
+        codec.scan(
+            std::slice::from_ref(query),
+            e,
+            t,
+            std::slice::from_mut(select),
+            scratch,
+        );
+    }
+}
+
 /// Offers every row of `list` to `select` (one query).
 fn scan_list<C: Codec>(
     codec: &C,
@@ -218,11 +237,8 @@ fn scan_list<C: Codec>(
     select: &mut TopK<'_>,
     scratch: &mut C::Scratch,
 ) {
-    let batch = std::slice::from_ref(query);
     for e in list {
-        for t in tiles(e.rows, codec.tile_rows()) {
-            codec.scan(batch, e, t, std::slice::from_mut(select), scratch);
-        }
+        scan_extent(codec, query, e, select, scratch);
     }
 }
 
@@ -293,26 +309,19 @@ fn chunk_queries<'a, C: Codec>(
             scan_list(codec, query, &plan.lists[0], select, &mut scratch);
         }
     }
-    let mut work: Vec<(usize, usize, usize)> = plans
-        .iter()
-        .enumerate()
-        .flat_map(|(q, p)| {
-            let probed = p.probed();
-            p.keys[probed.min(1)..probed]
-                .iter()
-                .enumerate()
-                .map(move |(j, &key)| (key, q, j + 1))
-        })
-        .collect();
-    work.sort_unstable();
-    for (_, q, j) in work {
-        scan_list(
-            codec,
-            &queries[q],
-            &plans[q].lists[j],
-            &mut selects[q],
-            &mut scratch,
-        );
+    // (list key, query, extent): the extents copied in, so the walk reads them in order instead
+    // of chasing each list's allocation (a cache miss per pair, ~10 % of a batch at nprobe 128).
+    let mut work: Vec<(usize, usize, Extent<'_, C::Unit>)> = Vec::new();
+    for (q, p) in plans.iter().enumerate() {
+        let probed = p.probed();
+        for (list, &key) in p.lists[..probed].iter().zip(&p.keys).skip(1) {
+            work.extend(list.iter().map(|&e| (key, q, e)));
+        }
+    }
+    // Stable: a list's extents keep their order.
+    work.sort_by_key(|&(key, q, _)| (key, q));
+    for (_, q, e) in &work {
+        scan_extent(codec, &queries[*q], e, &mut selects[*q], &mut scratch);
     }
     for ((query, plan), select) in queries.iter().zip(plans).zip(&mut selects) {
         scan_rest(codec, query, plan, select, &mut scratch);
