@@ -76,11 +76,16 @@ fn write_all<C: Codec>(
     }
 }
 
-/// Query chunk of the batch regime: at least `min` queries, and a few chunks per thread so the
-/// pool balances.
+/// Most queries a task makes ready at once: what a task holds stays bounded whatever the batch
+/// (a query of 96 bytes of 2-bit codes holds 96 KiB of tables: 100,000 queries in chunks of an
+/// eighth peaked 2.5 GB above the index on 2 threads; 85 MB in chunks of 256, and faster).
+const MAX_CHUNK: usize = 256;
+
+/// Query chunk of the batch regime: at least `min` queries (unless [`MAX_CHUNK`] is fewer), a few
+/// chunks per thread so the pool balances, and at most [`MAX_CHUNK`].
 pub(crate) fn query_chunk(nq: usize, threads: usize, min: usize) -> usize {
     let chunks = (threads * 4).min(nq / min.max(1)).max(1);
-    nq.div_ceil(chunks)
+    nq.div_ceil(chunks).min(MAX_CHUNK)
 }
 
 /// The tiles of an extent: `(start, end)` row ranges of `tile` rows (block-aligned).
@@ -672,6 +677,18 @@ mod tests {
                 assert_eq!(&got.scores[i * k..(i + 1) * k], &want.scores[..]);
             }
         }
+    }
+
+    #[test]
+    fn a_query_chunk_balances_the_pool_and_stays_bounded() {
+        // A few chunks per thread, each at least `min` queries where there are enough.
+        assert_eq!(query_chunk(1000, 2, 8), 125);
+        assert_eq!(query_chunk(20, 2, 8), 10);
+        assert_eq!(query_chunk(3, 2, 1), 1);
+        // A huge batch: at most MAX_CHUNK queries made ready at once per task (their tables were
+        // 1.2 GB per task at 100,000 queries of 96-byte codes).
+        assert_eq!(query_chunk(100_000, 2, 8), MAX_CHUNK);
+        assert_eq!(query_chunk(100_000, 2, 1), MAX_CHUNK);
     }
 
     #[test]
