@@ -42,7 +42,10 @@ fn check_k(k: usize) -> Result<()> {
 fn check_extents<C: Codec>(codec: &C, extents: &[Extent<'_, C::Unit>]) -> Result<usize> {
     let mut total = 0usize;
     for (i, e) in extents.iter().enumerate() {
-        codec.check_extent(e, &format!("extent {i}"))?;
+        // The name is formatted only for a failure.
+        if codec.check_extent(e, "").is_err() {
+            codec.check_extent(e, &format!("extent {i}"))?;
+        }
         total = total.saturating_add(e.rows);
     }
     if total > MAX_ROWS {
@@ -361,22 +364,23 @@ where
     if nq == 0 || kk == 0 {
         return Ok(Hits { k: kk, scores, ids });
     }
+    // The plans of a group of queries (at most PLAN_GROUP), one per query, checked.
+    let planned = |group: Range<usize>| -> Result<Vec<Plan<'e, C::Unit>>> {
+        let got = plans(group.clone())?;
+        if got.len() != group.len() {
+            return value_err(format!("{} plans for {} queries", got.len(), group.len()));
+        }
+        got.iter().try_for_each(|p| p.check(codec))?;
+        Ok(got)
+    };
     // The queries of `range`, made ready and planned (a group of PLAN_GROUP at a time).
     let ready = |range: Range<usize>| -> Result<Ready<'e, C>> {
         let queries = range.clone().map(&prepare).collect::<Result<Vec<_>>>()?;
-        let mut planned = Vec::with_capacity(queries.len());
+        let mut all = Vec::with_capacity(queries.len());
         for start in range.clone().step_by(PLAN_GROUP) {
-            planned.extend(plans(start..range.end.min(start + PLAN_GROUP))?);
+            all.extend(planned(start..range.end.min(start + PLAN_GROUP))?);
         }
-        if planned.len() != queries.len() {
-            return value_err(format!(
-                "{} plans for {} queries",
-                planned.len(),
-                queries.len()
-            ));
-        }
-        planned.iter().try_for_each(|p| p.check(codec))?;
-        Ok((queries, planned))
+        Ok((queries, all))
     };
     let threads = rayon::current_num_threads();
     if nq < threads {
@@ -387,12 +391,9 @@ where
             .enumerate()
         {
             // The query's tables and its coarse ranking are independent: made side by side.
-            let (query, plan) = rayon::join(|| prepare(i), || plans(i..i + 1));
+            let (query, plan) = rayon::join(|| prepare(i), || planned(i..i + 1));
             let (query, plan) = (query?, plan?);
-            let [plan] = <[_; 1]>::try_from(plan)
-                .map_err(|p| QamaError::Value(format!("{} plans for 1 query", p.len())))?;
-            plan.check(codec)?;
-            one_query(codec, &query, &plan, kk, allowed).write(sc, id, |c| codec.score_of(c));
+            one_query(codec, &query, &plan[0], kk, allowed).write(sc, id, |c| codec.score_of(c));
         }
     } else {
         let chunk = query_chunk(nq, threads, 1);
@@ -611,10 +612,39 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
-    /// `nq` queries over `lists` lists of random rows; each query probes its own random choice of
-    /// `nprobe` lists (queries share lists, so a batch scans them list-major).
+    /// The reference of [`search_lists`] over lists of `per` rows of `data`: every row of the first
+    /// `probe` lists of `order`, then further lists in order while fewer than `k` allowed rows were
+    /// seen; top-`k` by exact score.
+    fn reference(
+        q: &[f32],
+        (data, dims, per): (&[f32], usize, usize),
+        order: &[usize],
+        probe: usize,
+        k: usize,
+        allowed: Option<&[u64]>,
+    ) -> Hits {
+        let ok = |r: usize| allowed.is_none_or(|a| a.binary_search(&(r as u64)).is_ok());
+        let mut rows: Vec<usize> = Vec::new();
+        for (j, &l) in order.iter().enumerate() {
+            if j >= probe && rows.len() >= k {
+                break;
+            }
+            rows.extend((l * per..(l + 1) * per).filter(|&r| ok(r)));
+        }
+        let row = |r: usize| &data[rows[r] * dims..(rows[r] + 1) * dims];
+        let mut want = brute(|_, r| dot(q, row(r)), 1, rows.len(), k);
+        want.ids
+            .iter_mut()
+            .for_each(|r| *r = rows[*r as usize] as u64);
+        want
+    }
+
+    /// `nq` queries over `nlist` lists of random rows, each probing its own random order of the
+    /// lists (queries share lists, so a batch scans them list-major), on pools of 1, 2 and 4
+    /// threads (one query alone is parallel over its lists when the pool has more threads than
+    /// queries), without and with a filter sparse enough that queries go on past `probe` lists.
     #[test]
-    fn a_batch_scanned_list_major_gives_each_querys_top_k_of_its_lists() {
+    fn search_lists_gives_each_querys_top_k_of_its_lists_on_every_pool() {
         let mut rng = StdRng::seed_from_u64(11);
         let (dims, nlist, per, k) = (8, 6, 37, 5);
         let codec = FloatCodec::<f32>::new(dims).unwrap();
@@ -626,56 +656,95 @@ mod tests {
                 (l * per) as u64,
             )
         };
-        for (nq, nprobe) in [(1, 1), (3, 2), (40, 3), (40, 6)] {
-            let q = random_floats(&mut rng, nq * dims);
-            let order: Vec<Vec<usize>> = (0..nq)
-                .map(|_| {
-                    let mut o: Vec<usize> = (0..nlist).collect();
-                    for i in (1..nlist).rev() {
-                        o.swap(i, rng.random_range(0..=i));
+        // Every 16th row: 2 or 3 per list, so k = 5 needs two or three lists.
+        let sparse: Vec<u64> = (0..(nlist * per) as u64).step_by(16).collect();
+        for threads in [1, 2, 4] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for (nq, probe) in [(1, 1), (1, 4), (2, 3), (3, 2), (40, 3), (40, 6)] {
+                for allowed in [None, Some(&sparse[..])] {
+                    let q = random_floats(&mut rng, nq * dims);
+                    let order: Vec<Vec<usize>> = (0..nq)
+                        .map(|_| {
+                            let mut o: Vec<usize> = (0..nlist).collect();
+                            for i in (1..nlist).rev() {
+                                o.swap(i, rng.random_range(0..=i));
+                            }
+                            o
+                        })
+                        .collect();
+                    let got = pool
+                        .install(|| {
+                            search_lists(
+                                &codec,
+                                nq,
+                                k,
+                                nlist * per,
+                                |i| codec.prepare(&q[i * dims..(i + 1) * dims], i),
+                                |range| {
+                                    Ok(range
+                                        .map(|i| Plan {
+                                            lists: order[i]
+                                                .iter()
+                                                .map(|&l| vec![list(l)])
+                                                .collect(),
+                                            keys: order[i].clone(),
+                                            probe,
+                                        })
+                                        .collect())
+                                },
+                                allowed.map(Allowed::Sorted),
+                            )
+                        })
+                        .unwrap();
+                    for i in 0..nq {
+                        let qi = &q[i * dims..(i + 1) * dims];
+                        let want = reference(qi, (&data, dims, per), &order[i], probe, k, allowed);
+                        let what = format!(
+                            "{threads} threads, nq {nq}, probe {probe}, filter {}, query {i}",
+                            allowed.is_some()
+                        );
+                        assert_eq!(&got.ids[i * k..(i + 1) * k], &want.ids[..], "{what}");
+                        assert_eq!(&got.scores[i * k..(i + 1) * k], &want.scores[..], "{what}");
                     }
-                    o
-                })
-                .collect();
-            let got = search_lists(
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plans_are_checked_per_group() {
+        let codec = FloatCodec::<f32>::new(2).unwrap();
+        let data = [1.0f32, 0.0, 0.0, 1.0];
+        let plan = || Plan {
+            lists: vec![vec![Extent::new(&data[..], 2, 0)]],
+            keys: vec![0],
+            probe: 1,
+        };
+        // Eight queries in groups of four: 3 plans for the first, 5 for the second is an error
+        // (not plans shifted onto the wrong queries); one query given none is one too.
+        for nq in [8, 1] {
+            let err = search_lists(
                 &codec,
                 nq,
-                k,
-                nlist * per,
-                |i| codec.prepare(&q[i * dims..(i + 1) * dims], i),
+                1,
+                2,
+                |i| codec.prepare(&[1.0, 0.0], i),
                 |range| {
-                    Ok(range
-                        .map(|i| Plan {
-                            lists: order[i].iter().map(|&l| vec![list(l)]).collect(),
-                            keys: order[i].clone(),
-                            probe: nprobe,
-                        })
-                        .collect())
+                    let n = if range.start == 0 {
+                        range.len() - 1
+                    } else {
+                        range.len() + 1
+                    };
+                    Ok((0..n).map(|_| plan()).collect())
                 },
                 None,
             )
+            .err()
             .unwrap();
-            for i in 0..nq {
-                // The reference: every row of the query's first `nprobe` lists, by exact score.
-                let rows: Vec<usize> = order[i][..nprobe]
-                    .iter()
-                    .flat_map(|&l| l * per..(l + 1) * per)
-                    .collect();
-                let row = |r: usize| &data[rows[r] * dims..(rows[r] + 1) * dims];
-                let want = brute(
-                    |_, r| dot(&q[i * dims..(i + 1) * dims], row(r)),
-                    1,
-                    rows.len(),
-                    k,
-                );
-                let ids: Vec<u64> = want.ids.iter().map(|&r| rows[r as usize] as u64).collect();
-                assert_eq!(
-                    &got.ids[i * k..(i + 1) * k],
-                    &ids[..],
-                    "nq {nq} nprobe {nprobe} query {i}"
-                );
-                assert_eq!(&got.scores[i * k..(i + 1) * k], &want.scores[..]);
-            }
+            assert!(err.to_string().contains("plans for"), "{err}");
         }
     }
 
