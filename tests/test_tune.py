@@ -58,6 +58,10 @@ def test_recall_at_gives_the_mean_and_its_one_sided_95_percent_lower_bound():
     each = np.array([1.0, 0.5, 0.5, 0.0])
     assert mean == pytest.approx(0.5)
     assert lower == pytest.approx(0.5 - 1.645 * each.std(ddof=1) / 2)
+    # Equal recalls: no spread, the bound is the mean, exactly (0.8 stays 0.8, not one rounding below).
+    same = tuning.Probe("p", np.zeros((100, D), np.float32), np.tile(np.arange(10), (100, 1)), None)
+    eight = np.tile(np.r_[np.arange(8), 90, 91, -1], (100, 1))
+    assert tuning.recall_at(eight, same, 10) == (0.8, 0.8)
     # A query's own id is dropped before its first k are counted.
     own = tuning.Probe("p", np.zeros((4, D), np.float32), truth, np.array([9, 9, 9, 9]))
     assert tuning.recall_at(found, own, 2)[0] == pytest.approx((1 + 0.5 + 1 + 0) / 4)

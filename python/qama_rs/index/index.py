@@ -590,9 +590,10 @@ class Index:
         seed: int = 0,
     ) -> TuneResult:
         """Picks the cheapest ``nprobe`` (a partitioned index) and ``k_factor`` (a refinement stage) whose
-        recall@``k`` reaches ``target_recall``, with no labels: probe queries are searched and their exact
-        float32 top-``k`` among ``x`` is the truth (:mod:`qama_rs.index.tune`: documents and midpoints of
-        document pairs, ``n_probes`` of each, or ``queries``, a float sample of real queries). ``x``: the
+        recall@``k`` reaches ``target_recall`` with 95 % confidence, with no labels: probe queries are
+        searched and their exact float32 top-``k`` among ``x`` is the truth (:mod:`qama_rs.index.tune`: the
+        rule, and the probes: documents and midpoints of document pairs, ``n_probes`` of each, or
+        ``queries``, a float sample of real queries). ``x``: the
         float vectors of the stored documents, row ``i`` stored under ``ids[i]`` (default: :attr:`ids`, i.e.
         ``x`` in insertion order). Records the choice (:attr:`nprobe`, :attr:`k_factor`, and
         ``metadata["tuned"]``, saved with the index) and returns what it measured; warns
@@ -635,7 +636,7 @@ class Index:
         if not result.reached:
             warnings.warn(
                 f"tune: no setting reached recall@{k} {target}; kept the best (nprobe={result.nprobe}, "
-                f"k_factor={result.k_factor}: {result.recall:.3f})",
+                f"k_factor={result.k_factor}: {result.recall:.3f}, 95 % lower bound {result.lower:.3f})",
                 QamaWarning,
                 stacklevel=2,
             )

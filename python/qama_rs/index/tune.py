@@ -13,7 +13,9 @@ of real queries (``queries=``, unlabelled) is used as given instead.
 partitioned index, and ``k_factor`` for a refinement stage — and keeps the first setting whose recall@k
 reaches the target with 95 % confidence: the one-sided lower bound of the probes' mean recall (mean less
 1.645 standard errors over the probe queries) must reach it, not the mean alone, so a setting that only
-just reaches it on this sample of probes is passed over for the next. The index records the choice
+just reaches it on this sample of probes is passed over for the next. (The normal quantile is for the
+default thousand probes; a handful of given ``queries`` makes the bound approximate, and a single one
+makes it the mean.) The index records the choice
 (:meth:`qama_rs.index.Index.tune`).
 """
 
@@ -109,10 +111,12 @@ def recall_at(found: np.ndarray, probe: Probe, k: int) -> tuple[float, float]:
     95 % lower bound (:data:`CONFIDENCE_Z` standard errors below)."""
     if probe.own is not None:  # the query document itself is stored too: drop it, keep the next k
         found = np.where(found == probe.own[:, None], -1, found)
-    hits = [len(np.intersect1d(f[f >= 0][:k], t)) for f, t in zip(found, probe.truth, strict=True)]
-    each = np.asarray(hits, dtype=np.float64) / k
-    error = float(each.std(ddof=1)) / np.sqrt(len(each)) if len(each) > 1 else 0.0
-    return float(each.mean()), float(each.mean()) - CONFIDENCE_Z * error
+    hits = np.array([len(np.intersect1d(f[f >= 0][:k], t)) for f, t in zip(found, probe.truth, strict=True)])
+    # From the integer hits: equal recalls give a spread of exactly 0 (recalls divided first could
+    # put a mean at the target one rounding below it).
+    mean = float(hits.mean()) / k
+    error = float(hits.std(ddof=1)) / k / np.sqrt(len(hits)) if len(hits) > 1 else 0.0
+    return mean, mean - CONFIDENCE_Z * error
 
 
 def grid(nlist: int | None, refine: bool) -> list[tuple[int | None, float | None]]:
