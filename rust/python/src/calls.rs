@@ -418,7 +418,8 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
     /// Work units of scanning `rows` rows for each query: an eighth of the bytes read, so a scan
     /// of wide rows goes parallel at fewer rows than one of narrow rows.
     fn scan_work(&self, rows: usize) -> usize {
-        let row_bytes = self.b.codec().row_units() * std::mem::size_of::<<B::C as Codec>::Unit>();
+        let row_bytes = (self.b.codec().row_units())
+            .saturating_mul(std::mem::size_of::<<B::C as Codec>::Unit>());
         rows.saturating_mul(row_bytes) / 8
     }
 
@@ -459,18 +460,15 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
             Lists::Given(lists) => self.scan_work(
                 lists
                     .iter()
-                    .map(|l| {
-                        l.iter()
-                            .take(plan.nprobe)
-                            .map(|&(l, _)| store.list_rows(l))
-                            .sum::<usize>()
-                    })
-                    .sum(),
+                    .flat_map(|l| l.iter().take(plan.nprobe))
+                    .fold(0usize, |n, &(l, _)| n.saturating_add(store.list_rows(l))),
             ),
-            // The coarse scores, and the probed share of the rows.
+            // The coarse scores (a multiply-add a value, about what a code byte costs: an eighth
+            // of them, like the bytes), and the probed share of the rows.
             Lists::Ranked(r) => {
                 let lists = store.list_count().max(1);
-                let probed = self.scan_work(store.total() * plan.nprobe.min(lists) / lists);
+                let probed =
+                    self.scan_work(store.total().saturating_mul(plan.nprobe.min(lists)) / lists);
                 q.nq.saturating_mul(r.coarse.nlist() * r.coarse.dims() / 8 + probed)
             }
         };
@@ -522,9 +520,10 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         let nq = self.q.nq;
         let cands = candidates_arg(candidates, nq)?;
         let width = cands.width();
-        let scores = self.over_store(nq * width, |codec, extents, prepare| {
-            driver::score_rows(codec, nq, prepare, extents, cands.get())
-        })?;
+        let scores = self.over_store(
+            self.scan_work(nq.saturating_mul(width)),
+            |codec, extents, prepare| driver::score_rows(codec, nq, prepare, extents, cands.get()),
+        )?;
         into_2d(self.py, scores, nq, width)
     }
 
@@ -538,9 +537,12 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         let nq = self.q.nq;
         let cands = candidates_arg(candidates, nq)?;
         let allowed = allowed(filter);
-        let hits = self.over_store(nq * cands.width(), |codec, extents, prepare| {
-            driver::rescore(codec, nq, k, prepare, extents, cands.get(), allowed)
-        })?;
+        let hits = self.over_store(
+            self.scan_work(nq.saturating_mul(cands.width())),
+            |codec, extents, prepare| {
+                driver::rescore(codec, nq, k, prepare, extents, cands.get(), allowed)
+            },
+        )?;
         scored(self.py, hits, nq)
     }
 }

@@ -42,8 +42,8 @@ thread_local! {
     static LOCAL: std::cell::RefCell<Option<Arc<ThreadPool>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// A pool running its work on the calling thread: small calls (one query over a few thousand rows,
-/// encoding a handful of vectors) skip the hop to another thread, whose wake-up costs more than the
+/// A pool running its work on the calling thread: small calls (one query over less than about 2 MB
+/// of codes, encoding a handful of vectors) skip the hop to another thread, whose wake-up costs more than the
 /// work. Parallel iterators inside it run serially. It survives `fork` as it is: the only thread a
 /// child keeps is the forking one, and if that thread had a local pool it is still its worker
 /// (rayon refuses to make a second pool on a thread that is already a worker of one).
