@@ -15,8 +15,7 @@ reaches the target with 95 % confidence: the one-sided lower bound of the probes
 1.645 standard errors over the probe queries) must reach it, not the mean alone, so a setting that only
 just reaches it on this sample of probes is passed over for the next. (The normal quantile is for the
 default thousand probes; a handful of given ``queries`` makes the bound approximate, and a single one
-makes it the mean.) The index records the choice
-(:meth:`qama_rs.index.Index.tune`).
+makes it the mean.) The index records the choice (:meth:`qama_rs.index.Index.tune`).
 """
 
 from __future__ import annotations

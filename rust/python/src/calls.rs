@@ -391,11 +391,12 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         })
     }
 
-    /// Runs `scan(codec, extents, prepare)` over every stored row on the core (about `work`
-    /// units), the queries made ready for the store's largest scale.
+    /// Runs `scan(codec, extents, prepare)` over every stored row on the core (a call reading
+    /// `rows` rows in all: see [`Call::scan_work`]), the queries made ready for the store's largest
+    /// scale.
     fn over_store<T: Send>(
         &self,
-        work: usize,
+        rows: usize,
         scan: impl FnOnce(
                 &B::C,
                 &[Extent<'_, <B::C as Codec>::Unit>],
@@ -404,7 +405,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
             + Send,
     ) -> PyResult<T> {
         let (b, q, store) = (self.b, &self.q, self.store);
-        run_sized(self.py, work, || {
+        run_sized(self.py, self.scan_work(rows), || {
             let codec = b.codec();
             let extents = store.all(codec.row_units(), codec.block_rows())?;
             let bounds = Bounds {
@@ -415,8 +416,8 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         })
     }
 
-    /// Work units of scanning `rows` rows for each query: an eighth of the bytes read, so a scan
-    /// of wide rows goes parallel at fewer rows than one of narrow rows.
+    /// Work units of reading `rows` rows: an eighth of their bytes, so a scan of wide rows goes
+    /// parallel at fewer rows than one of narrow rows.
     fn scan_work(&self, rows: usize) -> usize {
         let row_bytes = (self.b.codec().row_units())
             .saturating_mul(std::mem::size_of::<<B::C as Codec>::Unit>());
@@ -426,8 +427,8 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
     /// Top-`k` over every stored row.
     pub fn search(&self, k: usize, filter: Option<&Bound<'_, Filter>>) -> PyResult<Scored<'py>> {
         let (nq, allowed) = (self.q.nq, allowed(filter));
-        let work = nq.saturating_mul(self.scan_work(self.store.total()));
-        let hits = self.over_store(work, |codec, extents, prepare| {
+        let rows = nq.saturating_mul(self.store.total());
+        let hits = self.over_store(rows, |codec, extents, prepare| {
             driver::search(codec, nq, k, prepare, extents, allowed)
         })?;
         scored(self.py, hits, nq)
@@ -520,10 +521,9 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         let nq = self.q.nq;
         let cands = candidates_arg(candidates, nq)?;
         let width = cands.width();
-        let scores = self.over_store(
-            self.scan_work(nq.saturating_mul(width)),
-            |codec, extents, prepare| driver::score_rows(codec, nq, prepare, extents, cands.get()),
-        )?;
+        let scores = self.over_store(nq.saturating_mul(width), |codec, extents, prepare| {
+            driver::score_rows(codec, nq, prepare, extents, cands.get())
+        })?;
         into_2d(self.py, scores, nq, width)
     }
 
@@ -538,7 +538,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         let cands = candidates_arg(candidates, nq)?;
         let allowed = allowed(filter);
         let hits = self.over_store(
-            self.scan_work(nq.saturating_mul(cands.width())),
+            nq.saturating_mul(cands.width()),
             |codec, extents, prepare| {
                 driver::rescore(codec, nq, k, prepare, extents, cands.get(), allowed)
             },
