@@ -71,8 +71,11 @@ def test_centroids_are_float16_values_and_residual_scores_stay_exact(data):
     index = ivf(f"IVF{NLIST},Flat", docs)
     c = index._partition.centroids
     assert c.dtype == np.float16 and index._partition._coarse.is_half
-    # Both copies (the partition's and the engine's) are counted in the index's memory.
-    assert index._partition.nbytes == 2 * NLIST * DIMS * 2
+    # The engine holds the centroids once, and an int8 copy (16-list blocks, 4-dim groups, 28 bytes of
+    # factors a list); both are counted in the index's memory.
+    padded = -(-NLIST // 16) * 16
+    int8 = padded * (-(-DIMS // 4) * 4) + padded * 28
+    assert index._partition.nbytes == NLIST * DIMS * 2 + int8
     assert index.memory_bytes == sum(s.nbytes for s in index._stores) + index._partition.nbytes
     # Residuals to the rounded centroids plus the bias give the exact scores of the vectors.
     D, found = index.search(queries, 10, nprobe=NLIST)
@@ -85,7 +88,7 @@ def test_centroids_beyond_float16_stay_float32_and_save_as_float32(data, tmp_pat
     index = ivf(f"IVF{NLIST},Flat", big)
     part = index._partition
     assert part.centroids.dtype == np.float32 and not part._coarse.is_half
-    assert part.nbytes == 2 * NLIST * DIMS * 4
+    assert part.nbytes == NLIST * DIMS * 4 + (-(-NLIST // 16) * 16) * (-(-DIMS // 4) * 4 + 28)
     D, found = index.search(queries, 10, nprobe=NLIST)
     np.testing.assert_allclose(D, np.take_along_axis(queries @ big.T, found, axis=1), rtol=1e-5)
     assert recall(found, exact(big, queries, 10)) >= 0.99

@@ -10,7 +10,8 @@ directions and exactly only against its ``SHORTLIST`` best there (faiss too advi
 coarse quantizer for many lists): on the 199,000 real wiki vectors of ``benches/bench_assign.py`` it
 sends 99.98 % of them to their exactly nearest centroid at 512 to 4,096 lists, in 0.82x (512) to
 0.51x (4,096) the exact assignment's time. A query scans its ``nprobe`` lists with the largest inner
-product with their centroid, best first (and more while a filter leaves fewer than ``k`` results: see
+product with their centroid, best first (where the CPU has AVX-512 VNNI, the engine finds them from an int8
+copy of the centroids and scores exactly only the lists that can be among them: the same lists) (and more while a filter leaves fewer than ``k`` results: see
 :func:`qama_rs.index.stages.probed`); the engine ranks a query's lists beside its scan, in the same call.
 Codes hold either the vectors or their residuals to the centroid: for inner-product scoring
 ``<q, c + r> = <q, c> + <q, r>``, so one query table serves every list and ``<q, c>`` is a per-list bias.
@@ -78,21 +79,29 @@ def default_nprobe(nlist: int) -> int:
 
 
 class Partition:
-    """Centroids ``(nlist, dims)`` and how codes relate to them (``residual``). The centroids are held as
-    float16 where their values are float16 values (as training rounds them), else float32: the engine keeps
-    its own copy in the same precision, and :attr:`nbytes` counts both."""
+    """Centroids ``(nlist, dims)`` and how codes relate to them (``residual``). Only the engine holds the
+    centroids: as float16 where their values are float16 values (as training rounds them), else float32,
+    and an int8 copy that shortlists a query's lists before they are scored exactly; :attr:`nbytes` counts
+    both."""
 
     def __init__(self, nlist: int, residual: bool) -> None:
         self.requested = nlist  # 0: chosen from the training set's size
         self.nlist = nlist
         self.residual = residual
-        self.centroids: np.ndarray | None = None
-        self._coarse: Any = None  # the engine's copy of the centroids
+        self._coarse: Any = None  # the engine's centroids
         self._basis: np.ndarray | None = None  # the assignment's shortlist directions (many lists)
 
     @property
     def trained(self) -> bool:
-        return self.centroids is not None
+        return self._coarse is not None
+
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """A copy of the centroids, ``float16 (nlist, dims)`` where every value is one, else float32."""
+        if self._coarse is None:
+            return None
+        values = self._coarse.centroids()
+        return values.astype(np.float16) if self._coarse.is_half else values
 
     def train(self, x: np.ndarray, seed: int = 0, iterations: int = ITERATIONS) -> None:
         n = len(x)
@@ -121,21 +130,17 @@ class Partition:
         self._hold(centroids)
 
     def _hold(self, centroids: np.ndarray) -> None:
-        """Keeps float32 ``centroids`` (float16 when every value is one) and gives the engine its copy."""
-        with np.errstate(over="ignore"):
-            half = centroids.astype(np.float16)
-        exact = bool(np.array_equal(half.astype(np.float32), centroids))
-        self.centroids = half if exact else np.ascontiguousarray(centroids)
-        self._coarse = _core.Coarse(np.ascontiguousarray(centroids))
+        """Gives float32 ``centroids`` to the engine (which holds them as float16 when every value is one)."""
+        self._coarse = _core.Coarse(np.ascontiguousarray(centroids, dtype=np.float32))
         self._basis = shortlist_basis(centroids)
 
     def _centroids32(self) -> np.ndarray:
-        return np.ascontiguousarray(self.centroids, dtype=np.float32)  # exact: float16 values widen exactly
+        return self._coarse.centroids()  # a float32 copy (float16 values widen exactly)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the centroids: this copy and the engine's (same precision)."""
-        return 0 if self.centroids is None else 2 * int(self.centroids.nbytes)
+        """Bytes the engine holds for the centroids (their values and their int8 copy)."""
+        return 0 if self._coarse is None else int(self._coarse.nbytes)
 
     def assign(self, x: np.ndarray) -> np.ndarray:
         """List of each row (its nearest centroid; through the shortlist with many lists)."""

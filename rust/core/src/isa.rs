@@ -12,7 +12,8 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 + F16C + POPCNT: `vpshufb` nibble kernels, scalar `popcnt` rows, float16 centroids.
     Avx2,
-    /// x86-64 AVX2 + AVX-512F + VPOPCNTDQ: `vpopcntq` Hamming tiles (table kernels stay AVX2).
+    /// x86-64 AVX2 + AVX-512F + VPOPCNTDQ + VNNI: `vpopcntq` Hamming tiles, `vpdpbusd` int8 coarse
+    /// scores (table kernels stay AVX2).
     Avx512,
 }
 
@@ -49,6 +50,7 @@ impl Isa {
                 Isa::Avx2.is_available()
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512 => false,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use numpy::{Ix1, Ix2, PyArray2};
 use pyo3::prelude::*;
-use qama_core::coarse::{self, Coarse as CoreCoarse, QUERY_BLOCK};
+use qama_core::coarse::{Coarse as CoreCoarse, QUERY_BLOCK};
 use qama_core::codec::table::Bounds;
 use qama_core::codec::{Codec, Extent};
 use qama_core::driver::{self, Candidates};
@@ -194,6 +194,22 @@ impl Coarse {
     fn nlist(&self) -> usize {
         self.inner.nlist()
     }
+
+    /// Bytes the engine holds for the centroids (their values and their int8 copy).
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.inner.nbytes()
+    }
+
+    /// The centroids, `float32 (nlist, dims)` (a copy).
+    fn centroids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        into_2d(
+            py,
+            self.inner.centroids(),
+            self.inner.nlist(),
+            self.inner.dims(),
+        )
+    }
 }
 
 /// Each query's lists, best first, with the bias of each (made by `Coarse.plan`, or given:
@@ -235,13 +251,10 @@ impl Lists {
             Lists::Given(l) => l[range].iter().map(|l| Cow::Borrowed(&l[..])).collect(),
             Lists::Ranked(r) => {
                 let dims = r.coarse.dims();
-                let scores = r
-                    .coarse
-                    .scores_block(&r.points[range.start * dims..range.end * dims]);
-                scores
-                    .chunks_exact(r.coarse.nlist())
-                    .map(|s| {
-                        let mut best = coarse::best(s, r.width);
+                r.coarse
+                    .best_block(&r.points[range.start * dims..range.end * dims], r.width)
+                    .into_iter()
+                    .map(|mut best| {
                         if !r.residual {
                             best.iter_mut().for_each(|(_, b)| *b = 0.0);
                         }
