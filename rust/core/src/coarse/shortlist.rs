@@ -220,8 +220,8 @@ fn nth_largest(values: &[f64], width: usize) -> f64 {
         .1
 }
 
-/// The products of one query's bytes with every block of centroids: four blocks at a time (four
-/// chains of `vpdpbusd` in flight), each lane one centroid.
+/// The products of one query's bytes with every block of centroids: eight blocks at a time (eight
+/// chains of `vpdpbusd` in flight: four left the chains' latency exposed), each lane one centroid.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and AVX-512 VNNI; `q` holds `groups * 4` bytes, `codes` whole
@@ -230,7 +230,7 @@ fn nth_largest(values: &[f64], width: usize) -> f64 {
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn products_vnni(q: &[u8], codes: &[i8], groups: usize, out: &mut [i32]) {
     use std::arch::x86_64::*;
-    const CHAINS: usize = 4;
+    const CHAINS: usize = 8;
     let blocks = out.len() / BLOCK;
     let words: Vec<i32> = q
         .chunks_exact(4)

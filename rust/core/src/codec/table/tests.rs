@@ -751,7 +751,15 @@ fn projected_tables_equal_the_given_tables_they_build() {
 #[test]
 fn every_projection_kernel_matches_the_scalar_twin() {
     let mut rng = StdRng::seed_from_u64(47);
-    for (dims, width) in [(1, 1), (5, 7), (9, 8), (384, 161), (33, 65)] {
+    for (dims, width) in [
+        (1, 1),
+        (5, 7),
+        (9, 8),
+        (384, 161),
+        (384, 176),
+        (33, 65),
+        (20, 120),
+    ] {
         let projection = random_projection(&mut rng, dims, width, 2, 1, false);
         let q = random_floats(&mut rng, dims);
         let want = projection.project(&q);
