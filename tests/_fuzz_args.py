@@ -307,7 +307,7 @@ def valid_args(name, draw):
     if name in ("Thresholds.quantize", "Thresholds.encode"):
         thresholds = _core.Thresholds(_thresholds(rng, levels), levels)
         return (rng.normal(size=(n, d)).astype(np.float32),), thresholds
-    if name in ("Coarse.plan", "Plan.arrays"):
+    if name in ("Coarse.plan", "Plan.arrays", "Coarse.centroids"):
         nlist, width = draw(st.integers(1, 6)), draw(st.integers(0, 7))
         if name == "Plan.arrays":
             order = [rng.permutation(nlist)[: min(width, nlist)] for _ in range(nq)]
@@ -315,6 +315,8 @@ def valid_args(name, draw):
             bias = rng.normal(size=order.shape).astype(np.float32) if draw(st.booleans()) else None
             return (), _core.Plan(order, draw(st.integers(0, 3)), bias)
         coarse = _core.Coarse(rng.normal(size=(nlist, d)).astype(np.float32), isa)
+        if name == "Coarse.centroids":
+            return (), coarse
         queries = rng.normal(size=(nq, d)).astype(np.float32)
         return (queries, draw(st.integers(0, 7)), width, draw(st.booleans())), coarse
     blocks = _core.to_blocks(packed)
@@ -372,6 +374,7 @@ def valid_args(name, draw):
         "TableCodec.projected": (*projection(draw, rng, d, m), draw(st.sampled_from([None, *LAYOUTS])), isa),
         "FloatCodec": (d, isa),
         "Float16Codec": (d, isa),
+        "peak_abs": (rng.normal(size=(n, d)).astype(np.float32),),
         "available_isas": (),
         "best_isa": (),
         "cpu_features": (),

@@ -76,6 +76,7 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
         ("basis", ("opt_array", F32, 2)),
         ("candidates", ("opt_int",)),
     ],
+    "peak_abs": [("x", ("array", F32, 2))],
     "available_isas": [],
     "best_isa": [],
     "cpu_features": [],
@@ -94,6 +95,7 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
     "Plan": [("lists", ("array", I64, 2)), ("nprobe", ("int",)), ("bias", ("opt_array", F32, 2))],
     "Plan.arrays": [],  # on a drawn plan
     "Coarse": [("centroids", ("array", F32, 2)), ("isa", ("opt_str", ISA_NAMES))],
+    "Coarse.centroids": [],  # on a drawn coarse quantizer
     "Coarse.plan": [
         ("queries", ("array", F32, 2)),
         ("nprobe", ("int",)),

@@ -409,15 +409,29 @@ def test_non_writeable_input_is_read_in_place():
 
 
 def test_avx512_isa_runs_where_the_cpu_has_it():
-    """The parity tests above cover every available level; on a CPU with AVX-512 VPOPCNTDQ that
-    must include the AVX-512 kernels (a detection bug would silently test only the others)."""
+    """The parity tests above cover every available level; on a CPU with AVX-512 VPOPCNTDQ and VNNI
+    that must include the AVX-512 kernels (a detection bug would silently test only the others)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
         pytest.skip("no /proc/cpuinfo to read CPU flags from")
-    if "avx512_vpopcntdq" in flags and "avx512f" in flags and "avx2" in flags:
+    if {"avx512_vpopcntdq", "avx512_vnni", "avx512f", "avx2"} <= set(flags):
         assert "avx512" in ISAS
         assert _core.best_isa() == "avx512"
     if "avx2" in flags and "popcnt" in flags:
         assert "avx2" in ISAS
+
+
+@given(n=st.integers(0, 40), d=st.integers(1, 9), bad=st.sampled_from([None, np.nan, np.inf, -np.inf]), seed=SEEDS)
+def test_peak_abs_is_the_largest_magnitude_or_nan_where_a_value_is_not_finite(n, d, bad, seed):
+    """``peak_abs`` (``float_rows``' one-pass check of small arrays) against NumPy, every rank."""
+    x = (np.random.default_rng(seed).normal(size=(n, d)) * 10.0 ** np.random.default_rng(seed).integers(-3, 30)).astype(
+        np.float32
+    )
+    if bad is not None and x.size:
+        x.flat[seed % x.size] = bad
+    want = float(np.abs(x).max()) if x.size else 0.0
+    got = _core.peak_abs(x)
+    assert (np.isnan(got) and not np.isfinite(want)) or got == want
+    assert _core.peak_abs(x.reshape(-1)) == got or np.isnan(got)

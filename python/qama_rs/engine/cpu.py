@@ -1,5 +1,5 @@
 """What CPU a figure was measured on: every benchmark and result file records this beside its numbers,
-because the machines here differ (AVX-512 VPOPCNTDQ Xeons, AVX2-only EPYCs) and speeds only compare
+because the machines here differ (AVX-512 VPOPCNTDQ + VNNI Xeons and EPYCs, AVX2-only EPYCs) and speeds only compare
 within one run."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import platform
 
-_FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_vpopcntdq", "popcnt", "bmi2")
+_FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_vpopcntdq", "avx512_vnni", "popcnt", "bmi2")
 
 
 def cpu_model() -> str:

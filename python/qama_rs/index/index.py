@@ -139,10 +139,12 @@ class Index:
 
     @property
     def is_trained(self) -> bool:
+        pipe = self._pipe  # checked on every search: plain tests, no generators (about 1 us less)
         return (
-            all(t.trained for t in self._pipe.transforms)
-            and all(c.trained for c in self._codecs())
+            pipe.codec.trained
+            and (pipe.refine is None or pipe.refine.trained)
             and (self._partition is None or self._partition.trained)
+            and (not pipe.transforms or all(t.trained for t in pipe.transforms))
         )
 
     @property

@@ -351,3 +351,18 @@ pub fn query_rows<T: Element + Clone + Send + Sync>(
         len,
     })
 }
+
+/// The largest magnitude in a C-contiguous float32 array `x` (0 when empty), NaN where a value is
+/// not finite: the argument check of small query arrays in one pass (NumPy's `max` and `min` cost
+/// about 3.5 us together, as much as scanning a short list). Runs with the GIL held, so Python
+/// calls it for small arrays only.
+#[pyfunction]
+pub fn peak_abs(x: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let array = array_arg::<f32, numpy::IxDyn>(x, "x")?;
+    let (mut peak, mut finite) = (0f32, true);
+    for &v in slice_of(&array, "x")? {
+        peak = peak.max(v.abs());
+        finite &= v.abs() <= f32::MAX; // false for inf and NaN
+    }
+    Ok(if finite { f64::from(peak) } else { f64::NAN })
+}

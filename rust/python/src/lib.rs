@@ -212,6 +212,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(layout::keep_block_rows, m)?,
         wrap_pyfunction!(kmeans::kmeans_iterate, m)?,
         wrap_pyfunction!(kmeans::kmeans_assign, m)?,
+        wrap_pyfunction!(args::peak_abs, m)?,
         wrap_pyfunction!(available_isas, m)?,
         wrap_pyfunction!(best_isa, m)?,
         wrap_pyfunction!(cpu_features, m)?,
