@@ -435,3 +435,32 @@ def test_peak_abs_is_the_largest_magnitude_or_nan_where_a_value_is_not_finite(n,
     got = _core.peak_abs(x)
     assert (np.isnan(got) and not np.isfinite(want)) or got == want
     assert _core.peak_abs(x.reshape(-1)) == got or np.isnan(got)
+
+
+def test_float_rows_fast_check_accepts_and_refuses_what_the_numpy_check_does(monkeypatch):
+    """``float_rows`` checks small arrays in one Rust pass: the same arrays pass (an unaligned one too, which
+    the Rust pass cannot read and leaves to NumPy) and the same errors name the same place."""
+    from qama_rs.engine import args
+
+    rng = np.random.default_rng(5)
+    buffer = np.zeros(4 * 2 * 6 + 1, np.uint8)
+    unaligned = buffer[1:].view(np.float32).reshape(2, 6)
+    unaligned[:] = rng.normal(size=(2, 6))
+    assert not unaligned.flags.aligned
+    cases = [rng.normal(size=(3, 6)).astype(np.float32), unaligned]
+    for bad in (np.nan, np.inf, -np.inf, 1e30):
+        x = rng.normal(size=(3, 6)).astype(np.float32)
+        x[2, 4] = bad
+        cases.append(x)
+
+    def outcome(x):
+        try:
+            return args.float_rows(x, "xq", 6).tolist()
+        except qama_rs.QamaError as err:
+            return str(err)
+
+    fast = [outcome(x) for x in cases]
+    monkeypatch.setattr(args, "SMALL_CHECK", -1)  # NumPy's reductions only
+    assert fast == [outcome(x) for x in cases]
+    assert fast[1] == unaligned.tolist()
+    assert all(isinstance(f, str) and ("row 2, column 4" in f or "magnitude" in f) for f in fast[2:])

@@ -72,7 +72,7 @@ def float_rows(
     d = max(array.shape[1], 1)
     # Inner products of two rows stay inside float32 below this magnitude.
     limit = (_FLOAT32_MAX / (4.0 * d)) ** 0.5 if bounded else math.inf
-    if array.size <= SMALL_CHECK:  # one pass in Rust (NaN where a value is not finite)
+    if array.size <= SMALL_CHECK and array.flags.aligned:  # one Rust pass (NaN where a value is not finite)
         if _core.peak_abs(array) <= limit:
             return array
     for start in range(0, len(array), CHECK_CHUNK):

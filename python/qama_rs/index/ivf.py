@@ -81,8 +81,8 @@ def default_nprobe(nlist: int) -> int:
 class Partition:
     """Centroids ``(nlist, dims)`` and how codes relate to them (``residual``). Only the engine holds the
     centroids: as float16 where their values are float16 values (as training rounds them), else float32,
-    and an int8 copy that shortlists a query's lists before they are scored exactly; :attr:`nbytes` counts
-    both."""
+    and (where the CPU has AVX-512 VNNI) an int8 copy that shortlists a query's lists before they are scored
+    exactly; :attr:`nbytes` counts both."""
 
     def __init__(self, nlist: int, residual: bool) -> None:
         self.requested = nlist  # 0: chosen from the training set's size
@@ -139,7 +139,7 @@ class Partition:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the engine holds for the centroids (their values and their int8 copy)."""
+        """Bytes the engine holds for the centroids (their values, and their int8 copy where it is held)."""
         return 0 if self._coarse is None else int(self._coarse.nbytes)
 
     def assign(self, x: np.ndarray) -> np.ndarray:

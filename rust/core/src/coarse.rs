@@ -51,6 +51,13 @@ enum Centroids {
 impl Coarse {
     /// Checks `centroids` (`nlist * dims` finite values).
     pub fn new(centroids: Vec<f32>, dims: usize, isa: Isa) -> Result<Self> {
+        // The int8 copy only where its kernel runs (AVX-512 VNNI): elsewhere it would not be read.
+        Self::build(centroids, dims, isa, isa >= Isa::Avx512)
+    }
+
+    /// [`Coarse::new`], with the int8 shortlist or without (the tests run it on every level, with
+    /// its portable products below AVX-512).
+    fn build(centroids: Vec<f32>, dims: usize, isa: Isa, shortlist: bool) -> Result<Self> {
         if dims == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(dims) {
             return shape_err(format!(
                 "centroids have {} values; expected nlist * dims with dims = {dims}",
@@ -62,7 +69,9 @@ impl Coarse {
         let nlist = centroids.len() / dims;
         let halves: Vec<half::f16> = centroids.iter().map(|&v| half::f16::from_f32(v)).collect();
         let exact = halves.iter().zip(&centroids).all(|(h, &v)| h.to_f32() == v);
-        let bytes = shortlist::Bytes::new(&centroids, dims);
+        let bytes = shortlist
+            .then(|| shortlist::Bytes::new(&centroids, dims))
+            .flatten();
         Ok(Self {
             dims,
             nlist,
@@ -77,7 +86,7 @@ impl Coarse {
         })
     }
 
-    /// Bytes held: the centroids (float16 or float32) and their int8 copy.
+    /// Bytes held: the centroids (float16 or float32) and their int8 copy (AVX-512 only).
     pub fn nbytes(&self) -> usize {
         let values = match &self.centroids {
             Centroids::F32(c) => 4 * c.len(),
@@ -149,9 +158,9 @@ impl Coarse {
     pub fn best_block(&self, q: &[f32], width: usize) -> Vec<Vec<(usize, f32)>> {
         let single = q.len() == self.dims;
         match &self.bytes {
-            Some(bytes) if self.isa >= Isa::Avx512 && (single || 16 * width <= self.nlist) => {
+            Some(bytes) if bytes.helps(width) && (single || 16 * width <= self.nlist) => {
                 let queries: Vec<_> = q.chunks_exact(self.dims).map(|x| bytes.query(x)).collect();
-                let products = bytes.products(&queries, true);
+                let products = bytes.products(&queries, self.isa >= Isa::Avx512);
                 self.best_shortlisted(q, width, &queries, &products)
             }
             _ => self
@@ -472,43 +481,98 @@ mod tests {
         (centroids, q)
     }
 
-    #[test]
-    fn the_int8_shortlist_keeps_the_exact_ranking_on_every_level() {
-        for (nlist, dims) in [(97, 37), (256, 64), (40, 5)] {
-            let (centroids, q) = clustered(nlist, dims, 9);
-            let mut duplicated = centroids.clone(); // exact ties: list 3 = list 11
-            duplicated.copy_within(3 * dims..4 * dims, 11 * dims);
-            for isa in Isa::available() {
-                for c in [&centroids, &duplicated] {
-                    let coarse = Coarse::new(c.clone(), dims, isa).unwrap();
-                    let bytes = coarse.bytes.as_ref().unwrap();
-                    for width in [1, 2, 8, nlist / 3, nlist / 2, nlist, nlist + 3] {
-                        for x in q.chunks_exact(dims) {
-                            let want = best(&coarse.scores(x), width);
-                            assert_eq!(coarse.best_block(x, width), vec![want.clone()]);
-                            // The shortlist's logic itself (with the portable products), on any CPU.
-                            let qb = vec![bytes.query(x)];
-                            let products = vec![bytes.products_portable(&qb[0])];
-                            let got = coarse.best_shortlisted(x, width, &qb, &products);
-                            assert_eq!(got, vec![want], "{isa:?} nlist {nlist} width {width}");
-                        }
-                        let block = &q[..QUERY_BLOCK * dims];
-                        let each: Vec<_> = block
-                            .chunks_exact(dims)
-                            .map(|x| best(&coarse.scores(x), width))
-                            .collect();
-                        assert_eq!(coarse.best_block(block, width), each);
-                    }
+    /// Checks that `best_block` (the int8 shortlist, forced on every level: portable products
+    /// below AVX-512) gives each query what ranking every list exactly gives, one query alone and
+    /// in blocks, at `widths`.
+    fn shortlist_agrees(centroids: &[f32], dims: usize, q: &[f32], widths: &[usize], what: &str) {
+        for isa in Isa::available() {
+            let coarse = Coarse::build(centroids.to_vec(), dims, isa, true).unwrap();
+            assert!(coarse.bytes.is_some());
+            for &width in widths {
+                let each: Vec<_> = q
+                    .chunks_exact(dims)
+                    .map(|x| best(&coarse.scores(x), width))
+                    .collect();
+                for (x, want) in q.chunks_exact(dims).zip(&each) {
+                    let got = coarse.best_block(x, width);
+                    assert_eq!(got, vec![want.clone()], "{what} {isa:?} width {width}");
+                }
+                for (block, want) in q.chunks(QUERY_BLOCK * dims).zip(each.chunks(QUERY_BLOCK)) {
+                    assert_eq!(coarse.best_block(block, width), want, "{what} {isa:?}");
                 }
             }
         }
     }
 
     #[test]
+    fn the_int8_shortlist_keeps_the_exact_ranking_on_every_level() {
+        for (nlist, dims) in [(97, 37), (256, 64), (40, 5)] {
+            let (centroids, q) = clustered(nlist, dims, 9);
+            let mut duplicated = centroids.clone(); // exact ties: list 3 = list 11
+            duplicated.copy_within(3 * dims..4 * dims, 11 * dims);
+            let mut float32 = centroids.clone(); // not float16 values: held as float32
+            float32.iter_mut().for_each(|v| *v += 1e-5);
+            let widths = [
+                0,
+                1,
+                2,
+                8,
+                nlist / 16,
+                nlist / 3,
+                nlist / 2,
+                nlist,
+                nlist + 3,
+            ];
+            for (c, what) in [
+                (&centroids, "f16"),
+                (&duplicated, "ties"),
+                (&float32, "f32"),
+            ] {
+                shortlist_agrees(c, dims, &q, &widths, what);
+            }
+        }
+    }
+
+    #[test]
+    fn the_shortlist_bound_counts_float32_rounding_underflow_and_refuses_overflow() {
+        // Codes that int8 holds exactly (integers up to 127 times a power of two), so the bound is
+        // the float32 rounding alone. 4,096 dimensions of 127 x ~127: the lanes' sums pass 2^24,
+        // so float32 rounds some of the 8 lists that differ by 1 in one value (the query's value
+        // there is 1) to equal scores, where the exact integers order them: only the rounding
+        // term keeps the lower list that wins the tie.
+        let dims = 4096;
+        let s = 1.0 / 128.0;
+        let mut centroids = Vec::new();
+        for j in 0..32 {
+            let mut c = vec![if j < 8 { 127.0 * s } else { -127.0 * s }; dims];
+            c[0] = [124.0, 125.0, 126.0, 120.0, 121.0, 122.0, 123.0, 119.0][j % 8] * s;
+            centroids.extend(c);
+        }
+        let mut q = vec![127.0 * s; dims];
+        q[0] = s;
+        let coarse = Coarse::new(centroids.clone(), dims, Isa::Scalar).unwrap();
+        let scores = coarse.scores(&q);
+        // List 2 has the largest exact product; float32 ties it with list 0, which wins.
+        assert_eq!(best(&scores, 1)[0].0, 0, "{:?}", &scores[..8]);
+        shortlist_agrees(&centroids, dims, &q, &[1, 2, 4], "rounding");
+        // Products below float32's normal range (absolute, not relative, error).
+        let tiny = [
+            2f32.powi(-80),
+            2f32.powi(-79),
+            -(2f32.powi(-80)),
+            -(2f32.powi(-79)),
+        ];
+        shortlist_agrees(&tiny, 1, &[2f32.powi(-80)], &[1, 2], "underflow");
+        // Scores past float32's range: no shortlist (every list scored, as before).
+        let huge = [1e20f32, 2e20, -1e20, -2e20];
+        shortlist_agrees(&huge, 1, &[1e20], &[1, 2], "overflow");
+    }
+
+    #[test]
     fn the_shortlist_is_short_for_narrow_widths_and_its_products_match_the_portable_twin() {
         let (nlist, dims) = (512, 96);
         let (centroids, q) = clustered(nlist, dims, 4);
-        let coarse = Coarse::new(centroids, dims, Isa::Scalar).unwrap();
+        let coarse = Coarse::build(centroids, dims, Isa::Scalar, true).unwrap();
         let bytes = coarse.bytes.as_ref().unwrap();
         for x in q.chunks_exact(dims) {
             let qb = bytes.query(x);
@@ -527,6 +591,18 @@ mod tests {
                 let fast = bytes.products(std::slice::from_ref(&qb), true);
                 assert_eq!(fast[0], products);
             }
+        }
+        // The copy is held only where its kernel runs.
+        for isa in Isa::available() {
+            let coarse = Coarse::new(vec![0.5; 64], 4, isa).unwrap();
+            assert_eq!(coarse.bytes.is_some(), isa >= Isa::Avx512, "{isa:?}");
+            let values = 64 * 2; // float16
+            let int8 = if isa >= Isa::Avx512 {
+                16 * 4 + 16 * 28
+            } else {
+                0
+            };
+            assert_eq!(coarse.nbytes(), values + int8, "{isa:?}");
         }
     }
 

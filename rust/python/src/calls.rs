@@ -195,7 +195,7 @@ impl Coarse {
         self.inner.nlist()
     }
 
-    /// Bytes the engine holds for the centroids (their values and their int8 copy).
+    /// Bytes the engine holds for the centroids (their values, and their int8 copy on AVX-512).
     #[getter]
     fn nbytes(&self) -> usize {
         self.inner.nbytes()

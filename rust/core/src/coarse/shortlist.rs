@@ -28,6 +28,8 @@ pub(super) struct Bytes {
     /// `|c|` and `|c - c'|`.
     norm: Vec<f64>,
     err: Vec<f64>,
+    /// The largest `|c|` (scores of queries past `2^126 / max_norm` could overflow float32).
+    max_norm: f64,
 }
 
 /// A query rounded to bytes: `q' = scale * (byte - 128)`, and the norms the bound needs.
@@ -68,9 +70,10 @@ fn round(v: &[f32]) -> (f64, Vec<i8>, f64, f64) {
 
 impl Bytes {
     /// The int8 copy of `centroids` (`nlist * dims` finite values), or None where an integer product
-    /// could overflow int32 (more than 66,000 dimensions).
+    /// could overflow int32 (more than 60,000 dimensions).
     pub(super) fn new(centroids: &[f32], dims: usize) -> Option<Self> {
-        // |sum| <= dims * 255 * 127 (+ 128 * dims * 127 for the offset) < 2^31.
+        // The kernel's sum of byte * code stays within dims * 255 * 127 < 2^31 (dims <= 66,000);
+        // the product less the offset, within dims * 127^2.
         if dims == 0 || dims > 60_000 {
             return None;
         }
@@ -85,12 +88,14 @@ impl Bytes {
             sums: vec![0; padded],
             norm: vec![0.0; padded],
             err: vec![0.0; padded],
+            max_norm: 0.0,
         };
         for (j, c) in centroids.chunks_exact(dims).enumerate() {
             let (scale, codes, _, err) = round(c);
             out.scale[j] = scale;
             out.err[j] = err;
             out.norm[j] = super::norm(c);
+            out.max_norm = out.max_norm.max(out.norm[j]);
             out.sums[j] = codes.iter().map(|&b| i32::from(b)).sum();
             for (t, &b) in codes.iter().enumerate() {
                 let at = out.at(j, t);
@@ -103,6 +108,12 @@ impl Bytes {
     /// Where dimension `t` of centroid `j` is held.
     fn at(&self, j: usize, t: usize) -> usize {
         ((j / BLOCK) * self.groups + t / 4) * BLOCK * 4 + (j % BLOCK) * 4 + t % 4
+    }
+
+    /// Whether a shortlist can be shorter than half the lists at `width` (else every list is
+    /// scored: about the same cost).
+    pub(super) fn helps(&self, width: usize) -> bool {
+        width > 0 && 2 * width <= self.nlist
     }
 
     /// Bytes held (the codes and the per-centroid values).
@@ -165,7 +176,8 @@ impl Bytes {
 
     /// The lists whose exact score (float32, `dims` values summed as [`crate::codec::float::dot`]
     /// does) can be among the `width` best, ascending, from a query's integer `products`; None
-    /// where that is more than half of them (scoring them all costs about the same then).
+    /// where that is more than half of them (scoring them all costs about the same then), and where
+    /// a score could overflow float32 (the bound holds for finite scores only).
     pub(super) fn candidates(
         &self,
         q: &QueryBytes,
@@ -173,16 +185,17 @@ impl Bytes {
         dims: usize,
         width: usize,
     ) -> Option<Vec<usize>> {
-        let width = width.min(self.nlist);
-        if width == 0 || 2 * width > self.nlist {
+        if !self.helps(width) || q.norm * self.max_norm >= f64::powi(2.0, 126) {
             return None;
         }
         // The float32 product's own rounding: at most (depth) * 2^-24 * sum |q_t c_t|, with depth
         // the longest chain of roundings in `dot` (dims / 8 products and sums per lane, the lanes'
-        // reduction, the tail), and sum |q_t c_t| <= |q| |c|.
+        // reduction, the tail), and sum |q_t c_t| <= |q| |c|; plus 2^-150 a product that falls
+        // below float32's normal range (adding such values is exact).
         let depth = (dims / 8 + 16) as f64;
         let float = 1.01 * depth * f64::powi(2.0, -24);
-        // bound_j = a |c_j| + b |c_j - c'_j| + 1e-12 |approx_j| (+ the smallest normal).
+        let tiny = dims as f64 * f64::powi(2.0, -149);
+        // bound_j = a |c_j| + b |c_j - c'_j| + 1e-12 |approx_j| + tiny.
         let a = q.err * (1.0 + 1e-9) + (float + 1e-12) * q.norm;
         let b = q.rounded_norm * (1.0 + 1e-9);
         let n = self.nlist;
@@ -194,7 +207,7 @@ impl Bytes {
         let bound: Vec<f64> = approx
             .iter()
             .zip(self.norm[..n].iter().zip(&self.err[..n]))
-            .map(|(&x, (&c, &e))| a * c + b * e + 1e-12 * x.abs() + f64::MIN_POSITIVE)
+            .map(|(&x, (&c, &e))| a * c + b * e + 1e-12 * x.abs() + tiny)
             .collect();
         let lo: Vec<f64> = approx.iter().zip(&bound).map(|(x, e)| x - e).collect();
         let threshold = nth_largest(&lo, width);
