@@ -52,6 +52,7 @@ __all__ = [
     "num_threads",
     "pack_bits",
     "pack_codes",
+    "peak_abs",
     "quantize",
     "to_blocks",
     "unpack_bits",
