@@ -10,9 +10,10 @@ directions and exactly only against its ``SHORTLIST`` best there (faiss too advi
 coarse quantizer for many lists): on the 199,000 real wiki vectors of ``benches/bench_assign.py`` it
 sends 99.98 % of them to their exactly nearest centroid at 512 to 4,096 lists, in 0.82x (512) to
 0.51x (4,096) the exact assignment's time. A query scans its ``nprobe`` lists with the largest inner
-product with their centroid, best first (where the CPU has AVX-512 VNNI, the engine finds them from an int8
-copy of the centroids and scores exactly only the lists that can be among them: the same lists) (and more while a filter leaves fewer than ``k`` results: see
-:func:`qama_rs.index.stages.probed`); the engine ranks a query's lists beside its scan, in the same call.
+product with their centroid, best first (and more while a filter leaves fewer than ``k`` results: see
+:func:`qama_rs.index.stages.probed`); the engine ranks a query's lists beside its scan, in the same call
+(where the CPU has AVX-512 VNNI, from an int8 copy of the centroids that leaves the lists that can be among
+the best, scored exactly: the same lists).
 Codes hold either the vectors or their residuals to the centroid: for inner-product scoring
 ``<q, c + r> = <q, c> + <q, r>``, so one query table serves every list and ``<q, c>`` is a per-list bias.
 """

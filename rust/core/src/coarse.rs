@@ -121,74 +121,54 @@ impl Coarse {
     /// `<q, c>` for every list (`q`: `dims` finite floats).
     pub fn scores(&self, q: &[f32]) -> Vec<f32> {
         assert_eq!(q.len(), self.dims, "a query has dims values");
-        let mut out = vec![0f32; self.nlist];
-        #[cfg(target_arch = "x86_64")]
-        if self.isa >= Isa::Avx2 {
-            // SAFETY: `isa` (AVX2 + F16C) was checked available when the caller built it; `q` and
-            // `out` hold one query's `dims` values and `nlist` scores.
-            unsafe { scores_avx2::<1, 4>(q, &self.centroids, self.dims, |r| r, &mut out) };
-            return out;
-        }
-        scores_portable(q, &self.centroids, self.dims, |r| r, &mut out);
-        out
+        self.scores_rows(q, self.nlist, |r| r)
     }
 
-    /// [`Coarse::scores`] of the lists `rows` only (in that order), the same values.
-    fn scores_of(&self, q: &[f32], rows: &[usize]) -> Vec<f32> {
-        let mut out = vec![0f32; rows.len()];
-        if rows.is_empty() {
+    /// The scores of lists `row_of(0..n)` (each below `nlist`), in that order: the values
+    /// [`Coarse::scores`] gives them.
+    fn scores_rows(&self, q: &[f32], n: usize, row_of: impl Fn(usize) -> usize + Copy) -> Vec<f32> {
+        let mut out = vec![0f32; n];
+        if n == 0 {
             return out;
         }
         #[cfg(target_arch = "x86_64")]
         if self.isa >= Isa::Avx2 {
-            // SAFETY: as in `scores`; every row is a list (`< nlist`).
-            unsafe { scores_avx2::<1, 4>(q, &self.centroids, self.dims, |r| rows[r], &mut out) };
+            // SAFETY: `isa` (AVX2 + F16C) was checked available when the caller built it; `q`
+            // holds one query's `dims` values, `out` its `n` scores, and every row is a list.
+            unsafe { scores_avx2::<1, 4>(q, &self.centroids, self.dims, row_of, &mut out) };
             return out;
         }
-        scores_portable(q, &self.centroids, self.dims, |r| rows[r], &mut out);
+        scores_portable(q, &self.centroids, self.dims, row_of, &mut out);
         out
     }
 
     /// The `width` best lists of 1 to [`QUERY_BLOCK`] queries (`q`: their rows), each what
     /// [`best`] of its [`Coarse::scores`] gives. Where the CPU has AVX-512 VNNI, the int8 copy
     /// shortlists the lists that can be among them (see [`shortlist`]) and only those are scored
-    /// exactly; elsewhere every list is. A block of queries shortlists only for narrow widths (at
-    /// most 1/16 of the lists): it widens each float16 centroid once for all its queries, and
-    /// measured on 1,024 lists, shortlisting was 2 % faster at width 32 and 7 % slower at 128.
+    /// exactly (every list where the shortlist is long); elsewhere every list is. A block of
+    /// queries shortlists only for narrow widths (at most 1/16 of the lists): it widens each
+    /// float16 centroid once for all its queries, and measured on 1,024 lists, shortlisting was 2 %
+    /// faster at width 32 and 7 % slower at 128.
     pub fn best_block(&self, q: &[f32], width: usize) -> Vec<Vec<(usize, f32)>> {
         let single = q.len() == self.dims;
-        match &self.bytes {
-            Some(bytes) if bytes.helps(width) && (single || 16 * width <= self.nlist) => {
-                let queries: Vec<_> = q.chunks_exact(self.dims).map(|x| bytes.query(x)).collect();
-                let products = bytes.products(&queries, self.isa >= Isa::Avx512);
-                self.best_shortlisted(q, width, &queries, &products)
+        let bytes = match &self.bytes {
+            Some(bytes) if bytes.helps(width) && (single || 16 * width <= self.nlist) => bytes,
+            _ => {
+                return self
+                    .scores_block(q)
+                    .chunks_exact(self.nlist)
+                    .map(|s| best(s, width))
+                    .collect()
             }
-            _ => self
-                .scores_block(q)
-                .chunks_exact(self.nlist)
-                .map(|s| best(s, width))
-                .collect(),
-        }
-    }
-
-    /// [`Coarse::best_block`] from the queries' bytes and integer products: each query's shortlist
-    /// scored exactly (every list where the shortlist is long).
-    fn best_shortlisted(
-        &self,
-        q: &[f32],
-        width: usize,
-        queries: &[shortlist::QueryBytes],
-        products: &[Vec<i32>],
-    ) -> Vec<Vec<(usize, f32)>> {
-        let Some(bytes) = &self.bytes else {
-            unreachable!("a shortlist needs the int8 copy")
         };
+        let queries: Vec<_> = q.chunks_exact(self.dims).map(|x| bytes.query(x)).collect();
+        let products = bytes.products(&queries, self.isa >= Isa::Avx512);
         q.chunks_exact(self.dims)
-            .zip(queries.iter().zip(products))
+            .zip(queries.iter().zip(&products))
             .map(
                 |(x, (qb, p))| match bytes.candidates(qb, p, self.dims, width) {
                     Some(rows) => {
-                        let scores = self.scores_of(x, &rows);
+                        let scores = self.scores_rows(x, rows.len(), |r| rows[r]);
                         best_of(rows.into_iter().zip(scores).collect(), width)
                     }
                     None => best(&self.scores(x), width),

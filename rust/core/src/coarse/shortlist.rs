@@ -199,21 +199,18 @@ impl Bytes {
         let a = q.err * (1.0 + 1e-9) + (float + 1e-12) * q.norm;
         let b = q.rounded_norm * (1.0 + 1e-9);
         let n = self.nlist;
-        let approx: Vec<f64> = products[..n]
+        let (lo, hi): (Vec<f64>, Vec<f64>) = products[..n]
             .iter()
             .zip(&self.scale[..n])
-            .map(|(&p, &s)| f64::from(p) * q.scale * s)
-            .collect();
-        let bound: Vec<f64> = approx
-            .iter()
             .zip(self.norm[..n].iter().zip(&self.err[..n]))
-            .map(|(&x, (&c, &e))| a * c + b * e + 1e-12 * x.abs() + tiny)
-            .collect();
-        let lo: Vec<f64> = approx.iter().zip(&bound).map(|(x, e)| x - e).collect();
+            .map(|((&p, &s), (&c, &e))| {
+                let approx = f64::from(p) * q.scale * s;
+                let bound = a * c + b * e + 1e-12 * approx.abs() + tiny;
+                (approx - bound, approx + bound)
+            })
+            .unzip();
         let threshold = nth_largest(&lo, width);
-        let keep: Vec<usize> = (0..n)
-            .filter(|&j| approx[j] + bound[j] >= threshold)
-            .collect();
+        let keep: Vec<usize> = (0..n).filter(|&j| hi[j] >= threshold).collect();
         (2 * keep.len() <= self.nlist).then_some(keep)
     }
 }
