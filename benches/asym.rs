@@ -99,7 +99,10 @@ fn table_search(codec: &TableCodec, q: &[f32], data: &[u8], n: usize, k: usize) 
         codec,
         q.len() / len,
         k,
-        |i| codec.prepare(&q[i * len..(i + 1) * len], i, bounds),
+        |r: std::ops::Range<usize>| {
+            r.map(|i| codec.prepare(&q[i * len..(i + 1) * len], i, bounds))
+                .collect()
+        },
         &[extent],
         None,
     )
@@ -113,7 +116,7 @@ fn hamming_search(codec: &HammingCodec, q: &[u64], db: &[u64], k: usize) -> Hits
         codec,
         q.len() / 6,
         k,
-        |i| codec.prepare(&q[i * 6..(i + 1) * 6]),
+        |r: std::ops::Range<usize>| r.map(|i| codec.prepare(&q[i * 6..(i + 1) * 6])).collect(),
         &[extent],
         None,
     )
@@ -212,7 +215,12 @@ fn bench_rescore(c: &mut Criterion) {
                     &codec,
                     nq,
                     10,
-                    |i| codec.prepare(&black_box(&q)[i * DIMS..(i + 1) * DIMS], i, bounds),
+                    |r: std::ops::Range<usize>| {
+                        r.map(|i| {
+                            codec.prepare(&black_box(&q)[i * DIMS..(i + 1) * DIMS], i, bounds)
+                        })
+                        .collect()
+                    },
                     &[extent],
                     Candidates::PerQuery(&candidates, kc),
                     None,
@@ -293,7 +301,7 @@ fn bench_ivf(c: &mut Criterion) {
                 1,
                 k,
                 n,
-                |i| codec.prepare(q, i, bounds),
+                |r: std::ops::Range<usize>| r.map(|i| codec.prepare(q, i, bounds)).collect(),
                 |_| {
                     let lists = probed
                         .iter()

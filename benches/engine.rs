@@ -59,7 +59,10 @@ fn search(codec: &HammingCodec, q: &[u64], db: &[u64], k: usize) -> Hits {
         codec,
         q.len() / words,
         k,
-        |i| codec.prepare(&q[i * words..(i + 1) * words]),
+        |r: std::ops::Range<usize>| {
+            r.map(|i| codec.prepare(&q[i * words..(i + 1) * words]))
+                .collect()
+        },
         &[extent],
         None,
     )

@@ -107,8 +107,32 @@ fn tiles(rows: usize, tile: usize) -> impl Iterator<Item = Range<usize>> {
     (0..rows.div_ceil(tile)).map(move |t| t * tile..rows.min((t + 1) * tile))
 }
 
-/// Exact top-`min(k, rows)` of `nq` queries over every row of `extents`. `prepare(i)` makes query
-/// `i` ready (its errors name the query); `allowed` restricts the labels returned.
+/// The queries of `range` made ready by `prepare` (a codec may prepare several at once: a
+/// projection reads its basis once for four), one per query, checked.
+fn prepared<Q>(
+    prepare: &impl Fn(Range<usize>) -> Result<Vec<Q>>,
+    range: Range<usize>,
+) -> Result<Vec<Q>> {
+    let got = prepare(range.clone())?;
+    if got.len() != range.len() {
+        return value_err(format!(
+            "{} queries made ready for {}",
+            got.len(),
+            range.len()
+        ));
+    }
+    Ok(got)
+}
+
+/// The preparer the calls take, from one that makes a single query ready (each in turn).
+pub fn one_by_one<Q>(
+    prepare: impl Fn(usize) -> Result<Q> + Sync,
+) -> impl Fn(Range<usize>) -> Result<Vec<Q>> + Sync {
+    move |range| range.map(&prepare).collect()
+}
+
+/// Exact top-`min(k, rows)` of `nq` queries over every row of `extents`. `prepare(range)` makes the
+/// queries of `range` ready, in order (see [`prepared`]); `allowed` restricts the labels returned.
 pub fn search<'e, C, P>(
     codec: &C,
     nq: usize,
@@ -119,7 +143,7 @@ pub fn search<'e, C, P>(
 ) -> Result<Hits>
 where
     C: Codec,
-    P: Fn(usize) -> Result<C::Query> + Sync,
+    P: Fn(Range<usize>) -> Result<Vec<C::Query>> + Sync,
 {
     check_k(k)?;
     let rows = check_extents(codec, extents)?;
@@ -139,7 +163,7 @@ where
             .enumerate()
             .try_for_each(|(c, (scores, ids))| -> Result<()> {
                 let queries = c * chunk..nq.min((c + 1) * chunk);
-                let batch = queries.map(&prepare).collect::<Result<Vec<_>>>()?;
+                let batch = prepared(&prepare, queries)?;
                 let mut selects = vec![TopK::new(kk, allowed, None); batch.len()];
                 let mut scratch = C::Scratch::default();
                 for e in extents {
@@ -151,7 +175,7 @@ where
                 Ok(())
             })?;
     } else {
-        let batch = (0..nq).map(&prepare).collect::<Result<Vec<_>>>()?;
+        let batch = prepared(&prepare, 0..nq)?;
         let shared: Vec<AtomicU32> = (0..nq).map(|_| AtomicU32::new(u32::MAX)).collect();
         let fresh = || -> Vec<TopK<'_>> {
             shared
@@ -361,7 +385,7 @@ pub fn search_lists<'e, C, P, L>(
 ) -> Result<Hits>
 where
     C: Codec,
-    P: Fn(usize) -> Result<C::Query> + Sync,
+    P: Fn(Range<usize>) -> Result<Vec<C::Query>> + Sync,
     L: Fn(Range<usize>) -> Result<Vec<Plan<'e, C::Unit>>> + Sync,
     C::Unit: 'e,
 {
@@ -382,7 +406,7 @@ where
     };
     // The queries of `range`, made ready and planned (a group of PLAN_GROUP at a time).
     let ready = |range: Range<usize>| -> Result<Ready<'e, C>> {
-        let queries = range.clone().map(&prepare).collect::<Result<Vec<_>>>()?;
+        let queries = prepared(&prepare, range.clone())?;
         let mut all = Vec::with_capacity(queries.len());
         for start in range.clone().step_by(PLAN_GROUP) {
             all.extend(planned(start..range.end.min(start + PLAN_GROUP))?);
@@ -398,9 +422,9 @@ where
             .enumerate()
         {
             // The query's tables and its coarse ranking are independent: made side by side.
-            let (query, plan) = rayon::join(|| prepare(i), || planned(i..i + 1));
+            let (query, plan) = rayon::join(|| prepared(&prepare, i..i + 1), || planned(i..i + 1));
             let (query, plan) = (query?, plan?);
-            one_query(codec, &query, &plan[0], kk, allowed).write(sc, id, |c| codec.score_of(c));
+            one_query(codec, &query[0], &plan[0], kk, allowed).write(sc, id, |c| codec.score_of(c));
         }
     } else {
         let chunk = query_chunk(nq, threads, 1);
@@ -520,7 +544,7 @@ pub fn score_rows<C, P>(
 ) -> Result<Vec<f32>>
 where
     C: Codec,
-    P: Fn(usize) -> Result<C::Query> + Sync,
+    P: Fn(Range<usize>) -> Result<Vec<C::Query>> + Sync,
 {
     let positions = check_candidates(codec, None, extents, candidates, nq)?;
     let kc = candidates.per_query();
@@ -531,7 +555,7 @@ where
     out.par_chunks_mut(kc)
         .enumerate()
         .try_for_each(|(i, out)| -> Result<()> {
-            let query = prepare(i)?;
+            let query = prepared(&prepare, i..i + 1)?.swap_remove(0);
             for (o, &c) in out.iter_mut().zip(candidates.of(i)) {
                 let (e, r) = positions.find(c as usize);
                 *o = codec.score(&query, &extents[e], r);
@@ -554,7 +578,7 @@ pub fn rescore<C, P>(
 ) -> Result<Hits>
 where
     C: Codec,
-    P: Fn(usize) -> Result<C::Query> + Sync,
+    P: Fn(Range<usize>) -> Result<Vec<C::Query>> + Sync,
 {
     let positions = check_candidates(codec, Some(k), extents, candidates, nq)?;
     let kk = k.min(candidates.per_query());
@@ -579,7 +603,7 @@ where
                     &own
                 }
             };
-            let query = prepare(i)?;
+            let query = prepared(&prepare, i..i + 1)?.swap_remove(0);
             let mut select = TopK::new(kk, allowed, None);
             for &p in rows {
                 let (e, r) = positions.find(p);
@@ -689,7 +713,7 @@ mod tests {
                                 nq,
                                 k,
                                 nlist * per,
-                                |i| codec.prepare(&q[i * dims..(i + 1) * dims], i),
+                                one_by_one(|i| codec.prepare(&q[i * dims..(i + 1) * dims], i)),
                                 |range| {
                                     Ok(range
                                         .map(|i| Plan {
@@ -738,7 +762,7 @@ mod tests {
                 nq,
                 1,
                 2,
-                |i| codec.prepare(&[1.0, 0.0], i),
+                one_by_one(|i| codec.prepare(&[1.0, 0.0], i)),
                 |range| {
                     let n = if range.start == 0 {
                         range.len() - 1
@@ -776,7 +800,7 @@ mod tests {
             1,
             1,
             2,
-            |i| codec.prepare(&[1.0, 0.0], i),
+            one_by_one(|i| codec.prepare(&[1.0, 0.0], i)),
             |_| {
                 Ok(vec![Plan {
                     lists: vec![vec![Extent::new(&data[..], 2, 0)]],

@@ -12,7 +12,7 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 + F16C + POPCNT: `vpshufb` nibble kernels, scalar `popcnt` rows, float16 centroids.
     Avx2,
-    /// x86-64 AVX2 + AVX-512F + VPOPCNTDQ + VNNI: `vpopcntq` Hamming tiles, `vpdpbusd` int8 coarse
+    /// x86-64 AVX2 + AVX-512F/BW/DQ/VL + VPOPCNTDQ + VNNI: `vpopcntq` Hamming tiles, `vpdpbusd` int8 coarse
     /// scores (table kernels stay AVX2).
     Avx512,
 }
@@ -49,6 +49,9 @@ impl Isa {
             Isa::Avx512 => {
                 Isa::Avx2.is_available()
                     && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
@@ -73,6 +76,42 @@ impl Isa {
         Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
     }
 }
+
+/// `leveled! { fn name(args) -> R = body; }` defines `fn name(isa: Isa, args) -> R`, which runs
+/// `body(args)` (an `#[inline(always)]` function) compiled for `isa`'s vector registers: the
+/// portable loops it inlines (a query's tables, their quantization, the coarse bounds) vectorize 8
+/// or 4 float64 lanes wide instead of baseline x86-64's 2. The same IEEE operations in the same
+/// order (Rust never fuses a multiply and an add), so the same values on every level. Plain
+/// functions with target features, not closures: the compiler left large closures un-inlined, and
+/// they then ran baseline code. The caller checked that the CPU runs `isa`.
+macro_rules! leveled {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $body:path;) => {
+        $(#[$meta])*
+        $vis fn $name(isa: $crate::Isa, $($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+                unsafe fn wide($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                match isa {
+                    // SAFETY: a level is used only where the CPU runs it (the caller's contract).
+                    $crate::Isa::Avx512 => return unsafe { wide($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::Isa::Scalar => {}
+                }
+            }
+            let _ = isa;
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use leveled;
 
 #[cfg(test)]
 mod tests {

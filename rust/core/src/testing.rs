@@ -43,7 +43,7 @@ pub(crate) fn search_rows<C: Codec, T: Sync>(
         codec,
         q.len() / len,
         k,
-        |i| prepare(&q[i * len..(i + 1) * len], i),
+        crate::driver::one_by_one(|i| prepare(&q[i * len..(i + 1) * len], i)),
         &[Extent::new(data, n, 0)],
         None,
     )

@@ -52,6 +52,15 @@ pub trait Binding: Sync {
         i: usize,
         bounds: Bounds,
     ) -> qama_core::Result<<Self::C as Codec>::Query>;
+    /// Makes the queries of `range` ready, in order (a codec may do several at once).
+    fn prepare_range(
+        &self,
+        q: &Queries<Self::In>,
+        range: Range<usize>,
+        bounds: Bounds,
+    ) -> qama_core::Result<Vec<<Self::C as Codec>::Query>> {
+        range.map(|i| self.prepare(q.row(i), i, bounds)).collect()
+    }
 }
 
 /// Labels a search may return: `Filter.bits(words)` (a `uint64` bitmap over labels) or
@@ -378,7 +387,8 @@ pub fn store_arg<'a, 'py, B: Binding>(b: &B, store: &'a Bound<'py, PyAny>) -> Py
 }
 
 /// Query `i` made ready, as the driver calls it.
-type Prepare<'a, C> = dyn Fn(usize) -> qama_core::Result<<C as Codec>::Query> + Sync + 'a;
+type Prepare<'a, C> =
+    dyn Fn(Range<usize>) -> qama_core::Result<Vec<<C as Codec>::Query>> + Sync + 'a;
 
 /// One call of a codec class over a store: the codec, the queries it read, the checked store.
 pub struct Call<'a, 'py, B: Binding> {
@@ -425,7 +435,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                 max_scale: store.max_scale(),
                 max_bias: 0.0,
             };
-            scan(codec, &extents, &|i| b.prepare(q.row(i), i, bounds))
+            scan(codec, &extents, &|range| b.prepare_range(q, range, bounds))
         })
     }
 
@@ -497,7 +507,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                 q.nq,
                 k,
                 store.total(),
-                |i| b.prepare(q.row(i), i, bounds),
+                |range| b.prepare_range(q, range, bounds),
                 |range| {
                     plan.lists
                         .of(range)

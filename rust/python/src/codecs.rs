@@ -185,6 +185,14 @@ binding!(TableCodec: CoreTable, f32, Unit::U8, {
     fn prepare(&self, q: &[f32], i: usize, bounds: Bounds) -> qama_core::Result<qama_core::codec::table::Prepared> {
         self.inner.prepare(q, i, bounds)
     }
+    fn prepare_range(
+        &self,
+        q: &Queries<f32>,
+        range: std::ops::Range<usize>,
+        bounds: Bounds,
+    ) -> qama_core::Result<Vec<qama_core::codec::table::Prepared>> {
+        self.inner.prepare_block(&q.values[range.start * q.len..range.end * q.len], range.start, bounds)
+    }
 });
 
 codec_class!(TableCodec {

@@ -256,7 +256,10 @@ pub fn hamming_distances<'py>(
         let scores = driver::score_rows(
             &codec,
             nq,
-            |i| codec.prepare(&qs[i * words..(i + 1) * words]),
+            |r: std::ops::Range<usize>| {
+                r.map(|i| codec.prepare(&qs[i * words..(i + 1) * words]))
+                    .collect()
+            },
             &[extent],
             Candidates::Shared(&all),
         )?;

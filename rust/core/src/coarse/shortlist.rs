@@ -47,25 +47,83 @@ pub(super) struct QueryBytes {
 const LEVELS: f64 = 127.0;
 
 /// Per-vector scale, codes and `(|v'|, |v - v'|)` of `v` rounded to -127..=127 times the scale.
+/// Plain loops over preallocated buffers, so they inline and vectorize where the caller is compiled
+/// for wider registers (see `crate::isa::leveled`).
+#[inline(always)]
 fn round(v: &[f32]) -> (f64, Vec<i8>, f64, f64) {
-    let peak = v.iter().fold(0f64, |m, &x| m.max(f64::from(x).abs()));
+    // Whole chunks of 8 then the tail: fixed-size lanes stay in registers.
+    let mut peaks = [0f64; 8];
+    let whole = v.chunks_exact(8);
+    for &x in whole.remainder() {
+        let a = f64::from(x).abs();
+        peaks[0] = if a > peaks[0] { a } else { peaks[0] };
+    }
+    for c in whole {
+        for l in 0..8 {
+            let a = f64::from(c[l]).abs();
+            peaks[l] = if a > peaks[l] { a } else { peaks[l] };
+        }
+    }
+    let peak = peaks.iter().fold(0f64, |m, &p| if p > m { p } else { m });
     let scale = if peak > 0.0 { peak / LEVELS } else { 1.0 };
     let inverse = 1.0 / scale;
-    let (mut rounded, mut err) = (0f64, 0f64);
-    let codes = v
-        .iter()
-        .map(|&x| {
-            // Half away from zero by truncation (`f64::round` is a libm call without SSE4.1);
-            // any rounding will do: the bound counts the error that the codes have.
-            let t = f64::from(x) * inverse;
-            let code = ((t + 0.5f64.copysign(t)) as i64 as f64).clamp(-LEVELS, LEVELS);
-            let back = code * scale;
-            rounded += back * back;
-            err += (f64::from(x) - back).powi(2);
-            code as i8
-        })
-        .collect();
-    (scale, codes, rounded.sqrt(), err.sqrt())
+    let mut codes = vec![0i8; v.len()];
+    // Eight partial sums each: any order of the sums is within the bound's 1e-9 relative slack.
+    let (mut rounded, mut err) = ([0f64; 8], [0f64; 8]);
+    let mut code_of = |x: f32, l: usize| {
+        // Half away from zero by truncation (`f64::round` is a libm call without SSE4.1);
+        // any rounding will do: the bound counts the error that the codes have.
+        let t = f64::from(x) * inverse;
+        // Clamped, then truncated (the same codes as truncating first: the bounds are integers);
+        // max/min map NaN into range, so the truncation needs no saturation fix-ups.
+        #[allow(clippy::manual_clamp)] // not `clamp`, which keeps NaN
+        let r = (t + 0.5f64.copysign(t)).max(-LEVELS).min(LEVELS);
+        // SAFETY: `r` is finite and within ±127.
+        let code = f64::from(unsafe { r.to_int_unchecked::<i32>() });
+        let back = code * scale;
+        rounded[l] += back * back;
+        err[l] += (f64::from(x) - back) * (f64::from(x) - back);
+        code as i8
+    };
+    let mut codes_whole = codes.chunks_exact_mut(8);
+    let whole = v.chunks_exact(8);
+    let tail = whole.remainder();
+    for (cs, xs) in (&mut codes_whole).zip(whole) {
+        for l in 0..8 {
+            cs[l] = code_of(xs[l], l);
+        }
+    }
+    for (c, &x) in codes_whole.into_remainder().iter_mut().zip(tail) {
+        *c = code_of(x, 0);
+    }
+    let total = |lanes: [f64; 8]| lanes.iter().sum::<f64>().sqrt();
+    (scale, codes, total(rounded), total(err))
+}
+
+/// Indices `i` of `values` with `keep(values[i])`, ascending: eight compares into a mask at a time
+/// (they vectorize; most masks are empty), then the set bits.
+#[inline(always)]
+fn positions(values: &[f64], keep: impl Fn(f64) -> bool, capacity: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(capacity);
+    let whole = values.chunks_exact(8);
+    let tail = whole.remainder();
+    for (b, c) in whole.enumerate() {
+        let mut mask = 0u32;
+        for (l, &v) in c.iter().enumerate() {
+            mask |= u32::from(keep(v)) << l;
+        }
+        while mask != 0 {
+            out.push(b * 8 + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
+        }
+    }
+    let start = values.len() - tail.len();
+    for (j, &v) in tail.iter().enumerate() {
+        if keep(v) {
+            out.push(start + j);
+        }
+    }
+    out
 }
 
 impl Bytes {
@@ -122,11 +180,12 @@ impl Bytes {
     }
 
     /// `q` (`dims` finite floats) rounded as [`Bytes::products`] reads it.
+    #[inline(always)]
     pub(super) fn query(&self, q: &[f32]) -> QueryBytes {
         let (scale, codes, rounded_norm, err) = round(q);
         let mut bytes = vec![128u8; self.groups * 4];
         for (b, &c) in bytes.iter_mut().zip(&codes) {
-            *b = (i16::from(c) + 128) as u8;
+            *b = (c as u8) ^ 0x80; // c + 128 for -128..=127
         }
         QueryBytes {
             bytes,
@@ -151,24 +210,46 @@ impl Bytes {
             .collect()
     }
 
-    /// [`Bytes::products_portable`] of the queries `qs`, with AVX-512 VNNI when `vnni`.
+    /// [`Bytes::products_portable`] of the queries `qs`, with AVX-512 VNNI when `vnni` (a block of
+    /// four queries reads each centroid once for all four: the int8 copy streams from L3 at 1,024
+    /// lists, so sharing its loads is what a batch saves; integer sums, so the same values).
     pub(super) fn products(&self, qs: &[QueryBytes], vnni: bool) -> Vec<Vec<i32>> {
         #[cfg(target_arch = "x86_64")]
         if vnni {
-            return qs
-                .iter()
-                .map(|q| {
-                    let mut out = vec![0i32; self.scale.len()];
+            let mut outs = vec![vec![0i32; self.scale.len()]; qs.len()];
+            let mut at = 0;
+            while at < qs.len() {
+                if qs.len() - at >= 4 {
+                    let q: [&[u8]; 4] = std::array::from_fn(|i| &qs[at + i].bytes[..]);
+                    let [a, b, c, d] = &mut outs[at..at + 4] else {
+                        unreachable!("four outputs")
+                    };
                     // SAFETY: `vnni` is true only where the CPU has AVX-512F + VNNI (the caller's
-                    // `Isa::Avx512`); `q.bytes` holds `groups * 4` bytes, `codes` `padded * groups * 4`
-                    // and `out` `padded` values.
-                    unsafe { products_vnni(&q.bytes, &self.codes, self.groups, &mut out) };
-                    for (o, s) in out.iter_mut().zip(&self.sums) {
-                        *o -= 128 * s;
+                    // `Isa::Avx512`); each query holds `groups * 4` bytes, `codes` `padded * groups
+                    // * 4` and each output `padded` values.
+                    unsafe {
+                        products_vnni::<4, 4>(q, &self.codes, self.groups, [a, b, c, d]);
                     }
-                    out
-                })
-                .collect();
+                    at += 4;
+                } else {
+                    // SAFETY: as above, for one query.
+                    unsafe {
+                        products_vnni::<1, 8>(
+                            [&qs[at].bytes[..]],
+                            &self.codes,
+                            self.groups,
+                            [&mut outs[at]],
+                        );
+                    }
+                    at += 1;
+                }
+            }
+            for out in &mut outs {
+                for (o, s) in out.iter_mut().zip(&self.sums) {
+                    *o -= 128 * s;
+                }
+            }
+            return outs;
         }
         let _ = vnni;
         qs.iter().map(|q| self.products_portable(q)).collect()
@@ -178,6 +259,7 @@ impl Bytes {
     /// does) can be among the `width` best, ascending, from a query's integer `products`; None
     /// where that is more than half of them (scoring them all costs about the same then), and where
     /// a score could overflow float32 (the bound holds for finite scores only).
+    #[inline(always)]
     pub(super) fn candidates(
         &self,
         q: &QueryBytes,
@@ -199,18 +281,20 @@ impl Bytes {
         let a = q.err * (1.0 + 1e-9) + (float + 1e-12) * q.norm;
         let b = q.rounded_norm * (1.0 + 1e-9);
         let n = self.nlist;
-        let (lo, hi): (Vec<f64>, Vec<f64>) = products[..n]
+        let (mut lo, mut hi) = (vec![0f64; n], vec![0f64; n]);
+        // Zipped slices of one length: no bounds checks, so the loop vectorizes.
+        let per_list = products[..n]
             .iter()
             .zip(&self.scale[..n])
-            .zip(self.norm[..n].iter().zip(&self.err[..n]))
-            .map(|((&p, &s), (&c, &e))| {
-                let approx = f64::from(p) * q.scale * s;
-                let bound = a * c + b * e + 1e-12 * approx.abs() + tiny;
-                (approx - bound, approx + bound)
-            })
-            .unzip();
+            .zip(self.norm[..n].iter().zip(&self.err[..n]));
+        for ((l, h), ((&p, &s), (&c, &e))) in lo.iter_mut().zip(hi.iter_mut()).zip(per_list) {
+            let approx = f64::from(p) * q.scale * s;
+            let bound = a * c + b * e + 1e-12 * approx.abs() + tiny;
+            *l = approx - bound;
+            *h = approx + bound;
+        }
         let threshold = nth_largest(&lo, width);
-        let keep: Vec<usize> = (0..n).filter(|&j| hi[j] >= threshold).collect();
+        let keep = positions(&hi, |h| h >= threshold, 4 * width);
         (2 * keep.len() <= self.nlist).then_some(keep)
     }
 }
@@ -218,50 +302,84 @@ impl Bytes {
 /// The `width`-th largest of `values` (`1 <= width <= values.len()`, no NaN). The smallest of the
 /// maxima of `width` or more disjoint runs is at most that (they are as many distinct values), so
 /// only the values at or above it take part in the selection: a few times `width`, not all.
+#[inline(always)]
 fn nth_largest(values: &[f64], width: usize) -> f64 {
     let run = (values.len() / width).max(1);
-    let floor = values
-        .chunks(run)
-        .map(|r| r.iter().copied().fold(f64::NEG_INFINITY, f64::max))
-        .fold(f64::INFINITY, f64::min);
-    let mut above: Vec<f64> = values.iter().copied().filter(|&v| v >= floor).collect();
+    let mut floor = f64::INFINITY;
+    for r in values.chunks(run) {
+        // Eight lanes of maxima (they vectorize; the maximum is the same in any order).
+        let mut tops = [f64::NEG_INFINITY; 8];
+        let whole = r.chunks_exact(8);
+        let mut top = whole
+            .remainder()
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        for c in whole {
+            for l in 0..8 {
+                tops[l] = if c[l] > tops[l] { c[l] } else { tops[l] };
+            }
+        }
+        for t in tops {
+            top = if t > top { t } else { top };
+        }
+        floor = if top < floor { top } else { floor };
+    }
+    let mut above: Vec<f64> = positions(values, |v| v >= floor, 4 * width)
+        .into_iter()
+        .map(|j| values[j])
+        .collect();
     *above
         .select_nth_unstable_by(width - 1, |a, b| b.total_cmp(a))
         .1
 }
 
-/// The products of one query's bytes with every block of centroids: eight blocks at a time (eight
-/// chains of `vpdpbusd` in flight: four left the chains' latency exposed), each lane one centroid.
+/// The products of `NQ` queries' bytes with every block of centroids: `CHAINS` blocks at a time
+/// (eight chains of `vpdpbusd` in flight for one query: four left the chains' latency exposed; four
+/// blocks of four queries keep 16 accumulators), each lane one centroid; a centroid's 64 bytes are
+/// loaded once for all `NQ` queries.
 ///
 /// # Safety
-/// The CPU must support AVX-512F and AVX-512 VNNI; `q` holds `groups * 4` bytes, `codes` whole
-/// blocks of `groups * 64` bytes and `out` one value per centroid of them.
+/// The CPU must support AVX-512F and AVX-512 VNNI; each of `qs` holds `groups * 4` bytes, `codes`
+/// whole blocks of `groups * 64` bytes and each of `outs` one value per centroid of them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn products_vnni(q: &[u8], codes: &[i8], groups: usize, out: &mut [i32]) {
+unsafe fn products_vnni<const NQ: usize, const CHAINS: usize>(
+    qs: [&[u8]; NQ],
+    codes: &[i8],
+    groups: usize,
+    mut outs: [&mut [i32]; NQ],
+) {
     use std::arch::x86_64::*;
-    const CHAINS: usize = 8;
-    let blocks = out.len() / BLOCK;
-    let words: Vec<i32> = q
-        .chunks_exact(4)
-        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let blocks = outs[0].len() / BLOCK;
+    // Each query's groups of 4 bytes as the 32-bit words `vpdpbusd` broadcasts.
+    let words: [Vec<i32>; NQ] = std::array::from_fn(|j| {
+        let mut w = vec![0i32; groups];
+        for (w, b) in w.iter_mut().zip(qs[j].chunks_exact(4)) {
+            *w = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        w
+    });
     for first in (0..blocks).step_by(CHAINS) {
         // Where blocks run out, the last one is done again (the same values written twice).
         let at: [usize; CHAINS] = std::array::from_fn(|c| (first + c).min(blocks - 1));
-        let mut acc = [_mm512_setzero_si512(); CHAINS];
-        for (g, &w) in words.iter().enumerate() {
-            let x = _mm512_set1_epi32(w);
-            for (a, &b) in acc.iter_mut().zip(&at) {
-                // SAFETY: block `b < blocks` and group `g < groups`: 64 bytes inside `codes`.
-                let c =
-                    unsafe { _mm512_loadu_si512(codes.as_ptr().add((b * groups + g) * 64).cast()) };
-                *a = _mm512_dpbusd_epi32(*a, x, c);
+        let mut acc = [[_mm512_setzero_si512(); CHAINS]; NQ];
+        for g in 0..groups {
+            let c: [__m512i; CHAINS] = std::array::from_fn(|j| {
+                // SAFETY: block `at[j] < blocks` and group `g < groups`: 64 bytes inside `codes`.
+                unsafe { _mm512_loadu_si512(codes.as_ptr().add((at[j] * groups + g) * 64).cast()) }
+            });
+            for (acc, w) in acc.iter_mut().zip(&words) {
+                let x = _mm512_set1_epi32(w[g]);
+                for (a, &c) in acc.iter_mut().zip(&c) {
+                    *a = _mm512_dpbusd_epi32(*a, x, c);
+                }
             }
         }
-        for (a, &b) in acc.iter().zip(&at) {
-            // SAFETY: `out` holds `blocks * 16` values.
-            unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(b * BLOCK).cast(), *a) };
+        for (acc, out) in acc.iter().zip(outs.iter_mut()) {
+            for (a, &b) in acc.iter().zip(&at) {
+                // SAFETY: each output holds `blocks * 16` values.
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(b * BLOCK).cast(), *a) };
+            }
         }
     }
 }

@@ -287,7 +287,7 @@ mod tests {
         let scores = driver::score_rows(
             &f,
             1,
-            |i| f.prepare(&q, i),
+            crate::driver::one_by_one(|i| f.prepare(&q, i)),
             &[Extent::new(&x[..], n, 0)],
             Candidates::Shared(&cands),
         )

@@ -227,7 +227,7 @@ fn the_alternative_pools_and_extents_give_the_same_answer() {
             &codec,
             nq,
             8,
-            |i| codec.prepare(&q[i * words..(i + 1) * words]),
+            driver::one_by_one(|i| codec.prepare(&q[i * words..(i + 1) * words])),
             &extents,
             None,
         )
@@ -250,7 +250,7 @@ fn allowed_rows_and_candidates() {
         &codec,
         3,
         10,
-        |i| codec.prepare(&q[i * 2..i * 2 + 2]),
+        driver::one_by_one(|i| codec.prepare(&q[i * 2..i * 2 + 2])),
         &[extent],
         Some(Allowed::Sorted(&allowed)),
     )
@@ -260,7 +260,7 @@ fn allowed_rows_and_candidates() {
         &codec,
         3,
         10,
-        |i| codec.prepare(&q[i * 2..i * 2 + 2]),
+        driver::one_by_one(|i| codec.prepare(&q[i * 2..i * 2 + 2])),
         &[extent],
         Candidates::Shared(&candidates),
         None,
@@ -274,7 +274,7 @@ fn allowed_rows_and_candidates() {
         &codec,
         1,
         4,
-        |_| codec.prepare(&q[..2]),
+        driver::one_by_one(|_| codec.prepare(&q[..2])),
         &[extent],
         Some(Allowed::Sorted(&few)),
     )
@@ -284,7 +284,15 @@ fn allowed_rows_and_candidates() {
         labels: Labels::Given(&allowed),
         ..Extent::new(&db[..30 * words], 30, 0)
     };
-    let top = driver::search(&codec, 1, 30, |_| codec.prepare(&q[..2]), &[labelled], None).unwrap();
+    let top = driver::search(
+        &codec,
+        1,
+        30,
+        driver::one_by_one(|_| codec.prepare(&q[..2])),
+        &[labelled],
+        None,
+    )
+    .unwrap();
     let mut ids = top.ids.clone();
     ids.sort_unstable();
     assert_eq!(ids, allowed);
@@ -303,16 +311,40 @@ fn rejects_bad_arguments() {
     let db = [0u64; 6];
     // Data length does not match the rows.
     let bad = Extent::new(&db[..], 4, 0);
-    assert!(driver::search(&codec, 1, 1, |_| codec.prepare(&[0, 0]), &[bad], None).is_err());
+    assert!(driver::search(
+        &codec,
+        1,
+        1,
+        driver::one_by_one(|_| codec.prepare(&[0, 0])),
+        &[bad],
+        None
+    )
+    .is_err());
     let ok = Extent::new(&db[..], 3, 0);
-    assert!(driver::search(&codec, 1, 0, |_| codec.prepare(&[0, 0]), &[ok], None).is_err());
-    let empty = driver::search(&codec, 0, 3, |_| codec.prepare(&[0, 0]), &[ok], None).unwrap();
+    assert!(driver::search(
+        &codec,
+        1,
+        0,
+        driver::one_by_one(|_| codec.prepare(&[0, 0])),
+        &[ok],
+        None
+    )
+    .is_err());
+    let empty = driver::search(
+        &codec,
+        0,
+        3,
+        driver::one_by_one(|_| codec.prepare(&[0, 0])),
+        &[ok],
+        None,
+    )
+    .unwrap();
     assert_eq!((empty.k, empty.ids.len()), (3, 0));
     let huge_k = driver::search(
         &codec,
         1,
         usize::MAX,
-        |_| codec.prepare(&[0, 0]),
+        driver::one_by_one(|_| codec.prepare(&[0, 0])),
         &[ok],
         None,
     )
@@ -323,7 +355,7 @@ fn rejects_bad_arguments() {
         &codec,
         1,
         1,
-        |_| codec.prepare(&[0, 0]),
+        driver::one_by_one(|_| codec.prepare(&[0, 0])),
         &[ok],
         Candidates::Shared(&dup),
         None
@@ -333,7 +365,7 @@ fn rejects_bad_arguments() {
     assert!(driver::score_rows(
         &codec,
         1,
-        |_| codec.prepare(&[0, 0]),
+        driver::one_by_one(|_| codec.prepare(&[0, 0])),
         &[ok],
         Candidates::Shared(&out)
     )

@@ -75,6 +75,37 @@ pub(crate) struct NibbleLuts {
     lower: f64,
 }
 
+/// The sum of 16 values by halving (pairs of lanes; it vectorizes).
+#[inline(always)]
+fn sum_by_halves(mut v: [f64; NIBBLE_VALUES]) -> f64 {
+    let mut half = NIBBLE_VALUES / 2;
+    while half > 0 {
+        for i in 0..half {
+            v[i] += v[i + half];
+        }
+        half /= 2;
+    }
+    v[0]
+}
+
+/// The smallest and largest of 16 finite values, by halving (four steps of independent lanes, which
+/// vectorize; a fold is sixteen dependent steps). Plain comparisons, not `f64::min`: NaN handling
+/// costs.
+#[inline(always)]
+fn min_max(t: &[f64; NIBBLE_VALUES]) -> (f64, f64) {
+    let (mut lo, mut hi) = (*t, *t);
+    let mut half = NIBBLE_VALUES / 2;
+    while half > 0 {
+        for i in 0..half {
+            let (a, b) = (lo[i + half], hi[i + half]);
+            lo[i] = if a < lo[i] { a } else { lo[i] };
+            hi[i] = if b > hi[i] { b } else { hi[i] };
+        }
+        half /= 2;
+    }
+    (lo[0], hi[0])
+}
+
 impl NibbleLuts {
     /// Quantizes the nibble tables of query `q`; `None` when the format has no nibble-separable
     /// tables (`bits == 8`) or rows are too long for 16-bit sums.
@@ -121,23 +152,34 @@ impl NibbleLuts {
     /// are separable (codes whose nibbles hold disjoint dimensions). Any table is accepted: the
     /// bounds use the actual errors, so the top-k stays exact; a table far from separable only
     /// loosens them (more rows re-scored). `None` when rows are too long for 16-bit sums.
+    #[inline(always)]
     pub(crate) fn from_byte_luts(luts: &ByteLuts) -> Option<Self> {
-        let nibble: Vec<[[f64; NIBBLE_VALUES]; 2]> = luts
-            .tables()
-            .iter()
-            .map(|t| {
-                let (mut lo, mut hi) = ([0f64; NIBBLE_VALUES], [0f64; NIBBLE_VALUES]);
-                for (h, row) in t.chunks_exact(NIBBLE_VALUES).enumerate() {
-                    for (l, &v) in row.iter().enumerate() {
-                        lo[l] += f64::from(v);
-                        hi[h] += f64::from(v);
-                    }
+        // Plain loops, not iterator adaptors: they inline into the caller's wider registers
+        // (`leveled!`). A row's sum by halving vectorizes; its last bits may differ from a
+        // sum in order, which changes no result (the bounds measure the actual errors).
+        let tables = luts.tables();
+        let mut nibble = vec![[[0f64; NIBBLE_VALUES]; 2]; tables.len()];
+        let n = NIBBLE_VALUES as f64;
+        for (t, out) in tables.iter().zip(nibble.iter_mut()) {
+            let (mut lo, mut hi) = ([0f64; NIBBLE_VALUES], [0f64; NIBBLE_VALUES]);
+            for (h, row) in t.chunks_exact(NIBBLE_VALUES).enumerate() {
+                let mut v = [0f64; NIBBLE_VALUES];
+                for (v, &x) in v.iter_mut().zip(row) {
+                    *v = f64::from(x);
                 }
-                let grand = lo.iter().sum::<f64>() / (NIBBLE_VALUES * NIBBLE_VALUES) as f64;
-                let n = NIBBLE_VALUES as f64;
-                [lo.map(|v| v / n), hi.map(|v| v / n - grand)]
-            })
-            .collect();
+                for (lo, &x) in lo.iter_mut().zip(&v) {
+                    *lo += x;
+                }
+                hi[h] = sum_by_halves(v);
+            }
+            let grand = sum_by_halves(lo) / (NIBBLE_VALUES * NIBBLE_VALUES) as f64;
+            for (o, &v) in out[0].iter_mut().zip(&lo) {
+                *o = v / n;
+            }
+            for (o, &v) in out[1].iter_mut().zip(&hi) {
+                *o = v / n - grand;
+            }
+        }
         Self::quantize(&nibble, luts, None)
     }
 
@@ -145,17 +187,21 @@ impl NibbleLuts {
     /// given float32 nibble tables `split[byte] = [A, B]` (codecs whose nibbles code different
     /// dimensions, built by [`super::TableCodec`]'s projected slots): the bound's errors follow from
     /// the 32 nibble entries of a byte instead of its 256 byte values.
+    #[inline(always)]
     pub(crate) fn from_split(split: &[[[f32; NIBBLE_VALUES]; 2]], luts: &ByteLuts) -> Option<Self> {
-        let nibble: Vec<[[f64; NIBBLE_VALUES]; 2]> = split
-            .iter()
-            .map(|[a, b]| [a.map(f64::from), b.map(f64::from)])
-            .collect();
+        let mut nibble = vec![[[0f64; NIBBLE_VALUES]; 2]; split.len()];
+        for (out, halves) in nibble.iter_mut().zip(split) {
+            for (o, h) in out.iter_mut().zip(halves) {
+                for (o, &v) in o.iter_mut().zip(h) {
+                    *o = f64::from(v);
+                }
+            }
+        }
         // T[v] = fl(A + B): one float32 rounding, at most 2^-24 |T[v]|.
-        let rho: Vec<f64> = luts
-            .abs_max()
-            .iter()
-            .map(|&m| 1.01 * f64::from(f32::EPSILON) / 2.0 * m)
-            .collect();
+        let mut rho = vec![0f64; split.len()];
+        for (r, &m) in rho.iter_mut().zip(luts.abs_max()) {
+            *r = 1.01 * f64::from(f32::EPSILON) / 2.0 * m;
+        }
         Self::quantize(&nibble, luts, Some(&rho))
     }
 
@@ -163,6 +209,7 @@ impl NibbleLuts {
     /// exact scores use: with `rho`, byte `i`'s table is within `rho[i]` of the sum of its two
     /// nibble tables at every value (the bound then needs only the 32 nibble entries); without, the
     /// errors are measured at all 256 values. `None` when rows are too long for 16-bit sums.
+    #[inline(always)]
     fn quantize(
         nibble: &[[[f64; NIBBLE_VALUES]; 2]],
         luts: &ByteLuts,
@@ -174,21 +221,13 @@ impl NibbleLuts {
         if cap < 2 || bytes != luts.bytes() {
             return None;
         }
-        // Plain comparisons, not `f64::min`: the values are finite, and NaN handling costs.
-        let min_max = |t: &[f64; NIBBLE_VALUES]| {
-            t.iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                    (if v < lo { v } else { lo }, if v > hi { v } else { hi })
-                })
-        };
-        let ranges: Vec<[(f64, f64); 2]> = nibble
-            .iter()
-            .map(|[lo, hi]| [min_max(lo), min_max(hi)])
-            .collect();
-        let spread = ranges
-            .iter()
-            .map(|[(a, b), (c, d)]| (b - a) + (d - c))
-            .fold(0f64, f64::max);
+        let mut ranges = vec![[(0f64, 0f64); 2]; bytes];
+        let mut spread = 0f64;
+        for (r, [lo, hi]) in ranges.iter_mut().zip(nibble) {
+            *r = [min_max(lo), min_max(hi)];
+            let [(a, b), (c, d)] = *r;
+            spread = spread.max((b - a) + (d - c));
+        }
         let delta = if spread > 0.0 && spread.is_finite() {
             spread / (cap - 1) as f64
         } else {
@@ -213,11 +252,21 @@ impl NibbleLuts {
                 for (u, &v) in halves[h].iter().enumerate() {
                     // Round half up by truncation (values are >= 0; `f64::round` is a libm call on
                     // baseline x86-64). `as u8` saturates.
-                    quantized[h][u] = ((v - low) * inverse + 0.5) as u8;
+                    // Clamped first (max/min also map NaN into range), so the truncation needs
+                    // none of `as u8`'s saturation fix-ups: the same bytes.
+                    #[allow(clippy::manual_clamp)] // not `clamp`, which keeps NaN
+                    let t = ((v - low) * inverse + 0.5).max(0.0).min(255.0);
+                    // SAFETY: `t` is finite and in 0..=255.
+                    quantized[h][u] = unsafe { t.to_int_unchecked::<i32>() } as u8;
                 }
             }
-            let top = |t: &[u8; NIBBLE_VALUES]| usize::from(*t.iter().max().unwrap_or(&0));
-            if top(&quantized[0]) + top(&quantized[1]) > cap {
+            let mut tops = [0u8; 2];
+            for (t, q) in tops.iter_mut().zip(&quantized) {
+                for &v in q {
+                    *t = (*t).max(v);
+                }
+            }
+            if usize::from(tops[0]) + usize::from(tops[1]) > cap {
                 return None; // cannot happen with `delta` above; refuse rather than wrap
             }
             let base = range[0].0 + range[1].0;
@@ -225,16 +274,15 @@ impl NibbleLuts {
             if let Some(rho) = rho {
                 // T[v] - (base + delta (Qa + Qb)) = (A - la - delta Qa) + (B - lb - delta Qb) + r,
                 // with |r| <= rho[i].
-                let err = |h: usize| {
-                    halves[h].iter().zip(&quantized[h]).fold(
-                        (f64::INFINITY, f64::NEG_INFINITY),
-                        |(lo, hi), (&v, &q)| {
-                            let e = v - range[h].0 - delta * f64::from(q);
-                            (if e < lo { e } else { lo }, if e > hi { e } else { hi })
-                        },
-                    )
-                };
-                let ((a_lo, a_hi), (b_lo, b_hi)) = (err(0), err(1));
+                let mut errors = [(0f64, 0f64); 2];
+                for (h, out) in errors.iter_mut().enumerate() {
+                    let mut e = [0f64; NIBBLE_VALUES];
+                    for ((e, &v), &q) in e.iter_mut().zip(&halves[h]).zip(&quantized[h]) {
+                        *e = v - range[h].0 - delta * f64::from(q);
+                    }
+                    *out = min_max(&e);
+                }
+                let [(a_lo, a_hi), (b_lo, b_hi)] = errors;
                 below += a_lo + b_lo - rho[i];
                 above += a_hi + b_hi + rho[i];
                 for copy in 0..2 {

@@ -189,19 +189,35 @@ impl ByteLuts {
 
     /// Tables held as their nibble halves (see the type's docs); `None` when an entry is not
     /// finite or a score could overflow float32.
+    #[inline(always)]
     pub(crate) fn from_halves(halves: Vec<NibbleHalves>) -> Option<Self> {
         // |fl(a + b)| <= (|a| + |b|)(1 + 2^-24): an upper bound of each byte's largest entry.
+        // Plain loops over fixed lanes (they vectorize where the caller is `leveled!`): the largest
+        // |entry| of each half by halving, and infinities or NaN seen as an exponent of all ones.
         let bound = |t: &[f32; 16]| {
-            t.iter()
-                .fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m })
+            let mut m = t.map(f32::abs);
+            let mut half = 8;
+            while half > 0 {
+                for i in 0..half {
+                    m[i] = if m[i + half] > m[i] {
+                        m[i + half]
+                    } else {
+                        m[i]
+                    };
+                }
+                half /= 2;
+            }
+            m[0]
         };
-        let finite = halves.iter().flatten().flatten().all(|v| v.is_finite());
-        let abs_max: Vec<f64> = halves
-            .iter()
-            .map(|[a, b]| {
-                (f64::from(bound(a)) + f64::from(bound(b))) * (1.0 + f64::from(f32::EPSILON))
-            })
-            .collect();
+        let exp = 0x7f80_0000u32;
+        let mut finite = true;
+        let mut abs_max = vec![0f64; halves.len()];
+        for (out, [a, b]) in abs_max.iter_mut().zip(&halves) {
+            for v in a.iter().chain(b) {
+                finite &= v.to_bits() & exp != exp;
+            }
+            *out = (f64::from(bound(a)) + f64::from(bound(b))) * (1.0 + f64::from(f32::EPSILON));
+        }
         if !finite || abs_max.iter().sum::<f64>() > MAX_SCORE_MAGNITUDE {
             return None;
         }

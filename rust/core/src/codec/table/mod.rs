@@ -82,6 +82,7 @@ pub struct TableCodec {
     row_bytes: usize,
     row_kernel: RowKernel,
     block_kernel: BlockKernel,
+    isa: Isa,
 }
 
 /// One query made ready: its float tables, and its quantized nibble tables (block layout).
@@ -132,6 +133,7 @@ impl TableCodec {
             row_bytes,
             row_kernel,
             block_kernel,
+            isa,
         })
     }
 
@@ -169,6 +171,58 @@ impl TableCodec {
     /// Makes query `index` (`query_len()` floats) ready for extents whose scales and biases are
     /// bounded by `bounds` (so no score can overflow float32).
     pub fn prepare(&self, query: &[f32], index: usize, bounds: Bounds) -> Result<Prepared> {
+        prepare_leveled(self.isa, self, query, index, bounds, None)
+    }
+
+    /// [`TableCodec::prepare`] of the queries `first..` held in `queries` (`query_len()` floats
+    /// each): the same values and errors. A projecting codec projects four valid queries at a time,
+    /// reading its basis once for the four.
+    pub fn prepare_block(
+        &self,
+        queries: &[f32],
+        first: usize,
+        bounds: Bounds,
+    ) -> Result<Vec<Prepared>> {
+        let len = self.query_len().max(1);
+        let rows: Vec<&[f32]> = queries.chunks(len).collect();
+        let mut out = Vec::with_capacity(rows.len());
+        let mut at = 0;
+        if let Tables::Projected(p) = &self.tables {
+            while at + 4 <= rows.len() {
+                let four: [&[f32]; 4] = std::array::from_fn(|j| rows[at + j]);
+                // An invalid query among them: one at a time, so the errors come in their order.
+                if (0..4).any(|j| super::check_query(four[j], len, first + at + j).is_err()) {
+                    break;
+                }
+                for (j, projected) in p.project4(four).into_iter().enumerate() {
+                    let (query, index) = (four[j], first + at + j);
+                    out.push(prepare_leveled(
+                        self.isa,
+                        self,
+                        query,
+                        index,
+                        bounds,
+                        Some(projected),
+                    )?);
+                }
+                at += 4;
+            }
+        }
+        for (j, query) in rows[at..].iter().enumerate() {
+            out.push(self.prepare(query, first + at + j, bounds)?);
+        }
+        Ok(out)
+    }
+
+    /// `projected`: the query's projection, where the caller made it (see `prepare_block`).
+    #[inline(always)]
+    fn prepare_portable(
+        &self,
+        query: &[f32],
+        index: usize,
+        bounds: Bounds,
+        projected: Option<Vec<f32>>,
+    ) -> Result<Prepared> {
         if matches!(self.tables, Tables::Given { .. }) {
             if query.len() != self.query_len() {
                 return shape_err(format!(
@@ -177,7 +231,8 @@ impl TableCodec {
                     self.query_len()
                 ));
             }
-        } else {
+        } else if projected.is_none() {
+            // (A projection given by `prepare_block` is of a query it checked.)
             super::check_query(query, self.query_len(), index)?;
         }
         let luts = match &self.tables {
@@ -185,7 +240,7 @@ impl TableCodec {
             Tables::Given { m } => ByteLuts::from_table(query, *m, index)?,
             Tables::Projected(p) if p.is_split() && self.layout == Layout::Blocks => {
                 // Halves only: block scans score rows from them (see `ByteLuts::from_halves`).
-                let (_, halves) = p.tables(&p.project(query), false);
+                let (_, halves) = p.tables(&projected.unwrap_or_else(|| p.project(query)), false);
                 let halves = halves.expect("split projections give halves");
                 let Some(luts) = ByteLuts::from_halves(halves) else {
                     return value_err(format!(
@@ -195,7 +250,7 @@ impl TableCodec {
                 luts
             }
             Tables::Projected(p) => {
-                let (table, _) = p.tables(&p.project(query), true);
+                let (table, _) = p.tables(&projected.unwrap_or_else(|| p.project(query)), true);
                 // Finite queries and tables can still overflow in the sums: name the query only.
                 // Branch-free (it vectorizes): an exponent of all ones is inf or NaN.
                 let exp = 0x7f80_0000u32;
@@ -404,6 +459,17 @@ impl TableCodec {
             select.offer(cost_of_score(s), extent.labels.of(x));
         }
     }
+}
+
+crate::isa::leveled! {
+    /// [`TableCodec::prepare`]'s work, its loops compiled for the codec's level (the same values).
+    fn prepare_leveled(
+        codec: &TableCodec,
+        query: &[f32],
+        index: usize,
+        bounds: Bounds,
+        projected: Option<Vec<f32>>,
+    ) -> Result<Prepared> = TableCodec::prepare_portable;
 }
 
 /// What the raw (unbiased) score of a row must reach for the row to possibly enter `select`:

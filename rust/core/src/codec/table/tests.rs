@@ -65,7 +65,9 @@ fn run(
         codec,
         nq,
         k,
-        |i| codec.prepare(&q[i * len..(i + 1) * len], i, bounds),
+        |r: std::ops::Range<usize>| {
+            codec.prepare_block(&q[r.start * len..r.end * len], r.start, bounds)
+        },
         &[extent],
         None,
     )
@@ -443,7 +445,9 @@ fn rescoring_matches_the_scan_bit_for_bit() {
                 ..Extent::new(&data[..], n, 0)
             };
             let bounds = codec.bounds([&extent]).unwrap();
-            let prep = |i: usize| codec.prepare(&q[i * 50..(i + 1) * 50], i, bounds);
+            let prep = |r: std::ops::Range<usize>| {
+                codec.prepare_block(&q[r.start * 50..r.end * 50], r.start, bounds)
+            };
             let scores = driver::score_rows(
                 &codec,
                 nq,
@@ -670,7 +674,7 @@ fn errors_name_the_argument() {
             &codec,
             1,
             1,
-            |i| codec.prepare(&q, i, bounds),
+            driver::one_by_one(|i| codec.prepare(&q, i, bounds)),
             &[extent],
             None
         ),
@@ -749,6 +753,43 @@ fn projected_tables_equal_the_given_tables_they_build() {
 }
 
 #[test]
+fn a_block_of_queries_is_made_ready_as_each_alone_and_errors_name_the_first_bad_one() {
+    let mut rng = StdRng::seed_from_u64(53);
+    let (dims, nq) = (40, 11);
+    for split in [false, true] {
+        let projection = random_projection(&mut rng, dims, 24, 6, 2, split);
+        let q = random_floats(&mut rng, nq * dims);
+        for isa in Isa::available() {
+            let codec = TableCodec::projected(projection.clone(), Layout::Blocks, isa).unwrap();
+            let bounds = Bounds::default();
+            // From query 1: blocks of four (1..5, 5..9), then two alone.
+            let block = codec.prepare_block(&q[dims..], 1, bounds).unwrap();
+            assert_eq!(block.len(), nq - 1);
+            for (j, got) in block.iter().enumerate() {
+                let i = j + 1;
+                let alone = codec
+                    .prepare(&q[i * dims..(i + 1) * dims], i, bounds)
+                    .unwrap();
+                assert_eq!(
+                    format!("{got:?}"),
+                    format!("{alone:?}"),
+                    "{isa:?} split={split} query {i}"
+                );
+            }
+            // A NaN in query 6 and an infinity in query 9: the error names query 6, as one at a time.
+            let mut bad = q.clone();
+            bad[6 * dims + 3] = f32::NAN;
+            bad[9 * dims] = f32::INFINITY;
+            let err = codec
+                .prepare_block(&bad, 0, bounds)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("queries[6, 3]"), "{err}");
+        }
+    }
+}
+
+#[test]
 fn every_projection_kernel_matches_the_scalar_twin() {
     let mut rng = StdRng::seed_from_u64(47);
     for (dims, width) in [
@@ -768,14 +809,22 @@ fn every_projection_kernel_matches_the_scalar_twin() {
         let want: Vec<f32> = (0..width)
             .map(|j| (0..dims).fold(0f32, |acc, i| acc + q[i] * basis[i * width + j]))
             .collect();
+        // Four queries at once: the same bits as each alone (the first is `q`).
+        let others: Vec<Vec<f32>> = (0..3).map(|_| random_floats(&mut rng, dims)).collect();
+        let four = [&q[..], &others[0], &others[1], &others[2]];
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
         for isa in Isa::available() {
-            let got = projection.clone().with_isa(isa).project(&q);
-            assert!(
-                got.iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{isa:?} dims={dims} width={width}"
-            );
+            let p = projection.clone().with_isa(isa);
+            let got = p.project(&q);
+            assert!(same(&got, &want), "{isa:?} dims={dims} width={width}");
+            let block = p.project4(four);
+            for (j, (b, x)) in block.iter().zip(four).enumerate() {
+                assert_eq!(b.len(), width);
+                assert!(
+                    same(b, &p.project(x)),
+                    "{isa:?} dims={dims} width={width} query {j}"
+                );
+            }
         }
     }
 }
