@@ -487,3 +487,44 @@ def test_a_remove_saves_only_the_rows_it_moves():
         store.undo(record)
         np.testing.assert_array_equal(store.list_rows(0)[0], rows)
         np.testing.assert_array_equal(store.list_rows(0)[1], np.arange(10_000))
+
+
+@pytest.mark.parametrize("spec", [f"IVF{NLIST},pca_nibble_scaled(budget_bytes=12)", "pca_nibble_scaled(budget_bytes=12)"])
+def test_plain_queries_skip_no_check_the_full_path_makes(data, spec, monkeypatch):
+    """A plain search (C-contiguous float32 queries, int k and nprobe, no filter) skips the argument checks that
+    would change nothing: it answers as the full path does, and inputs it does not take go the full way."""
+    docs, queries = data
+    index = ivf(spec, docs)
+    probe = {"nprobe": 3} if index.nlist else {}
+    plain = index.search(queries, 7, **probe)
+    assert index._plain_search(queries, 7, None, None, None, probe.get("nprobe")) is not None
+    # The same queries in forms the fast check refuses: the full path, the same answers.
+    readonly = queries.copy()
+    readonly.flags.writeable = False
+    for form in (queries.astype(np.float64), np.asfortranarray(queries), readonly, queries.tolist()):
+        assert form is queries or index._plain_search(form, 7, None, None, None, probe.get("nprobe")) is None
+        D, I = index.search(form, 7, **probe)  # noqa: E741
+        np.testing.assert_array_equal(I, plain[1])
+        np.testing.assert_array_equal(D, plain[0])
+    # Inputs the full checks refuse are refused on the plain path's inputs too (it never skips an error).
+    bad = queries.copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(QamaError, match="xq has a non-finite value"):
+        index.search(bad, 7, **probe)
+    bad[3, 5] = 1e30
+    with pytest.raises(QamaError, match="overflow float32"):
+        index.search(bad, 7, **probe)
+    for k in (0, True, 2.0):
+        with pytest.raises((QamaError, TypeError), match="k"):
+            index.search(queries, k, **probe)
+    if index.nlist:
+        with pytest.raises(QamaError, match="nprobe"):
+            index.search(queries, 7, nprobe=0)
+    untrained = index_factory(DIMS, spec)
+    with pytest.raises(QamaError, match="not trained"):
+        untrained.search(queries, 7)
+    # With fewer rows than k the results are padded on both paths.
+    small = ivf(spec, docs[:40]) if not index.nlist else None
+    if small is not None:
+        D, I = small.search(queries, 50)  # noqa: E741
+        assert (I[:, 40:] == -1).all() and np.isneginf(D[:, 40:]).all()

@@ -12,9 +12,10 @@ import numpy as np
 from qama_rs import _core
 from qama_rs.errors import QamaError, QamaTypeError
 
-__all__ = ["CHECK_CHUNK", "as_int", "check_int", "float_rows", "positive_int"]
+__all__ = ["CHECK_CHUNK", "as_int", "check_int", "float_rows", "plain_rows", "positive_int", "row_limit"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32 = np.dtype(np.float32)
 #: Rows checked at a time by :func:`float_rows` (no temporary the size of the input).
 CHECK_CHUNK = 1 << 16
 #: Values up to which :func:`float_rows` checks in one Rust pass (with the GIL held: a few microseconds).
@@ -48,6 +49,26 @@ def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
     return value
 
 
+def row_limit(dims: int) -> float:
+    """The magnitude below which inner products of two ``dims``-dimensional rows stay inside float32."""
+    return (_FLOAT32_MAX / (4.0 * max(dims, 1))) ** 0.5
+
+
+def plain_rows(x: Any, dims: int) -> bool:
+    """Whether ``x`` is already what :func:`float_rows` returns for it unchanged: a small, aligned, C-contiguous
+    ``float32 (n >= 1, dims)`` array of finite values within :func:`row_limit` (one Rust pass). A search
+    takes such queries as they are; anything else goes through :func:`float_rows` and its errors."""
+    return (
+        type(x) is np.ndarray
+        and x.dtype is _FLOAT32
+        and x.ndim == 2
+        and x.shape[1] == dims
+        and 0 < x.size <= SMALL_CHECK
+        and x.flags.carray  # C-contiguous, aligned (and writeable: a read-only array takes the full path)
+        and _core.peak_abs(x) <= row_limit(dims)
+    )
+
+
 def float_rows(
     x: Any, name: str = "x", dims: int | None = None, *, allow_empty: bool = True, bounded: bool = True
 ) -> np.ndarray:
@@ -70,8 +91,7 @@ def float_rows(
         raise QamaError(f"{name} has no rows")
     array = np.ascontiguousarray(array, dtype=np.float32)
     d = max(array.shape[1], 1)
-    # Inner products of two rows stay inside float32 below this magnitude.
-    limit = (_FLOAT32_MAX / (4.0 * d)) ** 0.5 if bounded else math.inf
+    limit = row_limit(d) if bounded else math.inf
     if array.size <= SMALL_CHECK and array.flags.aligned:  # one Rust pass (NaN where a value is not finite)
         if _core.peak_abs(array) <= limit:
             return array

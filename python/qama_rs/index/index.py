@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from qama_rs.engine.args import check_int, float_rows
+from qama_rs.engine.args import check_int, float_rows, plain_rows
 from qama_rs.errors import QamaError, QamaTypeError, QamaWarning
 from qama_rs.index import fileformat, persist, stages
 from qama_rs.index import tune as tuning
@@ -418,22 +418,26 @@ class Index:
         ``k * k_factor`` first-stage candidates (default: the spec's ``k'``; never fewer than ``k``).
         ``nprobe``: lists a partitioned index scans per query (default :attr:`nprobe`)."""
         with self._lock:
-            k = check_int(k, "k", 1, MAX_K)
-            self._require_trained()
-            xq = float_rows(xq, "xq", self._dims)
-            nq = len(xq)
-            if nq * k > MAX_RESULTS:
-                raise QamaError(
-                    f"k = {k} for {nq} queries asks for {nq * k} results; at most {MAX_RESULTS} per call "
-                    "(search in batches)"
-                )
-            prefix = self._check_dims(dims)
-            depth = self._refine_depth(k, k_factor)
-            probe = self._check_nprobe(nprobe)
-            if nq == 0 or self.ntotal == 0:
-                return _no_results(nq, k)
-            if isinstance(allowed, np.ndarray) and allowed.ndim == 2 and allowed.dtype != np.bool_:
-                return self._search_each(xq, k, allowed, *_no_results(nq, k), prefix, depth, probe)
+            probe = self._plain_search(xq, k, dims, allowed, k_factor, nprobe)
+            if probe is not None:  # every check below would pass and change nothing (a few µs less)
+                nq, prefix, depth = len(xq), None, None
+            else:
+                k = check_int(k, "k", 1, MAX_K)
+                self._require_trained()
+                xq = float_rows(xq, "xq", self._dims)
+                nq = len(xq)
+                if nq * k > MAX_RESULTS:
+                    raise QamaError(
+                        f"k = {k} for {nq} queries asks for {nq * k} results; at most {MAX_RESULTS} per call "
+                        "(search in batches)"
+                    )
+                prefix = self._check_dims(dims)
+                depth = self._refine_depth(k, k_factor)
+                probe = self._check_nprobe(nprobe)
+                if nq == 0 or self.ntotal == 0:
+                    return _no_results(nq, k)
+                if isinstance(allowed, np.ndarray) and allowed.ndim == 2 and allowed.dtype != np.bool_:
+                    return self._search_each(xq, k, allowed, *_no_results(nq, k), prefix, depth, probe)
             q = self._transform(xq)
             selection = self._selection(allowed)
             if depth is None and self._partition is not None:
@@ -449,6 +453,24 @@ class Index:
             D, I = _no_results(nq, k)  # noqa: E741 - fewer stored (or allowed) rows than k
             D[:, : found.shape[1]], I[:, : found.shape[1]] = scores, found
             return D, I
+
+    def _plain_search(self, xq: Any, k: Any, dims: Any, allowed: Any, k_factor: Any, nprobe: Any) -> int | None:
+        """The lists to probe for a plain search that every check of :meth:`search` passes unchanged — no
+        ``dims``, filter or refinement, int ``k`` and ``nprobe`` in range, queries as :func:`plain_rows` takes
+        them, a trained index with rows — else None (the full checks then run, and raise where they must)."""
+        if allowed is not None or dims is not None or k_factor is not None or self._pipe.refine is not None:
+            return None
+        if type(k) is not int or not 1 <= k <= MAX_K or not self.ntotal or not self.is_trained:
+            return None
+        if nprobe is None:
+            probe = self._check_nprobe(None)
+        elif type(nprobe) is int and self._partition is not None and 1 <= nprobe <= 1 << 24:
+            probe = nprobe
+        else:
+            return None
+        if not plain_rows(xq, self._dims) or len(xq) * k > MAX_RESULTS:
+            return None
+        return probe
 
     def _search_each(
         self, xq: np.ndarray, k: int, allowed: np.ndarray, D: np.ndarray, I: np.ndarray,  # noqa: E741
