@@ -99,9 +99,9 @@ fn table_search(codec: &TableCodec, q: &[f32], data: &[u8], n: usize, k: usize) 
         codec,
         q.len() / len,
         k,
+        // As the binding makes queries ready: a block at a time.
         |r: std::ops::Range<usize>| {
-            r.map(|i| codec.prepare(&q[i * len..(i + 1) * len], i, bounds))
-                .collect()
+            codec.prepare_block(&q[r.start * len..r.end * len], r.start, bounds)
         },
         &[extent],
         None,

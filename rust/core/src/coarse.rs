@@ -14,7 +14,7 @@ use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::codec::float::{dot, reduce8};
-use crate::error::{shape_err, Result};
+use crate::error::{shape_err, value_err, Result};
 use crate::isa::Isa;
 use crate::kmeans::check_centroids_finite;
 
@@ -58,6 +58,10 @@ impl Coarse {
     /// [`Coarse::new`], with the int8 shortlist or without (the tests run it on every level, with
     /// its portable products below AVX-512).
     fn build(centroids: Vec<f32>, dims: usize, isa: Isa, shortlist: bool) -> Result<Self> {
+        // The kernels (and `leveled!` code) of `isa` run on trust later: refuse a level the CPU lacks.
+        if !isa.is_available() {
+            return value_err(format!("isa {} is not available on this CPU", isa.name()));
+        }
         if dims == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(dims) {
             return shape_err(format!(
                 "centroids have {} values; expected nlist * dims with dims = {dims}",
@@ -621,8 +625,9 @@ mod tests {
     fn blocks_of_four_queries_get_the_products_of_each_query_alone() {
         #[cfg(target_arch = "x86_64")]
         if Isa::Avx512.is_available() {
-            // 3 blocks (fewer than a kernel step), 32 and 63 (steps with a repeated last block).
-            for (nlist, dims) in [(40, 13), (512, 96), (1000, 37)] {
+            // 3 blocks (fewer than a kernel step), 32 (whole steps), 36 (a repeated last block
+            // with eight chains, not with four) and 63 (repeated with both).
+            for (nlist, dims) in [(40, 13), (512, 96), (576, 20), (1000, 37)] {
                 let (centroids, q) = clustered(nlist, dims, 7);
                 let coarse = Coarse::build(centroids, dims, Isa::Avx512, true).unwrap();
                 let bytes = coarse.bytes.as_ref().unwrap();

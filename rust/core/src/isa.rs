@@ -13,7 +13,7 @@ pub enum Isa {
     /// x86-64 AVX2 + F16C + POPCNT: `vpshufb` nibble kernels, scalar `popcnt` rows, float16 centroids.
     Avx2,
     /// x86-64 AVX2 + AVX-512F/BW/DQ/VL + VPOPCNTDQ + VNNI: `vpopcntq` Hamming tiles, `vpdpbusd` int8 coarse
-    /// scores (table kernels stay AVX2).
+    /// scores, AVX-512 projections and query preparation (the table scans stay AVX2).
     Avx512,
 }
 

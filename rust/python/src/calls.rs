@@ -386,7 +386,7 @@ pub fn store_arg<'a, 'py, B: Binding>(b: &B, store: &'a Bound<'py, PyAny>) -> Py
     Ok(store)
 }
 
-/// Query `i` made ready, as the driver calls it.
+/// The queries of a range made ready, in order, as the driver calls it.
 type Prepare<'a, C> =
     dyn Fn(Range<usize>) -> qama_core::Result<Vec<<C as Codec>::Query>> + Sync + 'a;
 

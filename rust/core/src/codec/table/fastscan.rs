@@ -251,8 +251,7 @@ impl NibbleLuts {
                 let low = range[h].0;
                 for (u, &v) in halves[h].iter().enumerate() {
                     // Round half up by truncation (values are >= 0; `f64::round` is a libm call on
-                    // baseline x86-64). `as u8` saturates.
-                    // Clamped first (max/min also map NaN into range), so the truncation needs
+                    // baseline x86-64). Clamped first (max/min also map NaN into range), so the truncation needs
                     // none of `as u8`'s saturation fix-ups: the same bytes.
                     #[allow(clippy::manual_clamp)] // not `clamp`, which keeps NaN
                     let t = ((v - low) * inverse + 0.5).max(0.0).min(255.0);

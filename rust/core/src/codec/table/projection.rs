@@ -38,21 +38,27 @@ fn project4_scalar(q: [&[f32]; 4], basis: &[f32], out: [&mut [f32]; 4]) {
     project4_blocks::<16>(q, basis, out)
 }
 
-/// [`project_blocks`] of four queries: blocks of `FIRST` outputs of all four in registers, then 8,
-/// then the rest one at a time.
+/// [`project_blocks`] of four queries: blocks of `FIRST` outputs of all four in registers, then
+/// 32, 16 and 8 (each at most `FIRST`), then the rest one at a time.
 #[inline(always)]
 fn project4_blocks<const FIRST: usize>(q: [&[f32]; 4], basis: &[f32], mut out: [&mut [f32]; 4]) {
     let width = out[0].len();
     let mut start = 0;
-    for cols in [FIRST, 8] {
-        while start + cols <= width {
-            if cols == FIRST {
-                project4_block::<FIRST>(&q, basis, width, start, &mut out);
-            } else {
-                project4_block::<8>(&q, basis, width, start, &mut out);
-            }
-            start += cols;
-        }
+    while start + FIRST <= width {
+        project4_block::<FIRST>(&q, basis, width, start, &mut out);
+        start += FIRST;
+    }
+    if FIRST > 32 && start + 32 <= width {
+        project4_block::<32>(&q, basis, width, start, &mut out);
+        start += 32;
+    }
+    if FIRST > 16 && start + 16 <= width {
+        project4_block::<16>(&q, basis, width, start, &mut out);
+        start += 16;
+    }
+    while start + 8 <= width {
+        project4_block::<8>(&q, basis, width, start, &mut out);
+        start += 8;
     }
     for (q, out) in q.iter().zip(out.iter_mut()) {
         for (&qi, row) in q.iter().zip(basis.chunks_exact(width)) {

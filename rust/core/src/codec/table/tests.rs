@@ -756,8 +756,9 @@ fn projected_tables_equal_the_given_tables_they_build() {
 fn a_block_of_queries_is_made_ready_as_each_alone_and_errors_name_the_first_bad_one() {
     let mut rng = StdRng::seed_from_u64(53);
     let (dims, nq) = (40, 11);
-    for split in [false, true] {
-        let projection = random_projection(&mut rng, dims, 24, 6, 2, split);
+    // Widths 24 and 21 (a basis padded to 24 columns), nibble and byte slots.
+    for (split, width) in [(false, 24), (true, 24), (true, 21), (false, 21)] {
+        let projection = random_projection(&mut rng, dims, width, 6, 2, split);
         let q = random_floats(&mut rng, nq * dims);
         for isa in Isa::available() {
             let codec = TableCodec::projected(projection.clone(), Layout::Blocks, isa).unwrap();
@@ -776,6 +777,9 @@ fn a_block_of_queries_is_made_ready_as_each_alone_and_errors_name_the_first_bad_
                     "{isa:?} split={split} query {i}"
                 );
             }
+            // Three queries (fewer than a block): one at a time, the same.
+            let three = codec.prepare_block(&q[dims..4 * dims], 1, bounds).unwrap();
+            assert_eq!(format!("{three:?}"), format!("{:?}", &block[..3]));
             // A NaN in query 6 and an infinity in query 9: the error names query 6, as one at a time.
             let mut bad = q.clone();
             bad[6 * dims + 3] = f32::NAN;
