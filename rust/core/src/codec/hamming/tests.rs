@@ -309,65 +309,19 @@ fn rejects_bad_arguments() {
     let codec = HammingCodec::new(2, 128, Isa::Scalar).unwrap();
     assert!(codec.prepare(&[0]).is_err());
     let db = [0u64; 6];
+    // One preparer for every call below (a reference to it is a preparer too).
+    let prep = driver::one_by_one(|_| codec.prepare(&[0, 0]));
     // Data length does not match the rows.
     let bad = Extent::new(&db[..], 4, 0);
-    assert!(driver::search(
-        &codec,
-        1,
-        1,
-        driver::one_by_one(|_| codec.prepare(&[0, 0])),
-        &[bad],
-        None
-    )
-    .is_err());
+    assert!(driver::search(&codec, 1, 1, &prep, &[bad], None).is_err());
     let ok = Extent::new(&db[..], 3, 0);
-    assert!(driver::search(
-        &codec,
-        1,
-        0,
-        driver::one_by_one(|_| codec.prepare(&[0, 0])),
-        &[ok],
-        None
-    )
-    .is_err());
-    let empty = driver::search(
-        &codec,
-        0,
-        3,
-        driver::one_by_one(|_| codec.prepare(&[0, 0])),
-        &[ok],
-        None,
-    )
-    .unwrap();
+    assert!(driver::search(&codec, 1, 0, &prep, &[ok], None).is_err());
+    let empty = driver::search(&codec, 0, 3, &prep, &[ok], None).unwrap();
     assert_eq!((empty.k, empty.ids.len()), (3, 0));
-    let huge_k = driver::search(
-        &codec,
-        1,
-        usize::MAX,
-        driver::one_by_one(|_| codec.prepare(&[0, 0])),
-        &[ok],
-        None,
-    )
-    .unwrap();
+    let huge_k = driver::search(&codec, 1, usize::MAX, &prep, &[ok], None).unwrap();
     assert_eq!(huge_k.k, 3);
     let dup = [0i64, 0];
-    assert!(driver::rescore(
-        &codec,
-        1,
-        1,
-        driver::one_by_one(|_| codec.prepare(&[0, 0])),
-        &[ok],
-        Candidates::Shared(&dup),
-        None
-    )
-    .is_err());
+    assert!(driver::rescore(&codec, 1, 1, &prep, &[ok], Candidates::Shared(&dup), None).is_err());
     let out = [3i64];
-    assert!(driver::score_rows(
-        &codec,
-        1,
-        driver::one_by_one(|_| codec.prepare(&[0, 0])),
-        &[ok],
-        Candidates::Shared(&out)
-    )
-    .is_err());
+    assert!(driver::score_rows(&codec, 1, &prep, &[ok], Candidates::Shared(&out)).is_err());
 }
