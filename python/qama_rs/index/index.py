@@ -539,6 +539,7 @@ class Index:
         selection = allowed.derived(self._serial, self._version)
         if selection is None:
             selection = self._selection_of(self._allowed_slots(allowed.ids))
+            selection.kept = True
             allowed.keep(self._serial, self._version, selection)
         return selection
 

@@ -45,6 +45,49 @@ impl Allowed<'_> {
             Allowed::Sorted(labels) => labels.binary_search(&label).is_ok(),
         }
     }
+
+    /// The rows of a range labelled `labels` that this admits: bit `r % 64` of word `r / 64` for
+    /// each of its `rows` rows.
+    pub fn admitted(&self, labels: Labels<'_>, rows: usize) -> Vec<u64> {
+        let mut bits = vec![0u64; rows.div_ceil(64)];
+        for r in 0..rows {
+            bits[r / 64] |= u64::from(self.contains(labels.of(r))) << (r % 64);
+        }
+        bits
+    }
+}
+
+/// A filter's admitted rows ([`Allowed::admitted`]) of each extent of one store, resolved once
+/// for many searches: a prepared filter's searches then test no labels, and a block scan skips the
+/// blocks it admits no row of (at 1 % most of them). Extents are numbered by the store, in the
+/// order they were pushed.
+#[derive(Debug, Clone, Default)]
+pub struct AdmittedRows {
+    words: Vec<u64>,
+    /// Where each extent's words start in `words` (one more entry than extents).
+    starts: Vec<usize>,
+}
+
+impl AdmittedRows {
+    /// Resolves the next extent: its `rows` rows labelled `labels`.
+    pub fn push(&mut self, allowed: Allowed<'_>, labels: Labels<'_>, rows: usize) {
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
+        self.words.extend(allowed.admitted(labels, rows));
+        self.starts.push(self.words.len());
+    }
+
+    /// Resolves no rows for the next extent (one that holds none).
+    pub fn skip(&mut self) {
+        self.push(Allowed::Sorted(&[]), Labels::From(0), 0);
+    }
+
+    /// Extent `i`'s admitted rows, if it was resolved.
+    pub fn get(&self, i: usize) -> Option<&[u64]> {
+        let (&start, &end) = (self.starts.get(i)?, self.starts.get(i + 1)?);
+        Some(&self.words[start..end])
+    }
 }
 
 /// How the rows of a scanned range are labelled.

@@ -11,7 +11,7 @@ use qama_core::coarse::{Coarse as CoreCoarse, QUERY_BLOCK};
 use qama_core::codec::table::Bounds;
 use qama_core::codec::{Codec, Extent};
 use qama_core::driver::{self, Candidates};
-use qama_core::select::{Allowed, Hits, MISSING};
+use qama_core::select::{AdmittedRows, Allowed, Hits, MISSING};
 
 use crate::args::{
     array_arg, bool_arg, copied, count_arg, dtype_arg, isa_arg, object_arg, query_rows, rows_cols,
@@ -64,11 +64,14 @@ pub trait Binding: Sync {
 }
 
 /// Labels a search may return: `Filter.bits(words)` (a `uint64` bitmap over labels) or
-/// `Filter.labels(sorted)` (ascending `uint64` labels).
+/// `Filter.labels(sorted)` (ascending `uint64` labels); `filter.admitting(store)` the same labels
+/// resolved to a store's rows, for many searches of that store.
 #[pyclass(frozen, module = "qama_rs._core")]
 pub struct Filter {
     words: Vec<u64>,
     sorted: bool,
+    /// The rows of one store (its serial number) these labels admit.
+    admitted: Option<(u64, AdmittedRows)>,
 }
 
 #[pymethods]
@@ -80,6 +83,7 @@ impl Filter {
         Ok(Self {
             words: copied(&a, "words")?,
             sorted: false,
+            admitted: None,
         })
     }
 
@@ -104,6 +108,7 @@ impl Filter {
             return Ok(Self {
                 words: labels.to_vec(),
                 sorted: true,
+                admitted: None,
             });
         }
         let mut bits = vec![0u64; words as usize];
@@ -113,11 +118,39 @@ impl Filter {
         Ok(Self {
             words: bits,
             sorted: false,
+            admitted: None,
+        })
+    }
+
+    /// The serial number of the store [`Filter::admitting`] resolved these labels for, or None.
+    #[getter]
+    fn store(&self) -> Option<u64> {
+        self.admitted.as_ref().map(|(serial, _)| *serial)
+    }
+
+    /// These labels, with the rows of `store` they admit resolved now (O(rows), without the GIL):
+    /// searches of that store then skip the blocks they admit no row of. Searches of any other
+    /// store (the index makes a new one when its rows change) use the labels alone.
+    fn admitting(&self, py: Python<'_>, store: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let store = object_arg::<Store>(store, "store")?.get();
+        let rows = run_sized(py, 0, || Ok(store.admitted(self.get())))?;
+        Ok(Self {
+            words: self.words.clone(),
+            sorted: self.sorted,
+            admitted: Some((store.serial(), rows)),
         })
     }
 }
 
 impl Filter {
+    /// The rows of `store` resolved by [`Filter::admitting`], if it was resolved for that store.
+    fn admitted_for(&self, store: &Store) -> Option<&AdmittedRows> {
+        self.admitted
+            .as_ref()
+            .filter(|(serial, _)| *serial == store.serial())
+            .map(|(_, rows)| rows)
+    }
+
     fn get(&self) -> Allowed<'_> {
         if self.sorted {
             Allowed::Sorted(&self.words)
@@ -416,10 +449,11 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
 
     /// Runs `scan(codec, extents, prepare)` over every stored row on the core (a call reading
     /// `rows` rows in all: see [`Call::scan_work`]), the queries made ready for the store's largest
-    /// scale.
+    /// scale; `admitted` a filter's rows resolved for the store, if any.
     fn over_store<T: Send>(
         &self,
         rows: usize,
+        admitted: Option<&AdmittedRows>,
         scan: impl FnOnce(
                 &B::C,
                 &[Extent<'_, <B::C as Codec>::Unit>],
@@ -430,7 +464,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         let (b, q, store) = (self.b, &self.q, self.store);
         run_sized(self.py, self.scan_work(rows), || {
             let codec = b.codec();
-            let extents = store.all(codec.row_units(), codec.block_rows())?;
+            let extents = store.all(codec.row_units(), codec.block_rows(), admitted)?;
             let bounds = Bounds {
                 max_scale: store.max_scale(),
                 max_bias: 0.0,
@@ -451,7 +485,8 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
     pub fn search(&self, k: usize, filter: Option<&Bound<'_, Filter>>) -> PyResult<Scored<'py>> {
         let (nq, allowed) = (self.q.nq, allowed(filter));
         let rows = nq.saturating_mul(self.store.total());
-        let hits = self.over_store(rows, |codec, extents, prepare| {
+        let admitted = filter.and_then(|f| f.get().admitted_for(self.store));
+        let hits = self.over_store(rows, admitted, |codec, extents, prepare| {
             driver::search(codec, nq, k, prepare, extents, allowed)
         })?;
         scored(self.py, hits, nq)
@@ -480,6 +515,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
             )));
         }
         let allowed = allowed(filter);
+        let admitted = filter.and_then(|f| f.get().admitted_for(store));
         let work = match &plan.lists {
             Lists::Given(lists) => self.scan_work(
                 lists
@@ -522,6 +558,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                                         codec.block_rows(),
                                         bias,
                                         store.list_start(l),
+                                        admitted,
                                     )
                                 })
                                 .collect::<qama_core::Result<Vec<_>>>()?;
@@ -544,9 +581,10 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         let nq = self.q.nq;
         let cands = candidates_arg(candidates, nq)?;
         let width = cands.width();
-        let scores = self.over_store(nq.saturating_mul(width), |codec, extents, prepare| {
-            driver::score_rows(codec, nq, prepare, extents, cands.get())
-        })?;
+        let scores =
+            self.over_store(nq.saturating_mul(width), None, |codec, extents, prepare| {
+                driver::score_rows(codec, nq, prepare, extents, cands.get())
+            })?;
         into_2d(self.py, scores, nq, width)
     }
 
@@ -562,6 +600,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         let allowed = allowed(filter);
         let hits = self.over_store(
             nq.saturating_mul(cands.width()),
+            None,
             |codec, extents, prepare| {
                 driver::rescore(codec, nq, k, prepare, extents, cands.get(), allowed)
             },

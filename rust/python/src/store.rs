@@ -11,8 +11,10 @@
 use numpy::prelude::*;
 use numpy::{Element, PyUntypedArray};
 use pyo3::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use qama_core::codec::Extent;
-use qama_core::select::Labels;
+use qama_core::select::{AdmittedRows, Allowed, Labels};
 
 use crate::args::{array_arg, rows_cols, shared};
 use crate::errors::{type_error, value_error};
@@ -105,7 +107,13 @@ pub struct Store {
     starts: Vec<u64>,
     /// Units per row when the segments say it (2-D row-major arrays), checked against the codec.
     row_units: Option<usize>,
+    /// This store among all made in the process: what a filter resolved to its rows was resolved
+    /// for (a store's rows never change; the index makes a new store when they do).
+    serial: u64,
 }
+
+/// The serial number of the next store.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 /// A 1-D empty segment says nothing of the row width.
 fn items_len_zero(width: &Option<usize>) -> bool {
@@ -302,6 +310,7 @@ impl Store {
             max_scale,
             starts,
             row_units,
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -315,6 +324,12 @@ impl Store {
     #[getter]
     fn lists(&self) -> usize {
         self.table.len()
+    }
+
+    /// This store's serial number in the process (a new store, a new number).
+    #[getter(serial)]
+    fn serial_number(&self) -> u64 {
+        self.serial
     }
 }
 
@@ -363,16 +378,44 @@ impl Store {
         self.starts.get(l).copied().unwrap_or(0)
     }
 
+    /// This store's serial number (see [`Store::admitted`]).
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The rows of each extent (per list, per segment) that `allowed` admits.
+    pub fn admitted(&self, allowed: Allowed<'_>) -> AdmittedRows {
+        let mut out = AdmittedRows::default();
+        let mut at = 0u64;
+        for list in &self.table {
+            for (s, &(off, n)) in list.iter().enumerate() {
+                let labels = match &self.labels {
+                    Some(labels) => Labels::Given(&labels[s].slice::<u64>()[off..off + n]),
+                    None => Labels::From(at),
+                };
+                if n == 0 {
+                    out.skip();
+                } else {
+                    out.push(allowed, labels, n);
+                }
+                at += n as u64;
+            }
+        }
+        out
+    }
+
     /// The extents of list `l` (`row_units` units per row, `block_rows` rows per block), each with
     /// `bias`. `position` is the label of the list's first row when rows are numbered by position.
-    pub fn list<T: Copy>(
-        &self,
+    /// `admitted`: a filter's rows resolved for this store ([`Store::admitted`]), or None.
+    pub fn list<'a, T: Copy>(
+        &'a self,
         l: usize,
         row_units: usize,
         block_rows: usize,
         bias: f32,
         position: u64,
-    ) -> qama_core::Result<Vec<Extent<'_, T>>> {
+        admitted: Option<&'a AdmittedRows>,
+    ) -> qama_core::Result<Vec<Extent<'a, T>>> {
         let mut out = Vec::with_capacity(2);
         let mut at = position;
         for (s, &(off, n)) in self.table[l].iter().enumerate() {
@@ -412,6 +455,7 @@ impl Store {
                 labels,
                 row_scale,
                 bias,
+                admitted: admitted.and_then(|a| a.get(l * self.segments.len() + s)),
             });
             at += n as u64;
         }
@@ -419,15 +463,16 @@ impl Store {
     }
 
     /// Every list's extents, in order (a flat scan).
-    pub fn all<T: Copy>(
-        &self,
+    pub fn all<'a, T: Copy>(
+        &'a self,
         row_units: usize,
         block_rows: usize,
-    ) -> qama_core::Result<Vec<Extent<'_, T>>> {
+        admitted: Option<&'a AdmittedRows>,
+    ) -> qama_core::Result<Vec<Extent<'a, T>>> {
         let mut out = Vec::new();
         let mut at = 0u64;
         for l in 0..self.table.len() {
-            let list = self.list(l, row_units, block_rows, 0.0, at)?;
+            let list = self.list(l, row_units, block_rows, 0.0, at, admitted)?;
             at += list.iter().map(|e| e.rows as u64).sum::<u64>();
             out.extend(list);
         }

@@ -58,6 +58,10 @@ pub struct Extent<'a, U> {
     pub row_scale: Option<&'a [f32]>,
     /// Added to every score of these rows (0 unless codes hold residuals of a partition).
     pub bias: f32,
+    /// The rows a search's filter admits, when it was resolved to these rows (bit `r % 64` of word
+    /// `r / 64`; see [`crate::select::AdmittedRows`]): a scan may skip the others unread. The top-k
+    /// still tests labels, so a codec that ignores this returns the same results.
+    pub admitted: Option<&'a [u64]>,
 }
 
 impl<'a, U> Extent<'a, U> {
@@ -69,6 +73,7 @@ impl<'a, U> Extent<'a, U> {
             labels: Labels::From(first),
             row_scale: None,
             bias: 0.0,
+            admitted: None,
         }
     }
 }
@@ -165,6 +170,15 @@ pub(crate) fn check_lengths<U>(
             return shape_err(format!(
                 "row_scale of {name} has {} values; expected one per row ({})",
                 scale.len(),
+                extent.rows
+            ));
+        }
+    }
+    if let Some(bits) = extent.admitted {
+        if bits.len() < extent.rows.div_ceil(64) {
+            return shape_err(format!(
+                "{name}: {} words of admitted rows for {} rows",
+                bits.len(),
                 extent.rows
             ));
         }

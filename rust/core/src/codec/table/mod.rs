@@ -376,8 +376,28 @@ impl TableCodec {
             };
             let mut sums = [0u16; GROUP_ROWS];
             for (g, group) in data.chunks(GROUP_BLOCKS * block_bytes).enumerate() {
-                let base = tile.start + g * GROUP_ROWS;
-                let live = extent.rows.min(base + GROUP_ROWS) - base;
+                let mut base = tile.start + g * GROUP_ROWS;
+                let mut group = group;
+                // A resolved filter: only the blocks it admits a row of are read.
+                let admitted = match extent.admitted {
+                    None => None,
+                    Some(bits) => match group_bits(bits, base, group.len() / block_bytes) {
+                        0 => continue,
+                        a if a as u32 == 0 && group.len() > block_bytes => {
+                            (group, base) = (&group[block_bytes..], base + BLOCK_ROWS);
+                            Some(a >> BLOCK_ROWS)
+                        }
+                        a if a >> BLOCK_ROWS == 0 => {
+                            group = &group[..block_bytes];
+                            Some(a)
+                        }
+                        a => Some(a),
+                    },
+                };
+                let live = extent
+                    .rows
+                    .min(base + group.len() / block_bytes * BLOCK_ROWS)
+                    - base;
                 let (threshold, scales) = match extent.row_scale {
                     None => (nibbles.min_sum(target(select, extent.bias)), None),
                     Some(scale) => {
@@ -398,7 +418,8 @@ impl TableCodec {
                 // SAFETY: the kernel was picked for this CPU; `tables` has TABLE_STRIDE bytes per
                 // code byte and `group` one or two whole blocks.
                 let mut mask =
-                    unsafe { (self.block_kernel)(nibbles.tables(), group, threshold, &mut sums) };
+                    unsafe { (self.block_kernel)(nibbles.tables(), group, threshold, &mut sums) }
+                        & admitted.unwrap_or(u64::MAX);
                 // Rows that may enter, scored exactly four at a time (see `score_strided4`); the
                 // bound is re-read before each four, so rows it has since excluded are skipped.
                 let mut pending = [0usize; 4];
@@ -413,9 +434,9 @@ impl TableCodec {
                         self.offer4(&p.luts, extent, base, pending, 4, select);
                         held = 0;
                     }
-                    // The filter first: a test per row, cheaper than the bound's arithmetic (while
-                    // few allowed rows are held, every row passes the kernel).
-                    if select.excludes(|| extent.labels.of(base + r)) {
+                    // The filter first (unless the mask has it): a test per row, cheaper than the
+                    // bound's arithmetic (while few allowed rows are held, every row passes the kernel).
+                    if admitted.is_none() && select.excludes(|| extent.labels.of(base + r)) {
                         continue;
                     }
                     let goal = target(select, extent.bias);
@@ -470,6 +491,22 @@ crate::isa::leveled! {
         bounds: Bounds,
         projected: Option<Vec<f32>>,
     ) -> Result<Prepared> = TableCodec::prepare_portable;
+}
+
+/// Admitted-row bits (see [`Extent::admitted`]) of the `blocks` blocks from row `base` (a multiple
+/// of [`BLOCK_ROWS`]), bit `r` for row `base + r`.
+#[inline]
+fn group_bits(bits: &[u64], base: usize, blocks: usize) -> u64 {
+    let (word, shift) = (base / 64, base % 64);
+    let low = bits.get(word).map_or(0, |w| w >> shift);
+    let high = match shift {
+        0 => 0,
+        _ => bits.get(word + 1).map_or(0, |w| w << (64 - shift)),
+    };
+    match blocks * BLOCK_ROWS {
+        64.. => low | high,
+        n => (low | high) & ((1u64 << n) - 1),
+    }
 }
 
 /// What the raw (unbiased) score of a row must reach for the row to possibly enter `select`:

@@ -869,3 +869,101 @@ fn split_tables_bound_the_scores_tightly() {
     assert!(Projection::new(vec![1.0; 6], 4, vec![0; 4], vec![0.0; 4 * 16], 1, true).is_err());
     assert!(Projection::new(vec![1.0; 8], 4, vec![9; 4], vec![0.0; 4 * 16], 1, true).is_err());
 }
+
+/// A filter resolved to the rows (`Extent::admitted`: whole blocks skipped, no label tests) answers
+/// as its labels alone do, on every level, in both regimes, with scales, across tiles and ragged
+/// blocks, for filters that admit no row, a few, half, every row, and only one block of a pair.
+#[test]
+fn a_filter_resolved_to_rows_answers_as_its_labels_do() {
+    use crate::select::{AdmittedRows, Allowed, Labels};
+    let mut rng = StdRng::seed_from_u64(31);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let format = CodeFormat::new(64, 4).unwrap();
+    let recon = random_recon(&mut rng, format);
+    for n in [45, 700, 9_001] {
+        let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+        let labels: Vec<u64> = (0..n as u64).map(|r| 3 * r + 1_000).collect();
+        let scale: Vec<f32> = (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect();
+        let mut filters: Vec<Vec<u64>> = [0.0, 0.01, 0.05, 0.5, 1.0]
+            .iter()
+            .map(|&share| {
+                (0..n)
+                    .filter(|_| rng.random_bool(share))
+                    .map(|r| labels[r])
+                    .collect()
+            })
+            .collect();
+        // Only the first, or only the second, block of each two-block group.
+        filters.push((0..n).filter(|r| r % 64 < 32).map(|r| labels[r]).collect());
+        filters.push((0..n).filter(|r| r % 64 == 40).map(|r| labels[r]).collect());
+        for isa in Isa::available() {
+            let codec = TableCodec::recon(recon.clone(), Layout::Blocks, isa).unwrap();
+            let data = stored(&codec, &packed, n);
+            for filter in &filters {
+                let allowed = Allowed::Sorted(filter);
+                let mut rows = AdmittedRows::default();
+                rows.push(allowed, Labels::Given(&labels), n);
+                let plain = Extent {
+                    labels: Labels::Given(&labels),
+                    row_scale: Some(&scale),
+                    ..Extent::new(&data[..], n, 0)
+                };
+                let resolved = Extent {
+                    admitted: rows.get(0),
+                    ..plain
+                };
+                for nq in [1, 20] {
+                    let q = random_floats(&mut rng, nq * 64);
+                    let search = |extent: Extent<'_, u8>| {
+                        let bounds = codec.bounds([&extent]).unwrap();
+                        pool.install(|| {
+                            driver::search(
+                                &codec,
+                                nq,
+                                10,
+                                |r: std::ops::Range<usize>| {
+                                    codec.prepare_block(
+                                        &q[r.start * 64..r.end * 64],
+                                        r.start,
+                                        bounds,
+                                    )
+                                },
+                                &[extent],
+                                Some(allowed),
+                            )
+                        })
+                        .unwrap()
+                    };
+                    let (want, got) = (search(plain), search(resolved));
+                    assert!(
+                        got == want,
+                        "{} n={n} nq={nq} allowed={}",
+                        isa.name(),
+                        filter.len()
+                    );
+                    for ids in got.ids.chunks(10) {
+                        let found = ids.iter().filter(|&&id| id != crate::select::MISSING);
+                        assert_eq!(found.clone().count(), filter.len().min(10));
+                        assert!(found.into_iter().all(|id| filter.binary_search(id).is_ok()));
+                    }
+                }
+            }
+        }
+    }
+    // Too few words for the rows: a clear error, not a read past them.
+    let codec = TableCodec::recon(recon, Layout::Blocks, Isa::detect()).unwrap();
+    let data = vec![0u8; 96 * format.row_bytes()];
+    let short = Extent {
+        admitted: Some(&[u64::MAX]),
+        ..Extent::new(&data[..], 65, 0)
+    };
+    let err = codec.check_extent(&short, "lists[3]").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lists[3]: 1 words of admitted rows for 65 rows"),
+        "{err}"
+    );
+}
