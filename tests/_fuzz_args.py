@@ -283,13 +283,14 @@ def valid_args(name, draw):
         cls, method = name.split(".")
         codec, queries, store, lists = codec_case(cls, draw, rng, n, nq)
         cands = _distinct_rows(rng, nq, n, kc)
-        allowed = draw(st.sampled_from(["none", "bits", "labels"]))
+        allowed = draw(st.sampled_from(["none", "bits", "labels", "resolved"]))
         bitmap = rng.integers(0, 2**63, draw(st.integers(0, 3)), dtype=np.uint64)
         labels = np.sort(rng.integers(0, 10**6, draw(st.integers(0, 20)))).astype(np.uint64)
         only = {
             "none": None,
             "bits": _core.Filter.bits(bitmap),
             "labels": _core.Filter.labels(labels),
+            "resolved": _core.Filter.bits(bitmap).admitting(store),  # resolved to this store's rows
         }[allowed]
         width = draw(st.integers(1, lists))
         order = np.array([rng.permutation(lists)[:width] for _ in range(nq)], np.int64).reshape(nq, width)
@@ -304,6 +305,9 @@ def valid_args(name, draw):
             "rescore": (queries, store, cands, k, only),
         }[method]
         return args, codec
+    if name == "Filter.admitting":
+        _, _, store, _ = codec_case(draw(st.sampled_from(sorted(QUERY_KINDS))), draw, rng, n, nq)
+        return (store,), _core.Filter.bits(rng.integers(0, 2**63, draw(st.integers(0, 3)), dtype=np.uint64))
     if name in ("Thresholds.quantize", "Thresholds.encode"):
         thresholds = _core.Thresholds(_thresholds(rng, levels), levels)
         return (rng.normal(size=(n, d)).astype(np.float32),), thresholds

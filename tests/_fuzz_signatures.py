@@ -92,6 +92,7 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
     ],
     "Filter.bits": [("words", ("array", U64, 1))],
     "Filter.labels": [("labels", ("array", U64, 1))],
+    "Filter.admitting": [("store", ("store",))],  # on a drawn filter
     "Plan": [("lists", ("array", I64, 2)), ("nprobe", ("int",)), ("bias", ("opt_array", F32, 2))],
     "Plan.arrays": [],  # on a drawn plan
     "Coarse": [("centroids", ("array", F32, 2)), ("isa", ("opt_str", ISA_NAMES))],

@@ -129,6 +129,7 @@ CALLS = {
     "kmeans_iterate": lambda: _core.kmeans_iterate(VECTORS, VECTORS[:4].copy()),
     "kmeans_assign": lambda: _core.kmeans_assign(VECTORS, VECTORS[:4].copy()),
     "Plan.arrays": lambda: COARSE.plan(QUERIES, 1, 3, True).arrays(),
+    "Filter.admitting": lambda: FILTER.admitting(CODEC_CASES["TableCodec.recon(blocks)"][2]),
     **{
         f"{name}.{method}": (lambda call=call, args=args: call(*args))
         for name, args in CODEC_CASES.items()
