@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qama_rs import Index, QamaError, _core, index_factory
+from qama_rs import Allowed, Index, QamaError, _core, index_factory
 from qama_rs.index.ivf import default_nlist, default_nprobe
 
 DIMS = 32
@@ -506,6 +506,15 @@ def test_plain_queries_skip_no_check_the_full_path_makes(data, spec, monkeypatch
         D, I = index.search(form, 7, **probe)  # noqa: E741
         np.testing.assert_array_equal(I, plain[1])
         np.testing.assert_array_equal(D, plain[0])
+    # A prepared filter (checked when it was made) takes the plain path too, with the same answers as the
+    # same ids given as an array (the full path) and as the prepared filter with queries the fast check refuses.
+    allowed = Allowed(np.arange(0, len(docs), 7))
+    assert index._plain_search(queries, 7, None, allowed, None, probe.get("nprobe")) is not None
+    assert index._plain_search(queries, 7, None, allowed.ids, None, probe.get("nprobe")) is None
+    want = index.search(queries, 7, allowed=allowed.ids, **probe)
+    for got in (index.search(queries, 7, allowed=allowed, **probe), index.search(readonly, 7, allowed=allowed, **probe)):
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[0], want[0])
     # Inputs the full checks refuse are refused on the plain path's inputs too (it never skips an error).
     bad = queries.copy()
     bad[3, 5] = np.nan

@@ -456,9 +456,12 @@ class Index:
 
     def _plain_search(self, xq: Any, k: Any, dims: Any, allowed: Any, k_factor: Any, nprobe: Any) -> int | None:
         """The lists to probe for a plain search that every check of :meth:`search` passes unchanged — no
-        ``dims``, filter or refinement, int ``k`` and ``nprobe`` in range, queries as :func:`plain_rows` takes
-        them, a trained index with rows — else None (the full checks then run, and raise where they must)."""
-        if allowed is not None or dims is not None or k_factor is not None or self._pipe.refine is not None:
+        ``dims``, filter other than a prepared :class:`Allowed` (checked when it was made) or refinement, int ``k``
+        and ``nprobe`` in range, queries as :func:`plain_rows` takes them, a trained index with rows — else None
+        (the full checks then run, and raise where they must)."""
+        if dims is not None or k_factor is not None or self._pipe.refine is not None:
+            return None
+        if allowed is not None and type(allowed) is not Allowed:
             return None
         if type(k) is not int or not 1 <= k <= MAX_K or not self.ntotal or not self.is_trained:
             return None

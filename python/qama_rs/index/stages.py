@@ -99,7 +99,8 @@ def probed(
     want = min(k, count, store.rows)
     # Results come best first with the missing ones (-1) last: a short query lacks its want-th.
     last = found[:, want - 1]
-    if width < nlist and last.min() < 0:  # one reduction; the indices only where a query is short
+    # One reduction (one query: one compare); the indices only where a query is short.
+    if width < nlist and (last[0] < 0 if len(last) == 1 else last.min() < 0):
         short = np.flatnonzero(last < 0)
         again = engine.search_lists(queries[short], store.core(), k, partition.plan(q[short], nprobe, nlist), only)
         scores[short], found[short] = again
