@@ -102,31 +102,38 @@ def test_a_prepared_filter_is_derived_once_and_again_after_each_change(data, spe
     assert len(derived) == 3
 
 
-def test_a_prepared_filter_is_resolved_to_the_rows_stored_now(data):
-    """A prepared filter is resolved once to the stored rows of the index's current store (its searches skip
-    the blocks of codes it admits no row of); after an add or a remove the index has a new store, and the
-    filter is resolved again: the results stay those of the same ids given as an array (never resolved)."""
+def test_a_prepared_filter_finds_the_rows_it_admits_in_the_store_of_now(data, tmp_path):
+    """A prepared filter on a block-layout index holds which stored rows it admits, found by the search (its
+    searches skip the blocks it admits no row of); after an add or a remove — and in a memory-mapped copy that
+    took adds, whose lists have rows in both segments — the index has a new store and the search finds them
+    again: the results stay those of the same ids given as an array (which never hold rows)."""
     docs, queries = data
     ids = 10**12 + 7 * np.arange(len(docs), dtype=np.int64)
     index = built("IVF8,pca_nibble_scaled(budget_bytes=12)", docs[:1500], ids=ids[:1500])
     allowed = Allowed(ids[np.random.default_rng(4).choice(len(docs), 40, replace=False)])  # some added later
 
-    def check() -> None:
+    def check(index: Index) -> None:
+        store = index._stores[0].core()
         for nprobe in (1, 8):
             want = index.search(queries, 10, allowed=allowed.ids, nprobe=nprobe)
             got = index.search(queries, 10, allowed=allowed, nprobe=nprobe)
             np.testing.assert_array_equal(got[1], want[1])
             np.testing.assert_array_equal(got[0], want[0])
-        selection = allowed.derived(index._serial, index._version)
-        assert selection.kept and selection.filter_for(index._stores[0].core()).store == index._stores[0].core().serial
+            selection = allowed.derived(index._serial, index._version)
+            assert selection.kept and selection._admitted.store_serial == store.serial
 
-    check()
+    check(index)
     first = index._stores[0].core().serial
     assert index.remove(ids[0:1500:3]) == 500
-    check()
-    index.add(docs[1500:], ids=ids[1500:])
-    check()
+    check(index)
+    index.add(docs[1500:1800], ids=ids[1500:1800])
+    check(index)
     assert index._stores[0].core().serial != first
+    index.save(tmp_path / "ix.qama")
+    mapped = Index.load(tmp_path / "ix.qama", mmap=True)
+    mapped.add(docs[1800:], ids=ids[1800:])
+    assert any(n_base and n_tail for n_base, n_tail in mapped._stores[0]._table[:, 1::2])  # both segments
+    check(mapped)
 
 
 def test_one_prepared_filter_serves_several_indexes(data):

@@ -541,17 +541,17 @@ class Index:
             return self._selection_of(self._allowed_slots(allowed))
         selection = allowed.derived(self._serial, self._version)
         if selection is None:
-            selection = self._selection_of(self._allowed_slots(allowed.ids))
-            selection.kept = True
+            selection = self._selection_of(self._allowed_slots(allowed.ids), kept=True)
             allowed.keep(self._serial, self._version, selection)
         return selection
 
-    def _selection_of(self, positions: np.ndarray) -> stages.Selection:
+    def _selection_of(self, positions: np.ndarray, kept: bool = False) -> stages.Selection:
         """Sorted allowed slots as the first stage reads them: slots of a flat store, ids of a partitioned one
-        (its lists are labelled by id; the ids of sorted slots are sorted too while ids are slots)."""
+        (its lists are labelled by id; the ids of sorted slots are sorted too while ids are slots); ``kept``:
+        a prepared filter keeps it for many searches."""
         if self._partition is None or self._ids.identity:
-            return stages.Selection(positions)
-        return stages.Selection(np.sort(self._ids.ids_of(positions)))
+            return stages.Selection(positions, kept)
+        return stages.Selection(np.sort(self._ids.ids_of(positions)), kept)
 
     def _refine(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return stages.refine(self._pipe.refine, self._stores[1], q, rows, k)

@@ -22,17 +22,18 @@ class Selection:
     lists are labelled by id) — and the engine's filter over them, built when first needed and then kept
     (an :class:`qama_rs.index.allowed.Allowed` keeps its selection across searches: ``kept``).
 
-    A kept selection's filter is resolved to the stored rows once (O(rows)), so its searches test no ids and
-    skip the blocks of codes it admits no row of (a 1 % filter: about three blocks in four); a selection made
-    for one search tests the ids of the rows it reads instead."""
+    A kept selection's filter also holds its admitted rows — which rows of the store it admits, found once
+    (a test per stored row) — when the codec scans 32-row blocks: its searches then skip the blocks it admits
+    no row of (a 1 % filter: about three blocks in four) and test no ids. Otherwise a search tests the id of
+    each row that could enter its top-k."""
 
-    __slots__ = ("_filter", "_resolved", "kept", "rows")
+    __slots__ = ("_admitted", "_filter", "kept", "rows")
 
     def __init__(self, rows: np.ndarray, kept: bool = False) -> None:
         self.rows = rows
         self.kept = kept
         self._filter: _core.Filter | None = None
-        self._resolved: _core.Filter | None = None
+        self._admitted: _core.Filter | None = None
 
     @property
     def filter(self) -> _core.Filter:
@@ -40,14 +41,14 @@ class Selection:
             self._filter = _core.Filter.labels(_unsigned(self.rows))  # a bitmap where the rows are dense
         return self._filter
 
-    def filter_for(self, store: _core.Store) -> _core.Filter:
-        """The engine's filter for searches of ``store`` (a kept selection's resolved to its rows)."""
-        if not self.kept:
+    def filter_for(self, codec: Codec, store: _core.Store) -> _core.Filter:
+        """The engine's filter for a search of ``store`` by ``codec`` (see the class docs)."""
+        if not self.kept or codec.block_rows == 1:  # only the block scan skips rows it is told of
             return self.filter
-        resolved = self._resolved
-        if resolved is None or resolved.store != store.serial:
-            resolved = self._resolved = self.filter.admitting(store)
-        return resolved
+        admitted = self._admitted
+        if admitted is None or admitted.store_serial != store.serial:
+            admitted = self._admitted = self.filter.admitting(store)
+        return admitted
 
 
 def _nothing(nq: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +67,7 @@ def flat(
         return _nothing(len(q))
     if len(positions) * GATHER_RATIO <= store.rows:
         return engine.rescore(queries, store.core(), positions, k)
-    return engine.search(queries, store.core(), k, allowed.filter_for(store.core()))
+    return engine.search(queries, store.core(), k, allowed.filter_for(codec, store.core()))
 
 
 def probed(
@@ -93,7 +94,7 @@ def probed(
     count = len(allowed.rows)
     if not count:
         return _nothing(len(q))
-    nlist, only = partition.nlist, allowed.filter_for(store.core())
+    nlist, only = partition.nlist, allowed.filter_for(codec, store.core())
     width = nprobe + 4 * -(-k * nlist // count)
     scores, found = engine.search_lists(queries, store.core(), k, partition.plan(q, nprobe, width), only)
     want = min(k, count, store.rows)

@@ -57,10 +57,9 @@ impl Allowed<'_> {
     }
 }
 
-/// A filter's admitted rows ([`Allowed::admitted`]) of each extent of one store, resolved once
-/// for many searches: a prepared filter's searches then test no labels, and a block scan skips the
-/// blocks it admits no row of (at 1 % most of them). Extents are numbered by the store, in the
-/// order they were pushed.
+/// A filter's admitted rows ([`Allowed::admitted`]) of each extent of one store, found once for
+/// many searches: a block scan then skips the blocks it admits no row of (at 1 % most of them) and
+/// tests no labels. Extents are numbered by the store, in the order they were pushed.
 #[derive(Debug, Clone, Default)]
 pub struct AdmittedRows {
     words: Vec<u64>,
@@ -69,7 +68,7 @@ pub struct AdmittedRows {
 }
 
 impl AdmittedRows {
-    /// Resolves the next extent: its `rows` rows labelled `labels`.
+    /// The next extent's admitted rows: its `rows` rows labelled `labels` (none: an empty entry).
     pub fn push(&mut self, allowed: Allowed<'_>, labels: Labels<'_>, rows: usize) {
         if self.starts.is_empty() {
             self.starts.push(0);
@@ -78,12 +77,7 @@ impl AdmittedRows {
         self.starts.push(self.words.len());
     }
 
-    /// Resolves no rows for the next extent (one that holds none).
-    pub fn skip(&mut self) {
-        self.push(Allowed::Sorted(&[]), Labels::From(0), 0);
-    }
-
-    /// Extent `i`'s admitted rows, if it was resolved.
+    /// Extent `i`'s admitted rows (None past the extents pushed).
     pub fn get(&self, i: usize) -> Option<&[u64]> {
         let (&start, &end) = (self.starts.get(i)?, self.starts.get(i + 1)?);
         Some(&self.words[start..end])

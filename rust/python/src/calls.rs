@@ -65,7 +65,7 @@ pub trait Binding: Sync {
 
 /// Labels a search may return: `Filter.bits(words)` (a `uint64` bitmap over labels) or
 /// `Filter.labels(sorted)` (ascending `uint64` labels); `filter.admitting(store)` the same labels
-/// resolved to a store's rows, for many searches of that store.
+/// with the rows of a store they admit, for many searches of that store.
 #[pyclass(frozen, module = "qama_rs._core")]
 pub struct Filter {
     words: Vec<u64>,
@@ -122,15 +122,16 @@ impl Filter {
         })
     }
 
-    /// The serial number of the store [`Filter::admitting`] resolved these labels for, or None.
+    /// The serial number of the store whose admitted rows this holds ([`Filter::admitting`]), or None.
     #[getter]
-    fn store(&self) -> Option<u64> {
+    fn store_serial(&self) -> Option<u64> {
         self.admitted.as_ref().map(|(serial, _)| *serial)
     }
 
-    /// These labels, with the rows of `store` they admit resolved now (O(rows), without the GIL):
-    /// searches of that store then skip the blocks they admit no row of. Searches of any other
-    /// store (the index makes a new one when its rows change) use the labels alone.
+    /// These labels with the rows of `store` they admit, found now (a test per stored row: a bit, or
+    /// a binary search of sorted labels; without the GIL): block scans of that store then skip the
+    /// blocks they admit no row of. Searches of any other store (the index makes a new one when its
+    /// rows change) use the labels alone.
     fn admitting(&self, py: Python<'_>, store: &Bound<'_, PyAny>) -> PyResult<Self> {
         let store = object_arg::<Store>(store, "store")?.get();
         let rows = run_sized(py, 0, || Ok(store.admitted(self.get())))?;
@@ -143,7 +144,7 @@ impl Filter {
 }
 
 impl Filter {
-    /// The rows of `store` resolved by [`Filter::admitting`], if it was resolved for that store.
+    /// The admitted rows of `store` ([`Filter::admitting`]), if these are for that store.
     fn admitted_for(&self, store: &Store) -> Option<&AdmittedRows> {
         self.admitted
             .as_ref()
@@ -449,7 +450,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
 
     /// Runs `scan(codec, extents, prepare)` over every stored row on the core (a call reading
     /// `rows` rows in all: see [`Call::scan_work`]), the queries made ready for the store's largest
-    /// scale; `admitted` a filter's rows resolved for the store, if any.
+    /// scale; `admitted` a filter's admitted rows of the store, if any.
     fn over_store<T: Send>(
         &self,
         rows: usize,

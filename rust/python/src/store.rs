@@ -107,7 +107,7 @@ pub struct Store {
     starts: Vec<u64>,
     /// Units per row when the segments say it (2-D row-major arrays), checked against the codec.
     row_units: Option<usize>,
-    /// This store among all made in the process: what a filter resolved to its rows was resolved
+    /// This store among all made in the process: whose rows a filter's admitted rows are
     /// for (a store's rows never change; the index makes a new store when they do).
     serial: u64,
 }
@@ -383,30 +383,31 @@ impl Store {
         self.serial
     }
 
-    /// The rows of each extent (per list, per segment) that `allowed` admits.
+    /// The rows of each extent (per list, per segment, empty ones included) that `allowed` admits.
     pub fn admitted(&self, allowed: Allowed<'_>) -> AdmittedRows {
         let mut out = AdmittedRows::default();
         let mut at = 0u64;
         for list in &self.table {
             for (s, &(off, n)) in list.iter().enumerate() {
-                let labels = match &self.labels {
-                    Some(labels) => Labels::Given(&labels[s].slice::<u64>()[off..off + n]),
-                    None => Labels::From(at),
-                };
-                if n == 0 {
-                    out.skip();
-                } else {
-                    out.push(allowed, labels, n);
-                }
+                out.push(allowed, self.labels(s, off, n, at), n);
                 at += n as u64;
             }
         }
         out
     }
 
+    /// The labels of rows `off..off + n` of segment `s`, at position `at` among all rows (the labels
+    /// when rows are numbered by position).
+    fn labels(&self, s: usize, off: usize, n: usize, at: u64) -> Labels<'_> {
+        match &self.labels {
+            Some(labels) => Labels::Given(&labels[s].slice::<u64>()[off..off + n]),
+            None => Labels::From(at),
+        }
+    }
+
     /// The extents of list `l` (`row_units` units per row, `block_rows` rows per block), each with
     /// `bias`. `position` is the label of the list's first row when rows are numbered by position.
-    /// `admitted`: a filter's rows resolved for this store ([`Store::admitted`]), or None.
+    /// `admitted`: a filter's admitted rows of this store ([`Store::admitted`]), or None.
     pub fn list<'a, T: Copy>(
         &'a self,
         l: usize,
@@ -441,10 +442,7 @@ impl Store {
                     seg.len()
                 )));
             };
-            let labels = match &self.labels {
-                Some(l) => Labels::Given(&l[s].slice::<u64>()[off..off + n]),
-                None => Labels::From(at),
-            };
+            let labels = self.labels(s, off, n, at);
             let row_scale = self
                 .scales
                 .as_ref()

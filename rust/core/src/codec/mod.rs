@@ -58,7 +58,7 @@ pub struct Extent<'a, U> {
     pub row_scale: Option<&'a [f32]>,
     /// Added to every score of these rows (0 unless codes hold residuals of a partition).
     pub bias: f32,
-    /// The rows a search's filter admits, when it was resolved to these rows (bit `r % 64` of word
+    /// The rows a search's filter admits, when they were found for these rows (bit `r % 64` of word
     /// `r / 64`; see [`crate::select::AdmittedRows`]): a scan may skip the others unread. The top-k
     /// still tests labels, so a codec that ignores this returns the same results.
     pub admitted: Option<&'a [u64]>,

@@ -378,7 +378,7 @@ impl TableCodec {
             for (g, group) in data.chunks(GROUP_BLOCKS * block_bytes).enumerate() {
                 let mut base = tile.start + g * GROUP_ROWS;
                 let mut group = group;
-                // A resolved filter: only the blocks it admits a row of are read.
+                // Admitted rows: only the blocks with one are read.
                 let admitted = match extent.admitted {
                     None => None,
                     Some(bits) => match group_bits(bits, base, group.len() / block_bytes) {

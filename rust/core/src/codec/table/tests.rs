@@ -870,11 +870,12 @@ fn split_tables_bound_the_scores_tightly() {
     assert!(Projection::new(vec![1.0; 8], 4, vec![9; 4], vec![0.0; 4 * 16], 1, true).is_err());
 }
 
-/// A filter resolved to the rows (`Extent::admitted`: whole blocks skipped, no label tests) answers
-/// as its labels alone do, on every level, in both regimes, with scales, across tiles and ragged
-/// blocks, for filters that admit no row, a few, half, every row, and only one block of a pair.
+/// A filter's admitted rows (`Extent::admitted`: whole blocks skipped, no label tests) answer as
+/// its labels alone do, on every level, in both regimes, with and without scales and a bias, across
+/// tiles and ragged blocks (a last group of one block), for filters that admit no row, a few, half,
+/// every row, and only one block of a pair.
 #[test]
-fn a_filter_resolved_to_rows_answers_as_its_labels_do() {
+fn admitted_rows_answer_as_the_labels_do() {
     use crate::select::{AdmittedRows, Allowed, Labels};
     let mut rng = StdRng::seed_from_u64(31);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -883,7 +884,7 @@ fn a_filter_resolved_to_rows_answers_as_its_labels_do() {
         .unwrap();
     let format = CodeFormat::new(64, 4).unwrap();
     let recon = random_recon(&mut rng, format);
-    for n in [45, 700, 9_001] {
+    for n in [45, 90, 700, 9_001] {
         let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
         let labels: Vec<u64> = (0..n as u64).map(|r| 3 * r + 1_000).collect();
         let scale: Vec<f32> = (0..n).map(|_| rng.random_range(0.5f32..2.0)).collect();
@@ -902,16 +903,20 @@ fn a_filter_resolved_to_rows_answers_as_its_labels_do() {
         for isa in Isa::available() {
             let codec = TableCodec::recon(recon.clone(), Layout::Blocks, isa).unwrap();
             let data = stored(&codec, &packed, n);
-            for filter in &filters {
+            for (filter, (scaled, bias)) in filters
+                .iter()
+                .flat_map(|f| [(true, 0.0), (false, 0.0), (true, -2.5)].map(|c| (f, c)))
+            {
                 let allowed = Allowed::Sorted(filter);
                 let mut rows = AdmittedRows::default();
                 rows.push(allowed, Labels::Given(&labels), n);
                 let plain = Extent {
                     labels: Labels::Given(&labels),
-                    row_scale: Some(&scale),
+                    row_scale: scaled.then_some(&scale[..]),
+                    bias,
                     ..Extent::new(&data[..], n, 0)
                 };
-                let resolved = Extent {
+                let admitted = Extent {
                     admitted: rows.get(0),
                     ..plain
                 };
@@ -937,10 +942,10 @@ fn a_filter_resolved_to_rows_answers_as_its_labels_do() {
                         })
                         .unwrap()
                     };
-                    let (want, got) = (search(plain), search(resolved));
+                    let (want, got) = (search(plain), search(admitted));
                     assert!(
                         got == want,
-                        "{} n={n} nq={nq} allowed={}",
+                        "{} n={n} nq={nq} allowed={} scaled={scaled} bias={bias}",
                         isa.name(),
                         filter.len()
                     );
