@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
     nlists = nlist_grid(corpus.n, args.quick)
     nprobes = nprobe_grid(args.quick)
+    qama_nprobes = nprobe_grid(args.quick, fine=True)
     mid = nlists[len(nlists) // 2]
     rng = np.random.default_rng(SEED + 1)
     subsets = {
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if want("qama-rs"):
         for spec in qama_specs(nlists, args.quick):
-            guarded(f"qama-rs {spec}", lambda spec=spec: run_qama(bench, corpus, spec, nprobes, filtered, checks))
+            guarded(f"qama-rs {spec}", lambda spec=spec: run_qama(bench, corpus, spec, qama_nprobes, filtered, checks))
     if want("faiss") and available("faiss", bench):
         for kind, spec in faiss_configs(nlists, args.quick):
             guarded(
@@ -313,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         **run_record(command, started, load_start, corpus, queries, description),
         "notes": bench.notes,
+        "grids": {"nlist": nlists, "nprobe": nprobes, "nprobe_qama": qama_nprobes},
         "points": bench.points,
         "filtered": filtered["rows"],
         "thread_checks": {k: v for k, v in checks.items() if k in ("qama", "faiss")},

@@ -260,5 +260,11 @@ def nlist_grid(n: int, quick: bool) -> list[int]:
     return [g for g in grid if 39 * g <= n]
 
 
-def nprobe_grid(quick: bool) -> list[int]:
-    return [1, 4, 16, 64] if quick else [1, 2, 4, 8, 16, 32, 64, 128]
+def nprobe_grid(quick: bool, fine: bool = False) -> list[int]:
+    """The nprobe grid (powers of two); ``fine``: with 1.5x each power between them (3, 6, 12, ...), qama-rs's
+    grid in ``bench_ivf`` — its curve sampled densely enough that a peer's point meets the qama-rs point nearest
+    to it (as ``Index.tune`` would pick it), not the next power of two."""
+    grid = [1, 4, 16, 64] if quick else [1, 2, 4, 8, 16, 32, 64, 128]
+    if not fine or quick:
+        return grid
+    return sorted(set(grid) | {3 * g // 2 for g in grid if 2 <= g < grid[-1]})

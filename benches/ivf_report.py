@@ -62,6 +62,13 @@ def section(results: dict) -> str:
         "codebooks, links, refinement store); usearch `serialized_length`; SVS saved files; ScaNN and Qdrant computed "
         "from their layouts (the JSON says how, per point)",
     ]
+    if "grids" in results:
+        g = results["grids"]
+        lines.append(
+            f"- grids: nlist {g['nlist']}; nprobe {g['nprobe']} for every IVF library, and for qama-rs also the points "
+            f"between ({g['nprobe_qama']}: its curve sampled densely, as `Index.tune` picks any nprobe); the bar "
+            "compares each faiss point with the best qama-rs point at no more bytes and no less recall"
+        )
     if d.get("jittered"):
         lines.append(f"- **{JITTER_NOTE}**: recall on tiled near-duplicates is not a quality figure")
     for note in results.get("notes", []):
