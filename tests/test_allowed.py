@@ -103,8 +103,8 @@ def test_a_prepared_filter_is_derived_once_and_again_after_each_change(data, spe
 
 
 def test_a_prepared_filter_finds_the_rows_it_admits_in_the_store_of_now(data, tmp_path):
-    """A prepared filter on a block-layout index holds which stored rows it admits, found by the search (its
-    searches skip the blocks it admits no row of); after an add or a remove — and in a memory-mapped copy that
+    """A prepared filter on a block-layout index holds which stored rows it admits, found by its second search
+    (its searches then skip the blocks it admits no row of); after an add or a remove — and in a memory-mapped copy that
     took adds, whose lists have rows in both segments — the index has a new store and the search finds them
     again: the results stay those of the same ids given as an array (which never hold rows)."""
     docs, queries = data
@@ -114,13 +114,14 @@ def test_a_prepared_filter_finds_the_rows_it_admits_in_the_store_of_now(data, tm
 
     def check(index: Index) -> None:
         store = index._stores[0].core()
-        for nprobe in (1, 8):
+        for nprobe in (1, 8, 3):  # the first search tests ids; the second finds the admitted rows
             want = index.search(queries, 10, allowed=allowed.ids, nprobe=nprobe)
             got = index.search(queries, 10, allowed=allowed, nprobe=nprobe)
             np.testing.assert_array_equal(got[1], want[1])
             np.testing.assert_array_equal(got[0], want[0])
             selection = allowed.derived(index._serial, index._version)
-            assert selection.kept and selection._admitted.store_serial == store.serial
+            assert selection.kept and (selection._admitted is None) == (nprobe == 1)
+        assert selection._admitted.store_serial == store.serial
 
     check(index)
     first = index._stores[0].core().serial

@@ -23,17 +23,18 @@ class Selection:
     (an :class:`qama_rs.index.allowed.Allowed` keeps its selection across searches: ``kept``).
 
     A kept selection's filter also holds its admitted rows — which rows of the store it admits, found once
-    (a test per stored row) — when the codec scans 32-row blocks: its searches then skip the blocks it admits
-    no row of (a 1 % filter: about three blocks in four) and test no ids. Otherwise a search tests the id of
-    each row that could enter its top-k."""
+    (a test per stored row) on its second search, so a selection searched once never pays for them — when the
+    codec scans 32-row blocks: its searches then skip the blocks it admits no row of (a 1 % filter: about three
+    blocks in four) and test no ids. Otherwise a search tests the id of each row that could enter its top-k."""
 
-    __slots__ = ("_admitted", "_filter", "kept", "rows")
+    __slots__ = ("_admitted", "_filter", "_searched", "kept", "rows")
 
     def __init__(self, rows: np.ndarray, kept: bool = False) -> None:
         self.rows = rows
         self.kept = kept
         self._filter: _core.Filter | None = None
         self._admitted: _core.Filter | None = None
+        self._searched = False
 
     @property
     def filter(self) -> _core.Filter:
@@ -47,6 +48,9 @@ class Selection:
             return self.filter
         admitted = self._admitted
         if admitted is None or admitted.store_serial != store.serial:
+            if not self._searched:  # the first search: the ids (an index that changes between searches
+                self._searched = True  # would find the rows again for every search)
+                return self.filter
             admitted = self._admitted = self.filter.admitting(store)
         return admitted
 
