@@ -14,6 +14,8 @@ from ivf_common import JITTER_NOTE, ROOT, K
 from qama_rs.engine import atomic_write
 
 BAR = 1.5  # the issue's speed bar: qama-rs QPS / faiss IVF-FastScan QPS at no more memory and no less recall
+PARTITION_RECALL = 0.01  # the partition bar: recall within this of the flat scan of the same codes,
+PARTITION_SPEEDUP = 5.0  # at this many times its QPS
 MARKERS = ("<!-- bench_ivf:start -->", "<!-- bench_ivf:end -->")
 
 
@@ -100,6 +102,7 @@ def section(results: dict) -> str:
                           _qps(o[f"{mode}_qps"]), f"**{r['ratio']:.2f}x**" if r["ratio"] >= BAR else f"{r['ratio']:.2f}x"]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    lines += partition_bar(pts)
     libs = sorted({p["library"] for p in pts}, key=lambda s: (s != "qama-rs", s))
     lines += [
         "### Fastest point of each library at recall@10 ≥ R within B bytes/vector all-in (one-query QPS / batch QPS)",
@@ -135,6 +138,7 @@ def section(results: dict) -> str:
                 f"{r['recall10']:.3f} | {r['full_k_fraction']:.3f} | {_qps(r['single_qps'])} | {_qps(r['batch_qps'])} |"
             )
         lines.append("")
+        lines += filter_costs(pts, results["filtered"])
     checks = results.get("thread_checks", {})
     if checks:
         lines += ["### Thread checks (one query at a time)", ""]
@@ -157,6 +161,53 @@ def section(results: dict) -> str:
         lines.append("")
     lines.append("Plot: `results/ivf.png` (QPS against recall@10, log QPS; one panel per mode).")
     return "\n".join(lines)
+
+
+def partition_bar(pts: list[dict]) -> list[str]:
+    """The partition bar: each qama-rs IVF point within ``PARTITION_RECALL`` of the flat scan of the same codes,
+    with its QPS over the flat scan's (one query at a time / batch)."""
+    ours = [p for p in pts if p["library"] == "qama-rs"]
+    flats = {p["config"]: p for p in ours if not p["params"]}
+    lines = [
+        f"### The partition bar: recall within {PARTITION_RECALL} of the flat scan of the same codes, at ≥ "
+        f"{PARTITION_SPEEDUP:g}x its QPS",
+        "",
+        "| codes | flat R@10 | flat QPS (one query / batch) | partition | nprobe | R@10 | one query | batch |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for config, flat in flats.items():
+        close = [p for p in ours if p["params"] and p["config"].split(",", 1)[-1] == config
+                 and p["recall10"] >= flat["recall10"] - PARTITION_RECALL]  # fmt: skip
+        for p in sorted(close, key=lambda p: -p["single_qps"])[:3]:
+            ratio = [p[f"{m}_qps"] / flat[f"{m}_qps"] for m in ("single", "batch")]
+            cells = [f"**{r:.2f}x**" if r >= PARTITION_SPEEDUP else f"{r:.2f}x" for r in ratio]
+            lines.append(
+                f"| `{config}` | {flat['recall10']:.3f} | {_qps(flat['single_qps'])} / {_qps(flat['batch_qps'])} | "
+                f"`{p['config'].split(',', 1)[0]}` | {p['params'].get('nprobe')} | {p['recall10']:.3f} | {cells[0]} | {cells[1]} |"
+            )
+    return [*lines, ""]
+
+
+def filter_costs(pts: list[dict], filtered: list[dict]) -> list[str]:
+    """Each prepared qama-rs filter's cost: the unfiltered QPS of the same index and nprobe over the filtered
+    QPS (below 1: the filtered search is cheaper)."""
+    plain = {(p["config"], p["params"].get("nprobe")): p for p in pts if p["library"] == "qama-rs"}
+    lines = [
+        "Cost of a prepared filter (`Allowed`): unfiltered QPS / filtered QPS of the same index and nprobe "
+        "(below 1: the filtered search is cheaper).",
+        "",
+        "| index | allowed | nprobe | one query | batch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in filtered:
+        u = plain.get((r["config"], r["nprobe"]))
+        if r["library"] != "qama-rs" or r["allowed_form"] != "prepared" or u is None:
+            continue
+        lines.append(
+            f"| `{r['config']}` | {r['selectivity']} | {r['nprobe'] or '—'} | "
+            f"{u['single_qps'] / r['single_qps']:.2f}x | {u['batch_qps'] / r['batch_qps']:.2f}x |"
+        )
+    return [*lines, ""]
 
 
 def best_per_budget(pts: list[dict]) -> list[dict]:
