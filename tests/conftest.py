@@ -4,8 +4,14 @@
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+# Hypothesis's files (its example database, a cache of source constants that names source paths) go outside the
+# checkout unless the caller chose a place: a test run leaves the working tree as it found it.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "qama-rs-hypothesis"))
 
 settings.register_profile(
     "qama",
