@@ -45,35 +45,38 @@ impl Allowed<'_> {
             Allowed::Sorted(labels) => labels.binary_search(&label).is_ok(),
         }
     }
-
-    /// The rows of a range labelled `labels` that this admits: bit `r % 64` of word `r / 64` for
-    /// each of its `rows` rows.
-    pub fn admitted(&self, labels: Labels<'_>, rows: usize) -> Vec<u64> {
-        let mut bits = vec![0u64; rows.div_ceil(64)];
-        for r in 0..rows {
-            bits[r / 64] |= u64::from(self.contains(labels.of(r))) << (r % 64);
-        }
-        bits
-    }
 }
 
-/// A filter's admitted rows ([`Allowed::admitted`]) of each extent of one store, found once for
-/// many searches: a block scan then skips the blocks it admits no row of (at 1 % most of them) and
-/// tests no labels. Extents are numbered by the store, in the order they were pushed.
-#[derive(Debug, Clone, Default)]
+/// A filter's admitted rows of each extent of one store (bit `r % 64` of word `r / 64` for row `r`
+/// of the extent), found once for many searches: a block scan then skips the blocks it admits no
+/// row of (at 1 % most of them) and tests no labels. Extents are numbered by the store, in the
+/// order they were pushed.
+#[derive(Debug, Clone)]
 pub struct AdmittedRows {
     words: Vec<u64>,
     /// Where each extent's words start in `words` (one more entry than extents).
     starts: Vec<usize>,
 }
 
-impl AdmittedRows {
-    /// The next extent's admitted rows: its `rows` rows labelled `labels` (none: an empty entry).
-    pub fn push(&mut self, allowed: Allowed<'_>, labels: Labels<'_>, rows: usize) {
-        if self.starts.is_empty() {
-            self.starts.push(0);
+impl Default for AdmittedRows {
+    fn default() -> Self {
+        Self {
+            words: Vec::new(),
+            starts: vec![0],
         }
-        self.words.extend(allowed.admitted(labels, rows));
+    }
+}
+
+impl AdmittedRows {
+    /// The next extent's admitted rows: those of its `rows` rows labelled `labels` that `allowed`
+    /// admits (none: an empty entry).
+    pub fn push(&mut self, allowed: Allowed<'_>, labels: Labels<'_>, rows: usize) {
+        let start = self.words.len();
+        self.words.resize(start + rows.div_ceil(64), 0);
+        let bits = &mut self.words[start..];
+        for r in 0..rows {
+            bits[r / 64] |= u64::from(allowed.contains(labels.of(r))) << (r % 64);
+        }
         self.starts.push(self.words.len());
     }
 

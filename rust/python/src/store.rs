@@ -8,11 +8,11 @@
 //! segments in order) and per-row scales (`float32`). The store keeps references to the arrays and
 //! reads them in place, without the GIL, on every search: the index writes into them only under
 //! its own lock, never during a call, and replaces the store whenever an array is reallocated.
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use numpy::prelude::*;
 use numpy::{Element, PyUntypedArray};
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use qama_core::codec::Extent;
 use qama_core::select::{AdmittedRows, Allowed, Labels};
 
@@ -326,9 +326,10 @@ impl Store {
         self.table.len()
     }
 
-    /// This store's serial number in the process (a new store, a new number).
-    #[getter(serial)]
-    fn serial_number(&self) -> u64 {
+    /// This store's serial number in the process (a new store, a new number; see
+    /// [`Store::admitted`]).
+    #[getter]
+    pub fn serial(&self) -> u64 {
         self.serial
     }
 }
@@ -376,11 +377,6 @@ impl Store {
     /// Position of list `l`'s first row.
     pub fn list_start(&self, l: usize) -> u64 {
         self.starts.get(l).copied().unwrap_or(0)
-    }
-
-    /// This store's serial number (see [`Store::admitted`]).
-    pub fn serial(&self) -> u64 {
-        self.serial
     }
 
     /// The rows of each extent (per list, per segment, empty ones included) that `allowed` admits.

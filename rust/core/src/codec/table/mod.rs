@@ -493,19 +493,15 @@ crate::isa::leveled! {
     ) -> Result<Prepared> = TableCodec::prepare_portable;
 }
 
-/// Admitted-row bits (see [`Extent::admitted`]) of the `blocks` blocks from row `base` (a multiple
-/// of [`BLOCK_ROWS`]), bit `r` for row `base + r`.
+/// Admitted-row bits (see [`Extent::admitted`]) of the `blocks` blocks from row `base`, bit `r` for
+/// row `base + r`. `base` is a multiple of 64: tiles are whole kernel groups (`tile_rows`).
 #[inline]
 fn group_bits(bits: &[u64], base: usize, blocks: usize) -> u64 {
-    let (word, shift) = (base / 64, base % 64);
-    let low = bits.get(word).map_or(0, |w| w >> shift);
-    let high = match shift {
-        0 => 0,
-        _ => bits.get(word + 1).map_or(0, |w| w << (64 - shift)),
-    };
+    debug_assert_eq!(base % GROUP_ROWS, 0);
+    let word = bits.get(base / 64).copied().unwrap_or(0);
     match blocks * BLOCK_ROWS {
-        64.. => low | high,
-        n => (low | high) & ((1u64 << n) - 1),
+        64.. => word,
+        n => word & ((1u64 << n) - 1),
     }
 }
 
