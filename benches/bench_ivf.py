@@ -60,6 +60,7 @@ from ivf_common import (  # noqa: E402
     load_data,
     nlist_grid,
     nprobe_grid,
+    paired_cost,
     run_record,
     timed_build,
 )
@@ -148,12 +149,18 @@ def run_filtered(bench: Bench, corpus: Corpus, index, spec: str, nbytes: float, 
         bitmap[allowed] = True
         for nprobe in filtered["nprobes"] if index.nlist else [None]:
             # "prepared": an Allowed made once, like faiss's IDSelector (the ids sorted and converted once).
+            plain = {} if nprobe is None else {"nprobe": nprobe}
             for form, arg in (("ids", allowed), ("bitmap", bitmap), ("prepared", qama_rs.Allowed(allowed))):
-                kw = {"allowed": arg} if nprobe is None else {"allowed": arg, "nprobe": nprobe}
+                kw = {**plain, "allowed": arg}
+                extra = {}
+                if form == "prepared":  # the cost bar's form: timed against the unfiltered search, alternated
+                    extra["paired_cost"] = paired_cost(
+                        lambda xq, p=plain: index.search(xq, K, **p), lambda xq, kw=kw: index.search(xq, K, **kw), bench.queries
+                    )  # fmt: skip
                 bench.time_filtered(
                     filtered["rows"], lambda xq, kw=kw: index.search(xq, K, **kw)[1], truth,
                     library="qama-rs", config=spec, selectivity=sel, allowed_form=form, nprobe=nprobe,
-                    bytes_per_vector=nbytes,
+                    bytes_per_vector=nbytes, **extra,
                 )  # fmt: skip
 
 

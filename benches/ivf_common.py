@@ -204,6 +204,47 @@ class Bench:
             f"single {m['single_qps']:7,.0f} QPS  batch {m['batch_qps']:8,.0f} QPS",
             flush=True,
         )
+        if "paired_cost" in row:
+            c = row["paired_cost"]
+            print(f"    cost against unfiltered, alternated: one query {c['single']:.2f}x  batch {c['batch']:.2f}x", flush=True)
+
+
+def paired_cost(
+    plain: Callable[[np.ndarray], object], filtered: Callable[[np.ndarray], object], queries: np.ndarray,
+    rounds: int = 7, single_n: int = 300,
+) -> dict:
+    """A filter's cost as filtered / unfiltered time of the same index, the two searches alternated ``rounds``
+    times (the order swapped every round) so that the load swings of a shared VM fall on both alike: the median
+    of the rounds' ratios one query at a time (the first ``single_n`` queries) and in one batch call (all)."""
+
+    n = min(single_n, len(queries))
+
+    def single(search: Callable[[np.ndarray], object]) -> float:
+        t = time.perf_counter()
+        for i in range(n):
+            search(queries[i : i + 1])
+        return time.perf_counter() - t
+
+    def batch(search: Callable[[np.ndarray], object]) -> float:
+        t = time.perf_counter()
+        search(queries)
+        return time.perf_counter() - t
+
+    for search in (plain, filtered):  # warm both (a prepared filter finds its rows on its second search)
+        search(queries[:8])
+        search(queries[:8])
+    out: dict = {"rounds": rounds, "single_queries": n}
+    for mode, run in (("single", single), ("batch", batch)):
+        ratios = []
+        for r in range(rounds):
+            if r % 2:
+                f, u = run(filtered), run(plain)
+            else:
+                u, f = run(plain), run(filtered)
+            ratios.append(f / u)
+        out[mode] = float(np.median(ratios))
+        out[f"{mode}_ratios"] = [round(v, 3) for v in ratios]
+    return out
 
 
 def timed_build(build: Callable[[], object]) -> tuple[object, float]:
