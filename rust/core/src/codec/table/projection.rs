@@ -3,6 +3,48 @@ use crate::error::{cell, check_finite, shape_err, value_err, Result};
 
 use super::luts::{NibbleHalves, BYTE_VALUES};
 
+/// The outputs left after the `FIRST`-wide blocks (`rest` < `first`) as one block of the largest
+/// multiple of 16 that fits: a pass over the rows is bound by its chains of adds, so 48 outputs
+/// take one pass as a block of 48, two as 32 then 16. `$block` is called with the width as a
+/// const; `None` when fewer than 16 are left.
+macro_rules! project_rest {
+    ($rest:expr, $first:expr, |$cols:ident| $block:expr) => {{
+        let rest: usize = $rest;
+        debug_assert!(rest < $first || $first == 0);
+        match rest {
+            112.. => {
+                const $cols: usize = 112;
+                Some($block)
+            }
+            96.. => {
+                const $cols: usize = 96;
+                Some($block)
+            }
+            80.. => {
+                const $cols: usize = 80;
+                Some($block)
+            }
+            64.. => {
+                const $cols: usize = 64;
+                Some($block)
+            }
+            48.. => {
+                const $cols: usize = 48;
+                Some($block)
+            }
+            32.. => {
+                const $cols: usize = 32;
+                Some($block)
+            }
+            16.. => {
+                const $cols: usize = 16;
+                Some($block)
+            }
+            _ => None,
+        }
+    }};
+}
+
 /// Byte tables of codecs that code a projection of the vector (bit-allocated PCA codes, product
 /// quantization): a query `q` (`dims` floats) becomes `q' = q B` (`B` row-major `dims x width`, the
 /// sum over `q`'s values in order), and byte `b`'s table is a sum over its slots `t` of
@@ -38,28 +80,17 @@ fn project4_scalar(q: [&[f32]; 4], basis: &[f32], out: [&mut [f32]; 4]) {
     project4_blocks::<16>(q, basis, out)
 }
 
-/// [`project_blocks`] of four queries: blocks of `FIRST` outputs of all four in registers, then
-/// 32, 16 and 8 (each at most `FIRST`), then the rest one at a time.
+/// [`project_blocks`] of four queries: blocks of `FIRST` outputs of all four in registers, then the
+/// rest in one block where it fits (see `project_rest!`), then the last 8, then one at a time.
 #[inline(always)]
 fn project4_blocks<const FIRST: usize>(q: [&[f32]; 4], basis: &[f32], mut out: [&mut [f32]; 4]) {
     let width = out[0].len();
-    let mut start = 0;
-    while start + FIRST <= width {
-        project4_block::<FIRST>(&q, basis, width, start, &mut out);
-        start += FIRST;
-    }
-    if FIRST > 32 && start + 32 <= width {
-        project4_block::<32>(&q, basis, width, start, &mut out);
-        start += 32;
-    }
-    if FIRST > 16 && start + 16 <= width {
-        project4_block::<16>(&q, basis, width, start, &mut out);
-        start += 16;
-    }
-    while start + 8 <= width {
-        project4_block::<8>(&q, basis, width, start, &mut out);
-        start += 8;
-    }
+    let mut start = project4_block::<FIRST>(&q, basis, width, 0, &mut out);
+    start = project_rest!(width - start, FIRST, |COLS| project4_block::<COLS>(
+        &q, basis, width, start, &mut out
+    ))
+    .unwrap_or(start);
+    start = project4_block::<8>(&q, basis, width, start, &mut out);
     for (q, out) in q.iter().zip(out.iter_mut()) {
         for (&qi, row) in q.iter().zip(basis.chunks_exact(width)) {
             for (o, &b) in out[start..].iter_mut().zip(&row[start..]) {
@@ -69,30 +100,47 @@ fn project4_blocks<const FIRST: usize>(q: [&[f32]; 4], basis: &[f32], mut out: [
     }
 }
 
-/// Outputs `start..start + COLS` of four queries.
+/// Outputs from `start` of four queries in blocks of `COLS` while a whole block fits; where they
+/// stop.
 #[inline(always)]
 fn project4_block<const COLS: usize>(
     q: &[&[f32]; 4],
     basis: &[f32],
     width: usize,
-    start: usize,
+    mut start: usize,
     out: &mut [&mut [f32]; 4],
-) {
-    let mut acc = [[0f32; COLS]; 4];
-    for (a, o) in acc.iter_mut().zip(out.iter()) {
-        a.copy_from_slice(&o[start..start + COLS]);
-    }
-    for (i, row) in basis.chunks_exact(width).enumerate() {
-        let b: &[f32; COLS] = row[start..start + COLS].try_into().expect("COLS values");
-        for (a, q) in acc.iter_mut().zip(q) {
-            let qi = q[i];
-            for (a, &b) in a.iter_mut().zip(b) {
-                *a += qi * b;
-            }
+) -> usize {
+    let [q0, q1, q2, q3] = *q;
+    debug_assert!(q.iter().all(|q| q.len() * width == basis.len()));
+    while start + COLS <= width {
+        let load =
+            |o: &[f32]| -> [f32; COLS] { o[start..start + COLS].try_into().expect("COLS values") };
+        // Four accumulators by name, not an array of them indexed in a loop: that array was kept on
+        // the stack (a store and a reload in every chain of adds, per row).
+        let (mut a0, mut a1, mut a2, mut a3) =
+            (load(out[0]), load(out[1]), load(out[2]), load(out[3]));
+        for ((((row, &x0), &x1), &x2), &x3) in
+            basis.chunks_exact(width).zip(q0).zip(q1).zip(q2).zip(q3)
+        {
+            let b: &[f32; COLS] = row[start..start + COLS].try_into().expect("COLS values");
+            add_row(&mut a0, x0, b);
+            add_row(&mut a1, x1, b);
+            add_row(&mut a2, x2, b);
+            add_row(&mut a3, x3, b);
         }
+        for (o, a) in out.iter_mut().zip([a0, a1, a2, a3]) {
+            o[start..start + COLS].copy_from_slice(&a);
+        }
+        start += COLS;
     }
-    for (a, o) in acc.iter().zip(out.iter_mut()) {
-        o[start..start + COLS].copy_from_slice(a);
+    start
+}
+
+/// `acc += qi * b`, a multiply then an add per output.
+#[inline(always)]
+fn add_row<const COLS: usize>(acc: &mut [f32; COLS], qi: f32, b: &[f32; COLS]) {
+    for (a, &b) in acc.iter_mut().zip(b) {
+        *a += qi * b;
     }
 }
 
@@ -126,15 +174,16 @@ fn project_scalar(q: &[f32], basis: &[f32], out: &mut [f32]) {
 
 /// [`project_scalar`] with blocks of `FIRST` outputs first. Blocks of outputs stay in registers over
 /// all rows (each output still sums the rows in order): the loop is bound by the adds, not by
-/// loading and storing `out` once per row. Then blocks of 32, 16 and 8 for the rest (a 176-wide
-/// basis: 64 + 64 + 32 + 16).
+/// loading and storing `out` once per row. Then the rest in one block where it fits (see
+/// `project_rest!`), then the last 8, then one at a time.
 #[inline(always)]
 fn project_blocks<const FIRST: usize>(q: &[f32], basis: &[f32], out: &mut [f32]) {
     let width = out.len();
     let mut start = project_block::<FIRST>(q, basis, width, 0, out);
-    start = project_block::<64>(q, basis, width, start, out);
-    start = project_block::<32>(q, basis, width, start, out);
-    start = project_block::<16>(q, basis, width, start, out);
+    start = project_rest!(width - start, FIRST, |COLS| project_block::<COLS>(
+        q, basis, width, start, out
+    ))
+    .unwrap_or(start);
     start = project_block::<8>(q, basis, width, start, out);
     for (&qi, row) in q.iter().zip(basis.chunks_exact(width)) {
         for (o, &b) in out[start..].iter_mut().zip(&row[start..]) {

@@ -804,6 +804,15 @@ fn every_projection_kernel_matches_the_scalar_twin() {
         (384, 176),
         (33, 65),
         (20, 120),
+        // Every one-block rest (48 = 32 + 16 before), with and without an 8-wide tail.
+        (384, 24),
+        (384, 48),
+        (40, 56),
+        (384, 96),
+        (30, 104),
+        (17, 80),
+        (9, 112),
+        (12, 248),
     ] {
         let basis = random_floats(&mut rng, dims * width);
         let projection =
