@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ivf_common import (  # noqa: E402
     JITTER_NOTE,
+    QUIET_S,
     ROOT,
     SEED,
     Bench,
@@ -322,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         **run_record(command, started, load_start, corpus, queries, description),
         "notes": bench.notes,
         "grids": {"nlist": nlists, "nprobe": nprobes, "nprobe_qama": qama_nprobes},
+        "quiet_s": QUIET_S,
         "points": bench.points,
         "filtered": filtered["rows"],
         "thread_checks": {k: v for k, v in checks.items() if k in ("qama", "faiss")},

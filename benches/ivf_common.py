@@ -29,6 +29,7 @@ JITTER_NOTE = "jittered tiling — speed and memory only"
 MATERIALIZE_BYTES = 4 << 30
 #: Rows a training set holds at most (every library trains on the same rows).
 TRAIN_ROWS = 200_000
+QUIET_S = 0.3  # seconds idle before each point is timed (see Bench.time)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -124,10 +125,15 @@ class Bench:
         threads: Callable[[int], None] = lambda n: None,
     ) -> dict:
         """recall@10 (from the batch call), batch QPS (best of up to 3 calls) and one-query QPS (a loop over
-        the queries, stopped after ``single_seconds`` once 100 are done)."""
+        the queries, stopped after ``single_seconds`` once 100 are done), after a warm call and
+        ``QUIET_S`` idle."""
         q = self.queries
         threads(2)
         batch(q[:8])  # warm: first-touch of lists, thread pools, lazily built tables
+        # Idle first: NumPy's OpenBLAS threads spin for ~0.1 s after a call (a build's training, the
+        # truth's products) and took a core from the first batch timed after a build (measured: 40 %
+        # slower batches for 0.1 s after a matrix product).
+        time.sleep(QUIET_S)
         times, ids = [], None
         for _ in range(3):
             t = time.perf_counter()

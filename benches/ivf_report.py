@@ -64,6 +64,11 @@ def section(results: dict) -> str:
         "codebooks, links, refinement store); usearch `serialized_length`; SVS saved files; ScaNN and Qdrant computed "
         "from their layouts (the JSON says how, per point)",
     ]
+    if "quiet_s" in results:
+        lines.append(
+            f"- each point is timed after one warm call and {results['quiet_s']} s idle: NumPy's OpenBLAS threads spin "
+            "for ~0.1 s after a product (a build's training), and took a core from the first batch timed after a build"
+        )
     if "grids" in results:
         g = results["grids"]
         lines.append(
