@@ -249,14 +249,20 @@ impl NibbleLuts {
             let mut quantized = [[0u8; NIBBLE_VALUES]; 2];
             for h in 0..2 {
                 let low = range[h].0;
-                for (u, &v) in halves[h].iter().enumerate() {
+                // To int32 lanes first, then to bytes: fused into one loop the conversions stayed
+                // scalar (one load, convert and byte store per value).
+                let mut ints = [0i32; NIBBLE_VALUES];
+                for (o, &v) in ints.iter_mut().zip(&halves[h]) {
                     // Round half up by truncation (values are >= 0; `f64::round` is a libm call on
                     // baseline x86-64). Clamped first (max/min also map NaN into range), so the truncation needs
                     // none of `as u8`'s saturation fix-ups: the same bytes.
                     #[allow(clippy::manual_clamp)] // not `clamp`, which keeps NaN
                     let t = ((v - low) * inverse + 0.5).max(0.0).min(255.0);
                     // SAFETY: `t` is finite and in 0..=255.
-                    quantized[h][u] = unsafe { t.to_int_unchecked::<i32>() } as u8;
+                    *o = unsafe { t.to_int_unchecked::<i32>() };
+                }
+                for (q, &i) in quantized[h].iter_mut().zip(&ints) {
+                    *q = i as u8;
                 }
             }
             let mut tops = [0u8; 2];

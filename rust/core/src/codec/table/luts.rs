@@ -212,10 +212,11 @@ impl ByteLuts {
         let exp = 0x7f80_0000u32;
         let mut finite = true;
         let mut abs_max = vec![0f64; halves.len()];
+        // Each half on its own (a chained iterator over both stayed scalar).
+        let all_finite =
+            |t: &[f32; 16]| t.iter().fold(true, |ok, v| ok & (v.to_bits() & exp != exp));
         for (out, [a, b]) in abs_max.iter_mut().zip(&halves) {
-            for v in a.iter().chain(b) {
-                finite &= v.to_bits() & exp != exp;
-            }
+            finite &= all_finite(a) & all_finite(b);
             *out = (f64::from(bound(a)) + f64::from(bound(b))) * (1.0 + f64::from(f32::EPSILON));
         }
         if !finite || abs_max.iter().sum::<f64>() > MAX_SCORE_MAGNITUDE {
