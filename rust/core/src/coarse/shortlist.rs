@@ -70,31 +70,37 @@ fn round(v: &[f32]) -> (f64, Vec<i8>, f64, f64) {
     let mut codes = vec![0i8; v.len()];
     // Eight partial sums each: any order of the sums is within the bound's 1e-9 relative slack.
     let (mut rounded, mut err) = ([0f64; 8], [0f64; 8]);
-    let mut code_of = |x: f32, l: usize| {
-        // Half away from zero by truncation (`f64::round` is a libm call without SSE4.1);
-        // any rounding will do: the bound counts the error that the codes have.
+    // The code of `x`: half away from zero by truncation (`f64::round` is a libm call without
+    // SSE4.1); any rounding will do: the bound counts the error that the codes have. Clamped, then
+    // truncated (the same codes as truncating first: the bounds are integers); max/min map NaN into
+    // range, so the truncation needs no saturation fix-ups.
+    let code_of = |x: f32| -> i32 {
         let t = f64::from(x) * inverse;
-        // Clamped, then truncated (the same codes as truncating first: the bounds are integers);
-        // max/min map NaN into range, so the truncation needs no saturation fix-ups.
         #[allow(clippy::manual_clamp)] // not `clamp`, which keeps NaN
         let r = (t + 0.5f64.copysign(t)).max(-LEVELS).min(LEVELS);
         // SAFETY: `r` is finite and within ±127.
-        let code = f64::from(unsafe { r.to_int_unchecked::<i32>() });
-        let back = code * scale;
-        rounded[l] += back * back;
-        err[l] += (f64::from(x) - back) * (f64::from(x) - back);
-        code as i8
+        unsafe { r.to_int_unchecked::<i32>() }
     };
     let mut codes_whole = codes.chunks_exact_mut(8);
     let whole = v.chunks_exact(8);
     let tail = whole.remainder();
     for (cs, xs) in (&mut codes_whole).zip(whole) {
+        // Whole arrays a step at a time (they vectorize; one loop with the sums stayed scalar).
+        let ints: [i32; 8] = std::array::from_fn(|l| code_of(xs[l]));
+        let back: [f64; 8] = std::array::from_fn(|l| f64::from(ints[l]) * scale);
         for l in 0..8 {
-            cs[l] = code_of(xs[l], l);
+            rounded[l] += back[l] * back[l];
+            let d = f64::from(xs[l]) - back[l];
+            err[l] += d * d;
+            cs[l] = ints[l] as i8;
         }
     }
     for (c, &x) in codes_whole.into_remainder().iter_mut().zip(tail) {
-        *c = code_of(x, 0);
+        let code = code_of(x);
+        let back = f64::from(code) * scale;
+        rounded[0] += back * back;
+        err[0] += (f64::from(x) - back) * (f64::from(x) - back);
+        *c = code as i8;
     }
     let total = |lanes: [f64; 8]| lanes.iter().sum::<f64>().sqrt();
     (scale, codes, total(rounded), total(err))
