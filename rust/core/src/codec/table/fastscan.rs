@@ -19,8 +19,12 @@
 //! Kernels: the AVX2 one looks up 32 rows per `vpshufb` and accumulates in 16-bit lanes (the
 //! even/odd trick: adding the byte results as `u16` and, separately, their high bytes, recovers
 //! both per-row sums exactly, since they stay below 2^16); two blocks share each table load, and
-//! the codes are prefetched a few blocks ahead. The scalar twin computes the same integers one
-//! row at a time and is the parity baseline for it.
+//! the codes are prefetched a few blocks ahead. The AVX-512 one (AVX-512BW) takes two code bytes of a
+//! block per 64-byte load (a block stores them side by side) with their tables paired by two lane
+//! shuffles, and adds the halves' 16-bit sums at the end: the same integers. Measured on AMD EPYC
+//! (Zen 4), 199k rows of 48 bytes: one query 4-9 % faster than the AVX2 kernel, batches on two
+//! threads the same (not measured on Intel). The scalar twin computes the same integers one row at
+//! a time and is the parity baseline for both.
 //!
 //! Cost (Zen 3, 384-d 2-bit codes, 96 bytes per row): about 3 ns per row on cache-resident codes
 //! (one thread), so a single query over 1M rows is memory-bound like the 1-bit Hamming scan, with
@@ -409,7 +413,7 @@ const SCALE_ROUNDING: f64 = 1.0 / (1u64 << 23) as f64;
 /// Absolute allowance for subnormal results (a float32 product rounds by at most 2^-150 there).
 const TINY: f64 = 1e-40;
 
-/// Scalar twin of the AVX2 kernel (see [`BlockKernel`]).
+/// Scalar twin of the AVX2 and AVX-512 kernels (see [`BlockKernel`]).
 ///
 /// # Safety
 /// None beyond the length contract of [`BlockKernel`] (checked by the iterators); `unsafe` only to
@@ -447,3 +451,6 @@ pub(crate) unsafe fn block_scalar(
 #[cfg(target_arch = "x86_64")]
 #[path = "fastscan_avx2.rs"]
 pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+#[path = "fastscan_avx512.rs"]
+pub(crate) mod avx512;

@@ -115,7 +115,7 @@ fn step(lut_lo: __m256i, lut_hi: __m256i, x: &[u8], all: &mut __m256i, odd: &mut
 /// None beyond AVX2: `sums` holds exactly the 64 u16 written.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn store(sums: &mut [u16; GROUP_ROWS], regs: [__m256i; 4]) {
+pub(super) unsafe fn store(sums: &mut [u16; GROUP_ROWS], regs: [__m256i; 4]) {
     for (chunk, r) in sums.chunks_exact_mut(16).zip(regs) {
         // SAFETY: each chunk is 16 u16 = 32 bytes.
         unsafe { _mm256_storeu_si256(chunk.as_mut_ptr() as *mut __m256i, r) };
@@ -125,7 +125,7 @@ unsafe fn store(sums: &mut [u16; GROUP_ROWS], regs: [__m256i; 4]) {
 /// Bit `r` set iff row `r` of a block has a sum of at least `t` (unsigned, as `max(x, t) == x`).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn mask(even: __m256i, odd: __m256i, t: __m256i) -> u32 {
+pub(super) fn mask(even: __m256i, odd: __m256i, t: __m256i) -> u32 {
     let ge_even = _mm256_cmpeq_epi16(_mm256_max_epu16(even, t), even);
     let ge_odd = _mm256_cmpeq_epi16(_mm256_max_epu16(odd, t), odd);
     // Lane m of `even` is row 2m (mask bit 2m), of `odd` row 2m + 1 (bit 2m + 1).

@@ -123,7 +123,9 @@ impl TableCodec {
         let (row_kernel, block_kernel): (RowKernel, BlockKernel) = match isa {
             Isa::Scalar => (scores_scalar, block_scalar),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => (scores_interleaved, fastscan::avx2::block),
+            Isa::Avx2 => (scores_interleaved, fastscan::avx2::block),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => (scores_interleaved, fastscan::avx512::block),
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512 => (scores_interleaved, block_scalar),
         };

@@ -230,7 +230,7 @@ fn scores_match_float_reconstruction_within_rounding() {
     }
 }
 
-/// The AVX2 block kernel returns the scalar twin's sums and masks exactly.
+/// The AVX2 and AVX-512 block kernels return the scalar twin's sums and masks exactly.
 #[test]
 fn block_kernels_match_the_scalar_twin() {
     let mut rng = StdRng::seed_from_u64(3);
@@ -283,6 +283,18 @@ fn block_kernels_match_the_scalar_twin() {
                         (got, mask),
                         (want, want_mask),
                         "bytes={bytes} rows={rows} t={threshold}"
+                    );
+                }
+                #[cfg(target_arch = "x86_64")]
+                if Isa::Avx512.is_available() && bytes * 255 <= usize::from(u16::MAX) {
+                    let mut got = [0u16; GROUP_ROWS];
+                    // SAFETY: AVX-512 is available; lengths as required.
+                    let mask =
+                        unsafe { fastscan::avx512::block(&tables, group, threshold, &mut got) };
+                    assert_eq!(
+                        (got, mask),
+                        (want, want_mask),
+                        "avx512 bytes={bytes} rows={rows} t={threshold}"
                     );
                 }
             }
