@@ -137,6 +137,23 @@ def test_a_prepared_filter_finds_the_rows_it_admits_in_the_store_of_now(data, tm
     check(mapped)
 
 
+def test_a_prepared_filter_of_few_rows_scans_the_blocks_it_admits_in_a_flat_index(data):
+    """Few allowed rows of a flat block-layout index are scored one by one on the first search, and scanned by the
+    blocks that hold them once the filter knows its admitted rows (its second search): the same results."""
+    docs, queries = data
+    index = built("pca_nibble_scaled(budget_bytes=12)", docs)
+    picked = np.random.default_rng(6).choice(len(docs), len(docs) // 40, replace=False)  # under GATHER_RATIO
+    allowed = Allowed(picked)
+    want = index.search(queries, 10, allowed=picked)  # ids given as an array: scored one by one
+    assert np.isin(want[1], picked).all()
+    for search in range(3):
+        got = index.search(queries, 10, allowed=allowed)
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[0], want[0])
+        selection = allowed.derived(index._serial, index._version)
+        assert (selection._admitted is None) == (search == 0)
+
+
 def test_one_prepared_filter_serves_several_indexes(data):
     """Indexes whose rows changed as often (the same version) still derive their own rows: here the same
     ids name other rows (given in reverse), and fewer of them are stored."""

@@ -13,7 +13,8 @@ from qama_rs.index.storage import ListStore
 
 __all__ = ["GATHER_RATIO", "Selection", "flat", "probed", "refine"]
 
-#: An allowed set of at most ``rows / GATHER_RATIO`` is scored row by row instead of scanned with a filter.
+#: An allowed set of at most ``rows / GATHER_RATIO`` is scored row by row instead of scanned with a filter (but a kept
+#: selection of a block codec is scanned by the blocks it admits rows of, once it knows them: see :func:`flat`).
 GATHER_RATIO = 16
 
 
@@ -44,13 +45,20 @@ class Selection:
 
     def filter_for(self, codec: Codec, store: _core.Store) -> _core.Filter:
         """The engine's filter for a search of ``store`` by ``codec`` (see the class docs)."""
+        admitted = self.admitted(codec, store)
+        return self.filter if admitted is None else admitted
+
+    def admitted(self, codec: Codec, store: _core.Store) -> _core.Filter | None:
+        """The engine's filter with the rows of ``store`` it admits, where the search can skip blocks by them: a
+        kept selection, a block codec, from the selection's second search of the store on (see the class docs);
+        else None."""
         if not self.kept or codec.block_rows == 1:  # only the block scan skips rows it is told of
-            return self.filter
+            return None
         admitted = self._admitted
         if admitted is None or admitted.store_serial != store.serial:
             if not self._searched:  # the first search: the ids (an index that changes between searches
                 self._searched = True  # would find the rows again for every search)
-                return self.filter
+                return None
             admitted = self._admitted = self.filter.admitting(store)
         return admitted
 
@@ -70,7 +78,13 @@ def flat(
     if not len(positions):
         return _nothing(len(q))
     if len(positions) * GATHER_RATIO <= store.rows:
-        return engine.rescore(queries, store.core(), positions, k)
+        # Few rows: each scored where it is stored — unless the scan can skip the blocks they are not in. A 32-row
+        # block keeps a row's bytes 32 apart, so a row scored alone reads a cache line per two bytes (a 1 % filter
+        # of 199k 48-byte rows: 332 µs scored one by one, 153 µs scanned by blocks; unfiltered 301 µs).
+        admitted = allowed.admitted(codec, store.core())
+        if admitted is None:
+            return engine.rescore(queries, store.core(), positions, k)
+        return engine.search(queries, store.core(), k, admitted)
     return engine.search(queries, store.core(), k, allowed.filter_for(codec, store.core()))
 
 
