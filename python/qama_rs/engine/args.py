@@ -54,10 +54,11 @@ def row_limit(dims: int) -> float:
     return (_FLOAT32_MAX / (4.0 * max(dims, 1))) ** 0.5
 
 
-def plain_rows(x: Any, dims: int) -> bool:
+def plain_rows(x: Any, dims: int, limit: float | None = None) -> bool:
     """Whether ``x`` is already what :func:`float_rows` returns for it unchanged: a small, aligned, C-contiguous
-    ``float32 (n >= 1, dims)`` array of finite values within :func:`row_limit` (one Rust pass). A search
-    takes such queries as they are; anything else goes through :func:`float_rows` and its errors."""
+    ``float32 (n >= 1, dims)`` array of finite values within :func:`row_limit` (one Rust pass; ``limit``: that
+    bound, where the caller keeps it). A search takes such queries as they are; anything else goes through
+    :func:`float_rows` and its errors."""
     return (
         type(x) is np.ndarray
         and x.dtype is _FLOAT32
@@ -65,7 +66,7 @@ def plain_rows(x: Any, dims: int) -> bool:
         and x.shape[1] == dims
         and 0 < x.size <= SMALL_CHECK
         and x.flags.carray  # C-contiguous, aligned (and writeable: a read-only array takes the full path)
-        and _core.peak_abs(x) <= row_limit(dims)
+        and _core.peak_abs(x) <= (row_limit(dims) if limit is None else limit)
     )
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from qama_rs.engine.args import check_int, float_rows, plain_rows
+from qama_rs.engine.args import check_int, float_rows, plain_rows, row_limit
 from qama_rs.errors import QamaError, QamaTypeError, QamaWarning
 from qama_rs.index import fileformat, persist, stages
 from qama_rs.index import tune as tuning
@@ -68,6 +68,7 @@ class Index:
 
     def __init__(self, dims: int, spec: str, *, head: Any = None) -> None:
         self._dims = check_int(dims, "dims", 1, 1 << 24)
+        self._query_limit = row_limit(self._dims)  # what plain queries stay within (see plain_rows)
         if not isinstance(spec, str):
             raise QamaTypeError(f"spec must be a string, got {type(spec).__name__}")
         self._spec = spec.strip()
@@ -471,7 +472,7 @@ class Index:
             probe = nprobe
         else:
             return None
-        if not plain_rows(xq, self._dims) or len(xq) * k > MAX_RESULTS:
+        if not plain_rows(xq, self._dims, self._query_limit) or len(xq) * k > MAX_RESULTS:
             return None
         return probe
 
