@@ -62,6 +62,7 @@ from ivf_common import (  # noqa: E402
     nlist_grid,
     nprobe_grid,
     paired_cost,
+    point_key,
     run_record,
     timed_build,
 )
@@ -134,6 +135,7 @@ def run_qama(
 
         m = bench.time(search, search)
         bench.add("qama-rs", spec, kw, nbytes, build_s, m, **extra)
+        bench.keep("qama-rs", spec, kw, search, search)
     if filtered is not None and spec in filtered["specs"]:
         run_filtered(bench, corpus, index, spec, nbytes, filtered)
     if spec == checks.get("qama_spec"):
@@ -163,6 +165,60 @@ def run_filtered(bench: Bench, corpus: Corpus, index, spec: str, nbytes: float, 
                     library="qama-rs", config=spec, selectivity=sel, allowed_form=form, nprobe=nprobe,
                     bytes_per_vector=nbytes, **extra,
                 )  # fmt: skip
+
+
+# Idle before each timing of a pair: the other library's threads spin for a while after its call (faiss's OpenMP
+# pool; a qama-rs batch timed right after a faiss batch ran up to 2x slower).
+PAIR_QUIET_S = 0.1
+
+
+def paired_bar(bench: Bench, mode: str, rounds: int = 3, single_n: int = 200) -> list[dict]:
+    """Each pair of the bar (a faiss IVF-FastScan point and its qama-rs match) timed again in one sitting, the two
+    in turn ``rounds`` times (the order swapped every round; ``single_n`` one-query searches, or one batch of all
+    queries): qama-rs QPS / faiss QPS, the median of the rounds. Points timed minutes apart move with the shared VM
+    by more than the bar's margin."""
+    q = bench.queries
+    n = min(single_n, len(q))
+
+    def qps(entry: tuple) -> float:
+        batch, single, threads = entry
+        time.sleep(PAIR_QUIET_S)
+        if mode == "batch":
+            t = time.perf_counter()
+            batch(q)
+            return len(q) / (time.perf_counter() - t)
+        threads(1)
+        single(q[:1])
+        t = time.perf_counter()
+        for i in range(n):
+            single(q[i : i + 1])
+        out = n / (time.perf_counter() - t)
+        threads(2)
+        return out
+
+    pairs = []
+    for row in bar_rows(bench.points, mode):
+        f, o = row["faiss"], row["qama"]
+        if o is None:
+            continue
+        fs = bench.searchers.get(point_key(f["library"], f["config"], f["params"]))
+        qs = bench.searchers.get(point_key(o["library"], o["config"], o["params"]))
+        if fs is None or qs is None:
+            continue
+        for warm in (fs, qs):
+            warm[0](q[:8])
+        ratios = []
+        for r in range(rounds):
+            if r % 2:
+                b, a = qps(qs), qps(fs)
+            else:
+                a, b = qps(fs), qps(qs)
+            ratios.append(b / a)
+        pairs.append({"faiss": [f["config"], f["params"]], "qama": [o["config"], o["params"]],
+                      "ratio": float(np.median(ratios)), "ratios": [round(x, 3) for x in ratios]})  # fmt: skip
+    met = sum(p["ratio"] >= 1.5 for p in pairs)
+    print(f"paired bar ({mode}): {met} of {len(pairs)} pairs >= 1.5x, timed alternately", flush=True)
+    return pairs
 
 
 def qama_thread_check(index, spec: str, nprobes: list[int], queries: np.ndarray) -> dict:
@@ -319,11 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             guarded(lib, lambda run=run: run(bench, corpus, args.quick))
 
+    paired = {mode: paired_bar(bench, mode) for mode in ("single", "batch")}
     results = {
         **run_record(command, started, load_start, corpus, queries, description),
         "notes": bench.notes,
         "grids": {"nlist": nlists, "nprobe": nprobes, "nprobe_qama": qama_nprobes},
         "quiet_s": QUIET_S,
+        "paired_bar": paired,
         "points": bench.points,
         "filtered": filtered["rows"],
         "thread_checks": {k: v for k, v in checks.items() if k in ("qama", "faiss")},

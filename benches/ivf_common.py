@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.metadata
+import json
 import math
 import os
 import platform
@@ -113,6 +114,8 @@ class Bench:
         self.single_seconds = single_seconds
         self.points: list[dict] = []
         self.notes: list[str] = []
+        #: (library, config, params) -> (batch, single, threads) of the points kept for the paired bar timing
+        self.searchers: dict[tuple[str, str, str], tuple[Callable, Callable, Callable[[int], None]]] = {}
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -157,6 +160,13 @@ class Bench:
             "single_qps": done / elapsed,
             "single_queries": done,
         }
+
+    def keep(
+        self, library: str, config: str, params: dict, batch: Callable, single: Callable,
+        threads: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        """Keeps a point's search callables (and so its index) for timing it again beside another point."""
+        self.searchers[point_key(library, config, params)] = (batch, single, threads)
 
     def add(self, library: str, config: str, params: dict, nbytes: float, build_s: float, m: dict, **extra) -> None:
         point = {
@@ -213,6 +223,10 @@ class Bench:
         if "paired_cost" in row:
             c = row["paired_cost"]
             print(f"    cost against unfiltered, alternated: one query {c['single']:.2f}x  batch {c['batch']:.2f}x", flush=True)
+
+
+def point_key(library: str, config: str, params: dict) -> tuple[str, str, str]:
+    return library, config, json.dumps(params, sort_keys=True)
 
 
 def paired_cost(
