@@ -76,7 +76,7 @@ fn sums_of<const G: usize>(tables: &[u8], blocks: [&[u8]; G]) -> [(__m256i, __m2
 /// The low- and high-nibble tables of one code byte (64 bytes: see `TABLE_STRIDE`).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn load_tables(t: &[u8]) -> (__m256i, __m256i) {
+pub(super) fn load_tables(t: &[u8]) -> (__m256i, __m256i) {
     debug_assert!(t.len() >= 64);
     // SAFETY: `t` has 64 bytes (callers pass `chunks_exact` chunks).
     unsafe {
@@ -90,7 +90,13 @@ fn load_tables(t: &[u8]) -> (__m256i, __m256i) {
 /// Adds the looked-up entries of code byte `x` (32 rows) to the accumulators.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn step(lut_lo: __m256i, lut_hi: __m256i, x: &[u8], all: &mut __m256i, odd: &mut __m256i) {
+pub(super) fn step(
+    lut_lo: __m256i,
+    lut_hi: __m256i,
+    x: &[u8],
+    all: &mut __m256i,
+    odd: &mut __m256i,
+) {
     debug_assert!(x.len() >= BLOCK_ROWS);
     // SAFETY: `x` has 32 bytes (callers pass `chunks_exact` chunks).
     let v = unsafe { _mm256_loadu_si256(x.as_ptr() as *const __m256i) };

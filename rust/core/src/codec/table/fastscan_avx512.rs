@@ -2,7 +2,7 @@
 //! code bytes a register.
 use std::arch::x86_64::*;
 
-use super::avx2::{mask, store};
+use super::avx2::{load_tables, mask, step as half_step, store};
 use super::{BLOCK_ROWS, GROUP_ROWS, TABLE_STRIDE};
 
 /// How far ahead of the current load the kernel prefetches (as the AVX2 kernel).
@@ -66,7 +66,7 @@ fn sums_of_two(tables: &[u8], b0: &[u8], b1: &[u8]) -> ((__m256i, __m256i), (__m
     if !last.is_empty() {
         // An odd count of code bytes: the last one a block half at a time.
         let at = b0.len() - BLOCK_ROWS;
-        let (lo, hi) = half_tables(last);
+        let (lo, hi) = load_tables(last);
         half_step(lo, hi, &b0[at..], &mut a0, &mut o0);
         half_step(lo, hi, &b1[at..], &mut a1, &mut o1);
     }
@@ -88,7 +88,7 @@ fn sums_of_one(tables: &[u8], b0: &[u8]) -> (__m256i, __m256i) {
     let (mut a0, mut o0) = (fold(all0), fold(odd0));
     if !last.is_empty() {
         let at = b0.len() - BLOCK_ROWS;
-        let (lo, hi) = half_tables(last);
+        let (lo, hi) = load_tables(last);
         half_step(lo, hi, &b0[at..], &mut a0, &mut o0);
     }
     even_odd(a0, o0)
@@ -140,38 +140,6 @@ fn step(lut_lo: __m512i, lut_hi: __m512i, x: &[u8], all: &mut __m512i, odd: &mut
 #[target_feature(enable = "avx2,avx512f,avx512bw")]
 fn fold(v: __m512i) -> __m256i {
     _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
-}
-
-/// The low- and high-nibble tables of one code byte (64 bytes).
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw")]
-fn half_tables(t: &[u8]) -> (__m256i, __m256i) {
-    debug_assert!(t.len() >= 64);
-    // SAFETY: `t` has 64 bytes (the remainder of 128-byte chunks of whole 64-byte tables).
-    unsafe {
-        (
-            _mm256_loadu_si256(t.as_ptr() as *const __m256i),
-            _mm256_loadu_si256(t.as_ptr().add(32) as *const __m256i),
-        )
-    }
-}
-
-/// [`step`] for one code byte of 32 rows (`x`: 32 bytes).
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw")]
-fn half_step(lut_lo: __m256i, lut_hi: __m256i, x: &[u8], all: &mut __m256i, odd: &mut __m256i) {
-    debug_assert!(x.len() >= BLOCK_ROWS);
-    // SAFETY: `x` has 32 bytes.
-    let v = unsafe { _mm256_loadu_si256(x.as_ptr() as *const __m256i) };
-    let low = _mm256_set1_epi8(0x0f);
-    let lo = _mm256_and_si256(v, low);
-    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
-    let s = _mm256_add_epi8(
-        _mm256_shuffle_epi8(lut_lo, lo),
-        _mm256_shuffle_epi8(lut_hi, hi),
-    );
-    *all = _mm256_add_epi16(*all, s);
-    *odd = _mm256_add_epi16(*odd, _mm256_srli_epi16::<8>(s));
 }
 
 /// Even-row sums (`all - 256 * odd`) and odd-row sums.
