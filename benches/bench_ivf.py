@@ -63,6 +63,7 @@ from ivf_common import (  # noqa: E402
     nprobe_grid,
     paired_cost,
     point_key,
+    qps_of,
     run_record,
     timed_build,
 )
@@ -178,23 +179,11 @@ def paired_bar(bench: Bench, mode: str, rounds: int = 3, single_n: int = 200) ->
     queries): qama-rs QPS / faiss QPS, the median of the rounds. Points timed minutes apart move with the shared VM
     by more than the bar's margin."""
     q = bench.queries
-    n = min(single_n, len(q))
 
     def qps(entry: tuple) -> float:
         batch, single, threads = entry
         time.sleep(PAIR_QUIET_S)
-        if mode == "batch":
-            t = time.perf_counter()
-            batch(q)
-            return len(q) / (time.perf_counter() - t)
-        threads(1)
-        single(q[:1])
-        t = time.perf_counter()
-        for i in range(n):
-            single(q[i : i + 1])
-        out = n / (time.perf_counter() - t)
-        threads(2)
-        return out
+        return qps_of(batch if mode == "batch" else single, q, mode, single_n, threads)
 
     pairs = []
     for row in bar_rows(bench.points, mode):

@@ -229,6 +229,24 @@ def point_key(library: str, config: str, params: dict) -> tuple[str, str, str]:
     return library, config, json.dumps(params, sort_keys=True)
 
 
+def qps_of(search: Callable[[np.ndarray], object], queries: np.ndarray, mode: str, single_n: int,
+           threads: Callable[[int], None] = lambda n: None) -> float:
+    """Queries per second of ``search``: ``single_n`` one-query calls on one thread (``threads(1)``), or one
+    batch call over all ``queries`` (``mode == "batch"``)."""
+    if mode == "batch":
+        t = time.perf_counter()
+        search(queries)
+        return len(queries) / (time.perf_counter() - t)
+    threads(1)
+    n = min(single_n, len(queries))
+    t = time.perf_counter()
+    for i in range(n):
+        search(queries[i : i + 1])
+    out = n / (time.perf_counter() - t)
+    threads(2)
+    return out
+
+
 def paired_cost(
     plain: Callable[[np.ndarray], object], filtered: Callable[[np.ndarray], object], queries: np.ndarray,
     rounds: int = 7, single_n: int = 300,
@@ -236,32 +254,18 @@ def paired_cost(
     """A filter's cost as filtered / unfiltered time of the same index, the two searches alternated ``rounds``
     times (the order swapped every round) so that the load swings of a shared VM fall on both alike: the median
     of the rounds' ratios one query at a time (the first ``single_n`` queries) and in one batch call (all)."""
-
-    n = min(single_n, len(queries))
-
-    def single(search: Callable[[np.ndarray], object]) -> float:
-        t = time.perf_counter()
-        for i in range(n):
-            search(queries[i : i + 1])
-        return time.perf_counter() - t
-
-    def batch(search: Callable[[np.ndarray], object]) -> float:
-        t = time.perf_counter()
-        search(queries)
-        return time.perf_counter() - t
-
     for search in (plain, filtered):  # warm both (a prepared filter finds its rows on its second search)
         search(queries[:8])
         search(queries[:8])
-    out: dict = {"rounds": rounds, "single_queries": n}
-    for mode, run in (("single", single), ("batch", batch)):
+    out: dict = {"rounds": rounds, "single_queries": min(single_n, len(queries))}
+    for mode in ("single", "batch"):
         ratios = []
         for r in range(rounds):
             if r % 2:
-                f, u = run(filtered), run(plain)
+                f, u = qps_of(filtered, queries, mode, single_n), qps_of(plain, queries, mode, single_n)
             else:
-                u, f = run(plain), run(filtered)
-            ratios.append(f / u)
+                u, f = qps_of(plain, queries, mode, single_n), qps_of(filtered, queries, mode, single_n)
+            ratios.append(u / f)  # filtered time / unfiltered time
         out[mode] = float(np.median(ratios))
         out[f"{mode}_ratios"] = [round(v, 3) for v in ratios]
     return out
