@@ -318,7 +318,8 @@ def valid_args(name, draw):
             order = np.array(order, np.int64).reshape(nq, min(width, nlist))
             bias = rng.normal(size=order.shape).astype(np.float32) if draw(st.booleans()) else None
             return (), _core.Plan(order, draw(st.integers(0, 3)), bias)
-        coarse = _core.Coarse(rng.normal(size=(nlist, d)).astype(np.float32), isa)
+        radius = draw(st.sampled_from([None, 1.0, 3.0]))
+        coarse = _core.Coarse(rng.normal(size=(nlist, d)).astype(np.float32), isa, radius)
         if name == "Coarse.centroids":
             return (), coarse
         queries = rng.normal(size=(nq, d)).astype(np.float32)
@@ -367,7 +368,11 @@ def valid_args(name, draw):
             draw(st.integers(0, 5)),
             rng.normal(size=(nq, d % 5)).astype(np.float32) if draw(st.booleans()) else None,
         ),
-        "Coarse": (rng.normal(size=(slots_of, d)).astype(np.float32), isa),
+        "Coarse": (
+            rng.normal(size=(slots_of, d)).astype(np.float32),
+            isa,
+            draw(st.sampled_from([None, 1.0, float(rng.uniform(0.1, 10))])),
+        ),
         "HammingCodec": (words, nbits, isa),
         "TableCodec.recon": (
             rng.normal(size=(d, 1 << bits)).astype(np.float32),

@@ -95,7 +95,7 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
     "Filter.admitting": [("store", ("store",))],  # on a drawn filter
     "Plan": [("lists", ("array", I64, 2)), ("nprobe", ("int",)), ("bias", ("opt_array", F32, 2))],
     "Plan.arrays": [],  # on a drawn plan
-    "Coarse": [("centroids", ("array", F32, 2)), ("isa", ("opt_str", ISA_NAMES))],
+    "Coarse": [("centroids", ("array", F32, 2)), ("isa", ("opt_str", ISA_NAMES)), ("radius", ("opt_float",))],
     "Coarse.centroids": [],  # on a drawn coarse quantizer
     "Coarse.plan": [
         ("queries", ("array", F32, 2)),

@@ -155,18 +155,30 @@ def test_search_lists_matches_the_reference(sizes, k, nprobe, half, seed):
         np.testing.assert_array_equal(i, want[1], err_msg=isa)
 
 
+def cell_keys(products, queries, centroids, radius):
+    """The ranking key of each (query, list): the product itself without a radius, else
+    ``fl32(<q, c> - fl32(|q| / (2 radius) * fl32(|c|^2)))`` (norms in float64)."""
+    if radius is None:
+        return products
+    squares = (np.sqrt((centroids.astype(np.float64) ** 2).sum(1)) ** 2).astype(np.float32)
+    t = np.sqrt((queries.astype(np.float64) ** 2).sum(1)) * (0.5 / radius)
+    return products - (t[:, None] * squares[None, :].astype(np.float64)).astype(np.float32)
+
+
 @given(
     **sizes_and_seed(nlist=40, dims=20, nq=6, nprobe=(0, 14), width=(0, 14)),
     residual=st.booleans(),
     ties=st.booleans(),
+    radius=st.sampled_from([None, 0.5, 3.0, 20.0]),
 )
-def test_coarse_plan_ranks_lists_by_the_reference_inner_products(
-    nlist, dims, nq, nprobe, width, residual, ties, seed
+def test_coarse_plan_ranks_lists_by_the_reference_keys(
+    nlist, dims, nq, nprobe, width, residual, ties, radius, seed
 ):
-    """``Coarse(centroids).plan``: each query's ``max(width, nprobe)`` best lists (at most ``nlist``) by
-    ``<q, c>`` in the float codecs' summation order, descending, ties by the lower list; with
-    ``residual`` each list's product is its bias, else the biases are 0. On every isa (on avx512 the
-    int8 shortlist ranks narrow widths: one query alone, and blocks of queries at widths up to nlist / 16)."""
+    """``Coarse(centroids, radius=).plan``: each query's ``max(width, nprobe)`` best lists (at most
+    ``nlist``) by their key (:func:`cell_keys`: ``<q, c>`` in the float codecs' summation order, less the
+    cell ranking's offset with a radius), descending, ties by the lower list; with ``residual`` each list's
+    product ``<q, c>`` is its bias, else the biases are 0. On every isa (on avx512 the int8 shortlist ranks
+    narrow widths: one query alone, and blocks of queries at widths up to nlist / 16)."""
     rng = np.random.default_rng(seed)
     # With ties, repeated centroids: equal products, lower list first.
     centroids, queries = rows_and_queries(rng, nlist, nq, dims, max(1, nlist // 3) if ties else None)
@@ -174,15 +186,41 @@ def test_coarse_plan_ranks_lists_by_the_reference_inner_products(
     for values in (centroids, centroids.astype(np.float16).astype(np.float32)):
         products = ref.float_scores(queries, values)
         best = min(max(width, nprobe), nlist)
-        want = np.argsort(-products, axis=1, kind="stable")[:, :best]
+        want = np.argsort(-cell_keys(products, queries, values, radius), axis=1, kind="stable")[:, :best]
         for isa in ISAS:
-            coarse = _core.Coarse(values, isa)
+            coarse = _core.Coarse(values, isa, radius)
             assert coarse.nlist == nlist and coarse.is_half == (values is not centroids)
+            assert coarse.radius == radius
             lists, bias = coarse.plan(queries, nprobe, width, residual).arrays()
             assert lists.dtype == np.int64 and bias.dtype == np.float32
             np.testing.assert_array_equal(lists, want, err_msg=isa)
             want_bias = np.take_along_axis(products, want, axis=1) if residual else np.zeros(want.shape)
             assert bits_equal(bias, want_bias), isa
+
+
+def test_the_cell_ranking_puts_the_query_s_own_cell_first_and_ignores_its_scale():
+    """Unit-norm rows (as sentence embeddings are) and centroids of norms 0.3 to 1 in neighbouring
+    directions (as means of such rows are): with the rows' norm as radius a query's first list is its
+    nearest centroid (the cell it falls in), where ranking by ``<q, c>`` picks a longer centroid for some;
+    and a query's lists do not change when it is scaled."""
+    rng = np.random.default_rng(3)
+    dims, nlist = 16, 12
+    directions = rng.normal(size=dims) + 0.5 * rng.normal(size=(nlist, dims))  # neighbouring directions
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    centroids = (directions * rng.uniform(0.3, 1.0, size=(nlist, 1))).astype(np.float32)
+    queries = directions[rng.integers(0, nlist, 40)] + 0.2 * rng.normal(size=(40, dims))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    radius = 1.0
+    nearest = np.argmin(((queries[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+    for isa in ISAS:
+        plain = _core.Coarse(centroids, isa).plan(queries, 1, 1, False).arrays()[0][:, 0]
+        cells = _core.Coarse(centroids, isa, radius)
+        first = cells.plan(queries, 1, 1, False).arrays()[0][:, 0]
+        np.testing.assert_array_equal(first, nearest, err_msg=isa)
+        assert (plain != nearest).any(), isa  # the plain ranking misplaces some: the test can tell
+        for scale in (0.01, 7.0):
+            got = cells.plan(queries * np.float32(scale), 4, 4, False).arrays()[0]
+            np.testing.assert_array_equal(got, cells.plan(queries, 4, 4, False).arrays()[0], err_msg=isa)
 
 
 def test_search_lists_over_a_coarse_plan_of_residuals_scores_the_vectors():
@@ -230,6 +268,11 @@ def test_coarse_errors_name_the_argument():
         _core.Coarse(np.array([[0, 0, 0], [0, 0, np.nan]], np.float32))
     with pytest.raises(qama_rs.QamaError, match="isa"):
         _core.Coarse(centroids, "avx9")
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(qama_rs.QamaError, match=r"radius = .* must be positive and finite"):
+            _core.Coarse(centroids, None, bad)
+    with pytest.raises(qama_rs.QamaTypeError, match="radius must be a float"):
+        _core.Coarse(centroids, None, "1")
     with pytest.raises(qama_rs.QamaError, match="queries has 4 columns; the centroids have 3"):
         coarse.plan(np.ones((2, 4), np.float32), 1, 1, True)
     with pytest.raises(qama_rs.QamaTypeError, match="queries must have dtype float32"):

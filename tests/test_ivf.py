@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from qama_rs import Allowed, Index, QamaError, _core, index_factory
-from qama_rs.index.ivf import default_nlist, default_nprobe
+from qama_rs.data.beir import data_root
+from qama_rs.index.ivf import Partition, default_nlist, default_nprobe
 
 DIMS = 32
 NLIST = 16
@@ -331,6 +332,75 @@ def test_save_load_and_mmap_answer_the_same_and_a_mapped_index_takes_adds(data, 
     for got, expected in zip(mapped.search(queries, 10, nprobe=NLIST), index.search(queries, 10, nprobe=NLIST),
                              strict=True):  # fmt: skip
         np.testing.assert_array_equal(got, expected)
+
+
+def _without_radius(index: Index) -> None:
+    """Makes ``index`` rank lists as indexes saved before the radius do: by ``<q, c>``."""
+    index._partition.radius = None
+    index._partition._hold(index._partition._centroids32())
+
+
+def test_lists_rank_by_the_cell_a_query_falls_in_and_files_keep_their_ranking(data, tmp_path, monkeypatch):
+    """A query's first list is the cell its scaled query falls in (``|q R / |q| - c|``, ``R`` the training rows'
+    RMS norm), so one probed list of a ``Flat`` index gives the exact top-k of that cell; saved and loaded
+    indexes keep the radius, and a file without one (written before it) ranks by ``<q, c>`` as it did."""
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},Flat", docs)
+    radius = index._partition.radius
+    assert radius == pytest.approx(np.sqrt((docs.astype(np.float64) ** 2).sum(1).mean()), rel=1e-12)
+    centroids = index._partition._centroids32().astype(np.float64)
+    own = index._partition.assign(docs)
+    scaled = queries * (radius / np.linalg.norm(queries, axis=1, keepdims=True))
+    cell = np.argmin(((scaled[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+    by_product = np.argmax(queries @ centroids.T, axis=1)
+    assert (cell != by_product).any()  # the two rankings differ here: the checks below tell them apart
+
+    def first_list_top(lists):
+        return np.stack([exact(docs, q[None], 10, keep=own == j)[0] for q, j in zip(queries, lists, strict=True)])
+
+    np.testing.assert_array_equal(index.search(queries, 10, nprobe=1)[1], first_list_top(cell))
+    index.save(tmp_path / "cells.qidx")
+    loaded = Index.load(tmp_path / "cells.qidx")
+    assert loaded._partition.radius == radius
+    np.testing.assert_array_equal(loaded.search(queries, 10, nprobe=1)[1], first_list_top(cell))
+    old_state = Partition.state
+
+    def state_before_the_radius(self):
+        meta, arrays = old_state(self)
+        del meta["radius"]
+        return meta, arrays
+
+    monkeypatch.setattr(Partition, "state", state_before_the_radius)
+    index.save(tmp_path / "old.qidx")
+    old = Index.load(tmp_path / "old.qidx")
+    assert old._partition.radius is None
+    np.testing.assert_array_equal(old.search(queries, 10, nprobe=1)[1], first_list_top(by_product))
+    meta, arrays = old_state(index._partition)
+    for bad in (-1.0, 0, float("inf"), "1"):
+        with pytest.raises(QamaError, match="corrupt qama-rs index \\(IVF radius"):
+            Partition(NLIST, True).restore({**meta, "radius": bad}, arrays, "x.qidx")
+
+
+def test_on_real_wiki_vectors_the_cell_ranking_finds_more_neighbours_per_probed_list(tmp_path):
+    """49,700 real MiniLM wiki passages in 256 lists, 300 held-out passages as queries, ``Flat`` codes (so
+    recall is the partition's): the cell ranking puts more of a query's true top-10 in its first lists
+    than ranking by ``<q, c>`` (measured: 0.62 / 0.76 / 0.86 against 0.58 / 0.71 / 0.83 at nprobe 1 / 2 / 4)."""
+    path = data_root() / "unlabelled" / "wiki-50k" / "all-MiniLM-L6-v2.npy"
+    if not path.exists():
+        pytest.fail(f"shared embeddings not found at {path} (CI needs ../shared beside the repo)")
+    x = np.load(path).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(x))
+    queries, docs = x[order[:300]], x[np.sort(order[300:])]
+    truth = np.argsort(-(queries @ docs.T), axis=1)[:, :10]
+    cells = index_factory(x.shape[1], "IVF256,Flat")
+    cells.train(docs)
+    cells.add(docs)
+    cells.save(tmp_path / "wiki.qidx")
+    plain = Index.load(tmp_path / "wiki.qidx")
+    _without_radius(plain)
+    for nprobe, gain in ((1, 0.02), (2, 0.02), (4, 0.01)):
+        got, before = (recall(ix.search(queries, 10, nprobe=nprobe)[1], truth) for ix in (cells, plain))
+        assert got >= before + gain, (nprobe, got, before)
 
 
 def test_default_nlist_and_nprobe_rules(data):

@@ -1,7 +1,13 @@
 //! The coarse quantizer of a partitioned index: which lists a query scans, and their bias.
 //!
-//! A list is ranked by `<q, c>` with its centroid `c` (the query's lists: the best first). The same
-//! product is the list's *bias* when codes hold residuals `r = x - c`: `<q, x> = <q, c> + <q, r>`. The
+//! Rows go to their nearest centroid (squared Euclidean), so a list holds a Voronoi cell, and a
+//! query's lists rank by how near their centroid is to the query: by the key
+//! `<q, c> - |q| |c|^2 / (2 R)`, with `R` the rows' typical norm (the partition's *radius*), which
+//! ranks by `|q R / |q| - c|^2` (the query scaled to the rows' norm: no ranking changes with a
+//! query's scale). Without a radius (indexes saved before it) lists rank by `<q, c>` alone, which
+//! on the 199k real wiki vectors in 1,024 lists put 0.49 of a query's true top-10 in its first list
+//! where the cell ranking puts 0.55 (0.75 / 0.78 in its first four). The product `<q, c>` is also
+//! the list's *bias* when codes hold residuals `r = x - c`: `<q, x> = <q, c> + <q, r>`. The
 //! products use [`crate::codec::float::dot`]'s summation order (8 partial sums). The AVX2 kernel scores
 //! a tile of queries x centroids at a time with the same operations in the same order per product as
 //! its portable twin, so the same values: one query alone and in a batch rank lists identically. One
@@ -34,9 +40,27 @@ pub struct Coarse {
     centroids: Centroids,
     /// The largest centroid norm (the bias bound of [`Coarse::max_product`]).
     max_norm: f64,
+    /// `|c|^2` of each centroid (float32 of the float64 sum) and `1 / (2 R)` of the radius `R`, or
+    /// None: lists rank by `<q, c>` alone.
+    cells: Option<Cells>,
     /// The int8 copy that shortlists a query's lists before exact scoring ([`Coarse::best_block`]).
     bytes: Option<shortlist::Bytes>,
     isa: Isa,
+}
+
+/// What the cell ranking needs: each centroid's squared norm and `1 / (2 R)`.
+#[derive(Debug, Clone)]
+struct Cells {
+    squares: Vec<f32>,
+    /// The largest of `squares`.
+    max_square: f32,
+    half_inverse: f64,
+}
+
+/// What the cell ranking subtracts from each list's product for one query, and the largest of it.
+struct Offsets {
+    values: Vec<f32>,
+    largest: f32,
 }
 
 /// How centroids are held: as float16 bits when every value is a float16 exactly (the partition
@@ -85,9 +109,50 @@ impl Coarse {
                 Centroids::F32(centroids)
             },
             max_norm,
+            cells: None,
             bytes,
             isa,
         })
+    }
+
+    /// Ranks lists by the cell ranking with the rows' typical norm `radius` (positive and finite):
+    /// by the key `fl32(<q, c> - fl32(|q| / (2 radius) * |c|^2))`, ties by the lower list.
+    pub fn with_radius(mut self, radius: f64) -> Result<Self> {
+        if !(radius.is_finite() && radius > 0.0) {
+            return value_err(format!("radius = {radius} must be positive and finite"));
+        }
+        let squares: Vec<f32> = self
+            .centroids()
+            .chunks_exact(self.dims)
+            .map(|c| (norm(c) * norm(c)) as f32)
+            .collect();
+        self.cells = Some(Cells {
+            max_square: squares.iter().copied().fold(0f32, f32::max),
+            squares,
+            half_inverse: 0.5 / radius,
+        });
+        Ok(self)
+    }
+
+    /// The radius of the cell ranking, or None (lists rank by `<q, c>`).
+    pub fn radius(&self) -> Option<f64> {
+        self.cells.as_ref().map(|c| 0.5 / c.half_inverse)
+    }
+
+    /// What the cell ranking subtracts from each list's `<q, c>` for query `q`: `fl32(|q| / (2 R) *
+    /// |c|^2)` (None without a radius, where the key is the product itself).
+    #[inline(always)]
+    fn offsets(&self, q: &[f32]) -> Option<Offsets> {
+        let cells = self.cells.as_ref()?;
+        let t = norm(q) * cells.half_inverse;
+        // A filled buffer and a zipped loop: it vectorizes (a push per list stayed scalar).
+        let mut values = vec![0f32; cells.squares.len()];
+        for (o, &n) in values.iter_mut().zip(&cells.squares) {
+            *o = (t * f64::from(n)) as f32;
+        }
+        // Rounding is monotonic: the largest square gives the largest offset.
+        let largest = (t * f64::from(cells.max_square)) as f32;
+        Some(Offsets { values, largest })
     }
 
     /// Bytes held: the centroids (float16 or float32) and their int8 copy (AVX-512 only).
@@ -163,11 +228,20 @@ impl Coarse {
         let bytes = match &self.bytes {
             Some(bytes) if bytes.helps(width) && (single || 16 * width <= self.nlist) => bytes,
             _ => {
-                return self
-                    .scores_block(q)
-                    .chunks_exact(self.nlist)
-                    .map(|s| best(s, width))
-                    .collect()
+                let mut out = Vec::with_capacity(q.len() / self.dims);
+                for (x, s) in q
+                    .chunks_exact(self.dims)
+                    .zip(self.scores_block(q).chunks_exact(self.nlist))
+                {
+                    let offsets = self.offsets(x);
+                    out.push(self.best_keyed(
+                        s,
+                        offsets.as_ref().map(|o| &o.values[..]),
+                        |r| r,
+                        width,
+                    ));
+                }
+                return out;
             }
         };
         // Plain loops, not `map(..).collect()`: a collect's loop is a function of its own that
@@ -179,19 +253,53 @@ impl Coarse {
         let products = bytes.products(&queries, self.isa >= Isa::Avx512);
         let mut out = Vec::with_capacity(queries.len());
         for (x, (qb, p)) in q.chunks_exact(self.dims).zip(queries.iter().zip(&products)) {
-            out.push(match bytes.candidates(qb, p, self.dims, width) {
-                Some(rows) => {
-                    let scores = self.scores_rows(x, rows.len(), |r| rows[r]);
-                    let mut order = Vec::with_capacity(rows.len());
-                    for (&r, &s) in rows.iter().zip(&scores) {
-                        order.push((r, s));
+            let offsets = self.offsets(x);
+            out.push(
+                match bytes.candidates(qb, p, self.dims, width, offsets.as_ref()) {
+                    Some(rows) => {
+                        let scores = self.scores_rows(x, rows.len(), |r| rows[r]);
+                        let mut picked = Vec::new();
+                        if let Some(o) = &offsets {
+                            picked.extend(rows.iter().map(|&r| o.values[r]));
+                        }
+                        let picked = offsets.is_some().then_some(&picked[..]);
+                        self.best_keyed(&scores, picked, |r| rows[r], width)
                     }
-                    best_of(order, width)
-                }
-                None => best(&self.scores(x), width),
-            });
+                    None => {
+                        let o = offsets.as_ref().map(|o| &o.values[..]);
+                        self.best_keyed(&self.scores(x), o, |r| r, width)
+                    }
+                },
+            );
         }
         out
+    }
+
+    /// The `width` best of lists `list_of(i)` (ascending in `i`) with products `scores[i]`, by
+    /// their key (the product less `offsets[i]`, or the product alone), with their products.
+    #[inline(always)]
+    fn best_keyed(
+        &self,
+        scores: &[f32],
+        offsets: Option<&[f32]>,
+        list_of: impl Fn(usize) -> usize,
+        width: usize,
+    ) -> Vec<(usize, f32)> {
+        let mut order = Vec::with_capacity(scores.len());
+        match offsets {
+            // Ranked by position (ascending with the list, so ties keep the lower list).
+            Some(o) => {
+                for (i, (&s, &o)) in scores.iter().zip(o).enumerate() {
+                    order.push((i, s - o));
+                }
+            }
+            None => order.extend(scores.iter().copied().enumerate()),
+        }
+        let mut best = best_of(order, width);
+        for (i, s) in &mut best {
+            (*i, *s) = (list_of(*i), scores[*i]);
+        }
+        best
     }
 
     /// The scores of 1 to [`QUERY_BLOCK`] queries (`q`: their rows, `dims` finite floats each), query
@@ -496,17 +604,53 @@ mod tests {
         (centroids, q)
     }
 
+    /// The `width` best lists of query `x` by the key of the cell ranking with `radius` (the
+    /// product alone without one), written out from its definition: `fl32(s - fl32(|x| / (2 R) *
+    /// fl32(|c|^2)))`, ties by the lower list; each with its product `s`.
+    fn by_key(coarse: &Coarse, x: &[f32], width: usize, radius: Option<f64>) -> Vec<(usize, f32)> {
+        let scores = coarse.scores(x);
+        let keys: Vec<f32> = match radius {
+            None => scores.clone(),
+            Some(r) => {
+                let t = norm(x) / (2.0 * r);
+                let c = coarse.centroids();
+                let squares = c
+                    .chunks_exact(coarse.dims)
+                    .map(|c| (norm(c) * norm(c)) as f32);
+                scores
+                    .iter()
+                    .zip(squares)
+                    .map(|(&s, n)| s - (t * f64::from(n)) as f32)
+                    .collect()
+            }
+        };
+        best(&keys, width)
+            .into_iter()
+            .map(|(l, _)| (l, scores[l]))
+            .collect()
+    }
+
     /// Checks that `best_block` (the int8 shortlist, forced on every level: portable products
-    /// below AVX-512) gives each query what ranking every list exactly gives, one query alone and
-    /// in blocks, at `widths`.
-    fn shortlist_agrees(centroids: &[f32], dims: usize, q: &[f32], widths: &[usize], what: &str) {
+    /// below AVX-512) gives each query what ranking every list exactly gives (by its key with
+    /// `radius`), one query alone and in blocks, at `widths`.
+    fn shortlist_agrees(
+        centroids: &[f32],
+        dims: usize,
+        q: &[f32],
+        widths: &[usize],
+        radius: Option<f64>,
+        what: &str,
+    ) {
         for isa in Isa::available() {
-            let coarse = Coarse::build(centroids.to_vec(), dims, isa, true).unwrap();
+            let mut coarse = Coarse::build(centroids.to_vec(), dims, isa, true).unwrap();
+            if let Some(r) = radius {
+                coarse = coarse.with_radius(r).unwrap();
+            }
             assert!(coarse.bytes.is_some());
             for &width in widths {
                 let each: Vec<_> = q
                     .chunks_exact(dims)
-                    .map(|x| best(&coarse.scores(x), width))
+                    .map(|x| by_key(&coarse, x, width, radius))
                     .collect();
                 for (x, want) in q.chunks_exact(dims).zip(&each) {
                     let got = coarse.best_block(x, width);
@@ -543,7 +687,10 @@ mod tests {
                 (&duplicated, "ties"),
                 (&float32, "f32"),
             ] {
-                shortlist_agrees(c, dims, &q, &widths, what);
+                // Radii below, near and above the centroids' norms (~0.2 sqrt(dims)).
+                for radius in [None, Some(0.3), Some(2.0), Some(40.0)] {
+                    shortlist_agrees(c, dims, &q, &widths, radius, what);
+                }
             }
         }
     }
@@ -569,7 +716,7 @@ mod tests {
         let scores = coarse.scores(&q);
         // List 2 has the largest exact product; float32 ties it with list 0, which wins.
         assert_eq!(best(&scores, 1)[0].0, 0, "{:?}", &scores[..8]);
-        shortlist_agrees(&centroids, dims, &q, &[1, 2, 4], "rounding");
+        shortlist_agrees(&centroids, dims, &q, &[1, 2, 4], None, "rounding");
         // Products below float32's normal range (absolute, not relative, error).
         let tiny = [
             2f32.powi(-80),
@@ -577,10 +724,19 @@ mod tests {
             -(2f32.powi(-80)),
             -(2f32.powi(-79)),
         ];
-        shortlist_agrees(&tiny, 1, &[2f32.powi(-80)], &[1, 2], "underflow");
+        shortlist_agrees(&tiny, 1, &[2f32.powi(-80)], &[1, 2], None, "underflow");
         // Scores past float32's range: no shortlist (every list scored, as before).
         let huge = [1e20f32, 2e20, -1e20, -2e20];
-        shortlist_agrees(&huge, 1, &[1e20], &[1, 2], "overflow");
+        shortlist_agrees(&huge, 1, &[1e20], &[1, 2], None, "overflow");
+        // Keys past float32's range (offsets of 2^127): no shortlist either, the same lists.
+        shortlist_agrees(
+            &[1.0, 2.0, -1.0, 0.5],
+            1,
+            &[2f32.powi(100)],
+            &[1, 2],
+            Some(2f64.powi(-28)),
+            "offsets",
+        );
     }
 
     #[test]
@@ -592,14 +748,14 @@ mod tests {
         for x in q.chunks_exact(dims) {
             let qb = bytes.query(x);
             let products = bytes.products_portable(&qb);
-            let rows = bytes.candidates(&qb, &products, dims, 4).unwrap();
+            let rows = bytes.candidates(&qb, &products, dims, 4, None).unwrap();
             assert!(
                 rows.len() >= 4 && rows.len() < nlist / 4,
                 "{} lists",
                 rows.len()
             );
             assert!(bytes
-                .candidates(&qb, &products, dims, nlist / 2 + 1)
+                .candidates(&qb, &products, dims, nlist / 2 + 1, None)
                 .is_none());
             #[cfg(target_arch = "x86_64")]
             if Isa::Avx512.is_available() {
@@ -636,6 +792,51 @@ mod tests {
                 // 7 queries: a block of four, then three alone.
                 assert_eq!(bytes.products(&qs, true), want, "nlist {nlist}");
                 assert_eq!(bytes.products(&qs[..4], true), want[..4], "nlist {nlist}");
+            }
+        }
+    }
+
+    #[test]
+    fn with_a_radius_lists_rank_by_the_distance_of_the_scaled_query_to_their_centroid() {
+        // Centroids of norms 0.2 to 2: by <q, c> alone the longest wins; by the cell ranking the
+        // nearest to q scaled to norm R (float64 reference, no near ties here).
+        let dims = 3;
+        let centroids = vec![
+            2.0, 0.0, 0.0, 0.6, 0.8, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0, 1.0, 0.9, 0.1, 0.3,
+        ];
+        let q = [1.0f32, 0.9, 0.1];
+        for isa in Isa::available() {
+            let plain = Coarse::new(centroids.clone(), dims, isa).unwrap();
+            assert_eq!(plain.radius(), None);
+            assert_eq!(plain.best_block(&q, 1)[0][0].0, 0);
+            for radius in [0.3, 1.0, 2.5] {
+                let coarse = Coarse::new(centroids.clone(), dims, isa)
+                    .unwrap()
+                    .with_radius(radius)
+                    .unwrap();
+                assert_eq!(coarse.radius(), Some(radius));
+                let scale = radius / norm(&q);
+                let far = |j: usize| -> f64 {
+                    (0..dims)
+                        .map(|t| {
+                            (f64::from(q[t]) * scale - f64::from(centroids[j * dims + t])).powi(2)
+                        })
+                        .sum()
+                };
+                let mut want: Vec<usize> = (0..5).collect();
+                want.sort_by(|&a, &b| far(a).total_cmp(&far(b)));
+                for x in [q, q.map(|v| v * 7.5)] {
+                    let got = coarse.best_block(&x, 5).remove(0);
+                    let lists: Vec<usize> = got.iter().map(|&(l, _)| l).collect();
+                    assert_eq!(lists, want, "{isa:?} radius {radius}");
+                    // Each list keeps its product: the bias of residual codes.
+                    let scores = coarse.scores(&x);
+                    assert!(got.iter().all(|&(l, s)| s == scores[l]));
+                }
+            }
+            for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+                let coarse = Coarse::new(centroids.clone(), dims, isa).unwrap();
+                assert!(coarse.with_radius(bad).is_err(), "{bad}");
             }
         }
     }

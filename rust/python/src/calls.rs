@@ -14,8 +14,8 @@ use qama_core::driver::{self, Candidates};
 use qama_core::select::{AdmittedRows, Allowed, Hits, MISSING};
 
 use crate::args::{
-    array_arg, bool_arg, copied, count_arg, dtype_arg, isa_arg, object_arg, query_rows, rows_cols,
-    Queries,
+    array_arg, bool_arg, copied, count_arg, dtype_arg, isa_arg, object_arg, opt_float_arg,
+    query_rows, rows_cols, Queries,
 };
 use crate::errors::{core_error, value_error};
 use crate::store::{Store, Unit};
@@ -183,20 +183,36 @@ pub struct Coarse {
 
 #[pymethods]
 impl Coarse {
+    /// With `radius` (the rows' typical norm), lists rank by the cell ranking: how near their
+    /// centroid is to the query scaled to that norm; without, by `<q, centroid>`.
     #[new]
-    #[pyo3(signature = (centroids, isa=None))]
-    fn new(centroids: &Bound<'_, PyAny>, isa: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (centroids, isa=None, radius=None))]
+    fn new(
+        centroids: &Bound<'_, PyAny>,
+        isa: Option<&Bound<'_, PyAny>>,
+        radius: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let c = array_arg::<f32, Ix2>(centroids, "centroids")?;
         let dims = rows_cols(&c).1;
+        let radius = opt_float_arg(radius, "radius")?;
+        let mut inner =
+            CoreCoarse::new(copied(&c, "centroids")?, dims, isa_arg(isa)?).map_err(core_error)?;
+        if let Some(r) = radius {
+            inner = inner.with_radius(r).map_err(core_error)?;
+        }
         Ok(Self {
-            inner: Arc::new(
-                CoreCoarse::new(copied(&c, "centroids")?, dims, isa_arg(isa)?)
-                    .map_err(core_error)?,
-            ),
+            inner: Arc::new(inner),
         })
     }
 
-    /// Each query's `width` best lists by `<q, centroid>` (`queries`: `float32 (nq, dims)`), the first
+    /// The rows' typical norm that the cell ranking scales queries to, or None (lists rank by
+    /// `<q, centroid>`).
+    #[getter]
+    fn radius(&self) -> Option<f64> {
+        self.inner.radius()
+    }
+
+    /// Each query's `width` best lists (`queries`: `float32 (nq, dims)`; ranked as `new` says), the first
     /// `nprobe` scanned whatever happens; with `residual`, a list's product is the bias of its scores.
     /// The ranking is made where the plan is used (`search_lists`: each query's lists beside its
     /// scan, in parallel over a batch), not here.
@@ -269,8 +285,8 @@ enum Lists {
     Ranked(Ranked),
 }
 
-/// Queries to rank lists for: `width` best of `coarse` by `<point, centroid>` (the bias too when
-/// `residual`).
+/// Queries to rank lists for: `width` best of `coarse` (its ranking; the product `<point, centroid>`
+/// is the bias when `residual`).
 struct Ranked {
     coarse: Arc<CoreCoarse>,
     points: Vec<f32>,

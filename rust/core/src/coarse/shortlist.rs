@@ -261,10 +261,12 @@ impl Bytes {
         qs.iter().map(|q| self.products_portable(q)).collect()
     }
 
-    /// The lists whose exact score (float32, `dims` values summed as [`crate::codec::float::dot`]
-    /// does) can be among the `width` best, ascending, from a query's integer `products`; None
-    /// where that is more than half of them (scoring them all costs about the same then), and where
-    /// a score could overflow float32 (the bound holds for finite scores only).
+    /// The lists whose key can be among the `width` best, ascending, from a query's integer
+    /// `products`: the key is the exact score (float32, `dims` values summed as
+    /// [`crate::codec::float::dot`] does), less the list's offset where `offsets` are given (one
+    /// float32 subtraction). None where that is more than half of them (scoring them all costs
+    /// about the same then), and where a key could overflow float32 (the bound holds for finite
+    /// keys only).
     #[inline(always)]
     pub(super) fn candidates(
         &self,
@@ -272,8 +274,11 @@ impl Bytes {
         products: &[i32],
         dims: usize,
         width: usize,
+        offsets: Option<&super::Offsets>,
     ) -> Option<Vec<usize>> {
-        if !self.helps(width) || q.norm * self.max_norm >= f64::powi(2.0, 126) {
+        let big = f64::powi(2.0, 126);
+        let largest = offsets.map_or(0.0, |o| f64::from(o.largest)); // >= 0, maybe inf, never NaN
+        if !self.helps(width) || q.norm * self.max_norm >= big || largest >= big {
             return None;
         }
         // The float32 product's own rounding: at most (depth) * 2^-24 * sum |q_t c_t|, with depth
@@ -298,6 +303,17 @@ impl Bytes {
             let bound = a * c + b * e + 1e-12 * approx.abs() + tiny;
             *l = approx - bound;
             *h = approx + bound;
+        }
+        if let Some(o) = offsets {
+            // The key `fl32(s - o)` of a score `s` in [lo, hi]: rounding is monotonic, so the key is
+            // within [lo - o, hi - o] widened by one float32 rounding (2^-24 relative, 2^-150
+            // absolute below the normal range; twice that covers the float64 subtraction).
+            let slack = |v: f64| v.abs() * f64::powi(2.0, -23) + f64::powi(2.0, -149);
+            for ((l, h), &o) in lo.iter_mut().zip(hi.iter_mut()).zip(&o.values[..n]) {
+                let (kl, kh) = (*l - f64::from(o), *h - f64::from(o));
+                *l = kl - slack(kl);
+                *h = kh + slack(kh);
+            }
         }
         let threshold = nth_largest(&lo, width);
         let keep = positions(&hi, |h| h >= threshold, 4 * width);
