@@ -106,6 +106,29 @@ def test_tune_sets_k_factor_for_a_refinement_stage():
     assert _recall(index, q, truth) > _recall(index, q, truth, k_factor=1)
 
 
+def test_the_synthetic_probes_are_the_harder_documents_and_blends_of_three_farther_from_the_corpus():
+    """Half of a sample of documents (those least similar to their nearest other document, each skipping
+    itself) and sums of three distinct random documents, each with its exact top-k as truth; a blend sits
+    farther from the corpus than a document does (its nearest document is less similar)."""
+    x = clustered(3000, seed=5)
+    ids = np.arange(len(x), dtype=np.uint64) + 100
+    documents, blends = tuning.probes(x, ids, 10, 200, 0, None)
+    assert (documents.name, blends.name) == ("documents", "blends")
+    assert len(documents.queries) == 200 and len(blends.queries) > 150
+    for probe in (documents, blends):
+        own = None if probe.own is None else (probe.own - 100).astype(np.int64)
+        np.testing.assert_array_equal(probe.truth, ids[tuning.exact_neighbours(x, probe.queries, 10, own=own)])
+    # Each blend is the sum of three distinct documents: its norm is that of such a sum, never of one row.
+    norms = np.linalg.norm(blends.queries, axis=1)
+    assert norms.min() > 1.01 and norms.max() <= 3.0 + 1e-5
+    cosine = lambda q: np.median((q / np.linalg.norm(q, axis=1, keepdims=True) @ x.T).max(axis=1))  # noqa: E731
+    everyone = np.delete(x, (documents.own - 100).astype(np.int64), axis=0)
+    assert cosine(blends.queries) < np.median((documents.queries @ everyone.T).max(axis=1))
+    # Fewer than three documents: one blend of all of them.
+    tiny_docs, tiny_blends = tuning.probes(x[:2], ids[:2], 1, 5, 0, None)
+    np.testing.assert_allclose(tiny_blends.queries, x[:2].sum(axis=0, keepdims=True), rtol=1e-6)
+
+
 def test_given_queries_replace_the_synthetic_probes():
     x = clustered(2000, seed=3)
     index = index_factory(D, "IVF32,LloydMax2")

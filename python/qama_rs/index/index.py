@@ -621,7 +621,7 @@ class Index:
         """Picks the cheapest ``nprobe`` (a partitioned index) and ``k_factor`` (a refinement stage) whose
         recall@``k`` reaches ``target_recall`` with 95 % confidence, with no labels: probe queries are
         searched and their exact float32 top-``k`` among ``x`` is the truth (:mod:`qama_rs.index.tune`: the
-        rule, and the probes: documents and midpoints of document pairs, ``n_probes`` of each, or
+        rule, and the probes: documents and blends of three documents, ``n_probes`` of each, or
         ``queries``, a float sample of real queries). ``x``: the
         float vectors of the stored documents, row ``i`` stored under ``ids[i]`` (default: :attr:`ids`, i.e.
         ``x`` in insertion order). Records the choice (:attr:`nprobe`, :attr:`k_factor`, and
