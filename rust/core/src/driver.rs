@@ -7,8 +7,7 @@
 //!   tiles of all extents are scanned in parallel, each task keeping partial top-k's that are merged
 //!   at the end (the tasks share each query's bound, so a task starting empty prunes like the best).
 //! - [`search_lists`] (partitioned: each query reads its own extents, a list at a time, in the
-//!   order a plan gives): one query is parallel over its first lists where they hold
-//!   [`PARALLEL_BYTES`] of codes or more (else scanned in turn, best first); a batch is parallel over
+//!   order a plan gives): one query is parallel over its first lists; a batch is parallel over
 //!   chunks of queries, each chunk planned [`PLAN_GROUP`] queries at a time (a coarse quantizer
 //!   reads its centroids once a group) and scanned list-major (a list the chunk's queries share is
 //!   read once, then scanned for each of them from cache). Lists past the planned count are
@@ -298,40 +297,18 @@ fn scan_rest<C: Codec>(
     }
 }
 
-/// Bytes of codes from which one query scans its probed lists in parallel; below, it scans them
-/// on the calling thread, best list first. Waking a sleeping pool thread costs tens of
-/// microseconds on a VM: on 2-core AMD EPYC (Zen 4) VMs, one query of the 199k real wiki vectors
-/// in 1,024 lists of 48-byte codes took about as long or 20 % longer on 2 threads than on 1 up to
-/// nprobe 64 (0.6 MB of codes), and a little less at nprobe 128 (1.2 MB).
-pub const PARALLEL_BYTES: usize = 1 << 20;
-
-/// One query over its plan: on the calling thread below `parallel_bytes` of probed codes, else
-/// parallel over its probed lists (the tasks share the query's bound; their partial top-k's merge).
+/// One query over its plan, parallel over its probed lists (the tasks share the query's bound;
+/// their partial top-k's merge).
 fn one_query<'a, C: Codec>(
     codec: &C,
     query: &C::Query,
     plan: &Plan<'_, C::Unit>,
     kk: usize,
     allowed: Option<Allowed<'a>>,
-    parallel_bytes: usize,
 ) -> TopK<'a> {
-    let probed = &plan.lists[..plan.probed()];
-    let mut select = TopK::new(kk, allowed, None);
-    let mut scratch = C::Scratch::default();
-    let bytes: usize = probed
-        .iter()
-        .flatten()
-        .map(|e| std::mem::size_of_val(e.data))
-        .sum();
-    if bytes < parallel_bytes {
-        for list in probed {
-            scan_list(codec, query, list, &mut select, &mut scratch);
-        }
-        scan_rest(codec, query, plan, &mut select, &mut scratch);
-        return select;
-    }
     let shared = AtomicU32::new(u32::MAX);
-    let partial = probed
+    let mut select = TopK::new(kk, allowed, None);
+    let partial = plan.lists[..plan.probed()]
         .par_iter()
         .fold(
             || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default()),
@@ -348,7 +325,7 @@ fn one_query<'a, C: Codec>(
     if let Some(partial) = partial {
         select.merge(&partial);
     }
-    scan_rest(codec, query, plan, &mut select, &mut scratch);
+    scan_rest(codec, query, plan, &mut select, &mut C::Scratch::default());
     select
 }
 
@@ -412,28 +389,6 @@ where
     L: Fn(Range<usize>) -> Result<Vec<Plan<'e, C::Unit>>> + Sync,
     C::Unit: 'e,
 {
-    search_lists_from(codec, nq, k, rows, prepare, plans, allowed, PARALLEL_BYTES)
-}
-
-/// [`search_lists`], one query alone going parallel from `parallel_bytes` of probed codes (the
-/// tests take both paths on small lists).
-#[allow(clippy::too_many_arguments)]
-fn search_lists_from<'e, C, P, L>(
-    codec: &C,
-    nq: usize,
-    k: usize,
-    rows: usize,
-    prepare: P,
-    plans: L,
-    allowed: Option<Allowed<'_>>,
-    parallel_bytes: usize,
-) -> Result<Hits>
-where
-    C: Codec,
-    P: Fn(Range<usize>) -> Result<Vec<C::Query>> + Sync,
-    L: Fn(Range<usize>) -> Result<Vec<Plan<'e, C::Unit>>> + Sync,
-    C::Unit: 'e,
-{
     check_k(k)?;
     let kk = k.min(rows);
     let (mut scores, mut ids) = results(nq, kk)?;
@@ -469,8 +424,7 @@ where
             // The query's tables and its coarse ranking are independent: made side by side.
             let (query, plan) = rayon::join(|| prepared(&prepare, i..i + 1), || planned(i..i + 1));
             let (query, plan) = (query?, plan?);
-            one_query(codec, &query[0], &plan[0], kk, allowed, parallel_bytes)
-                .write(sc, id, |c| codec.score_of(c));
+            one_query(codec, &query[0], &plan[0], kk, allowed).write(sc, id, |c| codec.score_of(c));
         }
     } else {
         let chunk = query_chunk(nq, threads, 1);
@@ -735,8 +689,7 @@ mod tests {
         };
         // Every 16th row: 2 or 3 per list, so k = 5 needs two or three lists.
         let sparse: Vec<u64> = (0..(nlist * per) as u64).step_by(16).collect();
-        // One query alone scans in turn or in parallel (from 0 bytes of codes: always).
-        for (threads, parallel_bytes) in [(1, 0), (2, 0), (2, PARALLEL_BYTES), (4, 0)] {
+        for threads in [1, 2, 4] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -755,7 +708,7 @@ mod tests {
                         .collect();
                     let got = pool
                         .install(|| {
-                            search_lists_from(
+                            search_lists(
                                 &codec,
                                 nq,
                                 k,
@@ -774,7 +727,6 @@ mod tests {
                                         .collect())
                                 },
                                 allowed.map(Allowed::Sorted),
-                                parallel_bytes,
                             )
                         })
                         .unwrap();
@@ -782,8 +734,7 @@ mod tests {
                         let qi = &q[i * dims..(i + 1) * dims];
                         let want = reference(qi, (&data, dims, per), &order[i], probe, k, allowed);
                         let what = format!(
-                            "{threads} threads from {parallel_bytes} B, nq {nq}, probe {probe}, \
-                             filter {}, query {i}",
+                            "{threads} threads, nq {nq}, probe {probe}, filter {}, query {i}",
                             allowed.is_some()
                         );
                         assert_eq!(&got.ids[i * k..(i + 1) * k], &want.ids[..], "{what}");
