@@ -124,7 +124,10 @@ impl Coarse {
         let squares: Vec<f32> = self
             .centroids()
             .chunks_exact(self.dims)
-            .map(|c| (norm(c) * norm(c)) as f32)
+            .map(|c| {
+                let n = norm(c);
+                (n * n) as f32
+            })
             .collect();
         self.cells = Some(Cells {
             max_square: squares.iter().copied().fold(0f32, f32::max),
@@ -234,12 +237,7 @@ impl Coarse {
                     .zip(self.scores_block(q).chunks_exact(self.nlist))
                 {
                     let offsets = self.offsets(x);
-                    out.push(self.best_keyed(
-                        s,
-                        offsets.as_ref().map(|o| &o.values[..]),
-                        |r| r,
-                        width,
-                    ));
+                    out.push(best_keyed(s, offsets.as_ref(), |r| r, width));
                 }
                 return out;
             }
@@ -258,48 +256,13 @@ impl Coarse {
                 match bytes.candidates(qb, p, self.dims, width, offsets.as_ref()) {
                     Some(rows) => {
                         let scores = self.scores_rows(x, rows.len(), |r| rows[r]);
-                        let mut picked = Vec::new();
-                        if let Some(o) = &offsets {
-                            picked.extend(rows.iter().map(|&r| o.values[r]));
-                        }
-                        let picked = offsets.is_some().then_some(&picked[..]);
-                        self.best_keyed(&scores, picked, |r| rows[r], width)
+                        best_keyed(&scores, offsets.as_ref(), |r| rows[r], width)
                     }
-                    None => {
-                        let o = offsets.as_ref().map(|o| &o.values[..]);
-                        self.best_keyed(&self.scores(x), o, |r| r, width)
-                    }
+                    None => best_keyed(&self.scores(x), offsets.as_ref(), |r| r, width),
                 },
             );
         }
         out
-    }
-
-    /// The `width` best of lists `list_of(i)` (ascending in `i`) with products `scores[i]`, by
-    /// their key (the product less `offsets[i]`, or the product alone), with their products.
-    #[inline(always)]
-    fn best_keyed(
-        &self,
-        scores: &[f32],
-        offsets: Option<&[f32]>,
-        list_of: impl Fn(usize) -> usize,
-        width: usize,
-    ) -> Vec<(usize, f32)> {
-        let mut order = Vec::with_capacity(scores.len());
-        match offsets {
-            // Ranked by position (ascending with the list, so ties keep the lower list).
-            Some(o) => {
-                for (i, (&s, &o)) in scores.iter().zip(o).enumerate() {
-                    order.push((i, s - o));
-                }
-            }
-            None => order.extend(scores.iter().copied().enumerate()),
-        }
-        let mut best = best_of(order, width);
-        for (i, s) in &mut best {
-            (*i, *s) = (list_of(*i), scores[*i]);
-        }
-        best
     }
 
     /// The scores of 1 to [`QUERY_BLOCK`] queries (`q`: their rows, `dims` finite floats each), query
@@ -514,6 +477,32 @@ unsafe fn tiles_avx2<const Q: usize, const C: usize>(
 /// The `width` best lists of `scores` (descending, ties by lower list) with their scores.
 pub fn best(scores: &[f32], width: usize) -> Vec<(usize, f32)> {
     best_of(scores.iter().copied().enumerate().collect(), width)
+}
+
+/// The `width` best of lists `list_of(i)` (ascending in `i`) with products `scores[i]`, by their
+/// key (the product less the list's offset, or the product alone), with their products.
+#[inline(always)]
+fn best_keyed(
+    scores: &[f32],
+    offsets: Option<&Offsets>,
+    list_of: impl Fn(usize) -> usize,
+    width: usize,
+) -> Vec<(usize, f32)> {
+    let mut order = Vec::with_capacity(scores.len());
+    match offsets {
+        // Ranked by position (ascending with the list, so ties keep the lower list).
+        Some(o) => {
+            for (i, &s) in scores.iter().enumerate() {
+                order.push((i, s - o.values[list_of(i)]));
+            }
+        }
+        None => order.extend(scores.iter().copied().enumerate()),
+    }
+    let mut best = best_of(order, width);
+    for (i, s) in &mut best {
+        (*i, *s) = (list_of(*i), scores[*i]);
+    }
+    best
 }
 
 /// [`best`] of some lists' `(list, score)`.
