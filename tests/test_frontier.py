@@ -292,6 +292,26 @@ def test_engine_packing_places_non_finite_coordinates_as_the_numpy_reference(fit
         np.testing.assert_array_equal(codec._pack(z), codec._pack_reference(z))
 
 
+def test_encoding_projects_on_the_coded_components_only(fitted_allocated, docs):
+    """Encoding computes only the kept components' coordinates (and a scaled codec's lengths before the
+    rotation): the codes of the full rotation, and row scales equal to its own up to float32 rounding."""
+    dropping = 0  # scaled codecs with components dropped: lengths from fewer coordinates would differ
+    for codec in fitted_allocated:
+        z, length = codec._coordinates(docs)
+        full = codec._pack(z)
+        if not codec.factor_bytes:
+            np.testing.assert_array_equal(codec.encode(docs), full)
+            continue
+        codes, scale = codec.encode_with_scale(docs)
+        np.testing.assert_array_equal(codes, full)
+        np.testing.assert_array_equal(codec.encode(docs), full)
+        u_hat = codec.decode(full).astype(np.float64)
+        expected = length * np.sum(z * u_hat, axis=1) / np.sum(u_hat**2, axis=1)
+        np.testing.assert_allclose(scale, expected, rtol=2e-6)
+        dropping += len(codec._kept) < codec.dim
+    assert dropping >= 2
+
+
 def test_fitted_allocated_codecs_pickle_and_encode_the_same(fitted_allocated, docs):
     """The engine object that packs the codes is remade after unpickling, never pickled."""
     for codec in fitted_allocated:

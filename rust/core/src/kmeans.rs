@@ -18,6 +18,8 @@
 //! candidates — faiss's advice for large `nlist` is an approximate coarse quantizer too (HNSW).
 use rayon::prelude::*;
 
+use crate::isa::Isa;
+
 use crate::error::{
     cell, check_finite, check_rows, checked_size, shape_err, try_zeroed, value_err, Result,
 };
@@ -121,6 +123,7 @@ impl Shortlist<'_> {
 }
 
 /// `<a, b>` in float32 with eight running sums (so the compiler vectorizes it).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -146,6 +149,7 @@ const RUN: usize = 16;
 /// gives its minimum (vectorized); the `m`-th lowest of those minima bounds the `m`-th lowest value
 /// (the `m` runs below it hold `m` values at most that), so only the runs whose minimum is within the
 /// bound are read again, their values within it collected and sorted.
+#[inline(always)]
 fn lowest(values: &[f32], m: usize, mins: &mut Vec<f32>, out: &mut Vec<(f32, u32)>) {
     out.clear();
     mins.clear();
@@ -173,6 +177,7 @@ fn lowest(values: &[f32], m: usize, mins: &mut Vec<f32>, out: &mut Vec<(f32, u32
 
 /// The least of `chunk` (up to [`RUN`] values): a full run by halving in independent lanes, which
 /// the compiler vectorizes.
+#[inline(always)]
 fn run_min(chunk: &[f32]) -> f32 {
     let Ok(run) = <&[f32; RUN]>::try_from(chunk) else {
         return chunk
@@ -219,6 +224,7 @@ pub fn nearest(
     let mut dist = try_zeroed::<f32>(n, "the distances")?;
     checked_size(BLOCK, k, "a block of products")?;
     let c2 = squared_norms(centroids, dims);
+    let isa = Isa::detect();
     // The centroids in the shortlist's directions (k x rank).
     let projected = match shortlist {
         Some(s) => {
@@ -238,48 +244,100 @@ pub fn nearest(
             |(prod, xp, mins, cand), ((a, d), xb)| {
                 let rows = a.len();
                 prod.resize(rows * k, 0.0);
-                let Some(s) = shortlist else {
-                    products(xb, rows, dims, centroids, k, prod);
-                    for (r, p) in prod.chunks_exact(k).enumerate() {
-                        let (mut best, mut arg) = (f32::INFINITY, 0usize);
-                        for (c, (&pc, &cc)) in p.iter().zip(&c2).enumerate() {
-                            let v = cc - 2.0 * pc;
-                            if v < best {
-                                (best, arg) = (v, c);
-                            }
-                        }
-                        let xr = &xb[r * dims..(r + 1) * dims];
-                        (a[r], d[r]) = (arg as u32, (best + dot(xr, xr)).max(0.0));
-                    }
-                    return;
+                let pick = Pick {
+                    xb,
+                    dims,
+                    centroids,
+                    c2: &c2,
+                    candidates: shortlist.map(|s| s.candidates.min(k)),
                 };
-                xp.resize(rows * s.rank, 0.0);
-                products(xb, rows, dims, s.basis, s.rank, xp);
-                products(xp, rows, s.rank, &projected, k, prod);
-                for (r, p) in prod.chunks_exact_mut(k).enumerate() {
-                    // Finite inputs can still overflow (|c|^2 = inf, inf - inf = NaN): such a score
-                    // ranks last instead of poisoning the selection.
-                    p.iter_mut().zip(&c2).for_each(|(v, &cc)| {
-                        let a = cc - 2.0 * *v;
-                        *v = if a.is_nan() { f32::INFINITY } else { a };
-                    });
-                    lowest(p, s.candidates.min(k), mins, cand);
-                    let xr = &xb[r * dims..(r + 1) * dims];
-                    // The first candidate stands unless a later one is nearer (an overflowing
-                    // distance, NaN, never displaces it; `lowest` returns at least one candidate).
-                    let (mut best, mut arg) = (f32::NAN, u32::MAX);
-                    for &(_, c) in cand.iter() {
-                        let v =
-                            c2[c as usize] - 2.0 * dot(xr, &centroids[c as usize * dims..][..dims]);
-                        if arg == u32::MAX || v < best || (v == best && c < arg) {
-                            (best, arg) = (v, c);
-                        }
+                match shortlist {
+                    None => products(xb, rows, dims, centroids, k, prod),
+                    Some(s) => {
+                        xp.resize(rows * s.rank, 0.0);
+                        products(xb, rows, dims, s.basis, s.rank, xp);
+                        products(xp, rows, s.rank, &projected, k, prod);
                     }
-                    (a[r], d[r]) = (arg, (best + dot(xr, xr)).max(0.0));
                 }
+                choose(isa, &pick, prod, mins, cand, a, d);
             },
         );
     Ok((assign, dist))
+}
+
+/// A block of rows and what its nearest centroids are chosen among (see [`choose_portable`]).
+struct Pick<'a> {
+    /// The block's rows (`dims` values each).
+    xb: &'a [f32],
+    dims: usize,
+    centroids: &'a [f32],
+    /// The centroids' squared norms.
+    c2: &'a [f32],
+    /// With a shortlist: the centroids scored exactly per row.
+    candidates: Option<usize>,
+}
+
+/// Each row's nearest centroid and squared distance into `a` and `d`, from the block's products in
+/// `prod` (`rows x k`: exact inner products, or with a shortlist the projected ones, overwritten
+/// with scores); `mins` and `cand` are scratch.
+#[inline(always)]
+fn choose_portable(
+    pick: &Pick<'_>,
+    prod: &mut [f32],
+    mins: &mut Vec<f32>,
+    cand: &mut Vec<(f32, u32)>,
+    a: &mut [u32],
+    d: &mut [f32],
+) {
+    let (dims, c2, centroids) = (pick.dims, pick.c2, pick.centroids);
+    let k = c2.len();
+    let Some(candidates) = pick.candidates else {
+        for (r, p) in prod.chunks_exact(k).enumerate() {
+            let (mut best, mut arg) = (f32::INFINITY, 0usize);
+            for (c, (&pc, &cc)) in p.iter().zip(c2).enumerate() {
+                let v = cc - 2.0 * pc;
+                if v < best {
+                    (best, arg) = (v, c);
+                }
+            }
+            let xr = &pick.xb[r * dims..(r + 1) * dims];
+            (a[r], d[r]) = (arg as u32, (best + dot(xr, xr)).max(0.0));
+        }
+        return;
+    };
+    for (r, p) in prod.chunks_exact_mut(k).enumerate() {
+        // Finite inputs can still overflow (|c|^2 = inf, inf - inf = NaN): such a score
+        // ranks last instead of poisoning the selection.
+        p.iter_mut().zip(c2).for_each(|(v, &cc)| {
+            let a = cc - 2.0 * *v;
+            *v = if a.is_nan() { f32::INFINITY } else { a };
+        });
+        lowest(p, candidates, mins, cand);
+        let xr = &pick.xb[r * dims..(r + 1) * dims];
+        // The first candidate stands unless a later one is nearer (an overflowing
+        // distance, NaN, never displaces it; `lowest` returns at least one candidate).
+        let (mut best, mut arg) = (f32::NAN, u32::MAX);
+        for &(_, c) in cand.iter() {
+            let v = c2[c as usize] - 2.0 * dot(xr, &centroids[c as usize * dims..][..dims]);
+            if arg == u32::MAX || v < best || (v == best && c < arg) {
+                (best, arg) = (v, c);
+            }
+        }
+        (a[r], d[r]) = (arg, (best + dot(xr, xr)).max(0.0));
+    }
+}
+
+crate::isa::leveled! {
+    /// [`choose_portable`], its loops (scores, run minima, exact products) compiled for the CPU's
+    /// level: the same values.
+    fn choose(
+        pick: &Pick<'_>,
+        prod: &mut [f32],
+        mins: &mut Vec<f32>,
+        cand: &mut Vec<(f32, u32)>,
+        a: &mut [u32],
+        d: &mut [f32],
+    ) -> () = choose_portable;
 }
 
 /// One Lloyd iteration from `centroids` (updated in place): returns the assignment before the
