@@ -18,11 +18,10 @@
 //! candidates — faiss's advice for large `nlist` is an approximate coarse quantizer too (HNSW).
 use rayon::prelude::*;
 
-use crate::isa::Isa;
-
 use crate::error::{
     cell, check_finite, check_rows, checked_size, shape_err, try_zeroed, value_err, Result,
 };
+use crate::isa::Isa;
 
 /// Rows per block of the assignment (a block's `rows x k` products stay in L2 for a few thousand
 /// centroids; fixed so results do not depend on the thread count).

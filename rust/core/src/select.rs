@@ -230,6 +230,16 @@ impl<'a> TopK<'a> {
         }
     }
 
+    /// How many candidates it keeps.
+    pub(crate) fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Whether a filter restricts the labels it keeps.
+    pub(crate) fn is_filtered(&self) -> bool {
+        self.allowed.is_some()
+    }
+
     /// Whether `cap` candidates are kept.
     pub fn is_full(&self) -> bool {
         self.keys.len() == self.cap

@@ -376,6 +376,32 @@ fn ties_small_databases_and_large_k() {
     }
 }
 
+/// A query's first tile is seeded with its best rows by their sums (`TableCodec::seed`) at most
+/// `SEED_MAX` of them and above `2 k` rows: around those limits, with heavy ties, misranking sums
+/// (a small integer recon against float queries) and row scales of every sign, the results are the
+/// brute force's.
+#[test]
+fn seeded_first_tiles_match_brute_force_at_the_seed_limits() {
+    let mut rng = StdRng::seed_from_u64(23);
+    let format = CodeFormat::new(40, 4).unwrap();
+    let tied = Recon::new(format, (0..40 * 16).map(|i| (i % 3) as f32).collect()).unwrap();
+    let spread = random_recon(&mut rng, format);
+    for k in [1, 2, SEED_MAX - 1, SEED_MAX, SEED_MAX + 1] {
+        for n in [2 * k, 2 * k + 1, 3 * k + 5, 1500] {
+            let packed = pack_codes(&random_codes(&mut rng, n, format), n, format).unwrap();
+            // 20 queries: the batch regime (2 threads x 8 a chunk); 3 below: parallel tiles.
+            let ints: Vec<f32> = (0..20 * 40)
+                .map(|_| rng.random_range(-2..=2) as f32)
+                .collect();
+            check_recon(&ints, 20, &tied, &packed, n, None, 0.0, k);
+            let q = random_floats(&mut rng, 3 * 40);
+            for (_, scale) in scale_patterns(&mut rng, n) {
+                check_recon(&q, 3, &spread, &packed, n, Some(&scale), 0.25, k);
+            }
+        }
+    }
+}
+
 /// Heavy ties across tiles scanned in parallel: tasks share their bounds, and a row tying the
 /// shared k-th score must still be considered (it may win on a lower id).
 #[test]
