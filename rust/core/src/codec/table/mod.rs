@@ -16,8 +16,9 @@
 //! `vpshufb` lookups give an integer approximate score per row with a proven error bound, and only
 //! rows whose bound reaches the current k-th exact score are scored from the float tables, so the
 //! top-k is exact (a query's first tile is seeded with its rows of best integer sums, so that bound
-//! is tight from the start: [`TableCodec::seed`]). Given tables are split into their least-squares nibble pair (exact pruning for
-//! any table; tight for nibble-separable ones, e.g. `pca_nibble`). Rescoring reads either layout.
+//! is tight from the start: `TableCodec::seed`). Given tables are split into their least-squares
+//! nibble pair (exact pruning for any table; tight for nibble-separable ones, e.g. `pca_nibble`).
+//! Rescoring reads either layout.
 //!
 //! Nothing here panics on bad input: shapes, widths, non-finite values and scores that could
 //! overflow float32 are reported as [`crate::QamaError`].
