@@ -502,6 +502,7 @@ impl TableCodec {
         // The `cap` largest (sum, row) so far, and the sum a row must exceed to displace the least.
         let mut best: Vec<(u16, usize)> = Vec::with_capacity(cap);
         let mut floor = 0u16;
+        let mut least = 0usize;
         let mut sums = [0u16; GROUP_ROWS];
         for (g, group) in data.chunks(GROUP_BLOCKS * block_bytes).enumerate() {
             let base = tile.start + g * GROUP_ROWS;
@@ -519,17 +520,28 @@ impl TableCodec {
                     break;
                 }
                 let sum = sums[lane_of(r)];
+                // The kernel cut at the group's first floor; it may have risen since.
+                if sum < floor {
+                    continue;
+                }
                 if best.len() < cap {
                     best.push((sum, base + r));
-                } else if let Some(least) = best.iter_mut().min_by_key(|(s, _)| *s) {
-                    if sum > least.0 {
-                        *least = (sum, base + r);
+                    if best.len() < cap {
+                        continue;
+                    }
+                } else if sum > best[least].0 {
+                    best[least] = (sum, base + r);
+                } else {
+                    continue; // equal to the least (the floor saturated at u16::MAX)
+                }
+                // The least held (the first of equals), found again only when the set changed.
+                least = 0;
+                for (j, &(s, _)) in best.iter().enumerate() {
+                    if s < best[least].0 {
+                        least = j;
                     }
                 }
-                if best.len() == cap {
-                    let least = best.iter().map(|(s, _)| *s).min().unwrap_or(0);
-                    floor = least.saturating_add(1);
-                }
+                floor = best[least].0.saturating_add(1);
             }
         }
         let mut seeded = vec![0u64; data.len().div_ceil(GROUP_BLOCKS * block_bytes)];
