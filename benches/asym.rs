@@ -320,6 +320,7 @@ fn bench_ivf(c: &mut Criterion) {
                     }])
                 },
                 None,
+                None,
             )
             .unwrap()
         };

@@ -92,6 +92,10 @@ def answers():
     out += _core.FloatCodec(32).search(queries, one_list(docs), 10)
     plan = coarse.plan(queries, 2, 4, True)
     out += [*plan.arrays(), *_core.FloatCodec(32).search_lists(queries, float_lists, 10, plan)]
+    # One query alone: the pool's threads may join the caller (rust/core/src/share.rs).
+    for q in queries[:3]:
+        one = coarse.plan(q[None], 4, 4, True)
+        out += _core.FloatCodec(32).search_lists(q[None], float_lists, 10, one)
     out.append(qama_rs.search(words[:8], words, 5)[1])
     out.append(np.array([_core.num_threads()]))
     return out

@@ -231,6 +231,23 @@ def test_an_add_that_fails_in_the_storage_leaves_the_index_as_it_was(data, monke
     np.testing.assert_array_equal(index.search(docs[2995:3000], 1, nprobe=NLIST)[1][:, 0], np.arange(2995, 3000))
 
 
+@pytest.mark.parametrize("spec", [f"IVF{NLIST},pca_nibble_scaled(budget_bytes=16)", f"IVF{NLIST},LloydMax2"])
+def test_one_query_at_a_time_answers_what_the_batch_does(spec):
+    """A query searched alone shares its work with the pool's threads that join it (its tables beside its coarse
+    ranking, then its lists: ``rust/core/src/share.rs``); a batch is parallel over queries. Both give the same
+    scores and ids, filtered too. 100k rows: lists long enough for a helper to join while the caller scans."""
+    rng = np.random.default_rng(8)
+    docs, queries = clustered(rng, 100_000), clustered(rng, 40)
+    index = ivf(spec, docs)
+    for kw in ({}, {"allowed": Allowed(np.arange(0, len(docs), 7))}):
+        for nprobe in (1, 3, NLIST):
+            D, found = index.search(queries, 10, nprobe=nprobe, **kw)
+            for i in range(len(queries)):
+                d, f = index.search(queries[i : i + 1], 10, nprobe=nprobe, **kw)
+                np.testing.assert_array_equal(f[0], found[i], err_msg=f"{kw} nprobe {nprobe} query {i}")
+                np.testing.assert_array_equal(d[0], D[i])
+
+
 def test_adds_and_removes_need_no_retraining(data):
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs[:2000])

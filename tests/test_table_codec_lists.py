@@ -104,8 +104,9 @@ def list_case(rng, sizes, bits, nq):
 def test_search_lists_matches_the_reference(sizes, bits, k, nprobe, biased, filtered, nq, seed):
     """Each query scans the lists of its ``Plan`` in order: ``nprobe`` of them, then more while fewer
     than ``k`` results were found; a list's bias is added to its scores. 20 queries are scanned in chunks of
-    several that share lists (list-major); calls this small run on the calling thread (the one-query path
-    that is parallel over lists is covered by the cargo tests, on pools of 1, 2 and 4 threads)."""
+    several that share lists (list-major); calls this small run on the calling thread, and one query alone there
+    is joined by the pool's threads where they are free (``rust/core/src/share.rs``; both paths on pools of 1, 2
+    and 4 threads in the cargo tests)."""
     rng = np.random.default_rng(seed)
     packed, recon, queries, lists = list_case(rng, sizes, bits, nq)
     n = len(packed)

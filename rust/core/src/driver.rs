@@ -7,7 +7,8 @@
 //!   tiles of all extents are scanned in parallel, each task keeping partial top-k's that are merged
 //!   at the end (the tasks share each query's bound, so a task starting empty prunes like the best).
 //! - [`search_lists`] (partitioned: each query reads its own extents, a list at a time, in the
-//!   order a plan gives): one query is parallel over its first lists; a batch is parallel over
+//!   order a plan gives): one query is parallel over its first lists (on the current pool, or on
+//!   the calling thread with the helper threads that join it: [`crate::share`]); a batch is parallel over
 //!   chunks of queries, each chunk planned [`PLAN_GROUP`] queries at a time (a coarse quantizer
 //!   reads its centroids once a group) and scanned list-major (a list the chunk's queries share is
 //!   read once, then scanned for each of them from cache). Lists past the planned count are
@@ -18,13 +19,27 @@
 //!
 //! Threads: rayon's global pool (`RAYON_NUM_THREADS`), or the pool a caller installs.
 use std::ops::Range;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use rayon::prelude::*;
 
 use crate::codec::{Codec, Extent};
 use crate::error::{checked_size, shape_err, try_zeroed, value_err, QamaError, Result};
 use crate::select::{Allowed, Hits, TopK};
+use crate::share::Helpers;
+
+/// A lock that a panic elsewhere left poisoned is still usable (its value is whole).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The value a shared part left in `m` (every part has run when the share returns).
+fn taken<T>(m: Mutex<Option<T>>) -> T {
+    m.into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .expect("every part ran")
+}
 
 /// Largest `k` a search accepts (results are allocated in full).
 pub const MAX_K: usize = 1 << 31;
@@ -298,30 +313,50 @@ fn scan_rest<C: Codec>(
 }
 
 /// One query over its plan, parallel over its probed lists (the tasks share the query's bound;
-/// their partial top-k's merge).
+/// their partial top-k's merge): with `helpers`, the calling thread takes the lists in order and
+/// helpers that join take the next ones (see [`crate::share`]); else over the current pool.
 fn one_query<'a, C: Codec>(
     codec: &C,
     query: &C::Query,
     plan: &Plan<'_, C::Unit>,
     kk: usize,
     allowed: Option<Allowed<'a>>,
+    helpers: Option<Helpers<'_>>,
 ) -> TopK<'a> {
     let shared = AtomicU32::new(u32::MAX);
     let mut select = TopK::new(kk, allowed, None);
-    let partial = plan.lists[..plan.probed()]
-        .par_iter()
-        .fold(
-            || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default()),
-            |(mut s, mut scratch), list| {
-                scan_list(codec, query, list, &mut s, &mut scratch);
-                (s, scratch)
-            },
-        )
-        .map(|(s, _)| s)
-        .reduce_with(|mut a, b| {
-            a.merge(&b);
-            a
-        });
+    let lists = &plan.lists[..plan.probed()];
+    let partial = match helpers {
+        Some(helpers) => {
+            let next = AtomicUsize::new(0);
+            let parts = helpers.share(lists.len().saturating_sub(1), &|| {
+                let mut s = TopK::new(kk, allowed, Some(&shared));
+                let mut scratch = C::Scratch::default();
+                while let Some(list) = lists.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    scan_list(codec, query, list, &mut s, &mut scratch);
+                }
+                s
+            });
+            parts.into_iter().reduce(|mut a, b| {
+                a.merge(&b);
+                a
+            })
+        }
+        None => lists
+            .par_iter()
+            .fold(
+                || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default()),
+                |(mut s, mut scratch), list| {
+                    scan_list(codec, query, list, &mut s, &mut scratch);
+                    (s, scratch)
+                },
+            )
+            .map(|(s, _)| s)
+            .reduce_with(|mut a, b| {
+                a.merge(&b);
+                a
+            }),
+    };
     if let Some(partial) = partial {
         select.merge(&partial);
     }
@@ -373,7 +408,10 @@ type Ready<'e, C> = (Vec<<C as Codec>::Query>, Vec<Plan<'e, <C as Codec>::Unit>>
 
 /// Top-`k` of `nq` queries, each over the lists its plan names (see the module docs).
 /// `plans(range)` gives the plans of the queries in `range` (at most [`PLAN_GROUP`]); `rows` is the
-/// total of stored rows (for `k` clamping).
+/// total of stored rows (for `k` clamping). `helpers`: threads that may join a query searched
+/// alone (its tables beside its coarse ranking, then its lists), where the caller runs outside
+/// their pool; without them a query alone is parallel over the current pool.
+#[allow(clippy::too_many_arguments)] // each a separate concern of the one partitioned search
 pub fn search_lists<'e, C, P, L>(
     codec: &C,
     nq: usize,
@@ -382,6 +420,7 @@ pub fn search_lists<'e, C, P, L>(
     prepare: P,
     plans: L,
     allowed: Option<Allowed<'_>>,
+    helpers: Option<Helpers<'_>>,
 ) -> Result<Hits>
 where
     C: Codec,
@@ -413,7 +452,8 @@ where
         }
         Ok((queries, all))
     };
-    let threads = rayon::current_num_threads();
+    // The pool's threads, or the caller and its helpers where it runs outside their pool.
+    let threads = rayon::current_num_threads().max(helpers.map_or(0, |h| h.most() + 1));
     if nq < threads {
         // Fewer queries than threads: each alone, parallel over its lists.
         for (i, (sc, id)) in scores
@@ -422,9 +462,24 @@ where
             .enumerate()
         {
             // The query's tables and its coarse ranking are independent: made side by side.
-            let (query, plan) = rayon::join(|| prepared(&prepare, i..i + 1), || planned(i..i + 1));
+            let (query, plan) = match helpers {
+                Some(helpers) => {
+                    let (made, ranked) = (Mutex::new(None), Mutex::new(None));
+                    let next = AtomicUsize::new(0);
+                    helpers.share(1, &|| loop {
+                        match next.fetch_add(1, Ordering::Relaxed) {
+                            0 => *lock(&made) = Some(prepared(&prepare, i..i + 1)),
+                            1 => *lock(&ranked) = Some(planned(i..i + 1)),
+                            _ => break,
+                        }
+                    });
+                    (taken(made), taken(ranked))
+                }
+                None => rayon::join(|| prepared(&prepare, i..i + 1), || planned(i..i + 1)),
+            };
             let (query, plan) = (query?, plan?);
-            one_query(codec, &query[0], &plan[0], kk, allowed).write(sc, id, |c| codec.score_of(c));
+            one_query(codec, &query[0], &plan[0], kk, allowed, helpers)
+                .write(sc, id, |c| codec.score_of(c));
         }
     } else {
         let chunk = query_chunk(nq, threads, 1);
@@ -706,8 +761,8 @@ mod tests {
                             o
                         })
                         .collect();
-                    let got = pool
-                        .install(|| {
+                    for helped in [false, true] {
+                        let search = |helpers| {
                             search_lists(
                                 &codec,
                                 nq,
@@ -727,18 +782,28 @@ mod tests {
                                         .collect())
                                 },
                                 allowed.map(Allowed::Sorted),
+                                helpers,
                             )
-                        })
+                        };
+                        // Helped: called from outside the pool, whose threads may join.
+                        let got = if helped {
+                            search(Some(Helpers::new(&pool, threads - 1)))
+                        } else {
+                            pool.install(|| search(None))
+                        }
                         .unwrap();
-                    for i in 0..nq {
-                        let qi = &q[i * dims..(i + 1) * dims];
-                        let want = reference(qi, (&data, dims, per), &order[i], probe, k, allowed);
-                        let what = format!(
-                            "{threads} threads, nq {nq}, probe {probe}, filter {}, query {i}",
-                            allowed.is_some()
-                        );
-                        assert_eq!(&got.ids[i * k..(i + 1) * k], &want.ids[..], "{what}");
-                        assert_eq!(&got.scores[i * k..(i + 1) * k], &want.scores[..], "{what}");
+                        for i in 0..nq {
+                            let qi = &q[i * dims..(i + 1) * dims];
+                            let want =
+                                reference(qi, (&data, dims, per), &order[i], probe, k, allowed);
+                            let what = format!(
+                                "{threads} threads, helped {helped}, nq {nq}, probe {probe}, \
+                                 filter {}, query {i}",
+                                allowed.is_some()
+                            );
+                            assert_eq!(&got.ids[i * k..(i + 1) * k], &want.ids[..], "{what}");
+                            assert_eq!(&got.scores[i * k..(i + 1) * k], &want.scores[..], "{what}");
+                        }
                     }
                 }
             }
@@ -771,6 +836,7 @@ mod tests {
                     };
                     Ok((0..n).map(|_| plan()).collect())
                 },
+                None,
                 None,
             )
             .err()
@@ -808,6 +874,7 @@ mod tests {
                     probe: 1,
                 }])
             },
+            None,
             None,
         )
         .err()

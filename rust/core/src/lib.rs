@@ -5,8 +5,8 @@
 //! levels) → [`pack`] (bits into `u64` words); compact per-dimension codes and their block layout in
 //! [`codec::table`]. Search: one [`codec::Codec`] trait (Hamming, table and float codecs, each with
 //! SIMD kernels picked from an [`Isa`] and a scalar twin), one [`driver`] (rayon, tiles, the one
-//! top-k of [`select`], an allowed-label filter, partitioned lists), and [`kmeans`] for coarse
-//! quantizers and codebooks.
+//! top-k of [`select`], an allowed-label filter, partitioned lists; [`share`] lets helper threads
+//! join a query searched alone), and [`kmeans`] for coarse quantizers and codebooks.
 //!
 //! Bit order (the one layout every module agrees on): the code of a row is one bit stream.
 //! Dimension `j` with `L_j` levels owns `L_j - 1` consecutive stream bits starting at
@@ -30,6 +30,7 @@ pub mod layout;
 pub mod pack;
 pub mod quantize;
 pub mod select;
+pub mod share;
 #[cfg(test)]
 mod testing;
 

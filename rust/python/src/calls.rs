@@ -12,6 +12,7 @@ use qama_core::codec::table::Bounds;
 use qama_core::codec::{Codec, Extent};
 use qama_core::driver::{self, Candidates};
 use qama_core::select::{AdmittedRows, Allowed, Hits, MISSING};
+use qama_core::share::Helpers;
 
 use crate::args::{
     array_arg, bool_arg, copied, count_arg, dtype_arg, isa_arg, object_arg, opt_float_arg,
@@ -549,6 +550,13 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                 q.nq.saturating_mul(r.coarse.nlist() * r.coarse.dims() / 8 + probed)
             }
         };
+        // Fewer queries than threads: the process pool's threads may join the caller on each
+        // (see `qama_core::share`), whichever pool the call runs on.
+        let pool = crate::pool::pool().ok();
+        let helpers = pool
+            .as_deref()
+            .filter(|p| q.nq < p.current_num_threads())
+            .map(|p| Helpers::new(p, p.current_num_threads() - 1));
         let hits = run_sized(self.py, work, || {
             let codec = b.codec();
             let bounds = Bounds {
@@ -588,6 +596,7 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
                         .collect()
                 },
                 allowed,
+                helpers,
             )
         })?;
         scored(self.py, hits, q.nq)
