@@ -13,7 +13,8 @@ small Gaussian jitter (re-normalized, generated in seeded chunks): near-duplicat
 meaningless, so every such number is printed and recorded as "jittered tiling — speed and memory only".
 
 For every point: recall@10 against the exact top-10, queries per second one query at a time (a loop,
-k = 10; faiss with 1 OpenMP thread, usearch/ScaNN/SVS with one thread, qama-rs on its rayon pool),
+k = 10; faiss with 1 OpenMP thread, usearch/ScaNN/SVS with one thread, qama-rs on its rayon pool, whose free
+thread joins a query searched alone),
 queries per second for all queries in one batch call (2 threads), bytes per vector all-in, and build
 seconds (training + adding). Memory all-in: qama-rs ``Index.memory_bytes`` (codes, factors, labels and ids,
 centroids, refinement store, spare capacity); faiss ``serialize_index`` (codes in their blocks, 8-byte ids,

@@ -57,8 +57,9 @@ def section(results: dict) -> str:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
         f"- data: {d['description']}; k = {K}; recall@10 against the exact float32 inner-product top-10",
         "- one query at a time: a loop of single-query calls (faiss 1 OpenMP thread; ScaNN, usearch and SVS Vamana one "
-        "thread; qama-rs on its 2-thread rayon pool, which has no per-call setting); batch: all queries in one call, "
-        "2 threads",
+        "thread; qama-rs on its 2-thread pool: a query alone runs on the calling thread, joined by a pool thread when "
+        "one is free; faiss with 2 OpenMP threads is no faster one query at a time: thread checks below); batch: all "
+        "queries in one call, 2 threads",
         "- bytes/vector all-in: qama-rs `Index.memory_bytes / ntotal` (codes, factors, list labels, ids, centroids, "
         "refinement store, spare capacity); faiss `serialize_index` (codes in 32-row blocks, 8-byte ids, centroids, "
         "codebooks, links, refinement store); usearch `serialized_length`; SVS saved files; ScaNN and Qdrant computed "
