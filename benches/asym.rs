@@ -302,7 +302,7 @@ fn bench_ivf(c: &mut Criterion) {
                 k,
                 n,
                 |r: std::ops::Range<usize>| r.map(|i| codec.prepare(q, i, bounds)).collect(),
-                |_| {
+                |_, _| {
                     let lists = probed
                         .iter()
                         .map(|&(l, bias)| {
@@ -317,6 +317,7 @@ fn bench_ivf(c: &mut Criterion) {
                         lists,
                         keys: probed.iter().map(|&(l, _)| l).collect(),
                         probe: nprobe,
+                        more: false,
                     }])
                 },
                 None,

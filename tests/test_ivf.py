@@ -321,6 +321,34 @@ def test_a_filter_whose_rows_lie_in_the_farthest_lists_is_searched_again_over_ev
     np.testing.assert_array_equal(found, exact(docs, queries, 10, keep))
 
 
+def test_a_query_short_after_its_probed_lists_goes_on_through_its_plan_without_a_second_search(data, monkeypatch):
+    """A filtered plan ranks its probed lists first and the lists past them only for a query they leave short
+    of k (their exact coarse scores cost more than most such scans): those queries go on, best first, within
+    the same search — no query here needs the search again over every list."""
+    docs, queries = data
+    index = ivf(f"IVF{NLIST},Flat", docs)
+    allowed = np.sort(np.random.default_rng(4).choice(len(docs), 150, replace=False))  # 5 %: 9 lists ranked
+    codec, store = index._pipe.codec, index._stores[0]
+    only = _core.Filter.labels(allowed.astype(np.uint64))
+    _, first = codec.engine().search_lists(queries, store.core(), 10, index._partition.plan(queries, 1, 1), only)
+    assert (first[:, 9] < 0).sum() >= 5  # many queries are short after their first list
+    widths: list[int] = []
+    plan = type(index._partition).plan
+
+    def spy(self, q, nprobe, width):
+        widths.append(width)
+        return plan(self, q, nprobe, width)
+
+    monkeypatch.setattr(type(index._partition), "plan", spy)
+    _, found = index.search(queries, 10, nprobe=1, allowed=allowed)
+    assert widths == [1 + 4 * 2]  # ceil(10 * 16 / 150) = 2 lists hold k allowed rows on average
+    assert (found >= 0).all() and np.isin(found, allowed).all()
+    for i in range(len(queries)):  # one query at a time (its lists shared with the pool's threads) alike
+        _, alone = index.search(queries[i : i + 1], 10, nprobe=1, allowed=allowed)
+        np.testing.assert_array_equal(alone[0], found[i])
+    assert widths == [1 + 4 * 2] * (1 + len(queries))
+
+
 def test_half_the_corpus_allowed_matches_the_exact_filtered_scan(data):
     docs, queries = data
     index = ivf(f"IVF{NLIST},Flat", docs)

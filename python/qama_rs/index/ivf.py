@@ -165,7 +165,8 @@ class Partition:
 
     def plan(self, q: np.ndarray, nprobe: int, width: int) -> Any:
         """Each query's ``width`` best lists (nearest cells first), the first ``nprobe`` scanned
-        whatever happens (an engine ``Plan``); residual codes get the product as their list's bias."""
+        whatever happens (an engine ``Plan``; the engine ranks the lists past ``nprobe`` for a query they
+        leave short of ``k``, when it gets there); residual codes get the product as their list's bias."""
         return self._coarse.plan(q, min(nprobe, self.nlist), min(max(width, nprobe), self.nlist), self.residual)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -239,6 +239,9 @@ pub struct Plan<'e, U> {
     /// Lists scanned whatever happens (`nprobe`); more are scanned while fewer than `k` results
     /// are found.
     pub probe: usize,
+    /// Whether lists past these exist (a plan made with only the lists to probe): a query they
+    /// leave short asks for its whole plan (see [`search_lists`]).
+    pub more: bool,
 }
 
 impl<U> Plan<'_, U> {
@@ -296,33 +299,47 @@ fn scan_list<C: Codec>(
     }
 }
 
-/// Lists past a query's `probe`, best first, while it has fewer than `k` results.
-fn scan_rest<C: Codec>(
+/// Lists past a query's `probe`, best first, while it has fewer than `k` results; a plan of the
+/// probed lists only (`more`) is replaced by the query's whole plan (`whole()`) first.
+fn scan_rest<'e, C: Codec>(
     codec: &C,
     query: &C::Query,
-    plan: &Plan<'_, C::Unit>,
+    plan: &Plan<'e, C::Unit>,
     select: &mut TopK<'_>,
     scratch: &mut C::Scratch,
-) {
+    whole: impl FnOnce() -> Result<Plan<'e, C::Unit>>,
+) -> Result<()> {
+    if select.is_full() {
+        return Ok(());
+    }
+    let fetched;
+    let plan = if plan.more {
+        fetched = whole()?;
+        &fetched
+    } else {
+        plan
+    };
     for list in &plan.lists[plan.probed()..] {
         if select.is_full() {
             break;
         }
         scan_list(codec, query, list, select, scratch);
     }
+    Ok(())
 }
 
 /// One query over its plan, parallel over its probed lists (the tasks share the query's bound;
 /// their partial top-k's merge): with `helpers`, the calling thread takes the lists in order and
 /// helpers that join take the next ones (see [`crate::share`]); else over the current pool.
-fn one_query<'a, C: Codec>(
+fn one_query<'a, 'e, C: Codec>(
     codec: &C,
     query: &C::Query,
-    plan: &Plan<'_, C::Unit>,
+    plan: &Plan<'e, C::Unit>,
     kk: usize,
     allowed: Option<Allowed<'a>>,
     helpers: Option<Helpers<'_>>,
-) -> TopK<'a> {
+    whole: impl FnOnce() -> Result<Plan<'e, C::Unit>>,
+) -> Result<TopK<'a>> {
     let shared = AtomicU32::new(u32::MAX);
     let mut select = TopK::new(kk, allowed, None);
     let lists = &plan.lists[..plan.probed()];
@@ -360,20 +377,28 @@ fn one_query<'a, C: Codec>(
     if let Some(partial) = partial {
         select.merge(&partial);
     }
-    scan_rest(codec, query, plan, &mut select, &mut C::Scratch::default());
-    select
+    scan_rest(
+        codec,
+        query,
+        plan,
+        &mut select,
+        &mut C::Scratch::default(),
+        whole,
+    )?;
+    Ok(select)
 }
 
 /// The queries of a chunk over their plans, list-major: every probed (list, query) pair in key
 /// order, so a list shared by several queries is read from memory once and scanned for each while
 /// it is in cache. Then each query's lists past its `probe`, as [`one_query`] does.
-fn chunk_queries<'a, C: Codec>(
+fn chunk_queries<'a, 'e, C: Codec>(
     codec: &C,
     queries: &[C::Query],
-    plans: &[Plan<'_, C::Unit>],
+    plans: &[Plan<'e, C::Unit>],
     kk: usize,
     allowed: Option<Allowed<'a>>,
-) -> Vec<TopK<'a>> {
+    whole: impl Fn(usize) -> Result<Plan<'e, C::Unit>>,
+) -> Result<Vec<TopK<'a>>> {
     let mut selects = vec![TopK::new(kk, allowed, None); queries.len()];
     let mut scratch = C::Scratch::default();
     // Each query's best list first: its bound is then tight for the rest (a bound still loose
@@ -397,18 +422,20 @@ fn chunk_queries<'a, C: Codec>(
     for (_, q, e) in &work {
         scan_extent(codec, &queries[*q], e, &mut selects[*q], &mut scratch);
     }
-    for ((query, plan), select) in queries.iter().zip(plans).zip(&mut selects) {
-        scan_rest(codec, query, plan, select, &mut scratch);
+    for (q, ((query, plan), select)) in queries.iter().zip(plans).zip(&mut selects).enumerate() {
+        scan_rest(codec, query, plan, select, &mut scratch, || whole(q))?;
     }
-    selects
+    Ok(selects)
 }
 
 /// Queries made ready, and their plans.
 type Ready<'e, C> = (Vec<<C as Codec>::Query>, Vec<Plan<'e, <C as Codec>::Unit>>);
 
 /// Top-`k` of `nq` queries, each over the lists its plan names (see the module docs).
-/// `plans(range)` gives the plans of the queries in `range` (at most [`PLAN_GROUP`]); `rows` is the
-/// total of stored rows (for `k` clamping). `helpers`: threads that may join a query searched
+/// `plans(range, all)` gives the plans of the queries in `range` (at most [`PLAN_GROUP`]): with
+/// `all` false a plan may hold only the lists to probe ([`Plan::more`]), and a query they leave
+/// short is planned again alone with `all` (the lists past them are ranked only where they are
+/// needed); `rows` is the total of stored rows (for `k` clamping). `helpers`: threads that may join a query searched
 /// alone (its tables beside its coarse ranking, then its lists), where the caller runs outside
 /// their pool; without them a query alone is parallel over the current pool.
 #[allow(clippy::too_many_arguments)] // each a separate concern of the one partitioned search
@@ -425,7 +452,7 @@ pub fn search_lists<'e, C, P, L>(
 where
     C: Codec,
     P: Fn(Range<usize>) -> Result<Vec<C::Query>> + Sync,
-    L: Fn(Range<usize>) -> Result<Vec<Plan<'e, C::Unit>>> + Sync,
+    L: Fn(Range<usize>, bool) -> Result<Vec<Plan<'e, C::Unit>>> + Sync,
     C::Unit: 'e,
 {
     check_k(k)?;
@@ -435,13 +462,19 @@ where
         return Ok(Hits { k: kk, scores, ids });
     }
     // The plans of a group of queries (at most PLAN_GROUP), one per query, checked.
-    let planned = |group: Range<usize>| -> Result<Vec<Plan<'e, C::Unit>>> {
-        let got = plans(group.clone())?;
+    let plan_group = |group: Range<usize>, all: bool| -> Result<Vec<Plan<'e, C::Unit>>> {
+        let got = plans(group.clone(), all)?;
         if got.len() != group.len() {
             return value_err(format!("{} plans for {} queries", got.len(), group.len()));
         }
         got.iter().try_for_each(|p| p.check(codec))?;
         Ok(got)
+    };
+    let planned = |group: Range<usize>| plan_group(group, false);
+    // Query `i`'s whole plan (every list it may go on to).
+    let whole = |i: usize| -> Result<Plan<'e, C::Unit>> {
+        let mut got = plan_group(i..i + 1, true)?;
+        Ok(got.remove(0))
     };
     // The queries of `range`, made ready and planned (a group of PLAN_GROUP at a time).
     let ready = |range: Range<usize>| -> Result<Ready<'e, C>> {
@@ -478,8 +511,10 @@ where
                 None => rayon::join(|| prepared(&prepare, i..i + 1), || planned(i..i + 1)),
             };
             let (query, plan) = (query?, plan?);
-            one_query(codec, &query[0], &plan[0], kk, allowed, helpers)
-                .write(sc, id, |c| codec.score_of(c));
+            one_query(codec, &query[0], &plan[0], kk, allowed, helpers, || {
+                whole(i)
+            })?
+            .write(sc, id, |c| codec.score_of(c));
         }
     } else {
         let chunk = query_chunk(nq, threads, 1);
@@ -488,8 +523,10 @@ where
             .zip(ids.par_chunks_mut(chunk * kk))
             .enumerate()
             .try_for_each(|(c, (sc, id))| -> Result<()> {
-                let (queries, planned) = ready(c * chunk..nq.min((c + 1) * chunk))?;
-                let selects = chunk_queries(codec, &queries, &planned, kk, allowed);
+                let first = c * chunk;
+                let (queries, planned) = ready(first..nq.min(first + chunk))?;
+                let selects =
+                    chunk_queries(codec, &queries, &planned, kk, allowed, |q| whole(first + q))?;
                 write_all(codec, selects, kk, sc, id);
                 Ok(())
             })?;
@@ -761,7 +798,10 @@ mod tests {
                             o
                         })
                         .collect();
-                    for helped in [false, true] {
+                    // Lazy: plans hold the probed lists only until a query asks for all.
+                    for (helped, lazy) in
+                        [(false, false), (true, false), (false, true), (true, true)]
+                    {
                         let search = |helpers| {
                             search_lists(
                                 &codec,
@@ -769,15 +809,17 @@ mod tests {
                                 k,
                                 nlist * per,
                                 one_by_one(|i| codec.prepare(&q[i * dims..(i + 1) * dims], i)),
-                                |range| {
+                                |range, all| {
+                                    let shown = if lazy && !all { probe } else { nlist };
                                     Ok(range
                                         .map(|i| Plan {
-                                            lists: order[i]
+                                            lists: order[i][..shown]
                                                 .iter()
                                                 .map(|&l| vec![list(l)])
                                                 .collect(),
-                                            keys: order[i].clone(),
+                                            keys: order[i][..shown].to_vec(),
                                             probe,
+                                            more: shown < nlist,
                                         })
                                         .collect())
                                 },
@@ -797,8 +839,8 @@ mod tests {
                             let want =
                                 reference(qi, (&data, dims, per), &order[i], probe, k, allowed);
                             let what = format!(
-                                "{threads} threads, helped {helped}, nq {nq}, probe {probe}, \
-                                 filter {}, query {i}",
+                                "{threads} threads, helped {helped}, lazy {lazy}, nq {nq}, \
+                                 probe {probe}, filter {}, query {i}",
                                 allowed.is_some()
                             );
                             assert_eq!(&got.ids[i * k..(i + 1) * k], &want.ids[..], "{what}");
@@ -818,6 +860,7 @@ mod tests {
             lists: vec![vec![Extent::new(&data[..], 2, 0)]],
             keys: vec![0],
             probe: 1,
+            more: false,
         };
         // Eight queries in groups of four: 3 plans for the first, 5 for the second is an error
         // (not plans shifted onto the wrong queries); one query given none is one too.
@@ -828,7 +871,7 @@ mod tests {
                 1,
                 2,
                 one_by_one(|i| codec.prepare(&[1.0, 0.0], i)),
-                |range| {
+                |range, _| {
                     let n = if range.start == 0 {
                         range.len() - 1
                     } else {
@@ -867,11 +910,12 @@ mod tests {
             1,
             2,
             one_by_one(|i| codec.prepare(&[1.0, 0.0], i)),
-            |_| {
+            |_, _| {
                 Ok(vec![Plan {
                     lists: vec![vec![Extent::new(&data[..], 2, 0)]],
                     keys: vec![],
                     probe: 1,
+                    more: false,
                 }])
             },
             None,
