@@ -1,6 +1,7 @@
 """Thread safety: searches from many threads while another thread adds (every codec family of the
-index), many threads sharing codec objects and a ``Store`` on every instruction-set level, and
-arguments written by another thread while a call runs without the GIL.
+index), many threads sharing codec objects and a ``Store`` on every instruction-set level, queries of a
+partition searched alone (shared with the pool's threads) beside batches, and arguments written by another
+thread while a call runs without the GIL.
 
 The engine's approach (see ``rust/python/src/args.rs`` and ``store.rs``): the binding copies
 query-side arrays (queries, tables, candidates) always, and the other arrays of the array functions
@@ -179,6 +180,59 @@ def test_codecs_of_every_isa_share_a_store_across_threads():
     assert not errors, errors
     assert len(got) == THREADS * 3 * len(calls)
     assert all(same(g, want[0]) for g in got)
+
+
+def test_queries_searched_alone_from_many_threads_beside_batches_get_the_serial_answers():
+    """Threads searching a partition one query at a time (each shared with the pool's free threads:
+    ``rust/core/src/share.rs``) while another searches batches on the same pool: every answer is the serial one,
+    and no call waits on a helper another call keeps busy."""
+    rng = np.random.default_rng(6)
+    dims, nlist, per = 32, 16, 2000
+    centres = rng.normal(size=(nlist, dims)).astype(np.float32)
+    docs = (np.repeat(centres, per, axis=0) + 0.3 * rng.normal(size=(nlist * per, dims))).astype(np.float32)
+    queries = rng.normal(size=(40, dims)).astype(np.float32)
+    lists = np.array([[per * j, per, 0, 0] for j in range(nlist)], np.uint64)
+    store = _core.Store([docs, np.zeros(0, np.float32)], lists)
+    codec, coarse = _core.FloatCodec(dims), _core.Coarse(centres.copy())
+
+    def search(q, nprobe):
+        return codec.search_lists(q, store, 10, coarse.plan(q, nprobe, nprobe, False))
+
+    want = {p: search(queries, p) for p in (2, 8)}
+    errors: list = []
+    wrong: list = []
+
+    def alone(offset):
+        try:
+            for j in range(200):
+                i, p = (offset + j) % len(queries), (2, 8)[j % 2]
+                got = search(queries[i : i + 1], p)
+                if not (same_row(got, want[p], i)):
+                    wrong.append((offset, i, p))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def batches():
+        try:
+            for _ in range(20):
+                if not same(search(queries, 8), want[8]):
+                    wrong.append("batch")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=alone, args=(t,)) for t in range(4)] + [threading.Thread(target=batches)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a search hung"
+    assert not errors, errors
+    assert not wrong, wrong[:5]
+
+
+def same_row(got, want, i) -> bool:
+    """Whether a one-query answer ``got`` is row ``i`` of the batch answer ``want`` (scores and ids)."""
+    return all(np.array_equal(g[0], w[i]) for g, w in zip(got, want, strict=True))
 
 
 def overwrite_during_call(call, array, new_values):
