@@ -76,6 +76,25 @@ def test_incremental_adds_and_removals_equal_a_fresh_index(spec, data):
     np.testing.assert_array_equal(index.ids[-40:], np.arange(3000, 3040))
 
 
+@pytest.mark.parametrize("spec", ["Flat", "pca_nibble_scaled(budget_bytes=8)", "Thermo1"])
+def test_one_query_of_a_small_flat_index_answers_what_the_batch_does(spec):
+    """A query alone over few rows runs on the calling thread, and the pool's free threads join it on its tiles
+    (``rust/core/src/share.rs``); a batch runs in the pool. 16,000 rows: under the calling-thread limit, and
+    several tiles."""
+    rng = np.random.default_rng(9)
+    docs = rng.normal(size=(16_000, 32)).astype(np.float32)
+    queries = rng.normal(size=(40, 32)).astype(np.float32)
+    index = index_factory(32, spec)
+    index.train(docs)
+    index.add(docs)
+    for kw in ({}, {"allowed": qama_rs.Allowed(np.arange(0, len(docs), 9))}):
+        D, found = index.search(queries, 10, **kw)
+        for i in range(len(queries)):
+            d, f = index.search(queries[i : i + 1], 10, **kw)
+            np.testing.assert_array_equal(f[0], found[i], err_msg=f"{spec} {kw} query {i}")
+            np.testing.assert_array_equal(d[0], D[i])
+
+
 def test_k_larger_than_n_pads_with_missing_results(scheme, data):
     docs, queries = data
     d, i = filled(SPECS[scheme], docs[:5], train=docs).search(queries, 50)

@@ -5,7 +5,8 @@
 //!   queries, prepares it, and walks the rows tile by tile (a tile stays in L2 while every query of
 //!   the chunk scans it); *tiles* (few queries; memory-bound): queries are prepared once and the
 //!   tiles of all extents are scanned in parallel, each task keeping partial top-k's that are merged
-//!   at the end (the tasks share each query's bound, so a task starting empty prunes like the best).
+//!   at the end (the tasks share each query's bound, so a task starting empty prunes like the best);
+//!   [`search_helped`] scans them on the calling thread with the helper threads that join it.
 //! - [`search_lists`] (partitioned: each query reads its own extents, a list at a time, in the
 //!   order a plan gives): one query is parallel over its first lists (on the current pool, or on
 //!   the calling thread with the helper threads that join it: [`crate::share`]); a batch is parallel over
@@ -160,6 +161,25 @@ where
     C: Codec,
     P: Fn(Range<usize>) -> Result<Vec<C::Query>> + Sync,
 {
+    search_helped(codec, nq, k, prepare, extents, allowed, None)
+}
+
+/// [`search`] where the caller runs outside the pool of `helpers`: in the tiles regime (few
+/// queries) the calling thread takes the tiles in order and helpers that join take the next ones
+/// (see [`crate::share`]); without helpers the tiles are parallel over the current pool.
+pub fn search_helped<'e, C, P>(
+    codec: &C,
+    nq: usize,
+    k: usize,
+    prepare: P,
+    extents: &[Extent<'e, C::Unit>],
+    allowed: Option<Allowed<'_>>,
+    helpers: Option<Helpers<'_>>,
+) -> Result<Hits>
+where
+    C: Codec,
+    P: Fn(Range<usize>) -> Result<Vec<C::Query>> + Sync,
+{
     check_k(k)?;
     let rows = check_extents(codec, extents)?;
     let kk = k.min(rows);
@@ -168,7 +188,8 @@ where
         return Ok(Hits { k: kk, scores, ids });
     }
     let tile = codec.tile_rows();
-    let threads = rayon::current_num_threads();
+    // The pool's threads, or the caller and its helpers where it runs outside their pool.
+    let threads = rayon::current_num_threads().max(helpers.map_or(0, |h| h.most() + 1));
     let per_chunk = codec.queries_per_chunk().max(1);
     if nq >= threads.saturating_mul(per_chunk) {
         let chunk = query_chunk(nq, threads, per_chunk);
@@ -203,21 +224,35 @@ where
             .enumerate()
             .flat_map(|(i, e)| tiles(e.rows, tile).map(move |t| (i, t)))
             .collect();
-        let selects = work
-            .into_par_iter()
-            .fold(
-                || (fresh(), C::Scratch::default()),
-                |(mut selects, mut scratch), (i, t)| {
-                    codec.scan(&batch, &extents[i], t, &mut selects, &mut scratch);
-                    (selects, scratch)
-                },
-            )
-            .map(|(selects, _)| selects)
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| a.merge(b));
-                a
-            })
-            .unwrap_or_else(fresh);
+        fn merged<'a>(mut a: Vec<TopK<'a>>, b: Vec<TopK<'a>>) -> Vec<TopK<'a>> {
+            a.iter_mut().zip(&b).for_each(|(a, b)| a.merge(b));
+            a
+        }
+        let selects = match helpers {
+            Some(helpers) => {
+                let next = AtomicUsize::new(0);
+                let parts = helpers.share(work.len().saturating_sub(1), &|| {
+                    let (mut selects, mut scratch) = (fresh(), C::Scratch::default());
+                    while let Some((i, t)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        codec.scan(&batch, &extents[*i], t.clone(), &mut selects, &mut scratch);
+                    }
+                    selects
+                });
+                parts.into_iter().reduce(merged)
+            }
+            None => work
+                .into_par_iter()
+                .fold(
+                    || (fresh(), C::Scratch::default()),
+                    |(mut selects, mut scratch), (i, t)| {
+                        codec.scan(&batch, &extents[i], t, &mut selects, &mut scratch);
+                        (selects, scratch)
+                    },
+                )
+                .map(|(selects, _)| selects)
+                .reduce_with(merged),
+        }
+        .unwrap_or_else(fresh);
         write_all(codec, selects, kk, &mut scores, &mut ids);
     }
     Ok(Hits { k: kk, scores, ids })
@@ -846,6 +881,76 @@ mod tests {
                             assert_eq!(&got.ids[i * k..(i + 1) * k], &want.ids[..], "{what}");
                             assert_eq!(&got.scores[i * k..(i + 1) * k], &want.scores[..], "{what}");
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A few queries over every row (the tiles regime), helped from outside pools of 1, 2 and 4
+    /// threads or parallel within them: each query's brute-force top-k, with and without a filter.
+    #[test]
+    fn a_flat_search_helped_from_outside_its_pool_is_the_brute_force_top_k() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let (dims, k) = (8, 7);
+        let codec = FloatCodec::<f32>::new(dims).unwrap();
+        let tile = codec.tile_rows();
+        let sizes = [5 * tile + 3, tile / 2, 2 * tile];
+        let data: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&n| random_floats(&mut rng, n * dims))
+            .collect();
+        let starts: Vec<usize> = sizes
+            .iter()
+            .scan(0, |at, &n| {
+                *at += n;
+                Some(*at - n)
+            })
+            .collect();
+        let extents: Vec<Extent<'_, f32>> = (0..sizes.len())
+            .map(|j| Extent::new(&data[j], sizes[j], starts[j] as u64))
+            .collect();
+        let total: usize = sizes.iter().sum();
+        let row = |r: usize| {
+            let j = starts.iter().rposition(|&s| s <= r).unwrap();
+            &data[j][(r - starts[j]) * dims..][..dims]
+        };
+        let sparse: Vec<u64> = (0..total as u64).step_by(97).collect();
+        for threads in [1, 2, 4] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for nq in [1, 3] {
+                for allowed in [None, Some(&sparse[..])] {
+                    let q = random_floats(&mut rng, nq * dims);
+                    let ok =
+                        |r: usize| allowed.is_none_or(|a| a.binary_search(&(r as u64)).is_ok());
+                    let want = brute(
+                        |i, r| {
+                            if ok(r) {
+                                dot(&q[i * dims..(i + 1) * dims], row(r))
+                            } else {
+                                f32::NEG_INFINITY
+                            }
+                        },
+                        nq,
+                        total,
+                        k,
+                    );
+                    let prep = one_by_one(|i| codec.prepare(&q[i * dims..(i + 1) * dims], i));
+                    let filter = allowed.map(Allowed::Sorted);
+                    for helped in [false, true] {
+                        let got = if helped {
+                            let helpers = Helpers::new(&pool, threads - 1);
+                            search_helped(&codec, nq, k, &prep, &extents, filter, Some(helpers))
+                        } else {
+                            pool.install(|| search(&codec, nq, k, &prep, &extents, filter))
+                        }
+                        .unwrap();
+                        let what = format!("{threads} threads, nq {nq}, helped {helped}");
+                        assert_eq!(got.ids, want.ids, "{what}");
+                        assert_eq!(got.scores, want.scores, "{what}");
                     }
                 }
             }

@@ -514,8 +514,16 @@ impl<'a, 'py, B: Binding> Call<'a, 'py, B> {
         let (nq, allowed) = (self.q.nq, allowed(filter));
         let rows = nq.saturating_mul(self.store.total());
         let admitted = filter.and_then(|f| f.get().admitted_for(self.store));
+        // A call of little work runs on the calling thread (`run_sized`): the process pool's free
+        // threads may join it on its tiles (see `qama_core::share`).
+        let pool = (self.scan_work(rows) < crate::PARALLEL_WORK)
+            .then(crate::pool::pool)
+            .and_then(Result::ok);
+        let helpers = pool
+            .as_deref()
+            .map(|p| Helpers::new(p, p.current_num_threads() - 1));
         let hits = self.over_store(rows, admitted, |codec, extents, prepare| {
-            driver::search(codec, nq, k, prepare, extents, allowed)
+            driver::search_helped(codec, nq, k, prepare, extents, allowed, helpers)
         })?;
         scored(self.py, hits, nq)
     }

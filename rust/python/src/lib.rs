@@ -62,7 +62,7 @@ static GIL_HELD: AtomicU64 = AtomicU64::new(0);
 /// Work (values, roughly: rows x values of an encoding, an eighth of the bytes a scan reads)
 /// below which a call runs on the calling thread: waking the pool's threads costs tens of
 /// microseconds, more than a small call's work (a scan of 2 MB of codes takes about 0.2-0.5 ms).
-const PARALLEL_WORK: usize = 1 << 18;
+pub(crate) const PARALLEL_WORK: usize = 1 << 18;
 
 /// Runs a core call without the GIL, in this process's pool (every binding call goes through
 /// here); core errors become Python exceptions ([`core_error`]), panics `RuntimeError`.

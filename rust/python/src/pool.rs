@@ -44,8 +44,9 @@ thread_local! {
 
 /// A pool running its work on the calling thread: small calls (one query over less than about 2 MB
 /// of codes, encoding a handful of vectors) skip the hop to another thread, whose wake-up costs more than the
-/// work. Parallel iterators inside it run serially; a query of a partition searched alone still
-/// takes help from the process pool's threads that are free to join (`qama_core::share`). It survives `fork` as it is: the only thread a
+/// work. Parallel iterators inside it run serially; a few queries searched alone (a flat scan's
+/// tiles, a partition's lists) still take help from the process pool's threads that are free to
+/// join (`qama_core::share`). It survives `fork` as it is: the only thread a
 /// child keeps is the forking one, and if that thread had a local pool it is still its worker
 /// (rayon refuses to make a second pool on a thread that is already a worker of one).
 pub fn local() -> Result<Arc<ThreadPool>, String> {
