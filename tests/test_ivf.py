@@ -291,6 +291,19 @@ def test_a_selective_filter_returns_k_allowed_results_from_the_scan(data, form):
     np.testing.assert_array_equal(to_rows(every), truth)
 
 
+def plan_widths(monkeypatch, index: Index) -> list[int]:
+    """The ``width`` of each plan ``index``'s partition makes from now on (filled as searches run)."""
+    widths: list[int] = []
+    plan = type(index._partition).plan
+
+    def spy(self, q, nprobe, width):
+        widths.append(width)
+        return plan(self, q, nprobe, width)
+
+    monkeypatch.setattr(type(index._partition), "plan", spy)
+    return widths
+
+
 def test_a_filter_whose_rows_lie_in_the_farthest_lists_is_searched_again_over_every_list(monkeypatch):
     """The lists a filtered query ranks follow the allowed share (here 1 + 4 of 16); a query still short
     of k after them is searched again over every list, so it gets the exact filtered top-k."""
@@ -306,14 +319,7 @@ def test_a_filter_whose_rows_lie_in_the_farthest_lists_is_searched_again_over_ev
     queries[1:, 2] = [0.1, -0.1]
     index = ivf(f"IVF{NLIST},Flat", docs)
     allowed = np.flatnonzero(member == NLIST - 1)  # the cluster opposite the queries: 200 rows
-    widths: list[int] = []
-    plan = type(index._partition).plan
-
-    def spy(self, q, nprobe, width):
-        widths.append(width)
-        return plan(self, q, nprobe, width)
-
-    monkeypatch.setattr(type(index._partition), "plan", spy)
+    widths = plan_widths(monkeypatch, index)
     _, found = index.search(queries, 10, nprobe=1, allowed=allowed)
     assert widths == [1 + 4 * 1, NLIST]  # ceil(10 * 16 / 200) = 1 list holds k allowed rows on average
     keep = np.zeros(len(docs), dtype=bool)
@@ -332,14 +338,7 @@ def test_a_query_short_after_its_probed_lists_goes_on_through_its_plan_without_a
     only = _core.Filter.labels(allowed.astype(np.uint64))
     _, first = codec.engine().search_lists(queries, store.core(), 10, index._partition.plan(queries, 1, 1), only)
     assert (first[:, 9] < 0).sum() >= 5  # many queries are short after their first list
-    widths: list[int] = []
-    plan = type(index._partition).plan
-
-    def spy(self, q, nprobe, width):
-        widths.append(width)
-        return plan(self, q, nprobe, width)
-
-    monkeypatch.setattr(type(index._partition), "plan", spy)
+    widths = plan_widths(monkeypatch, index)
     _, found = index.search(queries, 10, nprobe=1, allowed=allowed)
     assert widths == [1 + 4 * 2]  # ceil(10 * 16 / 150) = 2 lists hold k allowed rows on average
     assert (found >= 0).all() and np.isin(found, allowed).all()

@@ -20,7 +20,7 @@
 //!
 //! Threads: rayon's global pool (`RAYON_NUM_THREADS`), or the pool a caller installs.
 use std::ops::Range;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Mutex, MutexGuard};
 
 use rayon::prelude::*;
@@ -229,17 +229,17 @@ where
             a
         }
         let selects = match helpers {
-            Some(helpers) => {
-                let next = AtomicUsize::new(0);
-                let parts = helpers.share(work.len().saturating_sub(1), &|| {
-                    let (mut selects, mut scratch) = (fresh(), C::Scratch::default());
-                    while let Some((i, t)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        codec.scan(&batch, &extents[*i], t.clone(), &mut selects, &mut scratch);
-                    }
-                    selects
-                });
-                parts.into_iter().reduce(merged)
-            }
+            Some(helpers) => helpers
+                .each(
+                    &work,
+                    || (fresh(), C::Scratch::default()),
+                    |(selects, scratch), (i, t)| {
+                        codec.scan(&batch, &extents[*i], t.clone(), selects, scratch);
+                    },
+                )
+                .into_iter()
+                .map(|(selects, _)| selects)
+                .reduce(merged),
             None => work
                 .into_par_iter()
                 .fold(
@@ -378,36 +378,27 @@ fn one_query<'a, 'e, C: Codec>(
     let shared = AtomicU32::new(u32::MAX);
     let mut select = TopK::new(kk, allowed, None);
     let lists = &plan.lists[..plan.probed()];
+    let start = || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default());
+    fn merged<'a>(mut a: TopK<'a>, b: TopK<'a>) -> TopK<'a> {
+        a.merge(&b);
+        a
+    }
     let partial = match helpers {
-        Some(helpers) => {
-            let next = AtomicUsize::new(0);
-            let parts = helpers.share(lists.len().saturating_sub(1), &|| {
-                let mut s = TopK::new(kk, allowed, Some(&shared));
-                let mut scratch = C::Scratch::default();
-                while let Some(list) = lists.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    scan_list(codec, query, list, &mut s, &mut scratch);
-                }
-                s
-            });
-            parts.into_iter().reduce(|mut a, b| {
-                a.merge(&b);
-                a
+        Some(helpers) => helpers
+            .each(lists, start, |(s, scratch), list| {
+                scan_list(codec, query, list, s, scratch);
             })
-        }
+            .into_iter()
+            .map(|(s, _)| s)
+            .reduce(merged),
         None => lists
             .par_iter()
-            .fold(
-                || (TopK::new(kk, allowed, Some(&shared)), C::Scratch::default()),
-                |(mut s, mut scratch), list| {
-                    scan_list(codec, query, list, &mut s, &mut scratch);
-                    (s, scratch)
-                },
-            )
+            .fold(start, |(mut s, mut scratch), list| {
+                scan_list(codec, query, list, &mut s, &mut scratch);
+                (s, scratch)
+            })
             .map(|(s, _)| s)
-            .reduce_with(|mut a, b| {
-                a.merge(&b);
-                a
-            }),
+            .reduce_with(merged),
     };
     if let Some(partial) = partial {
         select.merge(&partial);
@@ -533,14 +524,14 @@ where
             let (query, plan) = match helpers {
                 Some(helpers) => {
                     let (made, ranked) = (Mutex::new(None), Mutex::new(None));
-                    let next = AtomicUsize::new(0);
-                    helpers.share(1, &|| loop {
-                        match next.fetch_add(1, Ordering::Relaxed) {
-                            0 => *lock(&made) = Some(prepared(&prepare, i..i + 1)),
-                            1 => *lock(&ranked) = Some(planned(i..i + 1)),
-                            _ => break,
-                        }
-                    });
+                    helpers.each(
+                        &[true, false],
+                        || (),
+                        |_, &tables| match tables {
+                            true => *lock(&made) = Some(prepared(&prepare, i..i + 1)),
+                            false => *lock(&ranked) = Some(planned(i..i + 1)),
+                        },
+                    );
                     (taken(made), taken(ranked))
                 }
                 None => rayon::join(|| prepared(&prepare, i..i + 1), || planned(i..i + 1)),

@@ -17,7 +17,7 @@
 //! safe across `fork` (the child keeps the caller, registered with threads it no longer has).
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rayon::ThreadPool;
@@ -47,6 +47,26 @@ impl<'p> Helpers<'p> {
     /// How many helpers may join a call.
     pub fn most(&self) -> usize {
         self.most
+    }
+
+    /// Calls `each(&mut part, item)` once for every item of `items`, in order of taking: the
+    /// calling thread and the helpers that join it each take the next item in turn, into a part
+    /// of their own (`start()`). Returns the parts, the caller's first.
+    pub fn each<T: Sync, S: Send>(
+        &self,
+        items: &[T],
+        start: impl Fn() -> S + Sync,
+        each: impl Fn(&mut S, &T) + Sync,
+    ) -> Vec<S> {
+        let next = AtomicUsize::new(0);
+        // At most one helper per item past the caller's first.
+        self.share(items.len().saturating_sub(1), &|| {
+            let mut part = start();
+            while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                each(&mut part, item);
+            }
+            part
+        })
     }
 
     /// Runs `work` on the calling thread and on up to `n` (at most the helpers' `most`) pool
@@ -160,7 +180,6 @@ impl Drop for Settle<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
     use std::sync::Mutex;
 
     fn pool(threads: usize) -> ThreadPool {
