@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 pub enum Isa {
     /// Portable code only (the scalar twins).
     Scalar,
-    /// x86-64 AVX2 + F16C + POPCNT: `vpshufb` nibble kernels, scalar `popcnt` rows, float16 centroids.
+    /// x86-64 AVX2 + F16C + POPCNT: `vpshufb` nibble kernels, scalar `popcnt` rows, float16 centroids,
+    /// float32 row products.
     Avx2,
     /// x86-64 AVX2 + AVX-512F/BW/DQ/VL + VPOPCNTDQ + VNNI: `vpopcntq` Hamming tiles, `vpdpbusd` int8 coarse
     /// scores, AVX-512 projections and query preparation (the table scans stay AVX2).

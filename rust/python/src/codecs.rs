@@ -284,7 +284,8 @@ macro_rules! float_binding {
             #[pyo3(signature = (dims, isa=None))]
             fn new(dims: &Bound<'_, PyAny>, isa: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
                 let dims = count_arg(dims, "dims")?;
-                Ok(Self { inner: CoreFloat::new(dims).map_err(core_error)?, isa: isa_arg(isa)? })
+                let isa = isa_arg(isa)?;
+                Ok(Self { inner: CoreFloat::new(dims).and_then(|c| c.with_isa(isa)).map_err(core_error)?, isa })
             }
         });
     };

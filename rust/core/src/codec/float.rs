@@ -5,12 +5,18 @@
 //! vectorizes), the same order for every row and query. Float16 rows are widened to float32 a tile at
 //! a time (`half`'s slice conversion uses F16C where the CPU has it; the widening is exact), then
 //! scored by the same sum, so `Flat16` scores equal `Flat` scores of the rounded vectors bit for bit.
+//! With AVX2 a tile is scored two queries by four rows at a time, each product's eight partial sums
+//! one register ([`dots_avx2`]): the same multiplies and adds in the same order as the portable
+//! [`dots`], so the same values. The portable code ran scalar (the compiler kept its partial sums on
+//! the stack): 1,758 against 130 µs a query in a batch over 20,000 rows of 384 floats (AMD EPYC, 2
+//! cores), where one query alone is bound by reading the rows (2.7 against 1.1 ms).
 use std::ops::Range;
 
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use crate::codec::{Codec, Extent};
-use crate::error::{shape_err, Result};
+use crate::error::{shape_err, value_err, Result};
+use crate::isa::Isa;
 use crate::select::{cost_of_score, TopK};
 
 /// Queries per task from which the batch regime (parallel over queries) is used.
@@ -23,6 +29,9 @@ const TILE_BYTES: usize = 256 * 1024;
 pub trait FloatUnit: Copy + Send + Sync + 'static {
     /// Widens `src` into `dst` (same length).
     fn widen(src: &[Self], dst: &mut Vec<f32>);
+
+    /// `src` itself where it is float32 already (no copy to widen).
+    fn as_f32(src: &[Self]) -> Option<&[f32]>;
 }
 
 impl FloatUnit for f32 {
@@ -30,9 +39,17 @@ impl FloatUnit for f32 {
         dst.clear();
         dst.extend_from_slice(src);
     }
+
+    fn as_f32(src: &[f32]) -> Option<&[f32]> {
+        Some(src)
+    }
 }
 
 impl FloatUnit for u16 {
+    fn as_f32(_: &[u16]) -> Option<&[f32]> {
+        None
+    }
+
     fn widen(src: &[u16], dst: &mut Vec<f32>) {
         dst.resize(src.len(), 0.0);
         src.reinterpret_cast::<half::f16>()
@@ -44,6 +61,7 @@ impl FloatUnit for u16 {
 #[derive(Debug, Clone)]
 pub struct FloatCodec<U> {
     dims: usize,
+    isa: Isa,
     unit: std::marker::PhantomData<U>,
 }
 
@@ -56,15 +74,25 @@ pub struct Scratch {
 }
 
 impl<U: FloatUnit> FloatCodec<U> {
-    /// A codec of `dims`-value rows.
+    /// A codec of `dims`-value rows, its kernel the fastest this CPU runs.
     pub fn new(dims: usize) -> Result<Self> {
         if dims == 0 {
             return shape_err("dims = 0; vectors need at least one value");
         }
         Ok(Self {
             dims,
+            isa: Isa::detect(),
             unit: std::marker::PhantomData,
         })
+    }
+
+    /// The codec with the kernel of `isa` (the same scores on every level); an error when the CPU
+    /// does not run it.
+    pub fn with_isa(self, isa: Isa) -> Result<Self> {
+        if !isa.is_available() {
+            return value_err(format!("isa {} is not available on this CPU", isa.name()));
+        }
+        Ok(Self { isa, ..self })
     }
 
     /// Values per row.
@@ -147,6 +175,114 @@ pub fn dots(q: &[f32], rows: &[f32], dims: usize, out: &mut [f32]) {
     }
 }
 
+/// `out[i * n + r] = dot(queries[i], row r)` for the `n` rows of `rows` (`dims` values each): the
+/// values of [`dots`], with `isa`'s kernel (the caller checked that the CPU runs it).
+fn dots_many(isa: Isa, queries: &[Vec<f32>], rows: &[f32], dims: usize, out: &mut [f32]) {
+    let n = rows.len() / dims;
+    debug_assert_eq!(out.len(), queries.len() * n);
+    if n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 {
+        let mut outs = out.chunks_exact_mut(n);
+        let mut pairs = queries.chunks_exact(2);
+        for pair in &mut pairs {
+            let (a, b) = (
+                outs.next().expect("a row per query"),
+                outs.next().expect("a row per query"),
+            );
+            // SAFETY: the CPU runs AVX2 (the caller's contract); every query has `dims` values and
+            // every output `n`.
+            unsafe { dots_avx2::<2>([&pair[0], &pair[1]], rows, dims, [a, b]) };
+        }
+        if let [q] = pairs.remainder() {
+            let a = outs.next().expect("a row per query");
+            // SAFETY: as above.
+            unsafe { dots_avx2::<1>([q], rows, dims, [a]) };
+        }
+        return;
+    }
+    let _ = isa;
+    for (q, o) in queries.iter().zip(out.chunks_exact_mut(n)) {
+        dots(q, rows, dims, o);
+    }
+}
+
+/// [`dots`] of `Q` queries with AVX2, four rows at a time: the eight partial sums of each query x
+/// row product are one register, summed with a multiply then an add (never fused) per chunk of
+/// eight values in order, then reduced as [`reduce8`] does and the tail added in order — each
+/// output the value `dot` gives. Each chunk of a row is loaded once for the `Q` queries.
+///
+/// # Safety
+/// The CPU must run AVX2; each of `q` holds `dims` values, `rows` `n * dims` and each of `out` `n`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dots_avx2<const Q: usize>(
+    q: [&[f32]; Q],
+    rows: &[f32],
+    dims: usize,
+    out: [&mut [f32]; Q],
+) {
+    use std::arch::x86_64::*;
+    let chunks = dims / 8;
+    let n = rows.len() / dims;
+    assert!(q.iter().all(|q| q.len() == dims) && out.iter().all(|o| o.len() == n));
+    // The reduction of `reduce8`: (a0 + a4, a1 + a5, a2 + a6, a3 + a7), then lanes 0 + 2 and
+    // 1 + 3, then those two (the same adds, so the same value).
+    let reduce = |acc: __m256| -> f32 {
+        let s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps::<1>(s2, s2)))
+    };
+    let tail = |mut s: f32, qi: &[f32], row: &[f32]| {
+        for (x, y) in qi[chunks * 8..].iter().zip(&row[chunks * 8..]) {
+            s += x * y;
+        }
+        s
+    };
+    let mut out = out;
+    let mut r = 0;
+    while r + 4 <= n {
+        let base = rows[r * dims..].as_ptr();
+        let mut acc = [[_mm256_setzero_ps(); 4]; Q];
+        for j in 0..chunks {
+            // SAFETY: rows r..r + 4 hold `dims` values each and `8 * j + 8 <= dims`.
+            let x = [0, 1, 2, 3].map(|i| unsafe { _mm256_loadu_ps(base.add(i * dims + 8 * j)) });
+            for (acc, qi) in acc.iter_mut().zip(&q) {
+                // SAFETY: `8 * j + 8 <= dims` values of the query.
+                let v = unsafe { _mm256_loadu_ps(qi.as_ptr().add(8 * j)) };
+                for (a, &x) in acc.iter_mut().zip(&x) {
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(v, x));
+                }
+            }
+        }
+        for ((acc, qi), o) in acc.iter().zip(&q).zip(out.iter_mut()) {
+            for (i, &a) in acc.iter().enumerate() {
+                o[r + i] = tail(reduce(a), qi, &rows[(r + i) * dims..][..dims]);
+            }
+        }
+        r += 4;
+    }
+    while r < n {
+        let row = &rows[r * dims..][..dims];
+        let mut acc = [_mm256_setzero_ps(); Q];
+        for j in 0..chunks {
+            // SAFETY: `8 * j + 8 <= dims` values of the row and of each query.
+            let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(8 * j)) };
+            for (a, qi) in acc.iter_mut().zip(&q) {
+                // SAFETY: as above.
+                let v = unsafe { _mm256_loadu_ps(qi.as_ptr().add(8 * j)) };
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(v, x));
+            }
+        }
+        for ((a, qi), o) in acc.iter().zip(&q).zip(out.iter_mut()) {
+            o[r] = tail(reduce(*a), qi, row);
+        }
+        r += 1;
+    }
+}
+
 impl<U: FloatUnit> Codec for FloatCodec<U> {
     type Unit = U;
     type Query = Vec<f32>;
@@ -175,11 +311,25 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
         let data = &extent.data[tile.start * self.dims..tile.end * self.dims];
         U::widen(data, &mut scratch.wide);
         let labels = extent.labels.skip(tile.start);
-        scratch.costs.resize(tile.len(), 0);
-        scratch.scores.resize(tile.len(), 0.0);
-        for (q, select) in batch.iter().zip(selects) {
-            dots(q, &scratch.wide, self.dims, &mut scratch.scores);
-            for (c, &s) in scratch.costs.iter_mut().zip(&scratch.scores) {
+        let n = tile.len();
+        if n == 0 {
+            return;
+        }
+        scratch.costs.resize(n, 0);
+        scratch.scores.resize(batch.len() * n, 0.0);
+        dots_many(
+            self.isa,
+            batch,
+            &scratch.wide,
+            self.dims,
+            &mut scratch.scores,
+        );
+        for ((select, scores), _) in selects
+            .iter_mut()
+            .zip(scratch.scores.chunks_exact(n))
+            .zip(batch)
+        {
+            for (c, &s) in scratch.costs.iter_mut().zip(scores) {
                 *c = cost_of_score(if extent.bias != 0.0 {
                     s + extent.bias
                 } else {
@@ -200,12 +350,24 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
     }
 
     fn score(&self, query: &Vec<f32>, extent: &Extent<'_, U>, row: usize) -> f32 {
+        let data = &extent.data[row * self.dims..(row + 1) * self.dims];
         let mut wide = Vec::new();
-        U::widen(
-            &extent.data[row * self.dims..(row + 1) * self.dims],
-            &mut wide,
+        let row = match U::as_f32(data) {
+            Some(row) => row,
+            None => {
+                U::widen(data, &mut wide);
+                &wide
+            }
+        };
+        let mut s = [0f32];
+        dots_many(
+            self.isa,
+            std::slice::from_ref(query),
+            row,
+            self.dims,
+            &mut s,
         );
-        let s = dot(query, &wide);
+        let s = s[0];
         if extent.bias != 0.0 {
             s + extent.bias
         } else {
@@ -248,6 +410,29 @@ mod tests {
                     each.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     "dims {dims}, rows {rows}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_isa_scores_like_the_portable_dot_bit_for_bit() {
+        let mut rng = StdRng::seed_from_u64(8);
+        for dims in [1, 7, 8, 9, 16, 37, 384] {
+            for rows in [1, 3, 4, 5, 9] {
+                for nq in [1, 2, 3, 8] {
+                    let x = random_floats(&mut rng, rows * dims);
+                    let q: Vec<Vec<f32>> = (0..nq).map(|_| random_floats(&mut rng, dims)).collect();
+                    let want: Vec<u32> = q
+                        .iter()
+                        .flat_map(|q| x.chunks_exact(dims).map(|r| dot(q, r).to_bits()))
+                        .collect();
+                    for isa in Isa::available() {
+                        let mut out = vec![f32::NAN; nq * rows];
+                        dots_many(isa, &q, &x, dims, &mut out);
+                        let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+                        assert_eq!(got, want, "{isa:?} dims {dims} rows {rows} nq {nq}");
+                    }
+                }
             }
         }
     }
