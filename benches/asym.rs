@@ -5,7 +5,8 @@
 //!
 //! Groups: each level this CPU runs (`Isa::available()`) and layout on 384-d 2-bit codes next to
 //! the 1-bit Hamming scan of the same corpus (384 bits, `codec::hamming::HammingCodec`), for one
-//! query (`asym_single`) and a batch (`asym_batch`); every code width on its fastest layout
+//! query (`asym_single`) and a batch (`asym_batch`); the exact float32 scan on every level
+//! (`float_scan`); every code width on its fastest layout
 //! (`asym_widths`); second-stage rescoring of candidates (`asym_rescore`); byte codes scored with
 //! the caller's tables (`lut_single`); and a partitioned search, one query probing 16 of 256 lists
 //! (`ivf`).
@@ -24,6 +25,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use qama_core::coarse::{best, Coarse};
+use qama_core::codec::float::FloatCodec;
 use qama_core::codec::hamming::HammingCodec;
 use qama_core::codec::table::{
     pack_codes, to_blocks, Bounds, CodeFormat, Layout, Recon, TableCodec,
@@ -161,6 +163,43 @@ fn bench_single(c: &mut Criterion) {
 /// Compute-bound regime: a batch of queries against a few tiles of codes.
 fn bench_batch(c: &mut Criterion) {
     scan_rows(c, "asym_batch", 32, 20_000, 10);
+}
+
+/// The exact float32 scan (`Flat`) on every level: one query over 20,000 rows (31 MB, read once:
+/// memory-bound) and a batch of 32 over the same rows (compute-bound), each query x row product
+/// the same value on every level.
+fn bench_float(c: &mut Criterion) {
+    let (n, k) = (20_000, 10);
+    let rows = queries(4, n, DIMS);
+    let extent = Extent::new(&rows[..], n, 0);
+    let mut group = c.benchmark_group("float_scan");
+    group.sample_size(10);
+    for nq in [1, 32] {
+        let q = queries(5, nq, DIMS);
+        group.throughput(Throughput::Elements((nq * n) as u64));
+        for isa in Isa::available() {
+            let codec = FloatCodec::<f32>::new(DIMS).unwrap().with_isa(isa).unwrap();
+            let search = || {
+                driver::search(
+                    &codec,
+                    nq,
+                    k,
+                    |r: std::ops::Range<usize>| {
+                        r.map(|i| codec.prepare(&q[i * DIMS..(i + 1) * DIMS], i))
+                            .collect()
+                    },
+                    std::slice::from_ref(&extent),
+                    None,
+                )
+                .unwrap()
+            };
+            group.bench_function(
+                BenchmarkId::new(isa.name(), format!("{nq}q_{n}x384d")),
+                |b| b.iter(|| black_box(search())),
+            );
+        }
+    }
+    group.finish();
 }
 
 /// Every code width on its fastest layout (blocks up to 4 bits, rows for 8) with the detected
@@ -343,7 +382,7 @@ fn bench_ivf(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = bench_single, bench_batch, bench_widths, bench_rescore, bench_lut, bench_ivf
+    targets = bench_single, bench_batch, bench_float, bench_widths, bench_rescore, bench_lut, bench_ivf
 }
 
 fn main() {

@@ -309,21 +309,25 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
         scratch: &mut Scratch,
     ) {
         let data = &extent.data[tile.start * self.dims..tile.end * self.dims];
-        U::widen(data, &mut scratch.wide);
         let labels = extent.labels.skip(tile.start);
         let n = tile.len();
         if n == 0 {
             return;
         }
+        // Up to two queries (one pass over the tile) read float32 rows in place: a copy doubled
+        // what they read (one query over 1,000 rows: 26 against 52 µs). More passes read a copy,
+        // which measured faster (113 against 133 µs a query for 1,000 queries over 20,000 rows:
+        // the copy streams the tile into cache at memcpy speed).
+        let rows = match U::as_f32(data) {
+            Some(rows) if batch.len() <= 2 => rows,
+            _ => {
+                U::widen(data, &mut scratch.wide);
+                &scratch.wide
+            }
+        };
         scratch.costs.resize(n, 0);
         scratch.scores.resize(batch.len() * n, 0.0);
-        dots_many(
-            self.isa,
-            batch,
-            &scratch.wide,
-            self.dims,
-            &mut scratch.scores,
-        );
+        dots_many(self.isa, batch, rows, self.dims, &mut scratch.scores);
         for ((select, scores), _) in selects
             .iter_mut()
             .zip(scratch.scores.chunks_exact(n))
