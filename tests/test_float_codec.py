@@ -15,6 +15,7 @@ import _reference as ref
 import qama_rs
 from _strategies import list_sizes, sizes_and_seed
 from qama_rs import _core
+from qama_rs.index.codecs.table import affine_of
 
 ISAS = _core.available_isas()
 
@@ -312,6 +313,57 @@ def test_flat16_index_equals_flat_of_the_rounded_vectors():
     assert bits_equal(D, D32)
     np.testing.assert_array_equal(I, I32)
     np.testing.assert_array_equal(half.search(queries, 10, dims=20)[1], full.search(queries, 10, dims=20)[1])
+
+
+@given(**sizes_and_seed(n=200, dims=40, nq=20, k=60))
+def test_affine_byte_rows_score_like_float32_rows_of_their_decoded_values(n, dims, nq, k, seed):
+    """``Affine8Codec`` over ``uint8`` codes: every score bit for bit the float32 score of the decoded rows
+    ``base + step * code`` (float32, the product rounded first), on every isa (search, score, rescore)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, size=(n, dims), dtype=np.uint8)
+    base = rng.normal(size=dims).astype(np.float32)
+    step = (rng.uniform(0.0, 0.02, size=dims)).astype(np.float32)
+    decoded = base[None, :] + step[None, :] * codes.astype(np.float32)
+    queries = rng.normal(size=(nq, dims)).astype(np.float32)
+    full = ref.float_scores(queries, decoded)
+    cands = rng.permutation(n)[: max(1, n // 2)].astype(np.int64)
+    for isa in ISAS:
+        affine = _core.Affine8Codec(base, step, isa=isa)
+        assert (affine.isa, affine.row_units, affine.block_rows) == (isa, dims, 1)
+        s, i = affine.search(queries, store(codes), k)
+        assert bits_equal(s, ref.top_scores_canonical(full, k)[0]), isa
+        np.testing.assert_array_equal(i, ref.top_scores_canonical(full, k)[1], err_msg=isa)
+        assert bits_equal(affine.score(queries, store(codes), cands), full[:, cands]), isa
+        s, i = affine.rescore(queries, store(codes), cands, k)
+        want = ref.top_labelled(full[:, cands], cands, k)
+        assert bits_equal(s, want[0]) and np.array_equal(i, want[1]), isa
+
+
+def test_int8_index_equals_flat_of_its_reconstruction():
+    """``Int8`` levels are float32 ``base + step * code`` (``affine_of`` recovers them), so its engine scores
+    a decoded tile as float rows: the ``Flat`` results over the reconstructed vectors, bit for bit, with no
+    byte tables. A table that is not affine to the last bit keeps the byte-table engine."""
+    rng = np.random.default_rng(10)
+    docs = rng.normal(scale=0.05, size=(3000, 96)).astype(np.float32)
+    queries = rng.normal(size=(8, 96)).astype(np.float32)
+    int8 = qama_rs.index_factory(96, "Int8")
+    int8.train(docs)
+    int8.add(docs)
+    assert isinstance(int8.codec.engine(None), _core.Affine8Codec)
+    flat = qama_rs.index_factory(96, "Flat")
+    flat.add(int8.codec.impl.reconstruct(int8.codec.impl.encode(docs)))
+    D, I = int8.search(queries, 10)  # noqa: E741
+    D32, I32 = flat.search(queries, 10)
+    assert bits_equal(D, D32)
+    np.testing.assert_array_equal(I, I32)
+    base, step = affine_of(int8.codec.recon)
+    np.testing.assert_array_equal(base[:, None] + step[:, None] * np.arange(256, dtype=np.float32), int8.codec.recon)
+    nudged = int8.codec.recon.copy()
+    nudged[5, 17] = np.nextafter(nudged[5, 17], np.float32(1))
+    assert affine_of(nudged) is None
+    assert affine_of(int8.codec.recon[:, :16]) is None  # 4-bit tables stay on the block kernel
+    constant = np.repeat(np.float32([[0.25]]), 256, axis=1)  # a dimension of zero spread: step 0
+    assert affine_of(constant) is not None and affine_of(constant)[1][0] == 0.0
 
 
 def test_errors_name_the_argument():

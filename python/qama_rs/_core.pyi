@@ -25,6 +25,7 @@ import numpy.typing as npt
 from typing_extensions import Self
 
 __all__ = [
+    "Affine8Codec",
     "Coarse",
     "Filter",
     "Float16Codec",
@@ -258,3 +259,9 @@ class Float16Codec(_Codec):
     """Float16 rows (``uint16`` bits) scored by inner product, widened a tile at a time."""
 
     def __new__(cls, dims: int, isa: str | None = None) -> Self: ...
+
+@final
+class Affine8Codec(_Codec):
+    """``uint8`` rows decoded as ``base + step * code`` (float32) and scored as float rows."""
+
+    def __new__(cls, base: npt.NDArray[np.float32], step: npt.NDArray[np.float32], isa: str | None = None) -> Self: ...

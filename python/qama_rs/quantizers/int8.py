@@ -1,8 +1,10 @@
 """``int8``: 256 uniform levels per dimension between the corpus minimum and maximum.
 
 As sentence-transformers' int8 calibration: per-dimension range ``[min, max]`` cut into 256 equal
-steps; a value outside the range clips to the end code. Reconstruction is the step midpoint,
-scored asymmetrically against the float query.
+steps; a value outside the range clips to the end code. Reconstruction is the step midpoint, in
+float32 exactly ``base + step * code`` (the product rounded, then the sum), so the engine decodes a
+tile of codes and scores it as float rows (``_core.Affine8Codec``: the ``Flat`` scores of the decoded
+vectors), scored asymmetrically against the float query.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ class Int8(TrainingFreeQuantizer):
         step = (hi - lo) / 256.0
         k = np.arange(257, dtype=np.float64)
         thresholds = [a + s * k[1:256] for a, s in zip(lo, step, strict=True)]
-        levels = [a + s * (k[:256] + 0.5) for a, s in zip(lo, step, strict=True)]
+        # Midpoints as float32 base + step * code (see the module docs).
+        base32, step32 = (lo + 0.5 * step).astype(np.float32), step.astype(np.float32)
+        codes32 = np.arange(256, dtype=np.float32)
+        levels = [b + s * codes32 for b, s in zip(base32, step32, strict=True)]
         self.dim = x.shape[1]
         self._set_tables(thresholds, levels)
         return self

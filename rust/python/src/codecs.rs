@@ -1,4 +1,5 @@
-//! The codecs as Python objects: `HammingCodec`, `TableCodec`, `FloatCodec`, `Float16Codec`.
+//! The codecs as Python objects: `HammingCodec`, `TableCodec`, `FloatCodec`, `Float16Codec`,
+//! `Affine8Codec`.
 //!
 //! Each is built once (its kernels picked from the CPU, or from `isa=`) and answers the same calls
 //! over a [`Store`] (see [`crate::calls`]): `search` (every row), `search_lists` (each query its own
@@ -294,12 +295,43 @@ macro_rules! float_binding {
 float_binding!(FloatCodec, f32, Unit::F32);
 float_binding!(Float16Codec, u16, Unit::U16);
 
+/// One byte per value (`uint8` rows), value `j` decoded as `base[j] + step[j] * code` (float32: the
+/// product rounded, then the sum) and scored as float rows: the scores of `FloatCodec` over the
+/// decoded rows, bit for bit; queries `float32 (nq, dims)`.
+#[pyclass(frozen, module = "qama_rs._core")]
+pub struct Affine8Codec {
+    inner: CoreFloat<u8>,
+    isa: Isa,
+}
+
+binding!(Affine8Codec: CoreFloat<u8>, f32, Unit::U8, {
+    fn queries(&self, q: &Bound<'_, PyAny>) -> PyResult<Queries<f32>> {
+        float_queries(q, self.inner.dims(), false, &format!("the codec has {} dimensions", self.inner.dims()))
+    }
+    fn prepare(&self, q: &[f32], i: usize, _b: Bounds) -> qama_core::Result<Vec<f32>> {
+        self.inner.prepare(q, i)
+    }
+});
+
+codec_class!(Affine8Codec {
+    #[new]
+    #[pyo3(signature = (base, step, isa=None))]
+    fn new(base: &Bound<'_, PyAny>, step: &Bound<'_, PyAny>, isa: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let base = copied(&array_arg::<f32, numpy::Ix1>(base, "base")?, "base")?;
+        let step = copied(&array_arg::<f32, numpy::Ix1>(step, "step")?, "step")?;
+        let isa = isa_arg(isa)?;
+        let inner = CoreFloat::affine(base, step).and_then(|c| c.with_isa(isa)).map_err(core_error)?;
+        Ok(Self { inner, isa })
+    }
+});
+
 /// Registers the codec classes and their argument objects.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<HammingCodec>()?;
     m.add_class::<TableCodec>()?;
     m.add_class::<FloatCodec>()?;
     m.add_class::<Float16Codec>()?;
+    m.add_class::<Affine8Codec>()?;
     m.add_class::<Store>()?;
     m.add_class::<Filter>()?;
     m.add_class::<Plan>()?;

@@ -32,6 +32,28 @@ __all__ = ["LutCodec", "PerDimCodec", "recon_table"]
 _BITS_FOR_LEVELS = ((2, 1), (4, 2), (16, 4), (256, 8))
 
 
+def affine_of(recon: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(base, step)`` float32 with ``recon[:, v] == base + step * v`` exactly in float32 (the product
+    rounded, then the sum) for all 256 values of a byte code, or None. Such codes are decoded and scored as
+    float rows (``_core.Affine8Codec``: the products the byte tables hold, summed as ``Flat`` sums them),
+    a scan without a 256-entry table per dimension and query. The step is recovered from the ends (within
+    two float32 steps) and checked at every value."""
+    if recon.ndim != 2 or recon.shape[1] != 256 or not recon.shape[0]:
+        return None
+    base = np.ascontiguousarray(recon[:, 0], dtype=np.float32)
+    codes = np.arange(256, dtype=np.float32)
+    guess = ((recon[:, 255].astype(np.float64) - base) / 255.0).astype(np.float32)
+    candidates, up, down = [guess], guess, guess
+    for _ in range(2):
+        up, down = np.nextafter(up, np.float32(np.inf)), np.nextafter(down, np.float32(-np.inf))
+        candidates += [up, down]
+    step = np.full_like(guess, np.nan)
+    for c in candidates:
+        fits = np.isnan(step) & (base[:, None] + c[:, None] * codes[None, :] == recon).all(axis=1)
+        step[fits] = c[fits]
+    return None if np.isnan(step).any() else (base, step)
+
+
 def recon_table(values: Any) -> tuple[np.ndarray, int, int]:
     """``(table, bits, levels)`` from reconstruction values: a ``(dims, levels)`` float array, or one 1-D
     array per dimension (dimensions may have fewer levels). ``table`` is float32 ``(dims, 2^bits)``,
@@ -174,6 +196,9 @@ class PerDimCodec(_ObjectCodec):
         return np.ascontiguousarray(codes)
 
     def _engine(self, dims):
+        affine = None if self.scaled else affine_of(self.recon)
+        if affine is not None:  # byte codes decoded and scored as float rows: no byte tables
+            return _core.Affine8Codec(*affine)
         return _core.TableCodec.recon(self.recon, "blocks" if self.block_rows > 1 else "rows")
 
     def queries(self, q, dims=None):

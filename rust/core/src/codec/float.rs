@@ -1,10 +1,13 @@
-//! Float rows scored by inner product: the exact reference (`Flat`) and its half-size twin
-//! (`Flat16`, float16 storage).
+//! Float rows scored by inner product: the exact reference (`Flat`), its half-size twin (`Flat16`,
+//! float16 storage) and one byte per value decoded affinely (`Int8`: `base[j] + step[j] * code`,
+//! [`FloatCodec::affine`]).
 //!
 //! A row scores `Σ_j q_j x_j` as a float32 sum over eight interleaved partial sums (so it
 //! vectorizes), the same order for every row and query. Float16 rows are widened to float32 a tile at
 //! a time (`half`'s slice conversion uses F16C where the CPU has it; the widening is exact), then
-//! scored by the same sum, so `Flat16` scores equal `Flat` scores of the rounded vectors bit for bit.
+//! scored by the same sum, so `Flat16` scores equal `Flat` scores of the rounded vectors bit for bit;
+//! byte rows are decoded a tile at a time the same way, so `Int8` scores equal `Flat` scores of the
+//! decoded vectors.
 //! With AVX2 a tile is scored two queries by four rows at a time, each product's eight partial sums
 //! one register ([`dots_avx2`]): the same multiplies and adds in the same order as the portable
 //! [`dots`], so the same values. The portable code ran scalar (the compiler kept its partial sums on
@@ -32,6 +35,11 @@ pub trait FloatUnit: Copy + Send + Sync + 'static {
 
     /// `src` itself where it is float32 already (no copy to widen).
     fn as_f32(src: &[Self]) -> Option<&[f32]>;
+
+    /// `src` itself where it is bytes (codes an affine codec decodes).
+    fn as_bytes(_src: &[Self]) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl FloatUnit for f32 {
@@ -41,6 +49,21 @@ impl FloatUnit for f32 {
     }
 
     fn as_f32(src: &[f32]) -> Option<&[f32]> {
+        Some(src)
+    }
+}
+
+impl FloatUnit for u8 {
+    fn widen(src: &[u8], dst: &mut Vec<f32>) {
+        dst.clear();
+        dst.extend(src.iter().map(|&v| f32::from(v)));
+    }
+
+    fn as_f32(_: &[u8]) -> Option<&[f32]> {
+        None
+    }
+
+    fn as_bytes(src: &[u8]) -> Option<&[u8]> {
         Some(src)
     }
 }
@@ -62,6 +85,9 @@ impl FloatUnit for u16 {
 pub struct FloatCodec<U> {
     dims: usize,
     isa: Isa,
+    /// Byte rows' decoding `(base, step)`, a value `base[j] + step[j] * code` (see
+    /// [`FloatCodec::affine`]); `None`: rows are their values.
+    affine: Option<(Vec<f32>, Vec<f32>)>,
     unit: std::marker::PhantomData<U>,
 }
 
@@ -82,6 +108,7 @@ impl<U: FloatUnit> FloatCodec<U> {
         Ok(Self {
             dims,
             isa: Isa::detect(),
+            affine: None,
             unit: std::marker::PhantomData,
         })
     }
@@ -105,6 +132,57 @@ impl<U: FloatUnit> FloatCodec<U> {
         super::check_query(query, self.dims, index)?;
         Ok(query.to_vec())
     }
+
+    /// Stored rows `data` as float32 values into `out`: widened, then decoded where the codec is
+    /// [`FloatCodec::affine`] (a multiply then an add per value, never fused).
+    fn widen(&self, data: &[U], out: &mut Vec<f32>) {
+        match (&self.affine, U::as_bytes(data)) {
+            (Some((base, step)), Some(codes)) => {
+                out.resize(codes.len(), 0.0);
+                decode_leveled(self.isa, codes, base, step, out);
+            }
+            _ => U::widen(data, out),
+        }
+    }
+}
+
+impl FloatCodec<u8> {
+    /// Rows of one byte per value, value `j` decoded as `base[j] + step[j] * code` (float32: the
+    /// product rounded, then the sum), then scored as float rows. `base` and `step`: `dims` finite
+    /// values each.
+    pub fn affine(base: Vec<f32>, step: Vec<f32>) -> Result<Self> {
+        if base.len() != step.len() {
+            return shape_err(format!(
+                "base has {} values and step {}; give one of each per dimension",
+                base.len(),
+                step.len()
+            ));
+        }
+        crate::error::check_finite(&base, "base", |at| at.to_string())?;
+        crate::error::check_finite(&step, "step", |at| at.to_string())?;
+        let codec = Self::new(base.len())?;
+        Ok(Self {
+            affine: Some((base, step)),
+            ..codec
+        })
+    }
+}
+
+/// `out = base[j] + step[j] * code` over rows of `base.len()` codes (one pass: widened, multiplied
+/// and added in registers).
+#[inline(always)]
+fn decode_portable(codes: &[u8], base: &[f32], step: &[f32], out: &mut [f32]) {
+    let dims = base.len();
+    for (row, out) in codes.chunks_exact(dims).zip(out.chunks_exact_mut(dims)) {
+        for (((o, &c), &b), &s) in out.iter_mut().zip(row).zip(base).zip(step) {
+            *o = b + s * f32::from(c);
+        }
+    }
+}
+
+crate::isa::leveled! {
+    /// [`decode_portable`] compiled for the level (the same values).
+    fn decode_leveled(codes: &[u8], base: &[f32], step: &[f32], out: &mut [f32]) -> () = decode_portable;
 }
 
 /// Dot product with 8 partial sums (so it vectorizes); the one summation order of float scores.
@@ -321,7 +399,7 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
         let rows = match U::as_f32(data) {
             Some(rows) if batch.len() <= 2 => rows,
             _ => {
-                U::widen(data, &mut scratch.wide);
+                self.widen(data, &mut scratch.wide);
                 &scratch.wide
             }
         };
@@ -359,7 +437,7 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
         let row = match U::as_f32(data) {
             Some(row) => row,
             None => {
-                U::widen(data, &mut wide);
+                self.widen(data, &mut wide);
                 &wide
             }
         };
@@ -387,7 +465,7 @@ mod tests {
     use crate::select::Hits;
     use crate::testing::{brute, random_floats, search_rows};
     use rand::rngs::StdRng;
-    use rand::SeedableRng;
+    use rand::{RngExt, SeedableRng};
 
     fn brute_dots<'a>(q: &'a [f32], x: &'a [f32], dims: usize, k: usize) -> Hits {
         let row = |v: &'a [f32], i: usize| &v[i * dims..(i + 1) * dims];
@@ -463,6 +541,55 @@ mod tests {
             let got = search_rows(&h, &q, dims, &half_bits, 7, |q, i| h.prepare(q, i));
             assert_eq!(got, brute_dots(&q, &rounded, dims, 7));
         }
+    }
+
+    #[test]
+    fn affine_byte_rows_score_like_float_rows_of_their_decoded_values() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let (dims, n) = (37, 1_500);
+        let codes: Vec<u8> = (0..n * dims).map(|_| rng.random()).collect();
+        let base = random_floats(&mut rng, dims);
+        let step: Vec<f32> = random_floats(&mut rng, dims)
+            .iter()
+            .map(|v| v * 0.01)
+            .collect();
+        // What the codec promises: the product rounded, then the sum (as NumPy's float32 does).
+        let decoded: Vec<f32> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| base[i % dims] + step[i % dims] * f32::from(c))
+            .collect();
+        for isa in Isa::available() {
+            let a = FloatCodec::affine(base.clone(), step.clone())
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let f = FloatCodec::<f32>::new(dims).unwrap().with_isa(isa).unwrap();
+            for nq in [1, 3, 40] {
+                let q = random_floats(&mut rng, nq * dims);
+                let got = search_rows(&a, &q, dims, &codes, 7, |q, i| a.prepare(q, i));
+                let want = search_rows(&f, &q, dims, &decoded, 7, |q, i| f.prepare(q, i));
+                assert_eq!(got, want, "{isa:?}, {nq} queries");
+                assert_eq!(
+                    got,
+                    brute_dots(&q, &decoded, dims, 7),
+                    "{isa:?}, {nq} queries"
+                );
+            }
+            let q = random_floats(&mut rng, dims);
+            let extent = Extent::new(&codes[..], n, 0);
+            for row in [0, 17, n - 1] {
+                let want = dot(&q, &decoded[row * dims..(row + 1) * dims]);
+                assert_eq!(
+                    a.score(&q, &extent, row).to_bits(),
+                    want.to_bits(),
+                    "{isa:?}"
+                );
+            }
+        }
+        assert!(FloatCodec::affine(vec![0.0; 3], vec![1.0; 2]).is_err());
+        assert!(FloatCodec::affine(vec![0.0, f32::NAN], vec![1.0; 2]).is_err());
+        assert!(FloatCodec::affine(vec![], vec![]).is_err());
     }
 
     #[test]
