@@ -231,6 +231,11 @@ def codec_case(cls, draw, rng, n, nq):
         rows = rng.normal(size=(n, d)).astype(F32)
         rows = rows.astype(np.float16).view(U16) if cls == "Float16Codec" else rows
         queries = rng.normal(size=(nq, d)).astype(F32)
+    elif cls == "Affine8Codec":
+        d = draw(st.integers(1, 20))
+        codec = _core.Affine8Codec(rng.normal(size=d).astype(F32), rng.uniform(0, 0.1, d).astype(F32), isa)
+        rows = rng.integers(0, 256, (n, d), dtype=U8)
+        queries = rng.normal(size=(nq, d)).astype(F32)
     else:
         layout = draw(st.sampled_from(LAYOUTS))
         tables = draw(st.sampled_from(["recon", "given", "projected"]))
@@ -383,6 +388,7 @@ def valid_args(name, draw):
         "TableCodec.projected": (*projection(draw, rng, d, m), draw(st.sampled_from([None, *LAYOUTS])), isa),
         "FloatCodec": (d, isa),
         "Float16Codec": (d, isa),
+        "Affine8Codec": (rng.normal(size=d).astype(np.float32), rng.uniform(0, 0.1, d).astype(np.float32), isa),
         "peak_abs": (rng.normal(size=(n, d)).astype(np.float32),),
         "available_isas": (),
         "best_isa": (),

@@ -39,6 +39,7 @@ QUERY_KINDS = {
     "TableCodec": ("array", F32, 3),
     "FloatCodec": ("array", F32, 2),
     "Float16Codec": ("array", F32, 2),
+    "Affine8Codec": ("array", F32, 2),
 }
 # Static constructors (called on the class); other dotted names are methods of a drawn object.
 STATICS = {"TableCodec.recon", "TableCodec.given", "TableCodec.projected", "Filter.bits", "Filter.labels"}
@@ -119,6 +120,7 @@ SIGNATURES: dict[str, list[tuple[str, tuple]]] = {
     ],
     "FloatCodec": [("dims", ("int",)), ("isa", ("opt_str", ISA_NAMES))],
     "Float16Codec": [("dims", ("int",)), ("isa", ("opt_str", ISA_NAMES))],
+    "Affine8Codec": [("base", ("array", F32, 1)), ("step", ("array", F32, 1)), ("isa", ("opt_str", ISA_NAMES))],
     # Methods, on a codec of the class drawn with the arguments.
     **{
         f"{cls}.{method}": [("queries", QUERY_KINDS[cls]), *params]

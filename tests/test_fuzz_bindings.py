@@ -53,7 +53,7 @@ def test_every_binding_function_constructor_and_method_is_fuzzed():
     named = {n.split(".")[0] for n in SIGNATURES}
     assert public == named, public ^ named
     classes = [v for v in vars(_core).values() if isinstance(v, type) and not issubclass(v, BaseException)]
-    assert {c.__name__ for c in classes} == {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec"} | {
+    assert {c.__name__ for c in classes} == {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec", "Affine8Codec"} | {
         "Store",
         "Filter",
         "Plan",
@@ -66,7 +66,7 @@ def test_every_binding_function_constructor_and_method_is_fuzzed():
         statics = {n for n, v in members if type(v).__name__ in ("staticmethod", "classmethod")}
         assert {f"{cls.__name__}.{m}" for m in methods | statics} <= set(SIGNATURES), cls
         assert {f"{cls.__name__}.{m}" for m in statics} <= STATICS, cls
-    assert set(QUERY_KINDS) == {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec"}
+    assert set(QUERY_KINDS) == {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec", "Affine8Codec"}
 
 
 def check_call(name, args, codec=None):

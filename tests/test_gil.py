@@ -100,6 +100,11 @@ CODEC_CASES = {
         QUERIES,
         two_lists(VECTORS_LISTS.astype(np.float16).view(np.uint16), np.uint16),
     ),
+    "Affine8Codec": (
+        _core.Affine8Codec(np.linspace(-1, 1, 8, dtype=np.float32), np.full(8, 0.01, np.float32)),
+        QUERIES,
+        two_lists((np.arange(VECTORS_LISTS.size) % 251).astype(np.uint8).reshape(VECTORS_LISTS.shape), np.uint8),
+    ),
 }
 CODEC_CALLS = {
     "search": lambda c, q, s: c.search(q, s, 5),
@@ -140,7 +145,7 @@ CALLS = {
 # only check and copy their arguments, and a coarse plan (ranked when used): nothing to release the GIL for.
 # peak_abs holds the GIL on purpose: Python calls it for small arrays only (a few microseconds).
 NO_WORK = {"available_isas", "best_isa", "cpu_features", "num_threads", "_gil_checks", "peak_abs"}
-CODEC_CLASSES = {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec"}
+CODEC_CLASSES = {"HammingCodec", "TableCodec", "FloatCodec", "Float16Codec", "Affine8Codec"}
 CONSTRUCTORS = CODEC_CLASSES | {"Store", "Filter", "Plan", "Coarse", "Thresholds"}
 STATIC_CONSTRUCTORS = {"TableCodec": {"recon", "given", "projected"}, "Filter": {"bits", "labels"}}
 # plan checks and copies the queries (lists are ranked where the plan is used); centroids is a copy.
