@@ -1,5 +1,6 @@
-"""Exact float search, side by side in one run: qama-rs ``Flat`` (float32) and ``Flat16`` (float16 rows)
-against faiss ``IndexFlatIP`` and NumPy (``q @ x.T`` + ``argpartition``) on the same real vectors.
+"""Flat scans, side by side in one run: qama-rs ``Flat`` (float32), ``Flat16`` (float16 rows) and ``Int8``
+(one byte per value) against faiss ``IndexFlatIP``, faiss ``IndexScalarQuantizer`` 8-bit (``SQ8``) and NumPy
+(``q @ x.T`` + ``argpartition``) on the same real vectors; recall@10 against the exact float32 top-10.
 
 Data: the wiki-50k + wiki-150k-b all-MiniLM-L6-v2 embeddings in ``../shared`` (1,000 held out as queries, as
 ``bench_ivf.py`` splits them), searched as corpora of the first 2,000, 20,000 and 199,000 rows (a RAG store's
@@ -7,8 +8,9 @@ sizes; ``--quick``: 2,000 and 20,000 of wiki-50k). ``k = 10``. One query at a ti
 over the first ``--singles`` queries; batch: all 1,000 in one call. Each engine's pair of timings is taken in
 ``--rounds`` rounds with the engines in turn (the order swapped each round, 0.3 s idle before each timing:
 BLAS and OpenMP threads spin after a product) and the median kept, so the load swings of a shared VM fall on
-all of them alike. Every engine uses the machine's threads (qama-rs its rayon
-pool, faiss OpenMP, NumPy its BLAS). The ids are cross-checked against faiss (near-ties may swap).
+all of them alike. Every engine uses the machine's threads (qama-rs its rayon pool, faiss OpenMP, NumPy its
+BLAS). The ids of ``Flat`` are cross-checked against faiss (near-ties may swap). ``Int8`` is compared with
+``SQ8`` (both 384 bytes a row: per-dimension ranges in 256 steps), the rest with ``IndexFlatIP``.
 
     python benches/bench_flat.py            # three corpus sizes (a few minutes)
     python benches/bench_flat.py --quick    # two sizes of wiki-50k (seconds)
@@ -30,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 import qama_rs  # noqa: E402
-from ivf_common import QUIET_S, K, load_data  # noqa: E402
+from ivf_common import QUIET_S, K, load_data, recall10  # noqa: E402
 from qama_rs import _core  # noqa: E402
 
 
@@ -92,56 +94,73 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for n in sizes:
         x = np.ascontiguousarray(x_all[:n])
-        engines: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
-        for spec in ("Flat", "Flat16"):
+        # name -> (search, bytes per row, the faiss engine it is compared with)
+        engines: dict[str, tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], int, str]] = {}
+        flat_peer, sq8_peer = "faiss `IndexFlatIP`", "faiss `SQ8`"
+        for spec, peer in (("Flat", flat_peer), ("Flat16", flat_peer), ("Int8", sq8_peer)):
             index = qama_rs.index_factory(x.shape[1], spec)
+            index.train(x)
             index.add(x)
-            engines[f"qama-rs `{spec}`"] = lambda q, index=index: index.search(q, K)
+            engines[f"qama-rs `{spec}`"] = (
+                lambda q, index=index: index.search(q, K),
+                int(index.bytes_per_vector),
+                peer,
+            )
         if faiss is not None:
             flat = faiss.IndexFlatIP(x.shape[1])
             flat.add(x)
-            engines["faiss `IndexFlatIP`"] = lambda q, flat=flat: flat.search(q, K)
-        engines["NumPy `q @ x.T`"] = numpy_search(x)
+            engines[flat_peer] = (lambda q, flat=flat: flat.search(q, K), 4 * x.shape[1], flat_peer)
+            sq8 = faiss.IndexScalarQuantizer(
+                x.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            )
+            sq8.train(x)
+            sq8.add(x)
+            engines[sq8_peer] = (lambda q, sq8=sq8: sq8.search(q, K), sq8.code_size, sq8_peer)
+        engines["NumPy `q @ x.T`"] = (numpy_search(x), 4 * x.shape[1], flat_peer)
+        truth = numpy_search(x)(queries)[1]
+        recall = {name: recall10(search(queries)[1], truth) for name, (search, _, _) in engines.items()}
         if faiss is not None:
-            ours, theirs = engines["qama-rs `Flat`"](queries)[1], engines["faiss `IndexFlatIP`"](queries)[1]
+            ours, theirs = engines["qama-rs `Flat`"][0](queries)[1], engines[flat_peer][0](queries)[1]
             agree = float(np.mean(ours == theirs))
             print(f"  n = {n:,}: qama-rs Flat and faiss IndexFlatIP ids agree on {agree:.2%}")
             if agree < 0.99:
                 sys.exit("qama-rs Flat and faiss IndexFlatIP disagree; the benchmark is void")
         for mode in ("single", "batch"):
             times: dict[str, list[float]] = {name: [] for name in engines}
-            for search in engines.values():
+            for search, _, _ in engines.values():
                 search(queries[:2])  # warm
             for r in range(args.rounds):
                 names = list(engines) if r % 2 == 0 else list(reversed(engines))
                 for name in names:
-                    times[name].append(seconds_per_query(engines[name], queries, mode, args.singles))
-            base = statistics.median(times["faiss `IndexFlatIP`"]) if faiss is not None else None
+                    times[name].append(seconds_per_query(engines[name][0], queries, mode, args.singles))
             for name, ts in times.items():
-                t = statistics.median(ts)
-                ratio = f"{base / t:.2f}x" if base else ""
+                t, (_, row_bytes, peer) = statistics.median(ts), engines[name]
+                ratio = f"{statistics.median(times[peer]) / t:.2f}x" if peer in times else ""
                 rows.append(
                     [
                         f"{n:,}",
                         name,
+                        str(row_bytes),
+                        f"{recall[name]:.3f}",
                         "one query" if mode == "single" else f"batch {len(queries):,}",
                         f"{t * 1e6:,.1f}",
                         f"{1 / t:,.0f}",
-                        ratio,
+                        f"{ratio} ({peer})" if ratio and peer != name else "",
                     ]
                 )
                 print(f"  n = {n:>7,} {mode:<6} {name:<24} {t * 1e6:10.1f} us/query  {ratio}", flush=True)
     lines = harness.markdown_table(
-        "µs per query (batch: the call's time / its queries); vs faiss = faiss's time / this time (> 1: faster).",
-        "| rows | engine | mode | µs per query | queries/s | vs faiss |",
-        "|---:|---|---|---:|---:|---:|",
+        "µs per query (batch: the call's time / its queries); recall@10 against the exact float32 top-10 (NumPy); "
+        "vs faiss = the time of the faiss index named / this time (> 1: faster).",
+        "| rows | engine | B/row | R@10 | mode | µs per query | queries/s | vs faiss |",
+        "|---:|---|---:|---:|---|---:|---:|---|",
         rows,
     )
     harness.publish(
         lines,
         args,
         "bench_flat",
-        "Exact float search: Flat / Flat16 beside faiss IndexFlatIP and NumPy",
+        "Flat scans: Flat / Flat16 / Int8 beside faiss IndexFlatIP / SQ8 and NumPy",
         command,
         machine,
     )
