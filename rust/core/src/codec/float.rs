@@ -3,16 +3,18 @@
 //! [`FloatCodec::affine`]).
 //!
 //! A row scores `Σ_j q_j x_j` as a float32 sum over eight interleaved partial sums (so it
-//! vectorizes), the same order for every row and query. Float16 rows are widened to float32 a tile at
-//! a time (`half`'s slice conversion uses F16C where the CPU has it; the widening is exact), then
-//! scored by the same sum, so `Flat16` scores equal `Flat` scores of the rounded vectors bit for bit;
-//! byte rows are decoded a tile at a time the same way, so `Int8` scores equal `Flat` scores of the
-//! decoded vectors.
+//! vectorizes), the same order for every row and query. Float16 rows are widened to float32 (the
+//! widening is exact), then scored by the same sum, so `Flat16` scores equal `Flat` scores of the
+//! rounded vectors bit for bit; byte rows are decoded the same way, so `Int8` scores equal `Flat`
+//! scores of the decoded vectors.
+//!
 //! With AVX2 a tile is scored two queries by four rows at a time, each product's eight partial sums
 //! one register ([`dots_avx2`]): the same multiplies and adds in the same order as the portable
 //! [`dots`], so the same values. The portable code ran scalar (the compiler kept its partial sums on
 //! the stack): 1,758 against 130 µs a query in a batch over 20,000 rows of 384 floats (AMD EPYC, 2
-//! cores), where one query alone is bound by reading the rows (2.7 against 1.1 ms).
+//! cores). A batch widens or decodes each tile once into a float32 copy; one or two queries read
+//! the stored rows in place, widened or decoded in registers ([`Lanes`]): one query over 20,000
+//! float16 rows 302 against 1,117 µs through a copy.
 use std::ops::Range;
 
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
@@ -38,6 +40,11 @@ pub trait FloatUnit: Copy + Send + Sync + 'static {
 
     /// `src` itself where it is bytes (codes an affine codec decodes).
     fn as_bytes(_src: &[Self]) -> Option<&[u8]> {
+        None
+    }
+
+    /// `src` itself where it is float16 bits.
+    fn as_halves(_src: &[Self]) -> Option<&[u16]> {
         None
     }
 }
@@ -71,6 +78,10 @@ impl FloatUnit for u8 {
 impl FloatUnit for u16 {
     fn as_f32(_: &[u16]) -> Option<&[f32]> {
         None
+    }
+
+    fn as_halves(src: &[u16]) -> Option<&[u16]> {
+        Some(src)
     }
 
     fn widen(src: &[u16], dst: &mut Vec<f32>) {
@@ -131,6 +142,31 @@ impl<U: FloatUnit> FloatCodec<U> {
     pub fn prepare(&self, query: &[f32], index: usize) -> Result<Vec<f32>> {
         super::check_query(query, self.dims, index)?;
         Ok(query.to_vec())
+    }
+
+    /// Scores of `batch` over the `n` rows of `data` into `out` read in place (widened or decoded in
+    /// registers, the values [`FloatCodec::widen`] gives), where the level has such a kernel; false
+    /// where it has none (nothing written).
+    fn scan_in_place(&self, batch: &[Vec<f32>], data: &[U], n: usize, out: &mut [f32]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.isa >= Isa::Avx2 {
+            let dims = self.dims;
+            // SAFETY (each): the level runs AVX2 and F16C; `data` holds `n` rows of `dims` values.
+            if let Some(rows) = U::as_f32(data) {
+                unsafe { dots_lanes(batch, rows, n, dims, out) };
+                return true;
+            }
+            if let Some(bits) = U::as_halves(data) {
+                unsafe { dots_lanes(batch, Halves(bits), n, dims, out) };
+                return true;
+            }
+            if let (Some(codes), Some((base, step))) = (U::as_bytes(data), &self.affine) {
+                unsafe { dots_lanes(batch, Decoded { codes, base, step }, n, dims, out) };
+                return true;
+            }
+        }
+        let _ = (batch, data, n, out);
+        false
     }
 
     /// Stored rows `data` as float32 values into `out`: widened, then decoded where the codec is
@@ -263,27 +299,43 @@ fn dots_many(isa: Isa, queries: &[Vec<f32>], rows: &[f32], dims: usize, out: &mu
     }
     #[cfg(target_arch = "x86_64")]
     if isa >= Isa::Avx2 {
-        let mut outs = out.chunks_exact_mut(n);
-        let mut pairs = queries.chunks_exact(2);
-        for pair in &mut pairs {
-            let (a, b) = (
-                outs.next().expect("a row per query"),
-                outs.next().expect("a row per query"),
-            );
-            // SAFETY: the CPU runs AVX2 (the caller's contract); every query has `dims` values and
-            // every output `n`.
-            unsafe { dots_avx2::<2>([&pair[0], &pair[1]], rows, dims, [a, b]) };
-        }
-        if let [q] = pairs.remainder() {
-            let a = outs.next().expect("a row per query");
-            // SAFETY: as above.
-            unsafe { dots_avx2::<1>([q], rows, dims, [a]) };
-        }
+        // SAFETY: the CPU runs AVX2 and F16C (the caller's contract: the level implies them).
+        unsafe { dots_lanes(queries, rows, n, dims, out) };
         return;
     }
     let _ = isa;
     for (q, o) in queries.iter().zip(out.chunks_exact_mut(n)) {
         dots(q, rows, dims, o);
+    }
+}
+
+/// `out[i * n + r] = dot(queries[i], row r)` for the `n` rows of `rows`, read through [`Lanes`] (the
+/// values its widening gives), two queries at a time.
+///
+/// # Safety
+/// The CPU must run AVX2 and F16C; every query has `dims` values, `rows` `n` rows, `out` `nq * n`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn dots_lanes<S: Lanes>(
+    queries: &[Vec<f32>],
+    rows: S,
+    n: usize,
+    dims: usize,
+    out: &mut [f32],
+) {
+    let mut outs = out.chunks_exact_mut(n);
+    let mut pairs = queries.chunks_exact(2);
+    for pair in &mut pairs {
+        let (a, b) = (
+            outs.next().expect("a row per query"),
+            outs.next().expect("a row per query"),
+        );
+        // SAFETY: the caller's contract.
+        unsafe { dots_avx2::<2, S>([&pair[0], &pair[1]], rows, dims, [a, b]) };
+    }
+    if let [q] = pairs.remainder() {
+        let a = outs.next().expect("a row per query");
+        // SAFETY: as above.
+        unsafe { dots_avx2::<1, S>([q], rows, dims, [a]) };
     }
 }
 
@@ -295,16 +347,16 @@ fn dots_many(isa: Isa, queries: &[Vec<f32>], rows: &[f32], dims: usize, out: &mu
 /// # Safety
 /// The CPU must run AVX2; each of `q` holds `dims` values, `rows` `n * dims` and each of `out` `n`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dots_avx2<const Q: usize>(
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dots_avx2<const Q: usize, S: Lanes>(
     q: [&[f32]; Q],
-    rows: &[f32],
+    rows: S,
     dims: usize,
     out: [&mut [f32]; Q],
 ) {
     use std::arch::x86_64::*;
     let chunks = dims / 8;
-    let n = rows.len() / dims;
+    let n = rows.rows(dims);
     assert!(q.iter().all(|q| q.len() == dims) && out.iter().all(|o| o.len() == n));
     // The reduction of `reduce8`: (a0 + a4, a1 + a5, a2 + a6, a3 + a7), then lanes 0 + 2 and
     // 1 + 3, then those two (the same adds, so the same value).
@@ -313,20 +365,19 @@ unsafe fn dots_avx2<const Q: usize>(
         let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
         _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps::<1>(s2, s2)))
     };
-    let tail = |mut s: f32, qi: &[f32], row: &[f32]| {
-        for (x, y) in qi[chunks * 8..].iter().zip(&row[chunks * 8..]) {
-            s += x * y;
+    let tail = |mut s: f32, qi: &[f32], r: usize| {
+        for (t, x) in qi.iter().enumerate().skip(chunks * 8) {
+            s += x * rows.value(r * dims + t);
         }
         s
     };
     let mut out = out;
     let mut r = 0;
     while r + 4 <= n {
-        let base = rows[r * dims..].as_ptr();
         let mut acc = [[_mm256_setzero_ps(); 4]; Q];
         for j in 0..chunks {
             // SAFETY: rows r..r + 4 hold `dims` values each and `8 * j + 8 <= dims`.
-            let x = [0, 1, 2, 3].map(|i| unsafe { _mm256_loadu_ps(base.add(i * dims + 8 * j)) });
+            let x = [0, 1, 2, 3].map(|i| unsafe { rows.load8((r + i) * dims + 8 * j, 8 * j) });
             for (acc, qi) in acc.iter_mut().zip(&q) {
                 // SAFETY: `8 * j + 8 <= dims` values of the query.
                 let v = unsafe { _mm256_loadu_ps(qi.as_ptr().add(8 * j)) };
@@ -337,17 +388,16 @@ unsafe fn dots_avx2<const Q: usize>(
         }
         for ((acc, qi), o) in acc.iter().zip(&q).zip(out.iter_mut()) {
             for (i, &a) in acc.iter().enumerate() {
-                o[r + i] = tail(reduce(a), qi, &rows[(r + i) * dims..][..dims]);
+                o[r + i] = tail(reduce(a), qi, r + i);
             }
         }
         r += 4;
     }
     while r < n {
-        let row = &rows[r * dims..][..dims];
         let mut acc = [_mm256_setzero_ps(); Q];
         for j in 0..chunks {
             // SAFETY: `8 * j + 8 <= dims` values of the row and of each query.
-            let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(8 * j)) };
+            let x = unsafe { rows.load8(r * dims + 8 * j, 8 * j) };
             for (a, qi) in acc.iter_mut().zip(&q) {
                 // SAFETY: as above.
                 let v = unsafe { _mm256_loadu_ps(qi.as_ptr().add(8 * j)) };
@@ -355,9 +405,105 @@ unsafe fn dots_avx2<const Q: usize>(
             }
         }
         for ((a, qi), o) in acc.iter().zip(&q).zip(out.iter_mut()) {
-            o[r] = tail(reduce(*a), qi, row);
+            o[r] = tail(reduce(*a), qi, r);
         }
         r += 1;
+    }
+}
+
+/// Stored rows as [`dots_avx2`] reads them, each value the one the codec's widening gives: float32
+/// rows as they are, float16 bits widened (exactly), bytes decoded as `base + step * code`.
+#[cfg(target_arch = "x86_64")]
+trait Lanes: Copy {
+    /// Rows of `dims` values held.
+    fn rows(&self, dims: usize) -> usize;
+    /// Values `at..at + 8` of the rows (row-major), of columns `col..col + 8`.
+    ///
+    /// # Safety
+    /// The CPU runs AVX2 and F16C; `at + 8` values are held and `col + 8 <= dims`.
+    unsafe fn load8(&self, at: usize, col: usize) -> std::arch::x86_64::__m256;
+    /// Value `at` of the rows.
+    fn value(&self, at: usize) -> f32;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for &[f32] {
+    fn rows(&self, dims: usize) -> usize {
+        self.len() / dims
+    }
+
+    #[inline(always)]
+    unsafe fn load8(&self, at: usize, _col: usize) -> std::arch::x86_64::__m256 {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(self.as_ptr().add(at)) }
+    }
+
+    #[inline(always)]
+    fn value(&self, at: usize) -> f32 {
+        self[at]
+    }
+}
+
+/// Float16 bits, widened in registers.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Halves<'a>(&'a [u16]);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Halves<'_> {
+    fn rows(&self, dims: usize) -> usize {
+        self.0.len() / dims
+    }
+
+    #[inline(always)]
+    unsafe fn load8(&self, at: usize, _col: usize) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract (8 values from `at`; F16C).
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(self.0.as_ptr().add(at).cast())) }
+    }
+
+    #[inline(always)]
+    fn value(&self, at: usize) -> f32 {
+        half::f16::from_bits(self.0[at]).to_f32()
+    }
+}
+
+/// Byte codes decoded in registers as `base + step * code` (a multiply then an add, as
+/// [`decode_portable`]).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Decoded<'a> {
+    codes: &'a [u8],
+    base: &'a [f32],
+    step: &'a [f32],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Decoded<'_> {
+    fn rows(&self, dims: usize) -> usize {
+        self.codes.len() / dims
+    }
+
+    #[inline(always)]
+    unsafe fn load8(&self, at: usize, col: usize) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract: 8 codes from `at`, 8 columns of `base` and `step` from `col`.
+        unsafe {
+            let codes = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                self.codes.as_ptr().add(at).cast(),
+            )));
+            let step = _mm256_loadu_ps(self.step.as_ptr().add(col));
+            _mm256_add_ps(
+                _mm256_loadu_ps(self.base.as_ptr().add(col)),
+                _mm256_mul_ps(step, codes),
+            )
+        }
+    }
+
+    #[inline(always)]
+    fn value(&self, at: usize) -> f32 {
+        let col = at % self.base.len();
+        self.base[col] + self.step[col] * f32::from(self.codes[at])
     }
 }
 
@@ -392,20 +538,22 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
         if n == 0 {
             return;
         }
-        // Up to two queries (one pass over the tile) read float32 rows in place: a copy doubled
-        // what they read (one query over 1,000 rows: 26 against 52 µs). More passes read a copy,
-        // which measured faster (113 against 133 µs a query for 1,000 queries over 20,000 rows:
-        // the copy streams the tile into cache at memcpy speed).
-        let rows = match U::as_f32(data) {
-            Some(rows) if batch.len() <= 2 => rows,
-            _ => {
-                self.widen(data, &mut scratch.wide);
-                &scratch.wide
-            }
-        };
         scratch.costs.resize(n, 0);
         scratch.scores.resize(batch.len() * n, 0.0);
-        dots_many(self.isa, batch, rows, self.dims, &mut scratch.scores);
+        // Up to two queries (one pass over the tile) read the stored rows in place, widened or
+        // decoded in registers: a copy doubled what they read (one query over 1,000 float32 rows:
+        // 26 against 52 µs). More passes read a widened copy, which measured faster (113 against
+        // 133 µs a query for 1,000 queries over 20,000 rows: the copy streams the tile into cache).
+        if batch.len() > 2 || !self.scan_in_place(batch, data, n, &mut scratch.scores) {
+            let rows = match U::as_f32(data) {
+                Some(rows) if batch.len() <= 2 => rows,
+                _ => {
+                    self.widen(data, &mut scratch.wide);
+                    &scratch.wide
+                }
+            };
+            dots_many(self.isa, batch, rows, self.dims, &mut scratch.scores);
+        }
         for ((select, scores), _) in selects
             .iter_mut()
             .zip(scratch.scores.chunks_exact(n))
