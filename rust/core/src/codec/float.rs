@@ -169,8 +169,8 @@ impl<U: FloatUnit> FloatCodec<U> {
         false
     }
 
-    /// Stored rows `data` as float32 values into `out`: widened, then decoded where the codec is
-    /// [`FloatCodec::affine`] (a multiply then an add per value, never fused).
+    /// Stored rows `data` as float32 values into `out`: widened, or decoded in one pass where the
+    /// codec is [`FloatCodec::affine`] (a multiply then an add per value, never fused).
     fn widen(&self, data: &[U], out: &mut Vec<f32>) {
         match (&self.affine, U::as_bytes(data)) {
             (Some((base, step)), Some(codes)) => {
