@@ -30,64 +30,39 @@ const QUERIES_PER_CHUNK: usize = 8;
 /// Bytes of float32 rows per tile (a tile stays in L2 while a chunk of queries scans it).
 const TILE_BYTES: usize = 256 * 1024;
 
-/// A stored float element: `f32`, or `u16` holding float16 bits.
+/// A stored element: `f32`, `u16` holding float16 bits, or `u8` (a code an affine codec decodes,
+/// else its value).
 pub trait FloatUnit: Copy + Send + Sync + 'static {
-    /// Widens `src` into `dst` (same length).
-    fn widen(src: &[Self], dst: &mut Vec<f32>);
+    /// `src` as the kind of rows it is.
+    fn stored(src: &[Self]) -> Stored<'_>;
+}
 
-    /// `src` itself where it is float32 already (no copy to widen).
-    fn as_f32(src: &[Self]) -> Option<&[f32]>;
-
-    /// `src` itself where it is bytes (codes an affine codec decodes).
-    fn as_bytes(_src: &[Self]) -> Option<&[u8]> {
-        None
-    }
-
-    /// `src` itself where it is float16 bits.
-    fn as_halves(_src: &[Self]) -> Option<&[u16]> {
-        None
-    }
+/// Stored rows by kind (what [`FloatUnit::stored`] tells a scan).
+#[derive(Clone, Copy)]
+pub enum Stored<'a> {
+    /// Float32 values.
+    F32(&'a [f32]),
+    /// Float16 bits.
+    F16(&'a [u16]),
+    /// Bytes.
+    U8(&'a [u8]),
 }
 
 impl FloatUnit for f32 {
-    fn widen(src: &[f32], dst: &mut Vec<f32>) {
-        dst.clear();
-        dst.extend_from_slice(src);
-    }
-
-    fn as_f32(src: &[f32]) -> Option<&[f32]> {
-        Some(src)
-    }
-}
-
-impl FloatUnit for u8 {
-    fn widen(src: &[u8], dst: &mut Vec<f32>) {
-        dst.clear();
-        dst.extend(src.iter().map(|&v| f32::from(v)));
-    }
-
-    fn as_f32(_: &[u8]) -> Option<&[f32]> {
-        None
-    }
-
-    fn as_bytes(src: &[u8]) -> Option<&[u8]> {
-        Some(src)
+    fn stored(src: &[f32]) -> Stored<'_> {
+        Stored::F32(src)
     }
 }
 
 impl FloatUnit for u16 {
-    fn as_f32(_: &[u16]) -> Option<&[f32]> {
-        None
+    fn stored(src: &[u16]) -> Stored<'_> {
+        Stored::F16(src)
     }
+}
 
-    fn as_halves(src: &[u16]) -> Option<&[u16]> {
-        Some(src)
-    }
-
-    fn widen(src: &[u16], dst: &mut Vec<f32>) {
-        dst.resize(src.len(), 0.0);
-        src.reinterpret_cast::<half::f16>()
-            .convert_to_f32_slice(dst);
+impl FloatUnit for u8 {
+    fn stored(src: &[u8]) -> Stored<'_> {
+        Stored::U8(src)
     }
 }
 
@@ -152,18 +127,16 @@ impl<U: FloatUnit> FloatCodec<U> {
         if self.isa >= Isa::Avx2 {
             let dims = self.dims;
             // SAFETY (each): the level runs AVX2 and F16C; `data` holds `n` rows of `dims` values.
-            if let Some(rows) = U::as_f32(data) {
-                unsafe { dots_lanes(batch, rows, n, dims, out) };
-                return true;
+            match (U::stored(data), &self.affine) {
+                (Stored::F32(rows), _) => unsafe { dots_lanes(batch, rows, n, dims, out) },
+                (Stored::F16(bits), _) => unsafe { dots_lanes(batch, Halves(bits), n, dims, out) },
+                (Stored::U8(codes), Some((base, step))) => {
+                    let rows = Decoded { codes, base, step };
+                    unsafe { dots_lanes(batch, rows, n, dims, out) }
+                }
+                (Stored::U8(_), None) => return false,
             }
-            if let Some(bits) = U::as_halves(data) {
-                unsafe { dots_lanes(batch, Halves(bits), n, dims, out) };
-                return true;
-            }
-            if let (Some(codes), Some((base, step))) = (U::as_bytes(data), &self.affine) {
-                unsafe { dots_lanes(batch, Decoded { codes, base, step }, n, dims, out) };
-                return true;
-            }
+            return true;
         }
         let _ = (batch, data, n, out);
         false
@@ -172,12 +145,19 @@ impl<U: FloatUnit> FloatCodec<U> {
     /// Stored rows `data` as float32 values into `out`: widened, or decoded in one pass where the
     /// codec is [`FloatCodec::affine`] (a multiply then an add per value, never fused).
     fn widen(&self, data: &[U], out: &mut Vec<f32>) {
-        match (&self.affine, U::as_bytes(data)) {
-            (Some((base, step)), Some(codes)) => {
+        out.clear();
+        match (U::stored(data), &self.affine) {
+            (Stored::F32(rows), _) => out.extend_from_slice(rows),
+            (Stored::F16(bits), _) => {
+                out.resize(bits.len(), 0.0);
+                bits.reinterpret_cast::<half::f16>()
+                    .convert_to_f32_slice(out);
+            }
+            (Stored::U8(codes), Some((base, step))) => {
                 out.resize(codes.len(), 0.0);
                 decode_leveled(self.isa, codes, base, step, out);
             }
-            _ => U::widen(data, out),
+            (Stored::U8(codes), None) => out.extend(codes.iter().map(|&v| f32::from(v))),
         }
     }
 }
@@ -545,8 +525,8 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
         // 26 against 52 µs). More passes read a widened copy, which measured faster (113 against
         // 133 µs a query for 1,000 queries over 20,000 rows: the copy streams the tile into cache).
         if batch.len() > 2 || !self.scan_in_place(batch, data, n, &mut scratch.scores) {
-            let rows = match U::as_f32(data) {
-                Some(rows) if batch.len() <= 2 => rows,
+            let rows = match U::stored(data) {
+                Stored::F32(rows) if batch.len() <= 2 => rows,
                 _ => {
                     self.widen(data, &mut scratch.wide);
                     &scratch.wide
@@ -554,11 +534,7 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
             };
             dots_many(self.isa, batch, rows, self.dims, &mut scratch.scores);
         }
-        for ((select, scores), _) in selects
-            .iter_mut()
-            .zip(scratch.scores.chunks_exact(n))
-            .zip(batch)
-        {
+        for (select, scores) in selects.iter_mut().zip(scratch.scores.chunks_exact(n)) {
             for (c, &s) in scratch.costs.iter_mut().zip(scores) {
                 *c = cost_of_score(if extent.bias != 0.0 {
                     s + extent.bias
@@ -581,22 +557,20 @@ impl<U: FloatUnit> Codec for FloatCodec<U> {
 
     fn score(&self, query: &Vec<f32>, extent: &Extent<'_, U>, row: usize) -> f32 {
         let data = &extent.data[row * self.dims..(row + 1) * self.dims];
-        let mut wide = Vec::new();
-        let row = match U::as_f32(data) {
-            Some(row) => row,
-            None => {
-                self.widen(data, &mut wide);
-                &wide
-            }
-        };
+        let query = std::slice::from_ref(query);
         let mut s = [0f32];
-        dots_many(
-            self.isa,
-            std::slice::from_ref(query),
-            row,
-            self.dims,
-            &mut s,
-        );
+        // In place where the level reads this kind of row (no copy of the row per call).
+        if !self.scan_in_place(query, data, 1, &mut s) {
+            let mut wide = Vec::new();
+            let row = match U::stored(data) {
+                Stored::F32(row) => row,
+                _ => {
+                    self.widen(data, &mut wide);
+                    &wide
+                }
+            };
+            dots_many(self.isa, query, row, self.dims, &mut s);
+        }
         let s = s[0];
         if extent.bias != 0.0 {
             s + extent.bias
