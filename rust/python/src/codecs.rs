@@ -269,7 +269,8 @@ pub struct Float16Codec {
     isa: Isa,
 }
 
-macro_rules! float_binding {
+/// The [`Binding`] of a float-rows class: float32 queries of the codec's dimensions, copied.
+macro_rules! float_rows_binding {
     ($class:ident, $unit:ty, $tag:expr) => {
         binding!($class: CoreFloat<$unit>, f32, $tag, {
             fn queries(&self, q: &Bound<'_, PyAny>) -> PyResult<Queries<f32>> {
@@ -279,6 +280,12 @@ macro_rules! float_binding {
                 self.inner.prepare(q, i)
             }
         });
+    };
+}
+
+macro_rules! float_binding {
+    ($class:ident, $unit:ty, $tag:expr) => {
+        float_rows_binding!($class, $unit, $tag);
 
         codec_class!($class {
             #[new]
@@ -304,14 +311,7 @@ pub struct Affine8Codec {
     isa: Isa,
 }
 
-binding!(Affine8Codec: CoreFloat<u8>, f32, Unit::U8, {
-    fn queries(&self, q: &Bound<'_, PyAny>) -> PyResult<Queries<f32>> {
-        float_queries(q, self.inner.dims(), false, &format!("the codec has {} dimensions", self.inner.dims()))
-    }
-    fn prepare(&self, q: &[f32], i: usize, _b: Bounds) -> qama_core::Result<Vec<f32>> {
-        self.inner.prepare(q, i)
-    }
-});
+float_rows_binding!(Affine8Codec, u8, Unit::U8);
 
 codec_class!(Affine8Codec {
     #[new]
